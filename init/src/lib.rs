@@ -1,0 +1,34 @@
+//! cairn-init: PID 1 of a Cairn node (initramfs stage 1, stage 2 init) and its service supervisor.
+
+pub mod atomic;
+pub mod blockdev;
+pub mod cli;
+pub mod clock;
+pub mod cmdline;
+pub mod config;
+pub mod console;
+pub mod control;
+pub mod identity;
+pub mod kmod;
+pub mod log;
+pub mod mounts;
+pub mod notify;
+pub mod powerbutton;
+pub mod process;
+pub mod runtime;
+pub mod shutdown;
+pub mod stage1;
+pub mod stage2;
+pub mod supervisor;
+
+/// An error and its sources joined by `: ` (for log lines).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

@@ -1,0 +1,353 @@
+//! What a node looks like (boot mode, CPUs, memory, disks, NICs) and the QEMU command line for it.
+
+use std::path::{Path, PathBuf};
+
+/// How the node boots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BootMode {
+    /// OVMF → systemd-boot on the image's ESP → a slot's loader entry.
+    Uefi,
+    /// QEMU loads build/out/vmlinuz and initrd itself (`-kernel`, `-initrd`, `-append`).
+    DirectKernel,
+}
+
+/// Bus of an extra data disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bus {
+    Virtio,
+    /// SATA on an ich9-ahci controller (emulates SMART).
+    Ahci,
+    /// NVMe (emulates SMART; needs a serial).
+    Nvme,
+}
+
+/// An extra, blank data disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskSpec {
+    pub bus: Bus,
+    pub size_bytes: u64,
+    pub serial: String,
+}
+
+/// A network interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NicSpec {
+    /// User-mode networking with `hostfwd=tcp:127.0.0.1:<port>-:443` (the management NIC).
+    Management,
+    /// Plain user-mode networking with no forwards.
+    User,
+}
+
+/// Everything about one node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub name: String,
+    pub mode: BootMode,
+    pub cpus: u8,
+    pub memory_mib: u32,
+    /// Slot booted in direct-kernel mode.
+    pub slot: char,
+    /// Extra kernel command-line words (direct-kernel: appended; UEFI: appended to every
+    /// loader entry's `options`).
+    pub cmdline: Vec<String>,
+    /// Host port forwarded to the management NIC's 443 (None: pick a free one).
+    pub api_port: Option<u16>,
+    pub disks: Vec<DiskSpec>,
+    pub nics: Vec<NicSpec>,
+    pub watchdog: bool,
+}
+
+impl NodeConfig {
+    /// A node with 1 vCPU, 1 GiB, one management NIC, a watchdog and no data disks.
+    pub fn new(name: &str, mode: BootMode) -> NodeConfig {
+        NodeConfig {
+            name: name.to_string(),
+            mode,
+            cpus: 1,
+            memory_mib: 1024,
+            slot: 'a',
+            cmdline: Vec::new(),
+            api_port: None,
+            disks: Vec::new(),
+            nics: vec![NicSpec::Management],
+            watchdog: true,
+        }
+    }
+
+    /// Adds a blank data disk of `size_mib` on `bus`.
+    pub fn disk(mut self, bus: Bus, size_mib: u64) -> NodeConfig {
+        let serial = format!("CAIRNLAB{:04}", self.disks.len() + 1);
+        self.disks.push(DiskSpec {
+            bus,
+            size_bytes: size_mib << 20,
+            serial,
+        });
+        self
+    }
+
+    /// Adds a NIC.
+    pub fn nic(mut self, nic: NicSpec) -> NodeConfig {
+        self.nics.push(nic);
+        self
+    }
+
+    /// Adds kernel command-line words.
+    pub fn cmdline(mut self, words: &[&str]) -> NodeConfig {
+        self.cmdline.extend(words.iter().map(|w| w.to_string()));
+        self
+    }
+
+    /// Sets vCPUs (1–2) and memory.
+    pub fn size(mut self, cpus: u8, memory_mib: u32) -> NodeConfig {
+        self.cpus = cpus;
+        self.memory_mib = memory_mib;
+        self
+    }
+
+    /// Forwards this host port to the node's 443.
+    pub fn api_port(mut self, port: u16) -> NodeConfig {
+        self.api_port = Some(port);
+        self
+    }
+
+    /// The direct-kernel command line.
+    pub fn direct_cmdline(&self) -> String {
+        let mut words = vec![
+            format!("cairn.slot={}", self.slot),
+            "console=ttyS0,115200".to_string(),
+            "cairn.lab=1".to_string(),
+        ];
+        words.extend(self.cmdline.iter().cloned());
+        words.join(" ")
+    }
+}
+
+/// Files and sockets of one node's QEMU.
+#[derive(Debug, Clone)]
+pub struct QemuPaths {
+    pub disk: PathBuf,
+    pub vars: PathBuf,
+    pub data_disks: Vec<PathBuf>,
+    pub serial_sock: PathBuf,
+    pub shell_sock: PathBuf,
+    pub qmp_sock: PathBuf,
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub ovmf_code: PathBuf,
+}
+
+/// Device id of NIC number `i` (for `set_link`).
+pub fn nic_id(i: usize) -> String {
+    format!("nic{i}")
+}
+
+/// Device id of data disk number `i` (for `device_del`).
+pub fn disk_id(i: usize) -> String {
+    format!("data{i}")
+}
+
+/// A locally administered MAC for NIC `nic` of node number `node`.
+pub fn mac(node: u32, nic: usize) -> String {
+    format!(
+        "52:54:00:{:02x}:{:02x}:{:02x}",
+        (std::process::id() & 0xff) as u8,
+        node as u8,
+        nic as u8
+    )
+}
+
+/// The QEMU arguments (without the program) for `cfg`.
+pub fn qemu_args(cfg: &NodeConfig, node_no: u32, paths: &QemuPaths, api_port: u16) -> Vec<String> {
+    let mut a: Vec<String> = Vec::new();
+    let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
+    push(&["-name", &cfg.name, "-machine", "q35", "-accel", "tcg"]);
+    push(&[
+        "-smp",
+        &cfg.cpus.to_string(),
+        "-m",
+        &cfg.memory_mib.to_string(),
+    ]);
+    push(&["-nodefaults", "-no-user-config", "-display", "none"]);
+    // ttyS0: the console; QEMU waits for the harness to connect so no line is lost.
+    push(&[
+        "-chardev",
+        &format!(
+            "socket,id=con0,path={},server=on,wait=on",
+            p(&paths.serial_sock)
+        ),
+        "-serial",
+        "chardev:con0",
+    ]);
+    // ttyS1: the lab shell.
+    push(&[
+        "-chardev",
+        &format!(
+            "socket,id=shell0,path={},server=on,wait=off",
+            p(&paths.shell_sock)
+        ),
+        "-serial",
+        "chardev:shell0",
+    ]);
+    push(&[
+        "-chardev",
+        &format!(
+            "socket,id=qmp0,path={},server=on,wait=off",
+            p(&paths.qmp_sock)
+        ),
+        "-mon",
+        "chardev=qmp0,mode=control",
+    ]);
+    if cfg.mode == BootMode::Uefi {
+        push(&[
+            "-drive",
+            &format!(
+                "if=pflash,format=raw,unit=0,readonly=on,file={}",
+                p(&paths.ovmf_code)
+            ),
+            "-drive",
+            &format!("if=pflash,format=raw,unit=1,file={}", p(&paths.vars)),
+        ]);
+    }
+    // -kernel claims boot index 0 for itself; only UEFI boots from the disk.
+    let boot_dev = match cfg.mode {
+        BootMode::Uefi => "virtio-blk-pci,drive=boot0,id=bootdisk,bootindex=0",
+        BootMode::DirectKernel => "virtio-blk-pci,drive=boot0,id=bootdisk",
+    };
+    push(&[
+        "-drive",
+        &format!(
+            "file={},format=raw,if=none,id=boot0,discard=unmap",
+            p(&paths.disk)
+        ),
+        "-device",
+        boot_dev,
+    ]);
+    let mut ahci = 0;
+    for (i, (disk, spec)) in paths.data_disks.iter().zip(&cfg.disks).enumerate() {
+        let drive = format!("drv{i}");
+        push(&[
+            "-drive",
+            &format!("file={},format=raw,if=none,id={drive}", p(disk)),
+        ]);
+        let id = disk_id(i);
+        let dev = match spec.bus {
+            Bus::Virtio => format!(
+                "virtio-blk-pci,drive={drive},id={id},serial={}",
+                spec.serial
+            ),
+            Bus::Nvme => format!("nvme,drive={drive},id={id},serial={}", spec.serial),
+            Bus::Ahci => {
+                let ctl = format!("ahci{ahci}");
+                ahci += 1;
+                push(&["-device", &format!("ich9-ahci,id={ctl}")]);
+                format!(
+                    "ide-hd,drive={drive},id={id},bus={ctl}.0,serial={}",
+                    spec.serial
+                )
+            }
+        };
+        push(&["-device", &dev]);
+    }
+    for (i, nic) in cfg.nics.iter().enumerate() {
+        let netdev = match nic {
+            NicSpec::Management => {
+                format!("user,id=net{i},hostfwd=tcp:127.0.0.1:{api_port}-:443")
+            }
+            NicSpec::User => format!("user,id=net{i}"),
+        };
+        push(&[
+            "-netdev",
+            &netdev,
+            "-device",
+            &format!(
+                "virtio-net-pci,netdev=net{i},id={},mac={}",
+                nic_id(i),
+                mac(node_no, i)
+            ),
+        ]);
+    }
+    if cfg.watchdog {
+        push(&["-device", "i6300esb,id=watchdog0"]);
+    }
+    if cfg.mode == BootMode::DirectKernel {
+        push(&[
+            "-kernel",
+            &p(&paths.kernel),
+            "-initrd",
+            &p(&paths.initrd),
+            "-append",
+            &cfg.direct_cmdline(),
+        ]);
+    }
+    a
+}
+
+fn p(path: &Path) -> String {
+    // QEMU option values use ',' as a separator; double it to keep it literal.
+    path.display().to_string().replace(',', ",,")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths(n: usize) -> QemuPaths {
+        QemuPaths {
+            disk: "/r/n1/disk.img".into(),
+            vars: "/r/n1/OVMF_VARS.fd".into(),
+            data_disks: (0..n)
+                .map(|i| PathBuf::from(format!("/r/n1/data{i}.img")))
+                .collect(),
+            serial_sock: "/s/serial.sock".into(),
+            shell_sock: "/s/shell.sock".into(),
+            qmp_sock: "/s/qmp.sock".into(),
+            kernel: "/b/vmlinuz".into(),
+            initrd: "/b/initrd".into(),
+            ovmf_code: "/usr/share/OVMF/OVMF_CODE_4M.fd".into(),
+        }
+    }
+
+    #[test]
+    fn direct_kernel_args() {
+        let cfg = NodeConfig::new("n1", BootMode::DirectKernel)
+            .cmdline(&["cairn.init=/lib/systemd/systemd"]);
+        let a = qemu_args(&cfg, 1, &paths(0), 8443).join(" ");
+        assert!(a.contains("-machine q35 -accel tcg"));
+        assert!(!a.contains("kvm"));
+        assert!(a.contains(
+            "-append cairn.slot=a console=ttyS0,115200 cairn.lab=1 cairn.init=/lib/systemd/systemd"
+        ));
+        assert!(a.contains("hostfwd=tcp:127.0.0.1:8443-:443"));
+        assert!(a.contains("path=/s/serial.sock,server=on,wait=on"));
+        assert!(a.contains("-device i6300esb"));
+        assert!(!a.contains("pflash"));
+    }
+
+    #[test]
+    fn uefi_args_and_disks() {
+        let cfg = NodeConfig::new("n1", BootMode::Uefi)
+            .disk(Bus::Virtio, 64)
+            .disk(Bus::Ahci, 64)
+            .disk(Bus::Nvme, 64)
+            .nic(NicSpec::User)
+            .size(2, 2048);
+        let a = qemu_args(&cfg, 1, &paths(3), 1234).join(" ");
+        assert!(a.contains(
+            "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd"
+        ));
+        assert!(a.contains("if=pflash,format=raw,unit=1,file=/r/n1/OVMF_VARS.fd"));
+        assert!(a.contains("virtio-blk-pci,drive=drv0,id=data0,serial=CAIRNLAB0001"));
+        assert!(a.contains("ich9-ahci,id=ahci0"));
+        assert!(a.contains("ide-hd,drive=drv1,id=data1,bus=ahci0.0,serial=CAIRNLAB0002"));
+        assert!(a.contains("nvme,drive=drv2,id=data2,serial=CAIRNLAB0003"));
+        assert!(a.contains("-netdev user,id=net1 "));
+        assert!(a.contains("id=nic1"));
+        assert!(a.contains("-smp 2 -m 2048"));
+        assert!(!a.contains("-kernel"));
+    }
+
+    #[test]
+    fn commas_in_paths_are_escaped() {
+        assert_eq!(p(Path::new("/a,b")), "/a,,b");
+    }
+}

@@ -1,0 +1,26 @@
+//! cairn-lab: boots Cairn appliance nodes under QEMU (TCG), drives them, and checks them.
+
+pub mod artifacts;
+pub mod bench;
+pub mod config;
+pub mod deadline;
+pub mod error;
+pub mod esp;
+pub mod ext4;
+pub mod fingerprint;
+pub mod gpt;
+pub mod https;
+pub mod lab;
+pub mod node;
+pub mod qmp;
+pub mod serial;
+pub mod setup;
+pub mod shell;
+pub mod status;
+pub mod timestamp;
+
+pub use config::{BootMode, Bus, NicSpec, NodeConfig};
+pub use deadline::Deadline;
+pub use error::LabError;
+pub use lab::Lab;
+pub use node::Node;

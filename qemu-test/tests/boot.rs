@@ -1,0 +1,46 @@
+//! Scenario boot: a node boots (direct kernel and through UEFI) and is fully up.
+
+mod common;
+
+use anyhow::{ensure, Context, Result};
+use cairn_lab::{BootMode, Deadline, Lab, NodeConfig};
+
+#[test]
+#[ignore = "QEMU lab: needs a built image (cargo xtask image); run by ./dev test"]
+fn boot() -> Result<()> {
+    let Some(lab) = Lab::for_test("boot") else {
+        return Ok(());
+    };
+    let mut node = lab.start(NodeConfig::new("node1", BootMode::DirectKernel))?;
+    let health = common::check_node_up(&mut node, Deadline::secs(300))?;
+    ensure!(
+        health["boot"]["slot"] == "a",
+        "health's boot section does not show slot a: {health}"
+    );
+    node.finish();
+    Ok(())
+}
+
+#[test]
+#[ignore = "QEMU lab: needs a built image (cargo xtask image); run by ./dev test"]
+fn boot_uefi() -> Result<()> {
+    let Some(lab) = Lab::for_test("boot-uefi") else {
+        return Ok(());
+    };
+    let mut node = lab.start(NodeConfig::new("node1", BootMode::Uefi))?;
+    let health = common::check_node_up(&mut node, Deadline::secs(360))?;
+    ensure!(
+        health["boot"]["slot"] == "a",
+        "health's boot section does not show slot a: {health}"
+    );
+    node.powerdown(Deadline::secs(60))
+        .context("powering down (ACPI) to read the ESP")?;
+    // The good boot was blessed: systemd-boot's counter is gone from the entry's name.
+    let entries = node.esp()?.entries()?;
+    ensure!(
+        entries.iter().any(|e| e == "cairn-a.conf"),
+        "slot A's entry was not blessed to cairn-a.conf: {entries:?}"
+    );
+    node.finish();
+    Ok(())
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Builds the Debian 12 base root filesystem for Cairn with mmdebstrap into $1 (a directory).
+# Docs, man pages and locales are excluded at unpack time; apt's caches and lists are removed.
+set -euo pipefail
+out=${1:?usage: build-base.sh OUTDIR}
+here=$(cd "$(dirname "$0")" && pwd)
+packages=$(grep -v '^\s*#' "$here/packages.txt" | grep -v '^\s*$' | paste -sd, -)
+# Use the build machine's own Debian sources so no mirror is hard-coded here.
+sources=/etc/apt/sources.list.d/debian.sources
+[ -f "$sources" ] || sources=/etc/apt/sources.list
+rm -rf "$out.tmp"
+mmdebstrap --variant=minbase --mode=root \
+  --include="$packages" \
+  --dpkgopt='path-exclude=/usr/share/doc/*' \
+  --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+  --dpkgopt='path-exclude=/usr/share/man/*' \
+  --dpkgopt='path-exclude=/usr/share/info/*' \
+  --dpkgopt='path-exclude=/usr/share/locale/*' \
+  --dpkgopt='path-include=/usr/share/locale/locale.alias' \
+  --dpkgopt='path-exclude=/usr/share/lintian/*' \
+  --customize-hook='rm -rf "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/* "$1"/var/log/apt/*' \
+  bookworm "$out.tmp" "$sources"
+rm -rf "$out"
+mv "$out.tmp" "$out"

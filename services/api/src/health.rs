@@ -1,0 +1,89 @@
+//! `GET /api/v1/health`: liveness, version, hostname, uptime and boot status.
+
+use crate::response::{json, Body};
+use crate::state::ApiState;
+use cairn_core::boot::BootStatus;
+use hyper::{Response, StatusCode};
+
+/// The health document.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Health {
+    pub status: &'static str,
+    pub version: &'static str,
+    pub hostname: String,
+    /// Seconds since the node booted.
+    pub uptime_s: u64,
+    pub boot: BootStatus,
+}
+
+/// Gather the health document from the node facts.
+pub fn health(state: &ApiState) -> Health {
+    Health {
+        status: "ok",
+        version: crate::VERSION,
+        hostname: state.node.hostname(),
+        uptime_s: state.node.uptime_s(),
+        boot: state.node.boot(),
+    }
+}
+
+/// Handle `GET /api/v1/health`.
+pub fn get(state: &ApiState) -> Response<Body> {
+    json(StatusCode::OK, &health(state))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::state::NodeInfo;
+    use cairn_core::boot::FailedAttempt;
+    use cairn_core::Slot;
+    use std::sync::Arc;
+
+    /// Fixed node facts for tests.
+    pub(crate) struct FixedNode;
+
+    impl NodeInfo for FixedNode {
+        fn hostname(&self) -> String {
+            "cairn-abc123".into()
+        }
+        fn uptime_s(&self) -> u64 {
+            42
+        }
+        fn boot(&self) -> BootStatus {
+            BootStatus {
+                slot: Some(Slot::A),
+                entry: Some("cairn-a.conf".into()),
+                blessed: true,
+                failed_attempts: vec![FailedAttempt {
+                    slot: Some(Slot::B),
+                    entry: "cairn-b".into(),
+                    tries: 3,
+                }],
+                stage1_failures: vec![],
+            }
+        }
+    }
+
+    #[test]
+    fn document_shape() {
+        let state = ApiState::new(Arc::new(FixedNode));
+        let v = serde_json::to_value(health(&state)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "status": "ok",
+                "version": "0.1.0",
+                "hostname": "cairn-abc123",
+                "uptime_s": 42,
+                "boot": {
+                    "slot": "a",
+                    "entry": "cairn-a.conf",
+                    "blessed": true,
+                    "failed_attempts": [{"slot": "b", "entry": "cairn-b", "tries": 3}],
+                    "stage1_failures": []
+                }
+            })
+        );
+    }
+}

@@ -1,0 +1,147 @@
+//! The daemon's life: state, certificate, listeners, blessing, setup block, shutdown.
+
+use crate::addrs::{usable, AddressSource, SystemAddresses};
+use crate::certificate::{self, TlsFiles};
+use crate::cli::{self, Command, Config};
+use crate::{boot_record, console, listen, logging, node, notify, setup_code};
+use anyhow::Context;
+use cairn_api::{ApiState, Server};
+use cairn_core::bless::RealEspFs;
+use cairn_core::esp::RealMounter;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// How long in-flight connections may take to finish after SIGTERM.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+/// How long exit waits for background blocking work (blessing) after the server stopped.
+pub const BLOCKING_EXIT_GRACE: Duration = Duration::from_millis(300);
+
+/// Parse flags and run until SIGTERM or SIGINT.
+pub fn run() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cfg = match cli::parse(&args)? {
+        Command::Help => {
+            println!("{}", cli::USAGE);
+            return Ok(());
+        }
+        Command::Version => {
+            println!("cairnd {}", cairn_api::VERSION);
+            return Ok(());
+        }
+        Command::Run(cfg) => *cfg,
+    };
+    logging::init(cfg.log)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(2)
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(serve(cfg));
+    // A blocking task (e.g. a mount stuck on bad media) must not hold up the exit.
+    runtime.shutdown_timeout(BLOCKING_EXIT_GRACE);
+    result
+}
+
+async fn serve(cfg: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&cfg.state_dir)
+        .with_context(|| format!("cannot create state directory {}", cfg.state_dir.display()))?;
+    let hostname = node::hostname();
+    let node_ips = usable(SystemAddresses.addresses().unwrap_or_else(|e| {
+        tracing::warn!("cannot list network addresses for the certificate: {e}");
+        Vec::new()
+    }));
+    let cert = certificate::load_or_create(&TlsFiles::under(&cfg.state_dir), &hostname, &node_ips)?;
+    if cert.created {
+        tracing::info!("made a new self-signed certificate {}", cert.fingerprint);
+    }
+    let setup = setup_code::setup_state(&cfg.state_dir)?;
+
+    let boot = Arc::new(RwLock::new(boot_record::initial_status(
+        &cfg.boot, &RealEspFs,
+    )));
+    let listeners = listen::bind_all(&cfg.listen)?;
+    let server = Server::new(
+        listeners,
+        cert.config.clone(),
+        ApiState::new(Arc::new(node::Node::new(boot.clone()))),
+    )?;
+    let bound = server.local_addrs();
+    let shown: Vec<String> = bound.iter().map(|a| a.to_string()).collect();
+    tracing::info!(
+        "cairnd {} listening on {}",
+        cairn_api::VERSION,
+        shown.join(", ")
+    );
+    notify::ready();
+
+    // Blessing: the API is being served, so this boot is good.
+    let paths = cfg.boot.clone();
+    let esp_mount = cfg.esp_mount;
+    let sys_class_block = cfg.sys_class_block.clone();
+    let boot_task = tokio::task::spawn_blocking(move || {
+        let mounter = RealMounter { sys_class_block };
+        let status = boot_record::bless_and_read(&paths, esp_mount, &mounter, &RealEspFs);
+        match boot.write() {
+            Ok(mut b) => *b = status,
+            Err(poisoned) => *poisoned.into_inner() = status,
+        }
+    });
+
+    // The setup block, once an address is known (DHCP may still be running).
+    let setup_task = match setup {
+        setup_code::SetupState::Claimed => {
+            tracing::info!("node is set up; no setup block");
+            None
+        }
+        setup_code::SetupState::Unclaimed(code) => Some(tokio::spawn({
+            let fingerprint = cert.fingerprint.to_string();
+            let code = code.code().to_string();
+            let console_path = cfg.console.clone();
+            let wait = cfg.address_wait;
+            async move {
+                let (addresses, urls, gave_up) =
+                    console::wait_for_urls(&SystemAddresses, &bound, wait).await;
+                let info = console::SetupInfo {
+                    hostname: node::hostname(),
+                    addresses,
+                    urls,
+                    fingerprint,
+                    code,
+                    gave_up_after: gave_up.then_some(wait),
+                };
+                console::print(&console_path, &console::format_block(&info));
+                tracing::info!(
+                    "setup block printed (node not set up yet): {}",
+                    info.urls.join(" ")
+                );
+            }
+        })),
+    };
+
+    let summary = server.run(shutdown_signal()?, SHUTDOWN_GRACE).await;
+    if let Some(t) = setup_task {
+        t.abort();
+    }
+    if !boot_task.is_finished() {
+        tracing::warn!("exiting while the boot record task is still running");
+    }
+    if summary.drained {
+        tracing::info!("cairnd stopped");
+    } else {
+        tracing::info!("cairnd stopped (open connections were cut)");
+    }
+    Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        }
+    })
+}

@@ -1,0 +1,140 @@
+//! xtask: the Cairn build pipeline (`cargo xtask image`) and the full test run (`cargo xtask test`).
+
+mod base;
+mod cargo_build;
+mod elf;
+mod fscopy;
+mod info;
+mod initramfs;
+mod modules;
+mod paths;
+mod pipeline;
+mod prune;
+mod runner;
+mod services;
+mod squashfs;
+mod stage;
+mod test_cmd;
+mod timing;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+
+use crate::paths::Paths;
+use crate::pipeline::ImageOptions;
+use crate::runner::SystemRunner;
+use crate::timing::Phases;
+
+const USAGE: &str = "usage: cargo xtask image [--prebuilt DIR] [--rebuild-base]
+       cargo xtask test
+
+image  build cairn-init and cairnd (static), the cached Debian base, the squashfs root,
+       the initramfs and build/out/cairn.img (plus vmlinuz, initrd, rootfs.squashfs,
+       cairn.img.zst and image-info.json)
+test   fmt, clippy, unit and host tests, the image, then the QEMU lab scenarios";
+
+/// A parsed command line.
+#[derive(Debug, PartialEq, Eq)]
+enum Task {
+    Image(ImageOptions),
+    Test,
+    Help,
+}
+
+fn parse(args: &[String]) -> Result<Task> {
+    let Some((task, rest)) = args.split_first() else {
+        return Ok(Task::Help);
+    };
+    match task.as_str() {
+        "image" => {
+            let mut opts = ImageOptions::default();
+            let mut iter = rest.iter();
+            while let Some(arg) = iter.next() {
+                match arg.as_str() {
+                    "--rebuild-base" => opts.rebuild_base = true,
+                    "--prebuilt" => {
+                        let dir = iter.next().context("--prebuilt: missing directory")?;
+                        opts.prebuilt = Some(PathBuf::from(dir));
+                    }
+                    other => bail!("image: unknown option `{other}`\n{USAGE}"),
+                }
+            }
+            Ok(Task::Image(opts))
+        }
+        "test" if rest.is_empty() => Ok(Task::Test),
+        "test" => bail!("test: takes no options\n{USAGE}"),
+        "help" | "--help" | "-h" => Ok(Task::Help),
+        other => bail!("unknown task `{other}`\n{USAGE}"),
+    }
+}
+
+fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let paths = Paths::from_manifest_dir();
+    match parse(&args)? {
+        Task::Help => println!("{USAGE}"),
+        Task::Test => test_cmd::run(&mut SystemRunner, &paths)?,
+        Task::Image(opts) => {
+            let mut phases = Phases::default();
+            let result = pipeline::run(&mut SystemRunner, &paths, &opts, &mut phases);
+            println!("xtask: image phases:\n{}", phases.summary());
+            let info = result?;
+            println!(
+                "xtask: built {} (compressed {} MiB), details in {}",
+                paths.out().join("cairn.img").display(),
+                info.compressed_image_mib,
+                paths.out().join("image-info.json").display()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn parses_tasks_and_options() {
+        assert_eq!(parse(&args("")).unwrap(), Task::Help);
+        assert_eq!(parse(&args("test")).unwrap(), Task::Test);
+        assert_eq!(
+            parse(&args("image --prebuilt /b --rebuild-base")).unwrap(),
+            Task::Image(ImageOptions {
+                prebuilt: Some(PathBuf::from("/b")),
+                rebuild_base: true
+            })
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_input_by_name() {
+        let err = parse(&args("image --fast")).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("image: unknown option `--fast`"),
+            "{err}"
+        );
+        assert!(parse(&args("deploy"))
+            .unwrap_err()
+            .to_string()
+            .contains("`deploy`"));
+        assert!(parse(&args("image --prebuilt")).is_err());
+    }
+}

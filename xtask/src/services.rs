@@ -1,0 +1,160 @@
+//! Build-time check of the shipped service definitions against the boot contract's schema and the staged root.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+const TOP_KEYS: &[&str] = &[
+    "description",
+    "exec",
+    "args",
+    "env",
+    "working_dir",
+    "requires",
+    "stop_timeout_s",
+    "stdio",
+    "condition_kernel_cmdline",
+    "readiness",
+    "restart",
+];
+const READINESS_KEYS: &[&str] = &["kind", "path", "port", "timeout_s"];
+const RESTART_KEYS: &[&str] = &[
+    "policy",
+    "backoff_initial_ms",
+    "backoff_max_ms",
+    "start_limit_burst",
+    "start_limit_interval_s",
+];
+
+fn check_keys(file: &str, table: &toml::Table, section: &str, allowed: &[&str]) -> Result<()> {
+    for key in table.keys() {
+        if !allowed.contains(&key.as_str()) {
+            bail!("{file}: unknown key `{section}{key}`");
+        }
+    }
+    Ok(())
+}
+
+/// Checks every `*.toml` in `root`/etc/cairn/services: known keys, an absolute `exec` that
+/// exists in `root`, and `requires` naming shipped services. Returns the service names.
+pub fn check(root: &Path) -> Result<BTreeSet<String>> {
+    let dir = root.join("etc/cairn/services");
+    let mut parsed = Vec::new();
+    for entry in fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .context("service file name is not UTF-8")?
+            .to_string();
+        let text =
+            fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let file = format!("{name}.toml");
+        let table: toml::Table = text
+            .parse()
+            .with_context(|| format!("{file}: not valid TOML"))?;
+        check_keys(&file, &table, "", TOP_KEYS)?;
+        for (section, keys) in [("readiness", READINESS_KEYS), ("restart", RESTART_KEYS)] {
+            if let Some(value) = table.get(section) {
+                let sub = value
+                    .as_table()
+                    .with_context(|| format!("{file}: `{section}` must be a table"))?;
+                check_keys(&file, sub, &format!("{section}."), keys)?;
+            }
+        }
+        let exec = table
+            .get("exec")
+            .and_then(|v| v.as_str())
+            .with_context(|| format!("{file}: `exec` is required and must be a string"))?;
+        if !exec.starts_with('/') {
+            bail!("{file}: `exec` must be an absolute path, got `{exec}`");
+        }
+        if crate::fscopy::resolve_in_root(root, exec).is_err() {
+            bail!("{file}: `exec` {exec} does not exist in the root");
+        }
+        parsed.push((file, name, table));
+    }
+    let names: BTreeSet<String> = parsed.iter().map(|(_, n, _)| n.clone()).collect();
+    for (file, _, table) in &parsed {
+        let requires = table.get("requires").and_then(|v| v.as_array());
+        for req in requires.into_iter().flatten() {
+            let req = req
+                .as_str()
+                .with_context(|| format!("{file}: `requires` entries must be strings"))?;
+            if !names.contains(req) {
+                bail!("{file}: `requires` names `{req}`, which is not a shipped service");
+            }
+        }
+    }
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = dir.path().join("etc/cairn/services");
+        fs::create_dir_all(&svc).unwrap();
+        fs::create_dir_all(dir.path().join("bin")).unwrap();
+        fs::write(dir.path().join("bin/sh"), b"").unwrap();
+        for (name, text) in files {
+            fs::write(svc.join(name), text).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn accepts_valid_definitions() {
+        let root = root_with(&[
+            (
+                "a.toml",
+                "exec = \"/bin/sh\"\n[readiness]\nkind = \"tcp\"\nport = 443\n",
+            ),
+            (
+                "b.toml",
+                "exec = \"/bin/sh\"\nrequires = [\"a\"]\n[restart]\npolicy = \"always\"\n",
+            ),
+        ]);
+        let names: Vec<_> = check(root.path()).unwrap().into_iter().collect();
+        assert_eq!(names, ["a", "b"]);
+    }
+
+    #[test]
+    fn names_file_and_field_of_each_problem() {
+        let cases = [
+            (
+                "exec = \"/bin/sh\"\nexce = 1\n",
+                "a.toml: unknown key `exce`",
+            ),
+            (
+                "exec = \"/bin/sh\"\n[readiness]\nknd = 1\n",
+                "a.toml: unknown key `readiness.knd`",
+            ),
+            (
+                "exec = \"bin/sh\"\n",
+                "a.toml: `exec` must be an absolute path",
+            ),
+            (
+                "exec = \"/bin/nope\"\n",
+                "a.toml: `exec` /bin/nope does not exist",
+            ),
+            ("args = []\n", "a.toml: `exec` is required"),
+            (
+                "exec = \"/bin/sh\"\nrequires = [\"zz\"]\n",
+                "a.toml: `requires` names `zz`",
+            ),
+        ];
+        for (text, want) in cases {
+            let root = root_with(&[("a.toml", text)]);
+            let err = format!("{:#}", check(root.path()).unwrap_err());
+            assert!(err.starts_with(want), "{err} vs {want}");
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! `cargo xtask test`: format, lint, unit and host tests, the image, then the QEMU lab scenarios.
+
+use anyhow::Result;
+
+use crate::cargo_build::cargo;
+use crate::paths::Paths;
+use crate::pipeline::{self, ImageOptions};
+use crate::runner::{Runner, ToolCommand};
+use crate::timing::Phases;
+
+/// The cargo phases before the image, in order: (name, cargo arguments).
+pub const FAST_PHASES: &[(&str, &[&str])] = &[
+    ("fmt", &["fmt", "--all", "--", "--check"]),
+    (
+        "clippy",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    ),
+    ("unit + host tests", &["nextest", "run", "--workspace"]),
+];
+
+/// The lab phase after the image.
+pub const LAB_PHASE: (&str, &[&str]) = (
+    "lab scenarios (QEMU)",
+    &["nextest", "run", "-p", "cairn-lab", "--run-ignored", "only"],
+);
+
+/// Runs every phase, stopping at the first failure; prints the timing table either way.
+pub fn run(runner: &mut dyn Runner, paths: &Paths) -> Result<()> {
+    let mut phases = Phases::default();
+    let result = run_phases(runner, paths, &mut phases);
+    println!("xtask: test phases:\n{}", phases.summary());
+    result
+}
+
+fn cargo_phase(
+    runner: &mut dyn Runner,
+    phases: &mut Phases,
+    (name, args): (&str, &[&str]),
+) -> Result<()> {
+    phases.run(name, || {
+        runner.run(&ToolCommand::new(&cargo()).args(args.iter().copied()))
+    })
+}
+
+fn run_phases(runner: &mut dyn Runner, paths: &Paths, phases: &mut Phases) -> Result<()> {
+    for phase in FAST_PHASES {
+        cargo_phase(runner, phases, *phase)?;
+    }
+    let info = pipeline::run(runner, paths, &ImageOptions::default(), phases)?;
+    println!("xtask: compressed image: {} MiB", info.compressed_image_mib);
+    cargo_phase(runner, phases, LAB_PHASE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::RecordingRunner;
+
+    #[test]
+    fn fast_phases_run_in_order_and_stop_at_the_first_failure() {
+        let mut r = RecordingRunner {
+            fail: Some(cargo()),
+            ..Default::default()
+        };
+        let err = run(&mut r, &Paths::from_manifest_dir()).unwrap_err();
+        assert!(err.to_string().contains("fmt --all -- --check"), "{err}");
+        assert_eq!(r.calls.len(), 1);
+    }
+
+    #[test]
+    fn lab_phase_runs_only_the_ignored_lab_tests() {
+        assert_eq!(
+            LAB_PHASE.1,
+            ["nextest", "run", "-p", "cairn-lab", "--run-ignored", "only"]
+        );
+        assert_eq!(FAST_PHASES.len(), 3);
+        assert!(FAST_PHASES[1].1.ends_with(&["-D", "warnings"]));
+    }
+}
