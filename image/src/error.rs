@@ -31,11 +31,35 @@ pub enum ImageError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot feed stdin of `{program}`")]
+    ToolStdin {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot wait for `{program}`")]
+    ToolWait {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("`{command}` failed with {status}: {stderr}")]
     ToolFailed {
         command: String,
         status: String,
         stderr: String,
+    },
+    #[error("cannot create the scratch directory {path}")]
+    CreateWorkDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write the boot loader file {path}")]
+    WriteLoaderConfig {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
     },
     #[error("cannot create the image file {path}")]
     CreateImage {

@@ -55,12 +55,12 @@ pub fn file_plan(inputs: &EspInputs, config_dir: &Path) -> Vec<(PathBuf, String)
 /// Writes loader.conf and the slot entries into `config_dir`.
 pub fn write_config(config_dir: &Path) -> Result<(), ImageError> {
     let create = |path: &Path, text: String| {
-        fs::write(path, text).map_err(|source| ImageError::CreateImage {
+        fs::write(path, text).map_err(|source| ImageError::WriteLoaderConfig {
             path: path.to_path_buf(),
             source,
         })
     };
-    fs::create_dir_all(config_dir).map_err(|source| ImageError::CreateImage {
+    fs::create_dir_all(config_dir).map_err(|source| ImageError::CreateWorkDir {
         path: config_dir.to_path_buf(),
         source,
     })?;

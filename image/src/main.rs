@@ -21,6 +21,10 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Vec<String>) -> Result<()> {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return Ok(());
+    }
     let inputs = parse(&args)?;
     let layout = write_image(&mut SystemTools, &inputs)
         .with_context(|| format!("writing {}", inputs.output.display()))?;

@@ -90,15 +90,25 @@ impl Tools for SystemTools {
         for (key, value) in &cmd.env {
             command.env(key, value);
         }
-        let spawn_err = |source| ImageError::ToolSpawn {
-            program: cmd.program.clone(),
+        let program = || cmd.program.clone();
+        let mut child = command.spawn().map_err(|source| ImageError::ToolSpawn {
+            program: program(),
             source,
-        };
-        let mut child = command.spawn().map_err(spawn_err)?;
+        })?;
         if let (Some(data), Some(mut stdin)) = (&cmd.stdin, child.stdin.take()) {
-            stdin.write_all(data).map_err(spawn_err)?;
+            stdin
+                .write_all(data)
+                .map_err(|source| ImageError::ToolStdin {
+                    program: program(),
+                    source,
+                })?;
         }
-        let output = child.wait_with_output().map_err(spawn_err)?;
+        let output = child
+            .wait_with_output()
+            .map_err(|source| ImageError::ToolWait {
+                program: program(),
+                source,
+            })?;
         if !output.status.success() {
             return Err(ImageError::ToolFailed {
                 command: cmd.display(),

@@ -38,7 +38,7 @@ pub fn write_image(tools: &mut dyn Tools, inputs: &ImageInputs) -> Result<Layout
             capacity: root.size_bytes,
         });
     }
-    fs::create_dir_all(&inputs.work_dir).map_err(|source| ImageError::CreateImage {
+    fs::create_dir_all(&inputs.work_dir).map_err(|source| ImageError::CreateWorkDir {
         path: inputs.work_dir.clone(),
         source,
     })?;

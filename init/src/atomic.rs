@@ -35,7 +35,10 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), AtomicErr
     let dir = path.parent().ok_or_else(|| AtomicError::NoParent {
         path: path.to_path_buf(),
     })?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
     let write = || -> io::Result<()> {
         let mut f = OpenOptions::new()
@@ -49,10 +52,7 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), AtomicErr
     };
     if let Err(source) = write() {
         let _ = std::fs::remove_file(&tmp);
-        return Err(AtomicError::WriteTemp {
-            path: tmp,
-            source,
-        });
+        return Err(AtomicError::WriteTemp { path: tmp, source });
     }
     if let Err(source) = std::fs::rename(&tmp, path) {
         let _ = std::fs::remove_file(&tmp);

@@ -25,9 +25,13 @@ pub fn parse_uevent(text: &str) -> (Option<String>, Option<String>) {
 /// PARTNAME → DEVNAME for every partition under a /sys/class/block directory.
 pub fn partitions(sys_class_block: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    let Ok(rd) = std::fs::read_dir(sys_class_block) else { return out };
+    let Ok(rd) = std::fs::read_dir(sys_class_block) else {
+        return out;
+    };
     for e in rd.flatten() {
-        let Ok(t) = std::fs::read_to_string(e.path().join("uevent")) else { continue };
+        let Ok(t) = std::fs::read_to_string(e.path().join("uevent")) else {
+            continue;
+        };
         if let (Some(dev), Some(part)) = parse_uevent(&t) {
             out.entry(part).or_insert(dev);
         }
@@ -105,7 +109,9 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let f = d.path().join("ext4.img");
         std::fs::write(&f, vec![0u8; 8 * 1024 * 1024]).unwrap();
-        let mke2fs = ["/sbin/mke2fs", "/usr/sbin/mke2fs"].into_iter().find(|p| Path::new(p).exists());
+        let mke2fs = ["/sbin/mke2fs", "/usr/sbin/mke2fs"]
+            .into_iter()
+            .find(|p| Path::new(p).exists());
         let Some(mke2fs) = mke2fs else {
             println!("SKIP real_ext4_is_not_blank: mke2fs not installed");
             return;

@@ -67,13 +67,16 @@ pub fn parse(args: &[String]) -> Result<Invocation, CliError> {
                     .parse()
                     .map_err(|_| CliError::Usage(format!("--timeout: {v:?} is not a number")))?;
             }
-            s if s.starts_with("--") => {
-                return Err(CliError::Usage(format!("unknown option {s}")))
-            }
+            s if s.starts_with("--") => return Err(CliError::Usage(format!("unknown option {s}"))),
             _ => pos.push(a.clone()),
         }
     }
-    let request = match pos.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let request = match pos
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["svc", "status"] => Request::Status,
         ["svc", verb @ ("start" | "stop" | "restart"), name] => {
             let name = name.to_string();
@@ -87,7 +90,12 @@ pub fn parse(args: &[String]) -> Result<Invocation, CliError> {
             return Err(CliError::Usage("missing service NAME".into()))
         }
         [] => return Err(CliError::Usage("missing command".into())),
-        other => return Err(CliError::Usage(format!("unknown command {:?}", other.join(" ")))),
+        other => {
+            return Err(CliError::Usage(format!(
+                "unknown command {:?}",
+                other.join(" ")
+            )))
+        }
     };
     Ok(Invocation {
         request,
@@ -129,7 +137,15 @@ pub fn render_table(services: &[ServiceStatus]) -> String {
             ]
         })
         .collect();
-    let header = ["NAME", "STATE", "PID", "RESTARTS", "UPTIME", "LAST EXIT", "REASON"];
+    let header = [
+        "NAME",
+        "STATE",
+        "PID",
+        "RESTARTS",
+        "UPTIME",
+        "LAST EXIT",
+        "REASON",
+    ];
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r.iter()) {
@@ -166,7 +182,9 @@ fn checked(r: Response) -> Result<Response, CliError> {
     if r.ok {
         Ok(r)
     } else {
-        Err(CliError::Refused(r.error.unwrap_or_else(|| "unknown error".into())))
+        Err(CliError::Refused(
+            r.error.unwrap_or_else(|| "unknown error".into()),
+        ))
     }
 }
 
@@ -246,7 +264,12 @@ mod tests {
         assert!(i.json);
         assert_eq!(i.socket, PathBuf::from("/run/cairn/init.sock"));
         let i = parse(&args("svc restart cairnd --socket /tmp/x.sock --no-wait")).unwrap();
-        assert_eq!(i.request, Request::Restart { name: "cairnd".into() });
+        assert_eq!(
+            i.request,
+            Request::Restart {
+                name: "cairnd".into()
+            }
+        );
         assert_eq!(i.socket, PathBuf::from("/tmp/x.sock"));
         assert!(!i.wait);
         let i = parse(&args("--timeout 5 svc stop a")).unwrap();
@@ -255,11 +278,21 @@ mod tests {
 
     #[test]
     fn rejects_bad_usage() {
-        for bad in ["", "svc", "svc start", "svc frob x", "svc status --bogus", "svc status --socket"] {
+        for bad in [
+            "",
+            "svc",
+            "svc start",
+            "svc frob x",
+            "svc status --bogus",
+            "svc status --socket",
+        ] {
             let e = parse(&args(bad)).unwrap_err();
             assert!(matches!(e, CliError::Usage(_)), "{bad}: {e}");
         }
-        assert!(parse(&args("svc stop a --timeout x")).unwrap_err().to_string().contains("--timeout"));
+        assert!(parse(&args("svc stop a --timeout x"))
+            .unwrap_err()
+            .to_string()
+            .contains("--timeout"));
     }
 
     #[test]
@@ -280,13 +313,23 @@ mod tests {
                 pid: None,
                 restarts: 3,
                 uptime_s: None,
-                last_exit: Some(LastExit { code: None, signal: Some(9), at: 1 }),
+                last_exit: Some(LastExit {
+                    code: None,
+                    signal: Some(9),
+                    at: 1,
+                }),
                 reason: Some("killed by signal 9".into()),
             },
         ]);
         let lines: Vec<&str> = t.lines().collect();
-        assert_eq!(lines[0], "NAME      STATE        PID  RESTARTS  UPTIME  LAST EXIT  REASON");
+        assert_eq!(
+            lines[0],
+            "NAME      STATE        PID  RESTARTS  UPTIME  LAST EXIT  REASON"
+        );
         assert_eq!(lines[1], "journald  ready        42   0         1m15s   -");
-        assert_eq!(lines[2], "cairnd    backing-off  -    3         -       signal 9   killed by signal 9");
+        assert_eq!(
+            lines[2],
+            "cairnd    backing-off  -    3         -       signal 9   killed by signal 9"
+        );
     }
 }

@@ -71,8 +71,14 @@ mod tests {
         assert_eq!(slot("quiet cairn.slot=b console=ttyS0"), Ok(Slot::B));
         assert_eq!(slot("cairn.slot=a cairn.slot=b"), Ok(Slot::B));
         assert_eq!(slot("quiet"), Err(CmdlineError::SlotMissing));
-        assert_eq!(slot("cairn.slot=c"), Err(CmdlineError::SlotInvalid("c".into())));
-        assert_eq!(slot("cairn.slot="), Err(CmdlineError::SlotInvalid(String::new())));
+        assert_eq!(
+            slot("cairn.slot=c"),
+            Err(CmdlineError::SlotInvalid("c".into()))
+        );
+        assert_eq!(
+            slot("cairn.slot="),
+            Err(CmdlineError::SlotInvalid(String::new()))
+        );
         assert_eq!(Slot::A.partlabel(), "cairn-root-a");
     }
 

@@ -249,7 +249,11 @@ pub fn parse_service(file: &Path, text: &str) -> Result<ServiceConfig, ConfigErr
     })?;
 
     if !raw.exec.starts_with('/') {
-        return Err(invalid("exec", "exec", format!("{:?} is not an absolute path", raw.exec)));
+        return Err(invalid(
+            "exec",
+            "exec",
+            format!("{:?} is not an absolute path", raw.exec),
+        ));
     }
     let working_dir = raw.working_dir.unwrap_or_else(|| "/".into());
     if !working_dir.starts_with('/') {
@@ -261,20 +265,36 @@ pub fn parse_service(file: &Path, text: &str) -> Result<ServiceConfig, ConfigErr
     }
     for (k, v) in &raw.env {
         if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
-            return Err(invalid("env", "env", format!("{k:?} is not a valid variable")));
+            return Err(invalid(
+                "env",
+                "env",
+                format!("{k:?} is not a valid variable"),
+            ));
         }
     }
     for r in &raw.requires {
         if !valid_name(r) {
-            return Err(invalid("requires", "requires", format!("{r:?} is not a service name")));
+            return Err(invalid(
+                "requires",
+                "requires",
+                format!("{r:?} is not a service name"),
+            ));
         }
         if *r == name {
-            return Err(invalid("requires", "requires", "a service cannot require itself".into()));
+            return Err(invalid(
+                "requires",
+                "requires",
+                "a service cannot require itself".into(),
+            ));
         }
     }
     let stop_timeout_s = raw.stop_timeout_s.unwrap_or(DEFAULT_STOP_TIMEOUT_S);
     if stop_timeout_s == 0 {
-        return Err(invalid("stop_timeout_s", "stop_timeout_s", "must be at least 1".into()));
+        return Err(invalid(
+            "stop_timeout_s",
+            "stop_timeout_s",
+            "must be at least 1".into(),
+        ));
     }
     let stdio = match raw.stdio.as_deref() {
         None | Some("journal") => Stdio::Journal,
@@ -327,10 +347,18 @@ fn parse_readiness(
     };
     let kind_name = raw.kind.as_deref().unwrap_or("started");
     if raw.path.is_some() && kind_name != "socket" {
-        return Err(invalid("path", "readiness.path", "only valid with kind = \"socket\"".into()));
+        return Err(invalid(
+            "path",
+            "readiness.path",
+            "only valid with kind = \"socket\"".into(),
+        ));
     }
     if raw.port.is_some() && kind_name != "tcp" {
-        return Err(invalid("port", "readiness.port", "only valid with kind = \"tcp\"".into()));
+        return Err(invalid(
+            "port",
+            "readiness.port",
+            "only valid with kind = \"tcp\"".into(),
+        ));
     }
     let kind = match kind_name {
         "started" => ReadinessKind::Started,
@@ -356,7 +384,11 @@ fn parse_readiness(
         "tcp" => match raw.port {
             Some(p) if (1..=65535).contains(&p) => ReadinessKind::Tcp(p as u16),
             Some(p) => {
-                return Err(invalid("port", "readiness.port", format!("{p} is not in 1..=65535")))
+                return Err(invalid(
+                    "port",
+                    "readiness.port",
+                    format!("{p} is not in 1..=65535"),
+                ))
             }
             None => {
                 return Err(invalid(
@@ -376,7 +408,11 @@ fn parse_readiness(
     };
     let timeout_s = raw.timeout_s.unwrap_or(DEFAULT_READY_TIMEOUT_S);
     if timeout_s == 0 {
-        return Err(invalid("timeout_s", "readiness.timeout_s", "must be at least 1".into()));
+        return Err(invalid(
+            "timeout_s",
+            "readiness.timeout_s",
+            "must be at least 1".into(),
+        ));
     }
     Ok(Readiness { kind, timeout_s })
 }
@@ -392,7 +428,9 @@ fn parse_restart(
         backoff_initial_ms: raw.backoff_initial_ms.unwrap_or(d.backoff_initial_ms),
         backoff_max_ms: raw.backoff_max_ms.unwrap_or(d.backoff_max_ms),
         start_limit_burst: raw.start_limit_burst.unwrap_or(d.start_limit_burst),
-        start_limit_interval_s: raw.start_limit_interval_s.unwrap_or(d.start_limit_interval_s),
+        start_limit_interval_s: raw
+            .start_limit_interval_s
+            .unwrap_or(d.start_limit_interval_s),
     };
     if r.backoff_initial_ms == 0 {
         return Err(invalid(
@@ -405,7 +443,10 @@ fn parse_restart(
         return Err(invalid(
             "backoff_max_ms",
             "restart.backoff_max_ms",
-            format!("{} is below backoff_initial_ms {}", r.backoff_max_ms, r.backoff_initial_ms),
+            format!(
+                "{} is below backoff_initial_ms {}",
+                r.backoff_max_ms, r.backoff_initial_ms
+            ),
         ));
     }
     if r.start_limit_burst == 0 {
@@ -540,15 +581,17 @@ start_limit_interval_s = 20
         );
         let e = parse("exec = \"/bin/true\"\n[readiness]\nkind = \"socket\"\n").unwrap_err();
         assert!(e.to_string().contains("readiness.path: required"), "{e}");
-        let e = parse("exec = \"/bin/true\"\n[readiness]\nkind = \"tcp\"\nport = 70000\n")
-            .unwrap_err();
+        let e =
+            parse("exec = \"/bin/true\"\n[readiness]\nkind = \"tcp\"\nport = 70000\n").unwrap_err();
         assert!(e.to_string().contains(":4: readiness.port"), "{e}");
         let e = parse("exec = \"/bin/true\"\nstdio = \"tty\"\n").unwrap_err();
         assert!(e.to_string().contains("stdio"), "{e}");
         let e = parse("exec = \"/bin/true\"\n[restart]\npolicy = \"sometimes\"\n").unwrap_err();
         assert!(e.to_string().contains(":3: "), "{e}");
-        let e = parse("exec = \"/bin/true\"\n[restart]\nbackoff_initial_ms = 500\nbackoff_max_ms = 100\n")
-            .unwrap_err();
+        let e = parse(
+            "exec = \"/bin/true\"\n[restart]\nbackoff_initial_ms = 500\nbackoff_max_ms = 100\n",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("restart.backoff_max_ms"), "{e}");
         let e = parse("exec = \"/bin/true\"\nrequires = [\"svc\"]\n").unwrap_err();
         assert!(e.to_string().contains("cannot require itself"), "{e}");

@@ -146,7 +146,11 @@ impl ControlServer {
 
     /// Accepts new clients, reads what arrived, answers complete requests with `handle`,
     /// and drops clients past their deadline. Never blocks on a client.
-    pub fn service(&mut self, now_ms: u64, handle: &mut dyn FnMut(Result<Request, String>) -> Response) {
+    pub fn service(
+        &mut self,
+        now_ms: u64,
+        handle: &mut dyn FnMut(Result<Request, String>) -> Response,
+    ) {
         loop {
             match self.listener.accept() {
                 Ok((stream, _)) => {
@@ -248,13 +252,20 @@ mod tests {
                 name: "cairnd".into()
             })
         );
-        assert!(parse_request("{\"cmd\":\"explode\"}").unwrap_err().contains("explode"));
-        assert!(parse_request("{\"cmd\":\"start\"}").unwrap_err().contains("name"));
+        assert!(parse_request("{\"cmd\":\"explode\"}")
+            .unwrap_err()
+            .contains("explode"));
+        assert!(parse_request("{\"cmd\":\"start\"}")
+            .unwrap_err()
+            .contains("name"));
         assert_eq!(
             serde_json::to_string(&Request::Stop { name: "x".into() }).unwrap(),
             "{\"cmd\":\"stop\",\"name\":\"x\"}"
         );
-        assert_eq!(serde_json::to_string(&Response::ok()).unwrap(), "{\"ok\":true}");
+        assert_eq!(
+            serde_json::to_string(&Response::ok()).unwrap(),
+            "{\"ok\":true}"
+        );
     }
 
     #[test]
@@ -264,12 +275,19 @@ mod tests {
         let mut server = ControlServer::bind(&path).unwrap();
         let p2 = path.clone();
         let client = std::thread::spawn(move || {
-            request(&p2, &Request::Start { name: "a".into() }, Duration::from_secs(5))
+            request(
+                &p2,
+                &Request::Start { name: "a".into() },
+                Duration::from_secs(5),
+            )
         });
         let mut seen = Vec::new();
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while !client.is_finished() {
-            assert!(std::time::Instant::now() < deadline, "client did not finish");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "client did not finish"
+            );
             server.service(0, &mut |r| {
                 seen.push(r.clone());
                 Response::error("nope")
@@ -296,8 +314,12 @@ mod tests {
 
     #[test]
     fn connect_error_names_path() {
-        let e = request(Path::new("/nonexistent/init.sock"), &Request::Status, Duration::from_secs(1))
-            .unwrap_err();
+        let e = request(
+            Path::new("/nonexistent/init.sock"),
+            &Request::Status,
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("/nonexistent/init.sock"));
     }
 }

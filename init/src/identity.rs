@@ -18,7 +18,8 @@ pub enum IdentityError {
 /// Whether `s` is a machine id: 32 lowercase hex digits, not all zero.
 pub fn valid_machine_id(s: &str) -> bool {
     s.len() == 32
-        && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         && s.bytes().any(|b| b != b'0')
 }
 
@@ -130,7 +131,10 @@ mod tests {
         assert!(valid_machine_id(&m.id));
         let again = ensure_machine_id(&state, &run, || panic!("must not make a new id")).unwrap();
         assert_eq!(again.id, m.id);
-        assert_eq!(std::fs::read_to_string(&run).unwrap(), format!("{}\n", m.id));
+        assert_eq!(
+            std::fs::read_to_string(&run).unwrap(),
+            format!("{}\n", m.id)
+        );
     }
 
     #[test]
@@ -141,7 +145,12 @@ mod tests {
         std::fs::write(state.join("machine-id"), "garbage\n").unwrap();
         let run = d.path().join("mid");
         let m = ensure_machine_id(&state, &run, || Ok([1; 16])).unwrap();
-        assert_eq!(std::fs::read_to_string(state.join("machine-id")).unwrap().trim(), m.id);
+        assert_eq!(
+            std::fs::read_to_string(state.join("machine-id"))
+                .unwrap()
+                .trim(),
+            m.id
+        );
         let m = ensure_machine_id(&d.path().join("nostate"), &run, || Ok([2; 16])).unwrap();
         assert!(!m.persistent);
     }
@@ -150,7 +159,10 @@ mod tests {
     fn hostname_choice() {
         let d = tempfile::tempdir().unwrap();
         let f = d.path().join("hostname");
-        assert_eq!(choose_hostname(&f, "0123456789abcdef"), ("cairn-012345".to_string(), None));
+        assert_eq!(
+            choose_hostname(&f, "0123456789abcdef"),
+            ("cairn-012345".to_string(), None)
+        );
         std::fs::write(&f, "nas-01\n").unwrap();
         assert_eq!(choose_hostname(&f, "0123456789abcdef").0, "nas-01");
         std::fs::write(&f, "bad name!\n").unwrap();

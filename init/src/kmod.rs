@@ -23,7 +23,9 @@ impl DepMap {
     pub fn parse(text: &str) -> Self {
         let mut entries = BTreeMap::new();
         for line in text.lines() {
-            let Some((path, deps)) = line.split_once(':') else { continue };
+            let Some((path, deps)) = line.split_once(':') else {
+                continue;
+            };
             let path = path.trim();
             if path.is_empty() {
                 continue;
@@ -85,7 +87,8 @@ fn add(path: &str, dep: &DepMap, seen: &mut BTreeSet<String>, out: &mut Vec<Stri
 mod tests {
     use super::*;
 
-    const DEP: &str = "kernel/fs/ext4/ext4.ko: kernel/lib/crc16.ko kernel/fs/mbcache.ko kernel/fs/jbd2/jbd2.ko\n\
+    const DEP: &str =
+        "kernel/fs/ext4/ext4.ko: kernel/lib/crc16.ko kernel/fs/mbcache.ko kernel/fs/jbd2/jbd2.ko\n\
 kernel/fs/jbd2/jbd2.ko:\n\
 kernel/fs/mbcache.ko:\n\
 kernel/lib/crc16.ko:\n\
@@ -118,7 +121,11 @@ kernel/fs/squashfs/squashfs.ko:\n";
     #[test]
     fn builtin_is_fine_unknown_is_reported() {
         let d = DepMap::parse(DEP);
-        let p = plan("squashfs\nnvme\nbogus\n", &d, "kernel/drivers/nvme/host/nvme.ko\n");
+        let p = plan(
+            "squashfs\nnvme\nbogus\n",
+            &d,
+            "kernel/drivers/nvme/host/nvme.ko\n",
+        );
         assert_eq!(p.paths, vec!["kernel/fs/squashfs/squashfs.ko"]);
         assert_eq!(p.missing, vec!["bogus"]);
     }

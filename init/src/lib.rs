@@ -20,6 +20,7 @@ pub mod shutdown;
 pub mod stage1;
 pub mod stage2;
 pub mod supervisor;
+pub mod varskel;
 
 /// An error and its sources joined by `: ` (for log lines).
 pub fn error_chain(e: &dyn std::error::Error) -> String {

@@ -21,6 +21,7 @@ const KMSG_MAX: usize = 900;
 pub fn init(console: &Path, kmsg: bool) {
     let console = OpenOptions::new()
         .append(true)
+        .create(true)
         .custom_flags(libc::O_NOCTTY)
         .open(console)
         .ok();

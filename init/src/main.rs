@@ -20,6 +20,10 @@ fn run() -> anyhow::Result<i32> {
         pid1();
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{}", cli::USAGE);
+        return Ok(0);
+    }
     let inv = cli::parse(&args).context("invalid command line")?;
     let out = cli::execute(&inv).context("svc command failed")?;
     print!("{out}");
@@ -43,7 +47,9 @@ fn pid1() -> ! {
         log::log("fatal error in PID 1; syncing and rebooting");
     }
     nix::unistd::sync();
-    std::thread::sleep(std::time::Duration::from_millis(stage1::FAILURE_REBOOT_DELAY_MS));
+    std::thread::sleep(std::time::Duration::from_millis(
+        stage1::FAILURE_REBOOT_DELAY_MS,
+    ));
     let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT);
     loop {
         // reboot(2) failed: PID 1 must still not exit (that would panic the kernel).

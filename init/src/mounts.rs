@@ -34,17 +34,33 @@ pub fn table() -> Vec<MountSpec> {
         spec("proc", "/proc", "proc", nsde, None),
         spec("sysfs", "/sys", "sysfs", nsde, None),
         spec("devtmpfs", "/dev", "devtmpfs", ns, Some("mode=0755")),
-        spec("devpts", "/dev/pts", "devpts", ns | MsFlags::MS_NOEXEC, Some("gid=5,mode=620,ptmxmode=000")),
+        spec(
+            "devpts",
+            "/dev/pts",
+            "devpts",
+            ns | MsFlags::MS_NOEXEC,
+            Some("gid=5,mode=620,ptmxmode=000"),
+        ),
         spec("tmpfs", "/dev/shm", "tmpfs", nsd, Some("mode=1777")),
         spec("tmpfs", "/run", "tmpfs", nsd, Some("mode=0755")),
-        spec("cgroup2", "/sys/fs/cgroup", "cgroup2", nsde, Some("nsdelegate")),
+        spec(
+            "cgroup2",
+            "/sys/fs/cgroup",
+            "cgroup2",
+            nsde,
+            Some("nsdelegate"),
+        ),
         spec("tmpfs", "/tmp", "tmpfs", nsd, Some("mode=1777")),
     ]
 }
 
 /// Mount syscalls and the checks around them.
 pub trait MountOps {
-    fn is_mountpoint(&mut self, target: &Path) -> bool;
+    /// Mount points in mount order.
+    fn mountpoints(&mut self) -> Vec<PathBuf>;
+    fn is_mountpoint(&mut self, target: &Path) -> bool {
+        self.mountpoints().iter().any(|p| p == target)
+    }
     fn mkdir_p(&mut self, path: &Path) -> io::Result<()>;
     fn mount(&mut self, m: &MountSpec) -> io::Result<()>;
     fn umount(&mut self, target: &Path) -> io::Result<()>;
@@ -65,7 +81,10 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -85,12 +104,20 @@ pub fn apply(ops: &mut dyn MountOps, table: &[MountSpec]) -> Vec<String> {
             continue;
         }
         if let Err(e) = ops.mkdir_p(&m.target) {
-            problems.push(format!("{}: cannot create mount point: {e}", m.target.display()));
+            problems.push(format!(
+                "{}: cannot create mount point: {e}",
+                m.target.display()
+            ));
             continue;
         }
         if let Err(e) = ops.mount(m) {
             if e.raw_os_error() != Some(libc::EBUSY) {
-                problems.push(format!("cannot mount {} ({}) on {}: {e}", m.source, m.fstype, m.target.display()));
+                problems.push(format!(
+                    "cannot mount {} ({}) on {}: {e}",
+                    m.source,
+                    m.fstype,
+                    m.target.display()
+                ));
             }
         }
     }
@@ -115,7 +142,11 @@ pub fn apply_state(ops: &mut dyn MountOps, state: &Path, var: &Path) -> Vec<Stri
         };
         match ops.mkdir_p(&src).and_then(|_| ops.mount(&bind)) {
             Ok(()) => return problems,
-            Err(e) => problems.push(format!("cannot bind {} on {}: {e}", src.display(), var.display())),
+            Err(e) => problems.push(format!(
+                "cannot bind {} on {}: {e}",
+                src.display(),
+                var.display()
+            )),
         }
     } else {
         problems.push(format!(
@@ -124,7 +155,13 @@ pub fn apply_state(ops: &mut dyn MountOps, state: &Path, var: &Path) -> Vec<Stri
             var.display()
         ));
     }
-    let tmp = spec("tmpfs", "", "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=0755"));
+    let tmp = spec(
+        "tmpfs",
+        "",
+        "tmpfs",
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=0755"),
+    );
     let tmp = MountSpec {
         target: var.to_path_buf(),
         ..tmp
@@ -135,21 +172,36 @@ pub fn apply_state(ops: &mut dyn MountOps, state: &Path, var: &Path) -> Vec<Stri
     problems
 }
 
-/// Shutdown: unmount /var then /state; if /state stays busy, remount it read-only so the
-/// ext4 journal is clean. Returns problems.
-pub fn unmount_for_shutdown(ops: &mut dyn MountOps, state: &Path, var: &Path) -> Vec<String> {
+/// Whether a mount point is left alone at shutdown (API and volatile file systems).
+fn keep_at_shutdown(p: &Path) -> bool {
+    p == Path::new("/")
+        || p == Path::new("/run")
+        || p == Path::new("/tmp")
+        || ["/proc", "/sys", "/dev"].iter().any(|a| p.starts_with(a))
+}
+
+/// Shutdown: unmounts every real mount (STATE, /var, the ESP, pools…) in reverse mount
+/// order; one that stays busy is remounted read-only so its file system is clean.
+/// Returns problems.
+pub fn unmount_for_shutdown(ops: &mut dyn MountOps) -> Vec<String> {
     let mut problems = Vec::new();
-    while ops.is_mountpoint(var) {
-        if let Err(e) = ops.umount(var) {
-            problems.push(format!("cannot unmount {}: {e}", var.display()));
-            break;
-        }
-    }
-    if ops.is_mountpoint(state) {
-        if let Err(e) = ops.umount(state) {
-            problems.push(format!("cannot unmount {}: {e}; remounting read-only", state.display()));
-            if let Err(e) = ops.remount_ro(state) {
-                problems.push(format!("cannot remount {} read-only: {e}", state.display()));
+    let points: Vec<PathBuf> = ops
+        .mountpoints()
+        .into_iter()
+        .rev()
+        .filter(|p| !keep_at_shutdown(p))
+        .collect();
+    for p in points {
+        if let Err(e) = ops.umount(&p) {
+            if e.raw_os_error() == Some(libc::EINVAL) || e.raw_os_error() == Some(libc::ENOENT) {
+                continue; // already gone with a parent (stacked mounts)
+            }
+            problems.push(format!(
+                "cannot unmount {}: {e}; remounting read-only",
+                p.display()
+            ));
+            if let Err(e) = ops.remount_ro(&p) {
+                problems.push(format!("cannot remount {} read-only: {e}", p.display()));
             }
         }
     }
@@ -161,19 +213,28 @@ pub fn unmount_for_shutdown(ops: &mut dyn MountOps, state: &Path, var: &Path) ->
 pub struct RealMountOps;
 
 impl MountOps for RealMountOps {
-    fn is_mountpoint(&mut self, target: &Path) -> bool {
-        match std::fs::read_to_string("/proc/self/mountinfo") {
-            Ok(t) => mountpoints(&t).iter().any(|p| p == target),
-            Err(_) => false,
-        }
+    fn mountpoints(&mut self) -> Vec<PathBuf> {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .map(|t| mountpoints(&t))
+            .unwrap_or_default()
     }
     fn mkdir_p(&mut self, path: &Path) -> io::Result<()> {
         std::fs::create_dir_all(path)
     }
     fn mount(&mut self, m: &MountSpec) -> io::Result<()> {
-        let fstype = if m.fstype.is_empty() { None } else { Some(m.fstype.as_str()) };
-        nix::mount::mount(Some(m.source.as_str()), &m.target, fstype, m.flags, m.data.as_deref())
-            .map_err(io::Error::from)
+        let fstype = if m.fstype.is_empty() {
+            None
+        } else {
+            Some(m.fstype.as_str())
+        };
+        nix::mount::mount(
+            Some(m.source.as_str()),
+            &m.target,
+            fstype,
+            m.flags,
+            m.data.as_deref(),
+        )
+        .map_err(io::Error::from)
     }
     fn umount(&mut self, target: &Path) -> io::Result<()> {
         nix::mount::umount(target).map_err(io::Error::from)
@@ -197,6 +258,7 @@ mod tests {
 
     #[derive(Default)]
     struct Rec {
+        order: Vec<PathBuf>,
         mounted: BTreeSet<PathBuf>,
         calls: Vec<String>,
         fail: BTreeSet<PathBuf>,
@@ -204,6 +266,13 @@ mod tests {
     }
 
     impl MountOps for Rec {
+        fn mountpoints(&mut self) -> Vec<PathBuf> {
+            self.order
+                .iter()
+                .filter(|p| self.mounted.contains(*p))
+                .cloned()
+                .collect()
+        }
         fn is_mountpoint(&mut self, t: &Path) -> bool {
             self.mounted.contains(t)
         }
@@ -212,7 +281,12 @@ mod tests {
             Ok(())
         }
         fn mount(&mut self, m: &MountSpec) -> io::Result<()> {
-            self.calls.push(format!("mount {} {} {}", m.fstype, m.source, m.target.display()));
+            self.calls.push(format!(
+                "mount {} {} {}",
+                m.fstype,
+                m.source,
+                m.target.display()
+            ));
             if self.fail.contains(&m.target) {
                 return Err(io::Error::from_raw_os_error(libc::ENODEV));
             }
@@ -275,19 +349,43 @@ mod tests {
     }
 
     #[test]
-    fn shutdown_unmounts_var_then_state_and_falls_back_to_readonly() {
+    fn shutdown_unmounts_in_reverse_order_and_falls_back_to_readonly() {
         let mut r = Rec::default();
-        r.mounted.insert("/state".into());
-        r.mounted.insert("/var".into());
-        assert!(unmount_for_shutdown(&mut r, Path::new("/state"), Path::new("/var")).is_empty());
-        assert_eq!(r.calls, vec!["umount /var", "umount /state"]);
+        for p in [
+            "/",
+            "/proc",
+            "/sys",
+            "/dev",
+            "/dev/pts",
+            "/run",
+            "/sys/fs/cgroup",
+            "/tmp",
+            "/state",
+            "/var",
+            "/run/cairn/esp",
+        ] {
+            r.order.push(p.into());
+            r.mounted.insert(p.into());
+        }
+        assert!(unmount_for_shutdown(&mut r).is_empty());
+        assert_eq!(
+            r.calls,
+            vec!["umount /run/cairn/esp", "umount /var", "umount /state"]
+        );
 
         let mut r = Rec::default();
-        r.mounted.insert("/state".into());
+        for p in ["/", "/state", "/var"] {
+            r.order.push(p.into());
+            r.mounted.insert(p.into());
+        }
         r.busy.insert("/state".into());
-        let p = unmount_for_shutdown(&mut r, Path::new("/state"), Path::new("/var"));
-        assert_eq!(r.calls, vec!["umount /state", "remount-ro /state"]);
+        let p = unmount_for_shutdown(&mut r);
+        assert_eq!(
+            r.calls,
+            vec!["umount /var", "umount /state", "remount-ro /state"]
+        );
         assert_eq!(p.len(), 1);
+        assert!(p[0].contains("cannot unmount /state"), "{p:?}");
     }
 
     #[test]

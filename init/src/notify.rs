@@ -46,12 +46,17 @@ impl NotifySockets {
 
     /// Sockets to poll, with their service names.
     pub fn fds(&self) -> Vec<(String, BorrowedFd<'_>)> {
-        self.socks.iter().map(|(n, s)| (n.clone(), s.as_fd())).collect()
+        self.socks
+            .iter()
+            .map(|(n, s)| (n.clone(), s.as_fd()))
+            .collect()
     }
 
     /// Reads every pending datagram of `name`'s socket; true if one said READY=1.
     pub fn drain(&mut self, name: &str) -> bool {
-        let Some(s) = self.socks.get(name) else { return false };
+        let Some(s) = self.socks.get(name) else {
+            return false;
+        };
         let mut ready = false;
         let mut buf = [0u8; 4096];
         loop {

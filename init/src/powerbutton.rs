@@ -26,7 +26,9 @@ pub fn has_power_press(buf: &[u8]) -> bool {
 /// `eventN` names whose device is called "Power Button", under a /sys/class/input directory.
 pub fn find_power_buttons(sys_class_input: &Path) -> Vec<String> {
     let mut found = Vec::new();
-    let Ok(rd) = std::fs::read_dir(sys_class_input) else { return found };
+    let Ok(rd) = std::fs::read_dir(sys_class_input) else {
+        return found;
+    };
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         if !name.starts_with("event") {
@@ -134,7 +136,11 @@ mod tests {
         let sys = d.path().join("sys");
         let dev = d.path().join("dev");
         std::fs::create_dir_all(sys.join("event0/device")).unwrap();
-        std::fs::write(sys.join("event0/device/name"), "AT Translated Set 2 keyboard\n").unwrap();
+        std::fs::write(
+            sys.join("event0/device/name"),
+            "AT Translated Set 2 keyboard\n",
+        )
+        .unwrap();
         std::fs::create_dir_all(&dev).unwrap();
         let mut pb = PowerButton::new(&sys, &dev);
         assert!(pb.scan(0).is_empty());

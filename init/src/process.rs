@@ -71,8 +71,10 @@ fn open_console(path: &PathBuf) -> io::Result<File> {
     OpenOptions::new()
         .read(true)
         .append(true)
+        .create(true)
         .custom_flags(libc::O_NOCTTY)
         .open(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("open {}: {e}", path.display())))
 }
 
 fn connect_journal(identifier: &str, socket: &PathBuf) -> io::Result<UnixStream> {
@@ -118,7 +120,11 @@ impl ProcessOps for RealProcessOps {
         let mut cmd = Command::new(&req.exec);
         cmd.args(&req.args)
             .env_clear()
-            .envs(req.env.iter().map(|(k, v)| (OsString::from(k), OsString::from(v))))
+            .envs(
+                req.env
+                    .iter()
+                    .map(|(k, v)| (OsString::from(k), OsString::from(v))),
+            )
             .current_dir(&req.working_dir)
             .stdin(StdStdio::from(stdin))
             .stdout(StdStdio::from(out))
@@ -137,7 +143,9 @@ impl ProcessOps for RealProcessOps {
                 Ok(())
             });
         }
-        let child = cmd.spawn()?;
+        let child = cmd
+            .spawn()
+            .map_err(|e| io::Error::new(e.kind(), format!("exec {}: {e}", req.exec.display())))?;
         // Dropping a std Child neither waits nor kills: the reaper collects it.
         Ok(child.id() as i32)
     }
@@ -148,6 +156,7 @@ impl ProcessOps for RealProcessOps {
         let s = match sig {
             Sig::Term => Signal::SIGTERM,
             Sig::Kill => Signal::SIGKILL,
+            Sig::Hup => Signal::SIGHUP,
         };
         if sig == Sig::Kill {
             // The service is its own session and process group: take its helpers too.
@@ -226,7 +235,10 @@ mod tests {
                 name: "t".into(),
                 exec: "/bin/sh".into(),
                 args: vec!["-c".into(), "echo \"$FOO $(pwd)\"; echo err >&2".into()],
-                env: vec![("FOO".into(), "bar".into()), ("PATH".into(), "/usr/bin:/bin".into())],
+                env: vec![
+                    ("FOO".into(), "bar".into()),
+                    ("PATH".into(), "/usr/bin:/bin".into()),
+                ],
                 working_dir: d.path().to_path_buf(),
                 stdio: StdioPlan::Journal {
                     identifier: "t".into(),
@@ -236,7 +248,10 @@ mod tests {
             })
             .unwrap();
         let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).unwrap();
-        assert_eq!(status, nix::sys::wait::WaitStatus::Exited(nix::unistd::Pid::from_raw(pid), 0));
+        assert_eq!(
+            status,
+            nix::sys::wait::WaitStatus::Exited(nix::unistd::Pid::from_raw(pid), 0)
+        );
         let out = std::fs::read_to_string(&console).unwrap();
         assert_eq!(out, format!("bar {}\nerr\n", d.path().display()));
     }

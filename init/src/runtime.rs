@@ -5,7 +5,7 @@ use crate::control::{Request, Response};
 use crate::log::log;
 use crate::notify::NotifySockets;
 use crate::process::{ProcessOps, SpawnRequest, StdioPlan, WaitResult};
-use crate::supervisor::{Action, Command, Now, Supervisor};
+use crate::supervisor::{Action, Command, Now, Sig, Supervisor};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 
@@ -83,7 +83,9 @@ impl<P: ProcessOps> Runtime<P> {
             match a {
                 Action::Log(line) => log(&line),
                 Action::Spawn(name) => {
-                    let Some(cfg) = self.sup.config(&name).cloned() else { continue };
+                    let Some(cfg) = self.sup.config(&name).cloned() else {
+                        continue;
+                    };
                     let notify = if cfg.readiness.kind == ReadinessKind::Notify {
                         match self.notify.prepare(&name) {
                             Ok(p) => Some(p),
@@ -99,13 +101,20 @@ impl<P: ProcessOps> Runtime<P> {
                     let req = spawn_request(&cfg, notify, &self.paths);
                     let more = match self.ops.spawn(&req) {
                         Ok(pid) => self.sup.spawned(&name, pid, now),
-                        Err(e) => self.sup.spawn_failed(&name, &format!("{}: {e}", cfg.exec.display()), now),
+                        Err(e) => self.sup.spawn_failed(&name, &e.to_string(), now),
                     };
                     queue.extend(more);
                 }
                 Action::Signal { name, pid, sig } => {
                     if let Err(e) = self.ops.signal(pid, sig) {
                         log(&format!("cannot signal {name} (pid {pid}): {e}"));
+                    }
+                    let on_tty = self
+                        .sup
+                        .config(&name)
+                        .is_some_and(|c| matches!(c.stdio, Stdio::Device(_)));
+                    if sig == Sig::Term && on_tty {
+                        let _ = self.ops.signal(pid, Sig::Hup);
                     }
                 }
                 Action::Probe(name) => {
@@ -180,7 +189,7 @@ impl<P: ProcessOps> Runtime<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::supervisor::{ExitStatus, Sig, State};
+    use crate::supervisor::{ExitStatus, State};
     use std::io;
 
     #[derive(Default)]
@@ -252,7 +261,10 @@ mod tests {
                 ("LANG".to_string(), "C.UTF-8".to_string()),
                 ("PATH".to_string(), "/opt".to_string()),
                 ("X".to_string(), "1".to_string()),
-                ("NOTIFY_SOCKET".to_string(), "/run/cairn/notify/journald".to_string()),
+                (
+                    "NOTIFY_SOCKET".to_string(),
+                    "/run/cairn/notify/journald".to_string()
+                ),
             ]
         );
         assert_eq!(
@@ -264,7 +276,10 @@ mod tests {
             }
         );
         c.stdio = Stdio::Device("/dev/ttyS1".into());
-        assert_eq!(spawn_request(&c, None, &paths()).stdio, StdioPlan::Device("/dev/ttyS1".into()));
+        assert_eq!(
+            spawn_request(&c, None, &paths()).stdio,
+            StdioPlan::Device("/dev/ttyS1".into())
+        );
     }
 
     #[test]
@@ -322,6 +337,25 @@ mod tests {
         assert_eq!(r.orphans_reaped, Some(0));
         let r = rt.handle(Err("bad request: x".into()), now());
         assert!(!r.ok);
+    }
+
+    #[test]
+    fn tty_services_also_get_sighup_on_stop() {
+        let d = tempfile::tempdir().unwrap();
+        let mut shell = ServiceConfig::new("lab-shell", "/bin/sh");
+        shell.stdio = Stdio::Device("/dev/ttyS1".into());
+        let mut rt = runtime(vec![shell, ServiceConfig::new("b", "/bin/b")], d.path());
+        let acts = rt.sup.boot(now());
+        rt.execute(acts, now());
+        let acts = rt.sup.shutdown(now());
+        rt.execute(acts, now());
+        let mut sigs = rt.ops.signals.clone();
+        sigs.sort_by_key(|(p, _)| *p);
+        // "b" sorts first and got pid 1001; lab-shell got 1002.
+        assert_eq!(
+            sigs,
+            vec![(1001, Sig::Term), (1002, Sig::Term), (1002, Sig::Hup)]
+        );
     }
 
     #[test]

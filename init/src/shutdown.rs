@@ -4,7 +4,6 @@ use crate::log::log;
 use crate::mounts::{unmount_for_shutdown, MountOps};
 use crate::process::WaitResult;
 use std::io;
-use std::path::Path;
 
 /// Power off or reboot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,11 +59,7 @@ fn wait_no_children(ops: &mut dyn SystemOps, grace_ms: u64) -> bool {
 
 /// Kills the remaining processes, syncs, unmounts (if `mounts`), logs and reboots.
 /// Returns only if reboot(2) failed.
-pub fn finish(
-    ops: &mut dyn SystemOps,
-    mounts: Option<(&mut dyn MountOps, &Path, &Path)>,
-    kind: Kind,
-) -> io::Error {
+pub fn finish(ops: &mut dyn SystemOps, mounts: Option<&mut dyn MountOps>, kind: Kind) -> io::Error {
     ops.kill_all(false);
     if !wait_no_children(ops, TERM_GRACE_MS) {
         log(&format!(
@@ -77,8 +72,8 @@ pub fn finish(
         }
     }
     ops.sync();
-    if let Some((m, state, var)) = mounts {
-        for p in unmount_for_shutdown(m, state, var) {
+    if let Some(m) = mounts {
+        for p in unmount_for_shutdown(m) {
             log(&p);
         }
         ops.sync();
@@ -94,7 +89,11 @@ pub struct RealSystemOps;
 impl SystemOps for RealSystemOps {
     fn kill_all(&mut self, kill: bool) {
         use nix::sys::signal::{kill as k, Signal};
-        let sig = if kill { Signal::SIGKILL } else { Signal::SIGTERM };
+        let sig = if kill {
+            Signal::SIGKILL
+        } else {
+            Signal::SIGTERM
+        };
         let _ = k(nix::unistd::Pid::from_raw(-1), sig);
     }
     fn wait_any(&mut self) -> WaitResult {

@@ -28,6 +28,22 @@ pub const PARTITION_POLL_MS: u64 = 100;
 /// Pause before the reboot after a failure (so the message can be read).
 pub const FAILURE_REBOOT_DELAY_MS: u64 = 5_000;
 
+/// Where stage 1 assembles the root and where it mounts STATE to record a failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    pub newroot: PathBuf,
+    pub scratch: PathBuf,
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Layout {
+            newroot: PathBuf::from(NEWROOT),
+            scratch: PathBuf::from(SCRATCH),
+        }
+    }
+}
+
 /// The system operations stage 1 needs (a recording double tests the flow).
 pub trait Stage1Ops {
     fn mkdir_p(&mut self, p: &Path) -> io::Result<()>;
@@ -106,7 +122,9 @@ fn load_modules(ops: &mut dyn Stage1Ops) {
     let release = match ops.read_file(Path::new("/proc/sys/kernel/osrelease")) {
         Ok(r) => r.trim().to_string(),
         Err(e) => {
-            log(&format!("cannot read the kernel release: {e}; no modules loaded"));
+            log(&format!(
+                "cannot read the kernel release: {e}; no modules loaded"
+            ));
             return;
         }
     };
@@ -114,21 +132,51 @@ fn load_modules(ops: &mut dyn Stage1Ops) {
     let dep = match ops.read_file(&base.join("modules.dep")) {
         Ok(t) => DepMap::parse(&t),
         Err(e) => {
-            log(&format!("{}: {e}; no modules loaded", base.join("modules.dep").display()));
+            log(&format!(
+                "{}: {e}; no modules loaded",
+                base.join("modules.dep").display()
+            ));
             return;
         }
     };
-    let builtin = ops.read_file(&base.join("modules.builtin")).unwrap_or_default();
+    let builtin = ops
+        .read_file(&base.join("modules.builtin"))
+        .unwrap_or_default();
     let plan = kmod::plan(&list, &dep, &builtin);
     for m in &plan.missing {
-        log(&format!("module {m}: not in modules.dep or modules.builtin"));
+        log(&format!(
+            "module {m}: not in modules.dep or modules.builtin"
+        ));
     }
+    let start = ops.now_ms();
+    let mut slowest: Vec<(u64, String)> = Vec::new();
+    let mut loaded = 0;
     for p in &plan.paths {
         let path = base.join(p);
-        if let Err(e) = ops.load_module(&path) {
-            log(&format!("cannot load {}: {e}", path.display()));
+        let t = ops.now_ms();
+        match ops.load_module(&path) {
+            Ok(()) => loaded += 1,
+            Err(e) => log(&format!("cannot load {}: {e}", path.display())),
         }
+        let name = p
+            .rsplit('/')
+            .next()
+            .unwrap_or(p)
+            .trim_end_matches(".ko")
+            .to_string();
+        slowest.push((ops.now_ms().saturating_sub(t), name));
     }
+    slowest.sort_by_key(|(ms, _)| std::cmp::Reverse(*ms));
+    let top: Vec<String> = slowest
+        .iter()
+        .take(3)
+        .map(|(ms, n)| format!("{n} {ms} ms"))
+        .collect();
+    log(&format!(
+        "{loaded} modules loaded in {} ms (slowest: {})",
+        ops.now_ms().saturating_sub(start),
+        top.join(", ")
+    ));
 }
 
 /// Waits (deadline) for the root partition and, briefly after it, STATE.
@@ -153,7 +201,7 @@ fn wait_partitions(ops: &mut dyn Stage1Ops, root_label: &str) -> (Option<String>
 }
 
 /// Everything up to (not including) switch_root. Ok = the init path to exec.
-pub fn prepare(ops: &mut dyn Stage1Ops) -> Result<String, Failure> {
+pub fn prepare(ops: &mut dyn Stage1Ops, layout: &Layout) -> Result<String, Failure> {
     let mut failure = Failure {
         reason: String::new(),
         slot: None,
@@ -165,12 +213,21 @@ pub fn prepare(ops: &mut dyn Stage1Ops) -> Result<String, Failure> {
         ..f.clone()
     };
     load_modules(ops);
-    let cmdline = ops.read_file(Path::new("/proc/cmdline")).unwrap_or_default();
+    let cmdline = ops
+        .read_file(Path::new("/proc/cmdline"))
+        .unwrap_or_default();
     let slot = cmdline::slot(&cmdline).map_err(|e| fail(&failure, e.to_string()))?;
     failure.slot = Some(slot);
     let init = cmdline::init_path(&cmdline).map_err(|e| fail(&failure, e.to_string()))?;
     let root_label = slot.partlabel();
+    let waited_from = ops.now_ms();
     let (root, state) = wait_partitions(ops, &root_label);
+    if root.is_some() {
+        log(&format!(
+            "found {root_label} after {} ms",
+            ops.now_ms().saturating_sub(waited_from)
+        ));
+    }
 
     // STATE first: make its filesystem if blank, so a failure can be recorded on it.
     match &state {
@@ -211,7 +268,7 @@ pub fn prepare(ops: &mut dyn Stage1Ops) -> Result<String, Failure> {
         ));
     };
     let root_dev = PathBuf::from("/dev").join(&root);
-    let newroot = Path::new(NEWROOT);
+    let newroot = layout.newroot.as_path();
     let _ = ops.mkdir_p(newroot);
     ops.mount(
         &root_dev.display().to_string(),
@@ -223,37 +280,59 @@ pub fn prepare(ops: &mut dyn Stage1Ops) -> Result<String, Failure> {
     .map_err(|e| {
         fail(
             &failure,
-            format!("cannot mount {root_label} ({}) as squashfs: {e}", root_dev.display()),
+            format!(
+                "cannot mount {root_label} ({}) as squashfs: {e}",
+                root_dev.display()
+            ),
         )
     })?;
     if let Err(e) = ops.check_init(newroot, &init) {
         let _ = ops.umount(newroot);
-        return Err(fail(&failure, format!("root of slot {} is unusable: {e}", slot.letter())));
+        return Err(fail(
+            &failure,
+            format!("root of slot {} is unusable: {e}", slot.letter()),
+        ));
     }
     if let Some(dev) = failure.state_dev.clone() {
         let target = newroot.join("state");
-        ops.mount(&dev.display().to_string(), &target, "ext4", MsFlags::empty(), None)
-            .map_err(|e| {
-                fail(
-                    &failure,
-                    format!("cannot mount STATE {} on {}: {e}", dev.display(), target.display()),
-                )
-            })?;
+        ops.mount(
+            &dev.display().to_string(),
+            &target,
+            "ext4",
+            MsFlags::empty(),
+            None,
+        )
+        .map_err(|e| {
+            fail(
+                &failure,
+                format!(
+                    "cannot mount STATE {} on {}: {e}",
+                    dev.display(),
+                    target.display()
+                ),
+            )
+        })?;
         failure.state_mounted = Some(target);
     }
     Ok(init)
 }
 
 /// Records the failure on STATE (if possible), prints it, syncs, waits, reboots.
-pub fn fail_and_reboot(ops: &mut dyn Stage1Ops, f: &Failure) -> io::Error {
+pub fn fail_and_reboot(ops: &mut dyn Stage1Ops, f: &Failure, layout: &Layout) -> io::Error {
     log(&format!("BOOT FAILED: {}", f.reason));
     let mut mounted_here = None;
     let dir = match (&f.state_mounted, &f.state_dev) {
         (Some(m), _) => Some(m.clone()),
         (None, Some(dev)) => {
-            let scratch = Path::new(SCRATCH);
+            let scratch = layout.scratch.as_path();
             let _ = ops.mkdir_p(scratch);
-            match ops.mount(&dev.display().to_string(), scratch, "ext4", MsFlags::empty(), None) {
+            match ops.mount(
+                &dev.display().to_string(),
+                scratch,
+                "ext4",
+                MsFlags::empty(),
+                None,
+            ) {
                 Ok(()) => {
                     mounted_here = Some(scratch.to_path_buf());
                     Some(scratch.to_path_buf())
@@ -269,7 +348,9 @@ pub fn fail_and_reboot(ops: &mut dyn Stage1Ops, f: &Failure) -> io::Error {
     if let Some(dir) = &dir {
         let boot = dir.join("boot");
         let line = failure_record(ops.unix_s(), f.slot, &f.reason);
-        let r = ops.mkdir_p(&boot).and_then(|_| ops.append_line(&boot.join("failures.jsonl"), &line));
+        let r = ops
+            .mkdir_p(&boot)
+            .and_then(|_| ops.append_line(&boot.join("failures.jsonl"), &line));
         if let Err(e) = r {
             log(&format!("cannot record the failure on STATE: {e}"));
         }
@@ -293,7 +374,8 @@ pub fn run(ops: &mut dyn Stage1Ops) -> ! {
     let _ = crate::console::setup(Path::new("/dev/console"));
     crate::log::init(Path::new("/dev/console"), true);
     log("stage 1");
-    let failure = match prepare(ops) {
+    let layout = Layout::default();
+    let failure = match prepare(ops, &layout) {
         Ok(init) => {
             let slot = ops
                 .read_file(Path::new("/proc/cmdline"))
@@ -301,7 +383,7 @@ pub fn run(ops: &mut dyn Stage1Ops) -> ! {
                 .and_then(|c| cmdline::slot(&c).ok());
             let letter = slot.map(|s| s.letter()).unwrap_or("?");
             log(&format!("switching root to slot {letter}"));
-            let e = ops.switch_root(Path::new(NEWROOT), &init);
+            let e = ops.switch_root(&layout.newroot, &init);
             Failure {
                 reason: format!("switch_root to {init} failed: {e}"),
                 slot,
@@ -311,7 +393,7 @@ pub fn run(ops: &mut dyn Stage1Ops) -> ! {
         }
         Err(f) => f,
     };
-    let e = fail_and_reboot(ops, &failure);
+    let e = fail_and_reboot(ops, &failure, &layout);
     log(&format!("reboot(2) failed: {e}"));
     loop {
         ops.pause_ms(60_000);
@@ -392,7 +474,9 @@ pub fn delete_tree(dir: &Path, dev: u64) -> io::Result<()> {
     for e in std::fs::read_dir(dir)? {
         let e = e?;
         let p = e.path();
-        let Ok(m) = std::fs::symlink_metadata(&p) else { continue };
+        let Ok(m) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
         if m.dev() != dev {
             continue;
         }
@@ -462,7 +546,10 @@ impl Stage1Ops for RealStage1Ops {
         check_init_real(root, init)
     }
     fn append_line(&mut self, file: &Path, line: &str) -> io::Result<()> {
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(file)?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)?;
         f.write_all(format!("{line}\n").as_bytes())?;
         f.sync_all()?;
         if let Some(dir) = file.parent() {
@@ -501,14 +588,26 @@ fn switch_root_real(newroot: &Path, init: &str) -> io::Result<std::convert::Infa
     use std::os::unix::process::CommandExt;
     for d in ["dev", "proc", "sys"] {
         let target = newroot.join(d);
-        mount(Some(Path::new("/").join(d).as_path()), &target, None::<&str>, MsFlags::MS_MOVE, None::<&str>)
-            .map_err(|e| io::Error::other(format!("move /{d} to {}: {e}", target.display())))?;
+        mount(
+            Some(Path::new("/").join(d).as_path()),
+            &target,
+            None::<&str>,
+            MsFlags::MS_MOVE,
+            None::<&str>,
+        )
+        .map_err(|e| io::Error::other(format!("move /{d} to {}: {e}", target.display())))?;
     }
     std::env::set_current_dir(newroot)?;
     let root_dev = std::fs::metadata("/")?.dev();
     let _ = delete_tree(Path::new("/"), root_dev);
-    mount(Some(newroot), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
-        .map_err(|e| io::Error::other(format!("move {} to /: {e}", newroot.display())))?;
+    mount(
+        Some(newroot),
+        "/",
+        None::<&str>,
+        MsFlags::MS_MOVE,
+        None::<&str>,
+    )
+    .map_err(|e| io::Error::other(format!("move {} to /: {e}", newroot.display())))?;
     nix::unistd::chroot(".").map_err(|e| io::Error::other(format!("chroot: {e}")))?;
     std::env::set_current_dir("/")?;
     let e = std::process::Command::new(init).exec();
@@ -536,8 +635,16 @@ mod tests {
         fn mkdir_p(&mut self, _p: &Path) -> io::Result<()> {
             Ok(())
         }
-        fn mount(&mut self, src: &str, target: &Path, fs: &str, _f: MsFlags, _d: Option<&str>) -> io::Result<()> {
-            self.calls.push(format!("mount {fs} {src} {}", target.display()));
+        fn mount(
+            &mut self,
+            src: &str,
+            target: &Path,
+            fs: &str,
+            _f: MsFlags,
+            _d: Option<&str>,
+        ) -> io::Result<()> {
+            self.calls
+                .push(format!("mount {fs} {src} {}", target.display()));
             if self.fail_mount.contains(target) {
                 return Err(io::Error::from_raw_os_error(libc::EINVAL));
             }
@@ -608,10 +715,14 @@ mod tests {
         let mut r = Rec::default();
         r.files.insert("/proc/cmdline".into(), cmdline.into());
         r.parts.push(
-            [("cairn-root-a", "vda2"), ("cairn-root-b", "vda3"), ("cairn-state", "vda4")]
-                .into_iter()
-                .map(|(a, b)| (a.to_string(), b.to_string()))
-                .collect(),
+            [
+                ("cairn-root-a", "vda2"),
+                ("cairn-root-b", "vda3"),
+                ("cairn-state", "vda4"),
+            ]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect(),
         );
         r
     }
@@ -619,13 +730,17 @@ mod tests {
     #[test]
     fn happy_path_mounts_root_then_state() {
         let mut r = rec("quiet cairn.slot=b");
-        r.files.insert("/etc/cairn/initrd-modules".into(), "ext4\n".into());
-        r.files.insert("/proc/sys/kernel/osrelease".into(), "6.1.0-13-amd64\n".into());
+        r.files
+            .insert("/etc/cairn/initrd-modules".into(), "ext4\n".into());
+        r.files.insert(
+            "/proc/sys/kernel/osrelease".into(),
+            "6.1.0-13-amd64\n".into(),
+        );
         r.files.insert(
             "/lib/modules/6.1.0-13-amd64/modules.dep".into(),
             "kernel/fs/ext4/ext4.ko: kernel/fs/jbd2/jbd2.ko\nkernel/fs/jbd2/jbd2.ko:\n".into(),
         );
-        let init = prepare(&mut r).unwrap();
+        let init = prepare(&mut r, &Layout::default()).unwrap();
         assert_eq!(init, "/sbin/init");
         assert_eq!(
             r.calls,
@@ -642,17 +757,20 @@ mod tests {
     fn blank_state_is_formatted_and_custom_init() {
         let mut r = rec("cairn.slot=a cairn.init=/lib/systemd/systemd");
         r.blank = true;
-        assert_eq!(prepare(&mut r).unwrap(), "/lib/systemd/systemd");
+        assert_eq!(
+            prepare(&mut r, &Layout::default()).unwrap(),
+            "/lib/systemd/systemd"
+        );
         assert_eq!(r.calls[0], "mke2fs /dev/vda4");
     }
 
     #[test]
     fn missing_slot_fails_without_state() {
         let mut r = rec("quiet");
-        let f = prepare(&mut r).unwrap_err();
+        let f = prepare(&mut r, &Layout::default()).unwrap_err();
         assert_eq!(f.reason, "cairn.slot missing from the kernel command line");
         assert_eq!(f.slot, None);
-        fail_and_reboot(&mut r, &f);
+        fail_and_reboot(&mut r, &f, &Layout::default());
         assert!(r.appended.is_empty());
         assert_eq!(r.calls.last().unwrap(), "reboot");
         assert_eq!(r.t, FAILURE_REBOOT_DELAY_MS);
@@ -661,11 +779,13 @@ mod tests {
     #[test]
     fn missing_root_partition_times_out_and_is_recorded() {
         let mut r = rec("cairn.slot=b");
-        r.parts = vec![[("cairn-state".to_string(), "vda4".to_string())].into_iter().collect()];
-        let f = prepare(&mut r).unwrap_err();
+        r.parts = vec![[("cairn-state".to_string(), "vda4".to_string())]
+            .into_iter()
+            .collect()];
+        let f = prepare(&mut r, &Layout::default()).unwrap_err();
         assert_eq!(f.reason, "partition cairn-root-b not found within 10s");
         assert!(r.t >= PARTITION_DEADLINE_MS && r.t < PARTITION_DEADLINE_MS + 200);
-        fail_and_reboot(&mut r, &f);
+        fail_and_reboot(&mut r, &f, &Layout::default());
         assert_eq!(
             r.appended,
             vec![(
@@ -674,7 +794,11 @@ mod tests {
                     .to_string()
             )]
         );
-        let i = r.calls.iter().position(|c| c == "mount ext4 /dev/vda4 /state-scratch").unwrap();
+        let i = r
+            .calls
+            .iter()
+            .position(|c| c == "mount ext4 /dev/vda4 /state-scratch")
+            .unwrap();
         assert!(r.calls[i..].contains(&"umount /state-scratch".to_string()));
     }
 
@@ -683,15 +807,17 @@ mod tests {
         let mut r = rec("cairn.slot=a");
         let full = r.parts[0].clone();
         r.parts = vec![BTreeMap::new(), BTreeMap::new(), BTreeMap::new(), full];
-        prepare(&mut r).unwrap();
+        prepare(&mut r, &Layout::default()).unwrap();
         assert_eq!(r.t, 3 * PARTITION_POLL_MS);
     }
 
     #[test]
     fn no_state_partition_boots_after_grace() {
         let mut r = rec("cairn.slot=a");
-        r.parts = vec![[("cairn-root-a".to_string(), "vda2".to_string())].into_iter().collect()];
-        prepare(&mut r).unwrap();
+        r.parts = vec![[("cairn-root-a".to_string(), "vda2".to_string())]
+            .into_iter()
+            .collect()];
+        prepare(&mut r, &Layout::default()).unwrap();
         assert_eq!(r.calls, vec!["mount squashfs /dev/vda2 /newroot"]);
         assert!(r.t >= STATE_GRACE_MS && r.t < PARTITION_DEADLINE_MS);
     }
@@ -700,11 +826,19 @@ mod tests {
     fn corrupt_root_is_caught_and_recorded_on_scratch() {
         let mut r = rec("cairn.slot=b");
         r.bad_init = true;
-        let f = prepare(&mut r).unwrap_err();
-        assert!(f.reason.starts_with("root of slot b is unusable: /sbin/init"), "{}", f.reason);
+        let f = prepare(&mut r, &Layout::default()).unwrap_err();
+        assert!(
+            f.reason
+                .starts_with("root of slot b is unusable: /sbin/init"),
+            "{}",
+            f.reason
+        );
         assert_eq!(f.state_mounted, None);
-        fail_and_reboot(&mut r, &f);
-        assert_eq!(r.appended[0].0, PathBuf::from("/state-scratch/boot/failures.jsonl"));
+        fail_and_reboot(&mut r, &f, &Layout::default());
+        assert_eq!(
+            r.appended[0].0,
+            PathBuf::from("/state-scratch/boot/failures.jsonl")
+        );
         assert!(r.calls.contains(&"umount /newroot".to_string()));
     }
 
@@ -712,9 +846,14 @@ mod tests {
     fn root_mount_failure_is_recorded() {
         let mut r = rec("cairn.slot=b");
         r.fail_mount.insert("/newroot".into());
-        let f = prepare(&mut r).unwrap_err();
-        assert!(f.reason.starts_with("cannot mount cairn-root-b (/dev/vda3) as squashfs"), "{}", f.reason);
-        fail_and_reboot(&mut r, &f);
+        let f = prepare(&mut r, &Layout::default()).unwrap_err();
+        assert!(
+            f.reason
+                .starts_with("cannot mount cairn-root-b (/dev/vda3) as squashfs"),
+            "{}",
+            f.reason
+        );
+        fail_and_reboot(&mut r, &f, &Layout::default());
         assert_eq!(r.appended.len(), 1);
     }
 
@@ -724,7 +863,10 @@ mod tests {
             failure_record(5, Some(Slot::B), "x \"y\""),
             "{\"reason\":\"x \\\"y\\\"\",\"slot\":\"b\",\"time\":5}"
         );
-        assert_eq!(failure_record(5, None, "r"), "{\"reason\":\"r\",\"slot\":null,\"time\":5}");
+        assert_eq!(
+            failure_record(5, None, "r"),
+            "{\"reason\":\"r\",\"slot\":null,\"time\":5}"
+        );
     }
 
     #[test]
@@ -734,22 +876,46 @@ mod tests {
         std::fs::create_dir_all(root.join("usr/sbin")).unwrap();
         std::fs::create_dir_all(root.join("sbin")).unwrap();
         std::fs::write(root.join("usr/sbin/cairn-init"), b"\x7fELF....").unwrap();
-        std::fs::set_permissions(root.join("usr/sbin/cairn-init"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(
+            root.join("usr/sbin/cairn-init"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
         std::os::unix::fs::symlink("/usr/sbin/cairn-init", root.join("sbin/init")).unwrap();
         std::os::unix::fs::symlink("../usr/sbin/cairn-init", root.join("sbin/rel")).unwrap();
-        assert_eq!(resolve_in_root(root, "/sbin/init").unwrap(), root.join("usr/sbin/cairn-init"));
-        assert_eq!(resolve_in_root(root, "/sbin/rel").unwrap(), root.join("usr/sbin/cairn-init"));
+        assert_eq!(
+            resolve_in_root(root, "/sbin/init").unwrap(),
+            root.join("usr/sbin/cairn-init")
+        );
+        assert_eq!(
+            resolve_in_root(root, "/sbin/rel").unwrap(),
+            root.join("usr/sbin/cairn-init")
+        );
         assert!(check_init_real(root, "/sbin/init").is_ok());
         std::fs::write(root.join("sbin/text"), b"hello").unwrap();
-        std::fs::set_permissions(root.join("sbin/text"), std::fs::Permissions::from_mode(0o755)).unwrap();
-        assert!(check_init_real(root, "/sbin/text").unwrap_err().contains("not an executable format"));
+        std::fs::set_permissions(
+            root.join("sbin/text"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        assert!(check_init_real(root, "/sbin/text")
+            .unwrap_err()
+            .contains("not an executable format"));
         std::fs::write(root.join("sbin/noexec"), b"#!/bin/sh").unwrap();
-        std::fs::set_permissions(root.join("sbin/noexec"), std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(check_init_real(root, "/sbin/noexec").unwrap_err().contains("not executable"));
+        std::fs::set_permissions(
+            root.join("sbin/noexec"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        assert!(check_init_real(root, "/sbin/noexec")
+            .unwrap_err()
+            .contains("not executable"));
         assert!(check_init_real(root, "/sbin/missing").is_err());
         std::os::unix::fs::symlink("loop2", root.join("sbin/loop1")).unwrap();
         std::os::unix::fs::symlink("loop1", root.join("sbin/loop2")).unwrap();
-        assert!(check_init_real(root, "/sbin/loop1").unwrap_err().contains("too many symlinks"));
+        assert!(check_init_real(root, "/sbin/loop1")
+            .unwrap_err()
+            .contains("too many symlinks"));
     }
 
     #[test]

@@ -5,13 +5,14 @@ use crate::config;
 use crate::control::{self, ControlServer};
 use crate::identity;
 use crate::log::{self, log};
-use crate::mounts::{self, RealMountOps};
+use crate::mounts::{self, MountOps, RealMountOps};
 use crate::notify::{self, NotifySockets};
 use crate::powerbutton::PowerButton;
 use crate::process::{RealProcessOps, JOURNAL_STREAM_SOCKET};
 use crate::runtime::{Paths, Runtime};
 use crate::shutdown::{self, Kind, RealSystemOps};
 use crate::supervisor::Supervisor;
+use crate::varskel;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -68,7 +69,6 @@ enum Source {
     Button,
 }
 
-
 /// Brings the loopback interface up (the tcp readiness probe connects to 127.0.0.1).
 fn loopback_up() -> std::io::Result<()> {
     // SAFETY: plain socket(2) call; the result is checked before use.
@@ -104,6 +104,7 @@ fn dev_links() {
         ("/dev/stdin", "/proc/self/fd/0"),
         ("/dev/stdout", "/proc/self/fd/1"),
         ("/dev/stderr", "/proc/self/fd/2"),
+        ("/dev/log", "/run/systemd/journal/dev-log"),
     ] {
         let _ = std::os::unix::fs::symlink(target, link);
     }
@@ -114,8 +115,33 @@ fn system_setup(settings: &Settings, mount_problems: Vec<String>) {
         log(&p);
     }
     let mut m = RealMountOps;
-    for p in mounts::apply_state(&mut m, Path::new("/state"), Path::new("/var")) {
+    let (state, var) = (Path::new("/state"), Path::new("/var"));
+    let state_mounted = m.is_mountpoint(state);
+    let skel_into = |dest: &Path| {
+        let (r, errs) = varskel::copy_missing(Path::new(varskel::DEFAULT_SKEL), dest);
+        for e in &errs {
+            log(&crate::error_chain(e));
+        }
+        if r.copied > 0 {
+            log(&format!(
+                "var skeleton: {} entries copied into {}",
+                r.copied,
+                dest.display()
+            ));
+        }
+    };
+    if state_mounted {
+        let state_var = state.join("var");
+        match std::fs::create_dir_all(&state_var) {
+            Ok(()) => skel_into(&state_var),
+            Err(e) => log(&format!("cannot create {}: {e}", state_var.display())),
+        }
+    }
+    for p in mounts::apply_state(&mut m, state, var) {
         log(&p);
+    }
+    if !state_mounted {
+        skel_into(var);
     }
     dev_links();
     if let Err(e) = std::fs::create_dir_all("/run/cairn") {
@@ -153,7 +179,13 @@ fn system_setup(settings: &Settings, mount_problems: Vec<String>) {
 
 fn signal_fd() -> nix::Result<SignalFd> {
     let mut set = SigSet::empty();
-    for s in [Signal::SIGCHLD, Signal::SIGINT, Signal::SIGTERM, Signal::SIGPWR, Signal::SIGHUP] {
+    for s in [
+        Signal::SIGCHLD,
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGPWR,
+        Signal::SIGHUP,
+    ] {
         set.add(s);
     }
     set.thread_block()?;
@@ -178,11 +210,8 @@ pub fn run(settings: Settings) -> ! {
 /// Kills what is left, unmounts, reboots; if reboot(2) fails, stays alive reaping.
 pub fn final_phase(settings: &Settings, kind: Kind) -> ! {
     let mut m = RealMountOps;
-    let mounts: Option<(&mut dyn mounts::MountOps, &Path, &Path)> = if settings.system {
-        Some((&mut m, Path::new("/state"), Path::new("/var")))
-    } else {
-        None
-    };
+    let mounts: Option<&mut dyn mounts::MountOps> =
+        if settings.system { Some(&mut m) } else { None };
     let err = shutdown::finish(&mut RealSystemOps, mounts, kind);
     log(&format!("reboot(2) failed: {err}; staying up"));
     loop {
@@ -204,9 +233,10 @@ fn main_loop(settings: &Settings, mount_problems: Vec<String>) -> Kind {
     if settings.system {
         system_setup(settings, mount_problems);
     }
-    let cmdline = settings.cmdline.clone().unwrap_or_else(|| {
-        std::fs::read_to_string("/proc/cmdline").unwrap_or_default()
-    });
+    let cmdline = settings
+        .cmdline
+        .clone()
+        .unwrap_or_else(|| std::fs::read_to_string("/proc/cmdline").unwrap_or_default());
     let (configs, errors) = config::load_dir(&settings.services_dir);
     for e in &errors {
         log(&crate::error_chain(e));
@@ -242,7 +272,10 @@ fn main_loop(settings: &Settings, mount_problems: Vec<String>) -> Kind {
     rt.execute(acts, now);
 
     let mut shutdown: Option<(Kind, u64)> = None;
-    let request = |rt: &mut Runtime<RealProcessOps>, kind: Kind, why: &str, shutdown: &mut Option<(Kind, u64)>| {
+    let request = |rt: &mut Runtime<RealProcessOps>,
+                   kind: Kind,
+                   why: &str,
+                   shutdown: &mut Option<(Kind, u64)>| {
         if shutdown.is_some() {
             return;
         }
@@ -292,12 +325,19 @@ fn main_loop(settings: &Settings, mount_problems: Vec<String>) -> Kind {
             if let Some(c) = control.as_ref() {
                 sources.extend(c.fds().into_iter().map(|fd| (Source::Control, fd)));
             }
-            sources.extend(rt.notify.fds().into_iter().map(|(n, fd)| (Source::Notify(n), fd)));
+            sources.extend(
+                rt.notify
+                    .fds()
+                    .into_iter()
+                    .map(|(n, fd)| (Source::Notify(n), fd)),
+            );
             if let Some(b) = button.as_ref() {
                 sources.extend(b.fds().into_iter().map(|fd| (Source::Button, fd)));
             }
-            let mut pfds: Vec<PollFd<'_>> =
-                sources.iter().map(|(_, fd)| PollFd::new(*fd, PollFlags::POLLIN)).collect();
+            let mut pfds: Vec<PollFd<'_>> = sources
+                .iter()
+                .map(|(_, fd)| PollFd::new(*fd, PollFlags::POLLIN))
+                .collect();
             let t = PollTimeout::try_from(timeout_ms).unwrap_or(PollTimeout::MAX);
             match poll(&mut pfds, t) {
                 Ok(_) => pfds
@@ -316,9 +356,15 @@ fn main_loop(settings: &Settings, mount_problems: Vec<String>) -> Kind {
                 Source::Signal => {
                     while let Some(Ok(Some(info))) = sfd.as_ref().map(|s| s.read_signal()) {
                         match Signal::try_from(info.ssi_signo as i32) {
-                            Ok(Signal::SIGINT) => request(&mut rt, Kind::Reboot, "SIGINT", &mut shutdown),
-                            Ok(Signal::SIGTERM) => request(&mut rt, Kind::Poweroff, "SIGTERM", &mut shutdown),
-                            Ok(Signal::SIGPWR) => request(&mut rt, Kind::Poweroff, "SIGPWR", &mut shutdown),
+                            Ok(Signal::SIGINT) => {
+                                request(&mut rt, Kind::Reboot, "SIGINT", &mut shutdown)
+                            }
+                            Ok(Signal::SIGTERM) => {
+                                request(&mut rt, Kind::Poweroff, "SIGTERM", &mut shutdown)
+                            }
+                            Ok(Signal::SIGPWR) => {
+                                request(&mut rt, Kind::Poweroff, "SIGPWR", &mut shutdown)
+                            }
                             _ => {}
                         }
                     }

@@ -86,6 +86,9 @@ pub struct ServiceStatus {
 pub enum Sig {
     Term,
     Kill,
+    /// Terminal hangup (sent with SIGTERM to services on a tty: interactive shells
+    /// ignore SIGTERM).
+    Hup,
 }
 
 /// What the runtime must do.
@@ -217,7 +220,12 @@ impl Supervisor {
         let mut indeg: BTreeMap<String, usize> = svcs
             .iter()
             .map(|(n, s)| {
-                let known = s.cfg.requires.iter().filter(|r| svcs.contains_key(*r)).count();
+                let known = s
+                    .cfg
+                    .requires
+                    .iter()
+                    .filter(|r| svcs.contains_key(*r))
+                    .count();
                 (n.clone(), known)
             })
             .collect();
@@ -294,7 +302,9 @@ impl Supervisor {
     pub fn tick(&mut self, now: Now) -> Vec<Action> {
         let mut acts = Vec::new();
         for name in self.order.clone() {
-            let Some(s) = self.svcs.get_mut(&name) else { continue };
+            let Some(s) = self.svcs.get_mut(&name) else {
+                continue;
+            };
             if let Some(d) = s.deadline {
                 if d <= now.mono_ms {
                     s.deadline = None;
@@ -324,7 +334,9 @@ impl Supervisor {
                     }
                 }
             }
-            let Some(s) = self.svcs.get_mut(&name) else { continue };
+            let Some(s) = self.svcs.get_mut(&name) else {
+                continue;
+            };
             if s.state == State::Starting && s.pid.is_some() {
                 if let Some(p) = s.probe_at {
                     if p <= now.mono_ms {
@@ -341,7 +353,9 @@ impl Supervisor {
     /// The runtime spawned the service's process.
     pub fn spawned(&mut self, name: &str, pid: i32, now: Now) -> Vec<Action> {
         let mut acts = Vec::new();
-        let Some(s) = self.svcs.get_mut(name) else { return acts };
+        let Some(s) = self.svcs.get_mut(name) else {
+            return acts;
+        };
         s.pid = Some(pid);
         s.since_ms = Some(now.mono_ms);
         match s.state {
@@ -367,7 +381,9 @@ impl Supervisor {
     /// The runtime could not spawn the service's process.
     pub fn spawn_failed(&mut self, name: &str, error: &str, now: Now) -> Vec<Action> {
         let mut acts = Vec::new();
-        let Some(s) = self.svcs.get_mut(name) else { return acts };
+        let Some(s) = self.svcs.get_mut(name) else {
+            return acts;
+        };
         s.pid = None;
         s.since_ms = Some(now.mono_ms);
         if s.state == State::Stopping {
@@ -568,7 +584,9 @@ impl Supervisor {
     }
 
     fn start_now(&mut self, name: &str, now: Now, acts: &mut Vec<Action>) {
-        let Some(s) = self.svcs.get_mut(name) else { return };
+        let Some(s) = self.svcs.get_mut(name) else {
+            return;
+        };
         s.state = State::Starting;
         s.starts.push_back(now.mono_ms);
         s.probe_at = None;
@@ -581,7 +599,9 @@ impl Supervisor {
     }
 
     fn stop_now(&mut self, name: &str, after: AfterStop, now: Now, acts: &mut Vec<Action>) {
-        let Some(s) = self.svcs.get_mut(name) else { return };
+        let Some(s) = self.svcs.get_mut(name) else {
+            return;
+        };
         if s.state == State::Stopping {
             s.after_stop = after;
             return;
@@ -605,7 +625,9 @@ impl Supervisor {
     }
 
     fn finish_stop(&mut self, name: &str, after: AfterStop, now: Now, acts: &mut Vec<Action>) {
-        let Some(s) = self.svcs.get_mut(name) else { return };
+        let Some(s) = self.svcs.get_mut(name) else {
+            return;
+        };
         s.deadline = None;
         s.probe_at = None;
         match after {
@@ -624,7 +646,9 @@ impl Supervisor {
 
     /// An unexpected end: restart with backoff, or fail for good.
     fn on_failure(&mut self, name: &str, reason: String, now: Now, acts: &mut Vec<Action>) {
-        let Some(s) = self.svcs.get_mut(name) else { return };
+        let Some(s) = self.svcs.get_mut(name) else {
+            return;
+        };
         if self.shutting_down {
             s.state = State::Stopped;
             s.reason = Some(reason);
@@ -635,7 +659,9 @@ impl Supervisor {
             self.fail(name, reason, false, acts);
             return;
         }
-        let ran_ms = now.mono_ms.saturating_sub(s.since_ms.unwrap_or(now.mono_ms));
+        let ran_ms = now
+            .mono_ms
+            .saturating_sub(s.since_ms.unwrap_or(now.mono_ms));
         if ran_ms >= r.backoff_max_ms {
             s.failures = 0;
         }
@@ -660,13 +686,17 @@ impl Supervisor {
         let delay = backoff_ms(r.backoff_initial_ms, r.backoff_max_ms, s.failures);
         s.state = State::BackingOff;
         s.deadline = Some(now.mono_ms + delay);
-        acts.push(Action::Log(format!("{name} {reason}; restarting in {delay} ms")));
+        acts.push(Action::Log(format!(
+            "{name} {reason}; restarting in {delay} ms"
+        )));
         s.reason = Some(reason);
     }
 
     /// Failed for good; dependents fail too.
     fn fail(&mut self, name: &str, reason: String, by_dep: bool, acts: &mut Vec<Action>) {
-        let Some(s) = self.svcs.get_mut(name) else { return };
+        let Some(s) = self.svcs.get_mut(name) else {
+            return;
+        };
         s.state = State::Failed;
         s.deadline = None;
         s.probe_at = None;
@@ -741,7 +771,9 @@ impl Supervisor {
         for d in self.dependents(name) {
             self.request_stop(&d, after.clone());
         }
-        let Some(s) = self.svcs.get_mut(name) else { return };
+        let Some(s) = self.svcs.get_mut(name) else {
+            return;
+        };
         match s.state {
             State::Starting | State::Ready => s.stop_req = Some(after),
             State::Stopping => s.after_stop = after,
@@ -791,15 +823,15 @@ impl Supervisor {
                     for dep in &s.cfg.requires {
                         let ds = &self.svcs[dep];
                         match ds.state {
-                            State::Ready => {}
+                            // A dependency about to be stopped (restart) is not ready.
+                            State::Ready if ds.stop_req.is_none() => {}
                             State::Failed => {
                                 failure = Some(format!("dependency {dep} failed"));
                                 break;
                             }
                             State::Stopped if !ds.enabled => {
-                                failure = Some(format!(
-                                    "dependency {dep} is disabled by its condition"
-                                ));
+                                failure =
+                                    Some(format!("dependency {dep} is disabled by its condition"));
                                 break;
                             }
                             _ => all_ready = false,
@@ -991,22 +1023,25 @@ mod tests {
         assert_eq!(sim.spawns, vec!["journald", "udevd", "cairnd"]);
         assert_eq!(sim.state("cairnd"), State::Ready);
         assert_eq!(
-            sim.log.iter().filter(|l| *l == "all services ready").count(),
+            sim.log
+                .iter()
+                .filter(|l| *l == "all services ready")
+                .count(),
             1
         );
         sim.ready("journald");
         assert_eq!(
-            sim.log.iter().filter(|l| *l == "all services ready").count(),
+            sim.log
+                .iter()
+                .filter(|l| *l == "all services ready")
+                .count(),
             1
         );
     }
 
     #[test]
     fn socket_readiness_is_probed_until_ready() {
-        let mut sim = Sim::new(vec![with_ready(
-            svc("api", &[]),
-            ReadinessKind::Tcp(443),
-        )]);
+        let mut sim = Sim::new(vec![with_ready(svc("api", &[]), ReadinessKind::Tcp(443))]);
         sim.boot();
         assert_eq!(sim.probes.len(), 1);
         sim.advance(PROBE_INTERVAL_MS * 3);
@@ -1114,7 +1149,10 @@ mod tests {
         // dependent started while crashy was ready; crashy's final failure stops it
         sim.exit("crashy", ExitStatus::Signal(11));
         assert_eq!(sim.state("crashy"), State::Failed);
-        assert!(sim.reason("crashy").unwrap().starts_with("start limit hit (3 starts within 60s)"));
+        assert!(sim
+            .reason("crashy")
+            .unwrap()
+            .starts_with("start limit hit (3 starts within 60s)"));
         assert_eq!(sim.state("dependent"), State::Stopping);
         sim.exit("dependent", ExitStatus::Signal(15));
         assert_eq!(sim.state("dependent"), State::Failed);
@@ -1187,7 +1225,10 @@ mod tests {
         sim.boot();
         assert_eq!(sim.spawns, vec!["ok"]);
         assert_eq!(sim.reason("a").unwrap(), "dependency cycle");
-        assert_eq!(sim.reason("c").unwrap(), "requires unknown service \"nope\"");
+        assert_eq!(
+            sim.reason("c").unwrap(),
+            "requires unknown service \"nope\""
+        );
         assert_eq!(sim.reason("d").unwrap(), "dependency c failed");
         let e = sim.sup.command(Command::Start, "c", sim.t()).unwrap_err();
         assert!(matches!(e, CommandError::Broken { .. }));
@@ -1234,14 +1275,23 @@ mod tests {
             ]
         );
         sim.exit("cairnd", ExitStatus::Signal(15));
-        assert_eq!(sim.signals.last().unwrap(), &("udevd".to_string(), Sig::Term));
+        assert_eq!(
+            sim.signals.last().unwrap(),
+            &("udevd".to_string(), Sig::Term)
+        );
         sim.exit("udevd", ExitStatus::Code(0));
-        assert_eq!(sim.signals.last().unwrap(), &("journald".to_string(), Sig::Term));
+        assert_eq!(
+            sim.signals.last().unwrap(),
+            &("journald".to_string(), Sig::Term)
+        );
         assert!(!sim.sup.shutdown_complete());
         sim.advance(1999);
         assert_eq!(sim.signals.len(), 4);
         sim.advance(1);
-        assert_eq!(sim.signals.last().unwrap(), &("journald".to_string(), Sig::Kill));
+        assert_eq!(
+            sim.signals.last().unwrap(),
+            &("journald".to_string(), Sig::Kill)
+        );
         sim.exit("journald", ExitStatus::Signal(9));
         sim.exit("lonely", ExitStatus::Signal(15));
         assert!(sim.sup.shutdown_complete());
@@ -1318,6 +1368,46 @@ mod tests {
     }
 
     #[test]
+    fn restart_waits_for_whole_chain_before_starting_again() {
+        let mut sim = Sim::new(vec![
+            with_ready(svc("journald", &[]), ReadinessKind::Notify),
+            with_ready(svc("udevd", &["journald"]), ReadinessKind::Notify),
+            svc("dhcpcd", &["udevd"]),
+            with_ready(svc("trigger", &["udevd"]), ReadinessKind::Exited),
+        ]);
+        sim.boot();
+        sim.ready("journald");
+        sim.ready("udevd");
+        sim.exit("trigger", ExitStatus::Code(0));
+        assert!(sim.log.contains(&"all services ready".to_string()));
+        let spawns_before = sim.spawns.len();
+        sim.cmd(Command::Restart, "journald");
+        assert_eq!(sim.signals, vec![("dhcpcd".to_string(), Sig::Term)]);
+        assert_eq!(
+            sim.spawns.len(),
+            spawns_before,
+            "nothing restarts while the chain stops"
+        );
+        sim.exit("dhcpcd", ExitStatus::Code(0));
+        assert_eq!(sim.signals.last().unwrap().0, "udevd");
+        assert_eq!(sim.spawns.len(), spawns_before);
+        sim.exit("udevd", ExitStatus::Code(0));
+        assert_eq!(sim.signals.last().unwrap().0, "journald");
+        sim.exit("journald", ExitStatus::Code(0));
+        assert_eq!(sim.spawns[spawns_before..], ["journald"]);
+        sim.ready("journald");
+        sim.ready("udevd");
+        assert_eq!(
+            sim.spawns[spawns_before..],
+            ["journald", "udevd", "dhcpcd", "trigger"]
+        );
+        for n in ["journald", "udevd", "dhcpcd"] {
+            assert_eq!(sim.state(n), State::Ready, "{n}");
+        }
+        assert_eq!(sim.state("trigger"), State::Starting);
+    }
+
+    #[test]
     fn restart_of_stopped_service_starts_it() {
         let mut sim = Sim::new(vec![svc("a", &[])]);
         sim.boot();
@@ -1331,7 +1421,10 @@ mod tests {
     fn orphans_are_not_services_and_status_reports_uptime() {
         let mut sim = Sim::new(vec![svc("a", &[])]);
         sim.boot();
-        assert!(sim.sup.exited(99_999, ExitStatus::Code(0), sim.t()).is_none());
+        assert!(sim
+            .sup
+            .exited(99_999, ExitStatus::Code(0), sim.t())
+            .is_none());
         sim.advance(3500);
         let st = &sim.sup.status(sim.t())[0];
         assert_eq!(st.uptime_s, Some(3));

@@ -115,6 +115,14 @@ pub enum LabError {
         #[source]
         source: Box<LabError>,
     },
+    #[error(
+        "kernel panic while waiting for a serial line matching /{pattern}/ (log {log}): {line}"
+    )]
+    KernelPanic {
+        pattern: String,
+        line: String,
+        log: PathBuf,
+    },
     #[error("setup block: {detail}")]
     SetupBlock { detail: String },
     #[error("the lab shell on {socket} did not answer within {waited:?} (is cairn.lab=1 on the kernel command line?)")]

@@ -486,8 +486,15 @@ impl Node {
     pub fn collect_diagnostics(&mut self) {
         self.lab.failed.store(true, Ordering::SeqCst);
         let mut notes = String::new();
-        if self.is_running() {
-            let deadline = Deadline::secs(60);
+        if self.is_running() && self.shell.is_none() {
+            match Shell::connect(&self.paths.shell_sock, Deadline::secs(20)) {
+                Ok(sh) => self.shell = Some(sh),
+                Err(e) => notes.push_str(&format!("no lab shell, so no journal: {e}\n")),
+            }
+        }
+        if self.shell.is_some() {
+            // one deadline for all three, so a stuck node costs at most this long
+            let deadline = Deadline::secs(90);
             for (cmd, file) in [
                 ("cairn-init svc status", "svc-status.txt"),
                 ("cairn-init svc status --json", "svc-status.json"),
@@ -503,7 +510,7 @@ impl Node {
                     Err(e) => notes.push_str(&format!("{cmd}: {e}\n")),
                 }
             }
-        } else {
+        } else if !self.is_running() {
             notes.push_str("node was not running: no journal or service status collected\n");
         }
         if !notes.is_empty() {

@@ -13,6 +13,9 @@ use regex::Regex;
 use crate::deadline::Deadline;
 use crate::error::LabError;
 
+/// What the kernel prints when it gives up (a wait then fails at once).
+pub const KERNEL_PANIC: &str = "Kernel panic - not syncing";
+
 /// One complete line of console output and when it arrived.
 #[derive(Debug, Clone)]
 pub struct SerialLine {
@@ -144,6 +147,14 @@ impl Serial {
                         index: next,
                         at: line.at,
                         text: line.text.clone(),
+                    });
+                }
+                // A panicked kernel never prints what we wait for: fail now, not at the deadline.
+                if line.text.contains(KERNEL_PANIC) {
+                    return Err(LabError::KernelPanic {
+                        pattern: re.as_str().to_string(),
+                        line: line.text.clone(),
+                        log: self.log.clone(),
                     });
                 }
                 next += 1;
@@ -318,6 +329,25 @@ mod tests {
         let err = serial.wait_from(&re, 0, Deadline::secs(5)).unwrap_err();
         assert!(matches!(err, LabError::SerialClosed { .. }));
         assert!(err.to_string().contains("last words"), "{err}");
+    }
+
+    #[test]
+    fn kernel_panic_fails_the_wait_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut qemu, serial) = pair(dir.path());
+        qemu.write_all(b"[    2.53] Kernel panic - not syncing: Attempted to kill init!\n")
+            .unwrap();
+        let re = Regex::new("all services ready").unwrap();
+        let started = Instant::now();
+        let err = serial.wait_from(&re, 0, Deadline::secs(30)).unwrap_err();
+        assert!(matches!(err, LabError::KernelPanic { .. }), "{err:?}");
+        assert!(err.to_string().contains("Attempted to kill init"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // waiting for the panic itself works
+        let m = serial
+            .wait_from(&Regex::new("Kernel panic").unwrap(), 0, Deadline::secs(5))
+            .unwrap();
+        assert_eq!(m.index, 0);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use anyhow::{ensure, Context, Result};
 use cairn_lab::{BootMode, Deadline, Lab, NodeConfig};
 
@@ -33,6 +35,28 @@ fn boot_uefi() -> Result<()> {
         health["boot"]["slot"] == "a",
         "health's boot section does not show slot a: {health}"
     );
+    // Through systemd-boot cairnd knows the booted entry (LoaderEntrySelected via efivarfs)…
+    ensure!(
+        health["boot"]["entry"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("cairn-a")),
+        "health does not name the booted loader entry (efivarfs not readable?): {}",
+        health["boot"]
+    );
+    // …and blesses the boot once its API is up; its health report says when it has.
+    let d = Deadline::secs(60);
+    let mut health = health;
+    while health["boot"]["blessed"] != true {
+        ensure!(
+            !d.expired(),
+            "the boot was not blessed within {:?}: {}",
+            d.total(),
+            health["boot"]
+        );
+        // poll interval while cairnd renames the entry
+        std::thread::sleep(Duration::from_millis(500));
+        health = node.wait_health(d)?;
+    }
     node.powerdown(Deadline::secs(60))
         .context("powering down (ACPI) to read the ESP")?;
     // The good boot was blessed: systemd-boot's counter is gone from the entry's name.

@@ -53,7 +53,10 @@ fn fixture(root: &Path) -> Result<Artifacts, String> {
         .map_err(|_| format!("no Debian kernel in {}/boot", base.display()))?
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-")))
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
+        })
         .ok_or("no vmlinuz-* in build/rootfs-base/boot")?;
     if !Path::new(BUSYBOX).is_file() {
         return Err("busybox-static is not installed (apt-get install busybox-static)".into());
@@ -96,7 +99,11 @@ fn fixture(root: &Path) -> Result<Artifacts, String> {
         "mmd -i {f} ::/EFI ::/EFI/BOOT ::/loader ::/loader/entries ::/cairn ::/cairn/a ::/cairn/b",
         f = fat.display()
     ));
-    m(&format!("mcopy -i {} {} ::/EFI/BOOT/BOOTX64.EFI", fat.display(), boot_efi.display()));
+    m(&format!(
+        "mcopy -i {} {} ::/EFI/BOOT/BOOTX64.EFI",
+        fat.display(),
+        boot_efi.display()
+    ));
     for slot in ['a', 'b'] {
         std::fs::write(root.join(format!("cairn-{slot}+3.conf")), entry(slot)).unwrap();
         m(&format!(
@@ -107,7 +114,10 @@ fn fixture(root: &Path) -> Result<Artifacts, String> {
         ));
     }
     std::fs::write(root.join("loader.conf"), "timeout 0\n").unwrap();
-    m(&format!("mcopy -i {} loader.conf ::/loader/loader.conf", fat.display()));
+    m(&format!(
+        "mcopy -i {} loader.conf ::/loader/loader.conf",
+        fat.display()
+    ));
     let esp_part = cairn_lab::gpt::find(img, "cairn-esp").unwrap();
     let data = std::fs::read(&fat).unwrap();
     File::options()
@@ -144,7 +154,8 @@ fn direct_kernel_console_shell_and_qmp() {
         .unwrap();
     let d = Deadline::secs(120);
     let k = node.wait_serial("Linux version", d).unwrap();
-    node.wait_serial_from("cairn-init: all services ready", k.index, d).unwrap();
+    node.wait_serial_from("cairn-init: all services ready", k.index, d)
+        .unwrap();
     // the shell: output, exit codes, PID 1
     let out = node.shell_run("echo $((6*7)); exit 3", d).unwrap();
     assert_eq!((out.code, out.output.as_str()), (3, "42"));
@@ -155,7 +166,10 @@ fn direct_kernel_console_shell_and_qmp() {
         .contains("cairn.slot=a console=ttyS0,115200 cairn.lab=1"));
     // a timeout says what it waited for
     let err = node
-        .wait_serial("never printed", Deadline::after(std::time::Duration::from_millis(200)))
+        .wait_serial(
+            "never printed",
+            Deadline::after(std::time::Duration::from_millis(200)),
+        )
         .unwrap_err()
         .to_string();
     assert!(err.contains("never printed"), "{err}");
@@ -191,7 +205,8 @@ fn uefi_boot_counting_and_lab_option() {
     e.set_version('b', "2").unwrap();
     node.launch().unwrap();
     let d = Deadline::secs(180);
-    node.wait_serial("cairn-init: all services ready", d).unwrap();
+    node.wait_serial("cairn-init: all services ready", d)
+        .unwrap();
     let cmdline = node.shell_check("cat /proc/cmdline", d).unwrap();
     // slot B has the higher version, so it is booted first
     assert!(cmdline.contains("cairn.slot=b"), "{cmdline}");
@@ -200,8 +215,14 @@ fn uefi_boot_counting_and_lab_option() {
     node.wait_exit(Deadline::secs(10)).unwrap();
     // systemd-boot counted the attempt
     let entries = node.esp().unwrap().entries().unwrap();
-    assert!(entries.contains(&"cairn-b+2-1.conf".to_string()), "{entries:?}");
-    assert!(entries.contains(&"cairn-a+3.conf".to_string()), "{entries:?}");
+    assert!(
+        entries.contains(&"cairn-b+2-1.conf".to_string()),
+        "{entries:?}"
+    );
+    assert!(
+        entries.contains(&"cairn-a+3.conf".to_string()),
+        "{entries:?}"
+    );
     node.finish();
 }
 
@@ -213,7 +234,9 @@ fn failure_keeps_logs() {
     };
     let dir: PathBuf;
     {
-        let node = lab.start(NodeConfig::new("n1", BootMode::DirectKernel)).unwrap();
+        let node = lab
+            .start(NodeConfig::new("n1", BootMode::DirectKernel))
+            .unwrap();
         dir = node.dir().to_path_buf();
         node.wait_serial("cairn-init: all services ready", Deadline::secs(120))
             .unwrap();
@@ -224,6 +247,9 @@ fn failure_keeps_logs() {
         .contains("cairn-init: stage 1"));
     let status = std::fs::read_to_string(dir.join("svc-status.txt")).unwrap();
     // busybox has no cairn-init: the command fails, but its answer is kept
-    assert!(status.starts_with("# cairn-init svc status (exit 127)"), "{status}");
+    assert!(
+        status.starts_with("# cairn-init svc status (exit 127)"),
+        "{status}"
+    );
     assert!(std::fs::read_to_string(dir.join("journal.txt")).is_ok());
 }

@@ -18,7 +18,10 @@ fn higher_version(v: &str) -> String {
 }
 
 fn mentions_b(v: &Value) -> bool {
-    v["slot"] == "b" || v["entry"].as_str().is_some_and(|e| e.starts_with("cairn-b"))
+    v["slot"] == "b"
+        || v["entry"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("cairn-b"))
 }
 
 #[test]
@@ -30,7 +33,9 @@ fn rollback() -> Result<()> {
     let mut node = lab.prepare(NodeConfig::new("node1", BootMode::Uefi))?;
     // Prefer slot B: give its entry a higher version than A's.
     let e = node.esp()?;
-    let a_name = e.entry_of_slot('a')?.context("no slot A entry on the ESP")?;
+    let a_name = e
+        .entry_of_slot('a')?
+        .context("no slot A entry on the ESP")?;
     let a_text = e.read(&format!("{}/{a_name}", esp::ENTRIES_DIR))?;
     let a_version = esp::field(&a_text, "version").context("slot A's entry has no version")?;
     e.set_version('b', &higher_version(a_version))?;
@@ -57,18 +62,26 @@ fn rollback() -> Result<()> {
     let health = common::check_node_up(&mut node, d)?;
     let boot = &health["boot"];
     ensure!(boot["slot"] == "a", "health does not show slot a: {boot}");
-    let attempts = boot["failed_attempts"].as_array().cloned().unwrap_or_default();
+    let attempts = boot["failed_attempts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     ensure!(
         attempts.iter().any(mentions_b),
         "health shows no failed attempt of slot b: {boot}"
     );
-    let stage1 = boot["stage1_failures"].as_array().cloned().unwrap_or_default();
+    let stage1 = boot["stage1_failures"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     ensure!(
         stage1.iter().filter(|f| mentions_b(f)).count() >= 3,
         "health shows fewer than 3 stage 1 failures of slot b: {boot}"
     );
     ensure!(
-        stage1.iter().all(|f| f["reason"].as_str().is_some_and(|r| !r.is_empty())),
+        stage1
+            .iter()
+            .all(|f| f["reason"].as_str().is_some_and(|r| !r.is_empty())),
         "a stage 1 failure has no reason: {boot}"
     );
     node.finish();

@@ -78,17 +78,25 @@ fn shutdown() -> Result<()> {
     eprintln!("stop order: {order:?}");
     let pos = |name: &str| order.iter().position(|n| n == name);
     for name in &running {
-        ensure!(pos(name).is_some(), "no `cairn-init: stopping {name}` line; stop order {order:?}");
+        ensure!(
+            pos(name).is_some(),
+            "no `cairn-init: stopping {name}` line; stop order {order:?}"
+        );
     }
     for name in &running {
         for dep in requires.get(name).into_iter().flatten() {
             if let (Some(a), Some(b)) = (pos(name), pos(dep)) {
-                ensure!(a < b, "{name} requires {dep} but was stopped after it: {order:?}");
+                ensure!(
+                    a < b,
+                    "{name} requires {dep} but was stopped after it: {order:?}"
+                );
             }
         }
     }
     ensure!(
-        lines.iter().any(|l| l.contains("cairn-init: reached shutdown")),
+        lines
+            .iter()
+            .any(|l| l.contains("cairn-init: reached shutdown")),
         "no `cairn-init: reached shutdown` on the console"
     );
     let sb = node.state_superblock()?;

@@ -107,6 +107,9 @@ pub fn assemble(runner: &mut dyn Runner, inputs: &InitramfsInputs) -> Result<Ini
     })
 }
 
+/// zstd level of the initramfs: -9 packs 14 MB in 0.5 s to 4.0 MB; -19 needs 9 s for 3.5 MB.
+pub const ZSTD_LEVEL: &str = "-9";
+
 /// Packs `stage` as cpio newc (owner root, reproducible) and compresses it with zstd.
 pub fn pack(runner: &mut dyn Runner, stage: &Path, output: &Path) -> Result<()> {
     let mut list = String::new();
@@ -134,7 +137,7 @@ pub fn pack(runner: &mut dyn Runner, stage: &Path, output: &Path) -> Result<()> 
     )?;
     runner.run(
         &ToolCommand::new("zstd")
-            .args(["-q", "-f", "-19", "-T0", "--rm"])
+            .args(["-q", "-f", ZSTD_LEVEL, "-T0", "--rm"])
             .arg(&cpio)
             .arg("-o")
             .arg(output),
@@ -256,6 +259,6 @@ mod tests {
         pack(&mut r, &stage, &dir.path().join("initrd")).unwrap();
         assert_eq!(r.calls[0].program, "cpio");
         assert_eq!(r.calls[0].stdin.as_deref(), Some(&b"etc\ninit\n"[..]));
-        assert!(r.lines()[1].starts_with("zstd -q -f -19"));
+        assert!(r.lines()[1].starts_with("zstd -q -f -9 -T0"));
     }
 }

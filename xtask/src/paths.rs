@@ -49,10 +49,12 @@ impl Paths {
     pub fn out(&self) -> PathBuf {
         self.build().join("out")
     }
+    /// Cargo's target directory: `CARGO_TARGET_DIR` (relative to the root) or `target/`.
     pub fn target(&self) -> PathBuf {
-        std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| self.root.join("target"))
+        match std::env::var_os("CARGO_TARGET_DIR") {
+            Some(dir) => self.root.join(dir),
+            None => self.root.join("target"),
+        }
     }
 }
 

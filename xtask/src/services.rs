@@ -111,6 +111,36 @@ mod tests {
     }
 
     #[test]
+    fn shipped_definitions_parse_with_cairn_inits_parser() {
+        let dir = crate::paths::Paths::from_manifest_dir()
+            .overlay()
+            .join("etc/cairn/services");
+        let (services, errors) = cairn_init::config::load_dir(&dir);
+        assert!(errors.is_empty(), "{errors:?}");
+        let by_name = |n: &str| services.iter().find(|s| s.name == n).unwrap();
+        let names: Vec<_> = services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "cairnd",
+                "dhcpcd",
+                "journald",
+                "lab-shell",
+                "udev-trigger",
+                "udevd"
+            ]
+        );
+        assert_eq!(by_name("cairnd").requires, ["journald", "udev-trigger"]);
+        assert_eq!(by_name("udevd").requires, ["journald"]);
+        assert_eq!(by_name("udev-trigger").requires, ["udevd"]);
+        let lab = by_name("lab-shell");
+        assert_eq!(lab.condition_kernel_cmdline.as_deref(), Some("cairn.lab=1"));
+        assert!(lab.args.join(" ").contains("stty raw -echo"));
+        assert!(!lab.condition_met("cairn.slot=a console=ttyS0"));
+        assert!(lab.condition_met("cairn.slot=a cairn.lab=1"));
+    }
+
+    #[test]
     fn accepts_valid_definitions() {
         let root = root_with(&[
             (

@@ -6,8 +6,9 @@ use anyhow::Result;
 
 use crate::runner::{Runner, ToolCommand};
 
-/// zstd level: 15 is mksquashfs' default, ~2x faster than 19 for a few % more size.
-pub const ZSTD_LEVEL: u32 = 15;
+/// zstd level. Measured on the 371 MB staged root, 2 cores: level 6 takes 5.5 s for 92 MB,
+/// 15 (the default) 43 s for 90 MB, 19 118 s for 82 MB. 6 keeps CI fast for 2 % more size.
+pub const ZSTD_LEVEL: u32 = 6;
 
 /// The mksquashfs command for `root` → `output`.
 pub fn command(root: &Path, output: &Path) -> ToolCommand {
@@ -32,7 +33,7 @@ mod tests {
     fn uses_zstd_and_never_appends() {
         let line = command(Path::new("/s"), Path::new("/o.sqfs")).display();
         assert!(
-            line.starts_with("mksquashfs /s /o.sqfs -noappend -comp zstd -Xcompression-level 15"),
+            line.starts_with("mksquashfs /s /o.sqfs -noappend -comp zstd -Xcompression-level 6"),
             "{line}"
         );
     }

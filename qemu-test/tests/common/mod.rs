@@ -17,14 +17,30 @@ pub fn check_node_up(node: &mut Node, deadline: Deadline) -> Result<Value> {
     let health = node
         .wait_health(deadline)
         .context("waiting for GET /api/v1/health over the lab network (pinned certificate)")?;
-    ensure!(health["status"] == "ok", "health status is not ok: {health}");
-    ensure!(health["hostname"].is_string(), "health has no hostname: {health}");
+    ensure!(
+        health["status"] == "ok",
+        "health status is not ok: {health}"
+    );
+    ensure!(
+        health["hostname"].is_string(),
+        "health has no hostname: {health}"
+    );
+    // PID 1 is cairn-init: by its comm, or by its executable when stage 1 exec'd it under
+    // the name /sbin/init (the comm is then "init").
     let comm = node.shell_check("cat /proc/1/comm", deadline)?;
-    ensure!(comm.trim() == "cairn-init", "PID 1 is {comm:?}, not cairn-init");
+    let exe = node.shell_check("readlink /proc/1/exe", deadline)?;
+    ensure!(
+        comm.trim() == "cairn-init" || exe.trim().ends_with("/cairn-init"),
+        "PID 1 is not cairn-init: comm {comm:?}, exe {exe:?}"
+    );
     let services = node.services(deadline)?;
     for name in CORE_SERVICES {
         let s = service(&services, name)?;
-        ensure!(s.state == "ready", "{name} is {} (want ready): {services:?}", s.state);
+        ensure!(
+            s.state == "ready",
+            "{name} is {} (want ready): {services:?}",
+            s.state
+        );
         ensure!(s.pid.is_some(), "{name} has no pid: {s:?}");
     }
     let journal = node.shell_check("journalctl --no-pager -o cat -t cairnd", deadline)?;

@@ -2,9 +2,9 @@
 //! (for the CLI, the lab and tests).
 
 use crate::fingerprint::Fingerprint;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper::{Method, Request, StatusCode};
+use hyper::{HeaderMap, Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
@@ -40,13 +40,70 @@ pub enum ClientError {
 #[derive(Debug, Clone)]
 pub struct ClientResponse {
     pub status: StatusCode,
+    pub headers: HeaderMap,
     pub body: Bytes,
+}
+
+impl ClientResponse {
+    /// The body as JSON (`Null` if it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// All values of a header, as text.
+    pub fn header_all(&self, name: &str) -> Vec<String> {
+        self.headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// A request to send: method, path, extra headers and an optional body.
+#[derive(Debug, Clone)]
+pub struct ClientRequest {
+    pub method: Method,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+}
+
+impl ClientRequest {
+    pub fn new(method: Method, path: &str) -> Self {
+        ClientRequest {
+            method,
+            path: path.to_string(),
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
+    /// Add a header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Send a JSON body.
+    pub fn json(mut self, value: &serde_json::Value) -> Self {
+        self.body = Some(value.to_string().into_bytes());
+        self.header("content-type", "application/json")
+    }
+}
+
+/// Whether the verifier trusts a pin or only learns what the server presents.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    Pinned(Fingerprint),
+    Learn,
 }
 
 /// Accepts exactly the certificate whose fingerprint is pinned; records what it saw.
 #[derive(Debug)]
 struct PinVerifier {
-    pin: Fingerprint,
+    mode: Mode,
     seen: Mutex<Option<Fingerprint>>,
     provider: Arc<CryptoProvider>,
 }
@@ -64,7 +121,7 @@ impl ServerCertVerifier for PinVerifier {
         if let Ok(mut seen) = self.seen.lock() {
             *seen = Some(fp);
         }
-        if fp == self.pin {
+        if matches!(self.mode, Mode::Pinned(pin) if pin == fp) {
             Ok(ServerCertVerified::assertion())
         } else {
             Err(rustls::Error::InvalidCertificate(
@@ -127,20 +184,56 @@ pub async fn request(
     pin: Fingerprint,
     timeout: Duration,
 ) -> Result<ClientResponse, ClientError> {
-    tokio::time::timeout(timeout, request_inner(addr, method, path, pin))
+    send(addr, ClientRequest::new(method, path), pin, timeout).await
+}
+
+/// Send `req` to `addr` over HTTPS/1.1, trusting only the certificate with fingerprint
+/// `pin`, all within `timeout`.
+pub async fn send(
+    addr: SocketAddr,
+    req: ClientRequest,
+    pin: Fingerprint,
+    timeout: Duration,
+) -> Result<ClientResponse, ClientError> {
+    tokio::time::timeout(timeout, send_inner(addr, req, pin))
         .await
         .map_err(|_| ClientError::Timeout(addr, timeout))?
 }
 
-async fn request_inner(
+/// The fingerprint of the certificate `addr` presents, without completing a handshake
+/// (for pinning on first use: show it, and compare it with the console).
+pub async fn fetch_fingerprint(
     addr: SocketAddr,
-    method: Method,
-    path: &str,
-    pin: Fingerprint,
-) -> Result<ClientResponse, ClientError> {
+    timeout: Duration,
+) -> Result<Fingerprint, ClientError> {
+    let fut = async {
+        let (connector, verifier) = connector(Mode::Learn)?;
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| ClientError::Connect(addr, e))?;
+        let result = connector
+            .connect(ServerName::IpAddress(addr.ip().into()), tcp)
+            .await;
+        let seen = verifier.seen.lock().ok().and_then(|s| *s);
+        match (seen, result) {
+            (Some(fp), _) => Ok(fp),
+            (None, Err(e)) => Err(ClientError::Handshake(addr, "none".into(), e)),
+            (None, Ok(_)) => Err(ClientError::Handshake(
+                addr,
+                "none".into(),
+                std::io::Error::other("server presented no certificate"),
+            )),
+        }
+    };
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| ClientError::Timeout(addr, timeout))?
+}
+
+fn connector(mode: Mode) -> Result<(TlsConnector, Arc<PinVerifier>), ClientError> {
     let provider = crate::tls::provider();
     let verifier = Arc::new(PinVerifier {
-        pin,
+        mode,
         seen: Mutex::new(None),
         provider: provider.clone(),
     });
@@ -150,7 +243,22 @@ async fn request_inner(
         .dangerous()
         .with_custom_certificate_verifier(verifier.clone())
         .with_no_client_auth();
-    let connector = TlsConnector::from(Arc::new(cfg));
+    Ok((TlsConnector::from(Arc::new(cfg)), verifier))
+}
+
+/// Connect, handshake with the pin, and send; the caller reads the body.
+async fn open(
+    addr: SocketAddr,
+    req: ClientRequest,
+    pin: Fingerprint,
+) -> Result<
+    (
+        hyper::Response<hyper::body::Incoming>,
+        tokio::task::JoinHandle<()>,
+    ),
+    ClientError,
+> {
+    let (connector, verifier) = connector(Mode::Pinned(pin))?;
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| ClientError::Connect(addr, e))?;
@@ -170,25 +278,153 @@ async fn request_inner(
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
         .await
         .map_err(|e| ClientError::Http(addr, e))?;
-    let driver = tokio::spawn(conn);
-    let req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header(hyper::header::HOST, addr.to_string())
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| ClientError::Request(path.to_string(), e))?;
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(|e| ClientError::Send(addr, e))?;
+    let driver = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let mut builder = Request::builder()
+        .method(req.method)
+        .uri(&req.path)
+        .header(hyper::header::HOST, addr.to_string());
+    for (k, v) in &req.headers {
+        builder = builder.header(k, v);
+    }
+    let request = builder
+        .body(Full::new(Bytes::from(req.body.unwrap_or_default())))
+        .map_err(|e| ClientError::Request(req.path.clone(), e))?;
+    let resp = sender.send_request(request).await.map_err(|e| {
+        driver.abort();
+        ClientError::Send(addr, e)
+    })?;
+    Ok((resp, driver))
+}
+
+async fn send_inner(
+    addr: SocketAddr,
+    req: ClientRequest,
+    pin: Fingerprint,
+) -> Result<ClientResponse, ClientError> {
+    let (resp, driver) = open(addr, req, pin).await?;
     let status = resp.status();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| ClientError::Body(addr, e))?
-        .to_bytes();
-    drop(sender);
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.map_err(|e| {
+        driver.abort();
+        ClientError::Body(addr, e)
+    })?;
     driver.abort();
-    Ok(ClientResponse { status, body })
+    Ok(ClientResponse {
+        status,
+        headers,
+        body: body.to_bytes(),
+    })
+}
+
+/// One server-sent event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseEvent {
+    pub id: Option<String>,
+    /// The `event:` name (`message` when none was given).
+    pub event: String,
+    pub data: String,
+}
+
+/// A server-sent event stream being read.
+pub struct EventStream {
+    pub status: StatusCode,
+    addr: SocketAddr,
+    body: hyper::body::Incoming,
+    buf: String,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+/// Open a server-sent event stream (e.g. `/api/v1/events`) within `timeout`.
+pub async fn stream(
+    addr: SocketAddr,
+    req: ClientRequest,
+    pin: Fingerprint,
+    timeout: Duration,
+) -> Result<EventStream, ClientError> {
+    let (resp, driver) = tokio::time::timeout(timeout, open(addr, req, pin))
+        .await
+        .map_err(|_| ClientError::Timeout(addr, timeout))??;
+    Ok(EventStream {
+        status: resp.status(),
+        addr,
+        body: resp.into_body(),
+        buf: String::new(),
+        driver,
+    })
+}
+
+impl EventStream {
+    /// The next event; `None` when the server ended the stream. Comments are skipped.
+    pub async fn next(&mut self) -> Result<Option<SseEvent>, ClientError> {
+        loop {
+            while let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                if let Some(ev) = parse_sse_block(&block) {
+                    return Ok(Some(ev));
+                }
+            }
+            match self.body.frame().await {
+                None => return Ok(None),
+                Some(Err(e)) => return Err(ClientError::Body(self.addr, e)),
+                Some(Ok(f)) => {
+                    if let Ok(data) = f.into_data() {
+                        self.buf.push_str(&String::from_utf8_lossy(&data));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Parse one event block; `None` for comment-only or data-less blocks.
+pub fn parse_sse_block(block: &str) -> Option<SseEvent> {
+    let mut id = None;
+    let mut event = "message".to_string();
+    let mut data: Vec<&str> = Vec::new();
+    for line in block.lines() {
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match field {
+            "id" => id = Some(value.to_string()),
+            "event" => event = value.to_string(),
+            "data" => data.push(value),
+            _ => {}
+        }
+    }
+    (!data.is_empty()).then(|| SseEvent {
+        id,
+        event,
+        data: data.join("\n"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sse_blocks() {
+        assert_eq!(
+            parse_sse_block("id: 3\nevent: task\ndata: {\"a\":1}\n\n"),
+            Some(SseEvent {
+                id: Some("3".into()),
+                event: "task".into(),
+                data: "{\"a\":1}".into()
+            })
+        );
+        assert_eq!(parse_sse_block(": keepalive\n\n"), None);
+        assert_eq!(parse_sse_block("retry: 3000\n: connected\n\n"), None);
+        assert_eq!(
+            parse_sse_block("data: a\ndata: b\n\n").unwrap().data,
+            "a\nb"
+        );
+    }
 }

@@ -1,72 +1,159 @@
-//! API errors and their JSON form `{"code":…,"message":…}`.
+//! The one error shape of the API: `{"code":…,"message":…,"field":…}` with its HTTP status.
 
 use crate::response::{json, Body};
 use hyper::{header, Response, StatusCode};
+use std::time::Duration;
 
 /// An error the API reports to its client.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ApiError {
-    /// No resource at this path.
-    NotFound { path: String },
-    /// The resource exists but not with this method.
-    MethodNotAllowed {
-        method: String,
-        path: String,
-        allowed: &'static [&'static str],
-    },
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code} ({status}): {message}")]
+pub struct ApiError {
+    pub status: StatusCode,
+    /// Stable machine-readable code, e.g. `not_found`, `invalid`, `csrf`.
+    pub code: &'static str,
+    /// Human-readable explanation of what is wrong and how to fix it.
+    pub message: String,
+    /// The request field at fault, when there is one.
+    pub field: Option<String>,
+    /// Methods the resource does answer (sent as `Allow` with 405).
+    pub allow: Option<&'static [&'static str]>,
+    /// When the client may try again (sent as `Retry-After` with 429).
+    pub retry_after: Option<Duration>,
 }
 
 #[derive(serde::Serialize)]
 struct ErrorBody<'a> {
     code: &'a str,
-    message: String,
+    message: &'a str,
+    field: Option<&'a str>,
 }
 
 impl ApiError {
-    /// Stable machine-readable code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            ApiError::NotFound { .. } => "not_found",
-            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+    /// An error with a status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+            allow: None,
+            retry_after: None,
         }
     }
 
-    /// HTTP status.
-    pub fn status(&self) -> StatusCode {
-        match self {
-            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-        }
+    /// The same error, naming the request field at fault.
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
     }
 
-    /// Human-readable message.
-    pub fn message(&self) -> String {
-        match self {
-            ApiError::NotFound { path } => format!("no resource at {path}"),
-            ApiError::MethodNotAllowed {
-                method,
-                path,
-                allowed,
-            } => format!(
+    /// 404 `not_found`.
+    pub fn not_found(path: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no resource at {path}"),
+        )
+    }
+
+    /// 405 `method_not_allowed`, listing the methods the path answers.
+    pub fn method_not_allowed(method: &str, path: &str, allowed: &'static [&'static str]) -> Self {
+        let mut e = Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!(
                 "{method} is not allowed on {path}; allowed: {}",
                 allowed.join(", ")
             ),
-        }
+        );
+        e.allow = Some(allowed);
+        e
     }
 
-    /// The JSON response (with an `Allow` header for 405).
+    /// 400 `bad_request`: the request itself is malformed (not JSON, wrong types).
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    /// 422 `invalid`: a field's value is not acceptable; the message says why.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message).with_field(field)
+    }
+
+    /// 401 `unauthorized`: no valid session or token.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// 403 `not_claimed`: the node is not set up yet.
+    pub fn not_claimed() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "not_claimed",
+            "this node is not set up yet; finish setup first (the setup code is on the node's console)",
+        )
+    }
+
+    /// 403 `csrf`: a state-changing request with a session cookie lacks the CSRF token.
+    pub fn csrf() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "csrf",
+            "missing or wrong X-CSRF-Token header (it is given at login)",
+        )
+    }
+
+    /// 409 `conflict`.
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    /// 413 `too_large`.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("request body is larger than {limit} bytes"),
+        )
+    }
+
+    /// 429 `rate_limited`, with the wait before the next attempt.
+    pub fn rate_limited(wait: Duration) -> Self {
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many failed attempts from this address; try again in {secs} s"),
+        );
+        e.retry_after = Some(Duration::from_secs(secs));
+        e
+    }
+
+    /// 500 `internal`: the node failed; the message says what it was doing.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    /// The JSON response (with `Allow` for 405 and `Retry-After` for 429).
     pub fn into_response(self) -> Response<Body> {
         let mut resp = json(
-            self.status(),
+            self.status,
             &ErrorBody {
-                code: self.code(),
-                message: self.message(),
+                code: self.code,
+                message: &self.message,
+                field: self.field.as_deref(),
             },
         );
-        if let ApiError::MethodNotAllowed { allowed, .. } = &self {
+        if let Some(allowed) = self.allow {
             if let Ok(v) = header::HeaderValue::from_str(&allowed.join(", ")) {
                 resp.headers_mut().insert(header::ALLOW, v);
             }
+        }
+        if let Some(wait) = self.retry_after {
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(wait.as_secs()),
+            );
         }
         resp
     }
@@ -77,34 +164,48 @@ mod tests {
     use super::*;
     use http_body_util::BodyExt;
 
+    async fn body_of(r: Response<Body>) -> serde_json::Value {
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&body).unwrap()
+    }
+
     #[tokio::test]
     async fn not_found_json() {
-        let r = ApiError::NotFound { path: "/x".into() }.into_response();
+        let r = ApiError::not_found("/x").into_response();
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
-        let body = r.into_body().collect().await.unwrap().to_bytes();
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(
-            v,
-            serde_json::json!({"code": "not_found", "message": "no resource at /x"})
+            body_of(r).await,
+            serde_json::json!({"code": "not_found", "message": "no resource at /x", "field": null})
         );
     }
 
     #[tokio::test]
     async fn method_not_allowed_has_allow_header() {
-        let r = ApiError::MethodNotAllowed {
-            method: "POST".into(),
-            path: "/api/v1/health".into(),
-            allowed: &["GET"],
-        }
-        .into_response();
+        let r = ApiError::method_not_allowed("POST", "/api/v1/health", &["GET"]).into_response();
         assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(r.headers()[header::ALLOW], "GET");
-        let body = r.into_body().collect().await.unwrap().to_bytes();
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let v = body_of(r).await;
         assert_eq!(v["code"], "method_not_allowed");
         assert_eq!(
             v["message"],
             "POST is not allowed on /api/v1/health; allowed: GET"
         );
+    }
+
+    #[tokio::test]
+    async fn invalid_names_the_field() {
+        let r = ApiError::invalid("hostname", "too long").into_response();
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let v = body_of(r).await;
+        assert_eq!(v["code"], "invalid");
+        assert_eq!(v["field"], "hostname");
+    }
+
+    #[tokio::test]
+    async fn rate_limited_has_retry_after_rounded_up() {
+        let r = ApiError::rate_limited(Duration::from_millis(1500)).into_response();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "2");
+        assert_eq!(body_of(r).await["code"], "rate_limited");
     }
 }

@@ -1,7 +1,7 @@
 //! `GET /api/v1/health`: liveness, version, hostname, uptime and boot status.
 
 use crate::response::{json, Body};
-use crate::state::ApiState;
+use crate::state::{ApiState, NodeInfo};
 use cairn_core::boot::BootStatus;
 use hyper::{Response, StatusCode};
 
@@ -17,28 +17,26 @@ pub struct Health {
 }
 
 /// Gather the health document from the node facts.
-pub fn health(state: &ApiState) -> Health {
+pub fn health(node: &dyn NodeInfo) -> Health {
     Health {
         status: "ok",
         version: crate::VERSION,
-        hostname: state.node.hostname(),
-        uptime_s: state.node.uptime_s(),
-        boot: state.node.boot(),
+        hostname: node.hostname(),
+        uptime_s: node.uptime_s(),
+        boot: node.boot(),
     }
 }
 
 /// Handle `GET /api/v1/health`.
 pub fn get(state: &ApiState) -> Response<Body> {
-    json(StatusCode::OK, &health(state))
+    json(StatusCode::OK, &health(state.node.as_ref()))
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::state::NodeInfo;
     use cairn_core::boot::FailedAttempt;
     use cairn_core::Slot;
-    use std::sync::Arc;
 
     /// Fixed node facts for tests.
     pub(crate) struct FixedNode;
@@ -67,8 +65,7 @@ pub(crate) mod tests {
 
     #[test]
     fn document_shape() {
-        let state = ApiState::new(Arc::new(FixedNode));
-        let v = serde_json::to_value(health(&state)).unwrap();
+        let v = serde_json::to_value(health(&FixedNode)).unwrap();
         assert_eq!(
             v,
             serde_json::json!({

@@ -1,15 +1,32 @@
 //! cairn-api: the HTTPS API server (routing, resources, TLS) and a pinned HTTPS client.
 
+pub mod alerts;
+pub mod auth;
 pub mod client;
 pub mod error;
+pub mod events;
 pub mod fingerprint;
 pub mod health;
+pub mod openapi;
+pub mod password;
+pub mod ratelimit;
+pub mod request;
 pub mod response;
 pub mod router;
+pub mod secret;
 pub mod server;
+pub mod sessions;
+pub mod setup;
 pub mod state;
+pub mod store;
+pub mod system;
+pub mod tasks;
 pub mod tls;
+pub mod tokens;
+pub mod users;
+pub mod validate;
 
+pub use error::ApiError;
 pub use fingerprint::Fingerprint;
 pub use server::Server;
 pub use state::{ApiState, NodeInfo};

@@ -1,84 +1,268 @@
-//! Typed routing: a request line becomes an [`Action`] or an [`ApiError`].
+//! Typed routing: a method and path become an [`Op`] (with its path parameter) or an error.
 
 use crate::error::ApiError;
 use hyper::Method;
 
 /// Everything the API can be asked to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    /// `GET /api/v1/health`
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
     GetHealth,
+    GetOpenApi,
+    ListTasks,
+    GetTask,
+    Events,
+    ListAlerts,
+    GetSetup,
+    SetupCode,
+    SetupPassword,
+    SetupHostname,
+    SetupTimezone,
+    SetupNtp,
+    SetupComplete,
+    Login,
+    Logout,
+    Me,
+    ChangePassword,
+    ListTokens,
+    CreateToken,
+    RevokeToken,
 }
 
-/// One resource: its path and the methods it answers, each mapped to an action.
-struct Route {
-    path: &'static str,
-    methods: &'static [(&'static str, Action)],
-    allowed: &'static [&'static str],
+/// Who may call an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, at any time (health, the spec).
+    Public,
+    /// Anyone while the node is not set up (the setup steps check the setup token).
+    Setup,
+    /// Anyone once the node is set up (login).
+    Login,
+    /// A signed-in user (session cookie plus CSRF token, or an API token).
+    User,
 }
 
-const ROUTES: &[Route] = &[Route {
-    path: "/api/v1/health",
-    methods: &[("GET", Action::GetHealth)],
-    allowed: &["GET"],
-}];
+impl Op {
+    /// Who may call this operation.
+    pub fn access(self) -> Access {
+        match self {
+            Op::GetHealth | Op::GetOpenApi => Access::Public,
+            Op::GetSetup
+            | Op::SetupCode
+            | Op::SetupPassword
+            | Op::SetupHostname
+            | Op::SetupTimezone
+            | Op::SetupNtp
+            | Op::SetupComplete => Access::Setup,
+            Op::Login => Access::Login,
+            Op::ListTasks
+            | Op::GetTask
+            | Op::Events
+            | Op::ListAlerts
+            | Op::Logout
+            | Op::Me
+            | Op::ChangePassword
+            | Op::ListTokens
+            | Op::CreateToken
+            | Op::RevokeToken => Access::User,
+        }
+    }
+}
 
-/// Map method and path to an action. A trailing slash is ignored.
-pub fn route(method: &Method, path: &str) -> Result<Action, ApiError> {
+/// One resource: its path pattern (`{name}` matches one segment) and its methods.
+pub struct Route {
+    pub path: &'static str,
+    pub methods: &'static [(&'static str, Op)],
+    pub allowed: &'static [&'static str],
+}
+
+/// Every route of the API. The OpenAPI spec must list exactly these (a test checks).
+pub const ROUTES: &[Route] = &[
+    Route {
+        path: "/api/v1/health",
+        methods: &[("GET", Op::GetHealth)],
+        allowed: &["GET"],
+    },
+    Route {
+        path: "/api/v1/openapi.json",
+        methods: &[("GET", Op::GetOpenApi)],
+        allowed: &["GET"],
+    },
+    Route {
+        path: "/api/v1/tasks",
+        methods: &[("GET", Op::ListTasks)],
+        allowed: &["GET"],
+    },
+    Route {
+        path: "/api/v1/tasks/{id}",
+        methods: &[("GET", Op::GetTask)],
+        allowed: &["GET"],
+    },
+    Route {
+        path: "/api/v1/events",
+        methods: &[("GET", Op::Events)],
+        allowed: &["GET"],
+    },
+    Route {
+        path: "/api/v1/alerts",
+        methods: &[("GET", Op::ListAlerts)],
+        allowed: &["GET"],
+    },
+    Route {
+        path: "/api/v1/setup",
+        methods: &[("GET", Op::GetSetup)],
+        allowed: &["GET"],
+    },
+    Route {
+        path: "/api/v1/setup/code",
+        methods: &[("POST", Op::SetupCode)],
+        allowed: &["POST"],
+    },
+    Route {
+        path: "/api/v1/setup/password",
+        methods: &[("PUT", Op::SetupPassword)],
+        allowed: &["PUT"],
+    },
+    Route {
+        path: "/api/v1/setup/hostname",
+        methods: &[("PUT", Op::SetupHostname)],
+        allowed: &["PUT"],
+    },
+    Route {
+        path: "/api/v1/setup/timezone",
+        methods: &[("PUT", Op::SetupTimezone)],
+        allowed: &["PUT"],
+    },
+    Route {
+        path: "/api/v1/setup/ntp",
+        methods: &[("PUT", Op::SetupNtp)],
+        allowed: &["PUT"],
+    },
+    Route {
+        path: "/api/v1/setup/complete",
+        methods: &[("POST", Op::SetupComplete)],
+        allowed: &["POST"],
+    },
+    Route {
+        path: "/api/v1/auth/login",
+        methods: &[("POST", Op::Login)],
+        allowed: &["POST"],
+    },
+    Route {
+        path: "/api/v1/auth/logout",
+        methods: &[("POST", Op::Logout)],
+        allowed: &["POST"],
+    },
+    Route {
+        path: "/api/v1/auth/me",
+        methods: &[("GET", Op::Me)],
+        allowed: &["GET"],
+    },
+    Route {
+        path: "/api/v1/auth/password",
+        methods: &[("PUT", Op::ChangePassword)],
+        allowed: &["PUT"],
+    },
+    Route {
+        path: "/api/v1/auth/tokens",
+        methods: &[("GET", Op::ListTokens), ("POST", Op::CreateToken)],
+        allowed: &["GET", "POST"],
+    },
+    Route {
+        path: "/api/v1/auth/tokens/{id}",
+        methods: &[("DELETE", Op::RevokeToken)],
+        allowed: &["DELETE"],
+    },
+];
+
+/// A routed request: the operation and the value of the path parameter, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routed {
+    pub op: Op,
+    pub param: Option<String>,
+}
+
+/// Match a path against a pattern; returns the parameter segment (if the pattern has one).
+fn matches(pattern: &str, path: &str) -> Option<Option<String>> {
+    let mut param = None;
+    let mut p = pattern.split('/');
+    let mut s = path.split('/');
+    loop {
+        match (p.next(), s.next()) {
+            (None, None) => return Some(param),
+            (Some(pp), Some(ss)) if pp.starts_with('{') && pp.ends_with('}') => {
+                if ss.is_empty() {
+                    return None;
+                }
+                param = Some(ss.to_string());
+            }
+            (Some(pp), Some(ss)) if pp == ss => {}
+            _ => return None,
+        }
+    }
+}
+
+/// Map method and path to an operation. A trailing slash is ignored.
+pub fn route(method: &Method, path: &str) -> Result<Routed, ApiError> {
     let trimmed = match path.strip_suffix('/') {
         Some(p) if !p.is_empty() => p,
         _ => path,
     };
-    let r = ROUTES
+    let (r, param) = ROUTES
         .iter()
-        .find(|r| r.path == trimmed)
-        .ok_or_else(|| ApiError::NotFound {
-            path: path.to_string(),
-        })?;
+        .find_map(|r| matches(r.path, trimmed).map(|p| (r, p)))
+        .ok_or_else(|| ApiError::not_found(path))?;
     r.methods
         .iter()
         .find(|(m, _)| *m == method.as_str())
-        .map(|(_, a)| a.clone())
-        .ok_or_else(|| ApiError::MethodNotAllowed {
-            method: method.to_string(),
-            path: path.to_string(),
-            allowed: r.allowed,
-        })
+        .map(|(_, op)| Routed { op: *op, param })
+        .ok_or_else(|| ApiError::method_not_allowed(method.as_str(), path, r.allowed))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn op(m: Method, p: &str) -> Result<Routed, ApiError> {
+        route(&m, p)
+    }
+
     #[test]
     fn health_routes() {
-        assert_eq!(route(&Method::GET, "/api/v1/health"), Ok(Action::GetHealth));
+        let want = Routed {
+            op: Op::GetHealth,
+            param: None,
+        };
+        assert_eq!(op(Method::GET, "/api/v1/health"), Ok(want.clone()));
+        assert_eq!(op(Method::GET, "/api/v1/health/"), Ok(want));
+    }
+
+    #[test]
+    fn parameter_is_captured() {
         assert_eq!(
-            route(&Method::GET, "/api/v1/health/"),
-            Ok(Action::GetHealth)
+            op(Method::GET, "/api/v1/tasks/17"),
+            Ok(Routed {
+                op: Op::GetTask,
+                param: Some("17".into())
+            })
         );
+        assert_eq!(op(Method::GET, "/api/v1/tasks").unwrap().op, Op::ListTasks);
+        assert_eq!(op(Method::GET, "/api/v1/tasks/").unwrap().op, Op::ListTasks);
+        assert!(op(Method::GET, "/api/v1/tasks/1/x").is_err());
     }
 
     #[test]
     fn unknown_path_is_not_found() {
         for p in ["/", "/api/v1", "/api/v1/healthz", "/api/v2/health", ""] {
-            assert!(
-                matches!(route(&Method::GET, p), Err(ApiError::NotFound { .. })),
-                "{p}"
-            );
+            let e = op(Method::GET, p).unwrap_err();
+            assert_eq!(e.code, "not_found", "{p}");
         }
     }
 
     #[test]
     fn wrong_method_lists_allowed() {
-        assert_eq!(
-            route(&Method::DELETE, "/api/v1/health"),
-            Err(ApiError::MethodNotAllowed {
-                method: "DELETE".into(),
-                path: "/api/v1/health".into(),
-                allowed: &["GET"],
-            })
-        );
+        let e = op(Method::DELETE, "/api/v1/health").unwrap_err();
+        assert_eq!(e.code, "method_not_allowed");
+        assert_eq!(e.allow, Some(&["GET"][..]));
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! The HTTPS server: accept loops, TLS handshakes, HTTP/1.1 and HTTP/2, graceful shutdown.
 
+use crate::error::ApiError;
+use crate::request::Ctx;
 use crate::response::Body;
-use crate::router::{route, Action};
+use crate::router::{route, Access, Op};
 use crate::state::ApiState;
-use crate::{health, router};
-use hyper::body::Incoming;
+use crate::{alerts, auth, events, health, openapi, setup, tasks};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::Bytes;
+use hyper::header;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -104,6 +108,7 @@ impl Server {
         }
         drop(listeners);
         tracing::info!("shutting down: no new connections");
+        self.state.events.close();
         let _ = stop_tx.send(true);
         let open = graceful.count();
         let drained = tokio::time::timeout(grace, graceful.shutdown())
@@ -170,7 +175,7 @@ async fn connection(
     builder.http2().timer(TokioTimer::new());
     let svc = service_fn(move |req| {
         let state = state.clone();
-        async move { Ok::<_, Infallible>(handle(&state, req)) }
+        async move { Ok::<_, Infallible>(handle(&state, peer, req).await) }
     });
     let conn = builder.serve_connection(TokioIo::new(tls), svc);
     if let Err(e) = watcher.watch(conn).await {
@@ -178,50 +183,182 @@ async fn connection(
     }
 }
 
-/// Route a request and run its action.
-pub fn handle(state: &ApiState, req: Request<Incoming>) -> Response<Body> {
-    let resp = match route(req.method(), req.uri().path()) {
-        Ok(action) => dispatch(state, action),
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Route a request, check who may make it, and run it. Never logs bodies or headers.
+pub async fn handle<B>(state: &ApiState, peer: SocketAddr, req: Request<B>) -> Response<Body>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let mut resp = match respond(state, peer, req).await {
+        Ok(r) => r,
         Err(e) => e.into_response(),
     };
+    let h = resp.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::X_FRAME_OPTIONS,
+        header::HeaderValue::from_static("DENY"),
+    );
     tracing::debug!(
-        method = %req.method(),
-        path = req.uri().path(),
+        %peer,
+        %method,
+        path,
         status = resp.status().as_u16(),
         "request"
     );
     resp
 }
 
-fn dispatch(state: &ApiState, action: Action) -> Response<Body> {
-    match action {
-        router::Action::GetHealth => health::get(state),
+async fn respond<B>(
+    state: &ApiState,
+    peer: SocketAddr,
+    req: Request<B>,
+) -> Result<Response<Body>, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    // Until setup completes, only public and setup routes answer; anything else, known or
+    // not, is `not_claimed` (a wrong method on a known path is still a plain 405).
+    let routed = match route(req.method(), req.uri().path()) {
+        Err(e) if e.code == "method_not_allowed" => return Err(e),
+        Err(_) if !state.setup.is_claimed() => return Err(ApiError::not_claimed()),
+        Err(e) => return Err(e),
+        Ok(r) => r,
+    };
+    if !state.setup.is_claimed() && !matches!(routed.op.access(), Access::Public | Access::Setup) {
+        return Err(ApiError::not_claimed());
+    }
+    let (parts, body) = req.into_parts();
+    let principal = match routed.op.access() {
+        Access::User => Some(auth::require(state, &parts.method, &parts.headers)?),
+        Access::Public | Access::Setup | Access::Login => None,
+    };
+    let body = read_body(body).await?;
+    let ctx = Ctx {
+        state,
+        peer: peer.ip(),
+        method: parts.method,
+        headers: parts.headers,
+        body,
+        param: routed.param,
+        principal,
+    };
+    dispatch(&ctx, routed.op).await
+}
+
+/// Read a request body of at most [`MAX_BODY`] bytes.
+pub async fn read_body<B>(body: B) -> Result<Bytes, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match Limited::new(body, MAX_BODY).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(ApiError::too_large(MAX_BODY))
+        }
+        Err(e) => Err(ApiError::bad_request(format!(
+            "cannot read the request body: {e}"
+        ))),
+    }
+}
+
+async fn dispatch(ctx: &Ctx<'_>, op: Op) -> Result<Response<Body>, ApiError> {
+    let state = ctx.state;
+    match op {
+        Op::GetHealth => Ok(health::get(state)),
+        Op::GetOpenApi => Ok(openapi::get()),
+        Op::ListTasks => Ok(tasks::list(&state.tasks)),
+        Op::GetTask => tasks::get(&state.tasks, ctx.param()),
+        Op::Events => events::get(&state.events),
+        Op::ListAlerts => Ok(alerts::list(&state.alerts)),
+        Op::GetSetup => setup::get(ctx),
+        Op::SetupCode => setup::code(ctx),
+        Op::SetupPassword => setup::password(ctx).await,
+        Op::SetupHostname => setup::hostname(ctx),
+        Op::SetupTimezone => setup::timezone(ctx),
+        Op::SetupNtp => setup::ntp(ctx),
+        Op::SetupComplete => setup::complete(ctx),
+        Op::Login => auth::login(ctx).await,
+        Op::Logout => auth::logout(ctx),
+        Op::Me => auth::me(ctx),
+        Op::ChangePassword => auth::change_password(ctx).await,
+        Op::ListTokens => auth::list_tokens(ctx),
+        Op::CreateToken => auth::create_token(ctx),
+        Op::RevokeToken => auth::revoke_token(ctx),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client;
+    use crate::client::{self, ClientRequest, ClientResponse};
     use crate::fingerprint::Fingerprint;
     use crate::health::tests::FixedNode;
+    use crate::system::NodeSystem;
     use crate::tls::{leaf_fingerprint, server_config, tests::self_signed};
+    use hyper::Method;
+    use serde_json::json;
+    use std::path::PathBuf;
+    use std::sync::Mutex;
     use tokio::sync::oneshot;
 
-    const T: Duration = Duration::from_secs(5);
+    const T: Duration = Duration::from_secs(10);
+    const CODE: &str = "6DDJ-P6FE-XZ1W";
+    const PASSWORD: &str = "correct horse battery";
+
+    /// Records hostnames instead of setting them.
+    #[derive(Default)]
+    struct TestSystem(Mutex<Vec<String>>);
+
+    impl NodeSystem for TestSystem {
+        fn set_hostname(&self, name: &str) -> std::io::Result<()> {
+            self.0.lock().unwrap().push(name.to_string());
+            Ok(())
+        }
+        fn zoneinfo_dir(&self) -> Option<PathBuf> {
+            None
+        }
+    }
 
     struct Running {
         addr: SocketAddr,
         pin: Fingerprint,
+        state: ApiState,
+        system: Arc<TestSystem>,
+        dir: tempfile::TempDir,
         stop: oneshot::Sender<()>,
         done: tokio::task::JoinHandle<ShutdownSummary>,
     }
 
+    impl Running {
+        async fn call(&self, req: ClientRequest) -> ClientResponse {
+            client::send(self.addr, req, self.pin, T).await.unwrap()
+        }
+
+        async fn get(&self, path: &str) -> ClientResponse {
+            self.call(ClientRequest::new(Method::GET, path)).await
+        }
+    }
+
     async fn start() -> Running {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(setup::CODE_FILE), format!("{CODE}\n")).unwrap();
         let (cert, key) = self_signed();
         let tls = server_config(cert.as_bytes(), key.as_bytes()).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let server = Server::new(vec![listener], tls, ApiState::new(Arc::new(FixedNode))).unwrap();
+        let system = Arc::new(TestSystem::default());
+        let state = ApiState::open(Arc::new(FixedNode), system.clone(), dir.path()).unwrap();
+        let server = Server::new(vec![listener], tls, state.clone()).unwrap();
         let addr = server.local_addrs()[0];
         let (stop, stop_rx) = oneshot::channel::<()>();
         let done = tokio::spawn(server.run(
@@ -233,46 +370,515 @@ mod tests {
         Running {
             addr,
             pin: leaf_fingerprint(cert.as_bytes()).unwrap(),
+            state,
+            system,
+            dir,
             stop,
             done,
         }
     }
 
-    async fn json_of(
-        addr: SocketAddr,
-        method: Method,
-        path: &str,
-        pin: Fingerprint,
-    ) -> (u16, serde_json::Value) {
-        let r = client::request(addr, method, path, pin, T).await.unwrap();
-        (r.status.as_u16(), serde_json::from_slice(&r.body).unwrap())
+    fn put(path: &str, token: &str, body: serde_json::Value) -> ClientRequest {
+        ClientRequest::new(Method::PUT, path)
+            .header(setup::TOKEN_HEADER, token)
+            .json(&body)
     }
 
-    use hyper::Method;
+    /// Run every setup step; returns the completion response.
+    async fn set_up(s: &Running) -> ClientResponse {
+        let r = s
+            .call(
+                ClientRequest::new(Method::POST, "/api/v1/setup/code").json(&json!({"code": CODE})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.json());
+        let token = r.json()["setup_token"].as_str().unwrap().to_string();
+        for (path, body) in [
+            ("/api/v1/setup/password", json!({"password": PASSWORD})),
+            ("/api/v1/setup/hostname", json!({"hostname": "nas-01"})),
+            (
+                "/api/v1/setup/timezone",
+                json!({"timezone": "Europe/Berlin"}),
+            ),
+            ("/api/v1/setup/ntp", json!({"servers": ["pool.ntp.org"]})),
+        ] {
+            let r = s.call(put(path, &token, body)).await;
+            assert_eq!(r.status, 200, "{path}: {:?}", r.json());
+        }
+        let r = s
+            .call(
+                ClientRequest::new(Method::POST, "/api/v1/setup/complete")
+                    .header(setup::TOKEN_HEADER, &token),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.json());
+        r
+    }
+
+    /// The session cookie (`name=value`) set by a response.
+    fn session_cookie(r: &ClientResponse) -> String {
+        let set = r.header_all("set-cookie");
+        let c = set
+            .iter()
+            .find(|c| c.starts_with("cairn_session="))
+            .expect("session cookie");
+        c.split(';').next().unwrap().to_string()
+    }
+
+    async fn login(s: &Running, cookie: Option<&str>) -> ClientResponse {
+        let mut req = ClientRequest::new(Method::POST, "/api/v1/auth/login")
+            .json(&json!({"username": "admin", "password": PASSWORD}));
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        s.call(req).await
+    }
 
     #[tokio::test]
     async fn health_over_https() {
         let s = start().await;
-        let (status, v) = json_of(s.addr, Method::GET, "/api/v1/health", s.pin).await;
-        assert_eq!(status, 200);
+        let r = s.get("/api/v1/health").await;
+        assert_eq!(r.status, 200);
+        let v = r.json();
         assert_eq!(v["status"], "ok");
-        assert_eq!(v["version"], "0.1.0");
         assert_eq!(v["hostname"], "cairn-abc123");
         assert_eq!(v["boot"]["failed_attempts"][0]["tries"], 3);
+        assert_eq!(r.header_all("x-content-type-options"), vec!["nosniff"]);
         s.stop.send(()).unwrap();
         assert!(s.done.await.unwrap().drained);
     }
 
     #[tokio::test]
-    async fn not_found_and_method_not_allowed_are_json() {
+    async fn unclaimed_node_answers_only_setup() {
         let s = start().await;
-        let (status, v) = json_of(s.addr, Method::GET, "/api/v1/nope", s.pin).await;
-        assert_eq!(status, 404);
-        assert_eq!(v["code"], "not_found");
-        let (status, v) = json_of(s.addr, Method::POST, "/api/v1/health", s.pin).await;
-        assert_eq!(status, 405);
-        assert_eq!(v["code"], "method_not_allowed");
+        for path in [
+            "/api/v1/tasks",
+            "/api/v1/tasks/1",
+            "/api/v1/events",
+            "/api/v1/auth/me",
+            "/api/v1/nope",
+            "/",
+        ] {
+            let r = s.get(path).await;
+            assert_eq!(r.status, 403, "{path}");
+            assert_eq!(r.json()["code"], "not_claimed", "{path}");
+        }
+        let r = login(&s, None).await;
+        assert_eq!(
+            (r.status.as_u16(), r.json()["code"].clone()),
+            (403, json!("not_claimed"))
+        );
+        assert_eq!(s.get("/api/v1/openapi.json").await.status, 200);
+        let r = s.get("/api/v1/setup").await;
+        assert_eq!(r.json(), json!({"claimed": false, "progress": null}));
+        let r = s
+            .call(ClientRequest::new(Method::POST, "/api/v1/health"))
+            .await;
+        assert_eq!(r.status, 405);
         let _ = s.stop.send(());
+    }
+
+    #[tokio::test]
+    async fn setup_validates_each_step_and_resumes() {
+        let s = start().await;
+        let code = |c: &str| {
+            ClientRequest::new(Method::POST, "/api/v1/setup/code").json(&json!({"code": c}))
+        };
+        let mut plain = code("AAAA-BBBB-CCCC");
+        plain.headers.retain(|(k, _)| k != "content-type");
+        let r = s.call(plain.header("content-type", "text/plain")).await;
+        assert_eq!(
+            (r.status.as_u16(), r.json()["code"].clone()),
+            (415, json!("unsupported_media_type"))
+        );
+        let r = s.call(code("AAAA-BBBB-CCCC")).await;
+        assert_eq!(r.status, 401);
+        assert_eq!(
+            (r.json()["code"].clone(), r.json()["field"].clone()),
+            (json!("wrong_code"), json!("code"))
+        );
+        let r = s
+            .call(put(
+                "/api/v1/setup/hostname",
+                "nope",
+                json!({"hostname": "x"}),
+            ))
+            .await;
+        assert_eq!(r.status, 401, "steps need the setup token");
+        let r = s.call(code(&CODE.to_lowercase())).await;
+        assert_eq!(r.status, 200);
+        let token = r.json()["setup_token"].as_str().unwrap().to_string();
+        let bad = [
+            (
+                "/api/v1/setup/password",
+                json!({"password": "short"}),
+                "password",
+            ),
+            (
+                "/api/v1/setup/hostname",
+                json!({"hostname": "bad_name"}),
+                "hostname",
+            ),
+            (
+                "/api/v1/setup/timezone",
+                json!({"timezone": "../etc"}),
+                "timezone",
+            ),
+            (
+                "/api/v1/setup/ntp",
+                json!({"servers": ["ok.org", "no way"]}),
+                "servers[1]",
+            ),
+        ];
+        for (path, body, field) in bad {
+            let r = s.call(put(path, &token, body)).await;
+            assert_eq!(r.status, 422, "{path}");
+            assert_eq!(r.json()["field"], field, "{path}");
+            assert!(!r.json()["message"].as_str().unwrap().is_empty());
+        }
+        let r = s
+            .call(put(
+                "/api/v1/setup/hostname",
+                &token,
+                json!({"hostname": "x", "extra": 1}),
+            ))
+            .await;
+        assert_eq!(
+            (r.status.as_u16(), r.json()["field"].clone()),
+            (400, json!("extra"))
+        );
+        let r = s
+            .call(put(
+                "/api/v1/setup/hostname",
+                &token,
+                json!({"hostname": "NAS-01"}),
+            ))
+            .await;
+        assert_eq!(r.json()["progress"]["hostname"], "nas-01");
+        let r = s
+            .call(
+                ClientRequest::new(Method::POST, "/api/v1/setup/complete")
+                    .header(setup::TOKEN_HEADER, &token),
+            )
+            .await;
+        assert_eq!(r.status, 409);
+        assert_eq!(
+            (r.json()["code"].clone(), r.json()["field"].clone()),
+            (json!("setup_incomplete"), json!("password"))
+        );
+
+        // An interrupted setup resumes: a new API state over the same directory keeps the
+        // progress and the token.
+        let again = ApiState::open(Arc::new(FixedNode), s.system.clone(), s.dir.path()).unwrap();
+        assert!(!again.setup.is_claimed());
+        let saved = std::fs::read_to_string(s.dir.path().join(setup::PROGRESS_FILE)).unwrap();
+        assert!(
+            saved.contains("nas-01") && !saved.contains(&token),
+            "token kept hashed"
+        );
+        let r = s
+            .call(
+                ClientRequest::new(Method::GET, "/api/v1/setup")
+                    .header(setup::TOKEN_HEADER, &token),
+            )
+            .await;
+        assert_eq!(r.json()["progress"]["hostname"], "nas-01");
+        assert_eq!(r.json()["progress"]["password_set"], false);
+        let _ = s.stop.send(());
+    }
+
+    #[tokio::test]
+    async fn completing_setup_claims_the_node_and_retires_the_code() {
+        let s = start().await;
+        let r = set_up(&s).await;
+        assert_eq!(r.json()["user"], "admin");
+        assert!(s.state.setup.is_claimed());
+        let dir = s.dir.path();
+        assert!(dir.join(setup::DONE_MARKER).exists());
+        assert!(!dir.join(setup::CODE_FILE).exists());
+        assert!(!dir.join(setup::PROGRESS_FILE).exists());
+        assert_eq!(
+            std::fs::read_to_string(dir.join(setup::HOSTNAME_FILE)).unwrap(),
+            "nas-01\n"
+        );
+        let node: setup::NodeConfig =
+            serde_json::from_slice(&std::fs::read(dir.join(setup::NODE_FILE)).unwrap()).unwrap();
+        assert_eq!(node.timezone, "Europe/Berlin");
+        assert_eq!(node.ntp_servers, vec!["pool.ntp.org"]);
+        assert_eq!(*s.system.0.lock().unwrap(), vec!["nas-01".to_string()]);
+        let users = std::fs::read_to_string(dir.join(crate::users::FILE_NAME)).unwrap();
+        assert!(users.contains("$argon2id$") && !users.contains(PASSWORD));
+        let r = s
+            .call(
+                ClientRequest::new(Method::POST, "/api/v1/setup/code").json(&json!({"code": CODE})),
+            )
+            .await;
+        assert_eq!(
+            (r.status.as_u16(), r.json()["code"].clone()),
+            (409, json!("already_set_up"))
+        );
+        assert_eq!(
+            s.get("/api/v1/setup").await.json(),
+            json!({"claimed": true, "progress": null})
+        );
+        let r = s.get("/api/v1/tasks").await;
+        assert_eq!(
+            (r.status.as_u16(), r.json()["code"].clone()),
+            (401, json!("unauthorized"))
+        );
+        // The completion signed the admin in.
+        let cookie = session_cookie(&r_or(&s, r).await);
+        let r = s
+            .call(ClientRequest::new(Method::GET, "/api/v1/auth/me").header("cookie", &cookie))
+            .await;
+        assert_eq!(r.json()["user"], "admin");
+        let _ = s.stop.send(());
+    }
+
+    /// The completion response is consumed above; sign in again to get a cookie.
+    async fn r_or(s: &Running, _: ClientResponse) -> ClientResponse {
+        login(s, None).await
+    }
+
+    #[tokio::test]
+    async fn sessions_csrf_rotation_logout_and_password_change() {
+        let s = start().await;
+        let done = set_up(&s).await;
+        let setup_cookie = session_cookie(&done);
+        let set = done.header_all("set-cookie").join(";");
+        for attr in [
+            "HttpOnly",
+            "Secure",
+            "SameSite=Strict",
+            "Path=/",
+            "Max-Age=",
+        ] {
+            assert!(set.contains(attr), "{attr} in {set}");
+        }
+        let r = login(&s, Some(&setup_cookie)).await;
+        assert_eq!(r.status, 200);
+        let cookie = session_cookie(&r);
+        assert_ne!(cookie, setup_cookie, "a new session id on login");
+        let csrf = r.json()["csrf_token"].as_str().unwrap().to_string();
+        let me = |c: &str| ClientRequest::new(Method::GET, "/api/v1/auth/me").header("cookie", c);
+        assert_eq!(
+            s.call(me(&setup_cookie)).await.status,
+            401,
+            "old session ended"
+        );
+        assert_eq!(s.call(me(&cookie)).await.json()["auth"], "session");
+
+        let create = |c: &str| {
+            ClientRequest::new(Method::POST, "/api/v1/auth/tokens")
+                .header("cookie", c)
+                .json(&json!({"name": "laptop"}))
+        };
+        let r = s.call(create(&cookie)).await;
+        assert_eq!(
+            (r.status.as_u16(), r.json()["code"].clone()),
+            (403, json!("csrf"))
+        );
+        let r = s
+            .call(create(&cookie).header("x-csrf-token", "wrong"))
+            .await;
+        assert_eq!(r.status, 403);
+        let r = s.call(create(&cookie).header("x-csrf-token", &csrf)).await;
+        assert_eq!(r.status, 201);
+
+        let change = |cur: &str, new: &str| {
+            ClientRequest::new(Method::PUT, "/api/v1/auth/password")
+                .header("cookie", &cookie)
+                .header("x-csrf-token", &csrf)
+                .json(&json!({"current_password": cur, "new_password": new}))
+        };
+        let r = s.call(change(PASSWORD, "short")).await;
+        assert_eq!(
+            (r.status.as_u16(), r.json()["field"].clone()),
+            (422, json!("new_password"))
+        );
+        let r = s
+            .call(change("not the password", "another long password"))
+            .await;
+        assert_eq!(
+            (r.status.as_u16(), r.json()["field"].clone()),
+            (403, json!("current_password"))
+        );
+        let other = session_cookie(&login(&s, None).await);
+        let r = s.call(change(PASSWORD, "another long password")).await;
+        assert_eq!(r.status, 204);
+        assert_eq!(s.call(me(&other)).await.status, 401, "other sessions ended");
+        assert_eq!(s.call(me(&cookie)).await.status, 200, "this one kept");
+        assert_eq!(login(&s, None).await.status, 401, "old password refused");
+
+        let logout =
+            ClientRequest::new(Method::POST, "/api/v1/auth/logout").header("cookie", &cookie);
+        assert_eq!(
+            s.call(logout.clone()).await.status,
+            403,
+            "logout needs CSRF too"
+        );
+        let r = s.call(logout.header("x-csrf-token", &csrf)).await;
+        assert_eq!(r.status, 204);
+        assert!(r.header_all("set-cookie")[0].contains("Max-Age=0"));
+        assert_eq!(s.call(me(&cookie)).await.status, 401);
+        let _ = s.stop.send(());
+    }
+
+    #[tokio::test]
+    async fn api_tokens_and_tasks() {
+        let s = start().await;
+        let done = set_up(&s).await;
+        let cookie = session_cookie(&done);
+        let csrf = done.json()["csrf_token"].as_str().unwrap().to_string();
+        let r = s
+            .call(
+                ClientRequest::new(Method::POST, "/api/v1/auth/tokens")
+                    .header("cookie", &cookie)
+                    .header("x-csrf-token", &csrf)
+                    .json(&json!({"name": " "})),
+            )
+            .await;
+        assert_eq!(
+            (r.status.as_u16(), r.json()["field"].clone()),
+            (422, json!("name"))
+        );
+        let r = s
+            .call(
+                ClientRequest::new(Method::POST, "/api/v1/auth/tokens")
+                    .header("cookie", &cookie)
+                    .header("x-csrf-token", &csrf)
+                    .json(&json!({"name": "cli"})),
+            )
+            .await;
+        let token = r.json()["token"].as_str().unwrap().to_string();
+        let id = r.json()["id"].as_str().unwrap().to_string();
+        let bearer = format!("Bearer {token}");
+        let me = s
+            .call(
+                ClientRequest::new(Method::GET, "/api/v1/auth/me").header("authorization", &bearer),
+            )
+            .await;
+        assert_eq!(
+            me.json(),
+            json!({"user": "admin", "auth": "token", "token_id": id, "expires": null})
+        );
+        let list = s
+            .call(
+                ClientRequest::new(Method::GET, "/api/v1/auth/tokens")
+                    .header("authorization", &bearer),
+            )
+            .await;
+        assert_eq!(list.json()["tokens"][0]["name"], "cli");
+        assert!(!list
+            .body
+            .windows(token.len())
+            .any(|w| w == token.as_bytes()));
+
+        let task = s.state.tasks.start("pool.create", "building");
+        task.progress(30, "syncing");
+        let r = s
+            .call(
+                ClientRequest::new(Method::GET, &format!("/api/v1/tasks/{}", task.id()))
+                    .header("authorization", &bearer),
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            (r.json()["progress"].clone(), r.json()["state"].clone()),
+            (json!(30), json!("running"))
+        );
+        let r = s
+            .call(ClientRequest::new(Method::GET, "/api/v1/tasks").header("authorization", &bearer))
+            .await;
+        assert_eq!(r.json()["tasks"][0]["kind"], "pool.create");
+        let r = s
+            .call(
+                ClientRequest::new(Method::GET, "/api/v1/tasks/999")
+                    .header("authorization", &bearer),
+            )
+            .await;
+        assert_eq!(r.status, 404);
+
+        // Bearer requests need no CSRF token; a revoked token stops working.
+        let del = ClientRequest::new(Method::DELETE, &format!("/api/v1/auth/tokens/{id}"))
+            .header("authorization", &bearer);
+        assert_eq!(s.call(del.clone()).await.status, 204);
+        let r = s.call(del).await;
+        assert_eq!(r.status, 401);
+        let r = s
+            .call(
+                ClientRequest::new(Method::GET, "/api/v1/auth/me")
+                    .header("authorization", "Bearer cairn_00"),
+            )
+            .await;
+        assert_eq!(r.status, 401);
+        let _ = s.stop.send(());
+    }
+
+    #[tokio::test]
+    async fn events_stream_task_progress_over_https() {
+        let s = start().await;
+        let done = set_up(&s).await;
+        let cookie = session_cookie(&done);
+        let mut events = client::stream(
+            s.addr,
+            ClientRequest::new(Method::GET, "/api/v1/events").header("cookie", &cookie),
+            s.pin,
+            T,
+        )
+        .await
+        .unwrap();
+        // The handler subscribes before it answers, so nothing published from now is missed.
+        assert_eq!(events.status, 200);
+        let task = s.state.tasks.start("scrub", "reading");
+        task.progress(50, "half way");
+        task.succeed("clean");
+        let mut seen = Vec::new();
+        while seen.len() < 3 {
+            let ev = tokio::time::timeout(T, events.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            assert_eq!(ev.event, "task");
+            let v: serde_json::Value = serde_json::from_str(&ev.data).unwrap();
+            seen.push((
+                v["progress"].as_u64().unwrap(),
+                v["state"].as_str().unwrap().to_string(),
+            ));
+        }
+        assert_eq!(
+            seen,
+            vec![
+                (0, "running".into()),
+                (50, "running".into()),
+                (100, "succeeded".into())
+            ]
+        );
+        s.state
+            .alerts
+            .raise("pool/tank", crate::events::AlertLevel::Warning, "degraded");
+        let list = s
+            .call(ClientRequest::new(Method::GET, "/api/v1/alerts").header("cookie", &cookie))
+            .await;
+        assert_eq!(list.json()["active"][0]["key"], "pool/tank");
+        assert_eq!(list.json()["recent"][0]["state"], "raised");
+        let ev = tokio::time::timeout(T, events.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(ev.event, "alert");
+        // Shutdown ends the stream, so connections drain.
+        s.stop.send(()).unwrap();
+        assert_eq!(
+            tokio::time::timeout(T, events.next())
+                .await
+                .unwrap()
+                .unwrap(),
+            None
+        );
+        assert!(s.done.await.unwrap().drained);
     }
 
     #[tokio::test]
@@ -286,6 +892,7 @@ mod tests {
             client::ClientError::Handshake(_, seen, _) => assert_eq!(seen, s.pin.to_string()),
             other => panic!("expected a handshake error, got {other}"),
         }
+        assert_eq!(client::fetch_fingerprint(s.addr, T).await.unwrap(), s.pin);
         let _ = s.stop.send(());
     }
 

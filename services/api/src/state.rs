@@ -1,7 +1,21 @@
-//! What the API serves from: the node facts a daemon provides.
+//! What the API serves from: node facts, system access, stores, sessions, events, tasks and
+//! alerts.
 
+use crate::alerts::AlertRegistry;
+use crate::auth::LOGIN_BACKOFF;
+use crate::events::EventBus;
+use crate::ratelimit::Backoff;
+use crate::sessions::Sessions;
+use crate::setup::Setup;
+use crate::store::StoreError;
+use crate::system::NodeSystem;
+use crate::tasks::TaskRegistry;
+use crate::tokens::Tokens;
+use crate::users::Users;
 use cairn_core::boot::BootStatus;
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Facts about the node, provided by the daemon (and by tests).
 pub trait NodeInfo: Send + Sync + 'static {
@@ -17,10 +31,41 @@ pub trait NodeInfo: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct ApiState {
     pub node: Arc<dyn NodeInfo>,
+    pub system: Arc<dyn NodeSystem>,
+    pub events: EventBus,
+    pub tasks: TaskRegistry,
+    pub alerts: AlertRegistry,
+    pub setup: Arc<Setup>,
+    pub users: Arc<Users>,
+    pub sessions: Arc<Sessions>,
+    pub tokens: Arc<Tokens>,
+    pub login_limiter: Arc<Backoff>,
 }
 
 impl ApiState {
-    pub fn new(node: Arc<dyn NodeInfo>) -> Self {
-        ApiState { node }
+    /// State kept under `state_dir` (setup progress, users, tokens).
+    pub fn open(
+        node: Arc<dyn NodeInfo>,
+        system: Arc<dyn NodeSystem>,
+        state_dir: &Path,
+    ) -> Result<Self, StoreError> {
+        let events = EventBus::new();
+        Ok(ApiState {
+            node,
+            system,
+            tasks: TaskRegistry::new(events.clone()),
+            alerts: AlertRegistry::new(events.clone()),
+            events,
+            setup: Arc::new(Setup::open(state_dir)?),
+            users: Arc::new(Users::open(state_dir)?),
+            sessions: Arc::new(Sessions::default()),
+            tokens: Arc::new(Tokens::open(state_dir)?),
+            login_limiter: Arc::new(Backoff::new(LOGIN_BACKOFF)),
+        })
+    }
+
+    /// How long sessions last.
+    pub fn sessions_ttl(&self) -> Duration {
+        crate::sessions::TTL
     }
 }

@@ -19,6 +19,9 @@ usage: cairnd [FLAGS]
   --sys-class-block DIR    where partitions are looked up (default /sys/class/block)
   --boot-failures PATH     stage 1 failure records (default /state/boot/failures.jsonl)
   --log auto|journald|stderr  log target (default auto: journald if its socket exists)
+  --apply-hostname auto|always|never  set the hostname when setup completes (default auto:
+                           only as root on a booted Cairn node: cairn.slot= in /proc/cmdline)
+  --zoneinfo-dir DIR       tz database for validating time zones (default /usr/share/zoneinfo)
   --help, --version";
 
 /// Whether cairnd mounts the ESP itself.
@@ -36,6 +39,14 @@ pub enum LogTarget {
     Stderr,
 }
 
+/// Whether setup may change the running system's hostname.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyHostname {
+    Auto,
+    Always,
+    Never,
+}
+
 /// Parsed flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -47,6 +58,8 @@ pub struct Config {
     pub esp_mount: EspMount,
     pub sys_class_block: PathBuf,
     pub log: LogTarget,
+    pub apply_hostname: ApplyHostname,
+    pub zoneinfo: PathBuf,
 }
 
 /// What the command line asks for.
@@ -83,6 +96,8 @@ impl Default for Config {
             esp_mount: EspMount::Auto,
             sys_class_block: PathBuf::from(cairn_core::esp::DEFAULT_SYS_CLASS_BLOCK),
             log: LogTarget::Auto,
+            apply_hostname: ApplyHostname::Auto,
+            zoneinfo: PathBuf::from("/usr/share/zoneinfo"),
         }
     }
 }
@@ -162,6 +177,16 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
                     _ => return Err(bad(&v, "expected auto, journald or stderr")),
                 };
             }
+            "--apply-hostname" => {
+                let v = value()?;
+                cfg.apply_hostname = match v.as_str() {
+                    "auto" => ApplyHostname::Auto,
+                    "always" => ApplyHostname::Always,
+                    "never" => ApplyHostname::Never,
+                    _ => return Err(bad(&v, "expected auto, always or never")),
+                };
+            }
+            "--zoneinfo-dir" => cfg.zoneinfo = path(flag, value()?)?,
             _ => return Err(CliError::Unknown(arg.clone())),
         }
     }
@@ -208,6 +233,8 @@ mod tests {
         assert_eq!(c.esp_mount, EspMount::Auto);
         assert_eq!(c.log, LogTarget::Auto);
         assert_eq!(c.address_wait, Duration::from_secs(20));
+        assert_eq!(c.apply_hostname, ApplyHostname::Auto);
+        assert_eq!(c.zoneinfo, PathBuf::from("/usr/share/zoneinfo"));
     }
 
     #[test]
@@ -236,6 +263,10 @@ mod tests {
             "/tmp/f.jsonl",
             "--log",
             "stderr",
+            "--apply-hostname",
+            "never",
+            "--zoneinfo-dir",
+            "/tmp/z",
         ]);
         assert_eq!(c.listen.len(), 2);
         assert_eq!(c.listen[1].to_string(), "[::1]:8443");
@@ -249,6 +280,8 @@ mod tests {
         assert_eq!(c.sys_class_block, PathBuf::from("/tmp/b"));
         assert_eq!(c.esp_mount, EspMount::Never);
         assert_eq!(c.log, LogTarget::Stderr);
+        assert_eq!(c.apply_hostname, ApplyHostname::Never);
+        assert_eq!(c.zoneinfo, PathBuf::from("/tmp/z"));
     }
 
     #[test]

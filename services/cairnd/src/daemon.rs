@@ -3,7 +3,7 @@
 use crate::addrs::{usable, AddressSource, SystemAddresses};
 use crate::certificate::{self, TlsFiles};
 use crate::cli::{self, Command, Config};
-use crate::{boot_record, console, listen, logging, node, notify, setup_code};
+use crate::{boot_record, console, listen, logging, node, notify, setup_code, system};
 use anyhow::Context;
 use cairn_api::{ApiState, Server};
 use cairn_core::bless::RealEspFs;
@@ -60,11 +60,14 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         &cfg.boot, &RealEspFs,
     )));
     let listeners = listen::bind_all(&cfg.listen)?;
-    let server = Server::new(
-        listeners,
-        cert.config.clone(),
-        ApiState::new(Arc::new(node::Node::new(boot.clone()))),
-    )?;
+    let apply_hostname = system::decide(cfg.apply_hostname);
+    let state = ApiState::open(
+        Arc::new(node::Node::new(boot.clone())),
+        Arc::new(system::System::new(apply_hostname, cfg.zoneinfo.clone())),
+        &cfg.state_dir,
+    )
+    .context("cannot load the API state")?;
+    let server = Server::new(listeners, cert.config.clone(), state)?;
     let bound = server.local_addrs();
     let shown: Vec<String> = bound.iter().map(|a| a.to_string()).collect();
     tracing::info!(

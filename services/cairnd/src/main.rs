@@ -11,6 +11,7 @@ mod logging;
 mod node;
 mod notify;
 mod setup_code;
+mod system;
 
 use std::process::ExitCode;
 

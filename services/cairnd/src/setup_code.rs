@@ -5,11 +5,11 @@ use std::path::Path;
 
 /// Crockford's base32 alphabet: no I, L, O, U.
 pub const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-/// File name under the state directory.
-pub const FILE_NAME: &str = "setup-code";
-/// Written by setup (a later issue) when it completes; from then on no code is kept and no
-/// setup block is printed.
-pub const DONE_MARKER: &str = "setup-done";
+/// File name under the state directory (the API's setup reads it).
+pub const FILE_NAME: &str = cairn_api::setup::CODE_FILE;
+/// Written by the API's setup when it completes; from then on no code is kept and no setup
+/// block is printed.
+pub const DONE_MARKER: &str = cairn_api::setup::DONE_MARKER;
 
 /// Format 12 random bytes as a code: each byte's low 5 bits pick a symbol (32 divides 256,
 /// so the choice is uniform), in three groups of four.

@@ -1,0 +1,348 @@
+//! Sign-in: login with backoff, session cookies with CSRF tokens, logout, password change,
+//! API tokens, and who a request is from.
+
+use crate::error::ApiError;
+use crate::password;
+use crate::ratelimit::{Backoff, BackoffPolicy};
+use crate::request::{cookie, header, Ctx};
+use crate::response::{json, no_content, Body};
+use crate::secret::ct_eq;
+use crate::sessions::Session;
+use crate::state::ApiState;
+use crate::tokens::{TokenError, TokenInfo};
+use crate::users::ADMIN;
+use hyper::{header as h, HeaderMap, Method, Response, StatusCode};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// The session cookie.
+pub const COOKIE: &str = "cairn_session";
+/// The header carrying the session's CSRF token on state-changing requests.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// Login attempts: five free, then 1 s doubling up to 15 min.
+pub const LOGIN_BACKOFF: BackoffPolicy = BackoffPolicy {
+    free: 5,
+    base: Duration::from_secs(1),
+    max: Duration::from_secs(15 * 60),
+    forget_after: Duration::from_secs(3600),
+};
+
+/// How the request proved who it is from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    Session(Session),
+    Token(TokenInfo),
+}
+
+/// The signed-in user of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user: String,
+    pub via: Via,
+}
+
+/// Who sent the request: an API token (`Authorization: Bearer`) or a session cookie.
+/// A bearer token that is not valid is an error, not a fallback to the cookie.
+pub fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<Option<Principal>, ApiError> {
+    if let Some(auth) = header(headers, h::AUTHORIZATION.as_str()) {
+        let secret = auth
+            .strip_prefix("Bearer ")
+            .ok_or_else(|| ApiError::unauthorized("Authorization must be `Bearer TOKEN`"))?;
+        let t = state.tokens.find(secret.trim()).ok_or_else(|| {
+            ApiError::unauthorized(
+                "the API token is not valid (revoked?); run `cairnctl login` again",
+            )
+        })?;
+        return Ok(Some(Principal {
+            user: t.user.clone(),
+            via: Via::Token(t),
+        }));
+    }
+    Ok(cookie(headers, COOKIE)
+        .and_then(|id| state.sessions.get(id))
+        .map(|s| Principal {
+            user: s.user.clone(),
+            via: Via::Session(s),
+        }))
+}
+
+/// Whether a method changes state (and so needs the CSRF token with a session).
+pub fn is_state_changing(m: &Method) -> bool {
+    !matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// The signed-in user, or 401; 403 `csrf` for a state-changing request with a session
+/// cookie but without the session's CSRF token.
+pub fn require(
+    state: &ApiState,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Principal, ApiError> {
+    let p = authenticate(state, headers)?.ok_or_else(|| {
+        ApiError::unauthorized("sign in first (session cookie or Authorization: Bearer TOKEN)")
+    })?;
+    if let Via::Session(s) = &p.via {
+        if is_state_changing(method) {
+            let sent = header(headers, CSRF_HEADER).unwrap_or_default();
+            if !ct_eq(sent, &s.csrf) {
+                return Err(ApiError::csrf());
+            }
+        }
+    }
+    Ok(p)
+}
+
+/// What login (and finishing setup) answers.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct LoginResponse {
+    pub user: String,
+    /// Send this as `X-CSRF-Token` on every POST, PUT, PATCH and DELETE.
+    pub csrf_token: String,
+    /// Unix seconds when the session ends.
+    pub expires: u64,
+}
+
+/// Start a new session for `user`: the cookie is set and the CSRF token returned.
+pub fn start_session(state: &ApiState, user: &str) -> Result<Response<Body>, ApiError> {
+    let new = state
+        .sessions
+        .create(user)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut resp = json(
+        StatusCode::OK,
+        &LoginResponse {
+            user: user.to_string(),
+            csrf_token: new.session.csrf.clone(),
+            expires: new.session.expires,
+        },
+    );
+    let cookie = format!(
+        "{COOKIE}={}; Path=/; Max-Age={}; HttpOnly; Secure; SameSite=Strict",
+        new.id,
+        state.sessions_ttl().as_secs()
+    );
+    let v = h::HeaderValue::from_str(&cookie).map_err(|e| ApiError::internal(e.to_string()))?;
+    resp.headers_mut().insert(h::SET_COOKIE, v);
+    Ok(resp)
+}
+
+/// Verify a password off the async threads (argon2 is deliberately slow). An unknown user
+/// is checked against a throwaway hash so timing does not tell which users exist.
+pub async fn check_password(
+    state: &ApiState,
+    user: &str,
+    password: &str,
+) -> Result<bool, ApiError> {
+    static DUMMY: OnceLock<Option<String>> = OnceLock::new();
+    let (stored, known) = match state.users.password_hash(user) {
+        Some(hash) => (Some(hash), true),
+        None => (
+            DUMMY
+                .get_or_init(|| password::hash("no such user, no such password").ok())
+                .clone(),
+            false,
+        ),
+    };
+    let Some(stored) = stored else {
+        return Err(ApiError::internal("cannot prepare password check"));
+    };
+    let pw = password.to_string();
+    let ok = tokio::task::spawn_blocking(move || password::verify(&pw, &stored))
+        .await
+        .map_err(|e| ApiError::internal(format!("password check failed: {e}")))?;
+    Ok(ok && known)
+}
+
+/// Run an attempt under a limiter: 429 while held back.
+pub fn begin_attempt(limiter: &Backoff, ctx: &Ctx<'_>) -> Result<(), ApiError> {
+    limiter.begin(ctx.peer).map_err(ApiError::rate_limited)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    #[serde(default = "admin")]
+    username: String,
+    password: String,
+}
+
+fn admin() -> String {
+    ADMIN.to_string()
+}
+
+/// `POST /api/v1/auth/login`: a new session (any session the client had is ended first,
+/// so the cookie is rotated).
+pub async fn login(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
+    let req: LoginRequest = ctx.json()?;
+    begin_attempt(&ctx.state.login_limiter, ctx)?;
+    if !check_password(ctx.state, &req.username, &req.password).await? {
+        // Not the user name: people type passwords into it.
+        tracing::warn!(peer = %ctx.peer, "failed login");
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_credentials",
+            "wrong user name or password",
+        ));
+    }
+    ctx.state.login_limiter.success(ctx.peer);
+    if let Some(old) = cookie(&ctx.headers, COOKIE).and_then(|id| ctx.state.sessions.get(id)) {
+        ctx.state.sessions.revoke_key(&old.key);
+    }
+    tracing::info!(peer = %ctx.peer, user = %req.username, "signed in");
+    start_session(ctx.state, &req.username)
+}
+
+/// `POST /api/v1/auth/logout`: end the session and clear the cookie.
+pub fn logout(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
+    let p = ctx.principal()?;
+    if let Via::Session(s) = &p.via {
+        ctx.state.sessions.revoke_key(&s.key);
+    }
+    let mut resp = no_content();
+    resp.headers_mut().insert(
+        h::SET_COOKIE,
+        h::HeaderValue::from_static(
+            "cairn_session=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict",
+        ),
+    );
+    Ok(resp)
+}
+
+#[derive(serde::Serialize)]
+struct Me<'a> {
+    user: &'a str,
+    /// `session` or `token`.
+    auth: &'static str,
+    token_id: Option<&'a str>,
+    expires: Option<u64>,
+}
+
+/// `GET /api/v1/auth/me`: who the request is from.
+pub fn me(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
+    let p = ctx.principal()?;
+    let me = match &p.via {
+        Via::Session(s) => Me {
+            user: &p.user,
+            auth: "session",
+            token_id: None,
+            expires: Some(s.expires),
+        },
+        Via::Token(t) => Me {
+            user: &p.user,
+            auth: "token",
+            token_id: Some(&t.id),
+            expires: None,
+        },
+    };
+    Ok(json(StatusCode::OK, &me))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+/// `PUT /api/v1/auth/password`: change one's password; other sessions are ended.
+pub async fn change_password(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
+    let p = ctx.principal()?.clone();
+    let req: PasswordChange = ctx.json()?;
+    password::check_policy("new_password", &req.new_password)?;
+    begin_attempt(&ctx.state.login_limiter, ctx)?;
+    if !check_password(ctx.state, &p.user, &req.current_password).await? {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "wrong_password",
+            "the current password is wrong",
+        )
+        .with_field("current_password"));
+    }
+    ctx.state.login_limiter.success(ctx.peer);
+    let pw = req.new_password;
+    let hash = tokio::task::spawn_blocking(move || password::hash(&pw))
+        .await
+        .map_err(|e| ApiError::internal(format!("password hashing failed: {e}")))?
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    ctx.state
+        .users
+        .set_password_hash(&p.user, &hash)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let keep = match &p.via {
+        Via::Session(s) => Some(s.key.as_str()),
+        Via::Token(_) => None,
+    };
+    ctx.state.sessions.revoke_user(&p.user, keep);
+    tracing::info!(user = %p.user, "password changed; other sessions ended");
+    Ok(no_content())
+}
+
+#[derive(serde::Serialize)]
+struct TokenList {
+    tokens: Vec<TokenInfo>,
+}
+
+/// `GET /api/v1/auth/tokens`.
+pub fn list_tokens(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
+    let p = ctx.principal()?;
+    Ok(json(
+        StatusCode::OK,
+        &TokenList {
+            tokens: ctx.state.tokens.list(&p.user),
+        },
+    ))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    name: String,
+}
+
+#[derive(serde::Serialize)]
+struct CreatedToken {
+    #[serde(flatten)]
+    info: TokenInfo,
+    /// The secret: shown once, never again.
+    token: String,
+}
+
+/// `POST /api/v1/auth/tokens`: a new API token, whose secret is in this answer only.
+pub fn create_token(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
+    let p = ctx.principal()?;
+    let req: NewToken = ctx.json()?;
+    let name = req.name.trim();
+    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "name",
+            "the token name must have 1 to 64 printable characters (e.g. the machine it is for)",
+        ));
+    }
+    let (info, token) = ctx
+        .state
+        .tokens
+        .create(&p.user, name)
+        .map_err(|e| match e {
+            TokenError::TooMany(_) => ApiError::conflict("too_many_tokens", e.to_string()),
+            TokenError::Store(s) => ApiError::internal(s.to_string()),
+        })?;
+    tracing::info!(user = %p.user, id = %info.id, name = %info.name, "API token created");
+    Ok(json(StatusCode::CREATED, &CreatedToken { info, token }))
+}
+
+/// `DELETE /api/v1/auth/tokens/{id}`.
+pub fn revoke_token(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
+    let p = ctx.principal()?;
+    let id = ctx.param();
+    let found = ctx
+        .state
+        .tokens
+        .revoke(&p.user, id)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    if !found {
+        return Err(ApiError::not_found(&format!("/api/v1/auth/tokens/{id}")));
+    }
+    tracing::info!(user = %p.user, %id, "API token revoked");
+    Ok(no_content())
+}

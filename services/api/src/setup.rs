@@ -1,0 +1,449 @@
+//! First-boot setup: the one-time code, then admin password, hostname, time zone and NTP
+//! servers, each validated and persisted so an interrupted setup resumes; completing it
+//! writes the node config and the `setup-done` marker and retires the code.
+
+use crate::auth::{begin_attempt, start_session};
+use crate::error::ApiError;
+use crate::password;
+use crate::ratelimit::{Backoff, BackoffPolicy};
+use crate::request::Ctx;
+use crate::response::{json, Body};
+use crate::secret::{ct_eq, digest, random_hex};
+use crate::store::{self, StoreError};
+use crate::system::NodeSystem;
+use crate::users::{Users, ADMIN};
+use crate::validate;
+use hyper::{Response, StatusCode};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+/// The code cairnd prints on the console (under the state directory).
+pub const CODE_FILE: &str = "setup-code";
+/// Written when setup completes; the console block and the API check it.
+pub const DONE_MARKER: &str = "setup-done";
+/// Setup progress, so an interrupted setup resumes.
+pub const PROGRESS_FILE: &str = "setup.json";
+/// The node configuration setup produces.
+pub const NODE_FILE: &str = "node.json";
+/// The hostname cairn-init sets at boot (boot contract).
+pub const HOSTNAME_FILE: &str = "hostname";
+/// Header carrying the token that verifying the code returns.
+pub const TOKEN_HEADER: &str = "x-setup-token";
+
+/// Setup code attempts: three free, then 1 s doubling up to 5 min.
+pub const CODE_BACKOFF: BackoffPolicy = BackoffPolicy {
+    free: 3,
+    base: Duration::from_secs(1),
+    max: Duration::from_secs(300),
+    forget_after: Duration::from_secs(3600),
+};
+
+/// The node configuration kept on STATE (applied by the domains that own each part).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NodeConfig {
+    pub hostname: String,
+    pub timezone: String,
+    pub ntp_servers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct Progress {
+    /// SHA-256 of the setup token handed out when the code was verified.
+    token_hash: Option<String>,
+    password_hash: Option<String>,
+    hostname: Option<String>,
+    timezone: Option<String>,
+    ntp_servers: Option<Vec<String>>,
+}
+
+/// What has been set so far (never the password).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProgressView {
+    pub password_set: bool,
+    pub hostname: Option<String>,
+    pub timezone: Option<String>,
+    pub ntp_servers: Option<Vec<String>>,
+}
+
+/// `GET /api/v1/setup` and the answer of each step.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SetupStatus {
+    pub claimed: bool,
+    /// Present for a client holding a valid setup token.
+    pub progress: Option<ProgressView>,
+}
+
+/// The setup state of this node.
+pub struct Setup {
+    dir: PathBuf,
+    claimed: AtomicBool,
+    progress: Mutex<Progress>,
+    limiter: Backoff,
+}
+
+impl Setup {
+    /// Load from `state_dir`: claimed if the marker exists, else the saved progress.
+    pub fn open(state_dir: &Path) -> Result<Self, StoreError> {
+        let claimed = state_dir.join(DONE_MARKER).exists();
+        let progress = if claimed {
+            Progress::default()
+        } else {
+            store::load(&state_dir.join(PROGRESS_FILE))?.unwrap_or_default()
+        };
+        Ok(Setup {
+            dir: state_dir.to_path_buf(),
+            claimed: AtomicBool::new(claimed),
+            progress: Mutex::new(progress),
+            limiter: Backoff::new(CODE_BACKOFF),
+        })
+    }
+
+    /// Whether setup has completed.
+    pub fn is_claimed(&self) -> bool {
+        self.claimed.load(Ordering::SeqCst)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Progress> {
+        self.progress.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn save(&self, p: &Progress) -> Result<(), ApiError> {
+        store::save(&self.dir.join(PROGRESS_FILE), p).map_err(internal)
+    }
+
+    fn unclaimed(&self) -> Result<(), ApiError> {
+        if self.is_claimed() {
+            return Err(ApiError::conflict(
+                "already_set_up",
+                "this node is already set up; sign in instead",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Check the setup token of a step; the progress lock is held by the caller.
+    fn check_token(&self, p: &Progress, ctx: &Ctx<'_>) -> Result<(), ApiError> {
+        self.unclaimed()?;
+        let sent = ctx.header(TOKEN_HEADER).unwrap_or_default();
+        match &p.token_hash {
+            Some(h) if !sent.is_empty() && ct_eq(h, &digest(sent)) => Ok(()),
+            _ => Err(ApiError::unauthorized(
+                "enter the setup code first (X-Setup-Token is missing, or a newer code entry replaced it)",
+            )),
+        }
+    }
+
+    fn status(&self, p: &Progress, with_progress: bool) -> SetupStatus {
+        SetupStatus {
+            claimed: self.is_claimed(),
+            progress: with_progress.then(|| ProgressView {
+                password_set: p.password_hash.is_some(),
+                hostname: p.hostname.clone(),
+                timezone: p.timezone.clone(),
+                ntp_servers: p.ntp_servers.clone(),
+            }),
+        }
+    }
+}
+
+fn internal(e: StoreError) -> ApiError {
+    ApiError::internal(e.to_string())
+}
+
+/// Normalise a typed code: case, spaces and hyphens do not matter, and the letters Crockford
+/// base32 leaves out are read as the digits they look like.
+pub fn normalize_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .map(|c| match c.to_ascii_uppercase() {
+            'O' => '0',
+            'I' | 'L' => '1',
+            c => c,
+        })
+        .collect()
+}
+
+/// `GET /api/v1/setup`: whether the node is set up, and (with a setup token) the progress.
+pub fn get(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
+    let setup = &ctx.state.setup;
+    let p = setup.lock();
+    let with = setup.check_token(&p, ctx).is_ok();
+    Ok(json(StatusCode::OK, &setup.status(&p, with)))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodeRequest {
+    code: String,
+}
+
+#[derive(serde::Serialize)]
+struct CodeResponse {
+    /// Send as `X-Setup-Token` on the following setup steps.
+    setup_token: String,
+    #[serde(flatten)]
+    status: SetupStatus,
+}
+
+/// `POST /api/v1/setup/code`: check the console's code (rate-limited per address) and hand
+/// out a setup token; any earlier token stops working.
+pub fn code(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
+    let setup = &ctx.state.setup;
+    setup.unclaimed()?;
+    let req: CodeRequest = ctx.json()?;
+    begin_attempt(&setup.limiter, ctx)?;
+    let path = setup.dir.join(CODE_FILE);
+    let stored = std::fs::read_to_string(&path).map_err(|e| {
+        ApiError::internal(format!(
+            "cannot read the setup code from {}: {e}; restart cairnd to make a new one",
+            path.display()
+        ))
+    })?;
+    if normalize_code(&req.code).len() != 12
+        || !ct_eq(&normalize_code(&req.code), &normalize_code(stored.trim()))
+    {
+        tracing::warn!(peer = %ctx.peer, "wrong setup code");
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "wrong_code",
+            "that is not the setup code shown on the node's console (12 characters, like 6DDJ-P6FE-XZ1W)",
+        )
+        .with_field("code"));
+    }
+    setup.limiter.success(ctx.peer);
+    let token = random_hex().map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut p = setup.lock();
+    let mut next = p.clone();
+    next.token_hash = Some(digest(&token));
+    setup.save(&next)?;
+    *p = next;
+    tracing::info!(peer = %ctx.peer, "setup code accepted");
+    Ok(json(
+        StatusCode::OK,
+        &CodeResponse {
+            setup_token: token,
+            status: setup.status(&p, true),
+        },
+    ))
+}
+
+/// Apply one validated change to the progress under the token, persist, answer the status.
+fn step(ctx: &Ctx<'_>, change: impl FnOnce(&mut Progress)) -> Result<Response<Body>, ApiError> {
+    let setup = &ctx.state.setup;
+    let mut p = setup.lock();
+    setup.check_token(&p, ctx)?;
+    let mut next = p.clone();
+    change(&mut next);
+    setup.save(&next)?;
+    *p = next;
+    Ok(json(StatusCode::OK, &setup.status(&p, true)))
+}
+
+fn token_first(ctx: &Ctx<'_>) -> Result<(), ApiError> {
+    let setup = &ctx.state.setup;
+    let p = setup.lock();
+    setup.check_token(&p, ctx)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordRequest {
+    password: String,
+}
+
+/// `PUT /api/v1/setup/password`: the admin password (policy-checked, stored as argon2id).
+pub async fn password(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
+    token_first(ctx)?;
+    let req: PasswordRequest = ctx.json()?;
+    password::check_policy("password", &req.password)?;
+    let pw = req.password;
+    let hash = tokio::task::spawn_blocking(move || password::hash(&pw))
+        .await
+        .map_err(|e| ApiError::internal(format!("password hashing failed: {e}")))?
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    step(ctx, |p| p.password_hash = Some(hash))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HostnameRequest {
+    hostname: String,
+}
+
+/// `PUT /api/v1/setup/hostname`.
+pub fn hostname(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
+    token_first(ctx)?;
+    let req: HostnameRequest = ctx.json()?;
+    let name = validate::hostname("hostname", &req.hostname)?;
+    step(ctx, |p| p.hostname = Some(name))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimezoneRequest {
+    timezone: String,
+}
+
+/// `PUT /api/v1/setup/timezone`.
+pub fn timezone(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
+    token_first(ctx)?;
+    let req: TimezoneRequest = ctx.json()?;
+    let zoneinfo = ctx.state.system.zoneinfo_dir();
+    let tz = validate::timezone("timezone", &req.timezone, zoneinfo.as_deref())?;
+    step(ctx, |p| p.timezone = Some(tz))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NtpRequest {
+    servers: Vec<String>,
+}
+
+/// `PUT /api/v1/setup/ntp`.
+pub fn ntp(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
+    token_first(ctx)?;
+    let req: NtpRequest = ctx.json()?;
+    let servers = validate::ntp_servers("servers", &req.servers)?;
+    step(ctx, |p| p.ntp_servers = Some(servers))
+}
+
+/// `POST /api/v1/setup/complete`: apply and commit. Every file is written before the
+/// `setup-done` marker, the commit point, so a crash before it leaves setup resumable and
+/// retrying redoes the same writes. Then the code is removed and the admin is signed in.
+pub fn complete(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
+    let state = ctx.state;
+    let setup = &state.setup;
+    let mut p = setup.lock();
+    setup.check_token(&p, ctx)?;
+    let missing = |field: &str, what: &str| {
+        ApiError::conflict("setup_incomplete", format!("set the {what} first")).with_field(field)
+    };
+    let hash = p
+        .password_hash
+        .clone()
+        .ok_or_else(|| missing("password", "admin password"))?;
+    let config = NodeConfig {
+        hostname: p
+            .hostname
+            .clone()
+            .ok_or_else(|| missing("hostname", "hostname"))?,
+        timezone: p
+            .timezone
+            .clone()
+            .ok_or_else(|| missing("timezone", "time zone"))?,
+        ntp_servers: p
+            .ntp_servers
+            .clone()
+            .ok_or_else(|| missing("ntp", "NTP servers"))?,
+    };
+    commit(
+        &setup.dir,
+        &config,
+        &hash,
+        &state.users,
+        state.system.as_ref(),
+    )?;
+    setup.claimed.store(true, Ordering::SeqCst);
+    *p = Progress::default();
+    drop(p);
+    for f in [CODE_FILE, PROGRESS_FILE] {
+        if let Err(e) = store::remove(&setup.dir.join(f)) {
+            tracing::warn!("setup is done but {e}");
+        }
+    }
+    tracing::info!(peer = %ctx.peer, hostname = %config.hostname, "setup complete; node claimed");
+    start_session(state, ADMIN)
+}
+
+/// Write the node's configuration, hostname and admin, then the marker.
+fn commit(
+    dir: &Path,
+    config: &NodeConfig,
+    password_hash: &str,
+    users: &Users,
+    system: &dyn NodeSystem,
+) -> Result<(), ApiError> {
+    system.set_hostname(&config.hostname).map_err(|e| {
+        ApiError::internal(format!(
+            "cannot set the hostname to {}: {e}",
+            config.hostname
+        ))
+    })?;
+    store::save(&dir.join(NODE_FILE), config).map_err(internal)?;
+    cairn_core::write_atomic(
+        &dir.join(HOSTNAME_FILE),
+        format!("{}\n", config.hostname).as_bytes(),
+        0o644,
+    )
+    .map_err(|e| ApiError::internal(format!("cannot store the hostname: {e}")))?;
+    users
+        .set_password_hash(ADMIN, password_hash)
+        .map_err(internal)?;
+    let marker = format!("{}\n", crate::events::now_s());
+    cairn_core::write_atomic(&dir.join(DONE_MARKER), marker.as_bytes(), 0o644)
+        .map_err(|e| ApiError::internal(format!("cannot mark setup as done: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_normalisation() {
+        assert_eq!(normalize_code("6ddj-p6fe-xz1w"), "6DDJP6FEXZ1W");
+        assert_eq!(normalize_code(" 6DDJ P6FE XZIW "), "6DDJP6FEXZ1W");
+        assert_eq!(normalize_code("OOLL"), "0011");
+    }
+
+    #[test]
+    fn open_reads_marker_and_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Setup::open(dir.path()).unwrap();
+        assert!(!s.is_claimed());
+        let p = Progress {
+            hostname: Some("nas".into()),
+            ..Progress::default()
+        };
+        s.save(&p).unwrap();
+        let again = Setup::open(dir.path()).unwrap();
+        assert_eq!(again.lock().hostname.as_deref(), Some("nas"), "resumes");
+        std::fs::write(dir.path().join(DONE_MARKER), "").unwrap();
+        let done = Setup::open(dir.path()).unwrap();
+        assert!(done.is_claimed());
+        assert_eq!(done.unclaimed().unwrap_err().code, "already_set_up");
+    }
+
+    struct FailingSystem;
+    impl NodeSystem for FailingSystem {
+        fn set_hostname(&self, _: &str) -> std::io::Result<()> {
+            Err(std::io::Error::from_raw_os_error(libc_eperm()))
+        }
+        fn zoneinfo_dir(&self) -> Option<PathBuf> {
+            None
+        }
+    }
+
+    fn libc_eperm() -> i32 {
+        1
+    }
+
+    #[test]
+    fn failed_hostname_commits_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let users = Users::open(dir.path()).unwrap();
+        let cfg = NodeConfig {
+            hostname: "nas".into(),
+            timezone: "UTC".into(),
+            ntp_servers: vec![],
+        };
+        let e = commit(dir.path(), &cfg, "h", &users, &FailingSystem).unwrap_err();
+        assert!(
+            e.message.contains("cannot set the hostname"),
+            "{}",
+            e.message
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}

@@ -1,0 +1,227 @@
+//! Validation of node settings: hostname (RFC 1123 label), time zone, NTP servers.
+
+use crate::error::ApiError;
+use std::io::Read;
+use std::net::IpAddr;
+use std::path::Path;
+
+/// Most NTP servers accepted.
+pub const MAX_NTP_SERVERS: usize = 8;
+
+/// A hostname: one RFC 1123 label (letters, digits, hyphens; 1–63; no hyphen at either
+/// end), returned in lowercase.
+pub fn hostname(field: &str, name: &str) -> Result<String, ApiError> {
+    let name = name.trim().to_ascii_lowercase();
+    label(&name).map_err(|why| {
+        ApiError::invalid(
+            field,
+            format!("{name:?} is not a valid hostname: {why} (example: nas-01)"),
+        )
+    })?;
+    if name.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::invalid(
+            field,
+            format!("{name:?} is not a valid hostname: it must contain a letter"),
+        ));
+    }
+    Ok(name)
+}
+
+/// Why a label is not RFC 1123.
+fn label(l: &str) -> Result<(), String> {
+    if l.is_empty() {
+        return Err("it is empty".into());
+    }
+    if l.len() > 63 {
+        return Err(format!(
+            "it has {} characters, at most 63 are allowed",
+            l.len()
+        ));
+    }
+    if let Some(c) = l
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
+    {
+        return Err(format!(
+            "{c:?} is not allowed; use letters, digits and hyphens"
+        ));
+    }
+    if l.starts_with('-') || l.ends_with('-') {
+        return Err("it must not begin or end with a hyphen".into());
+    }
+    Ok(())
+}
+
+/// A time zone name such as `Europe/Berlin` or `UTC`. When `zoneinfo` is a directory, the
+/// zone must exist there as a TZif file.
+pub fn timezone(field: &str, tz: &str, zoneinfo: Option<&Path>) -> Result<String, ApiError> {
+    let tz = tz.trim();
+    let bad = |why: &str| {
+        ApiError::invalid(
+            field,
+            format!("{tz:?} is not a valid time zone: {why} (examples: UTC, Europe/Berlin, America/New_York)"),
+        )
+    };
+    if tz.is_empty() || tz.len() > 64 {
+        return Err(bad("it must have 1 to 64 characters"));
+    }
+    let parts_ok = tz.split('/').all(|p| {
+        !p.is_empty()
+            && p != "."
+            && p != ".."
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_+-".contains(c))
+    });
+    if !parts_ok || !tz.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return Err(bad("use a name from the tz database"));
+    }
+    if let Some(dir) = zoneinfo.filter(|d| d.is_dir()) {
+        if !is_tzif(&dir.join(tz)) {
+            return Err(bad(&format!("there is no such zone in {}", dir.display())));
+        }
+    }
+    Ok(tz.to_string())
+}
+
+fn is_tzif(path: &Path) -> bool {
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && &magic == b"TZif"
+}
+
+/// NTP servers: each an IP address or a DNS name; at most [`MAX_NTP_SERVERS`], no repeats.
+/// Errors name the entry, e.g. `servers[1]`.
+pub fn ntp_servers(field: &str, servers: &[String]) -> Result<Vec<String>, ApiError> {
+    if servers.len() > MAX_NTP_SERVERS {
+        return Err(ApiError::invalid(
+            field,
+            format!(
+                "at most {MAX_NTP_SERVERS} NTP servers are allowed ({} given)",
+                servers.len()
+            ),
+        ));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for (i, s) in servers.iter().enumerate() {
+        let f = format!("{field}[{i}]");
+        let s = s.trim().trim_end_matches('.').to_ascii_lowercase();
+        if s.parse::<IpAddr>().is_err() {
+            dns_name(&s).map_err(|why| {
+                ApiError::invalid(
+                    &f,
+                    format!(
+                        "{s:?} is not an IP address or host name: {why} (example: pool.ntp.org)"
+                    ),
+                )
+            })?;
+        }
+        if out.contains(&s) {
+            return Err(ApiError::invalid(&f, format!("{s:?} is listed twice")));
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
+fn dns_name(name: &str) -> Result<(), String> {
+    if name.len() > 253 {
+        return Err("it is longer than 253 characters".into());
+    }
+    for l in name.split('.') {
+        label(l).map_err(|why| format!("label {l:?}: {why}"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostnames() {
+        assert_eq!(hostname("hostname", " NAS-01 ").unwrap(), "nas-01");
+        assert_eq!(hostname("hostname", &"a".repeat(63)).unwrap().len(), 63);
+        for bad in [
+            "",
+            "-nas",
+            "nas-",
+            "nas.local",
+            "nas_01",
+            "n as",
+            "1234",
+            &"a".repeat(64),
+        ] {
+            let e = hostname("hostname", bad).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some("hostname"), "{bad}");
+            assert_eq!(e.code, "invalid");
+        }
+        let e = hostname("hostname", "nas_01").unwrap_err();
+        assert!(e.message.contains("'_' is not allowed"), "{}", e.message);
+    }
+
+    #[test]
+    fn timezones_by_shape() {
+        assert_eq!(
+            timezone("timezone", "Europe/Berlin", None).unwrap(),
+            "Europe/Berlin"
+        );
+        assert_eq!(
+            timezone("timezone", "Etc/GMT+5", None).unwrap(),
+            "Etc/GMT+5"
+        );
+        for bad in [
+            "",
+            "../etc/passwd",
+            "/etc/passwd",
+            "Europe//Berlin",
+            "Europe/..",
+            "a b",
+        ] {
+            assert!(timezone("timezone", bad, None).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn timezones_against_zoneinfo() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("Europe")).unwrap();
+        std::fs::write(dir.path().join("Europe/Berlin"), b"TZif2...").unwrap();
+        std::fs::write(dir.path().join("zone.tab"), b"# not a zone").unwrap();
+        let z = Some(dir.path());
+        assert!(timezone("timezone", "Europe/Berlin", z).is_ok());
+        let e = timezone("timezone", "Europe/Atlantis", z).unwrap_err();
+        assert!(e.message.contains("no such zone"), "{}", e.message);
+        assert!(timezone("timezone", "zone.tab", z).is_err(), "not TZif");
+        assert!(timezone("timezone", "Europe", z).is_err(), "a directory");
+    }
+
+    #[test]
+    fn real_zoneinfo_when_present() {
+        let z = Path::new("/usr/share/zoneinfo");
+        if z.join("UTC").exists() {
+            assert!(timezone("timezone", "UTC", Some(z)).is_ok());
+            assert!(timezone("timezone", "Mars/Olympus_Mons", Some(z)).is_err());
+        }
+    }
+
+    #[test]
+    fn ntp() {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            ntp_servers(
+                "servers",
+                &v(&["Pool.NTP.org.", "192.0.2.1", "2001:db8::1"])
+            )
+            .unwrap(),
+            v(&["pool.ntp.org", "192.0.2.1", "2001:db8::1"])
+        );
+        assert!(ntp_servers("servers", &[]).unwrap().is_empty());
+        let e = ntp_servers("servers", &v(&["pool.ntp.org", "bad_host"])).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("servers[1]"));
+        let e = ntp_servers("servers", &v(&["a.org", "A.org"])).unwrap_err();
+        assert!(e.message.contains("twice"));
+        assert!(ntp_servers("servers", &v(&["x.org"; 9])).is_err());
+    }
+}

@@ -1,0 +1,242 @@
+//! Command-line parsing of cairnctl.
+
+use std::path::PathBuf;
+
+/// Usage text for `--help`.
+pub const USAGE: &str = "\
+usage: cairnctl [--node HOST[:PORT]] [-o text|json] [--config-dir DIR] COMMAND
+commands:
+  login [--user NAME] [--fingerprint SHA256:…]
+                 sign in (password from the terminal, or the first line of stdin), make an
+                 API token and keep it; the node's certificate is pinned on first use
+  status         the node's health and who you are signed in as
+  tasks          the node's long operations
+  task ID [--wait]  one task; with --wait, a live progress bar until it ends
+  forget         drop the stored token and pinned certificate of the node
+flags:
+  --node HOST[:PORT]  the node (default: the one last signed in to); port 443 if not given
+  -o, --output text|json
+  --config-dir DIR    where tokens and pins are kept (default $XDG_CONFIG_HOME/cairn or
+                      ~/.config/cairn)
+  --help, --version";
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+/// What to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Login {
+        user: String,
+        fingerprint: Option<String>,
+    },
+    Status,
+    Forget,
+    Tasks,
+    Task {
+        id: String,
+        wait: bool,
+    },
+}
+
+/// Parsed command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Args {
+    pub node: Option<String>,
+    pub output: Output,
+    pub config_dir: Option<PathBuf>,
+    pub command: Command,
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed {
+    Run(Args),
+    Help,
+    Version,
+}
+
+/// A command line that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArgsError {
+    #[error("unknown flag {0:?} (see --help)")]
+    UnknownFlag(String),
+    #[error("flag {0} needs a value")]
+    MissingValue(String),
+    #[error("{flag}: {value:?} is not valid: {reason}")]
+    BadValue {
+        flag: String,
+        value: String,
+        reason: String,
+    },
+    #[error("no command given (see --help)")]
+    NoCommand,
+    #[error("unknown command {0:?} (see --help)")]
+    UnknownCommand(String),
+}
+
+/// Parse arguments (without the program name).
+pub fn parse(args: &[String]) -> Result<Parsed, ArgsError> {
+    let mut node = None;
+    let mut output = Output::Text;
+    let mut config_dir = None;
+    let mut command: Option<String> = None;
+    let mut user = "admin".to_string();
+    let mut fingerprint = None;
+    let mut wait = false;
+    let mut operand: Option<String> = None;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            _ => (arg.as_str(), None),
+        };
+        let mut value = || -> Result<String, ArgsError> {
+            match &inline {
+                Some(v) => Ok(v.clone()),
+                None => it
+                    .next()
+                    .cloned()
+                    .ok_or_else(|| ArgsError::MissingValue(flag.to_string())),
+            }
+        };
+        match flag {
+            "--help" | "-h" => return Ok(Parsed::Help),
+            "--version" => return Ok(Parsed::Version),
+            "--node" => node = Some(value()?),
+            "-o" | "--output" => {
+                let v = value()?;
+                output = match v.as_str() {
+                    "text" => Output::Text,
+                    "json" => Output::Json,
+                    _ => {
+                        return Err(ArgsError::BadValue {
+                            flag: flag.to_string(),
+                            value: v,
+                            reason: "expected text or json".into(),
+                        })
+                    }
+                };
+            }
+            "--config-dir" => config_dir = Some(PathBuf::from(value()?)),
+            "--user" if command.as_deref() == Some("login") => user = value()?,
+            "--fingerprint" if command.as_deref() == Some("login") => fingerprint = Some(value()?),
+            "--wait" if command.as_deref() == Some("task") => wait = true,
+            f if f.starts_with('-') => return Err(ArgsError::UnknownFlag(arg.clone())),
+            c if command.is_none() => command = Some(c.to_string()),
+            c if command.as_deref() == Some("task") && operand.is_none() => {
+                operand = Some(c.to_string())
+            }
+            other => return Err(ArgsError::UnknownCommand(other.to_string())),
+        }
+    }
+    let command = match command.as_deref() {
+        None => return Err(ArgsError::NoCommand),
+        Some("login") => Command::Login { user, fingerprint },
+        Some("status") => Command::Status,
+        Some("forget") => Command::Forget,
+        Some("tasks") => Command::Tasks,
+        Some("task") => Command::Task {
+            id: operand.ok_or_else(|| ArgsError::MissingValue("task".into()))?,
+            wait,
+        },
+        Some(other) => return Err(ArgsError::UnknownCommand(other.to_string())),
+    };
+    Ok(Parsed::Run(Args {
+        node,
+        output,
+        config_dir,
+        command,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &[&str]) -> Result<Parsed, ArgsError> {
+        parse(&s.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn login_with_flags() {
+        let Parsed::Run(a) = p(&[
+            "--node",
+            "nas:8443",
+            "login",
+            "--user=root",
+            "--fingerprint",
+            "SHA256:AB",
+        ])
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(a.node.as_deref(), Some("nas:8443"));
+        assert_eq!(
+            a.command,
+            Command::Login {
+                user: "root".into(),
+                fingerprint: Some("SHA256:AB".into())
+            }
+        );
+        assert_eq!(a.output, Output::Text);
+    }
+
+    #[test]
+    fn status_json_and_config_dir() {
+        let Parsed::Run(a) = p(&["-o", "json", "--config-dir", "/tmp/c", "status"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!((a.output, a.command), (Output::Json, Command::Status));
+        assert_eq!(a.config_dir, Some(PathBuf::from("/tmp/c")));
+    }
+
+    #[test]
+    fn task_commands() {
+        let Parsed::Run(a) = p(&["task", "12", "--wait"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            a.command,
+            Command::Task {
+                id: "12".into(),
+                wait: true
+            }
+        );
+        let Parsed::Run(a) = p(&["tasks"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(a.command, Command::Tasks);
+        assert_eq!(
+            p(&["task"]).unwrap_err(),
+            ArgsError::MissingValue("task".into())
+        );
+        assert!(p(&["tasks", "--wait"]).is_err());
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(p(&[]).unwrap_err(), ArgsError::NoCommand);
+        assert_eq!(
+            p(&["fly"]).unwrap_err(),
+            ArgsError::UnknownCommand("fly".into())
+        );
+        assert_eq!(
+            p(&["status", "--user", "x"]).unwrap_err(),
+            ArgsError::UnknownFlag("--user".into())
+        );
+        assert!(matches!(
+            p(&["-o", "yaml", "status"]).unwrap_err(),
+            ArgsError::BadValue { .. }
+        ));
+        assert_eq!(
+            p(&["--node"]).unwrap_err(),
+            ArgsError::MissingValue("--node".into())
+        );
+        assert_eq!(p(&["--help"]).unwrap(), Parsed::Help);
+    }
+}

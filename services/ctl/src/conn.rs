@@ -1,0 +1,81 @@
+//! Pinned HTTPS calls to a node, with clear messages for a changed certificate and API errors.
+
+use crate::target::Target;
+use cairn_api::client::{self, ClientError, ClientRequest, ClientResponse};
+use cairn_api::Fingerprint;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// How long one request may take.
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A node reached through its pinned certificate.
+pub struct Conn {
+    pub target: Target,
+    addrs: Vec<SocketAddr>,
+    pub pin: Fingerprint,
+}
+
+impl Conn {
+    /// Resolve the node; every request trusts only `pin`.
+    pub async fn new(target: Target, pin: Fingerprint) -> anyhow::Result<Self> {
+        let addrs = target.resolve().await?;
+        Ok(Conn { target, addrs, pin })
+    }
+
+    /// Send a request to the first address that accepts a connection.
+    pub async fn send(&self, req: ClientRequest) -> anyhow::Result<ClientResponse> {
+        let mut last = None;
+        for addr in &self.addrs {
+            match client::send(*addr, req.clone(), self.pin, TIMEOUT).await {
+                Ok(r) => return Ok(r),
+                Err(e @ ClientError::Connect(..)) => last = Some(e),
+                Err(ClientError::Handshake(_, seen, _))
+                    if seen != "none" && seen != self.pin.to_string() =>
+                {
+                    anyhow::bail!(changed_certificate(&self.target, &self.pin, &seen));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        match last {
+            Some(e) => Err(e.into()),
+            None => anyhow::bail!("{} has no address", self.target.host),
+        }
+    }
+}
+
+/// The message for a certificate that is not the pinned one.
+pub fn changed_certificate(target: &Target, pinned: &Fingerprint, seen: &str) -> String {
+    let node = target.key();
+    format!(
+        "the certificate of {node} has CHANGED since it was pinned\n  pinned:   {pinned}\n  now seen: {seen}\n\
+         Someone may be intercepting the connection; nothing was sent. If the node was reinstalled \
+         or its certificate replaced, compare the fingerprint with the one on its console, then run \
+         `cairnctl --node {node} forget` and log in again."
+    )
+}
+
+/// Turn an API error answer into a message: `what failed: message (code)`.
+pub fn api_error(doing: &str, r: &ClientResponse) -> anyhow::Error {
+    let v = r.json();
+    match (v["message"].as_str(), v["code"].as_str()) {
+        (Some(m), Some(c)) => anyhow::anyhow!("{doing}: {m} ({c})"),
+        _ => anyhow::anyhow!("{doing}: the node answered HTTP {}", r.status),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changed_message_names_both_and_the_way_out() {
+        let t = Target::parse("nas:8443").unwrap();
+        let pin = Fingerprint::of_der(b"a");
+        let m = changed_certificate(&t, &pin, "SHA256:00");
+        assert!(m.contains("CHANGED"));
+        assert!(m.contains(&pin.to_string()) && m.contains("SHA256:00"));
+        assert!(m.contains("cairnctl --node nas:8443 forget"));
+    }
+}

@@ -1,0 +1,337 @@
+//! cairnctl against a real HTTPS API server on loopback (the cairn-api server in-process).
+
+use cairn_api::client::{self, ClientRequest};
+use cairn_api::system::NodeSystem;
+use cairn_api::tls::{leaf_fingerprint, server_config};
+use cairn_api::{ApiState, Fingerprint, NodeInfo, Server};
+use cairn_core::boot::BootStatus;
+use hyper::Method;
+use serde_json::json;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+const PASSWORD: &str = "Basalt-Column-Overlook-42";
+const CODE: &str = "6DDJ-P6FE-XZ1W";
+
+struct TestNode;
+
+impl NodeInfo for TestNode {
+    fn hostname(&self) -> String {
+        "vault".into()
+    }
+    fn uptime_s(&self) -> u64 {
+        3700
+    }
+    fn boot(&self) -> BootStatus {
+        BootStatus {
+            slot: None,
+            entry: None,
+            blessed: true,
+            failed_attempts: vec![],
+            stage1_failures: vec![],
+        }
+    }
+}
+
+struct NoSystem;
+
+impl NodeSystem for NoSystem {
+    fn set_hostname(&self, _: &str) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn zoneinfo_dir(&self) -> Option<PathBuf> {
+        None
+    }
+}
+
+struct Node {
+    addr: SocketAddr,
+    pin: Fingerprint,
+    api: ApiState,
+    _state: tempfile::TempDir,
+}
+
+/// A set-up node serving on a loopback port (until the test process ends).
+fn node() -> Node {
+    let state = tempfile::tempdir().unwrap();
+    std::fs::write(state.path().join("setup-code"), CODE).unwrap();
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["vault".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let tls = server_config(cert.pem().as_bytes(), key.serialize_pem().as_bytes()).unwrap();
+    let pin = leaf_fingerprint(cert.pem().as_bytes()).unwrap();
+    let api = ApiState::open(Arc::new(TestNode), Arc::new(NoSystem), state.path()).unwrap();
+    let served = api.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let server = Server::new(vec![l], tls, served).unwrap();
+            tx.send(server.local_addrs()[0]).unwrap();
+            server
+                .run(std::future::pending(), Duration::from_secs(1))
+                .await;
+        });
+    });
+    let addr = rx.recv().unwrap();
+    set_up(addr, pin);
+    Node {
+        addr,
+        pin,
+        api,
+        _state: state,
+    }
+}
+
+fn set_up(addr: SocketAddr, pin: Fingerprint) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let call = |req: ClientRequest| {
+        rt.block_on(client::send(addr, req, pin, Duration::from_secs(10)))
+            .unwrap()
+    };
+    let r =
+        call(ClientRequest::new(Method::POST, "/api/v1/setup/code").json(&json!({"code": CODE})));
+    let token = r.json()["setup_token"].as_str().unwrap().to_string();
+    for (path, body) in [
+        ("/api/v1/setup/password", json!({"password": PASSWORD})),
+        ("/api/v1/setup/hostname", json!({"hostname": "vault"})),
+        ("/api/v1/setup/timezone", json!({"timezone": "UTC"})),
+        ("/api/v1/setup/ntp", json!({"servers": []})),
+    ] {
+        let r = call(
+            ClientRequest::new(Method::PUT, path)
+                .header("x-setup-token", &token)
+                .json(&body),
+        );
+        assert_eq!(r.status, 200, "{path}");
+    }
+    let r = call(
+        ClientRequest::new(Method::POST, "/api/v1/setup/complete").header("x-setup-token", &token),
+    );
+    assert_eq!(r.status, 200);
+}
+
+fn cairnctl(cfg: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cairnctl"))
+        .arg("--config-dir")
+        .arg(cfg)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn stored(cfg: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(cfg.join("nodes.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn login_pins_stores_a_token_and_status_reports() {
+    let n = node();
+    let cfg = tempfile::tempdir().unwrap();
+    let node_arg = n.addr.to_string();
+    let out = cairnctl(
+        cfg.path(),
+        &["--node", &node_arg, "login"],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&n.pin.to_string()),
+        "the pin is shown"
+    );
+    assert!(text(&out.stdout).contains(&format!("Logged in to {node_arg} as admin")));
+    let v = stored(cfg.path());
+    let entry = &v["nodes"][&node_arg];
+    assert_eq!(entry["fingerprint"], n.pin.to_string());
+    assert!(entry["token"].as_str().unwrap().starts_with("cairn_"));
+    assert_eq!(v["current"], node_arg.as_str());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(cfg.path().join("nodes.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    // Without --node, the node last signed in to.
+    let out = cairnctl(cfg.path(), &["status"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let t = text(&out.stdout);
+    assert!(t.contains("hostname:  vault"), "{t}");
+    assert!(t.contains("uptime:    1h 1m"), "{t}");
+    assert!(
+        t.contains(&format!(
+            "signed in: admin (token {})",
+            entry["token_id"].as_str().unwrap()
+        )),
+        "{t}"
+    );
+
+    let out = cairnctl(cfg.path(), &["-o", "json", "status"], "");
+    assert!(out.status.success());
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["health"]["status"], "ok");
+    assert_eq!(j["me"]["user"], "admin");
+    assert_eq!(j["me"]["auth"], "token");
+
+    // A changed certificate is refused with a clear message, for status and login alike.
+    let mut v = stored(cfg.path());
+    v["nodes"][&node_arg]["fingerprint"] = json!(Fingerprint::of_der(b"other").to_string());
+    std::fs::write(cfg.path().join("nodes.json"), v.to_string()).unwrap();
+    for args in [vec!["status"], vec!["--node", &node_arg, "login"]] {
+        let out = cairnctl(cfg.path(), &args, &format!("{PASSWORD}\n"));
+        assert!(!out.status.success());
+        let e = text(&out.stderr);
+        assert!(e.contains("has CHANGED since it was pinned"), "{e}");
+        assert!(e.contains(&n.pin.to_string()), "{e}");
+    }
+
+    let out = cairnctl(cfg.path(), &["forget"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(stored(cfg.path())["nodes"], json!({}));
+}
+
+#[test]
+fn wrong_password_and_wrong_expected_fingerprint_store_nothing() {
+    let n = node();
+    let cfg = tempfile::tempdir().unwrap();
+    let node_arg = n.addr.to_string();
+    let out = cairnctl(
+        cfg.path(),
+        &["--node", &node_arg, "login"],
+        "not the password\n",
+    );
+    assert!(!out.status.success());
+    let e = text(&out.stderr);
+    assert!(
+        e.contains("login failed: wrong user name or password (bad_credentials)"),
+        "{e}"
+    );
+    assert!(!cfg.path().join("nodes.json").exists());
+
+    let wrong = Fingerprint::of_der(b"x").to_string();
+    let out = cairnctl(
+        cfg.path(),
+        &["--node", &node_arg, "login", "--fingerprint", &wrong],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("not signing in"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = cairnctl(
+        cfg.path(),
+        &[
+            "--node",
+            &node_arg,
+            "-o",
+            "json",
+            "login",
+            "--fingerprint",
+            &n.pin.to_string(),
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (j["user"].clone(), j["pinned_now"].clone()),
+        (json!("admin"), json!(true))
+    );
+}
+
+#[test]
+fn task_wait_follows_progress_live() {
+    let n = node();
+    let cfg = tempfile::tempdir().unwrap();
+    let node_arg = n.addr.to_string();
+    let out = cairnctl(
+        cfg.path(),
+        &["--node", &node_arg, "login"],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let run = |task: cairn_api::tasks::TaskHandle, fail: bool| {
+        let api = n.api.clone();
+        std::thread::spawn(move || {
+            // Move only once cairnctl is listening (and has had time for its second look at
+            // the task), so every step is seen live.
+            while api.events.subscribers() == 0 {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            std::thread::sleep(Duration::from_millis(300));
+            task.progress(40, "copying");
+            std::thread::sleep(Duration::from_millis(50));
+            task.progress(80, "verifying");
+            std::thread::sleep(Duration::from_millis(50));
+            if fail {
+                task.fail("disk vanished");
+            } else {
+                task.succeed("clean");
+            }
+        })
+    };
+    let task = n.api.tasks.start("scrub", "starting");
+    let id = task.id().to_string();
+    let mover = run(task, false);
+    let out = cairnctl(cfg.path(), &["task", &id, "--wait"], "");
+    mover.join().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let bars = text(&out.stderr);
+    for step in [
+        "  0% starting",
+        " 40% copying",
+        " 80% verifying",
+        "100% clean",
+    ] {
+        assert!(bars.contains(step), "{step:?} in {bars}");
+    }
+    assert!(text(&out.stdout).contains("succeeded"));
+
+    let task = n.api.tasks.start("pool.grow", "starting");
+    let id = task.id().to_string();
+    let mover = run(task, true);
+    let out = cairnctl(cfg.path(), &["-o", "json", "task", &id, "--wait"], "");
+    mover.join().unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains(&format!("task {id} failed: disk vanished")));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["state"], "failed");
+
+    let out = cairnctl(cfg.path(), &["tasks"], "");
+    let t = text(&out.stdout);
+    assert!(t.contains("pool.grow") && t.contains("scrub"), "{t}");
+    let out = cairnctl(cfg.path(), &["task", "999"], "");
+    assert!(text(&out.stderr)
+        .contains("cannot get task 999: no resource at /api/v1/tasks/999 (not_found)"));
+}
