@@ -205,18 +205,30 @@ impl Node {
             format!("{QEMU} {}\n", args.join(" ")),
         );
         let started = Instant::now();
-        let child = Command::new(QEMU)
-            .args(&args)
+        let mut cmd = Command::new(QEMU);
+        cmd.args(&args)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)
             // Its own process group: a Ctrl-C meant for the harness must not kill QEMU.
-            .process_group(0)
-            .spawn()
-            .map_err(|source| LabError::Spawn {
-                program: QEMU.into(),
-                source,
-            })?;
+            .process_group(0);
+        // SAFETY: the closure runs in the forked child before exec and only calls prctl(2),
+        // which is async-signal-safe; it touches no memory of the parent.
+        unsafe {
+            // QEMU dies with the thread that started it, so a harness killed by a test
+            // timeout (or a crash) leaves no guest running. Nodes are driven from the thread
+            // that launched them.
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|source| LabError::Spawn {
+            program: QEMU.into(),
+            source,
+        })?;
         self.child = Some(child);
         self.launched_at = Some(started);
         let serial = Serial::attach(&self.paths.serial_sock, &serial_log, Deadline::secs(30));

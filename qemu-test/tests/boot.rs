@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use cairn_lab::{BootMode, Deadline, Lab, NodeConfig};
+use cairn_lab::{BootMode, Bus, Deadline, Lab, NodeConfig};
 
 #[test]
 #[ignore = "QEMU lab: needs a built image (cargo xtask image); run by ./dev test"]
@@ -13,12 +13,25 @@ fn boot() -> Result<()> {
     let Some(lab) = Lab::for_test("boot") else {
         return Ok(());
     };
-    let mut node = lab.start(NodeConfig::new("node1", BootMode::DirectKernel))?;
+    // Data disks on each bus: udev's coldplug must load their drivers and name them by id.
+    let cfg = NodeConfig::new("node1", BootMode::DirectKernel)
+        .disk(Bus::Nvme, 64)
+        .disk(Bus::Ahci, 64)
+        .disk(Bus::Virtio, 64);
+    let serials: Vec<String> = cfg.disks.iter().map(|d| d.serial.clone()).collect();
+    let mut node = lab.start(cfg)?;
     let health = common::check_node_up(&mut node, Deadline::secs(300))?;
     ensure!(
         health["boot"]["slot"] == "a",
         "health's boot section does not show slot a: {health}"
     );
+    let by_id = node.shell_check("ls /dev/disk/by-id", Deadline::secs(60))?;
+    for serial in &serials {
+        ensure!(
+            by_id.contains(serial.as_str()),
+            "no /dev/disk/by-id entry for the disk with serial {serial}: {by_id}"
+        );
+    }
     node.finish();
     Ok(())
 }

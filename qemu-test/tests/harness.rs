@@ -58,6 +58,9 @@ fn fixture(root: &Path) -> Result<Artifacts, String> {
                 .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
         })
         .ok_or("no vmlinuz-* in build/rootfs-base/boot")?;
+    if !base.join(SYSTEMD_BOOT).is_file() {
+        return Err(format!("no {SYSTEMD_BOOT} in {}", base.display()));
+    }
     if !Path::new(BUSYBOX).is_file() {
         return Err("busybox-static is not installed (apt-get install busybox-static)".into());
     }

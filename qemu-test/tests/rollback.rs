@@ -88,9 +88,14 @@ fn rollback() -> Result<()> {
     Ok(())
 }
 
-#[test]
-fn versions_sort_higher() {
-    assert_eq!(higher_version("1"), "2");
-    assert_eq!(higher_version(" 41 "), "42");
-    assert_eq!(higher_version("0.1.0"), "0.1.0.1");
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_sort_higher() {
+        assert_eq!(higher_version("1"), "2");
+        assert_eq!(higher_version(" 41 "), "42");
+        assert_eq!(higher_version("0.1.0"), "0.1.0.1");
+    }
 }

@@ -115,10 +115,15 @@ fn shutdown() -> Result<()> {
     Ok(())
 }
 
-#[test]
-fn parses_service_requirements() {
-    let defs = "### /etc/cairn/services/cairnd.toml\nexec = \"/usr/sbin/cairnd\"\nrequires = [\"journald\", \"udev-trigger\"]\n### /etc/cairn/services/journald.toml\nexec = \"/x\"\n";
-    let r = requires_by_service(defs).unwrap();
-    assert_eq!(r["cairnd"], vec!["journald", "udev-trigger"]);
-    assert!(r["journald"].is_empty());
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_service_requirements() {
+        let defs = "### /etc/cairn/services/cairnd.toml\nexec = \"/usr/sbin/cairnd\"\nrequires = [\"journald\", \"udev-trigger\"]\n### /etc/cairn/services/journald.toml\nexec = \"/x\"\n";
+        let r = requires_by_service(defs).unwrap();
+        assert_eq!(r["cairnd"], vec!["journald", "udev-trigger"]);
+        assert!(r["journald"].is_empty());
+    }
 }

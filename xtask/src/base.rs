@@ -97,6 +97,15 @@ pub fn decide(
     }
 }
 
+/// build-base.sh with its output going to `log` (it runs beside the cargo build).
+pub fn build_command(script: &Path, out: &Path, log: &Path) -> ToolCommand {
+    ToolCommand::new("bash")
+        .args(["-c", "exec bash \"$0\" \"$1\" >\"$2\" 2>&1"])
+        .arg(script)
+        .arg(out)
+        .arg(log)
+}
+
 /// Makes sure build/rootfs-base matches the inputs; returns what was done.
 pub fn ensure(runner: &mut dyn Runner, paths: &Paths, force: bool) -> Result<BaseAction> {
     let src = paths.rootfs_src();
@@ -119,13 +128,21 @@ pub fn ensure(runner: &mut dyn Runner, paths: &Paths, force: bool) -> Result<Bas
         )
     };
     if let BaseAction::Build { reason } = &action {
-        println!("xtask: building the base rootfs ({reason})");
+        let log = paths.build().join("rootfs-base.log");
+        println!(
+            "xtask: building the base rootfs ({reason}); log: {}",
+            log.display()
+        );
+        fs::create_dir_all(paths.build())
+            .with_context(|| format!("creating {}", paths.build().display()))?;
         let _ = fs::remove_file(paths.base_stamp());
-        runner.run(
-            &ToolCommand::new("bash")
-                .arg(src.join("build-base.sh"))
-                .arg(paths.base()),
-        )?;
+        runner
+            .run(&build_command(
+                &src.join("build-base.sh"),
+                &paths.base(),
+                &log,
+            ))
+            .with_context(|| format!("building the base rootfs failed; see {}", log.display()))?;
     }
     if action != BaseAction::UpToDate {
         fs::write(paths.base_stamp(), format!("{hash}\n"))
@@ -182,6 +199,18 @@ mod tests {
                 reason: "unstamped base lacks package kmod".into()
             }
         );
+    }
+
+    #[test]
+    fn build_output_goes_to_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("s.sh");
+        fs::write(&script, "echo building \"$1\"; echo oops >&2; exit 3\n").unwrap();
+        let log = dir.path().join("log");
+        let cmd = build_command(&script, Path::new("/out"), &log);
+        let err = crate::runner::SystemRunner.run(&cmd).unwrap_err();
+        assert!(err.to_string().contains("exit status: 3"), "{err}");
+        assert_eq!(fs::read_to_string(&log).unwrap(), "building /out\noops\n");
     }
 
     #[test]

@@ -78,7 +78,13 @@ fn run() -> Result<()> {
         Task::Test => test_cmd::run(&mut SystemRunner, &paths)?,
         Task::Image(opts) => {
             let mut phases = Phases::default();
-            let result = pipeline::run(&mut SystemRunner, &paths, &opts, &mut phases);
+            let result = pipeline::run(
+                &mut SystemRunner,
+                &mut SystemRunner,
+                &paths,
+                &opts,
+                &mut phases,
+            );
             println!("xtask: image phases:\n{}", phases.summary());
             let info = result?;
             println!(

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use cairn_image::esp::EspInputs;
@@ -61,6 +62,7 @@ fn require_root() -> Result<()> {
 /// Runs the whole image pipeline, recording each phase in `phases`.
 pub fn run(
     runner: &mut dyn Runner,
+    base_runner: &mut (dyn Runner + Send),
     paths: &Paths,
     opts: &ImageOptions,
     phases: &mut Phases,
@@ -68,14 +70,23 @@ pub fn run(
     require_root()?;
     let out = paths.out();
     fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let bins = phases.run("cargo build (static release)", || {
-        cargo_build::binaries(runner, paths, opts.prebuilt.as_deref())
-    })?;
-    phases.run("base rootfs (cached)", || {
-        let action = base::ensure(runner, paths, opts.rebuild_base)?;
-        println!("xtask: base rootfs: {action:?}");
-        Ok(())
-    })?;
+    // The base rootfs (mmdebstrap: downloads and dpkg, mostly one core) is built on a
+    // thread while cargo compiles.
+    let (bins, base) = std::thread::scope(|scope| {
+        let base = scope.spawn(|| {
+            let start = Instant::now();
+            let action = base::ensure(base_runner, paths, opts.rebuild_base);
+            (action, start.elapsed().as_secs_f64())
+        });
+        let bins = phases.run("cargo build (static release)", || {
+            cargo_build::binaries(runner, paths, opts.prebuilt.as_deref())
+        });
+        (bins, base.join())
+    });
+    let (action, secs) = base.map_err(|_| anyhow::anyhow!("the base rootfs thread panicked"))?;
+    phases.record("base rootfs (beside cargo build)", secs);
+    println!("xtask: base rootfs: {:?}", action?);
+    let bins = bins?;
     let kver = stage::kernel_version(&paths.base())?;
     phases.run("stage rootfs", || {
         stage::assemble(

@@ -30,6 +30,7 @@ pub const RULES: &[Rule] = &[
     all("var/lib/initramfs-tools"),
     all("usr/sbin/mkinitramfs"),
     all("usr/sbin/update-initramfs"),
+    all("usr/sbin/update-initramfs.distrib"),
     all("usr/bin/lsinitramfs"),
     all("usr/bin/unmkinitramfs"),
     all("etc/kernel"),

@@ -5,7 +5,7 @@ use anyhow::Result;
 use crate::cargo_build::cargo;
 use crate::paths::Paths;
 use crate::pipeline::{self, ImageOptions};
-use crate::runner::{Runner, ToolCommand};
+use crate::runner::{Runner, SystemRunner, ToolCommand};
 use crate::timing::Phases;
 
 /// The cargo phases before the image, in order: (name, cargo arguments).
@@ -25,10 +25,18 @@ pub const FAST_PHASES: &[(&str, &[&str])] = &[
     ("unit + host tests", &["nextest", "run", "--workspace"]),
 ];
 
-/// The lab phase after the image.
+/// The lab phase after the image: every scenario runs, so one failure does not hide others.
 pub const LAB_PHASE: (&str, &[&str]) = (
     "lab scenarios (QEMU)",
-    &["nextest", "run", "-p", "cairn-lab", "--run-ignored", "only"],
+    &[
+        "nextest",
+        "run",
+        "-p",
+        "cairn-lab",
+        "--run-ignored",
+        "only",
+        "--no-fail-fast",
+    ],
 );
 
 /// Runs every phase, stopping at the first failure; prints the timing table either way.
@@ -53,7 +61,13 @@ fn run_phases(runner: &mut dyn Runner, paths: &Paths, phases: &mut Phases) -> Re
     for phase in FAST_PHASES {
         cargo_phase(runner, phases, *phase)?;
     }
-    let info = pipeline::run(runner, paths, &ImageOptions::default(), phases)?;
+    let info = pipeline::run(
+        runner,
+        &mut SystemRunner,
+        paths,
+        &ImageOptions::default(),
+        phases,
+    )?;
     println!("xtask: compressed image: {} MiB", info.compressed_image_mib);
     cargo_phase(runner, phases, LAB_PHASE)
 }
@@ -78,7 +92,15 @@ mod tests {
     fn lab_phase_runs_only_the_ignored_lab_tests() {
         assert_eq!(
             LAB_PHASE.1,
-            ["nextest", "run", "-p", "cairn-lab", "--run-ignored", "only"]
+            [
+                "nextest",
+                "run",
+                "-p",
+                "cairn-lab",
+                "--run-ignored",
+                "only",
+                "--no-fail-fast"
+            ]
         );
         assert_eq!(FAST_PHASES.len(), 3);
         assert!(FAST_PHASES[1].1.ends_with(&["-D", "warnings"]));

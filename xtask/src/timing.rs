@@ -23,15 +23,24 @@ impl Phases {
         result
     }
 
+    /// Records a phase timed elsewhere (e.g. on another thread).
+    pub fn record(&mut self, name: &str, secs: f64) {
+        println!("xtask: == {name}: done in {secs:.1} s ==");
+        self.phases.push((name.to_string(), secs));
+    }
+
     /// A table of every phase and the total.
     pub fn summary(&self) -> String {
         let mut out = String::new();
         let mut total = 0.0;
         for (name, secs) in &self.phases {
-            out.push_str(&format!("  {name:<28} {secs:>8.1} s\n"));
+            out.push_str(&format!("  {name:<40} {secs:>8.1} s\n"));
             total += secs;
         }
-        out.push_str(&format!("  {:<28} {total:>8.1} s\n", "total"));
+        out.push_str(&format!(
+            "  {:<40} {total:>8.1} s (sum; some phases overlap)\n",
+            "total"
+        ));
         out
     }
 }

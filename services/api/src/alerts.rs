@@ -121,7 +121,8 @@ impl AlertRegistry {
     }
 }
 
-fn severity(l: AlertLevel) -> u8 {
+/// Order of levels: info < warning < critical.
+pub fn severity(l: AlertLevel) -> u8 {
     match l {
         AlertLevel::Info => 0,
         AlertLevel::Warning => 1,

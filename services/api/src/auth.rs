@@ -67,6 +67,17 @@ pub fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<Option<Prin
         }))
 }
 
+/// A check that the principal's session or token is still valid (for long streams).
+pub fn still_valid(state: &ApiState, p: &Principal) -> impl Fn() -> bool + Send + 'static {
+    let sessions = state.sessions.clone();
+    let tokens = state.tokens.clone();
+    let via = p.via.clone();
+    move || match &via {
+        Via::Session(s) => sessions.is_live(&s.key),
+        Via::Token(t) => tokens.exists(&t.id),
+    }
+}
+
 /// Whether a method changes state (and so needs the CSRF token with a session).
 pub fn is_state_changing(m: &Method) -> bool {
     !matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
@@ -135,23 +146,21 @@ pub async fn check_password(
     password: &str,
 ) -> Result<bool, ApiError> {
     static DUMMY: OnceLock<Option<String>> = OnceLock::new();
-    let (stored, known) = match state.users.password_hash(user) {
-        Some(hash) => (Some(hash), true),
-        None => (
-            DUMMY
-                .get_or_init(|| password::hash("no such user, no such password").ok())
-                .clone(),
-            false,
-        ),
-    };
-    let Some(stored) = stored else {
-        return Err(ApiError::internal("cannot prepare password check"));
-    };
+    let stored = state.users.password_hash(user);
     let pw = password.to_string();
-    let ok = tokio::task::spawn_blocking(move || password::verify(&pw, &stored))
-        .await
-        .map_err(|e| ApiError::internal(format!("password check failed: {e}")))?;
-    Ok(ok && known)
+    tokio::task::spawn_blocking(move || match stored {
+        Some(hash) => Ok(password::verify(&pw, &hash)),
+        None => {
+            let dummy = DUMMY
+                .get_or_init(|| password::hash("no such user, no such password").ok())
+                .as_deref()
+                .ok_or_else(|| ApiError::internal("cannot prepare the password check"))?;
+            let _ = password::verify(&pw, dummy);
+            Ok(false)
+        }
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("password check failed: {e}")))?
 }
 
 /// Run an attempt under a limiter: 429 while held back.
@@ -313,7 +322,7 @@ pub fn create_token(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     let p = ctx.principal()?;
     let req: NewToken = ctx.json()?;
     let name = req.name.trim();
-    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+    if name.is_empty() || req.name.chars().count() > 64 || name.chars().any(char::is_control) {
         return Err(ApiError::invalid(
             "name",
             "the token name must have 1 to 64 printable characters (e.g. the machine it is for)",

@@ -164,8 +164,13 @@ impl hyper::body::Body for ChannelBody {
     }
 }
 
-/// Handle `GET /api/v1/events`: a `text/event-stream` of every event from now on.
-pub fn get(bus: &EventBus) -> Result<Response<Body>, ApiError> {
+/// Handle `GET /api/v1/events`: a `text/event-stream` of every event from now on. The
+/// stream ends within one keepalive period once `still_allowed` says no (the session ended
+/// or the token was revoked).
+pub fn get(
+    bus: &EventBus,
+    still_allowed: impl Fn() -> bool + Send + 'static,
+) -> Result<Response<Body>, ApiError> {
     if bus.subscribers() >= MAX_STREAMS {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -194,7 +199,12 @@ pub fn get(bus: &EventBus) -> Result<Response<Body>, ApiError> {
                     }
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
-                _ = tick.tick() => ": keepalive\n\n".to_string(),
+                _ = tick.tick() => {
+                    if !still_allowed() {
+                        break;
+                    }
+                    ": keepalive\n\n".to_string()
+                }
                 _ = sub.closed.wait_for(|c| *c) => break,
                 _ = tx.closed() => break,
             };
@@ -266,8 +276,10 @@ mod tests {
     #[tokio::test]
     async fn streams_are_capped() {
         let bus = EventBus::new();
-        let open: Vec<_> = (0..MAX_STREAMS).map(|_| get(&bus).unwrap()).collect();
-        assert_eq!(get(&bus).unwrap_err().code, "too_many_streams");
+        let open: Vec<_> = (0..MAX_STREAMS)
+            .map(|_| get(&bus, || true).unwrap())
+            .collect();
+        assert_eq!(get(&bus, || true).unwrap_err().code, "too_many_streams");
         drop(open);
         // Each stream's task notices its client is gone and unsubscribes.
         for _ in 0..100 {
@@ -276,13 +288,28 @@ mod tests {
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        assert!(get(&bus).is_ok());
+        assert!(get(&bus, || true).is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stream_ends_when_no_longer_allowed() {
+        let bus = EventBus::new();
+        let allowed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let a = allowed.clone();
+        let mut body = get(&bus, move || a.load(Ordering::SeqCst))
+            .unwrap()
+            .into_body();
+        assert!(next_chunk(&mut body).await.contains("connected"));
+        assert!(next_chunk(&mut body).await.contains("keepalive"));
+        allowed.store(false, Ordering::SeqCst);
+        let end = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+        assert!(end.is_none(), "ended at the next keepalive");
     }
 
     #[tokio::test]
     async fn stream_carries_events_and_ends_on_close() {
         let bus = EventBus::new();
-        let resp = get(&bus).unwrap();
+        let resp = get(&bus, || true).unwrap();
         assert_eq!(resp.headers()["content-type"], "text/event-stream");
         let mut body = resp.into_body();
         assert!(next_chunk(&mut body).await.contains("connected"));

@@ -2,12 +2,14 @@
 
 pub mod alerts;
 pub mod auth;
+pub mod channels;
 pub mod client;
 pub mod error;
 pub mod events;
 pub mod fingerprint;
 pub mod health;
 pub mod openapi;
+pub mod outbound;
 pub mod password;
 pub mod ratelimit;
 pub mod request;
@@ -17,6 +19,7 @@ pub mod secret;
 pub mod server;
 pub mod sessions;
 pub mod setup;
+pub mod smtp;
 pub mod state;
 pub mod store;
 pub mod system;
@@ -25,6 +28,7 @@ pub mod tls;
 pub mod tokens;
 pub mod users;
 pub mod validate;
+pub mod webhook;
 
 pub use error::ApiError;
 pub use fingerprint::Fingerprint;

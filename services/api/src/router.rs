@@ -12,6 +12,11 @@ pub enum Op {
     GetTask,
     Events,
     ListAlerts,
+    GetChannels,
+    PutEmail,
+    PutWebhook,
+    TestEmail,
+    TestWebhook,
     GetSetup,
     SetupCode,
     SetupPassword,
@@ -58,6 +63,11 @@ impl Op {
             | Op::GetTask
             | Op::Events
             | Op::ListAlerts
+            | Op::GetChannels
+            | Op::PutEmail
+            | Op::PutWebhook
+            | Op::TestEmail
+            | Op::TestWebhook
             | Op::Logout
             | Op::Me
             | Op::ChangePassword
@@ -106,6 +116,31 @@ pub const ROUTES: &[Route] = &[
         path: "/api/v1/alerts",
         methods: &[("GET", Op::ListAlerts)],
         allowed: &["GET"],
+    },
+    Route {
+        path: "/api/v1/alerts/channels",
+        methods: &[("GET", Op::GetChannels)],
+        allowed: &["GET"],
+    },
+    Route {
+        path: "/api/v1/alerts/channels/email",
+        methods: &[("PUT", Op::PutEmail)],
+        allowed: &["PUT"],
+    },
+    Route {
+        path: "/api/v1/alerts/channels/webhook",
+        methods: &[("PUT", Op::PutWebhook)],
+        allowed: &["PUT"],
+    },
+    Route {
+        path: "/api/v1/alerts/channels/email/test",
+        methods: &[("POST", Op::TestEmail)],
+        allowed: &["POST"],
+    },
+    Route {
+        path: "/api/v1/alerts/channels/webhook/test",
+        methods: &[("POST", Op::TestWebhook)],
+        allowed: &["POST"],
     },
     Route {
         path: "/api/v1/setup",

@@ -5,7 +5,7 @@ use crate::request::Ctx;
 use crate::response::Body;
 use crate::router::{route, Access, Op};
 use crate::state::ApiState;
-use crate::{alerts, auth, events, health, openapi, setup, tasks};
+use crate::{alerts, auth, channels, events, health, openapi, setup, tasks};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Bytes;
 use hyper::header;
@@ -279,8 +279,13 @@ async fn dispatch(ctx: &Ctx<'_>, op: Op) -> Result<Response<Body>, ApiError> {
         Op::GetOpenApi => Ok(openapi::get()),
         Op::ListTasks => Ok(tasks::list(&state.tasks)),
         Op::GetTask => tasks::get(&state.tasks, ctx.param()),
-        Op::Events => events::get(&state.events),
+        Op::Events => events::get(&state.events, auth::still_valid(state, ctx.principal()?)),
         Op::ListAlerts => Ok(alerts::list(&state.alerts)),
+        Op::GetChannels => channels::get(ctx),
+        Op::PutEmail => channels::put_email(ctx),
+        Op::PutWebhook => channels::put_webhook(ctx),
+        Op::TestEmail => channels::test(ctx, channels::Kind::Email),
+        Op::TestWebhook => channels::test(ctx, channels::Kind::Webhook),
         Op::GetSetup => setup::get(ctx),
         Op::SetupCode => setup::code(ctx),
         Op::SetupPassword => setup::password(ctx).await,
@@ -879,6 +884,190 @@ mod tests {
             None
         );
         assert!(s.done.await.unwrap().drained);
+    }
+
+    /// Poll a task until it ends.
+    async fn finished_task(s: &Running, id: u64) -> crate::tasks::Task {
+        for _ in 0..200 {
+            let t = s.state.tasks.get(id).unwrap();
+            if t.state != crate::tasks::TaskState::Running {
+                return t;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("task {id} did not finish");
+    }
+
+    #[tokio::test]
+    async fn alert_channels_validate_test_and_deliver() {
+        let s = start().await;
+        let done = set_up(&s).await;
+        let cookie = session_cookie(&done);
+        let csrf = done.json()["csrf_token"].as_str().unwrap().to_string();
+        let put = |path: &str, body: serde_json::Value| {
+            ClientRequest::new(Method::PUT, path)
+                .header("cookie", &cookie)
+                .header("x-csrf-token", &csrf)
+                .json(&body)
+        };
+        let post = |path: &str| {
+            ClientRequest::new(Method::POST, path)
+                .header("cookie", &cookie)
+                .header("x-csrf-token", &csrf)
+        };
+        let r = s.call(post("/api/v1/alerts/channels/webhook/test")).await;
+        assert_eq!(
+            (r.status.as_u16(), r.json()["code"].clone()),
+            (409, json!("not_configured"))
+        );
+        for (body, field) in [
+            (json!({"url": "ftp://x"}), "url"),
+            (json!({"url": "https://x.org", "min_level": "loud"}), ""),
+        ] {
+            let r = s.call(put("/api/v1/alerts/channels/webhook", body)).await;
+            assert!(r.status == 422 || r.status == 400, "{:?}", r.json());
+            if !field.is_empty() {
+                assert_eq!(r.json()["field"], field);
+            }
+        }
+        for (body, field) in [
+            (
+                json!({"host": "bad host", "from": "a@x.org", "to": ["b@x.org"]}),
+                "host",
+            ),
+            (
+                json!({"host": "smtp.x.org", "from": "nope", "to": ["b@x.org"]}),
+                "from",
+            ),
+            (
+                json!({"host": "smtp.x.org", "from": "a@x.org", "to": ["b@x.org", "c d"]}),
+                "to[1]",
+            ),
+            (
+                json!({"host": "smtp.x.org", "from": "a@x.org", "to": []}),
+                "to",
+            ),
+            (
+                json!({"host": "smtp.x.org", "from": "a@x.org", "to": ["b@x.org"], "username": "u"}),
+                "password",
+            ),
+            (
+                json!({"host": "smtp.x.org", "from": "a@x.org", "to": ["b@x.org"], "username": "u", "password": "p", "security": "none"}),
+                "security",
+            ),
+        ] {
+            let r = s.call(put("/api/v1/alerts/channels/email", body)).await;
+            assert_eq!(
+                (r.status.as_u16(), r.json()["field"].clone()),
+                (422, json!(field))
+            );
+        }
+
+        // Webhook: the test action is a task; real alerts go out through the delivery loop.
+        let delivery = channels::spawn_delivery(s.state.clone());
+        let (port, hook) = crate::webhook::tests::one_request(200).await;
+        let url = format!("http://127.0.0.1:{port}/hook");
+        let r = s
+            .call(put(
+                "/api/v1/alerts/channels/webhook",
+                json!({"url": url, "min_level": "critical"}),
+            ))
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.json());
+        let r = s.call(post("/api/v1/alerts/channels/webhook/test")).await;
+        assert_eq!(r.status, 202);
+        let t = finished_task(&s, r.json()["id"].as_u64().unwrap()).await;
+        assert_eq!(
+            (t.state, t.message.as_str()),
+            (crate::tasks::TaskState::Succeeded, "test alert delivered")
+        );
+        let (_, body) = hook.await.unwrap();
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            (v["test"].clone(), v["node"].clone()),
+            (json!(true), json!("cairn-abc123"))
+        );
+
+        let (port, hook) = crate::webhook::tests::one_request(200).await;
+        let url = format!("http://127.0.0.1:{port}/hook");
+        s.call(put(
+            "/api/v1/alerts/channels/webhook",
+            json!({"url": url, "min_level": "critical"}),
+        ))
+        .await;
+        s.state.alerts.raise(
+            "disk/a",
+            crate::events::AlertLevel::Warning,
+            "below the channel's level",
+        );
+        s.state.alerts.raise(
+            "pool/tank",
+            crate::events::AlertLevel::Critical,
+            "pool tank is degraded",
+        );
+        let (_, body) = tokio::time::timeout(T, hook).await.unwrap().unwrap();
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            (v["key"].clone(), v["state"].clone(), v["test"].clone()),
+            (json!("pool/tank"), json!("raised"), json!(false))
+        );
+
+        // Email over STARTTLS to a scripted server; the password is kept but never shown.
+        let (acceptor, client) = crate::smtp::tests::test_pki();
+        s.state.channels.trust(client);
+        let (port, smtp) = crate::smtp::tests::server(Some(acceptor)).await;
+        let r = s
+            .call(put(
+                "/api/v1/alerts/channels/email",
+                json!({"host": "localhost", "port": port, "username": "u", "password": "p",
+                       "from": "nas@example.com", "to": ["ops@example.com"]}),
+            ))
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.json());
+        assert_eq!(r.json()["email"]["password_set"], true);
+        assert!(!String::from_utf8_lossy(&r.body).contains("\"password\""));
+        let r = s
+            .call(put(
+                "/api/v1/alerts/channels/email",
+                json!({"host": "localhost", "port": port, "username": "u",
+                       "from": "nas@example.com", "to": ["ops@example.com"], "min_level": "info"}),
+            ))
+            .await;
+        assert_eq!(
+            r.json()["email"]["password_set"],
+            true,
+            "kept for the same user"
+        );
+        let r = s.call(post("/api/v1/alerts/channels/email/test")).await;
+        let t = finished_task(&s, r.json()["id"].as_u64().unwrap()).await;
+        assert_eq!(t.state, crate::tasks::TaskState::Succeeded, "{}", t.message);
+        let seen = smtp.await.unwrap();
+        assert!(seen
+            .data
+            .contains("Subject: [cairn-abc123] TEST: Test alert from cairn-abc123"));
+        let r = s
+            .call(
+                ClientRequest::new(Method::GET, "/api/v1/alerts/channels")
+                    .header("cookie", &cookie),
+            )
+            .await;
+        assert_eq!(r.json()["email"]["last"]["ok"], true);
+        assert_eq!(r.json()["webhook"]["last"]["ok"], true);
+
+        // A failing channel says why in its last delivery.
+        let r = s.call(post("/api/v1/alerts/channels/email/test")).await;
+        let t = finished_task(&s, r.json()["id"].as_u64().unwrap()).await;
+        assert_eq!(t.state, crate::tasks::TaskState::Failed);
+        assert!(
+            t.message.contains("cannot connect to localhost"),
+            "{}",
+            t.message
+        );
+        let saved = std::fs::read_to_string(s.dir.path().join(channels::FILE_NAME)).unwrap();
+        assert!(saved.contains("\"password\": \"p\""));
+        s.stop.send(()).unwrap();
+        tokio::time::timeout(T, s.done).await.unwrap().unwrap();
+        tokio::time::timeout(T, delivery).await.unwrap().unwrap();
     }
 
     #[tokio::test]

@@ -95,6 +95,12 @@ impl Sessions {
         }
     }
 
+    /// Whether the session with this key (SHA-256 of the id) is still live.
+    pub fn is_live(&self, key: &str) -> bool {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(key).is_some_and(|s| s.deadline > Instant::now())
+    }
+
     /// End the session with this key (SHA-256 of the id).
     pub fn revoke_key(&self, key: &str) {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
@@ -125,8 +131,10 @@ mod tests {
             s.get(&a.session.key).is_none(),
             "the stored key is not a valid id"
         );
+        assert!(s.is_live(&a.session.key));
         s.revoke_key(&a.session.key);
         assert!(s.get(&a.id).is_none());
+        assert!(!s.is_live(&a.session.key));
     }
 
     #[test]

@@ -90,7 +90,7 @@ impl Setup {
         let progress = if claimed {
             Progress::default()
         } else {
-            store::load(&state_dir.join(PROGRESS_FILE))?.unwrap_or_default()
+            store::load_or_quarantine(&state_dir.join(PROGRESS_FILE))?.unwrap_or_default()
         };
         Ok(Setup {
             dir: state_dir.to_path_buf(),
@@ -125,10 +125,17 @@ impl Setup {
 
     /// Check the setup token of a step; the progress lock is held by the caller.
     fn check_token(&self, p: &Progress, ctx: &Ctx<'_>) -> Result<(), ApiError> {
-        self.unclaimed()?;
         let sent = ctx.header(TOKEN_HEADER).unwrap_or_default();
+        if sent.is_empty() {
+            return Err(ApiError::unauthorized(if self.is_claimed() {
+                "this node is already set up; sign in instead"
+            } else {
+                "enter the setup code first: its answer is the X-Setup-Token for the other steps"
+            }));
+        }
+        self.unclaimed()?;
         match &p.token_hash {
-            Some(h) if !sent.is_empty() && ct_eq(h, &digest(sent)) => Ok(()),
+            Some(h) if ct_eq(h, &digest(sent)) => Ok(()),
             _ => Err(ApiError::unauthorized(
                 "enter the setup code first (X-Setup-Token is missing, or a newer code entry replaced it)",
             )),

@@ -3,6 +3,7 @@
 
 use crate::alerts::AlertRegistry;
 use crate::auth::LOGIN_BACKOFF;
+use crate::channels::Channels;
 use crate::events::EventBus;
 use crate::ratelimit::Backoff;
 use crate::sessions::Sessions;
@@ -35,6 +36,7 @@ pub struct ApiState {
     pub events: EventBus,
     pub tasks: TaskRegistry,
     pub alerts: AlertRegistry,
+    pub channels: Arc<Channels>,
     pub setup: Arc<Setup>,
     pub users: Arc<Users>,
     pub sessions: Arc<Sessions>,
@@ -55,6 +57,10 @@ impl ApiState {
             system,
             tasks: TaskRegistry::new(events.clone()),
             alerts: AlertRegistry::new(events.clone()),
+            channels: Arc::new(Channels::open(
+                state_dir,
+                crate::tls::public_client_config().map_err(StoreError::Tls)?,
+            )?),
             events,
             setup: Arc::new(Setup::open(state_dir)?),
             users: Arc::new(Users::open(state_dir)?),

@@ -17,6 +17,8 @@ pub enum StoreError {
     Remove(PathBuf, #[source] std::io::Error),
     #[error(transparent)]
     Random(#[from] crate::secret::RandomError),
+    #[error("cannot set up outbound TLS")]
+    Tls(#[source] crate::tls::TlsError),
 }
 
 /// Read a document; `None` when the file does not exist.
@@ -27,6 +29,29 @@ pub fn load<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, St
             .map_err(|e| StoreError::Parse(path.to_path_buf(), e)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(StoreError::Read(path.to_path_buf(), e)),
+    }
+}
+
+/// Read a document at start-up. One that does not parse is moved aside to
+/// `NAME.corrupt.UNIXTIME` and treated as absent, so a damaged file degrades one feature
+/// instead of keeping cairnd (and with it the boot blessing) down.
+pub fn load_or_quarantine<T: serde::de::DeserializeOwned>(
+    path: &Path,
+) -> Result<Option<T>, StoreError> {
+    match load(path) {
+        Err(StoreError::Parse(_, e)) => {
+            let mut aside = path.as_os_str().to_owned();
+            aside.push(format!(".corrupt.{}", crate::events::now_s()));
+            let aside = PathBuf::from(aside);
+            std::fs::rename(path, &aside).map_err(|e| StoreError::Remove(path.to_path_buf(), e))?;
+            tracing::error!(
+                "{} is damaged ({e}); moved it to {} and started without it",
+                path.display(),
+                aside.display()
+            );
+            Ok(None)
+        }
+        other => other,
     }
 }
 
@@ -64,6 +89,16 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         std::fs::write(&p, "{").unwrap();
         assert!(matches!(load::<Vec<u32>>(&p), Err(StoreError::Parse(..))));
+        assert_eq!(load_or_quarantine::<Vec<u32>>(&p).unwrap(), None);
+        assert!(!p.exists());
+        let aside: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(aside.len(), 1);
+        assert!(aside[0].starts_with("doc.json.corrupt."), "{aside:?}");
+        save(&p, &vec![3u32]).unwrap();
+        assert_eq!(load_or_quarantine::<Vec<u32>>(&p).unwrap(), Some(vec![3]));
         remove(&p).unwrap();
         remove(&p).unwrap();
     }

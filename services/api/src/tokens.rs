@@ -54,7 +54,7 @@ pub struct Tokens {
 impl Tokens {
     pub fn open(state_dir: &Path) -> Result<Self, StoreError> {
         let path = state_dir.join(FILE_NAME);
-        let doc = store::load(&path)?.unwrap_or_default();
+        let doc = store::load_or_quarantine(&path)?.unwrap_or_default();
         Ok(Tokens {
             path,
             doc: Mutex::new(doc),
@@ -109,6 +109,12 @@ impl Tokens {
             .map(|t| t.info.clone())
     }
 
+    /// Whether token `id` still exists.
+    pub fn exists(&self, id: &str) -> bool {
+        let doc = self.doc.lock().unwrap_or_else(|e| e.into_inner());
+        doc.tokens.iter().any(|t| t.info.id == id)
+    }
+
     /// Revoke the user's token `id`; false when there is none.
     pub fn revoke(&self, user: &str, id: &str) -> Result<bool, StoreError> {
         let mut doc = self.doc.lock().unwrap_or_else(|e| e.into_inner());
@@ -147,7 +153,9 @@ mod tests {
         assert_eq!(again.list("admin"), vec![info.clone()]);
         assert!(again.list("other").is_empty());
         assert!(!again.revoke("other", &info.id).unwrap(), "not theirs");
+        assert!(again.exists(&info.id));
         assert!(again.revoke("admin", &info.id).unwrap());
+        assert!(!again.exists(&info.id));
         assert!(again.find(&secret).is_none());
         assert!(!again.revoke("admin", &info.id).unwrap());
     }

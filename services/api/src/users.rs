@@ -32,7 +32,7 @@ impl Users {
     /// Load the users from `state_dir` (none yet before setup).
     pub fn open(state_dir: &Path) -> Result<Self, StoreError> {
         let path = state_dir.join(FILE_NAME);
-        let doc = store::load(&path)?.unwrap_or_default();
+        let doc = store::load_or_quarantine(&path)?.unwrap_or_default();
         Ok(Users {
             path,
             doc: Mutex::new(doc),

@@ -125,6 +125,47 @@ pub fn ntp_servers(field: &str, servers: &[String]) -> Result<Vec<String>, ApiEr
     Ok(out)
 }
 
+/// A server address: an IP address or a DNS name (lowercased).
+pub fn host(field: &str, h: &str) -> Result<String, ApiError> {
+    let h = h.trim().trim_end_matches('.').to_ascii_lowercase();
+    if h.parse::<IpAddr>().is_ok() {
+        return Ok(h);
+    }
+    dns_name(&h).map_err(|why| {
+        ApiError::invalid(
+            field,
+            format!("{h:?} is not an IP address or host name: {why} (example: smtp.example.com)"),
+        )
+    })?;
+    Ok(h)
+}
+
+/// A mail address `local@domain` (no display name; nothing that could break a header).
+pub fn email(field: &str, addr: &str) -> Result<String, ApiError> {
+    let a = addr.trim();
+    let bad = |why: &str| {
+        ApiError::invalid(
+            field,
+            format!("{a:?} is not a mail address: {why} (example: ops@example.com)"),
+        )
+    };
+    if a.len() > 254 {
+        return Err(bad("it is longer than 254 characters"));
+    }
+    let (local, domain) = a.rsplit_once('@').ok_or_else(|| bad("it has no @"))?;
+    if local.is_empty() || local.len() > 64 {
+        return Err(bad("the part before @ must have 1 to 64 characters"));
+    }
+    if local
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || "<>()[]\\,;:\"@".contains(c))
+    {
+        return Err(bad("the part before @ has a character that is not allowed"));
+    }
+    dns_name(&domain.to_ascii_lowercase()).map_err(|why| bad(&format!("domain: {why}")))?;
+    Ok(format!("{local}@{}", domain.to_ascii_lowercase()))
+}
+
 fn dns_name(name: &str) -> Result<(), String> {
     if name.len() > 253 {
         return Err("it is longer than 253 characters".into());
@@ -203,6 +244,35 @@ mod tests {
         if z.join("UTC").exists() {
             assert!(timezone("timezone", "UTC", Some(z)).is_ok());
             assert!(timezone("timezone", "Mars/Olympus_Mons", Some(z)).is_err());
+        }
+    }
+
+    #[test]
+    fn hosts_and_mail_addresses() {
+        assert_eq!(
+            host("host", "SMTP.Example.com.").unwrap(),
+            "smtp.example.com"
+        );
+        assert_eq!(host("host", "192.0.2.1").unwrap(), "192.0.2.1");
+        assert_eq!(
+            host("host", "bad host").unwrap_err().field.as_deref(),
+            Some("host")
+        );
+        assert_eq!(
+            email("to[0]", " Ops@Example.COM ").unwrap(),
+            "Ops@example.com"
+        );
+        for bad in [
+            "ops",
+            "@example.com",
+            "a b@example.com",
+            "a@",
+            "a@ex ample.com",
+            "a<b>@x.org",
+            "a@x.org\r\nBcc: y@z.org",
+        ] {
+            let e = email("to[0]", bad).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some("to[0]"), "{bad}");
         }
     }
 

@@ -67,6 +67,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         &cfg.state_dir,
     )
     .context("cannot load the API state")?;
+    // Alert changes go out by mail and webhook as configured; ends when the server stops.
+    let delivery = cairn_api::channels::spawn_delivery(state.clone());
     let server = Server::new(listeners, cert.config.clone(), state)?;
     let bound = server.local_addrs();
     let shown: Vec<String> = bound.iter().map(|a| a.to_string()).collect();
@@ -125,6 +127,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     if let Some(t) = setup_task {
         t.abort();
     }
+    delivery.abort();
     if !boot_task.is_finished() {
         tracing::warn!("exiting while the boot record task is still running");
     }

@@ -57,6 +57,38 @@ fn retry_after(r: &ClientResponse) -> Duration {
     Duration::from_secs(secs)
 }
 
+/// A one-shot HTTP server on loopback: answers 200 and returns the request it got.
+fn one_http_request() -> (u16, std::thread::JoinHandle<String>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let h = std::thread::spawn(move || {
+        let (s, _) = l.accept().unwrap();
+        let mut r = BufReader::new(s);
+        let mut req = String::new();
+        let mut len = 0;
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap();
+            }
+            req.push_str(&line);
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; len];
+        r.read_exact(&mut body).unwrap();
+        req.push_str(&String::from_utf8_lossy(&body));
+        r.get_mut()
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+            .unwrap();
+        req
+    });
+    (port, h)
+}
+
 fn launch(m: &Machine) -> Daemon {
     start_with(
         m,
@@ -212,6 +244,33 @@ fn first_boot_setup_login_and_auth() {
         .call(ClientRequest::new(Method::GET, "/api/v1/tasks").header("authorization", &bearer));
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["tasks"], json!([]));
+
+    // An alert channel's "send test" runs as a task the client can follow.
+    let (hook_port, hook) = one_http_request();
+    let r = node.call(
+        ClientRequest::new(Method::PUT, "/api/v1/alerts/channels/webhook")
+            .header("authorization", &bearer)
+            .json(&json!({"url": format!("http://127.0.0.1:{hook_port}/cairn")})),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let r = node.call(
+        ClientRequest::new(Method::POST, "/api/v1/alerts/channels/webhook/test")
+            .header("authorization", &bearer),
+    );
+    assert_eq!(r.status, 202);
+    let task = format!("/api/v1/tasks/{}", r.json()["id"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let t = loop {
+        let t = node
+            .call(ClientRequest::new(Method::GET, &task).header("authorization", &bearer))
+            .json();
+        if t["state"] != "running" || std::time::Instant::now() > deadline {
+            break t;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(t["state"], "succeeded", "{t}");
+    assert!(hook.join().unwrap().contains("\"test\":true"));
 
     // Brute force: five wrong passwords are answered, then the address waits.
     for i in 0..6 {

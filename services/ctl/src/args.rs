@@ -11,8 +11,10 @@ commands:
                  API token and keep it; the node's certificate is pinned on first use
   status         the node's health and who you are signed in as
   tasks          the node's long operations
+  alerts         active alerts and recent changes
   task ID [--wait]  one task; with --wait, a live progress bar until it ends
-  forget         drop the stored token and pinned certificate of the node
+  forget         revoke the stored API token on the node, then drop it and the pinned
+                 certificate
 flags:
   --node HOST[:PORT]  the node (default: the one last signed in to); port 443 if not given
   -o, --output text|json
@@ -41,6 +43,7 @@ pub enum Command {
         id: String,
         wait: bool,
     },
+    Alerts,
 }
 
 /// Parsed command line.
@@ -140,6 +143,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, ArgsError> {
         Some("status") => Command::Status,
         Some("forget") => Command::Forget,
         Some("tasks") => Command::Tasks,
+        Some("alerts") => Command::Alerts,
         Some("task") => Command::Task {
             id: operand.ok_or_else(|| ArgsError::MissingValue("task".into()))?,
             wait,

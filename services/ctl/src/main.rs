@@ -1,5 +1,6 @@
 //! cairnctl: the command-line client of a Cairn node's API.
 
+mod alerts;
 mod args;
 mod config;
 mod conn;
@@ -65,25 +66,48 @@ fn run() -> anyhow::Result<()> {
             let s = session::Session::open(target, &cfg_dir).await?;
             tasks::list(&s, a.output).await
         }),
+        Command::Alerts => rt.block_on(async {
+            let s = session::Session::open(target, &cfg_dir).await?;
+            alerts::list(&s, a.output).await
+        }),
         Command::Task { id, wait } => rt.block_on(async {
             let s = session::Session::open(target, &cfg_dir).await?;
             tasks::show(&s, &id, wait, a.output).await
         }),
-        Command::Forget => forget(&target, &cfg_dir),
+        Command::Forget => rt.block_on(forget(target, &cfg_dir)),
     }
 }
 
-/// Drop the node's stored token and pin (the token stays valid on the node until revoked).
-fn forget(target: &Target, cfg_dir: &std::path::Path) -> anyhow::Result<()> {
+/// Revoke the node's API token there (when reachable), then drop the stored token and pin.
+async fn forget(target: Target, cfg_dir: &std::path::Path) -> anyhow::Result<()> {
     let mut cfg = config::load(cfg_dir)?;
     let key = target.key();
-    if cfg.nodes.remove(&key).is_none() {
+    let Some(entry) = cfg.nodes.get(&key).cloned() else {
         anyhow::bail!("nothing stored for {key}");
+    };
+    if let Some(id) = entry.token_id.as_deref().filter(|_| entry.token.is_some()) {
+        let revoked = async {
+            let s = session::Session::open(target, cfg_dir).await?;
+            let req = s.authed(hyper::Method::DELETE, &format!("/api/v1/auth/tokens/{id}"))?;
+            let r = s.conn.send(req).await?;
+            match r.status.as_u16() {
+                204 | 401 | 404 => Ok(()),
+                _ => Err(conn::api_error("cannot revoke the API token", &r)),
+            }
+        }
+        .await;
+        if let Err(e) = revoked {
+            eprintln!(
+                "cairnctl: warning: the API token {id} could not be revoked on the node ({e:#}); \
+                 revoke it there"
+            );
+        }
     }
+    cfg.nodes.remove(&key);
     if cfg.current.as_deref() == Some(key.as_str()) {
         cfg.current = None;
     }
     config::save(cfg_dir, &cfg)?;
-    println!("Forgot {key} (its API token still works on the node until revoked there).");
+    println!("Forgot {key}.");
     Ok(())
 }

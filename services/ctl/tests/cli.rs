@@ -212,9 +212,24 @@ fn login_pins_stores_a_token_and_status_reports() {
         assert!(e.contains(&n.pin.to_string()), "{e}");
     }
 
+    // Forgetting a node whose certificate changed cannot revoke the token there: it warns.
     let out = cairnctl(cfg.path(), &["forget"], "");
     assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("could not be revoked"));
     assert_eq!(stored(cfg.path())["nodes"], json!({}));
+
+    // Forgetting a reachable node revokes its token there.
+    let out = cairnctl(
+        cfg.path(),
+        &["--node", &node_arg, "login"],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let before = n.api.tokens.list("admin").len();
+    let out = cairnctl(cfg.path(), &["--node", &node_arg, "forget"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).is_empty(), "{}", text(&out.stderr));
+    assert_eq!(n.api.tokens.list("admin").len(), before - 1);
 }
 
 #[test]
@@ -327,6 +342,19 @@ fn task_wait_follows_progress_live() {
     assert!(text(&out.stderr).contains(&format!("task {id} failed: disk vanished")));
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(j["state"], "failed");
+
+    n.api.alerts.raise(
+        "pool/tank",
+        cairn_api::events::AlertLevel::Critical,
+        "pool tank is degraded",
+    );
+    let out = cairnctl(cfg.path(), &["alerts"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("CRITICAL  pool/tank"),
+        "{}",
+        text(&out.stdout)
+    );
 
     let out = cairnctl(cfg.path(), &["tasks"], "");
     let t = text(&out.stdout);

@@ -158,6 +158,16 @@ pub fn setup_block(console: &Path) -> (String, String, String) {
     )
 }
 
+impl Drop for Daemon {
+    /// A test that fails half-way must not leave cairnd running.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// SIGTERM, wait for a clean exit, and return every log line cairnd wrote.
 pub fn stop(mut d: Daemon) -> Vec<String> {
     // SAFETY: plain kill(2) on our own child's pid.
@@ -176,7 +186,7 @@ pub fn stop(mut d: Daemon) -> Vec<String> {
     };
     assert!(status.success(), "cairnd exited with {status}");
     // The reader thread ends at EOF; give it a moment to pass on the last lines.
-    let mut lines = d.seen;
+    let mut lines = std::mem::take(&mut d.seen);
     while let Ok(l) = d.stderr_lines.recv_timeout(Duration::from_secs(2)) {
         lines.push(l);
     }
