@@ -225,6 +225,10 @@ struct Me<'a> {
     auth: &'static str,
     token_id: Option<&'a str>,
     expires: Option<u64>,
+    /// The session's CSRF token, so a reloaded page can keep making changes (readable only
+    /// by this origin; absent for API tokens, which need none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    csrf_token: Option<&'a str>,
 }
 
 /// `GET /api/v1/auth/me`: who the request is from.
@@ -236,12 +240,14 @@ pub fn me(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
             auth: "session",
             token_id: None,
             expires: Some(s.expires),
+            csrf_token: Some(&s.csrf),
         },
         Via::Token(t) => Me {
             user: &p.user,
             auth: "token",
             token_id: Some(&t.id),
             expires: None,
+            csrf_token: None,
         },
     };
     Ok(json(StatusCode::OK, &me))

@@ -1,4 +1,5 @@
-//! cairn-api: the HTTPS API server (routing, resources, TLS) and a pinned HTTPS client.
+//! cairn-api: the HTTPS API server (routing, resources, TLS, the web UI) and a pinned HTTPS
+//! client.
 
 pub mod alerts;
 pub mod auth;
@@ -24,8 +25,10 @@ pub mod state;
 pub mod store;
 pub mod system;
 pub mod tasks;
+pub mod timezones;
 pub mod tls;
 pub mod tokens;
+pub mod ui;
 pub mod users;
 pub mod validate;
 pub mod webhook;

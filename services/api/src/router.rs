@@ -31,12 +31,15 @@ pub enum Op {
     ListTokens,
     CreateToken,
     RevokeToken,
+    ListTimezones,
+    UiIndex,
+    UiAsset,
 }
 
 /// Who may call an operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Anyone, at any time (health, the spec).
+    /// Anyone, at any time (health, the spec, time zone names, the web UI's files).
     Public,
     /// Anyone while the node is not set up (the setup steps check the setup token).
     Setup,
@@ -50,7 +53,9 @@ impl Op {
     /// Who may call this operation.
     pub fn access(self) -> Access {
         match self {
-            Op::GetHealth | Op::GetOpenApi => Access::Public,
+            Op::GetHealth | Op::GetOpenApi | Op::ListTimezones | Op::UiIndex | Op::UiAsset => {
+                Access::Public
+            }
             Op::GetSetup
             | Op::SetupCode
             | Op::SetupPassword
@@ -207,6 +212,21 @@ pub const ROUTES: &[Route] = &[
         methods: &[("DELETE", Op::RevokeToken)],
         allowed: &["DELETE"],
     },
+    Route {
+        path: "/api/v1/timezones",
+        methods: &[("GET", Op::ListTimezones)],
+        allowed: &["GET"],
+    },
+    Route {
+        path: "/",
+        methods: &[("GET", Op::UiIndex)],
+        allowed: &["GET"],
+    },
+    Route {
+        path: "/ui/{file}",
+        methods: &[("GET", Op::UiAsset)],
+        allowed: &["GET"],
+    },
 ];
 
 /// A routed request: the operation and the value of the path parameter, if any.
@@ -287,10 +307,27 @@ mod tests {
 
     #[test]
     fn unknown_path_is_not_found() {
-        for p in ["/", "/api/v1", "/api/v1/healthz", "/api/v2/health", ""] {
+        for p in ["/api/v1", "/api/v1/healthz", "/api/v2/health", "", "/ui", "/ui/a/b"] {
             let e = op(Method::GET, p).unwrap_err();
             assert_eq!(e.code, "not_found", "{p}");
         }
+    }
+
+    #[test]
+    fn ui_routes() {
+        assert_eq!(op(Method::GET, "/").unwrap().op, Op::UiIndex);
+        assert_eq!(
+            op(Method::GET, "/ui/app.js"),
+            Ok(Routed {
+                op: Op::UiAsset,
+                param: Some("app.js".into())
+            })
+        );
+        assert_eq!(Op::UiAsset.access(), Access::Public);
+        assert_eq!(
+            op(Method::POST, "/").unwrap_err().code,
+            "method_not_allowed"
+        );
     }
 
     #[test]

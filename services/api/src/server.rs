@@ -5,7 +5,7 @@ use crate::request::Ctx;
 use crate::response::Body;
 use crate::router::{route, Access, Op};
 use crate::state::ApiState;
-use crate::{alerts, auth, channels, events, health, openapi, setup, tasks};
+use crate::{alerts, auth, channels, events, health, openapi, setup, tasks, timezones, ui};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Bytes;
 use hyper::header;
@@ -227,9 +227,11 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     // Until setup completes, only public and setup routes answer; anything else, known or
-    // not, is `not_claimed` (a wrong method on a known path is still a plain 405).
+    // not, is `not_claimed` (a wrong method on a known path is still a plain 405, and a
+    // missing UI file a plain 404: the UI's files are public).
     let routed = match route(req.method(), req.uri().path()) {
         Err(e) if e.code == "method_not_allowed" => return Err(e),
+        Err(e) if ui::is_ui_path(req.uri().path()) => return Err(e),
         Err(_) if !state.setup.is_claimed() => return Err(ApiError::not_claimed()),
         Err(e) => return Err(e),
         Ok(r) => r,
@@ -300,6 +302,9 @@ async fn dispatch(ctx: &Ctx<'_>, op: Op) -> Result<Response<Body>, ApiError> {
         Op::ListTokens => auth::list_tokens(ctx),
         Op::CreateToken => auth::create_token(ctx),
         Op::RevokeToken => auth::revoke_token(ctx),
+        Op::ListTimezones => Ok(timezones::get(ctx)),
+        Op::UiIndex => Ok(ui::index(ctx)),
+        Op::UiAsset => ui::asset(ctx),
     }
 }
 
@@ -462,7 +467,8 @@ mod tests {
             "/api/v1/events",
             "/api/v1/auth/me",
             "/api/v1/nope",
-            "/",
+            "/favicon.ico",
+            "/index.html",
         ] {
             let r = s.get(path).await;
             assert_eq!(r.status, 403, "{path}");
@@ -480,6 +486,68 @@ mod tests {
             .call(ClientRequest::new(Method::POST, "/api/v1/health"))
             .await;
         assert_eq!(r.status, 405);
+        let _ = s.stop.send(());
+    }
+
+    /// The UI's files are public: they answer on an unclaimed node, with their content
+    /// type, the CSP and revalidation headers; a missing one is a plain 404.
+    #[tokio::test]
+    async fn ui_is_served_before_and_after_setup() {
+        let s = start().await;
+        for claimed in [false, true] {
+            for (path, ct, needle) in [
+                ("/", "text/html; charset=utf-8", "<script type=\"module\" src=\"/ui/app.js\">"),
+                ("/ui/app.js", "text/javascript; charset=utf-8", "import"),
+                ("/ui/setup.js", "text/javascript; charset=utf-8", "export function renderSetup"),
+                ("/ui/style.css", "text/css; charset=utf-8", ":root"),
+                ("/ui/icon.svg", "image/svg+xml", "<svg"),
+            ] {
+                let r = s.get(path).await;
+                assert_eq!(r.status, 200, "{path} (claimed: {claimed})");
+                assert_eq!(r.header_all("content-type"), vec![ct], "{path}");
+                assert_eq!(r.header_all("content-security-policy"), vec![ui::CSP], "{path}");
+                assert!(ui::CSP.starts_with("default-src 'self'"));
+                assert_eq!(r.header_all("cache-control"), vec!["no-cache"], "{path}");
+                assert_eq!(r.header_all("x-frame-options"), vec!["DENY"], "{path}");
+                assert!(String::from_utf8_lossy(&r.body).contains(needle), "{path}");
+                let etag = r.header_all("etag")[0].clone();
+                let again = s
+                    .call(ClientRequest::new(Method::GET, path).header("if-none-match", &etag))
+                    .await;
+                assert_eq!(again.status, 304, "{path}");
+                assert!(again.body.is_empty());
+                assert_eq!(again.header_all("etag"), vec![etag]);
+            }
+            for path in ["/ui/missing.js", "/ui/a/b", "/ui/"] {
+                let r = s.get(path).await;
+                assert_eq!(
+                    (r.status.as_u16(), r.json()["code"].clone()),
+                    (404, json!("not_found")),
+                    "{path} (claimed: {claimed})"
+                );
+            }
+            let r = s.get("/api/v1/timezones").await;
+            assert_eq!(r.status, 200, "{:?}", r.json());
+            assert_eq!(r.json()["zones"], json!([]), "the test system has no tz database");
+            let r = s.call(ClientRequest::new(Method::POST, "/")).await;
+            assert_eq!(r.status, 405);
+            if !claimed {
+                assert_eq!(s.get("/api/v1/tasks").await.status, 403, "the gate still holds");
+                set_up(&s).await;
+            }
+        }
+        let _ = s.stop.send(());
+    }
+
+    #[tokio::test]
+    async fn me_gives_a_session_its_csrf_token() {
+        let s = start().await;
+        let done = set_up(&s).await;
+        let cookie = session_cookie(&done);
+        let r = s
+            .call(ClientRequest::new(Method::GET, "/api/v1/auth/me").header("cookie", &cookie))
+            .await;
+        assert_eq!(r.json()["csrf_token"], done.json()["csrf_token"]);
         let _ = s.stop.send(());
     }
 

@@ -1,0 +1,372 @@
+// Browser test of the web UI: starts a real cairnd (debug build) on a temporary machine,
+// drives Debian's Chromium through the setup wizard, the dashboard, sign-out and sign-in,
+// and keeps a desktop and a 360 px phone screenshot of every step.
+//
+// Environment: CAIRND (binary; default <repo>/target/debug/cairnd), CHROMIUM (default
+// /usr/bin/chromium), UI_RESULTS (screenshots; default <repo>/build/ui-results).
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, '../../..');
+const targetDir = path.resolve(repo, process.env.CARGO_TARGET_DIR || 'target');
+const CAIRND = process.env.CAIRND || path.join(targetDir, 'debug', 'cairnd');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const RESULTS = path.resolve(repo, process.env.UI_RESULTS || 'build/ui-results');
+const PASSWORD = 'granite cairn on the ridge';
+const DESKTOP = { width: 1280, height: 820 };
+const PHONE = { width: 360, height: 760 };
+const LOADER_GUID = '4a67b082-0a4c-41cf-b6c7-440b29bb8c4f';
+
+let tmp;
+let daemon;
+let context;
+let page;
+let baseUrl;
+let setupCode;
+let hook;
+let shotNo = 0;
+const pageErrors = [];
+
+/** A free TCP port on loopback. */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** A systemd-boot string variable as efivarfs shows it (attributes, UTF-16LE, NUL). */
+function efiString(text) {
+  const attrs = Buffer.alloc(4);
+  attrs.writeUInt32LE(7);
+  return Buffer.concat([attrs, Buffer.from(`${text}\0`, 'utf16le')]);
+}
+
+/** A temporary machine like the Rust tests': slot B booted with a counter, A failed. */
+function machine(root) {
+  const entries = path.join(root, 'esp/loader/entries');
+  fs.mkdirSync(entries, { recursive: true });
+  fs.writeFileSync(path.join(entries, 'cairn-b+2-1.conf'), 'title Cairn (slot b)\n');
+  fs.writeFileSync(path.join(entries, 'cairn-a+0-3.conf'), 'title Cairn (slot a)\n');
+  const efivars = path.join(root, 'efivars');
+  fs.mkdirSync(efivars);
+  fs.writeFileSync(path.join(efivars, `LoaderBootCountPath-${LOADER_GUID}`), efiString('\\loader\\entries\\cairn-b+2-1.conf'));
+  fs.writeFileSync(path.join(efivars, `LoaderEntrySelected-${LOADER_GUID}`), efiString('cairn-b+2-1.conf'));
+  fs.writeFileSync(path.join(root, 'cmdline'), 'console=ttyS0 cairn.slot=b quiet\n');
+  fs.writeFileSync(path.join(root, 'failures.jsonl'),
+    '{"time":1763856000,"slot":"a","reason":"root partition cairn-root-a: bad squashfs"}\n');
+  fs.writeFileSync(path.join(root, 'console'), '');
+}
+
+async function waitFor(what, fn, ms = 30000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Start cairnd; returns once it listens and the console shows the setup block. */
+async function startCairnd(root) {
+  assert.ok(fs.existsSync(CAIRND), `no cairnd at ${CAIRND}: run \`cargo build -p cairnd\` first`);
+  const port = await freePort();
+  const p = (rel) => path.join(root, rel);
+  const log = fs.createWriteStream(path.join(RESULTS, 'cairnd.log'));
+  const child = spawn(CAIRND, [
+    '--listen', `127.0.0.1:${port}`, '--log', 'stderr', '--esp-mount', 'never',
+    '--apply-hostname', 'never', '--address-wait-s', '1',
+    '--state-dir', p('state'), '--console', p('console'), '--cmdline', p('cmdline'),
+    '--efivars-dir', p('efivars'), '--esp-dir', p('esp'), '--boot-failures', p('failures.jsonl'),
+  ], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NOTIFY_SOCKET: '' } });
+  let stderr = '';
+  child.stderr.on('data', (d) => {
+    stderr += d;
+    log.write(d);
+  });
+  let exited = null;
+  child.on('exit', (code, signal) => { exited = { code, signal }; });
+  await waitFor('cairnd to listen', () => {
+    if (exited) throw new Error(`cairnd exited early (${JSON.stringify(exited)}):\n${stderr}`);
+    return stderr.includes('listening on');
+  });
+  const text = await waitFor('the setup block on the console', () => {
+    const t = fs.readFileSync(p('console'), 'utf8');
+    return t.includes('CAIRN SETUP END') ? t : null;
+  });
+  const code = text.split('\n').find((l) => l.startsWith('Setup code: '))?.slice('Setup code: '.length);
+  assert.match(code, /^[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}$/, text);
+  return { child, url: `https://127.0.0.1:${port}`, code };
+}
+
+/** A webhook receiver that answers slowly, so a test delivery is a task with visible progress. */
+function slowHook() {
+  return new Promise((resolve) => {
+    const received = [];
+    const srv = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (d) => { body += d; });
+      req.on('end', () => {
+        received.push(body);
+        setTimeout(() => res.writeHead(200).end('ok'), 2500);
+      });
+    });
+    srv.listen(0, '127.0.0.1', () => resolve({ srv, received, url: `http://127.0.0.1:${srv.address().port}/hook` }));
+  });
+}
+
+/** Screenshot at desktop size and at 360 px; fails if the phone layout scrolls sideways. */
+async function shot(name) {
+  shotNo += 1;
+  const base = `${String(shotNo).padStart(2, '0')}-${name}`;
+  await page.screenshot({ path: path.join(RESULTS, `${base}.png`), fullPage: true });
+  await page.setViewportSize(PHONE);
+  const width = await page.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(width <= PHONE.width, `${name}: the page is ${width} px wide on a ${PHONE.width} px phone`);
+  await page.screenshot({ path: path.join(RESULTS, `${base}.phone.png`), fullPage: true });
+  await page.setViewportSize(DESKTOP);
+}
+
+const heading = (text) => page.getByRole('heading', { name: text, level: 1 });
+
+/** The error shown next to a field, once visible. */
+async function fieldError(name) {
+  const e = page.locator(`[data-field="${name}"] .field-error`);
+  await e.waitFor({ state: 'visible' });
+  return e.textContent();
+}
+
+/** Click the step's main button and wait until the request is answered. */
+async function submit(name = 'Continue') {
+  await page.getByRole('button', { name, exact: true }).click();
+  await page.waitForFunction(() => !document.querySelector('button.busy'));
+}
+
+before(async () => {
+  fs.mkdirSync(RESULTS, { recursive: true });
+  for (const f of fs.readdirSync(RESULTS)) {
+    if (f.endsWith('.png')) fs.rmSync(path.join(RESULTS, f));
+  }
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-ui-'));
+  machine(tmp);
+  daemon = await startCairnd(tmp);
+  baseUrl = daemon.url;
+  setupCode = daemon.code;
+  hook = await slowHook();
+  context = await chromium.launchPersistentContext(path.join(tmp, 'chromium-profile'), {
+    executablePath: CHROMIUM,
+    headless: true,
+    ignoreHTTPSErrors: true,
+    viewport: DESKTOP,
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    ],
+  });
+  page = context.pages()[0] || await context.newPage();
+  page.setDefaultTimeout(15000);
+  page.on('pageerror', (e) => pageErrors.push(`page error: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && /Content.Security.Policy|Refused to/i.test(m.text())) {
+      pageErrors.push(`console: ${m.text()}`);
+    }
+  });
+});
+
+after(async () => {
+  if (context) await context.close();
+  if (hook) hook.srv.close();
+  if (daemon && daemon.child.exitCode === null) {
+    daemon.child.kill('SIGTERM');
+    await new Promise((r) => {
+      const t = setTimeout(() => { daemon.child.kill('SIGKILL'); r(); }, 5000);
+      daemon.child.on('exit', () => { clearTimeout(t); r(); });
+    });
+  }
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+test('the page is served with a strict CSP on an unclaimed node', async () => {
+  const resp = await page.goto(`${baseUrl}/`);
+  assert.equal(resp.status(), 200);
+  const h = resp.headers();
+  assert.match(h['content-type'], /^text\/html/);
+  assert.match(h['content-security-policy'], /^default-src 'self'/);
+  await heading('Enter the setup code').waitFor();
+  await shot('setup-code');
+});
+
+test('a wrong setup code is explained, and repeated ones show the wait', async () => {
+  await page.getByLabel('Setup code').fill('AAAA-BBBB-CCCC');
+  await submit();
+  assert.match(await fieldError('code'), /not the setup code/);
+  await shot('setup-code-wrong');
+  // Keep guessing until the node holds this address back; the wait counts down.
+  const wait = page.locator('[data-field="code"] .field-error.wait');
+  for (let i = 0; i < 6 && !(await wait.isVisible()); i += 1) {
+    await page.getByLabel('Setup code').fill(`AAAA-BBBB-CCC${i}`);
+    await submit();
+  }
+  assert.match(await wait.textContent(), /Too many wrong codes from this address\. You can try again in \d+ s\./);
+  assert.ok(await page.getByRole('button', { name: 'Continue' }).isDisabled());
+  await shot('setup-code-rate-limited');
+  await page.getByText('You can try again now').waitFor({ timeout: 20000 });
+});
+
+test('the right code leads to the password step, whose policy errors show at the field', async () => {
+  await page.getByLabel('Setup code').fill(setupCode.toLowerCase());
+  await submit();
+  await heading('Choose the admin password').waitFor();
+  await page.getByLabel('Password', { exact: true }).fill('too short');
+  await page.getByLabel('Repeat the password').fill('too short');
+  await submit();
+  assert.match(await fieldError('password'), /at least 12 characters \(this one has 9\)/);
+  await shot('setup-password-too-short');
+  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+  await page.getByLabel('Repeat the password').fill(`${PASSWORD}!`);
+  await submit();
+  assert.match(await fieldError('confirm'), /differ/);
+  await page.getByLabel('Repeat the password').fill(PASSWORD);
+  await shot('setup-password');
+  await submit();
+});
+
+test('the hostname step explains an invalid name', async () => {
+  await heading('Name this node').waitFor();
+  await page.getByLabel('Hostname').fill('nas_01');
+  await submit();
+  assert.match(await fieldError('hostname'), /'_' is not allowed/);
+  await shot('setup-hostname-invalid');
+  await page.getByLabel('Hostname').fill('nas-01');
+  await submit();
+  await heading('Set the time').waitFor();
+});
+
+test('a reload resumes setup where it stopped', async () => {
+  await page.reload();
+  await heading('Set the time').waitFor();
+  assert.equal(await page.locator('.stepper li.done').count(), 3);
+  await shot('setup-time-resumed');
+});
+
+test('the time step offers the node\'s zones and names the bad NTP server', async () => {
+  const tz = page.getByLabel('Time zone');
+  const tag = await tz.evaluate((e) => e.tagName);
+  if (fs.existsSync('/usr/share/zoneinfo/zone1970.tab')) {
+    assert.equal(tag, 'SELECT', 'the node has a tz database, so the zones are a list');
+    await tz.selectOption('Europe/Berlin');
+  } else {
+    await tz.fill('Europe/Berlin');
+  }
+  await page.getByLabel('NTP servers').fill('pool.ntp.org\nbad_host');
+  await submit();
+  assert.match(await fieldError('servers'), /"bad_host" is not an IP address or host name/);
+  await shot('setup-time-invalid-ntp');
+  await page.getByLabel('NTP servers').fill('pool.ntp.org\n192.0.2.10');
+  await submit();
+  await heading('Review and finish').waitFor();
+});
+
+test('review shows every answer and finishing lands on the dashboard, signed in', async () => {
+  const review = await page.locator('dl.review').textContent();
+  for (const want of ['nas-01', 'Europe/Berlin', 'pool.ntp.org, 192.0.2.10', 'Set (user admin)']) {
+    assert.ok(review.includes(want), `review lacks ${want}: ${review}`);
+  }
+  await shot('setup-review');
+  await submit('Finish setup');
+  await page.getByRole('navigation', { name: 'Sections' }).waitFor();
+  await heading('Nodes').waitFor();
+  const health = await page.evaluate(async () => (await fetch('/api/v1/health')).json());
+  assert.equal(await page.locator('.topbar .host').textContent(), health.hostname);
+  await page.locator('.node-card').getByText('Version').waitFor();
+  await page.getByText('failed to boot after').or(page.getByText('bad squashfs')).first().waitFor();
+  await page.waitForFunction(() => document.querySelector('.live.on'));
+  assert.equal(page.url(), `${baseUrl}/#/nodes`);
+  await shot('dashboard-nodes');
+});
+
+test('every section answers; the domains still to come say so', async () => {
+  for (const [nav, head, text] of [
+    ['Disks & pools', 'Disks & pools', 'arrives with storage'],
+    ['Network', 'Network', 'arrives with networking'],
+    ['VMs', 'VMs', 'arrives with virtual machines'],
+    ['Alerts', 'Alerts', 'No active alerts'],
+  ]) {
+    await page.getByRole('navigation', { name: 'Sections' }).getByRole('link', { name: nav }).click();
+    await heading(head).waitFor();
+    await page.getByText(text).waitFor();
+    await shot(`dashboard-${nav.toLowerCase().replace(/[^a-z]+/g, '-')}`);
+  }
+});
+
+test('tasks show live progress from the event stream', async () => {
+  await page.getByRole('navigation', { name: 'Sections' }).getByRole('link', { name: 'Tasks' }).click();
+  await heading('Tasks').waitFor();
+  await page.getByText('No tasks yet').waitFor();
+  // A webhook test delivery is a real task; the slow receiver keeps it running a moment.
+  const id = await page.evaluate(async (url) => {
+    const me = await (await fetch('/api/v1/auth/me')).json();
+    const headers = { 'Content-Type': 'application/json', 'X-CSRF-Token': me.csrf_token };
+    let r = await fetch('/api/v1/alerts/channels/webhook', { method: 'PUT', headers, body: JSON.stringify({ url }) });
+    if (!r.ok) throw new Error(`webhook: ${r.status} ${await r.text()}`);
+    r = await fetch('/api/v1/alerts/channels/webhook/test', { method: 'POST', headers });
+    if (r.status !== 202) throw new Error(`test: ${r.status} ${await r.text()}`);
+    return (await r.json()).id;
+  }, hook.url);
+  const row = page.locator(`.task[data-task="${id}"]`);
+  await row.and(page.locator('[data-state="running"]')).waitFor();
+  assert.equal(await page.locator('.nav .count-info').textContent(), '1', 'running tasks are counted');
+  await shot('dashboard-task-running');
+  await page.locator(`.task[data-task="${id}"][data-state="succeeded"]`).waitFor();
+  assert.equal(await page.locator(`.task[data-task="${id}"] [role="progressbar"]`).getAttribute('aria-valuenow'), '100');
+  assert.equal(hook.received.length, 1);
+  await shot('dashboard-task-done');
+});
+
+test('sign out, a wrong password, then sign in again', async () => {
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await heading('Sign in').waitFor();
+  await page.getByText('You are signed out.').waitFor();
+  const me = await page.evaluate(async () => (await fetch('/api/v1/auth/me')).status);
+  assert.equal(me, 401, 'the session is gone');
+  await shot('login-signed-out');
+  await page.getByLabel('Password').fill('not the password');
+  await submit('Sign in');
+  assert.match(await fieldError('password'), /Wrong user name or password\./);
+  await shot('login-wrong-password');
+  await page.getByLabel('Password').fill(PASSWORD);
+  await submit('Sign in');
+  await heading('Tasks').waitFor();
+  await shot('dashboard-after-sign-in');
+});
+
+test('after a reload the session and its CSRF token still work', async () => {
+  await page.reload();
+  await heading('Tasks').waitFor();
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await heading('Sign in').waitFor();
+  const me = await page.evaluate(async () => (await fetch('/api/v1/auth/me')).status);
+  assert.equal(me, 401, 'sign-out (a POST with the CSRF token) worked after the reload');
+  await page.getByLabel('Password').fill(PASSWORD);
+  await submit('Sign in');
+  await heading('Tasks').waitFor();
+});
+
+test('no script errors and no CSP violations', () => {
+  assert.deepEqual(pageErrors, []);
+});

@@ -1,0 +1,79 @@
+// The node's JSON API: one error shape, the CSRF token on every change, the setup token.
+
+const SETUP_TOKEN_KEY = 'cairn.setup-token';
+let csrfToken = null;
+let onSignedOut = null;
+
+/** An error answer of the API: `{code, message, field}`, its status and Retry-After. */
+export class ApiError extends Error {
+  constructor(status, body, retryAfter) {
+    super(body.message);
+    this.status = status;
+    this.code = body.code;
+    this.field = body.field ?? null;
+    this.retryAfter = retryAfter;
+  }
+}
+
+/** Keep the session's CSRF token (from login, setup or /auth/me). */
+export function setCsrf(token) {
+  csrfToken = token || null;
+}
+
+/** Called when a signed-in request is refused because the session ended. */
+export function whenSignedOut(fn) {
+  onSignedOut = fn;
+}
+
+/** The setup token of an unfinished setup, kept for this tab so a reload resumes. */
+export const setupToken = {
+  get: () => sessionStorage.getItem(SETUP_TOKEN_KEY),
+  set: (t) => sessionStorage.setItem(SETUP_TOKEN_KEY, t),
+  clear: () => sessionStorage.removeItem(SETUP_TOKEN_KEY),
+};
+
+/**
+ * Call the API. `body` is sent as JSON; `setup` adds the setup token; `signedIn` marks
+ * requests whose 401 means the session ended.
+ */
+export async function api(method, path, { body, setup = false, signedIn = false } = {}) {
+  const headers = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (method !== 'GET' && csrfToken) headers['X-CSRF-Token'] = csrfToken;
+  if (setup && setupToken.get()) headers['X-Setup-Token'] = setupToken.get();
+  let resp;
+  try {
+    resp = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: 'same-origin',
+      cache: 'no-store',
+    });
+  } catch {
+    throw new ApiError(0, {
+      code: 'network',
+      message: 'Cannot reach the node. Check that it is running and that this computer can reach it.',
+    });
+  }
+  if (resp.status === 204) return null;
+  let data = null;
+  try {
+    data = await resp.json();
+  } catch {
+    data = null;
+  }
+  if (!resp.ok) {
+    const err = new ApiError(
+      resp.status,
+      data && data.message ? data : { code: 'http', message: `The node answered with HTTP ${resp.status}.` },
+      Number(resp.headers.get('Retry-After')) || null,
+    );
+    if (signedIn && resp.status === 401 && onSignedOut) onSignedOut(err);
+    throw err;
+  }
+  return data;
+}
+
+/** GET for a signed-in page. */
+export const get = (path) => api('GET', path, { signedIn: true });

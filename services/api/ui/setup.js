@@ -1,0 +1,289 @@
+// The first-boot wizard: setup code → admin password → hostname → time → review → done.
+// Each answer is saved on the node as it is given, so a reload resumes where it stopped.
+
+import { api, setCsrf, setupToken } from './api.js';
+import { h, replace } from './dom.js';
+import { busy, clearErrors, countdown, field, formError, sentence, showError } from './form.js';
+
+const STEPS = [
+  { id: 'code', title: 'Setup code' },
+  { id: 'password', title: 'Admin password' },
+  { id: 'hostname', title: 'Node name' },
+  { id: 'time', title: 'Time' },
+  { id: 'review', title: 'Review' },
+];
+
+const MIN_PASSWORD = 12;
+
+/** The first step still to do, from the node's saved progress. */
+function firstOpen(progress) {
+  if (!progress) return 'code';
+  if (!progress.password_set) return 'password';
+  if (!progress.hostname) return 'hostname';
+  if (!progress.timezone || !progress.ntp_servers) return 'time';
+  return 'review';
+}
+
+/** The browser's time zone, to preselect. */
+function browserZone() {
+  try {
+    return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+  } catch {
+    return 'UTC';
+  }
+}
+
+/**
+ * Run the wizard in `root`. `status` is the node's answer to GET /api/v1/setup (with the
+ * kept setup token, if any); `health` names the node; `onDone` runs once signed in.
+ */
+export function renderSetup(root, { status, health, onDone }) {
+  const wiz = {
+    progress: status.progress,
+    step: firstOpen(status.progress),
+    zones: null,
+    notice: null,
+  };
+  if (!status.progress) setupToken.clear();
+
+  const stepper = h('ol', { class: 'stepper', 'aria-label': 'Setup steps' });
+  const counter = h('p', { class: 'step-count' });
+  const card = h('section', { class: 'card setup-card' });
+  replace(root, h('div', { class: 'setup-page' },
+    h('header', { class: 'setup-brand' },
+      h('img', { src: '/ui/icon.svg', alt: '', width: 40, height: 40 }),
+      h('div', {},
+        h('p', { class: 'brand-name' }, 'Cairn'),
+        h('p', { class: 'brand-sub' }, `Setting up ${health ? health.hostname : 'this node'}`))),
+    stepper, counter, card,
+    h('p', { class: 'setup-foot' },
+      'Your answers are saved on the node as you go. If this page is closed, open it again and continue.')));
+
+  function go(step, notice = null) {
+    wiz.step = step;
+    wiz.notice = notice;
+    draw();
+  }
+
+  function draw() {
+    const index = STEPS.findIndex((s) => s.id === wiz.step);
+    replace(stepper, STEPS.map((s, i) => h('li', {
+      class: i < index ? 'done' : i === index ? 'current' : '',
+      'aria-current': i === index ? 'step' : null,
+    }, h('span', { class: 'dot' }, i < index ? '✓' : String(i + 1)), h('span', { class: 'label' }, s.title))));
+    counter.textContent = `Step ${index + 1} of ${STEPS.length} · ${STEPS[index].title}`;
+    const render = { code, password, hostname, time, review }[wiz.step];
+    replace(card, render());
+    document.title = `${STEPS[index].title} · Cairn setup`;
+    const first = card.querySelector('input, select, textarea, button.primary');
+    if (first) first.focus();
+  }
+
+  /** A step's form: heading, intro, fields, then Back and the main action. */
+  function stepForm({ title, intro, fields, action, onSubmit, back, extra }) {
+    const submit = h('button', { type: 'submit', class: 'primary' }, action);
+    const form = h('form', { novalidate: true, 'data-step': wiz.step },
+      h('h1', {}, title),
+      intro ? h('p', { class: 'intro' }, intro) : null,
+      wiz.notice ? h('p', { class: 'notice', role: 'status' }, wiz.notice) : null,
+      formError(),
+      fields,
+      extra,
+      h('div', { class: 'actions' },
+        back ? h('button', { type: 'button', class: 'secondary', onclick: () => go(back) }, 'Back') : h('span'),
+        submit));
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      if (submit.disabled) return;
+      clearErrors(form);
+      try {
+        await busy(submit, 'Saving…', () => onSubmit(form));
+      } catch (err) {
+        handle(form, submit, err);
+      }
+    });
+    return form;
+  }
+
+  /** Errors every step treats alike; the rest go next to their field. */
+  function handle(form, submit, err) {
+    if (err.status === 429 && form.rateLimited) {
+      form.rateLimited(err);
+      return;
+    }
+    if (err.status === 401 && err.code === 'unauthorized') {
+      setupToken.clear();
+      wiz.progress = null;
+      go('code', `${sentence(err.message)} Enter the code again to continue; what you entered so far is kept.`);
+      return;
+    }
+    if (err.code === 'already_set_up') {
+      setupToken.clear();
+      window.location.reload();
+      return;
+    }
+    showError(form, err);
+  }
+
+  function saved(status) {
+    wiz.progress = status.progress;
+  }
+
+  function code() {
+    const input = h('input', {
+      type: 'text', class: 'mono code-input', autocomplete: 'off', autocapitalize: 'characters',
+      spellcheck: 'false', inputmode: 'text', placeholder: 'XXXX-XXXX-XXXX', maxlength: 32,
+    });
+    const form = stepForm({
+      title: 'Enter the setup code',
+      intro: 'The node shows a one-time setup code on its screen and serial console, next to the address of this page. It proves you have the machine in front of you.',
+      fields: [field('code', 'Setup code', input, '12 characters, like 6DDJ-P6FE-XZ1W. Case and hyphens do not matter.')],
+      action: 'Continue',
+      onSubmit: async () => {
+        const res = await api('POST', '/api/v1/setup/code', { body: { code: input.value } });
+        setupToken.set(res.setup_token);
+        saved(res);
+        go(firstOpen(res.progress) === 'code' ? 'password' : firstOpen(res.progress));
+      },
+    });
+    // A rate-limited attempt shows the wait, counting down, under the code.
+    const slot = form.querySelector('[data-field="code"] .field-error');
+    const submit = form.querySelector('button[type="submit"]');
+    form.rateLimited = (err) => countdown(slot, submit, err.retryAfter || 1, 'Too many wrong codes from this address.');
+    return form;
+  }
+
+  function password() {
+    const pw = h('input', { type: 'password', autocomplete: 'new-password' });
+    const confirm = h('input', { type: 'password', autocomplete: 'new-password' });
+    const meter = h('p', { class: 'hint meter', 'aria-live': 'polite' });
+    const isSet = wiz.progress && wiz.progress.password_set;
+    const update = () => {
+      const n = [...pw.value].length;
+      meter.textContent = n === 0 ? '' : n < MIN_PASSWORD
+        ? `${n} of at least ${MIN_PASSWORD} characters`
+        : `${n} characters: long enough`;
+      meter.classList.toggle('ok', n >= MIN_PASSWORD);
+    };
+    pw.addEventListener('input', update);
+    return stepForm({
+      title: 'Choose the admin password',
+      intro: 'You sign in as admin with this password, in this page and with cairnctl.',
+      fields: [
+        field('password', 'Password', pw, `At least ${MIN_PASSWORD} characters. Length matters most: a few unrelated words make a strong password that is easy to type.`),
+        meter,
+        field('confirm', 'Repeat the password', confirm),
+      ],
+      extra: isSet ? h('p', { class: 'notice' }, 'A password is already saved. Leave both fields empty to keep it, or enter a new one.') : null,
+      action: 'Continue',
+      back: null,
+      onSubmit: async (form) => {
+        if (isSet && !pw.value && !confirm.value) {
+          go('hostname');
+          return;
+        }
+        if (pw.value !== confirm.value && [...pw.value].length >= MIN_PASSWORD) {
+          showError(form, { field: 'confirm', message: 'The two passwords differ; type the same password twice.' });
+          return;
+        }
+        const res = await api('PUT', '/api/v1/setup/password', { body: { password: pw.value }, setup: true });
+        saved(res);
+        go('hostname');
+      },
+    });
+  }
+
+  function hostname() {
+    const suggestion = (wiz.progress && wiz.progress.hostname) || (health ? health.hostname : '');
+    const input = h('input', {
+      type: 'text', autocomplete: 'off', spellcheck: 'false', autocapitalize: 'none',
+      value: suggestion, maxlength: 63,
+    });
+    return stepForm({
+      title: 'Name this node',
+      intro: 'The name shows in this page, in alerts and on your network.',
+      fields: [field('hostname', 'Hostname', input, 'Letters, digits and hyphens, up to 63 characters; no dots. Example: nas-01.')],
+      action: 'Continue',
+      back: 'password',
+      onSubmit: async () => {
+        const res = await api('PUT', '/api/v1/setup/hostname', { body: { hostname: input.value }, setup: true });
+        saved(res);
+        go('time');
+      },
+    });
+  }
+
+  function time() {
+    const current = (wiz.progress && wiz.progress.timezone) || browserZone();
+    let tz;
+    if (wiz.zones && wiz.zones.length) {
+      const groups = new Map();
+      for (const z of wiz.zones) {
+        const g = z.includes('/') ? z.split('/')[0] : 'Other';
+        if (!groups.has(g)) groups.set(g, []);
+        groups.get(g).push(z);
+      }
+      const chosen = wiz.zones.includes(current) ? current : 'UTC';
+      tz = h('select', {}, [...groups].map(([g, zs]) => h('optgroup', { label: g },
+        zs.map((z) => h('option', { value: z, selected: z === chosen }, z.replaceAll('_', ' '))))));
+    } else {
+      tz = h('input', { type: 'text', value: current, spellcheck: 'false', autocapitalize: 'none' });
+    }
+    const servers = (wiz.progress && wiz.progress.ntp_servers) || ['pool.ntp.org'];
+    const ntp = h('textarea', { rows: 3, spellcheck: 'false', autocapitalize: 'none', class: 'mono' });
+    ntp.value = servers.join('\n');
+    return stepForm({
+      title: 'Set the time',
+      intro: 'Logs, alerts and schedules (scrubs, self-tests) use the node’s time zone. NTP keeps the clock right.',
+      fields: [
+        field('timezone', 'Time zone', tz, wiz.zones && wiz.zones.length
+          ? `Preselected from this browser (${browserZone()}) when the node knows it.`
+          : 'A name from the tz database, e.g. Europe/Berlin, America/New_York or UTC.'),
+        field('servers', 'NTP servers', ntp, 'One host name or IP address per line, at most 8. Leave empty only if the node cannot reach any time server.'),
+      ],
+      action: 'Continue',
+      back: 'hostname',
+      onSubmit: async () => {
+        let res = await api('PUT', '/api/v1/setup/timezone', { body: { timezone: tz.value }, setup: true });
+        saved(res);
+        const list = ntp.value.split(/[\s,]+/).filter(Boolean);
+        res = await api('PUT', '/api/v1/setup/ntp', { body: { servers: list }, setup: true });
+        saved(res);
+        go('review');
+      },
+    });
+  }
+
+  function review() {
+    const p = wiz.progress || {};
+    const row = (name, label, value, step) => h('div', { class: 'review-row', 'data-field': name },
+      h('dt', {}, label),
+      h('dd', {}, value || h('span', { class: 'missing' }, 'not set'),
+        h('button', { type: 'button', class: 'link', onclick: () => go(step) }, 'Change')),
+      h('p', { class: 'field-error', role: 'alert', hidden: true }));
+    const dl = h('dl', { class: 'review' },
+      row('password', 'Admin password', p.password_set ? 'Set (user admin)' : null, 'password'),
+      row('hostname', 'Node name', p.hostname, 'hostname'),
+      row('timezone', 'Time zone', p.timezone, 'time'),
+      row('ntp', 'NTP servers', p.ntp_servers ? (p.ntp_servers.length ? p.ntp_servers.join(', ') : 'none') : null, 'time'));
+    return stepForm({
+      title: 'Review and finish',
+      intro: 'Finishing applies these settings, retires the setup code and signs you in as admin.',
+      fields: [dl],
+      action: 'Finish setup',
+      back: 'time',
+      onSubmit: async () => {
+        const res = await api('POST', '/api/v1/setup/complete', { setup: true });
+        setupToken.clear();
+        setCsrf(res.csrf_token);
+        onDone();
+      },
+    });
+  }
+
+  // The zone list comes first (it is small and local), so no step is redrawn under the user.
+  api('GET', '/api/v1/timezones')
+    .then((r) => { wiz.zones = r.zones; })
+    .catch(() => { wiz.zones = []; })
+    .finally(draw);
+}

@@ -1,0 +1,152 @@
+// The dashboard shell: header (node name, health, sign-out), navigation and the sections.
+
+import { api, get } from './api.js';
+import { badge, h, replace } from './dom.js';
+import { connect, disconnect, on } from './events.js';
+import { renderNodes } from './nodes.js';
+import { renderAlerts } from './alerts.js';
+import { renderTasks } from './tasks.js';
+import { renderComing } from './empty.js';
+
+/** The sections, in navigation order. */
+export const SECTIONS = [
+  { id: 'nodes', title: 'Nodes', render: renderNodes },
+  {
+    id: 'storage', title: 'Disks & pools', render: (m) => renderComing(m, {
+      title: 'Disks & pools', arrives: 'storage',
+      what: 'Disk inventory with SMART health, RAID pools, shares, snapshots and scrubs will be managed here.',
+    }),
+  },
+  {
+    id: 'network', title: 'Network', render: (m) => renderComing(m, {
+      title: 'Network', arrives: 'networking',
+      what: 'Interfaces, bonds, bridges, VLANs and addresses, applied safely with automatic rollback, will be managed here.',
+    }),
+  },
+  {
+    id: 'vms', title: 'VMs', render: (m) => renderComing(m, {
+      title: 'VMs', arrives: 'virtual machines',
+      what: 'Virtual machines, their consoles, disks, snapshots and live migration will be managed here.',
+    }),
+  },
+  { id: 'alerts', title: 'Alerts', render: renderAlerts },
+  { id: 'tasks', title: 'Tasks', render: renderTasks },
+];
+
+/** The section named by the URL's hash (`#/tasks`), or the first. */
+export function currentSection() {
+  const id = window.location.hash.replace(/^#\/?/, '');
+  return SECTIONS.find((s) => s.id === id) || SECTIONS[0];
+}
+
+/** Build the shell in `root` and show the current section; `onSignedOut` after sign-out. */
+export function renderShell(root, { health, me, onSignedOut }) {
+  const healthBadge = h('span', { class: 'health' });
+  const live = h('span', { class: 'live', title: 'Live updates' });
+  const hostname = h('span', { class: 'host' }, health ? health.hostname : '');
+  const counts = {};
+  const nav = h('nav', { class: 'nav', 'aria-label': 'Sections' },
+    h('ul', {}, SECTIONS.map((s) => {
+      counts[s.id] = h('span', { class: 'count', hidden: true });
+      return h('li', {}, h('a', { href: `#/${s.id}`, 'data-section': s.id }, h('span', {}, s.title), counts[s.id]));
+    })));
+  const signOut = h('button', { type: 'button', class: 'secondary small', onclick: doSignOut }, 'Sign out');
+  const main = h('main', { class: 'main', id: 'main', tabindex: '-1' });
+  replace(root, h('div', { class: 'shell' },
+    h('header', { class: 'topbar' },
+      h('a', { class: 'brand', href: '#/nodes' },
+        h('img', { src: '/ui/icon.svg', alt: '', width: 28, height: 28 }),
+        h('span', { class: 'brand-name' }, 'Cairn')),
+      h('div', { class: 'node' }, hostname, healthBadge),
+      h('div', { class: 'user' }, live, h('span', { class: 'who' }, me.user), signOut)),
+    nav, main));
+
+  let cleanup = null;
+  let stopped = false;
+  async function show() {
+    if (stopped) return;
+    const s = currentSection();
+    if (cleanup) cleanup();
+    cleanup = null;
+    nav.querySelectorAll('a').forEach((a) => {
+      const here = a.dataset.section === s.id;
+      a.classList.toggle('active', here);
+      if (here) a.setAttribute('aria-current', 'page');
+      else a.removeAttribute('aria-current');
+    });
+    main.replaceChildren();
+    document.title = `${s.title} · ${hostname.textContent || 'Cairn'}`;
+    const c = await s.render(main);
+    if (typeof c === 'function') cleanup = c;
+  }
+
+  function setHealth(hl, reachable) {
+    if (!reachable) {
+      replace(healthBadge, badge('critical', 'Unreachable'));
+      return;
+    }
+    hostname.textContent = hl.hostname;
+    replace(healthBadge, hl.status === 'ok'
+      ? (hl.boot.blessed || !hl.boot.slot ? badge('ok', 'Healthy') : badge('warning', 'Boot not confirmed'))
+      : badge('critical', hl.status));
+  }
+  setHealth(health, !!health);
+
+  async function refreshCounts() {
+    try {
+      const [alerts, tasks] = await Promise.all([get('/api/v1/alerts'), get('/api/v1/tasks')]);
+      setCount('alerts', alerts.active.length, alerts.active.some((a) => a.level === 'critical') ? 'critical' : 'warning');
+      setCount('tasks', tasks.tasks.filter((t) => t.state === 'running').length, 'info');
+    } catch {
+      // The section pages report errors; the counts just stay as they were.
+    }
+  }
+  function setCount(id, n, tone) {
+    counts[id].hidden = n === 0;
+    counts[id].textContent = String(n);
+    counts[id].className = `count count-${tone}`;
+  }
+
+  const timers = [setInterval(async () => {
+    try {
+      setHealth(await api('GET', '/api/v1/health'), true);
+    } catch {
+      setHealth(null, false);
+    }
+  }, 30000)];
+  const offs = [
+    on('status', (up) => {
+      live.classList.toggle('on', up);
+      live.title = up ? 'Live updates: connected' : 'Live updates: reconnecting…';
+    }),
+    on('task', refreshCounts),
+    on('alert', refreshCounts),
+  ];
+  const onHash = () => show();
+  window.addEventListener('hashchange', onHash);
+
+  function stop() {
+    stopped = true;
+    if (cleanup) cleanup();
+    timers.forEach(clearInterval);
+    offs.forEach((off) => off());
+    window.removeEventListener('hashchange', onHash);
+    disconnect();
+  }
+
+  async function doSignOut() {
+    signOut.disabled = true;
+    try {
+      await api('POST', '/api/v1/auth/logout');
+    } catch {
+      // Signed out already (or the node is gone): the page goes to sign-in either way.
+    }
+    stop();
+    onSignedOut('You are signed out.');
+  }
+
+  connect();
+  refreshCounts();
+  show();
+  return { stop };
+}
