@@ -25,12 +25,14 @@ fn spec(source: &str, target: &str, fstype: &str, flags: MsFlags, data: Option<&
 }
 
 /// The table, in order (DESIGN/contract: proc, sysfs, devtmpfs, devpts, /dev/shm, /run,
-/// cgroup2, /tmp; /state and /var are handled by `apply_state`).
-pub fn table() -> Vec<MountSpec> {
+/// cgroup2, /tmp; /state and /var are handled by `apply_state`). `efi` adds efivarfs
+/// (the machine booted through UEFI: `/sys/firmware/efi` exists), which cairnd needs to
+/// read systemd-boot's boot-counting variables and bless the boot.
+pub fn table(efi: bool) -> Vec<MountSpec> {
     let ns = MsFlags::MS_NOSUID;
     let nsd = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
     let nsde = nsd | MsFlags::MS_NOEXEC;
-    vec![
+    let mut table = vec![
         spec("proc", "/proc", "proc", nsde, None),
         spec("sysfs", "/sys", "sysfs", nsde, None),
         spec("devtmpfs", "/dev", "devtmpfs", ns, Some("mode=0755")),
@@ -51,7 +53,22 @@ pub fn table() -> Vec<MountSpec> {
             Some("nsdelegate"),
         ),
         spec("tmpfs", "/tmp", "tmpfs", nsd, Some("mode=1777")),
-    ]
+    ];
+    if efi {
+        table.push(spec(
+            "efivarfs",
+            "/sys/firmware/efi/efivars",
+            "efivarfs",
+            nsde,
+            None,
+        ));
+    }
+    table
+}
+
+/// Whether the running system booted through UEFI (checked after /sys is mounted).
+pub fn booted_with_efi() -> bool {
+    Path::new("/sys/firmware/efi").is_dir()
 }
 
 /// Mount syscalls and the checks around them.
@@ -313,7 +330,7 @@ mod tests {
         r.mounted.insert("/proc".into());
         r.mounted.insert("/dev".into());
         r.fail.insert("/sys/fs/cgroup".into());
-        let p = apply(&mut r, &table());
+        let p = apply(&mut r, &table(false));
         let mounts: Vec<&String> = r.calls.iter().filter(|c| c.starts_with("mount")).collect();
         assert_eq!(
             mounts,
@@ -397,5 +414,15 @@ mod tests {
             mountpoints(t),
             vec![PathBuf::from("/"), "/state".into(), "/my dir".into()]
         );
+    }
+
+    #[test]
+    fn efi_adds_efivarfs_last() {
+        assert!(table(false).iter().all(|m| m.fstype != "efivarfs"));
+        let t = table(true);
+        let last = t.last().expect("table is not empty");
+        assert_eq!(last.fstype, "efivarfs");
+        assert_eq!(last.target, Path::new("/sys/firmware/efi/efivars"));
+        assert_eq!(t.len(), table(false).len() + 1);
     }
 }

@@ -195,7 +195,7 @@ fn signal_fd() -> nix::Result<SignalFd> {
 /// Runs stage 2. Never returns: ends in reboot(2) (in a PID namespace, that ends PID 1).
 pub fn run(settings: Settings) -> ! {
     let mount_problems = if settings.system {
-        let p = mounts::apply(&mut RealMountOps, &mounts::table());
+        let p = mounts::apply(&mut RealMountOps, &mounts::table(mounts::booted_with_efi()));
         let _ = crate::console::setup(&settings.console);
         p
     } else {

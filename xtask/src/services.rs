@@ -130,7 +130,7 @@ mod tests {
                 "udevd"
             ]
         );
-        assert_eq!(by_name("cairnd").requires, ["journald", "udev-trigger"]);
+        assert_eq!(by_name("cairnd").requires, ["journald"]);
         assert_eq!(by_name("udevd").requires, ["journald"]);
         assert_eq!(by_name("udev-trigger").requires, ["udevd"]);
         let lab = by_name("lab-shell");

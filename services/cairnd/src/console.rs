@@ -93,8 +93,10 @@ pub fn format_block(info: &SetupInfo) -> String {
     s
 }
 
-/// Read addresses until at least one URL can be formed or `wait` has passed.
-/// Returns the usable addresses, the URLs, and whether it gave up.
+/// Read addresses until an IPv4 URL can be formed (a DHCPv4 lease usually arrives a few
+/// seconds after IPv6 autoconfiguration, and IPv4 is what admins type) or `wait` has passed.
+/// Returns the usable addresses, the URLs (whatever exists at the deadline, IPv6 included),
+/// and whether it gave up without any URL.
 pub async fn wait_for_urls(
     source: &dyn AddressSource,
     listeners: &[SocketAddr],
@@ -103,33 +105,75 @@ pub async fn wait_for_urls(
     let deadline = Instant::now() + wait;
     let mut announced = false;
     loop {
-        let addrs = match source.addresses() {
-            Ok(a) => usable(a),
-            Err(e) => {
-                tracing::warn!("cannot list network addresses: {e}");
-                Vec::new()
-            }
-        };
+        let addrs = read_usable(source);
         let u = urls(listeners, &addrs);
-        if !u.is_empty() {
+        let has_v4_url = addrs.iter().any(IpAddr::is_ipv4) && !u.is_empty();
+        if has_v4_url || (!u.is_empty() && !listeners.iter().any(SocketAddr::is_ipv4)) {
             return (addrs, u, false);
         }
         let now = Instant::now();
         if now >= deadline {
-            tracing::warn!(
-                "no network address within {} s; printing the setup block without a URL",
-                wait.as_secs()
-            );
-            return (addrs, u, true);
+            if u.is_empty() {
+                tracing::warn!(
+                    "no network address within {} s; printing the setup block without a URL",
+                    wait.as_secs()
+                );
+            } else {
+                tracing::warn!(
+                    "no IPv4 address within {} s; printing the setup block with {}",
+                    wait.as_secs(),
+                    u.join(" ")
+                );
+            }
+            let gave_up = u.is_empty();
+            return (addrs, u, gave_up);
         }
         if !announced {
             tracing::info!(
-                "no network address yet (DHCP may be running); waiting up to {} s for one",
+                "no IPv4 address yet (DHCP may be running); waiting up to {} s for one",
                 wait.as_secs()
             );
             announced = true;
         }
         tokio::time::sleep(POLL.min(deadline - now)).await;
+    }
+}
+
+/// How often addresses are re-read after the block was printed.
+pub const WATCH_POLL: Duration = Duration::from_secs(2);
+
+/// The node's usable addresses now (an error is logged and counts as none).
+fn read_usable(source: &dyn AddressSource) -> Vec<IpAddr> {
+    match source.addresses() {
+        Ok(a) => usable(a),
+        Err(e) => {
+            tracing::warn!("cannot list network addresses: {e}");
+            Vec::new()
+        }
+    }
+}
+
+/// The new address list if it differs from what the block last showed.
+pub fn changed(shown: &[IpAddr], now: Vec<IpAddr>) -> Option<Vec<IpAddr>> {
+    (now != shown).then_some(now)
+}
+
+/// After the block was printed: re-read addresses and call `reprint` with the new addresses
+/// and URLs whenever they change (a lease arrives late or changes), until the task is
+/// aborted (setup completes or cairnd stops).
+pub async fn watch_addresses(
+    source: &dyn AddressSource,
+    listeners: &[SocketAddr],
+    mut shown: Vec<IpAddr>,
+    mut reprint: impl FnMut(Vec<IpAddr>, Vec<String>),
+) {
+    loop {
+        tokio::time::sleep(WATCH_POLL).await;
+        if let Some(now) = changed(&shown, read_usable(source)) {
+            let u = urls(listeners, &now);
+            reprint(now.clone(), u);
+            shown = now;
+        }
     }
 }
 
@@ -267,5 +311,57 @@ mod tests {
         std::fs::write(&p, "earlier\n").unwrap();
         print(&p, "block\n");
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "earlier\nblock\n");
+    }
+
+    struct V6ThenV4 {
+        calls: AtomicUsize,
+        v4_after: usize,
+    }
+
+    impl AddressSource for V6ThenV4 {
+        fn addresses(&self) -> std::io::Result<Vec<IpAddr>> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst);
+            let mut v = vec![ip("fec0::5054:ff:fe12:3456")];
+            if n >= self.v4_after {
+                v.push(ip("10.0.2.15"));
+            }
+            Ok(v)
+        }
+    }
+
+    #[tokio::test]
+    async fn prefers_ipv4_over_an_earlier_ipv6_address() {
+        let src = V6ThenV4 {
+            calls: AtomicUsize::new(0),
+            v4_after: 3,
+        };
+        let listeners = [sa("0.0.0.0:443"), sa("[::]:443")];
+        let (addrs, u, gave_up) = wait_for_urls(&src, &listeners, Duration::from_secs(5)).await;
+        assert!(!gave_up);
+        assert_eq!(addrs[0], ip("10.0.2.15"));
+        assert_eq!(u[0], "https://10.0.2.15/");
+        assert_eq!(src.calls.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn ipv6_only_is_printed_at_the_deadline() {
+        let src = V6ThenV4 {
+            calls: AtomicUsize::new(0),
+            v4_after: usize::MAX,
+        };
+        let listeners = [sa("0.0.0.0:443"), sa("[::]:443")];
+        let (_, u, gave_up) = wait_for_urls(&src, &listeners, Duration::from_millis(600)).await;
+        assert!(!gave_up, "an IPv6 URL exists");
+        assert_eq!(u, vec!["https://[fec0::5054:ff:fe12:3456]/"]);
+    }
+
+    #[test]
+    fn change_detection() {
+        let shown = vec![ip("fec0::1")];
+        assert_eq!(changed(&shown, vec![ip("fec0::1")]), None);
+        assert_eq!(
+            changed(&shown, vec![ip("10.0.2.15"), ip("fec0::1")]),
+            Some(vec![ip("10.0.2.15"), ip("fec0::1")])
+        );
     }
 }

@@ -103,6 +103,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             let code = code.code().to_string();
             let console_path = cfg.console.clone();
             let wait = cfg.address_wait;
+            let state_dir = cfg.state_dir.clone();
             async move {
                 let (addresses, urls, gave_up) =
                     console::wait_for_urls(&SystemAddresses, &bound, wait).await;
@@ -119,6 +120,27 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
                     "setup block printed (node not set up yet): {}",
                     info.urls.join(" ")
                 );
+                let shown = info.addresses.clone();
+                console::watch_addresses(&SystemAddresses, &bound, shown, |addresses, urls| {
+                    if matches!(
+                        setup_code::setup_state(&state_dir),
+                        Ok(setup_code::SetupState::Claimed)
+                    ) {
+                        return; // set up meanwhile: the code is no longer shown
+                    }
+                    let info = console::SetupInfo {
+                        addresses,
+                        urls,
+                        gave_up_after: None,
+                        ..info.clone()
+                    };
+                    console::print(&console_path, &console::format_block(&info));
+                    tracing::info!(
+                        "network addresses changed; setup block printed again: {}",
+                        info.urls.join(" ")
+                    );
+                })
+                .await;
             }
         })),
     };
