@@ -307,7 +307,14 @@ mod tests {
 
     #[test]
     fn unknown_path_is_not_found() {
-        for p in ["/api/v1", "/api/v1/healthz", "/api/v2/health", "", "/ui", "/ui/a/b"] {
+        for p in [
+            "/api/v1",
+            "/api/v1/healthz",
+            "/api/v2/health",
+            "",
+            "/ui",
+            "/ui/a/b",
+        ] {
             let e = op(Method::GET, p).unwrap_err();
             assert_eq!(e.code, "not_found", "{p}");
         }

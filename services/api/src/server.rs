@@ -496,16 +496,28 @@ mod tests {
         let s = start().await;
         for claimed in [false, true] {
             for (path, ct, needle) in [
-                ("/", "text/html; charset=utf-8", "<script type=\"module\" src=\"/ui/app.js\">"),
+                (
+                    "/",
+                    "text/html; charset=utf-8",
+                    "<script type=\"module\" src=\"/ui/app.js\">",
+                ),
                 ("/ui/app.js", "text/javascript; charset=utf-8", "import"),
-                ("/ui/setup.js", "text/javascript; charset=utf-8", "export function renderSetup"),
+                (
+                    "/ui/setup.js",
+                    "text/javascript; charset=utf-8",
+                    "export function renderSetup",
+                ),
                 ("/ui/style.css", "text/css; charset=utf-8", ":root"),
                 ("/ui/icon.svg", "image/svg+xml", "<svg"),
             ] {
                 let r = s.get(path).await;
                 assert_eq!(r.status, 200, "{path} (claimed: {claimed})");
                 assert_eq!(r.header_all("content-type"), vec![ct], "{path}");
-                assert_eq!(r.header_all("content-security-policy"), vec![ui::CSP], "{path}");
+                assert_eq!(
+                    r.header_all("content-security-policy"),
+                    vec![ui::CSP],
+                    "{path}"
+                );
                 assert!(ui::CSP.starts_with("default-src 'self'"));
                 assert_eq!(r.header_all("cache-control"), vec!["no-cache"], "{path}");
                 assert_eq!(r.header_all("x-frame-options"), vec!["DENY"], "{path}");
@@ -528,11 +540,19 @@ mod tests {
             }
             let r = s.get("/api/v1/timezones").await;
             assert_eq!(r.status, 200, "{:?}", r.json());
-            assert_eq!(r.json()["zones"], json!([]), "the test system has no tz database");
+            assert_eq!(
+                r.json()["zones"],
+                json!([]),
+                "the test system has no tz database"
+            );
             let r = s.call(ClientRequest::new(Method::POST, "/")).await;
             assert_eq!(r.status, 405);
             if !claimed {
-                assert_eq!(s.get("/api/v1/tasks").await.status, 403, "the gate still holds");
+                assert_eq!(
+                    s.get("/api/v1/tasks").await.status,
+                    403,
+                    "the gate still holds"
+                );
                 set_up(&s).await;
             }
         }

@@ -63,10 +63,8 @@ pub const ASSETS: &[Asset] = &[
 fn etags() -> &'static HashMap<&'static str, String> {
     static TAGS: OnceLock<HashMap<&'static str, String>> = OnceLock::new();
     TAGS.get_or_init(|| {
-        let mut m: HashMap<&'static str, String> = ASSETS
-            .iter()
-            .map(|a| (a.name, etag_of(a.body)))
-            .collect();
+        let mut m: HashMap<&'static str, String> =
+            ASSETS.iter().map(|a| (a.name, etag_of(a.body))).collect();
         m.insert("", etag_of(INDEX.as_bytes()));
         m
     })
@@ -181,6 +179,23 @@ mod tests {
     }
 
     #[test]
+    fn ui_paths_pass_the_setup_gate() {
+        for p in ["/", "/ui/app.js", "/ui/", "/ui/missing.js", "/ui/a/b"] {
+            assert!(is_ui_path(p), "{p}");
+        }
+        for p in [
+            "/api/v1/tasks",
+            "/index.html",
+            "/favicon.ico",
+            "/uix/app.js",
+            "/ui",
+            "",
+        ] {
+            assert!(!is_ui_path(p), "{p}");
+        }
+    }
+
+    #[test]
     fn no_inline_script_or_style_or_remote_url() {
         for (name, text) in std::iter::once(("index.html", INDEX)).chain(
             ASSETS
@@ -197,7 +212,10 @@ mod tests {
                 assert!(!text.contains("<script>"), "{name}: inline script");
             }
             if name.ends_with(".js") {
-                assert!(!text.contains("innerHTML"), "{name}: build DOM nodes instead");
+                assert!(
+                    !text.contains("innerHTML"),
+                    "{name}: build DOM nodes instead"
+                );
             }
         }
     }

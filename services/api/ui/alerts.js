@@ -26,7 +26,7 @@ export async function renderAlerts(main) {
       return;
     }
     active.replaceChildren(list.active.length === 0
-      ? emptyState('No active alerts', 'Everything Cairn watches is fine. Problems with disks, pools, the network or VMs show up here and are sent to your alert channels.')
+      ? emptyState('No active alerts', 'Nothing needs your attention. Problems with disks, pools, the network or VMs show up here and are sent to your alert channels.')
       : h('ul', { class: 'list' }, list.active.map((a) => h('li', { class: `list-row alert-${a.level}` },
         badge(TONE[a.level], LABEL[a.level]),
         h('div', { class: 'grow' }, h('p', { class: 'row-title' }, a.message), h('p', { class: 'muted mono small' }, a.key)),

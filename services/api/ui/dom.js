@@ -42,12 +42,15 @@ export function badge(tone, text) {
   return h('span', { class: `badge badge-${tone}` }, text);
 }
 
-/** A progress bar 0–100 (width set through the CSSOM, which the CSP allows). */
-export function progressBar(value, tone = 'info') {
+/**
+ * A progress bar 0–100 (width set through the CSSOM, which the CSP allows); `indeterminate`
+ * animates it while a running task has not reported progress yet.
+ */
+export function progressBar(value, tone = 'info', indeterminate = false) {
   const fill = h('div', { class: `bar-fill bar-${tone}` });
   fill.style.width = `${Math.max(0, Math.min(100, value))}%`;
   return h('div', {
-    class: 'bar', role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': 100,
+    class: indeterminate ? 'bar bar-indeterminate' : 'bar', role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': 100,
     'aria-valuenow': value,
   }, fill);
 }

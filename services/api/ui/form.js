@@ -12,6 +12,12 @@ export function field(name, label, input, hint) {
   input.name = name;
   const error = h('p', { class: 'field-error', id: `${id}-error`, role: 'alert', hidden: true });
   input.setAttribute('aria-describedby', `${id}-error${hint ? ` ${id}-hint` : ''}`);
+  // Editing a field clears its error (a rate-limit wait keeps counting down).
+  input.addEventListener('input', () => {
+    if (error.classList.contains('wait')) return;
+    error.hidden = true;
+    input.removeAttribute('aria-invalid');
+  });
   return h('div', { class: 'field', 'data-field': name },
     h('label', { for: id }, label),
     input,

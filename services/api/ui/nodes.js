@@ -48,10 +48,10 @@ export async function renderNodes(main) {
         : h('ul', { class: 'list' },
           failed.map((f) => h('li', { class: 'list-row' },
             badge('warning', 'Fell back'),
-            h('span', {}, `Slot ${String(f.slot || '?').toUpperCase()} (${f.entry}) failed to boot after ${f.tries} ${f.tries === 1 ? 'try' : 'tries'}`))),
+            h('span', { class: 'grow' }, `Slot ${String(f.slot || '?').toUpperCase()} (${f.entry}) failed to boot after ${f.tries} ${f.tries === 1 ? 'try' : 'tries'}`))),
           stage1.map((f) => h('li', { class: 'list-row' },
             badge('critical', 'Early boot'),
-            h('span', {}, `Slot ${String(f.slot || '?').toUpperCase()}: ${f.reason}`),
+            h('span', { class: 'grow' }, `Slot ${String(f.slot || '?').toUpperCase()}: ${f.reason}`),
             f.time ? h('span', { class: 'muted when' }, typeof f.time === 'number' ? exact(f.time) : String(f.time)) : null)))),
     emptyState('Only this node so far',
       'Other nodes appear here once this node creates or joins a cluster (arrives with clustering).'));

@@ -7,7 +7,7 @@ import { busy, clearErrors, countdown, field, formError, sentence, showError } f
 
 const STEPS = [
   { id: 'code', title: 'Setup code' },
-  { id: 'password', title: 'Admin password' },
+  { id: 'password', title: 'Password' },
   { id: 'hostname', title: 'Node name' },
   { id: 'time', title: 'Time' },
   { id: 'review', title: 'Review' },
@@ -166,12 +166,13 @@ export function renderSetup(root, { status, health, onDone }) {
       meter.classList.toggle('ok', n >= MIN_PASSWORD);
     };
     pw.addEventListener('input', update);
+    const pwField = field('password', 'Password', pw, `At least ${MIN_PASSWORD} characters. Length matters most: a few unrelated words make a strong password that is easy to type.`);
+    pw.after(meter);
     return stepForm({
       title: 'Choose the admin password',
       intro: 'You sign in as admin with this password, in this page and with cairnctl.',
       fields: [
-        field('password', 'Password', pw, `At least ${MIN_PASSWORD} characters. Length matters most: a few unrelated words make a strong password that is easy to type.`),
-        meter,
+        pwField,
         field('confirm', 'Repeat the password', confirm),
       ],
       extra: isSet ? h('p', { class: 'notice' }, 'A password is already saved. Leave both fields empty to keep it, or enter a new one.') : null,
@@ -237,7 +238,7 @@ export function renderSetup(root, { status, health, onDone }) {
       intro: 'Logs, alerts and schedules (scrubs, self-tests) use the node’s time zone. NTP keeps the clock right.',
       fields: [
         field('timezone', 'Time zone', tz, wiz.zones && wiz.zones.length
-          ? `Preselected from this browser (${browserZone()}) when the node knows it.`
+          ? `Preselected from this browser’s time zone (${browserZone()}) when the node knows it.`
           : 'A name from the tz database, e.g. Europe/Berlin, America/New_York or UTC.'),
         field('servers', 'NTP servers', ntp, 'One host name or IP address per line, at most 8. Leave empty only if the node cannot reach any time server.'),
       ],

@@ -71,30 +71,48 @@ export function renderShell(root, { health, me, onSignedOut }) {
     nav.querySelectorAll('a').forEach((a) => {
       const here = a.dataset.section === s.id;
       a.classList.toggle('active', here);
-      if (here) a.setAttribute('aria-current', 'page');
+      if (here) {
+        a.setAttribute('aria-current', 'page');
+        // On a phone the sections are a scrolling row: keep the current one in sight.
+        a.scrollIntoView({ block: 'nearest', inline: 'nearest' });
+      }
       else a.removeAttribute('aria-current');
     });
     main.replaceChildren();
+    refreshCounts();
     document.title = `${s.title} · ${hostname.textContent || 'Cairn'}`;
     const c = await s.render(main);
     if (typeof c === 'function') cleanup = c;
   }
 
-  function setHealth(hl, reachable) {
-    if (!reachable) {
+  // The header's verdict: unreachable, critical or warning alerts, an unconfirmed boot, or
+  // healthy. It follows /api/v1/health (every 30 s) and the active alerts (live).
+  let lastHealth = health;
+  let active = [];
+  function drawHealth() {
+    if (!lastHealth) {
       replace(healthBadge, badge('critical', 'Unreachable'));
       return;
     }
-    hostname.textContent = hl.hostname;
-    replace(healthBadge, hl.status === 'ok'
-      ? (hl.boot.blessed || !hl.boot.slot ? badge('ok', 'Healthy') : badge('warning', 'Boot not confirmed'))
-      : badge('critical', hl.status));
+    hostname.textContent = lastHealth.hostname;
+    const critical = active.filter((a) => a.level === 'critical').length;
+    const warning = active.filter((a) => a.level === 'warning').length;
+    const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
+    let b;
+    if (lastHealth.status !== 'ok') b = badge('critical', lastHealth.status);
+    else if (critical) b = badge('critical', plural(critical, 'critical alert'));
+    else if (warning) b = badge('warning', plural(warning, 'warning'));
+    else if (lastHealth.boot.slot && !lastHealth.boot.blessed) b = badge('warning', 'Boot not confirmed');
+    else b = badge('ok', 'Healthy');
+    replace(healthBadge, h('a', { href: '#/alerts', class: 'health-link' }, b));
   }
-  setHealth(health, !!health);
+  drawHealth();
 
   async function refreshCounts() {
     try {
       const [alerts, tasks] = await Promise.all([get('/api/v1/alerts'), get('/api/v1/tasks')]);
+      active = alerts.active;
+      drawHealth();
       setCount('alerts', alerts.active.length, alerts.active.some((a) => a.level === 'critical') ? 'critical' : 'warning');
       setCount('tasks', tasks.tasks.filter((t) => t.state === 'running').length, 'info');
     } catch {
@@ -109,10 +127,13 @@ export function renderShell(root, { health, me, onSignedOut }) {
 
   const timers = [setInterval(async () => {
     try {
-      setHealth(await api('GET', '/api/v1/health'), true);
+      lastHealth = await api('GET', '/api/v1/health');
     } catch {
-      setHealth(null, false);
+      lastHealth = null;
     }
+    drawHealth();
+    // Also notices a session that ended (the sign-in page then says so).
+    refreshCounts();
   }, 30000)];
   const offs = [
     on('status', (up) => {
@@ -124,6 +145,8 @@ export function renderShell(root, { health, me, onSignedOut }) {
   ];
   const onHash = () => show();
   window.addEventListener('hashchange', onHash);
+  const onResize = () => nav.querySelector('a.active')?.scrollIntoView({ block: 'nearest', inline: 'nearest' });
+  window.addEventListener('resize', onResize);
 
   function stop() {
     stopped = true;
@@ -131,6 +154,7 @@ export function renderShell(root, { health, me, onSignedOut }) {
     timers.forEach(clearInterval);
     offs.forEach((off) => off());
     window.removeEventListener('hashchange', onHash);
+    window.removeEventListener('resize', onResize);
     disconnect();
   }
 
@@ -146,7 +170,6 @@ export function renderShell(root, { health, me, onSignedOut }) {
   }
 
   connect();
-  refreshCounts();
   show();
   return { stop };
 }

@@ -19,7 +19,8 @@ function row(t) {
       badge(tone, label)),
     h('p', { class: 'task-msg' }, t.message),
     h('div', { class: 'task-progress' },
-      progressBar(t.progress, tone === 'critical' ? 'critical' : tone === 'ok' ? 'ok' : 'info'),
+      progressBar(t.progress, tone === 'critical' ? 'critical' : tone === 'ok' ? 'ok' : 'info',
+        t.state === 'running' && t.progress === 0),
       h('span', { class: 'pct' }, `${t.progress} %`)),
     h('p', { class: 'muted small', title: exact(t.created) }, `Started ${when(t.created)} · #${t.id}`));
 }

@@ -1,0 +1,30 @@
+#!/bin/sh
+# Browser test of the web UI: installs what is missing (Debian's Chromium, the pinned
+# playwright-core), builds cairnd (debug) and runs the test with node's test runner.
+# Screenshots go to build/ui-results/ (UI_RESULTS overrides); cairnd's log is kept there too.
+# Usage: services/api/ui-tests/run.sh
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../../.." && pwd)
+chromium=${CHROMIUM:-/usr/bin/chromium}
+
+if [ ! -x "$chromium" ]; then
+    echo "ui-tests: installing Debian's chromium" >&2
+    if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q chromium
+fi
+command -v node >/dev/null || { echo "ui-tests: node (>= 20) is needed" >&2; exit 1; }
+
+cd "$here"
+want=$(node -p "require('./package.json').dependencies['playwright-core']")
+have=$(node -p "try { require('./node_modules/playwright-core/package.json').version } catch { '' }")
+if [ "$want" != "$have" ]; then
+    npm ci --no-audit --no-fund
+fi
+
+if [ -z "${CAIRND:-}" ]; then
+    (cd "$repo" && cargo build -p cairnd)
+fi
+
+exec node --test --test-concurrency=1 setup.test.mjs
