@@ -25,6 +25,10 @@ pub const FAST_PHASES: &[(&str, &[&str])] = &[
     ("unit + host tests", &["nextest", "run", "--workspace"]),
 ];
 
+/// The browser test of the web UI (Debian's Chromium driven by playwright-core against a
+/// local cairnd), relative to the repository root; it installs what it is missing.
+pub const UI_PHASE: (&str, &str) = ("web UI (Chromium)", "services/api/ui-tests/run.sh");
+
 /// The lab phase after the image: every scenario runs, so one failure does not hide others.
 pub const LAB_PHASE: (&str, &[&str]) = (
     "lab scenarios (QEMU)",
@@ -61,6 +65,10 @@ fn run_phases(runner: &mut dyn Runner, paths: &Paths, phases: &mut Phases) -> Re
     for phase in FAST_PHASES {
         cargo_phase(runner, phases, *phase)?;
     }
+    let ui_script = paths.root.join(UI_PHASE.1);
+    phases.run(UI_PHASE.0, || {
+        runner.run(&ToolCommand::new(&ui_script.display().to_string()))
+    })?;
     let info = pipeline::run(
         runner,
         &mut SystemRunner,
@@ -103,6 +111,7 @@ mod tests {
             ]
         );
         assert_eq!(FAST_PHASES.len(), 3);
+        assert!(Paths::from_manifest_dir().root.join(UI_PHASE.1).is_file());
         assert!(FAST_PHASES[1].1.ends_with(&["-D", "warnings"]));
     }
 }

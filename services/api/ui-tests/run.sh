@@ -14,7 +14,12 @@ if [ ! -x "$chromium" ]; then
     $sudo apt-get update -q
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q chromium
 fi
-command -v node >/dev/null || { echo "ui-tests: node (>= 20) is needed" >&2; exit 1; }
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "ui-tests: installing Debian's nodejs and npm" >&2
+    if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q nodejs npm
+fi
 
 cd "$here"
 want=$(node -p "require('./package.json').dependencies['playwright-core']")
@@ -27,4 +32,4 @@ if [ -z "${CAIRND:-}" ]; then
     (cd "$repo" && cargo build -p cairnd)
 fi
 
-exec node --test --test-concurrency=1 setup.test.mjs
+exec node --test setup.test.mjs
