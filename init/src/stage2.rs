@@ -194,6 +194,11 @@ fn signal_fd() -> nix::Result<SignalFd> {
 
 /// Runs stage 2. Never returns: ends in reboot(2) (in a PID namespace, that ends PID 1).
 pub fn run(settings: Settings) -> ! {
+    if settings.system {
+        // Stage 1 executes us as /sbin/init; name the process after what it is, so
+        // `ps` and /proc/1/comm say cairn-init.
+        let _ = nix::sys::prctl::set_name(c"cairn-init");
+    }
     let mount_problems = if settings.system {
         let p = mounts::apply(&mut RealMountOps, &mounts::table(mounts::booted_with_efi()));
         let _ = crate::console::setup(&settings.console);
