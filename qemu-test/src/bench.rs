@@ -267,23 +267,7 @@ impl BenchReport {
 
     /// Like for like: journald + udevd ready under cairn-init over the same under systemd.
     pub fn ratio_services(&self) -> f64 {
-        let c = median(
-            self.cairn
-                .iter()
-                .map(|r| r.switch_to_journald_udevd)
-                .collect(),
-        );
-        let s = median(
-            self.systemd
-                .iter()
-                .map(|r| r.switch_to_journald_udevd)
-                .collect(),
-        );
-        if s.is_zero() {
-            f64::NAN
-        } else {
-            c.as_secs_f64() / s.as_secs_f64()
-        }
+        self.ratio_of(|r| r.switch_to_journald_udevd)
     }
 
     /// Rows: (figure, median, all runs).
