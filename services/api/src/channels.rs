@@ -11,6 +11,7 @@ use crate::state::ApiState;
 use crate::store::{self, StoreError};
 use crate::tasks::Task;
 use crate::{validate, webhook};
+use cairn_core::boot::error_chain;
 use hyper::{Response, StatusCode};
 use rustls::ClientConfig;
 use std::collections::BTreeMap;
@@ -191,18 +192,6 @@ async fn send(state: &ApiState, kind: Kind, a: &Alert, test: bool) -> Result<(),
                 .map_err(|e| error_chain(&e))
         }
     }
-}
-
-/// An error and its causes on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// Deliver every alert change to the enabled channels whose level it reaches, until the
