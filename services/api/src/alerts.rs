@@ -121,6 +121,17 @@ impl AlertRegistry {
     }
 }
 
+/// Domains (storage, SMART, network, VMs) raise and clear alerts through this trait.
+impl cairn_core::alert::AlertSink for AlertRegistry {
+    fn raise(&self, key: &str, level: AlertLevel, message: &str) -> bool {
+        AlertRegistry::raise(self, key, level, message)
+    }
+
+    fn clear(&self, key: &str, message: &str) -> bool {
+        AlertRegistry::clear(self, key, message)
+    }
+}
+
 /// Order of levels: info < warning < critical.
 pub fn severity(l: AlertLevel) -> u8 {
     match l {

@@ -21,14 +21,7 @@ pub const MAX_STREAMS: usize = 64;
 /// A comment line is sent this often so proxies and clients see the stream is alive.
 pub const KEEPALIVE: Duration = Duration::from_secs(15);
 
-/// How serious an alert is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AlertLevel {
-    Info,
-    Warning,
-    Critical,
-}
+pub use cairn_core::alert::AlertLevel;
 
 /// Whether an alert condition began or ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -1,26 +1,84 @@
-//! The OpenAPI 3 spec kept beside the code (`services/api/openapi.json`), served as is.
+//! The OpenAPI 3 spec kept beside the code: `services/api/openapi.json` (the core) plus one
+//! fragment per domain in `services/api/openapi/`, merged once and served.
 
 use crate::response::{build, full, Body};
 use hyper::{Response, StatusCode};
+use std::sync::OnceLock;
 
-/// The spec, compiled into the binary.
-pub const SPEC: &str = include_str!("../openapi.json");
+/// The core's spec, compiled into the binary.
+pub const CORE: &str = include_str!("../openapi.json");
+
+/// Each domain's fragment: `{"paths": {...}, "components": {"schemas": {...}}}`.
+pub const FRAGMENTS: &[(&str, &str)] = &[
+    ("storage", include_str!("../openapi/storage.json")),
+    ("shares", include_str!("../openapi/shares.json")),
+    ("smart", include_str!("../openapi/smart.json")),
+    ("network", include_str!("../openapi/network.json")),
+    ("vms", include_str!("../openapi/vms.json")),
+];
+
+/// Merge the fragments' paths and schemas into the core document. A name defined twice is
+/// an error (a test runs this, so a clash fails CI rather than the daemon).
+pub fn merge(core: &str, fragments: &[(&str, &str)]) -> Result<serde_json::Value, String> {
+    let mut doc: serde_json::Value =
+        serde_json::from_str(core).map_err(|e| format!("openapi.json: {e}"))?;
+    for (name, text) in fragments {
+        let frag: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("openapi/{name}.json: {e}"))?;
+        for (section, pointer) in [("paths", "/paths"), ("schemas", "/components/schemas")] {
+            let Some(items) = frag.pointer(pointer).and_then(|v| v.as_object()) else {
+                continue;
+            };
+            let target = doc
+                .pointer_mut(pointer)
+                .and_then(|v| v.as_object_mut())
+                .ok_or_else(|| format!("openapi.json has no {pointer}"))?;
+            for (k, v) in items {
+                if target.insert(k.clone(), v.clone()).is_some() {
+                    return Err(format!("openapi/{name}.json redefines {section} `{k}`"));
+                }
+            }
+        }
+    }
+    Ok(doc)
+}
+
+/// The merged spec as served.
+pub fn spec() -> &'static str {
+    static SPEC: OnceLock<String> = OnceLock::new();
+    SPEC.get_or_init(|| match merge(CORE, FRAGMENTS) {
+        Ok(v) => v.to_string(),
+        Err(e) => {
+            tracing::error!("serving the core OpenAPI spec only: {e}");
+            CORE.to_string()
+        }
+    })
+}
 
 /// Handle `GET /api/v1/openapi.json`.
 pub fn get() -> Response<Body> {
-    build(StatusCode::OK, "application/json", full(SPEC))
+    build(StatusCode::OK, "application/json", full(spec()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::router::ROUTES;
+    use crate::router::all_routes;
     use std::collections::BTreeSet;
 
     const METHODS: &[&str] = &["get", "put", "post", "delete", "patch", "head", "options"];
 
     fn spec() -> serde_json::Value {
-        serde_json::from_str(SPEC).expect("openapi.json is JSON")
+        merge(CORE, FRAGMENTS).expect("the spec and its fragments merge")
+    }
+
+    #[test]
+    fn a_fragment_may_not_redefine_a_name() {
+        let core = r#"{"paths": {"/a": {}}, "components": {"schemas": {"A": {}}}}"#;
+        let e = merge(core, &[("x", r#"{"paths": {"/a": {}}}"#)]).unwrap_err();
+        assert!(e.contains("redefines paths `/a`"), "{e}");
+        let e = merge(core, &[("x", r#"{"components": {"schemas": {"A": {}}}}"#)]).unwrap_err();
+        assert!(e.contains("redefines schemas `A`"), "{e}");
     }
 
     #[test]
@@ -43,8 +101,7 @@ mod tests {
                 }
             }
         }
-        let in_router: BTreeSet<(String, String)> = ROUTES
-            .iter()
+        let in_router: BTreeSet<(String, String)> = all_routes()
             .flat_map(|r| {
                 r.methods
                     .iter()

@@ -1,4 +1,4 @@
-//! One request as handlers see it: client address, headers, body, path parameter, user.
+//! One request as handlers see it: client address, headers, body, path parameters, user.
 
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -14,8 +14,8 @@ pub struct Ctx<'a> {
     pub method: Method,
     pub headers: HeaderMap,
     pub body: Bytes,
-    /// The `{…}` segment of the route, if it has one.
-    pub param: Option<String>,
+    /// The `{…}` segments of the route, in order.
+    pub params: Vec<String>,
     /// The signed-in user, for operations that need one.
     pub principal: Option<Principal>,
 }
@@ -39,9 +39,14 @@ impl Ctx<'_> {
             .ok_or_else(|| ApiError::unauthorized("sign in first"))
     }
 
-    /// The path parameter (empty if the route has none).
+    /// The first path parameter (empty if the route has none).
     pub fn param(&self) -> &str {
-        self.param.as_deref().unwrap_or_default()
+        self.param_at(0)
+    }
+
+    /// Path parameter number `i` (0-based; empty if the route has fewer).
+    pub fn param_at(&self, i: usize) -> &str {
+        self.params.get(i).map(String::as_str).unwrap_or_default()
     }
 }
 

@@ -34,6 +34,16 @@ pub enum Op {
     ListTimezones,
     UiIndex,
     UiAsset,
+    /// Disks, pools, shares, snapshots, volumes (`storage` module).
+    Storage(crate::storage::StorageOp),
+    /// Shares, snapshots, thin volumes, scrubs (`shares` module).
+    Shares(crate::shares::SharesOp),
+    /// SMART detail, self-tests, per-disk settings (`smart` module).
+    Smart(crate::smart::SmartOp),
+    /// Network spec, try/confirm, status (`network` module).
+    Network(crate::network::NetworkOp),
+    /// Virtual machines (`vms` module).
+    Vms(crate::vms::VmOp),
 }
 
 /// Who may call an operation.
@@ -53,6 +63,11 @@ impl Op {
     /// Who may call this operation.
     pub fn access(self) -> Access {
         match self {
+            Op::Storage(o) => o.access(),
+            Op::Shares(o) => o.access(),
+            Op::Smart(o) => o.access(),
+            Op::Network(o) => o.access(),
+            Op::Vms(o) => o.access(),
             Op::GetHealth | Op::GetOpenApi | Op::ListTimezones | Op::UiIndex | Op::UiAsset => {
                 Access::Public
             }
@@ -90,8 +105,24 @@ pub struct Route {
     pub allowed: &'static [&'static str],
 }
 
-/// Every route of the API. The OpenAPI spec must list exactly these (a test checks).
-pub const ROUTES: &[Route] = &[
+/// Every group of routes: the core's and each domain module's. The OpenAPI spec must list
+/// exactly these (a test checks).
+pub const ROUTE_GROUPS: &[&[Route]] = &[
+    CORE_ROUTES,
+    crate::storage::ROUTES,
+    crate::shares::ROUTES,
+    crate::smart::ROUTES,
+    crate::network::ROUTES,
+    crate::vms::ROUTES,
+];
+
+/// Every route of the API, in matching order.
+pub fn all_routes() -> impl Iterator<Item = &'static Route> {
+    ROUTE_GROUPS.iter().flat_map(|g| g.iter())
+}
+
+/// The core's routes (health, spec, tasks, events, alerts, setup, auth, UI).
+pub const CORE_ROUTES: &[Route] = &[
     Route {
         path: "/api/v1/health",
         methods: &[("GET", Op::GetHealth)],
@@ -229,16 +260,16 @@ pub const ROUTES: &[Route] = &[
     },
 ];
 
-/// A routed request: the operation and the value of the path parameter, if any.
+/// A routed request: the operation and the values of the path parameters, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Routed {
     pub op: Op,
-    pub param: Option<String>,
+    pub params: Vec<String>,
 }
 
-/// Match a path against a pattern; returns the parameter segment (if the pattern has one).
-fn matches(pattern: &str, path: &str) -> Option<Option<String>> {
-    let mut param = None;
+/// Match a path against a pattern; returns the parameter segments, in order.
+fn matches(pattern: &str, path: &str) -> Option<Vec<String>> {
+    let mut param = Vec::new();
     let mut p = pattern.split('/');
     let mut s = path.split('/');
     loop {
@@ -248,7 +279,7 @@ fn matches(pattern: &str, path: &str) -> Option<Option<String>> {
                 if ss.is_empty() {
                     return None;
                 }
-                param = Some(ss.to_string());
+                param.push(ss.to_string());
             }
             (Some(pp), Some(ss)) if pp == ss => {}
             _ => return None,
@@ -262,14 +293,13 @@ pub fn route(method: &Method, path: &str) -> Result<Routed, ApiError> {
         Some(p) if !p.is_empty() => p,
         _ => path,
     };
-    let (r, param) = ROUTES
-        .iter()
+    let (r, params) = all_routes()
         .find_map(|r| matches(r.path, trimmed).map(|p| (r, p)))
         .ok_or_else(|| ApiError::not_found(path))?;
     r.methods
         .iter()
         .find(|(m, _)| *m == method.as_str())
-        .map(|(_, op)| Routed { op: *op, param })
+        .map(|(_, op)| Routed { op: *op, params })
         .ok_or_else(|| ApiError::method_not_allowed(method.as_str(), path, r.allowed))
 }
 
@@ -285,7 +315,7 @@ mod tests {
     fn health_routes() {
         let want = Routed {
             op: Op::GetHealth,
-            param: None,
+            params: vec![],
         };
         assert_eq!(op(Method::GET, "/api/v1/health"), Ok(want.clone()));
         assert_eq!(op(Method::GET, "/api/v1/health/"), Ok(want));
@@ -297,7 +327,7 @@ mod tests {
             op(Method::GET, "/api/v1/tasks/17"),
             Ok(Routed {
                 op: Op::GetTask,
-                param: Some("17".into())
+                params: vec!["17".into()]
             })
         );
         assert_eq!(op(Method::GET, "/api/v1/tasks").unwrap().op, Op::ListTasks);
@@ -327,7 +357,7 @@ mod tests {
             op(Method::GET, "/ui/app.js"),
             Ok(Routed {
                 op: Op::UiAsset,
-                param: Some("app.js".into())
+                params: vec!["app.js".into()]
             })
         );
         assert_eq!(Op::UiAsset.access(), Access::Public);
@@ -345,8 +375,25 @@ mod tests {
     }
 
     #[test]
+    fn several_parameters_are_captured_in_order() {
+        assert_eq!(
+            matches("/a/{x}/b/{y}", "/a/1/b/2"),
+            Some(vec!["1".to_string(), "2".to_string()])
+        );
+        assert_eq!(matches("/a/{x}/b/{y}", "/a/1/c/2"), None);
+    }
+
+    #[test]
+    fn no_two_routes_share_a_path() {
+        let mut seen = std::collections::BTreeSet::new();
+        for r in all_routes() {
+            assert!(seen.insert(r.path), "duplicate route {}", r.path);
+        }
+    }
+
+    #[test]
     fn every_route_lists_its_methods() {
-        for r in ROUTES {
+        for r in all_routes() {
             let names: Vec<_> = r.methods.iter().map(|(m, _)| *m).collect();
             assert_eq!(names, r.allowed, "{}", r.path);
         }

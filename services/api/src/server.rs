@@ -251,7 +251,7 @@ where
         method: parts.method,
         headers: parts.headers,
         body,
-        param: routed.param,
+        params: routed.params,
         principal,
     };
     dispatch(&ctx, routed.op).await
@@ -305,6 +305,11 @@ async fn dispatch(ctx: &Ctx<'_>, op: Op) -> Result<Response<Body>, ApiError> {
         Op::ListTimezones => Ok(timezones::get(ctx)),
         Op::UiIndex => Ok(ui::index(ctx)),
         Op::UiAsset => ui::asset(ctx),
+        Op::Storage(o) => crate::storage::handle(ctx, o).await,
+        Op::Shares(o) => crate::shares::handle(ctx, o).await,
+        Op::Smart(o) => crate::smart::handle(ctx, o).await,
+        Op::Network(o) => crate::network::handle(ctx, o).await,
+        Op::Vms(o) => crate::vms::handle(ctx, o).await,
     }
 }
 

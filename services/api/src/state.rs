@@ -42,6 +42,8 @@ pub struct ApiState {
     pub sessions: Arc<Sessions>,
     pub tokens: Arc<Tokens>,
     pub login_limiter: Arc<Backoff>,
+    /// The domains' services (set by the daemon; absent ones answer 503).
+    pub domains: crate::domains::Domains,
 }
 
 impl ApiState {
@@ -67,6 +69,7 @@ impl ApiState {
             sessions: Arc::new(Sessions::default()),
             tokens: Arc::new(Tokens::open(state_dir)?),
             login_limiter: Arc::new(Backoff::new(LOGIN_BACKOFF)),
+            domains: crate::domains::Domains::default(),
         })
     }
 

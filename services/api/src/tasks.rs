@@ -175,6 +175,13 @@ impl TaskHandle {
     }
 }
 
+/// Domains report the progress of long operations through this trait.
+impl cairn_core::alert::Progress for TaskHandle {
+    fn progress(&self, percent: u8, message: &str) {
+        TaskHandle::progress(self, percent, message)
+    }
+}
+
 impl Drop for TaskHandle {
     fn drop(&mut self) {
         if !self.finished {

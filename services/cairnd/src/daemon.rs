@@ -3,7 +3,7 @@
 use crate::addrs::{usable, AddressSource, SystemAddresses};
 use crate::certificate::{self, TlsFiles};
 use crate::cli::{self, Command, Config};
-use crate::{boot_record, console, listen, logging, node, notify, setup_code, system};
+use crate::{boot_record, console, domains, listen, logging, node, notify, setup_code, system};
 use anyhow::Context;
 use cairn_api::{ApiState, Server};
 use cairn_core::bless::RealEspFs;
@@ -61,12 +61,13 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     )));
     let listeners = listen::bind_all(&cfg.listen)?;
     let apply_hostname = system::decide(cfg.apply_hostname);
-    let state = ApiState::open(
+    let mut state = ApiState::open(
         Arc::new(node::Node::new(boot.clone())),
         Arc::new(system::System::new(apply_hostname, cfg.zoneinfo.clone())),
         &cfg.state_dir,
     )
     .context("cannot load the API state")?;
+    domains::start(&mut state, &cfg);
     // Alert changes go out by mail and webhook as configured; ends when the server stops.
     let delivery = cairn_api::channels::spawn_delivery(state.clone());
     let server = Server::new(listeners, cert.config.clone(), state)?;

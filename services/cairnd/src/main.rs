@@ -6,6 +6,7 @@ mod certificate;
 mod cli;
 mod console;
 mod daemon;
+mod domains;
 mod listen;
 mod logging;
 mod node;

@@ -1,9 +1,13 @@
-//! cairn-core: pieces shared by cairnd, cairn-init and the tools (atomic files, boot records).
+//! cairn-core: pieces shared by cairnd, the domains and the tools (atomic files, boot records,
+//! the command runner, alert and progress sinks).
 
+pub mod alert;
 pub mod atomic;
 pub mod bless;
 pub mod boot;
 pub mod cmdline;
+pub mod command;
+pub mod disk;
 pub mod efivar;
 pub mod entry;
 pub mod esp;

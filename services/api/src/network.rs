@@ -1,0 +1,26 @@
+//! The network spec, try mode with confirm or rollback, and link status (backed by cairn-net).
+
+use crate::error::ApiError;
+use crate::request::Ctx;
+use crate::response::Body;
+use crate::router::{Access, Route};
+use hyper::Response;
+
+/// Operations of this resource group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkOp {}
+
+impl NetworkOp {
+    /// Who may call the operation.
+    pub fn access(self) -> Access {
+        match self {}
+    }
+}
+
+/// The routes of this group (the OpenAPI fragment `openapi/network.json` lists the same).
+pub const ROUTES: &[Route] = &[];
+
+/// Run one operation.
+pub async fn handle(_ctx: &Ctx<'_>, op: NetworkOp) -> Result<Response<Body>, ApiError> {
+    match op {}
+}

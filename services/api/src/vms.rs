@@ -1,0 +1,26 @@
+//! Virtual machines: spec, lifecycle, console, clones (backed by cairn-vm).
+
+use crate::error::ApiError;
+use crate::request::Ctx;
+use crate::response::Body;
+use crate::router::{Access, Route};
+use hyper::Response;
+
+/// Operations of this resource group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VmOp {}
+
+impl VmOp {
+    /// Who may call the operation.
+    pub fn access(self) -> Access {
+        match self {}
+    }
+}
+
+/// The routes of this group (the OpenAPI fragment `openapi/vms.json` lists the same).
+pub const ROUTES: &[Route] = &[];
+
+/// Run one operation.
+pub async fn handle(_ctx: &Ctx<'_>, op: VmOp) -> Result<Response<Body>, ApiError> {
+    match op {}
+}

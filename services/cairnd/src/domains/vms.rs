@@ -1,0 +1,9 @@
+//! Starts the vms domain's service and records its handle in the API state.
+
+use crate::cli::Config;
+use cairn_api::ApiState;
+
+/// Start the vms service (not wired yet: its routes answer 503).
+pub fn start(_state: &mut ApiState, _cfg: &Config) -> anyhow::Result<()> {
+    Ok(())
+}

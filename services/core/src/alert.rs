@@ -1,0 +1,99 @@
+//! How domains report alerts and task progress without depending on the API crate.
+
+/// How serious an alert is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertLevel {
+    Info,
+    Warning,
+    Critical,
+}
+
+/// Where a domain raises and clears alerts. The API's alert registry implements it; it
+/// deduplicates (a raise of an already-raised key at the same level is not a change) and
+/// delivers changes by mail and webhook.
+pub trait AlertSink: Send + Sync {
+    /// Raise (or change the level or message of) the condition `key`, e.g. `disk/WWN/smart`.
+    /// Returns whether this was a change.
+    fn raise(&self, key: &str, level: AlertLevel, message: &str) -> bool;
+    /// Clear the condition `key` (a no-op, returning false, when it is not raised).
+    fn clear(&self, key: &str, message: &str) -> bool;
+}
+
+/// Where a long operation reports progress (a task of the API implements it).
+pub trait Progress: Send + Sync {
+    /// Percent done (0–100) and what is happening now.
+    fn progress(&self, percent: u8, message: &str);
+}
+
+/// Discards progress (for callers that do not show it).
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn progress(&self, _percent: u8, _message: &str) {}
+}
+
+/// An alert sink that remembers every call, for tests of domains.
+#[derive(Default)]
+pub struct RecordingAlerts {
+    /// Active conditions: key → (level, message).
+    pub active: std::sync::Mutex<std::collections::BTreeMap<String, (AlertLevel, String)>>,
+    /// Every change, in order: (key, Some(level) for a raise / None for a clear, message).
+    pub changes: std::sync::Mutex<Vec<(String, Option<AlertLevel>, String)>>,
+}
+
+impl RecordingAlerts {
+    /// The level of the active condition `key`, if it is raised.
+    pub fn level(&self, key: &str) -> Option<AlertLevel> {
+        lock(&self.active).get(key).map(|(l, _)| *l)
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl AlertSink for RecordingAlerts {
+    fn raise(&self, key: &str, level: AlertLevel, message: &str) -> bool {
+        let mut active = lock(&self.active);
+        if active.get(key).map(|(l, m)| (*l, m.as_str())) == Some((level, message)) {
+            return false;
+        }
+        active.insert(key.to_string(), (level, message.to_string()));
+        lock(&self.changes).push((key.to_string(), Some(level), message.to_string()));
+        true
+    }
+
+    fn clear(&self, key: &str, message: &str) -> bool {
+        if lock(&self.active).remove(key).is_none() {
+            return false;
+        }
+        lock(&self.changes).push((key.to_string(), None, message.to_string()));
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recording_sink_deduplicates_and_clears_once() {
+        let a = RecordingAlerts::default();
+        assert!(a.raise("disk/x", AlertLevel::Warning, "hot"));
+        assert!(!a.raise("disk/x", AlertLevel::Warning, "hot"));
+        assert!(a.raise("disk/x", AlertLevel::Critical, "hot"));
+        assert_eq!(a.level("disk/x"), Some(AlertLevel::Critical));
+        assert!(a.clear("disk/x", "cool"));
+        assert!(!a.clear("disk/x", "cool"));
+        assert_eq!(lock(&a.changes).len(), 3);
+    }
+
+    #[test]
+    fn levels_serialize_in_snake_case() {
+        assert_eq!(
+            serde_json::to_string(&AlertLevel::Critical).unwrap(),
+            "\"critical\""
+        );
+    }
+}
