@@ -203,6 +203,21 @@ pub enum LabError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("{method} {path} on {addr} answered {status}: {body}")]
+    ApiStatus {
+        addr: SocketAddr,
+        method: String,
+        path: String,
+        status: u16,
+        body: String,
+    },
+    #[error("task {id} on {addr} {outcome}: {detail}")]
+    Task {
+        addr: SocketAddr,
+        id: u64,
+        outcome: &'static str,
+        detail: String,
+    },
     #[error("no healthy API answer from {addr} within {waited:?}; last: {last}")]
     ApiTimeout {
         addr: SocketAddr,

@@ -29,6 +29,8 @@ pub enum Trust {
 pub struct HttpResponse {
     pub status: u16,
     pub body: String,
+    /// Response headers, names lowercased, in order.
+    pub headers: Vec<(String, String)>,
     /// Fingerprint of the certificate the server presented.
     pub peer: Fingerprint,
 }
@@ -94,10 +96,50 @@ impl ServerCertVerifier for PinVerifier {
     }
 }
 
+/// One request: method, path, extra headers and an optional JSON body.
+#[derive(Debug, Clone)]
+pub struct HttpRequest<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+}
+
+impl HttpResponse {
+    /// The first header named `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON (`Value::Null` when it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
 /// `GET path` over HTTPS from `addr`, once, within `deadline`.
 pub fn get(
     addr: SocketAddr,
     path: &str,
+    trust: Trust,
+    deadline: Deadline,
+) -> Result<HttpResponse, LabError> {
+    let req = HttpRequest {
+        method: "GET",
+        path,
+        headers: Vec::new(),
+        body: None,
+    };
+    request(addr, &req, trust, deadline)
+}
+
+/// Send `req` over HTTPS to `addr`, once, within `deadline`.
+pub fn request(
+    addr: SocketAddr,
+    req: &HttpRequest<'_>,
     trust: Trust,
     deadline: Deadline,
 ) -> Result<HttpResponse, LabError> {
@@ -129,9 +171,20 @@ pub fn get(
         .and_then(|()| tcp.set_write_timeout(timeout))
         .map_err(|source| LabError::Http { addr, source })?;
     let mut tls = StreamOwned::new(conn, tcp);
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+    let mut request = format!(
+        "{} {} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\nConnection: close\r\n",
+        req.method, req.path
     );
+    for (k, v) in &req.headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    match &req.body {
+        Some(b) => request.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
+            b.len()
+        )),
+        None => request.push_str("\r\n"),
+    }
     tls.write_all(request.as_bytes())
         .map_err(|source| LabError::Http { addr, source })?;
     let mut raw = Vec::new();
@@ -151,7 +204,26 @@ pub fn get(
         })?;
     let (status, body) =
         parse_response(&raw).map_err(|detail| LabError::HttpResponse { addr, detail })?;
-    Ok(HttpResponse { status, body, peer })
+    Ok(HttpResponse {
+        status,
+        body,
+        headers: parse_headers(&raw),
+        peer,
+    })
+}
+
+/// The header lines of a raw HTTP/1.1 response, names lowercased.
+pub fn parse_headers(raw: &[u8]) -> Vec<(String, String)> {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(raw.len());
+    String::from_utf8_lossy(&raw[..end])
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect()
 }
 
 /// Status and body of a raw HTTP/1.1 response (Content-Length, chunked, or read to close).
@@ -217,6 +289,13 @@ mod tests {
     fn parses_content_length_and_chunked() {
         let raw = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 4\r\n\r\n{}xxEXTRA";
         assert_eq!(parse_response(raw).unwrap(), (200, "{}xx".into()));
+        assert_eq!(
+            parse_headers(raw),
+            vec![
+                ("content-type".to_string(), "application/json".to_string()),
+                ("content-length".to_string(), "4".to_string())
+            ]
+        );
         let raw = b"HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n";
         assert_eq!(parse_response(raw).unwrap(), (503, "abcde".into()));
         assert!(parse_response(b"HTTP/1.1 200 OK\r\n").is_err());

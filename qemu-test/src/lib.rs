@@ -1,5 +1,6 @@
 //! cairn-lab: boots Cairn appliance nodes under QEMU (TCG), drives them, and checks them.
 
+pub mod api_session;
 pub mod artifacts;
 pub mod bench;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod shell;
 pub mod status;
 pub mod timestamp;
 
+pub use api_session::{ApiSession, LAB_PASSWORD};
 pub use config::{BootMode, Bus, NicSpec, NodeConfig};
 pub use deadline::Deadline;
 pub use error::LabError;

@@ -32,6 +32,20 @@ fn boot() -> Result<()> {
             "no /dev/disk/by-id entry for the disk with serial {serial}: {by_id}"
         );
     }
+    // The lab claims nodes through the real setup API and drives them with an API token.
+    let api = node
+        .claim(Deadline::secs(120))
+        .context("claiming the node")?;
+    let me = api.expect("GET", "/api/v1/auth/me", None)?;
+    ensure!(
+        me["user"] == "admin",
+        "the token session is not the admin's: {me}"
+    );
+    let setup = api.expect("GET", "/api/v1/setup", None)?;
+    ensure!(
+        setup["claimed"] == true,
+        "the node is not claimed after setup: {setup}"
+    );
     node.finish();
     Ok(())
 }

@@ -1,0 +1,301 @@
+//! A node claimed through the real setup API, and an API-token session to drive it.
+//!
+//! `Node::claim` walks the first-boot setup exactly as the web page does (code from the
+//! console block, password, hostname, time zone, NTP, management network when the node asks
+//! for it), signs in, and creates an API token; the token is kept on the node's STATE, so the
+//! session survives reboots.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::deadline::Deadline;
+use crate::error::LabError;
+use crate::fingerprint::Fingerprint;
+use crate::https::{self, HttpRequest, HttpResponse, Trust};
+use crate::node::Node;
+
+/// The admin password lab nodes are set up with.
+pub const LAB_PASSWORD: &str = "correct horse battery staple";
+/// How long one API call may take (TCG nodes are slow; tasks are awaited separately).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// An authenticated session (API token) with a node's API, certificate pinned.
+#[derive(Debug, Clone)]
+pub struct ApiSession {
+    addr: SocketAddr,
+    fingerprint: Fingerprint,
+    token: String,
+}
+
+impl ApiSession {
+    /// A session from parts (e.g. a token kept from an earlier claim).
+    pub fn new(addr: SocketAddr, fingerprint: Fingerprint, token: String) -> ApiSession {
+        ApiSession {
+            addr,
+            fingerprint,
+            token,
+        }
+    }
+
+    /// The node's API address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The API token (for handing to cairnctl or a browser test).
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Send one request; any status is returned (see [`ApiSession::expect`]).
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<HttpResponse, LabError> {
+        let req = HttpRequest {
+            method,
+            path,
+            headers: vec![(
+                "Authorization".to_string(),
+                format!("Bearer {}", self.token),
+            )],
+            body: body.map(Value::to_string),
+        };
+        https::request(
+            self.addr,
+            &req,
+            Trust::Pinned(self.fingerprint),
+            Deadline::after(CALL_TIMEOUT),
+        )
+    }
+
+    /// `GET path`.
+    pub fn get(&self, path: &str) -> Result<HttpResponse, LabError> {
+        self.call("GET", path, None)
+    }
+
+    /// `POST path` with a JSON body.
+    pub fn post(&self, path: &str, body: &Value) -> Result<HttpResponse, LabError> {
+        self.call("POST", path, Some(body))
+    }
+
+    /// `PUT path` with a JSON body.
+    pub fn put(&self, path: &str, body: &Value) -> Result<HttpResponse, LabError> {
+        self.call("PUT", path, Some(body))
+    }
+
+    /// `PATCH path` with a JSON body.
+    pub fn patch(&self, path: &str, body: &Value) -> Result<HttpResponse, LabError> {
+        self.call("PATCH", path, Some(body))
+    }
+
+    /// `DELETE path` with a JSON body (confirmations travel in the body).
+    pub fn delete(&self, path: &str, body: &Value) -> Result<HttpResponse, LabError> {
+        self.call("DELETE", path, Some(body))
+    }
+
+    /// Send a request and require a 2xx answer; returns its JSON body.
+    pub fn expect(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, LabError> {
+        let r = self.call(method, path, body)?;
+        check(self.addr, method, path, r)
+    }
+
+    /// Poll `GET /api/v1/tasks/{id}` until the task succeeds (its JSON) or fails (an error
+    /// with its message), within `deadline`. Every progress value seen is recorded in the
+    /// returned JSON under `"progress_seen"`.
+    pub fn wait_task(&self, id: u64, deadline: Deadline) -> Result<Value, LabError> {
+        let path = format!("/api/v1/tasks/{id}");
+        let mut seen: Vec<u64> = Vec::new();
+        let mut last = Value::Null;
+        while !deadline.expired() {
+            let t = self.expect("GET", &path, None)?;
+            if let Some(p) = t["progress"].as_u64() {
+                if seen.last() != Some(&p) {
+                    seen.push(p);
+                }
+            }
+            match t["state"].as_str() {
+                Some("succeeded") => {
+                    let mut t = t;
+                    t["progress_seen"] = json!(seen);
+                    return Ok(t);
+                }
+                Some("failed") => {
+                    return Err(LabError::Task {
+                        addr: self.addr,
+                        id,
+                        outcome: "failed",
+                        detail: t["message"].as_str().unwrap_or_default().to_string(),
+                    })
+                }
+                _ => last = t,
+            }
+            // poll interval; the deadline bounds the whole wait
+            std::thread::sleep(Duration::from_millis(300).min(deadline.remaining()));
+        }
+        Err(LabError::Task {
+            addr: self.addr,
+            id,
+            outcome: "did not finish in time",
+            detail: format!("waited {:?}; last: {last}", deadline.total()),
+        })
+    }
+
+    /// Poll `GET path` until `done` accepts its JSON (returned), within `deadline`; `what`
+    /// names the condition in the error.
+    pub fn wait_for(
+        &self,
+        path: &str,
+        what: &str,
+        deadline: Deadline,
+        mut done: impl FnMut(&Value) -> bool,
+    ) -> Result<Value, LabError> {
+        let mut last = String::from("no answer yet");
+        while !deadline.expired() {
+            match self.get(path) {
+                Ok(r) if (200..300).contains(&r.status) => {
+                    let v = r.json();
+                    if done(&v) {
+                        return Ok(v);
+                    }
+                    last = r.body;
+                }
+                Ok(r) => last = format!("HTTP {}: {}", r.status, r.body),
+                Err(e) => last = e.to_string(),
+            }
+            // poll interval; the deadline bounds the whole wait
+            std::thread::sleep(Duration::from_millis(300).min(deadline.remaining()));
+        }
+        Err(LabError::ApiTimeout {
+            addr: self.addr,
+            waited: deadline.total(),
+            last: format!("waiting for {what}: {last}"),
+        })
+    }
+}
+
+fn check(addr: SocketAddr, method: &str, path: &str, r: HttpResponse) -> Result<Value, LabError> {
+    if (200..300).contains(&r.status) {
+        Ok(r.json())
+    } else {
+        Err(LabError::ApiStatus {
+            addr,
+            method: method.to_string(),
+            path: path.to_string(),
+            status: r.status,
+            body: r.body,
+        })
+    }
+}
+
+/// One unauthenticated (or setup-token) call during claiming.
+fn setup_call(
+    addr: SocketAddr,
+    fp: Fingerprint,
+    method: &str,
+    path: &str,
+    headers: Vec<(String, String)>,
+    body: &Value,
+) -> Result<HttpResponse, LabError> {
+    let req = HttpRequest {
+        method,
+        path,
+        headers,
+        body: Some(body.to_string()),
+    };
+    https::request(addr, &req, Trust::Pinned(fp), Deadline::after(CALL_TIMEOUT))
+}
+
+impl Node {
+    /// Claim the node through the setup API as an admin would, then create an API token.
+    /// Waits for the API to be healthy first (within `deadline`).
+    pub fn claim(&mut self, deadline: Deadline) -> Result<ApiSession, LabError> {
+        let setup = self.wait_setup(deadline)?;
+        self.wait_health(deadline)?;
+        let addr = self.api_addr();
+        let fp = setup.fingerprint;
+        let ok = |method: &str, path: &str, r: HttpResponse| check(addr, method, path, r);
+
+        let path = "/api/v1/setup/code";
+        let body = json!({ "code": setup.code });
+        let answer = ok(
+            "POST",
+            path,
+            setup_call(addr, fp, "POST", path, vec![], &body)?,
+        )?;
+        let setup_token = answer["setup_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let with_token = || vec![("X-Setup-Token".to_string(), setup_token.clone())];
+
+        let name = self.name().to_string();
+        for (path, body) in [
+            (
+                "/api/v1/setup/password",
+                json!({ "password": LAB_PASSWORD }),
+            ),
+            ("/api/v1/setup/hostname", json!({ "hostname": name })),
+            ("/api/v1/setup/timezone", json!({ "timezone": "UTC" })),
+            ("/api/v1/setup/ntp", json!({ "servers": ["pool.ntp.org"] })),
+        ] {
+            ok(
+                "PUT",
+                path,
+                setup_call(addr, fp, "PUT", path, with_token(), &body)?,
+            )?;
+        }
+        let path = "/api/v1/setup/complete";
+        let mut done = setup_call(addr, fp, "POST", path, with_token(), &json!({}))?;
+        if done.status == 409 && done.json()["field"] == "network" {
+            // The node asks for its management network: keep DHCP on the NIC the API
+            // answers on (the lab's management NIC).
+            let npath = "/api/v1/setup/network";
+            let body = json!({ "mode": "dhcp" });
+            ok(
+                "PUT",
+                npath,
+                setup_call(addr, fp, "PUT", npath, with_token(), &body)?,
+            )?;
+            done = setup_call(addr, fp, "POST", path, with_token(), &json!({}))?;
+        }
+        let cookie = done
+            .header("set-cookie")
+            .and_then(|c| c.split(';').next())
+            .map(str::to_string);
+        let login = ok("POST", path, done)?;
+        let csrf = login["csrf_token"].as_str().unwrap_or_default().to_string();
+        let cookie = cookie.ok_or_else(|| LabError::HttpResponse {
+            addr,
+            detail: "setup completed without a session cookie".into(),
+        })?;
+        let path = "/api/v1/auth/tokens";
+        let headers = vec![
+            ("Cookie".to_string(), cookie),
+            ("X-CSRF-Token".to_string(), csrf),
+        ];
+        let body = json!({ "name": "cairn-lab" });
+        let created = ok(
+            "POST",
+            path,
+            setup_call(addr, fp, "POST", path, headers, &body)?,
+        )?;
+        let token = created["token"]
+            .as_str()
+            .ok_or_else(|| LabError::HttpResponse {
+                addr,
+                detail: format!("token answer without a token: {created}"),
+            })?
+            .to_string();
+        Ok(ApiSession::new(addr, fp, token))
+    }
+}
