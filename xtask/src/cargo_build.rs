@@ -1,4 +1,5 @@
-//! Static release build of our boot binaries (cairn-init, cairnd) with glibc crt-static.
+//! Release build of our binaries: cairn-init static (glibc crt-static; it runs in the
+//! initramfs), cairnd dynamic against the rootfs's Debian libraries (it links libvirt).
 
 use std::path::{Path, PathBuf};
 
@@ -17,12 +18,23 @@ pub fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
 }
 
-/// The build command.
+/// The build command of cairn-init: static, for the explicit target (so RUSTFLAGS skip
+/// build scripts).
 pub fn build_command() -> ToolCommand {
     ToolCommand::new(&cargo())
         .args(["build", "--release", "--target", TARGET])
-        .args(["-p", "cairn-init", "-p", "cairnd"])
+        .args(["-p", "cairn-init"])
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
+}
+
+/// The build command of cairnd: an ordinary dynamic release build. The build host and the
+/// rootfs are both Debian 12, so the libraries it links (glibc, libvirt) are the rootfs's;
+/// `stage` checks that every one of them is in the staged root.
+pub fn daemon_build_command() -> ToolCommand {
+    ToolCommand::new(&cargo())
+        .args(["build", "--release", "--target", TARGET])
+        .args(["-p", "cairnd"])
+        .env("RUSTFLAGS", "")
 }
 
 /// Fails unless `binary` has no program interpreter (is statically linked).
@@ -50,23 +62,33 @@ pub fn binaries(
     let dir: PathBuf = match prebuilt {
         Some(dir) => dir.to_path_buf(),
         None => {
+            // cairn-init goes to its own target dir: the same target triple with other
+            // RUSTFLAGS would otherwise rebuild every shared dependency on each alternation
+            // (and cairn-init has few).
+            let static_dir = paths.target().join("static");
             runner
-                .run(&build_command())
-                .context("building cairn-init and cairnd")?;
-            paths.target().join(TARGET).join("release")
+                .run(&build_command().env("CARGO_TARGET_DIR", &static_dir.to_string_lossy()))
+                .context("building cairn-init (static)")?;
+            let init = static_dir.join(TARGET).join("release").join("cairn-init");
+            runner
+                .run(&daemon_build_command())
+                .context("building cairnd")?;
+            let daemon = paths.target().join(TARGET).join("release").join("cairnd");
+            return checked(runner, init, daemon);
         }
     };
-    let bins = Binaries {
-        cairn_init: dir.join("cairn-init"),
-        cairnd: dir.join("cairnd"),
-    };
-    for bin in [&bins.cairn_init, &bins.cairnd] {
+    checked(runner, dir.join("cairn-init"), dir.join("cairnd"))
+}
+
+/// Both binaries exist and cairn-init is static.
+fn checked(runner: &mut dyn Runner, cairn_init: PathBuf, cairnd: PathBuf) -> Result<Binaries> {
+    for bin in [&cairn_init, &cairnd] {
         if !bin.is_file() {
             bail!("{} was not built", bin.display());
         }
-        check_static(runner, bin)?;
     }
-    Ok(bins)
+    check_static(runner, &cairn_init)?;
+    Ok(Binaries { cairn_init, cairnd })
 }
 
 #[cfg(test)]
@@ -80,7 +102,7 @@ mod tests {
         let line = cmd.display();
         assert!(
             line.ends_with(
-                "build --release --target x86_64-unknown-linux-gnu -p cairn-init -p cairnd"
+                "build --release --target x86_64-unknown-linux-gnu -p cairn-init"
             ),
             "{line}"
         );
@@ -91,6 +113,13 @@ mod tests {
                 "-C target-feature=+crt-static".to_string()
             )]
         );
+    }
+
+    #[test]
+    fn the_daemon_builds_dynamically() {
+        let cmd = daemon_build_command();
+        assert!(cmd.display().ends_with("-p cairnd"), "{}", cmd.display());
+        assert_eq!(cmd.env, [("RUSTFLAGS".to_string(), String::new())]);
     }
 
     #[test]

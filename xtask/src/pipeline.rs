@@ -78,7 +78,7 @@ pub fn run(
             let action = base::ensure(base_runner, paths, opts.rebuild_base);
             (action, start.elapsed().as_secs_f64())
         });
-        let bins = phases.run("cargo build (static release)", || {
+        let bins = phases.run("cargo build (release)", || {
             cargo_build::binaries(runner, paths, opts.prebuilt.as_deref())
         });
         (bins, base.join())
@@ -95,6 +95,10 @@ pub fn run(
             &paths.overlay(),
             &bins,
             &paths.stage(),
+        )?;
+        // cairnd is dynamically linked: every library it needs must be in the root.
+        crate::elf::closure(runner, &paths.stage(), "/usr/sbin/cairnd").context(
+            "cairnd's shared libraries are not all in the rootfs (add their package to rootfs/packages.txt)",
         )?;
         let names = services::check(&paths.stage())?;
         println!(
