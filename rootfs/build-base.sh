@@ -3,6 +3,9 @@
 # Docs, man pages and locales are excluded at unpack time; apt's caches and lists are removed.
 # update-initramfs is diverted to /bin/true: Cairn builds its own initramfs, and Debian's
 # (mkinitramfs of every module, run by the kernel's postinst) took half of the build time.
+# libvirtd's QEMU driver resolves its compiled-in user `libvirt-qemu` before reading
+# qemu.conf (which runs QEMU as root), so the user must exist; Debian's libvirt-daemon-system
+# would create it but also brings systemd units and polkit.
 set -euo pipefail
 out=${1:?usage: build-base.sh OUTDIR}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -21,6 +24,7 @@ mmdebstrap --variant=minbase --mode=root \
   --dpkgopt='path-include=/usr/share/locale/locale.alias' \
   --dpkgopt='path-exclude=/usr/share/lintian/*' \
   --essential-hook='chroot "$1" dpkg-divert --quiet --local --rename --add /usr/sbin/update-initramfs && ln -sf /bin/true "$1/usr/sbin/update-initramfs"' \
+  --customize-hook='chroot "$1" useradd --system --user-group --no-create-home --home-dir /var/lib/libvirt --shell /usr/sbin/nologin libvirt-qemu' \
   --customize-hook='rm -rf "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/* "$1"/var/log/apt/*' \
   bookworm "$out.tmp" "$sources"
 rm -rf "$out"

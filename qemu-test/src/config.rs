@@ -27,6 +27,8 @@ pub struct DiskSpec {
     pub bus: Bus,
     pub size_bytes: u64,
     pub serial: String,
+    /// Left out of the next launch (a disk pulled while the node was off, or unplugged).
+    pub absent: bool,
 }
 
 /// A network interface.
@@ -36,6 +38,9 @@ pub enum NicSpec {
     Management,
     /// Plain user-mode networking with no forwards.
     User,
+    /// A host tap device (made by [`crate::labnet::LabNet::tap`]) that the lab network
+    /// enslaves to one of its bridges once QEMU has opened it.
+    Tap(String),
 }
 
 /// Everything about one node.
@@ -55,6 +60,8 @@ pub struct NodeConfig {
     pub disks: Vec<DiskSpec>,
     pub nics: Vec<NicSpec>,
     pub watchdog: bool,
+    /// Empty PCIe root ports kept for disks hot-plugged later (see [`disk_port`]).
+    pub hotplug_ports: usize,
 }
 
 impl NodeConfig {
@@ -71,6 +78,7 @@ impl NodeConfig {
             disks: Vec::new(),
             nics: vec![NicSpec::Management],
             watchdog: true,
+            hotplug_ports: 0,
         }
     }
 
@@ -81,7 +89,14 @@ impl NodeConfig {
             bus,
             size_bytes: size_mib << 20,
             serial,
+            absent: false,
         });
+        self
+    }
+
+    /// Keeps `n` empty PCIe root ports for disks hot-plugged while the node runs.
+    pub fn hotplug_ports(mut self, n: usize) -> NodeConfig {
+        self.hotplug_ports = n;
         self
     }
 
@@ -144,6 +159,12 @@ pub fn nic_id(i: usize) -> String {
 /// Device id of data disk number `i` (for `device_del`).
 pub fn disk_id(i: usize) -> String {
     format!("data{i}")
+}
+
+/// The PCIe root port data disk number `i` sits on (virtio and NVMe disks get their own port,
+/// so they can be unplugged with `device_del` and plugged in again on q35).
+pub fn disk_port(i: usize) -> String {
+    format!("dport{i}")
 }
 
 /// A locally administered MAC for NIC `nic` of node number `node`.
@@ -223,7 +244,18 @@ pub fn qemu_args(cfg: &NodeConfig, node_no: u32, paths: &QemuPaths, api_port: u1
         boot_dev,
     ]);
     let mut ahci = 0;
+    for i in 0..cfg.disks.len() + cfg.hotplug_ports {
+        if cfg.disks.get(i).is_none_or(|d| d.bus != Bus::Ahci) {
+            push(&[
+                "-device",
+                &format!("pcie-root-port,id={},chassis={}", disk_port(i), i + 1),
+            ]);
+        }
+    }
     for (i, (disk, spec)) in paths.data_disks.iter().zip(&cfg.disks).enumerate() {
+        if spec.absent {
+            continue;
+        }
         let drive = format!("drv{i}");
         push(&[
             "-drive",
@@ -232,10 +264,15 @@ pub fn qemu_args(cfg: &NodeConfig, node_no: u32, paths: &QemuPaths, api_port: u1
         let id = disk_id(i);
         let dev = match spec.bus {
             Bus::Virtio => format!(
-                "virtio-blk-pci,drive={drive},id={id},serial={}",
-                spec.serial
+                "virtio-blk-pci,drive={drive},id={id},serial={},bus={}",
+                spec.serial,
+                disk_port(i)
             ),
-            Bus::Nvme => format!("nvme,drive={drive},id={id},serial={}", spec.serial),
+            Bus::Nvme => format!(
+                "nvme,drive={drive},id={id},serial={},bus={}",
+                spec.serial,
+                disk_port(i)
+            ),
             Bus::Ahci => {
                 let ctl = format!("ahci{ahci}");
                 ahci += 1;
@@ -254,6 +291,9 @@ pub fn qemu_args(cfg: &NodeConfig, node_no: u32, paths: &QemuPaths, api_port: u1
                 format!("user,id=net{i},hostfwd=tcp:127.0.0.1:{api_port}-:443")
             }
             NicSpec::User => format!("user,id=net{i}"),
+            NicSpec::Tap(ifname) => {
+                format!("tap,id=net{i},ifname={ifname},script=no,downscript=no")
+            }
         };
         push(&[
             "-netdev",
@@ -344,6 +384,26 @@ mod tests {
         assert!(a.contains("id=nic1"));
         assert!(a.contains("-smp 2 -m 2048"));
         assert!(!a.contains("-kernel"));
+    }
+
+    #[test]
+    fn hotplug_ports_and_absent_disks() {
+        let mut cfg = NodeConfig::new("n1", BootMode::DirectKernel)
+            .disk(Bus::Virtio, 64)
+            .disk(Bus::Ahci, 64)
+            .disk(Bus::Nvme, 64)
+            .hotplug_ports(1);
+        cfg.disks[2].absent = true;
+        let a = qemu_args(&cfg, 1, &paths(3), 1234).join(" ");
+        assert!(a.contains("pcie-root-port,id=dport0,chassis=1"));
+        assert!(!a.contains("id=dport1,"), "AHCI disks need no root port");
+        assert!(a.contains("pcie-root-port,id=dport2,chassis=3"));
+        assert!(
+            a.contains("pcie-root-port,id=dport3,chassis=4"),
+            "the spare port"
+        );
+        assert!(a.contains("serial=CAIRNLAB0001,bus=dport0"));
+        assert!(!a.contains("drv2"), "the absent disk is left out: {a}");
     }
 
     #[test]

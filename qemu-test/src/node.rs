@@ -138,6 +138,16 @@ impl Node {
         &self.paths.disk
     }
 
+    /// Adds a kernel command-line word for the next [`Node::launch`] (direct-kernel boot).
+    pub fn add_cmdline(&mut self, word: &str) {
+        self.cfg.cmdline.push(word.to_string());
+    }
+
+    /// The MAC address of NIC number `nic` (as given to QEMU).
+    pub fn mac(&self, nic: usize) -> String {
+        crate::config::mac(self.no, nic)
+    }
+
     /// Where the node's API is reachable from the host.
     pub fn api_addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.api_port))
@@ -328,6 +338,16 @@ impl Node {
                 "no fingerprint and setup code within {BLOCK_LINES} lines after `{SETUP_MARKER}`"
             ),
         })
+    }
+
+    /// The node's configuration, to change for its next launch (e.g. a disk left out).
+    pub(crate) fn config_mut(&mut self) -> &mut NodeConfig {
+        &mut self.cfg
+    }
+
+    /// The node's QEMU files (data disk images are added by hot-plugging).
+    pub(crate) fn qemu_paths_mut(&mut self) -> &mut QemuPaths {
+        &mut self.paths
     }
 
     /// The QMP connection (connected on first use).

@@ -101,9 +101,7 @@ mod tests {
         let cmd = build_command();
         let line = cmd.display();
         assert!(
-            line.ends_with(
-                "build --release --target x86_64-unknown-linux-gnu -p cairn-init"
-            ),
+            line.ends_with("build --release --target x86_64-unknown-linux-gnu -p cairn-init"),
             "{line}"
         );
         assert_eq!(

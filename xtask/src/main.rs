@@ -1,6 +1,7 @@
 //! xtask: the Cairn build pipeline (`cargo xtask image`) and the full test run (`cargo xtask test`).
 
 mod base;
+mod bench_api;
 mod cargo_build;
 mod elf;
 mod fscopy;
@@ -29,17 +30,21 @@ use crate::timing::Phases;
 
 const USAGE: &str = "usage: cargo xtask image [--prebuilt DIR] [--rebuild-base]
        cargo xtask test
+       cargo xtask bench-api
 
 image  build cairn-init and cairnd (static), the cached Debian base, the squashfs root,
        the initramfs and build/out/cairn.img (plus vmlinuz, initrd, rootfs.squashfs,
        cairn.img.zst and image-info.json)
-test   fmt, clippy, unit and host tests, the image, then the QEMU lab scenarios";
+test   fmt, clippy, unit and host tests, the image, then the QEMU lab scenarios
+bench-api  wrk against a release cairnd pinned to one core: p50/p99 latency, throughput
+       and RSS (docs/benchmarks.md)";
 
 /// A parsed command line.
 #[derive(Debug, PartialEq, Eq)]
 enum Task {
     Image(ImageOptions),
     Test,
+    BenchApi,
     Help,
 }
 
@@ -65,6 +70,8 @@ fn parse(args: &[String]) -> Result<Task> {
         }
         "test" if rest.is_empty() => Ok(Task::Test),
         "test" => bail!("test: takes no options\n{USAGE}"),
+        "bench-api" if rest.is_empty() => Ok(Task::BenchApi),
+        "bench-api" => bail!("bench-api: takes no options\n{USAGE}"),
         "help" | "--help" | "-h" => Ok(Task::Help),
         other => bail!("unknown task `{other}`\n{USAGE}"),
     }
@@ -76,6 +83,7 @@ fn run() -> Result<()> {
     match parse(&args)? {
         Task::Help => println!("{USAGE}"),
         Task::Test => test_cmd::run(&mut SystemRunner, &paths)?,
+        Task::BenchApi => bench_api::run(&paths)?,
         Task::Image(opts) => {
             let mut phases = Phases::default();
             let result = pipeline::run(
@@ -120,6 +128,7 @@ mod tests {
     fn parses_tasks_and_options() {
         assert_eq!(parse(&args("")).unwrap(), Task::Help);
         assert_eq!(parse(&args("test")).unwrap(), Task::Test);
+        assert_eq!(parse(&args("bench-api")).unwrap(), Task::BenchApi);
         assert_eq!(
             parse(&args("image --prebuilt /b --rebuild-base")).unwrap(),
             Task::Image(ImageOptions {

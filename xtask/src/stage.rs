@@ -17,6 +17,9 @@ pub const VAR_SKEL: &str = "usr/share/cairn/var-skel";
 pub const SYMLINKS: &[(&str, &str)] = &[
     ("etc/machine-id", "/run/machine-id"),
     ("etc/resolv.conf", "/run/resolv.conf"),
+    // The time zone: cairnd points /var/lib/cairn/localtime (STATE) at the chosen zone;
+    // until setup the link dangles and glibc reads that as UTC.
+    ("etc/localtime", "/var/lib/cairn/localtime"),
     ("usr/sbin/init", "cairn-init"),
 ];
 
@@ -242,6 +245,10 @@ mod tests {
         assert_eq!(
             fs::read_link(stage.join("usr/sbin/init")).unwrap(),
             Path::new("cairn-init")
+        );
+        assert_eq!(
+            fs::read_link(stage.join("etc/localtime")).unwrap(),
+            Path::new("/var/lib/cairn/localtime")
         );
         assert_eq!(fs::read(stage.join("usr/sbin/cairnd")).unwrap(), b"cairnd");
         assert_eq!(fs::read_dir(stage.join("run")).unwrap().count(), 0);

@@ -1,4 +1,5 @@
-//! `cargo xtask test`: format, lint, unit and host tests, the image, then the QEMU lab scenarios.
+//! `cargo xtask test`: format, lint, unit and host tests, browser and API-vs-spec tests, the
+//! image, then the QEMU lab scenarios.
 
 use anyhow::Result;
 
@@ -28,6 +29,10 @@ pub const FAST_PHASES: &[(&str, &[&str])] = &[
 /// The browser test of the web UI (Debian's Chromium driven by playwright-core against a
 /// local cairnd), relative to the repository root; it installs what it is missing.
 pub const UI_PHASE: (&str, &str) = ("web UI (Chromium)", "services/api/ui-tests/run.sh");
+
+/// schemathesis against the OpenAPI spec on a local debug cairnd, unclaimed and then set up
+/// with an API token: no 5xx, every response as the spec says (relative to the root).
+pub const FUZZ_PHASE: (&str, &str) = ("API vs spec (schemathesis)", "services/api/schemathesis.sh");
 
 /// The lab phase after the image: every scenario runs, so one failure does not hide others.
 pub const LAB_PHASE: (&str, &[&str]) = (
@@ -68,6 +73,10 @@ fn run_phases(runner: &mut dyn Runner, paths: &Paths, phases: &mut Phases) -> Re
     let ui_script = paths.root.join(UI_PHASE.1);
     phases.run(UI_PHASE.0, || {
         runner.run(&ToolCommand::new(&ui_script.display().to_string()))
+    })?;
+    let fuzz_script = paths.root.join(FUZZ_PHASE.1);
+    phases.run(FUZZ_PHASE.0, || {
+        runner.run(&ToolCommand::new(&fuzz_script.display().to_string()))
     })?;
     let info = pipeline::run(
         runner,
@@ -112,6 +121,7 @@ mod tests {
         );
         assert_eq!(FAST_PHASES.len(), 3);
         assert!(Paths::from_manifest_dir().root.join(UI_PHASE.1).is_file());
+        assert!(Paths::from_manifest_dir().root.join(FUZZ_PHASE.1).is_file());
         assert!(FAST_PHASES[1].1.ends_with(&["-D", "warnings"]));
     }
 }

@@ -13,6 +13,7 @@ use crate::tasks::Task;
 use crate::{validate, webhook};
 use cairn_core::boot::error_chain;
 use hyper::{Response, StatusCode};
+use rustls::pki_types::CertificateDer;
 use rustls::ClientConfig;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -78,12 +79,20 @@ pub struct Delivery {
     pub message: String,
 }
 
+/// What outbound TLS trusts: a rustls configuration (webhooks) and the extra roots on top
+/// of Mozilla's that mail delivery adds (lettre builds its own TLS configuration).
+#[derive(Clone)]
+pub struct Trust {
+    pub client: Arc<ClientConfig>,
+    pub roots: Vec<CertificateDer<'static>>,
+}
+
 /// The channels of this node.
 pub struct Channels {
     path: PathBuf,
     doc: Mutex<Doc>,
     last: Mutex<BTreeMap<Kind, Delivery>>,
-    tls: Mutex<Arc<ClientConfig>>,
+    tls: Mutex<Trust>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -99,12 +108,15 @@ impl Channels {
             path,
             doc: Mutex::new(doc),
             last: Mutex::new(BTreeMap::new()),
-            tls: Mutex::new(tls),
+            tls: Mutex::new(Trust {
+                client: tls,
+                roots: Vec::new(),
+            }),
         })
     }
 
     /// Trust other roots for outbound TLS (a site CA; tests).
-    pub fn trust(&self, tls: Arc<ClientConfig>) {
+    pub fn trust(&self, tls: Trust) {
         *lock(&self.tls) = tls;
     }
 
@@ -175,7 +187,7 @@ async fn send(state: &ApiState, kind: Kind, a: &Alert, test: bool) -> Result<(),
                 subject: &subject,
                 body: &body,
             };
-            smtp::send(&server, &mail, tls, SEND_TIMEOUT)
+            smtp::send(&server, &mail, &tls.roots, SEND_TIMEOUT)
                 .await
                 .map_err(|e| error_chain(&e))
         }
@@ -186,10 +198,15 @@ async fn send(state: &ApiState, kind: Kind, a: &Alert, test: bool) -> Result<(),
                 "node": host, "key": a.key, "level": a.level, "state": a.state,
                 "message": a.message, "time": a.time, "test": test,
             });
-            webhook::post_json(&url, body.to_string().into_bytes(), tls, SEND_TIMEOUT)
-                .await
-                .map(|_| ())
-                .map_err(|e| error_chain(&e))
+            webhook::post_json(
+                &url,
+                body.to_string().into_bytes(),
+                tls.client,
+                SEND_TIMEOUT,
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| error_chain(&e))
         }
     }
 }
@@ -539,10 +556,11 @@ mod tests {
 
     #[test]
     fn error_chains_read_as_one_line() {
-        let e = crate::smtp::SmtpError::Io(std::io::Error::other("reset"));
-        assert_eq!(
-            error_chain(&e),
-            "connection to the mail server failed: reset"
-        );
+        let e = crate::smtp::SmtpError::Connect {
+            host: "mx".into(),
+            port: 25,
+            reason: "refused".into(),
+        };
+        assert_eq!(error_chain(&e), "cannot connect to mx:25: refused");
     }
 }

@@ -30,6 +30,7 @@ pub mod storage;
 pub mod store;
 pub mod system;
 pub mod tasks;
+pub mod time;
 pub mod timezones;
 pub mod tls;
 pub mod tokens;

@@ -32,6 +32,8 @@ pub enum Op {
     CreateToken,
     RevokeToken,
     ListTimezones,
+    GetTime,
+    PutTime,
     UiIndex,
     UiAsset,
     /// Disks, pools, shares, snapshots, volumes (`storage` module).
@@ -93,7 +95,9 @@ impl Op {
             | Op::ChangePassword
             | Op::ListTokens
             | Op::CreateToken
-            | Op::RevokeToken => Access::User,
+            | Op::RevokeToken
+            | Op::GetTime
+            | Op::PutTime => Access::User,
         }
     }
 }
@@ -247,6 +251,11 @@ pub const CORE_ROUTES: &[Route] = &[
         path: "/api/v1/timezones",
         methods: &[("GET", Op::ListTimezones)],
         allowed: &["GET"],
+    },
+    Route {
+        path: "/api/v1/time",
+        methods: &[("GET", Op::GetTime), ("PUT", Op::PutTime)],
+        allowed: &["GET", "PUT"],
     },
     Route {
         path: "/",

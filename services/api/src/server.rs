@@ -226,6 +226,11 @@ where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    // The body is read (at most MAX_BODY) before any refusal: answering with unread bytes
+    // in the socket makes the kernel reset the connection, and the client loses the answer.
+    let (parts, body) = req.into_parts();
+    let body = read_body(body).await?;
+    let req = Request::from_parts(parts, ());
     // Until setup completes, only public and setup routes answer; anything else, known or
     // not, is `not_claimed` (a wrong method on a known path is still a plain 405, and a
     // missing UI file a plain 404: the UI's files are public).
@@ -239,12 +244,11 @@ where
     if !state.setup.is_claimed() && !matches!(routed.op.access(), Access::Public | Access::Setup) {
         return Err(ApiError::not_claimed());
     }
-    let (parts, body) = req.into_parts();
+    let (parts, ()) = req.into_parts();
     let principal = match routed.op.access() {
         Access::User => Some(auth::require(state, &parts.method, &parts.headers)?),
         Access::Public | Access::Setup | Access::Login => None,
     };
-    let body = read_body(body).await?;
     let ctx = Ctx {
         state,
         peer: peer.ip(),
@@ -303,6 +307,8 @@ async fn dispatch(ctx: &Ctx<'_>, op: Op) -> Result<Response<Body>, ApiError> {
         Op::CreateToken => auth::create_token(ctx),
         Op::RevokeToken => auth::revoke_token(ctx),
         Op::ListTimezones => Ok(timezones::get(ctx)),
+        Op::GetTime => crate::time::get(ctx).await,
+        Op::PutTime => crate::time::put(ctx).await,
         Op::UiIndex => Ok(ui::index(ctx)),
         Op::UiAsset => ui::asset(ctx),
         Op::Storage(o) => crate::storage::handle(ctx, o).await,

@@ -1,6 +1,6 @@
 //! First-boot setup: the one-time code, then admin password, hostname, time zone and NTP
 //! servers, each validated and persisted so an interrupted setup resumes; completing it
-//! writes the node config and the `setup-done` marker and retires the code.
+//! applies them, writes the node config and the `setup-done` marker and retires the code.
 
 use crate::auth::{begin_attempt, start_session};
 use crate::error::ApiError;
@@ -56,6 +56,9 @@ struct Progress {
     hostname: Option<String>,
     timezone: Option<String>,
     ntp_servers: Option<Vec<String>>,
+    /// The management network step (optional: without it the factory DHCP stays).
+    #[serde(default)]
+    network: Option<cairn_net::spec::NetworkSpec>,
 }
 
 /// What has been set so far (never the password).
@@ -65,6 +68,9 @@ pub struct ProgressView {
     pub hostname: Option<String>,
     pub timezone: Option<String>,
     pub ntp_servers: Option<Vec<String>>,
+    /// The network spec the management step chose (applied when setup completes).
+    #[serde(default)]
+    pub network: Option<cairn_net::spec::NetworkSpec>,
 }
 
 /// `GET /api/v1/setup` and the answer of each step.
@@ -142,6 +148,16 @@ impl Setup {
         }
     }
 
+    /// The node configuration setup wrote (None before setup completes).
+    pub fn node_config(&self) -> Result<Option<NodeConfig>, ApiError> {
+        store::load(&self.dir.join(NODE_FILE)).map_err(internal)
+    }
+
+    /// Replace the stored node configuration (atomically; later changes of its settings).
+    pub fn save_node_config(&self, config: &NodeConfig) -> Result<(), ApiError> {
+        store::save(&self.dir.join(NODE_FILE), config).map_err(internal)
+    }
+
     fn status(&self, p: &Progress, with_progress: bool) -> SetupStatus {
         SetupStatus {
             claimed: self.is_claimed(),
@@ -150,6 +166,7 @@ impl Setup {
                 hostname: p.hostname.clone(),
                 timezone: p.timezone.clone(),
                 ntp_servers: p.ntp_servers.clone(),
+                network: p.network.clone(),
             }),
         }
     }
@@ -254,6 +271,29 @@ fn token_first(ctx: &Ctx<'_>) -> Result<(), ApiError> {
     setup.check_token(&p, ctx)
 }
 
+/// The setup token check, for setup steps that live in a domain's module (network).
+pub(crate) fn check_setup_token(ctx: &Ctx<'_>) -> Result<(), ApiError> {
+    token_first(ctx)
+}
+
+/// Record the management network step (validated by the network module).
+pub(crate) fn set_network(
+    ctx: &Ctx<'_>,
+    spec: cairn_net::spec::NetworkSpec,
+) -> Result<Response<Body>, ApiError> {
+    step(ctx, |p| p.network = Some(spec))
+}
+
+/// The network spec chosen so far, if any.
+pub(crate) fn network_choice(
+    ctx: &Ctx<'_>,
+) -> Result<Option<cairn_net::spec::NetworkSpec>, ApiError> {
+    let setup = &ctx.state.setup;
+    let p = setup.lock();
+    setup.check_token(&p, ctx)?;
+    Ok(p.network.clone())
+}
+
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PasswordRequest {
@@ -345,6 +385,17 @@ pub fn complete(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
             .clone()
             .ok_or_else(|| missing("ntp", "NTP servers"))?,
     };
+    if let Some(spec) = &p.network {
+        // Applied and confirmed at once: the admin reaches the node at the address they
+        // chose (the console's `cairn.net=reset` brings DHCP back if that was wrong).
+        let net = state
+            .domains
+            .network
+            .as_ref()
+            .ok_or_else(|| crate::domains::unavailable("network"))?;
+        net.apply_confirmed(spec)
+            .map_err(crate::network::api_error)?;
+    }
     commit(
         &setup.dir,
         &config,
@@ -378,6 +429,9 @@ fn commit(
             config.hostname
         ))
     })?;
+    system
+        .apply_time(&config.timezone, &config.ntp_servers)
+        .map_err(|e| ApiError::internal(format!("cannot apply the time settings: {e}")))?;
     store::save(&dir.join(NODE_FILE), config).map_err(internal)?;
     cairn_core::write_atomic(
         &dir.join(HOSTNAME_FILE),
@@ -434,6 +488,69 @@ mod tests {
 
     fn libc_eperm() -> i32 {
         1
+    }
+
+    /// Records what setup applied; fails applying the time when told to.
+    #[derive(Default)]
+    struct RecordingSystem {
+        applied: Mutex<Vec<(String, Vec<String>)>>,
+        fail_time: bool,
+    }
+    impl NodeSystem for RecordingSystem {
+        fn set_hostname(&self, _: &str) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn zoneinfo_dir(&self) -> Option<PathBuf> {
+            None
+        }
+        fn apply_time(&self, tz: &str, servers: &[String]) -> std::io::Result<()> {
+            if self.fail_time {
+                return Err(std::io::Error::other("chronyd did not restart"));
+            }
+            self.applied
+                .lock()
+                .unwrap()
+                .push((tz.to_string(), servers.to_vec()));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn commit_applies_the_time_settings_before_the_marker() {
+        let dir = tempfile::tempdir().unwrap();
+        let users = Users::open(dir.path()).unwrap();
+        let cfg = NodeConfig {
+            hostname: "nas".into(),
+            timezone: "Europe/Berlin".into(),
+            ntp_servers: vec!["10.0.2.2".into()],
+        };
+        let failing = RecordingSystem {
+            fail_time: true,
+            ..RecordingSystem::default()
+        };
+        let e = commit(dir.path(), &cfg, "h", &users, &failing).unwrap_err();
+        assert!(
+            e.message.contains("chronyd did not restart"),
+            "{}",
+            e.message
+        );
+        assert!(!dir.path().join(DONE_MARKER).exists());
+        assert!(!dir.path().join(NODE_FILE).exists());
+
+        let system = RecordingSystem::default();
+        commit(dir.path(), &cfg, "h", &users, &system).unwrap();
+        assert_eq!(
+            *system.applied.lock().unwrap(),
+            vec![("Europe/Berlin".to_string(), vec!["10.0.2.2".to_string()])]
+        );
+        let s = Setup::open(dir.path()).unwrap();
+        assert_eq!(s.node_config().unwrap(), Some(cfg.clone()));
+        let changed = NodeConfig {
+            timezone: "UTC".into(),
+            ..cfg
+        };
+        s.save_node_config(&changed).unwrap();
+        assert_eq!(s.node_config().unwrap(), Some(changed));
     }
 
     #[test]

@@ -1,12 +1,14 @@
-//! Mail delivery: a small SMTP client (implicit TLS, STARTTLS, or plain for a local relay;
-//! AUTH PLAIN only over TLS) and the text/plain message it sends.
+//! Mail delivery through the `lettre` SMTP client: implicit TLS, STARTTLS or plain (local
+//! relay only), certificate verification against Mozilla's roots plus any site roots, AUTH.
 
-use crate::outbound::{self, ConnectError};
-use base64::Engine;
-use rustls::ClientConfig;
-use std::sync::Arc;
+use lettre::message::header::ContentType;
+use lettre::message::Mailbox;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use rustls::pki_types::CertificateDer;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
 /// How the connection to the mail server is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -26,7 +28,7 @@ pub struct Server<'a> {
     pub host: &'a str,
     pub port: u16,
     pub security: Security,
-    /// User name and password for AUTH PLAIN.
+    /// User name and password (AUTH PLAIN or LOGIN, whichever the server offers).
     pub login: Option<(&'a str, &'a str)>,
     /// The name this node gives in EHLO.
     pub helo: &'a str,
@@ -44,216 +46,168 @@ pub struct Mail<'a> {
 /// Why a message was not sent.
 #[derive(Debug, thiserror::Error)]
 pub enum SmtpError {
-    #[error(transparent)]
-    Connect(#[from] ConnectError),
-    #[error("connection to the mail server failed")]
-    Io(#[from] std::io::Error),
-    #[error("the mail server closed the connection")]
-    Closed,
-    #[error("the mail server answered {code} to {step}: {text}")]
-    Reply {
-        step: &'static str,
-        code: u16,
-        text: String,
+    #[error("{field} is not a usable mail address: {reason}")]
+    Address { field: String, reason: String },
+    #[error("cannot build the message: {0}")]
+    Message(String),
+    #[error("cannot set up TLS for {host}: {reason}")]
+    TlsSetup { host: String, reason: String },
+    #[error("cannot connect to {host}:{port}: {reason}")]
+    Connect {
+        host: String,
+        port: u16,
+        reason: String,
     },
+    #[error("TLS with {host} failed (is its certificate valid for that name and signed by a trusted authority?): {reason}")]
+    Tls { host: String, reason: String },
     #[error("the mail server does not offer STARTTLS; use security \"tls\" or another server")]
     NoStarttls,
+    #[error("the mail server answered {code}: {text}")]
+    Reply { code: String, text: String },
+    #[error("the mail exchange failed: {0}")]
+    Protocol(String),
     #[error("no answer from the mail server within {0:?}")]
     Timeout(Duration),
 }
 
-/// Send `mail` through `server` within `timeout`.
+/// Send `mail` through `server` within `timeout`. TLS trusts Mozilla's roots and `roots`.
 pub async fn send(
     server: &Server<'_>,
     mail: &Mail<'_>,
-    tls: Arc<ClientConfig>,
+    roots: &[CertificateDer<'static>],
     timeout: Duration,
 ) -> Result<(), SmtpError> {
-    tokio::time::timeout(timeout, send_inner(server, mail, tls))
-        .await
-        .map_err(|_| SmtpError::Timeout(timeout))?
+    let message = build_message(mail, server.helo)?;
+    let transport = transport(server, roots, timeout)?;
+    match tokio::time::timeout(timeout, transport.send(message)).await {
+        Err(_) => Err(SmtpError::Timeout(timeout)),
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(classify(server, &e, timeout)),
+    }
 }
 
-async fn send_inner(
+/// The lettre transport for one delivery (no pooling: alerts are rare).
+fn transport(
     server: &Server<'_>,
-    mail: &Mail<'_>,
-    tls: Arc<ClientConfig>,
-) -> Result<(), SmtpError> {
-    let tcp = outbound::tcp(server.host, server.port).await?;
-    match server.security {
-        Security::Tls => {
-            let s = outbound::tls(tcp, server.host, tls).await?;
-            let mut c = Conn::new(s);
-            c.expect("greeting", &[220]).await?;
-            c.ehlo(server.helo).await?;
-            c.deliver(server, mail).await
+    roots: &[CertificateDer<'static>],
+    timeout: Duration,
+) -> Result<AsyncSmtpTransport<Tokio1Executor>, SmtpError> {
+    let tls_setup = |reason: String| SmtpError::TlsSetup {
+        host: server.host.to_string(),
+        reason,
+    };
+    let params = || -> Result<TlsParameters, SmtpError> {
+        let mut b = TlsParameters::builder(server.host.to_string())
+            .certificate_store(CertificateStore::WebpkiRoots);
+        for r in roots {
+            let cert = Certificate::from_der(r.to_vec()).map_err(|e| tls_setup(e.to_string()))?;
+            b = b.add_root_certificate(cert);
         }
-        Security::Starttls => {
-            let mut c = Conn::new(tcp);
-            c.expect("greeting", &[220]).await?;
-            let caps = c.ehlo(server.helo).await?;
-            if !caps.iter().any(|l| l.eq_ignore_ascii_case("STARTTLS")) {
-                return Err(SmtpError::NoStarttls);
-            }
-            c.command("STARTTLS", "STARTTLS", &[220]).await?;
-            let s = outbound::tls(c.into_inner(), server.host, tls).await?;
-            let mut c = Conn::new(s);
-            c.ehlo(server.helo).await?;
-            c.deliver(server, mail).await
-        }
-        Security::None => {
-            let mut c = Conn::new(tcp);
-            c.expect("greeting", &[220]).await?;
-            c.ehlo(server.helo).await?;
-            c.deliver(server, mail).await
-        }
+        b.build_rustls().map_err(|e| tls_setup(e.to_string()))
+    };
+    let tls = match server.security {
+        Security::Starttls => Tls::Required(params()?),
+        Security::Tls => Tls::Wrapper(params()?),
+        Security::None => Tls::None,
+    };
+    let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(server.host)
+        .port(server.port)
+        .tls(tls)
+        .hello_name(ClientId::Domain(server.helo.to_string()))
+        .timeout(Some(timeout));
+    if let Some((user, password)) = server.login {
+        b = b
+            .credentials(Credentials::new(user.to_string(), password.to_string()))
+            .authentication(vec![Mechanism::Plain, Mechanism::Login]);
     }
+    Ok(b.build())
 }
 
-struct Conn<S> {
-    io: BufReader<S>,
+/// Explain a lettre error in the terms of this channel's settings.
+fn classify(server: &Server<'_>, e: &lettre::transport::smtp::Error, t: Duration) -> SmtpError {
+    let reason = innermost(e);
+    if let Some(code) = e.status() {
+        return SmtpError::Reply {
+            code: code.to_string(),
+            text: reason,
+        };
+    }
+    if e.is_timeout() {
+        return SmtpError::Timeout(t);
+    }
+    if e.is_tls() || rustls_cause(e).is_some() {
+        return SmtpError::Tls {
+            host: server.host.to_string(),
+            reason: rustls_cause(e).unwrap_or(reason),
+        };
+    }
+    if e.is_client() && reason.contains("STARTTLS") {
+        return SmtpError::NoStarttls;
+    }
+    // lettre has no accessor for "could not connect"; its Display names that kind.
+    if e.to_string().starts_with("Connection error") {
+        return SmtpError::Connect {
+            host: server.host.to_string(),
+            port: server.port,
+            reason,
+        };
+    }
+    SmtpError::Protocol(e.to_string())
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
-    fn new(s: S) -> Self {
-        Conn {
-            io: BufReader::new(s),
+/// The rustls error somewhere in the chain (lettre reports a failed implicit-TLS handshake
+/// as a connection error, with rustls's error inside an I/O error).
+fn rustls_cause(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(t) = err.downcast_ref::<rustls::Error>() {
+            return Some(t.to_string());
         }
-    }
-
-    fn into_inner(self) -> S {
-        self.io.into_inner()
-    }
-
-    /// Read one (possibly multi-line) reply: its code and the text of each line.
-    async fn reply(&mut self) -> Result<(u16, Vec<String>), SmtpError> {
-        let mut lines = Vec::new();
-        loop {
-            let mut line = String::new();
-            if self.io.read_line(&mut line).await? == 0 {
-                return Err(SmtpError::Closed);
-            }
-            let line = line.trim_end_matches(['\r', '\n']);
-            let code = line
-                .get(..3)
-                .and_then(|c| c.parse::<u16>().ok())
-                .ok_or(SmtpError::Closed)?;
-            lines.push(line.get(4..).unwrap_or_default().to_string());
-            if line.as_bytes().get(3) != Some(&b'-') || lines.len() > 100 {
-                return Ok((code, lines));
-            }
+        if let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|i| i.downcast_ref::<rustls::Error>())
+        {
+            return Some(inner.to_string());
         }
+        cur = err.source();
     }
-
-    async fn expect(&mut self, step: &'static str, ok: &[u16]) -> Result<Vec<String>, SmtpError> {
-        let (code, lines) = self.reply().await?;
-        if ok.contains(&code) {
-            Ok(lines)
-        } else {
-            Err(SmtpError::Reply {
-                step,
-                code,
-                text: lines.join(" "),
-            })
-        }
-    }
-
-    async fn command(
-        &mut self,
-        step: &'static str,
-        line: &str,
-        ok: &[u16],
-    ) -> Result<Vec<String>, SmtpError> {
-        let w = self.io.get_mut();
-        w.write_all(line.as_bytes()).await?;
-        w.write_all(b"\r\n").await?;
-        w.flush().await?;
-        self.expect(step, ok).await
-    }
-
-    /// EHLO; returns the extension lines (after the greeting line).
-    async fn ehlo(&mut self, helo: &str) -> Result<Vec<String>, SmtpError> {
-        let lines = self
-            .command("EHLO", &format!("EHLO {helo}"), &[250])
-            .await?;
-        Ok(lines.into_iter().skip(1).collect())
-    }
-
-    /// Authenticate (if configured), send the envelope and the message, quit.
-    async fn deliver(&mut self, server: &Server<'_>, mail: &Mail<'_>) -> Result<(), SmtpError> {
-        if let Some((user, password)) = server.login {
-            let token =
-                base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
-            self.command("AUTH", &format!("AUTH PLAIN {token}"), &[235])
-                .await?;
-        }
-        self.command("MAIL FROM", &format!("MAIL FROM:<{}>", mail.from), &[250])
-            .await?;
-        for to in mail.to {
-            self.command("RCPT TO", &format!("RCPT TO:<{to}>"), &[250, 251])
-                .await?;
-        }
-        self.command("DATA", "DATA", &[354]).await?;
-        let msg = message(mail, server.helo, crate::events::now_s());
-        let w = self.io.get_mut();
-        w.write_all(dot_stuff(&msg).as_bytes()).await?;
-        self.command("message", ".", &[250]).await?;
-        // The message is accepted; a failed QUIT changes nothing.
-        let _ = self.command("QUIT", "QUIT", &[221]).await;
-        Ok(())
-    }
+    None
 }
 
-/// The message: headers and a text body, lines ending in CRLF.
-pub fn message(mail: &Mail<'_>, host: &str, now: u64) -> String {
+/// The deepest cause's text (the server's reply text, the I/O or certificate error).
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+fn mailbox(field: &str, addr: &str) -> Result<Mailbox, SmtpError> {
+    addr.parse::<Mailbox>().map_err(|e| SmtpError::Address {
+        field: field.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// The message: a text/plain body with From, To, Subject, Date and a Message-ID at `host`.
+pub fn build_message(mail: &Mail<'_>, host: &str) -> Result<Message, SmtpError> {
+    let mut b = Message::builder().from(mailbox("from", mail.from)?);
+    for (i, to) in mail.to.iter().enumerate() {
+        b = b.to(mailbox(&format!("to[{i}]"), to)?);
+    }
     let mut id = [0u8; 12];
-    let _ = getrandom::getrandom(&mut id);
-    let mut m = String::new();
-    m.push_str(&format!("From: <{}>\r\n", mail.from));
-    let to: Vec<String> = mail.to.iter().map(|t| format!("<{t}>")).collect();
-    m.push_str(&format!("To: {}\r\n", to.join(", ")));
-    m.push_str(&format!("Subject: {}\r\n", encode_header(mail.subject)));
-    m.push_str(&format!("Date: {}\r\n", rfc2822(now)));
-    m.push_str(&format!(
-        "Message-ID: <{}@{host}>\r\n",
-        crate::secret::hex(&id)
-    ));
-    m.push_str("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n");
-    m.push_str("Content-Transfer-Encoding: 8bit\r\n\r\n");
-    for line in mail.body.lines() {
-        m.push_str(line);
-        m.push_str("\r\n");
-    }
-    m
+    getrandom::getrandom(&mut id).map_err(|e| SmtpError::Message(e.to_string()))?;
+    let subject: String = mail.subject.chars().filter(|c| !c.is_control()).collect();
+    b.subject(subject)
+        .message_id(Some(format!("<{}@{host}>", crate::secret::hex(&id))))
+        .header(ContentType::TEXT_PLAIN)
+        .body(mail.body.to_string())
+        .map_err(|e| SmtpError::Message(e.to_string()))
 }
 
-/// A header value: as is if plain ASCII, else RFC 2047 base64 encoded-word.
-pub fn encode_header(v: &str) -> String {
-    let v: String = v.chars().filter(|c| !c.is_control()).collect();
-    if v.is_ascii() {
-        v
-    } else {
-        format!(
-            "=?UTF-8?B?{}?=",
-            base64::engine::general_purpose::STANDARD.encode(v)
-        )
-    }
-}
-
-/// Double a leading dot on every line (RFC 5321 §4.5.2).
-pub fn dot_stuff(msg: &str) -> String {
-    msg.split_inclusive("\r\n")
-        .map(|l| {
-            if l.starts_with('.') {
-                format!(".{l}")
-            } else {
-                l.to_string()
-            }
-        })
-        .collect()
-}
-
-/// `Mon, 23 Nov 2026 01:02:03 +0000` for Unix seconds.
+/// `Mon, 23 Nov 2026 01:02:03 +0000` for Unix seconds (alert texts).
 pub fn rfc2822(secs: u64) -> String {
     let days = (secs / 86400) as i64;
     let rem = secs % 86400;
@@ -288,8 +242,13 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    //! The peer for these tests is a small scripted SMTP responder (plain, STARTTLS or
+    //! implicit TLS); lettre is the client under test.
     use super::*;
-    use tokio::io::AsyncBufReadExt;
+    use base64::Engine;
+    use rustls::ClientConfig;
+    use std::sync::Arc;
+    use tokio::io::{AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
     #[test]
     fn dates() {
@@ -299,32 +258,43 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn headers_and_dots() {
-        assert_eq!(encode_header("disk ok"), "disk ok");
-        assert_eq!(
-            encode_header("a\r\nBcc: x"),
-            "aBcc: x",
-            "no header injection"
-        );
-        assert_eq!(
-            encode_header("Pool “tank”"),
-            "=?UTF-8?B?UG9vbCDigJx0YW5r4oCd?="
-        );
-        assert_eq!(dot_stuff("a\r\n.b\r\n..c\r\n"), "a\r\n..b\r\n...c\r\n");
+    fn messages_are_built_safely() {
         let to = vec!["ops@example.com".to_string(), "b@example.com".to_string()];
-        let m = message(
+        let m = build_message(
             &Mail {
                 from: "nas@example.com",
                 to: &to,
-                subject: "s",
+                subject: "a\r\nBcc: x",
                 body: "one\n.two",
             },
             "vault",
-            0,
+        )
+        .unwrap();
+        let text = String::from_utf8(m.formatted()).unwrap();
+        assert!(
+            text.contains("To: ops@example.com, b@example.com\r\n"),
+            "{text}"
         );
-        assert!(m.contains("To: <ops@example.com>, <b@example.com>\r\n"));
-        assert!(m.contains("@vault>\r\n"));
-        assert!(m.ends_with("\r\n\r\none\r\n.two\r\n"));
+        assert!(
+            text.contains("Subject: aBcc: x\r\n"),
+            "no header injection: {text}"
+        );
+        assert!(!text.contains("\r\nBcc:"), "{text}");
+        assert!(
+            text.contains("@vault>\r\n") && text.contains("Date: "),
+            "{text}"
+        );
+        let e = build_message(
+            &Mail {
+                from: "not an address",
+                to: &to,
+                subject: "s",
+                body: "b",
+            },
+            "vault",
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("from is not a usable"), "{e}");
     }
 
     /// What a scripted test server saw.
@@ -333,11 +303,23 @@ pub(crate) mod tests {
         pub data: String,
     }
 
-    /// A scripted SMTP server on loopback: offers STARTTLS when `tls` is given, accepts
-    /// AUTH PLAIN for user `u` password `p`.
+    /// How the scripted server protects the session.
+    #[derive(Clone)]
+    pub(crate) enum Mode {
+        Plain,
+        Starttls(tokio_rustls::TlsAcceptor),
+        Implicit(tokio_rustls::TlsAcceptor),
+    }
+
+    /// A scripted SMTP server on loopback for one session: offers STARTTLS when `tls` is
+    /// given, accepts AUTH PLAIN for user `u` password `p`.
     pub(crate) async fn server(
         tls: Option<tokio_rustls::TlsAcceptor>,
     ) -> (u16, tokio::task::JoinHandle<Seen>) {
+        serve(tls.map_or(Mode::Plain, Mode::Starttls)).await
+    }
+
+    pub(crate) async fn serve(mode: Mode) -> (u16, tokio::task::JoinHandle<Seen>) {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = l.local_addr().unwrap().port();
         let h = tokio::spawn(async move {
@@ -346,54 +328,66 @@ pub(crate) mod tests {
                 commands: Vec::new(),
                 data: String::new(),
             };
-            let mut io: Box<dyn Stream> = Box::new(BufReader::new(s));
-            io.write_all(b"220 test ESMTP\r\n").await.unwrap();
+            let (mut io, starttls): (Box<dyn Stream>, _) = match &mode {
+                Mode::Plain => (Box::new(BufReader::new(s)), None),
+                Mode::Starttls(a) => (Box::new(BufReader::new(s)), Some(a.clone())),
+                Mode::Implicit(a) => match a.accept(s).await {
+                    Ok(t) => (Box::new(BufReader::new(t)), None),
+                    Err(_) => return seen,
+                },
+            };
+            if io.write_all(b"220 test ESMTP\r\n").await.is_err() {
+                return seen;
+            }
             loop {
                 let mut line = String::new();
-                if io.read_line(&mut line).await.unwrap() == 0 {
-                    break;
+                match io.read_line(&mut line).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
                 }
                 let cmd = line.trim_end().to_string();
                 seen.commands.push(cmd.clone());
                 let upper = cmd.to_ascii_uppercase();
                 let answer: &[u8] = if upper.starts_with("EHLO") {
-                    if tls.is_some() {
-                        b"250-test\r\n250-8BITMIME\r\n250 STARTTLS\r\n"
+                    if starttls.is_some() && io.is_plain() {
+                        b"250-test\r\n250-8BITMIME\r\n250-AUTH PLAIN LOGIN\r\n250 STARTTLS\r\n"
                     } else {
-                        b"250-test\r\n250 8BITMIME\r\n"
+                        b"250-test\r\n250-8BITMIME\r\n250 AUTH PLAIN LOGIN\r\n"
                     }
                 } else if upper == "STARTTLS" {
                     io.write_all(b"220 go ahead\r\n").await.unwrap();
-                    let acceptor = tls.clone().unwrap();
-                    let plain = io.into_tcp();
-                    let s = acceptor.accept(plain).await.unwrap();
-                    io = Box::new(BufReader::new(s));
+                    let acceptor = starttls.clone().unwrap();
+                    match acceptor.accept(io.into_tcp()).await {
+                        Ok(s) => io = Box::new(BufReader::new(s)),
+                        Err(_) => break,
+                    }
                     continue;
                 } else if upper.starts_with("AUTH PLAIN") {
                     let ok = base64::engine::general_purpose::STANDARD.encode("\0u\0p");
                     if cmd.ends_with(&ok) {
                         b"235 ok\r\n"
                     } else {
-                        b"535 bad credentials\r\n"
+                        b"535 5.7.8 bad credentials\r\n"
                     }
                 } else if upper == "DATA" {
                     io.write_all(b"354 go\r\n").await.unwrap();
                     loop {
                         let mut l = String::new();
-                        io.read_line(&mut l).await.unwrap();
-                        if l == ".\r\n" {
+                        if io.read_line(&mut l).await.unwrap_or(0) == 0 || l == ".\r\n" {
                             break;
                         }
                         seen.data.push_str(&l);
                     }
                     b"250 queued\r\n"
                 } else if upper == "QUIT" {
-                    io.write_all(b"221 bye\r\n").await.unwrap();
+                    let _ = io.write_all(b"221 bye\r\n").await;
                     break;
                 } else {
                     b"250 ok\r\n"
                 };
-                io.write_all(answer).await.unwrap();
+                if io.write_all(answer).await.is_err() {
+                    break;
+                }
             }
             seen
         });
@@ -403,11 +397,15 @@ pub(crate) mod tests {
     /// Lets the scripted server swap a plain stream for a TLS one.
     pub(crate) trait Stream: tokio::io::AsyncBufRead + AsyncWrite + Unpin + Send {
         fn into_tcp(self: Box<Self>) -> tokio::net::TcpStream;
+        fn is_plain(&self) -> bool;
     }
 
     impl Stream for BufReader<tokio::net::TcpStream> {
         fn into_tcp(self: Box<Self>) -> tokio::net::TcpStream {
             self.into_inner()
+        }
+        fn is_plain(&self) -> bool {
+            true
         }
     }
 
@@ -415,10 +413,14 @@ pub(crate) mod tests {
         fn into_tcp(self: Box<Self>) -> tokio::net::TcpStream {
             unreachable!("TLS is started once")
         }
+        fn is_plain(&self) -> bool {
+            false
+        }
     }
 
-    /// A CA and a `localhost` certificate it signed: (server acceptor, client config).
-    pub(crate) fn test_pki() -> (tokio_rustls::TlsAcceptor, Arc<ClientConfig>) {
+    /// A CA and a `localhost` certificate it signed: (server acceptor, what a client must
+    /// trust: a rustls config for webhooks and the CA for mail).
+    pub(crate) fn test_pki() -> (tokio_rustls::TlsAcceptor, crate::channels::Trust) {
         let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -433,9 +435,13 @@ pub(crate) mod tests {
                 .unwrap();
         let mut roots = rustls::RootCertStore::empty();
         roots.add(ca.der().clone()).unwrap();
+        let client: Arc<ClientConfig> = crate::tls::client_config(roots).unwrap();
         (
             tokio_rustls::TlsAcceptor::from(server),
-            crate::tls::client_config(roots).unwrap(),
+            crate::channels::Trust {
+                client,
+                roots: vec![ca.der().clone()],
+            },
         )
     }
 
@@ -450,9 +456,16 @@ pub(crate) mod tests {
 
     const T: Duration = Duration::from_secs(10);
 
+    fn verbs(seen: &Seen) -> Vec<String> {
+        seen.commands
+            .iter()
+            .map(|c| c.split([' ', ':']).next().unwrap().to_ascii_uppercase())
+            .collect()
+    }
+
     #[tokio::test]
     async fn starttls_auth_and_delivery() {
-        let (acceptor, client) = test_pki();
+        let (acceptor, trust) = test_pki();
         let (port, h) = server(Some(acceptor)).await;
         let to = vec!["ops@example.com".to_string()];
         let srv = Server {
@@ -462,18 +475,14 @@ pub(crate) mod tests {
             login: Some(("u", "p")),
             helo: "vault",
         };
-        send(&srv, &mail(&to), client, T).await.unwrap();
+        send(&srv, &mail(&to), &trust.roots, T).await.unwrap();
         let seen = h.await.unwrap();
-        let c: Vec<&str> = seen
-            .commands
-            .iter()
-            .map(|c| c.split(' ').next().unwrap())
-            .collect();
         assert_eq!(
-            c,
+            verbs(&seen),
             vec!["EHLO", "STARTTLS", "EHLO", "AUTH", "MAIL", "RCPT", "DATA", "QUIT"]
         );
-        assert_eq!(seen.commands[5], "RCPT TO:<ops@example.com>");
+        assert_eq!(seen.commands[0], "EHLO vault");
+        assert!(seen.commands[5].starts_with("RCPT TO:<ops@example.com>"));
         assert!(seen
             .data
             .contains("Subject: [vault] CRITICAL: pool degraded\r\n"));
@@ -481,10 +490,30 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
-    async fn errors_are_explained() {
-        let (acceptor, client) = test_pki();
+    async fn implicit_tls_delivery() {
+        let (acceptor, trust) = test_pki();
+        let (port, h) = serve(Mode::Implicit(acceptor)).await;
         let to = vec!["ops@example.com".to_string()];
-        let (port, _h) = server(Some(acceptor)).await;
+        let srv = Server {
+            host: "localhost",
+            port,
+            security: Security::Tls,
+            login: Some(("u", "p")),
+            helo: "vault",
+        };
+        send(&srv, &mail(&to), &trust.roots, T).await.unwrap();
+        let seen = h.await.unwrap();
+        assert_eq!(
+            verbs(&seen),
+            vec!["EHLO", "AUTH", "MAIL", "RCPT", "DATA", "QUIT"]
+        );
+    }
+
+    #[tokio::test]
+    async fn errors_are_explained() {
+        let (acceptor, trust) = test_pki();
+        let to = vec!["ops@example.com".to_string()];
+        let (port, _h) = server(Some(acceptor.clone())).await;
         let srv = Server {
             host: "localhost",
             port,
@@ -492,10 +521,10 @@ pub(crate) mod tests {
             login: Some(("u", "wrong")),
             helo: "vault",
         };
-        let e = send(&srv, &mail(&to), client.clone(), T).await.unwrap_err();
+        let e = send(&srv, &mail(&to), &trust.roots, T).await.unwrap_err();
         assert_eq!(
             e.to_string(),
-            "the mail server answered 535 to AUTH: bad credentials"
+            "the mail server answered 535: 5.7.8 bad credentials"
         );
 
         let (port, _h) = server(None).await;
@@ -504,18 +533,80 @@ pub(crate) mod tests {
             security: Security::Starttls,
             ..srv
         };
-        let e = send(&srv, &mail(&to), client.clone(), T).await.unwrap_err();
+        let e = send(&srv, &mail(&to), &trust.roots, T).await.unwrap_err();
         assert!(matches!(e, SmtpError::NoStarttls), "{e}");
 
-        // An untrusted certificate stops the exchange before any credential is sent.
+        // An untrusted certificate stops the exchange before any credential is sent,
+        // with STARTTLS and with implicit TLS.
         let (other, _) = test_pki();
-        let (port, _h) = server(Some(other)).await;
-        let srv = Server { port, ..srv };
-        let e = send(&srv, &mail(&to), client, T).await.unwrap_err();
+        for mode in [Mode::Starttls(other.clone()), Mode::Implicit(other)] {
+            let implicit = matches!(mode, Mode::Implicit(_));
+            let (port, h) = serve(mode).await;
+            let srv = Server {
+                port,
+                security: if implicit {
+                    Security::Tls
+                } else {
+                    Security::Starttls
+                },
+                ..srv.clone()
+            };
+            let e = send(&srv, &mail(&to), &trust.roots, T).await.unwrap_err();
+            assert!(matches!(e, SmtpError::Tls { .. }), "{e}");
+            assert!(e.to_string().contains("localhost"), "{e}");
+            let seen = h.await.unwrap();
+            assert!(!seen.commands.iter().any(|c| c.starts_with("AUTH")));
+        }
+
+        // The right CA but the wrong name.
+        let (port, _h) = serve(Mode::Implicit(acceptor)).await;
+        let srv = Server {
+            host: "127.0.0.1",
+            port,
+            security: Security::Tls,
+            ..srv.clone()
+        };
+        let e = send(&srv, &mail(&to), &trust.roots, T).await.unwrap_err();
+        assert!(matches!(e, SmtpError::Tls { .. }), "{e}");
+
+        // Nobody listening.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        let srv = Server {
+            host: "localhost",
+            port,
+            ..srv
+        };
+        let e = send(&srv, &mail(&to), &trust.roots, T).await.unwrap_err();
         assert!(
-            matches!(e, SmtpError::Connect(ConnectError::Tls(..))),
+            e.to_string()
+                .starts_with(&format!("cannot connect to localhost:{port}")),
             "{e}"
         );
+    }
+
+    #[tokio::test]
+    async fn silent_server_times_out() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let hold = tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            drop(s);
+        });
+        let to = vec!["ops@example.com".to_string()];
+        let srv = Server {
+            host: "127.0.0.1",
+            port,
+            security: Security::None,
+            login: None,
+            helo: "vault",
+        };
+        let t = Duration::from_millis(300);
+        let e = send(&srv, &mail(&to), &[], t).await.unwrap_err();
+        assert!(matches!(e, SmtpError::Timeout(_)), "{e}");
+        hold.abort();
     }
 
     #[tokio::test]
@@ -529,8 +620,7 @@ pub(crate) mod tests {
             login: None,
             helo: "vault",
         };
-        let client = crate::tls::public_client_config().unwrap();
-        send(&srv, &mail(&to), client, T).await.unwrap();
+        send(&srv, &mail(&to), &[], T).await.unwrap();
         let seen = h.await.unwrap();
         assert!(!seen.commands.iter().any(|c| c.starts_with("AUTH")));
         assert_eq!(

@@ -1,26 +1,671 @@
-//! Disks, pools, shares, snapshots and thin volumes (backed by cairn-storage).
+//! Disks and pools (backed by cairn-storage): inventory, wipe, create with a plan, status, replace, add, destroy.
 
 use crate::error::ApiError;
 use crate::request::Ctx;
-use crate::response::Body;
+use crate::response::{json, Body};
 use crate::router::{Access, Route};
-use hyper::Response;
+use cairn_storage::{Storage, StorageError};
+use hyper::{Response, StatusCode};
+use std::sync::Arc;
 
 /// Operations of this resource group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StorageOp {}
+pub enum StorageOp {
+    ListDisks,
+    GetDisk,
+    WipeDisk,
+    ListPools,
+    CreatePool,
+    PlanPool,
+    GetPool,
+    DestroyPool,
+    ReplaceDisk,
+    AddDisk,
+}
 
 impl StorageOp {
     /// Who may call the operation.
     pub fn access(self) -> Access {
-        match self {}
+        Access::User
     }
 }
 
+use crate::router::Op::Storage as S;
+use StorageOp::*;
+
 /// The routes of this group (the OpenAPI fragment `openapi/storage.json` lists the same).
-pub const ROUTES: &[Route] = &[];
+/// `/api/v1/pools/plan` comes before `/api/v1/pools/{pool}` (and `plan` is not a valid pool name).
+pub const ROUTES: &[Route] = &[
+    Route {
+        path: "/api/v1/disks",
+        methods: &[("GET", S(ListDisks))],
+        allowed: &["GET"],
+    },
+    Route {
+        path: "/api/v1/disks/{disk}",
+        methods: &[("GET", S(GetDisk))],
+        allowed: &["GET"],
+    },
+    Route {
+        path: "/api/v1/disks/{disk}/wipe",
+        methods: &[("POST", S(WipeDisk))],
+        allowed: &["POST"],
+    },
+    Route {
+        path: "/api/v1/pools",
+        methods: &[("GET", S(ListPools)), ("POST", S(CreatePool))],
+        allowed: &["GET", "POST"],
+    },
+    Route {
+        path: "/api/v1/pools/plan",
+        methods: &[("POST", S(PlanPool))],
+        allowed: &["POST"],
+    },
+    Route {
+        path: "/api/v1/pools/{pool}",
+        methods: &[("GET", S(GetPool)), ("DELETE", S(DestroyPool))],
+        allowed: &["GET", "DELETE"],
+    },
+    Route {
+        path: "/api/v1/pools/{pool}/replace",
+        methods: &[("POST", S(ReplaceDisk))],
+        allowed: &["POST"],
+    },
+    Route {
+        path: "/api/v1/pools/{pool}/add",
+        methods: &[("POST", S(AddDisk))],
+        allowed: &["POST"],
+    },
+];
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WipeBody {
+    confirm_serial: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DestroyBody {
+    confirm_name: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplaceBody {
+    old: String,
+    new: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddBody {
+    disk: String,
+}
+
+/// The API error for a storage error: field errors are 422 naming the field.
+pub fn api_error(e: &StorageError) -> ApiError {
+    match e {
+        StorageError::Invalid { field, reason } => ApiError::invalid(field, reason.clone()),
+        StorageError::NoSuchDisk(_) | StorageError::NoSuchPool(_) => {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+        }
+        StorageError::PoolUnusable { .. } => ApiError::conflict("pool_unusable", e.to_string()),
+        StorageError::Busy(_) => ApiError::conflict("busy", e.to_string()),
+        _ => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "storage_failed",
+            cairn_core::boot::error_chain(e),
+        ),
+    }
+}
+
+fn service(ctx: &Ctx<'_>) -> Result<Arc<Storage>, ApiError> {
+    ctx.state
+        .domains
+        .storage
+        .clone()
+        .ok_or_else(|| crate::domains::unavailable("storage"))
+}
+
+/// Run a blocking storage call off the async threads.
+async fn blocking<T: Send + 'static>(
+    storage: Arc<Storage>,
+    f: impl FnOnce(&Storage) -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(move || f(&storage))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("storage call panicked: {e}"),
+            )
+        })?
+        .map_err(|e| api_error(&e))
+}
+
+/// Start a task of `kind` that runs `f` with the task as its progress sink; answers 202.
+fn task(
+    ctx: &Ctx<'_>,
+    storage: Arc<Storage>,
+    kind: &str,
+    message: &str,
+    done: &'static str,
+    f: impl FnOnce(&Storage, &dyn cairn_core::alert::Progress) -> Result<(), StorageError>
+        + Send
+        + 'static,
+) -> Response<Body> {
+    let handle = ctx.state.tasks.start(kind, message);
+    let id = handle.id();
+    tokio::task::spawn_blocking(move || match f(&storage, &handle) {
+        Ok(()) => handle.succeed(done),
+        Err(e) => handle.fail(&cairn_core::boot::error_chain(&e)),
+    });
+    let body = ctx
+        .state
+        .tasks
+        .get(id)
+        .map(|t| serde_json::to_value(t).unwrap_or_default())
+        .unwrap_or_else(|| serde_json::json!({ "id": id }));
+    json(StatusCode::ACCEPTED, &body)
+}
+
+/// A disk as the API shows it: the inventory plus the SMART summary when the SMART
+/// service runs.
+fn disk_json(ctx: &Ctx<'_>, d: &cairn_storage::DiskView) -> serde_json::Value {
+    let mut v = serde_json::to_value(d).unwrap_or_default();
+    v["smart"] = smart_summary(ctx, &d.disk.id);
+    v
+}
+
+/// The SMART service's summary of disk `id` (`null` when it is not running or knows nothing).
+fn smart_summary(ctx: &Ctx<'_>, id: &str) -> serde_json::Value {
+    ctx.state
+        .domains
+        .smart
+        .as_ref()
+        .and_then(|s| s.summary(id))
+        .and_then(|s| serde_json::to_value(s).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
 
 /// Run one operation.
-pub async fn handle(_ctx: &Ctx<'_>, op: StorageOp) -> Result<Response<Body>, ApiError> {
-    match op {}
+pub async fn handle(ctx: &Ctx<'_>, op: StorageOp) -> Result<Response<Body>, ApiError> {
+    let storage = service(ctx)?;
+    match op {
+        ListDisks => {
+            let disks = blocking(storage, |s| s.disks()).await?;
+            let list: Vec<_> = disks.iter().map(|d| disk_json(ctx, d)).collect();
+            Ok(json(StatusCode::OK, &serde_json::json!({ "disks": list })))
+        }
+        GetDisk => {
+            let id = ctx.param().to_string();
+            let d = blocking(storage, move |s| s.disk(&id)).await?;
+            Ok(json(StatusCode::OK, &disk_json(ctx, &d)))
+        }
+        WipeDisk => {
+            let body: WipeBody = ctx.json()?;
+            let id = ctx.param().to_string();
+            let (i2, c2) = (id.clone(), body.confirm_serial.clone());
+            let disk = blocking(storage.clone(), move |s| s.check_wipe(&i2, &c2)).await?;
+            Ok(task(
+                ctx,
+                storage,
+                "disk.wipe",
+                &format!("wiping disk {}", disk.id),
+                "disk wiped",
+                move |s, p| s.wipe_disk(&id, &body.confirm_serial, p).map(drop),
+            ))
+        }
+        ListPools => {
+            let pools = blocking(storage, |s| s.pools()).await?;
+            Ok(json(StatusCode::OK, &serde_json::json!({ "pools": pools })))
+        }
+        PlanPool => {
+            let req: cairn_storage::CreatePool = ctx.json()?;
+            let plan = blocking(storage, move |s| s.plan_pool(&req)).await?;
+            Ok(json(StatusCode::OK, &plan))
+        }
+        CreatePool => {
+            let req: cairn_storage::CreatePool = ctx.json()?;
+            let r2 = req.clone();
+            let plan = blocking(storage.clone(), move |s| s.plan_pool(&r2)).await?;
+            Ok(task(
+                ctx,
+                storage,
+                "pool.create",
+                &format!(
+                    "creating pool {} ({}, {} disks, {} bytes usable)",
+                    plan.name,
+                    plan.level,
+                    plan.disks.len(),
+                    plan.usable_bytes
+                ),
+                "pool created",
+                move |s, p| s.create_pool(&req, p).map(drop),
+            ))
+        }
+        GetPool => {
+            let name = ctx.param().to_string();
+            let st = blocking(storage, move |s| s.pool_status(&name)).await?;
+            Ok(json(StatusCode::OK, &st))
+        }
+        DestroyPool => {
+            let body: DestroyBody = ctx.json()?;
+            let name = ctx.param().to_string();
+            let (n2, c2) = (name.clone(), body.confirm_name.clone());
+            blocking(storage.clone(), move |s| s.check_destroy(&n2, &c2)).await?;
+            Ok(task(
+                ctx,
+                storage,
+                "pool.destroy",
+                &format!("destroying pool {name}"),
+                "pool destroyed",
+                move |s, p| s.destroy_pool(&name, &body.confirm_name, p),
+            ))
+        }
+        ReplaceDisk => {
+            let body: ReplaceBody = ctx.json()?;
+            let name = ctx.param().to_string();
+            let (n2, o2, w2) = (name.clone(), body.old.clone(), body.new.clone());
+            let plan = blocking(storage.clone(), move |s| s.check_replace(&n2, &o2, &w2)).await?;
+            Ok(task(
+                ctx,
+                storage,
+                "pool.replace",
+                &format!("replacing {} by {} in pool {name}", plan.old, plan.new.id),
+                "rebuild complete",
+                move |s, p| s.replace_disk(&name, &body.old, &body.new, p).map(drop),
+            ))
+        }
+        AddDisk => {
+            let body: AddBody = ctx.json()?;
+            let name = ctx.param().to_string();
+            let (n2, d2) = (name.clone(), body.disk.clone());
+            let (_, disk) = blocking(storage.clone(), move |s| s.check_add(&n2, &d2)).await?;
+            Ok(task(
+                ctx,
+                storage,
+                "pool.add",
+                &format!("adding {} to pool {name}", disk.id),
+                "disk added",
+                move |s, p| s.add_disk(&name, &body.disk, p).map(drop),
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::client::{self, ClientRequest, ClientResponse};
+    use crate::fingerprint::Fingerprint;
+    use crate::health::tests::FixedNode;
+    use crate::server::Server;
+    use crate::state::ApiState;
+    use crate::system::NodeSystem;
+    use crate::tls::{leaf_fingerprint, server_config, tests::self_signed};
+    use cairn_core::command::{CommandOutput, RecordingRunner};
+    use cairn_storage::inventory::fake::{add_disk, virtio, FakeDisk};
+    use cairn_storage::md::fake::add_array;
+    use cairn_storage::{Storage, SystemPaths};
+    use hyper::Method;
+    use serde_json::{json, Value};
+    use std::net::SocketAddr;
+    use std::path::PathBuf;
+    use std::sync::Arc;
+    use std::time::Duration;
+    use tokio::net::TcpListener;
+
+    const T: Duration = Duration::from_secs(10);
+
+    struct NoSystem;
+    impl NodeSystem for NoSystem {
+        fn set_hostname(&self, _: &str) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn zoneinfo_dir(&self) -> Option<PathBuf> {
+            None
+        }
+    }
+
+    struct Api {
+        addr: SocketAddr,
+        pin: Fingerprint,
+        bearer: String,
+        state: ApiState,
+        runner: Arc<RecordingRunner>,
+        tree: tempfile::TempDir,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Api {
+        async fn call(&self, method: Method, path: &str, body: Option<Value>) -> ClientResponse {
+            let mut req = ClientRequest::new(method, path).header("authorization", &self.bearer);
+            if let Some(b) = body {
+                req = req.json(&b);
+            }
+            client::send(self.addr, req, self.pin, T).await.unwrap()
+        }
+
+        /// Poll the task until it finishes (bounded by 100 × 50 ms).
+        async fn finished(&self, id: u64) -> crate::tasks::Task {
+            for _ in 0..100 {
+                let t = self.state.tasks.get(id).unwrap();
+                if t.state != crate::tasks::TaskState::Running {
+                    return t;
+                }
+                // poll interval of a bounded wait for a background task
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("task {id} did not finish");
+        }
+    }
+
+    /// A claimed node with an API token, whose storage service reads a recorded tree with
+    /// four blank virtio disks and one holding ext4, and runs tools through a recording runner.
+    async fn start(with_storage: bool) -> Api {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(crate::setup::DONE_MARKER), "").unwrap();
+        let tree = tempfile::tempdir().unwrap();
+        for (n, mm, ser) in [
+            ("vdb", "254:16", "B"),
+            ("vdc", "254:32", "C"),
+            ("vdd", "254:48", "D"),
+            ("vde", "254:64", "E"),
+        ] {
+            let udev = format!("E:ID_SERIAL={ser}\nS:disk/by-id/virtio-{ser}\n");
+            add_disk(
+                tree.path(),
+                &virtio(n, mm, Box::leak(udev.into_boxed_str())),
+            );
+        }
+        add_disk(
+            tree.path(),
+            &FakeDisk {
+                udev: "E:ID_SERIAL=X\nE:ID_FS_TYPE=ext4\nS:disk/by-id/virtio-X\n",
+                ..virtio("vdf", "254:80", "")
+            },
+        );
+        let (cert, key) = self_signed();
+        let tls = server_config(cert.as_bytes(), key.as_bytes()).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut state =
+            ApiState::open(Arc::new(FixedNode), Arc::new(NoSystem), dir.path()).unwrap();
+        let runner = Arc::new(RecordingRunner::new());
+        if with_storage {
+            state.domains.storage = Some(Arc::new(
+                Storage::open(
+                    runner.clone(),
+                    &dir.path().join("state"),
+                    Arc::new(state.alerts.clone()),
+                    SystemPaths::under(tree.path()),
+                )
+                .unwrap(),
+            ));
+        }
+        let (_, secret) = state.tokens.create("admin", "test").unwrap();
+        let server = Server::new(vec![listener], tls, state.clone()).unwrap();
+        let addr = server.local_addrs()[0];
+        tokio::spawn(server.run(std::future::pending::<()>(), Duration::from_secs(1)));
+        Api {
+            addr,
+            pin: leaf_fingerprint(cert.as_bytes()).unwrap(),
+            bearer: format!("Bearer {secret}"),
+            state,
+            runner,
+            tree,
+            _dir: dir,
+        }
+    }
+
+    #[tokio::test]
+    async fn disks_are_listed_with_usage_and_need_a_login() {
+        let api = start(true).await;
+        let r = api.call(Method::GET, "/api/v1/disks", None).await;
+        assert_eq!(r.status, 200);
+        let disks = r.json()["disks"].as_array().unwrap().clone();
+        assert_eq!(disks.len(), 5);
+        assert_eq!(disks[0]["id"], "virtio-B");
+        assert_eq!(disks[0]["usage"], "free");
+        assert_eq!(disks[0]["serial"], "B");
+        assert_eq!(disks[4]["usage"], "has_data");
+        assert_eq!(disks[4]["signatures"], json!(["ext4"]));
+        let r = api.call(Method::GET, "/api/v1/disks/vdc", None).await;
+        assert_eq!(r.json()["id"], "virtio-C");
+        assert_eq!(
+            api.call(Method::GET, "/api/v1/disks/nope", None)
+                .await
+                .status,
+            404
+        );
+        let anon = client::send(
+            api.addr,
+            ClientRequest::new(Method::GET, "/api/v1/disks"),
+            api.pin,
+            T,
+        )
+        .await
+        .unwrap();
+        assert_eq!(anon.status, 401);
+    }
+
+    #[tokio::test]
+    async fn without_the_service_routes_answer_503() {
+        let api = start(false).await;
+        let r = api.call(Method::GET, "/api/v1/pools", None).await;
+        assert_eq!(
+            (r.status.as_u16(), r.json()["code"].clone()),
+            (503, json!("unavailable"))
+        );
+    }
+
+    #[tokio::test]
+    async fn plan_checks_counts_and_disks_and_shows_capacity() {
+        let api = start(true).await;
+        let r = api
+            .call(
+                Method::POST,
+                "/api/v1/pools/plan",
+                Some(json!({"name": "tank", "level": "raid5", "disks": ["vdb", "vdc"]})),
+            )
+            .await;
+        assert_eq!(
+            (r.status.as_u16(), r.json()["field"].clone()),
+            (422, json!("disks"))
+        );
+        assert!(r.json()["message"].as_str().unwrap().contains("at least 3"));
+        api.runner.expect(
+            "wipefs",
+            &["--json", "/dev/vdf"],
+            CommandOutput::ok(r#"{"signatures":[{"type":"ext4"}]}"#),
+        );
+        let r = api
+            .call(
+                Method::POST,
+                "/api/v1/pools/plan",
+                Some(json!({"name": "tank", "level": "raid5", "disks": ["vdb", "vdc", "vdf"]})),
+            )
+            .await;
+        assert_eq!(
+            (r.status.as_u16(), r.json()["field"].clone()),
+            (422, json!("disks[2]"))
+        );
+        let r = api
+            .call(
+                Method::POST,
+                "/api/v1/pools/plan",
+                Some(json!({"name": "tank", "level": "raid5", "disks": ["vdb", "vdc", "vdd"]})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.json());
+        assert_eq!(r.json()["usable_bytes"], json!(2u64 * (128 << 20)));
+        let r = api
+            .call(
+                Method::POST,
+                "/api/v1/pools/plan",
+                Some(json!({"name": "Tank!", "level": "raid5", "disks": []})),
+            )
+            .await;
+        assert_eq!(r.json()["field"], "name");
+        let r = api
+            .call(
+                Method::POST,
+                "/api/v1/pools/plan",
+                Some(json!({"name": "t", "level": "raid5", "disks": [], "extra": 1})),
+            )
+            .await;
+        assert_eq!(r.status, 400);
+        assert!(
+            api.runner
+                .command_lines()
+                .iter()
+                .all(|l| l.starts_with("wipefs --json")),
+            "only probes ran"
+        );
+    }
+
+    #[tokio::test]
+    async fn create_runs_as_a_task_then_the_pool_is_shown_and_destroy_needs_its_name() {
+        let api = start(true).await;
+        add_array(
+            api.tree.path(),
+            "tank",
+            "md127",
+            3,
+            0,
+            ("resync", "5 / 10"),
+            &[
+                ("vdb", "0", "in_sync"),
+                ("vdc", "1", "in_sync"),
+                ("vdd", "2", "in_sync"),
+            ],
+        );
+        api.runner.expect(
+            "mdadm",
+            &["--detail", "--export"],
+            CommandOutput::ok("MD_UUID=aa:bb:cc:dd\n"),
+        );
+        let r = api
+            .call(
+                Method::POST,
+                "/api/v1/pools",
+                Some(json!({"name": "tank", "level": "raid5", "disks": ["vdb", "vdc", "vdd"]})),
+            )
+            .await;
+        assert_eq!(r.status, 202, "{:?}", r.json());
+        assert_eq!(r.json()["kind"], "pool.create");
+        let t = api.finished(r.json()["id"].as_u64().unwrap()).await;
+        assert_eq!(t.state, crate::tasks::TaskState::Succeeded, "{}", t.message);
+        assert!(api
+            .runner
+            .command_lines()
+            .iter()
+            .any(|l| l.starts_with("mdadm --create /dev/md/tank")));
+
+        let r = api.call(Method::GET, "/api/v1/pools/tank", None).await;
+        assert_eq!(r.status, 200);
+        let p = r.json();
+        assert_eq!(
+            (p["state"].clone(), p["level"].clone()),
+            (json!("healthy"), json!("raid5"))
+        );
+        assert_eq!(p["sync"]["percent"], 50);
+        assert_eq!(p["members"][0]["state"], "in_sync");
+        let r = api.call(Method::GET, "/api/v1/pools", None).await;
+        assert_eq!(r.json()["pools"][0]["md_uuid"], "aa:bb:cc:dd");
+        // A member is now refused for another pool.
+        let r = api.call(Method::GET, "/api/v1/disks/vdb", None).await;
+        assert_eq!(
+            (r.json()["usage"].clone(), r.json()["pool"].clone()),
+            (json!("pool"), json!("tank"))
+        );
+
+        let before = api.runner.calls().len();
+        let r = api
+            .call(
+                Method::DELETE,
+                "/api/v1/pools/tank",
+                Some(json!({"confirm_name": "tan"})),
+            )
+            .await;
+        assert_eq!(
+            (r.status.as_u16(), r.json()["field"].clone()),
+            (422, json!("confirm_name"))
+        );
+        let r = api
+            .call(
+                Method::POST,
+                "/api/v1/pools/tank/replace",
+                Some(json!({"old": "virtio-E", "new": "vde"})),
+            )
+            .await;
+        assert_eq!(
+            (r.status.as_u16(), r.json()["field"].clone()),
+            (422, json!("old"))
+        );
+        let r = api
+            .call(
+                Method::POST,
+                "/api/v1/pools/tank/add",
+                Some(json!({"disk": "vdc"})),
+            )
+            .await;
+        assert_eq!(
+            (r.status.as_u16(), r.json()["field"].clone()),
+            (422, json!("disk"))
+        );
+        assert_eq!(
+            api.runner.calls().len(),
+            before,
+            "refused requests ran nothing"
+        );
+        let r = api
+            .call(
+                Method::DELETE,
+                "/api/v1/pools/tank",
+                Some(json!({"confirm_name": "tank"})),
+            )
+            .await;
+        assert_eq!(r.status, 202);
+        let t = api.finished(r.json()["id"].as_u64().unwrap()).await;
+        assert_eq!(t.state, crate::tasks::TaskState::Succeeded, "{}", t.message);
+        assert_eq!(
+            api.call(Method::GET, "/api/v1/pools/tank", None)
+                .await
+                .status,
+            404
+        );
+    }
+
+    #[tokio::test]
+    async fn wipe_needs_the_serial() {
+        let api = start(true).await;
+        let r = api
+            .call(
+                Method::POST,
+                "/api/v1/disks/vdf/wipe",
+                Some(json!({"confirm_serial": "Y"})),
+            )
+            .await;
+        assert_eq!(
+            (r.status.as_u16(), r.json()["field"].clone()),
+            (422, json!("confirm_serial"))
+        );
+        assert!(api.runner.calls().is_empty());
+        let r = api
+            .call(
+                Method::POST,
+                "/api/v1/disks/vdf/wipe",
+                Some(json!({"confirm_serial": "X"})),
+            )
+            .await;
+        assert_eq!(r.status, 202);
+        let t = api.finished(r.json()["id"].as_u64().unwrap()).await;
+        assert_eq!(t.state, crate::tasks::TaskState::Succeeded, "{}", t.message);
+        assert!(api
+            .runner
+            .command_lines()
+            .contains(&"sgdisk --zap-all /dev/vdf".to_string()));
+    }
 }

@@ -55,6 +55,11 @@ pub const ASSETS: &[Asset] = &[
     asset!("alerts.js", JS),
     asset!("tasks.js", JS),
     asset!("empty.js", JS),
+    asset!("storage.js", JS),
+    asset!("shares.js", JS),
+    asset!("vms.js", JS),
+    asset!("smart.js", JS),
+    asset!("network.js", JS),
     asset!("style.css", CSS),
     asset!("icon.svg", "image/svg+xml"),
 ];

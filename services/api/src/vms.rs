@@ -1,26 +1,460 @@
-//! Virtual machines: spec, lifecycle, console, clones (backed by cairn-vm).
+//! Virtual machines: spec, lifecycle, console, clones and snapshots (backed by cairn-vm).
 
+mod console;
+
+use crate::domains::unavailable;
 use crate::error::ApiError;
 use crate::request::Ctx;
-use crate::response::Body;
+use crate::response::{json, no_content, Body};
 use crate::router::{Access, Route};
-use hyper::Response;
+use cairn_vm::error::VmError;
+use cairn_vm::hypervisor::HvError;
+use cairn_vm::{VmSpec, Vms};
+use hyper::{Response, StatusCode};
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Operations of this resource group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VmOp {}
+pub enum VmOp {
+    List,
+    Create,
+    Get,
+    Delete,
+    Start,
+    Shutdown,
+    Off,
+    Reboot,
+    Clone,
+    Autostart,
+    Snapshot,
+    DeleteSnapshot,
+    Restore,
+    WriteImage,
+    Console,
+    ConsoleStream,
+}
 
 impl VmOp {
     /// Who may call the operation.
     pub fn access(self) -> Access {
-        match self {}
+        Access::User
     }
 }
 
 /// The routes of this group (the OpenAPI fragment `openapi/vms.json` lists the same).
-pub const ROUTES: &[Route] = &[];
+pub const ROUTES: &[Route] = &[
+    Route {
+        path: "/api/v1/vms",
+        methods: &[
+            ("GET", crate::router::Op::Vms(VmOp::List)),
+            ("POST", crate::router::Op::Vms(VmOp::Create)),
+        ],
+        allowed: &["GET", "POST"],
+    },
+    Route {
+        path: "/api/v1/vms/{vm}",
+        methods: &[
+            ("GET", crate::router::Op::Vms(VmOp::Get)),
+            ("DELETE", crate::router::Op::Vms(VmOp::Delete)),
+        ],
+        allowed: &["GET", "DELETE"],
+    },
+    Route {
+        path: "/api/v1/vms/{vm}/start",
+        methods: &[("POST", crate::router::Op::Vms(VmOp::Start))],
+        allowed: &["POST"],
+    },
+    Route {
+        path: "/api/v1/vms/{vm}/shutdown",
+        methods: &[("POST", crate::router::Op::Vms(VmOp::Shutdown))],
+        allowed: &["POST"],
+    },
+    Route {
+        path: "/api/v1/vms/{vm}/off",
+        methods: &[("POST", crate::router::Op::Vms(VmOp::Off))],
+        allowed: &["POST"],
+    },
+    Route {
+        path: "/api/v1/vms/{vm}/reboot",
+        methods: &[("POST", crate::router::Op::Vms(VmOp::Reboot))],
+        allowed: &["POST"],
+    },
+    Route {
+        path: "/api/v1/vms/{vm}/clone",
+        methods: &[("POST", crate::router::Op::Vms(VmOp::Clone))],
+        allowed: &["POST"],
+    },
+    Route {
+        path: "/api/v1/vms/{vm}/autostart",
+        methods: &[("PUT", crate::router::Op::Vms(VmOp::Autostart))],
+        allowed: &["PUT"],
+    },
+    Route {
+        path: "/api/v1/vms/{vm}/snapshots",
+        methods: &[("POST", crate::router::Op::Vms(VmOp::Snapshot))],
+        allowed: &["POST"],
+    },
+    Route {
+        path: "/api/v1/vms/{vm}/snapshots/{snapshot}",
+        methods: &[("DELETE", crate::router::Op::Vms(VmOp::DeleteSnapshot))],
+        allowed: &["DELETE"],
+    },
+    Route {
+        path: "/api/v1/vms/{vm}/snapshots/{snapshot}/restore",
+        methods: &[("POST", crate::router::Op::Vms(VmOp::Restore))],
+        allowed: &["POST"],
+    },
+    Route {
+        path: "/api/v1/vms/{vm}/disks/{disk}/image",
+        methods: &[("PUT", crate::router::Op::Vms(VmOp::WriteImage))],
+        allowed: &["PUT"],
+    },
+    Route {
+        path: "/api/v1/vms/{vm}/console",
+        methods: &[("GET", crate::router::Op::Vms(VmOp::Console))],
+        allowed: &["GET"],
+    },
+    Route {
+        path: "/api/v1/vms/{vm}/console/stream",
+        methods: &[("GET", crate::router::Op::Vms(VmOp::ConsoleStream))],
+        allowed: &["GET"],
+    },
+];
+
+/// The API error for a VM service error.
+pub fn api_error(e: VmError) -> ApiError {
+    let detail = cairn_vm::service::chain(&e);
+    match e {
+        VmError::Invalid(i) => ApiError::invalid(&i.field, i.reason),
+        VmError::NotFound(_) | VmError::NoSnapshot { .. } => {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", detail)
+        }
+        VmError::WrongState { .. } => ApiError::conflict("wrong_state", detail),
+        VmError::NoMemory { .. } => ApiError::conflict("insufficient_memory", detail),
+        VmError::Hypervisor(HvError::Connect { .. }) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "libvirt_unavailable",
+            detail,
+        ),
+        VmError::Hypervisor(HvError::NotDefined(_)) => ApiError::conflict("not_defined", detail),
+        VmError::Volume { .. } => {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_failed", detail)
+        }
+        VmError::Hypervisor(_) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "hypervisor_failed",
+            detail,
+        ),
+        VmError::Store(_) | VmError::Image { .. } | VmError::Console { .. } => {
+            ApiError::internal(detail)
+        }
+    }
+}
+
+fn service(ctx: &Ctx<'_>) -> Result<Arc<Vms>, ApiError> {
+    ctx.state
+        .domains
+        .vms
+        .clone()
+        .ok_or_else(|| unavailable("VM"))
+}
+
+/// Run a blocking VM call off the async threads.
+async fn blocking<T: Send + 'static>(
+    vms: Arc<Vms>,
+    f: impl FnOnce(&Vms) -> Result<T, VmError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(move || f(&vms))
+        .await
+        .map_err(|e| ApiError::internal(format!("the VM call did not finish: {e}")))?
+        .map_err(api_error)
+}
+
+/// Start a task running `f` on a blocking thread; answers 202 with the task.
+fn task(
+    ctx: &Ctx<'_>,
+    vms: Arc<Vms>,
+    kind: &str,
+    message: &str,
+    f: impl FnOnce(&Vms, &crate::tasks::TaskHandle) -> Result<String, VmError> + Send + 'static,
+) -> Response<Body> {
+    let handle = ctx.state.tasks.start(kind, message);
+    let id = handle.id();
+    let task = ctx.state.tasks.get(id);
+    tokio::task::spawn_blocking(move || match f(&vms, &handle) {
+        Ok(msg) => handle.succeed(&msg),
+        Err(e) => handle.fail(&cairn_vm::service::chain(&e)),
+    });
+    json(StatusCode::ACCEPTED, &task)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteReq {
+    /// The VM's name again, to confirm.
+    confirm_name: String,
+    #[serde(default)]
+    delete_disks: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ShutdownReq {
+    #[serde(default)]
+    timeout_s: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RebootReq {
+    #[serde(default)]
+    force: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CloneReq {
+    name: String,
+    #[serde(default)]
+    snapshot: Option<String>,
+    #[serde(default)]
+    autostart: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RestoreReq {
+    name: String,
+    #[serde(default)]
+    autostart: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AutostartReq {
+    autostart: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnapshotReq {
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImageReq {
+    /// The raw image, base64 (the request body limit makes this for small images only).
+    data_base64: String,
+}
+
+/// Longest ACPI shutdown wait a request may ask for.
+const MAX_SHUTDOWN_TIMEOUT_S: u64 = 3600;
+
+/// An optional JSON body: empty means the defaults.
+fn optional_json<T: serde::de::DeserializeOwned + Default>(ctx: &Ctx<'_>) -> Result<T, ApiError> {
+    if ctx.body.is_empty() {
+        Ok(T::default())
+    } else {
+        ctx.json()
+    }
+}
 
 /// Run one operation.
-pub async fn handle(_ctx: &Ctx<'_>, op: VmOp) -> Result<Response<Body>, ApiError> {
-    match op {}
+pub async fn handle(ctx: &Ctx<'_>, op: VmOp) -> Result<Response<Body>, ApiError> {
+    let vms = service(ctx)?;
+    let name = ctx.param_at(0).to_string();
+    match op {
+        VmOp::List => {
+            let (list, res) = blocking(vms, |v| Ok((v.list(), v.resources()))).await?;
+            Ok(json(
+                StatusCode::OK,
+                &serde_json::json!({"vms": list, "resources": res}),
+            ))
+        }
+        VmOp::Create => {
+            let spec: VmSpec = ctx.json()?;
+            let checked = spec.clone();
+            blocking(vms.clone(), move |v| v.check(&checked)).await?;
+            let msg = format!("creating VM {}", spec.name);
+            Ok(task(ctx, vms, "vm.create", &msg, move |v, h| {
+                v.create(&spec, h)
+                    .map(|s| format!("created VM {}", s.record.name))
+            }))
+        }
+        VmOp::Get => {
+            let vm = blocking(vms, move |v| v.get(&name)).await?;
+            Ok(json(StatusCode::OK, &vm))
+        }
+        VmOp::Delete => {
+            let req: DeleteReq = ctx.json()?;
+            if req.confirm_name != name {
+                return Err(ApiError::invalid(
+                    "confirm_name",
+                    format!("type the VM's name ({name}) to confirm"),
+                ));
+            }
+            blocking(vms, move |v| v.delete(&name, req.delete_disks)).await?;
+            Ok(no_content())
+        }
+        VmOp::Start => {
+            blocking(vms.clone(), {
+                let name = name.clone();
+                move |v| v.get(&name)
+            })
+            .await?;
+            let msg = format!("starting VM {name}");
+            Ok(task(ctx, vms, "vm.start", &msg, move |v, _| {
+                v.start(&name).map(|()| format!("VM {name} is running"))
+            }))
+        }
+        VmOp::Shutdown => {
+            let req: ShutdownReq = optional_json(ctx)?;
+            let timeout = req
+                .timeout_s
+                .map(Duration::from_secs)
+                .unwrap_or(cairn_vm::service::DEFAULT_SHUTDOWN_TIMEOUT);
+            if timeout.as_secs() == 0 || timeout.as_secs() > MAX_SHUTDOWN_TIMEOUT_S {
+                return Err(ApiError::invalid(
+                    "timeout_s",
+                    format!("between 1 and {MAX_SHUTDOWN_TIMEOUT_S} seconds"),
+                ));
+            }
+            blocking(vms.clone(), {
+                let name = name.clone();
+                move |v| v.get(&name)
+            })
+            .await?;
+            let msg = format!("shutting down VM {name}");
+            Ok(task(ctx, vms, "vm.shutdown", &msg, move |v, h| {
+                use cairn_vm::service::ShutdownOutcome::*;
+                v.shutdown(&name, timeout, h).map(|o| match o {
+                    Graceful => format!("VM {name} shut down"),
+                    Forced => format!(
+                        "VM {name} did not shut down within {} s and was powered off",
+                        timeout.as_secs()
+                    ),
+                    AlreadyOff => format!("VM {name} was not running"),
+                })
+            }))
+        }
+        VmOp::Off => {
+            let vm = blocking(vms, move |v| v.force_off(&name).and_then(|()| v.get(&name))).await?;
+            Ok(json(StatusCode::OK, &vm))
+        }
+        VmOp::Reboot => {
+            let req: RebootReq = optional_json(ctx)?;
+            let vm = blocking(vms, move |v| {
+                v.reboot(&name, req.force).and_then(|()| v.get(&name))
+            })
+            .await?;
+            Ok(json(StatusCode::OK, &vm))
+        }
+        VmOp::Clone => {
+            let req: CloneReq = ctx.json()?;
+            let (src, new) = (name.clone(), req.name.clone());
+            blocking(vms.clone(), move |v| v.check_new_name(&src, &new)).await?;
+            let msg = format!("cloning VM {name} as {}", req.name);
+            Ok(task(ctx, vms, "vm.clone", &msg, move |v, h| {
+                v.clone_vm(&name, &req.name, req.snapshot.as_deref(), req.autostart, h)
+                    .map(|s| format!("created VM {} from {name}", s.record.name))
+            }))
+        }
+        VmOp::Restore => {
+            let req: RestoreReq = ctx.json()?;
+            let snap = ctx.param_at(1).to_string();
+            let (src, new) = (name.clone(), req.name.clone());
+            blocking(vms.clone(), move |v| v.check_new_name(&src, &new)).await?;
+            let msg = format!("restoring snapshot {snap} of VM {name} as {}", req.name);
+            Ok(task(ctx, vms, "vm.restore", &msg, move |v, h| {
+                v.clone_vm(&name, &req.name, Some(&snap), req.autostart, h)
+                    .map(|s| {
+                        format!(
+                            "created VM {} from snapshot {snap} of {name}",
+                            s.record.name
+                        )
+                    })
+            }))
+        }
+        VmOp::Autostart => {
+            let req: AutostartReq = ctx.json()?;
+            let vm = blocking(vms, move |v| v.set_autostart(&name, req.autostart)).await?;
+            Ok(json(StatusCode::OK, &vm))
+        }
+        VmOp::Snapshot => {
+            let req: SnapshotReq = ctx.json()?;
+            let vm = blocking(vms, move |v| v.snapshot(&name, &req.name)).await?;
+            Ok(json(StatusCode::CREATED, &vm))
+        }
+        VmOp::DeleteSnapshot => {
+            let snap = ctx.param_at(1).to_string();
+            blocking(vms, move |v| v.delete_snapshot(&name, &snap)).await?;
+            Ok(no_content())
+        }
+        VmOp::WriteImage => {
+            use base64::Engine as _;
+            let req: ImageReq = ctx.json()?;
+            let disk: usize = ctx
+                .param_at(1)
+                .parse()
+                .map_err(|_| ApiError::invalid("disk", "the disk number (0, 1, …) in the path"))?;
+            let image = base64::engine::general_purpose::STANDARD
+                .decode(req.data_base64.as_bytes())
+                .map_err(|e| ApiError::invalid("data_base64", format!("not base64: {e}")))?;
+            if image.is_empty() {
+                return Err(ApiError::invalid("data_base64", "the image is empty"));
+            }
+            blocking(vms, move |v| v.write_image(&name, disk, &image)).await?;
+            Ok(no_content())
+        }
+        VmOp::Console => {
+            let (bytes, _) = blocking(vms, move |v| v.console(&name, None)).await?;
+            Ok(crate::response::build(
+                StatusCode::OK,
+                "text/plain; charset=utf-8",
+                crate::response::full(bytes),
+            ))
+        }
+        VmOp::ConsoleStream => console::stream(vms, name).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vm_errors_map_to_statuses_and_fields() {
+        let e = api_error(VmError::Invalid(cairn_vm::spec::invalid(
+            "disks[0].pool",
+            "no pool named x",
+        )));
+        assert_eq!(
+            (e.status.as_u16(), e.field.as_deref()),
+            (422, Some("disks[0].pool"))
+        );
+        let e = api_error(VmError::NotFound("web".into()));
+        assert_eq!((e.status.as_u16(), e.code), (404, "not_found"));
+        let e = api_error(VmError::WrongState {
+            vm: "web".into(),
+            state: "running".into(),
+            need: "shut it down first",
+        });
+        assert_eq!((e.status.as_u16(), e.code), (409, "wrong_state"));
+        assert!(e.message.contains("shut it down first"), "{}", e.message);
+        let e = api_error(VmError::NoMemory {
+            vm: "web".into(),
+            need_mib: 4096,
+            free_mib: 100,
+        });
+        assert_eq!((e.status.as_u16(), e.code), (409, "insufficient_memory"));
+        let e = api_error(VmError::Volume {
+            op: "clone volume a as b".into(),
+            source: cairn_vm::VolumeError("lvcreate failed".into()),
+        });
+        assert_eq!(e.code, "storage_failed");
+        assert!(e.message.contains("lvcreate failed"), "{}", e.message);
+    }
 }

@@ -1,4 +1,4 @@
-// The first-boot wizard: setup code → admin password → hostname → time → review → done.
+// The first-boot wizard: setup code → admin password → hostname → time → network → review → done.
 // Each answer is saved on the node as it is given, so a reload resumes where it stopped.
 
 import { api, setCsrf, setupToken } from './api.js';
@@ -10,6 +10,7 @@ const STEPS = [
   { id: 'password', title: 'Password' },
   { id: 'hostname', title: 'Node name' },
   { id: 'time', title: 'Time' },
+  { id: 'network', title: 'Network' },
   { id: 'review', title: 'Review' },
 ];
 
@@ -21,7 +22,18 @@ function firstOpen(progress) {
   if (!progress.password_set) return 'password';
   if (!progress.hostname) return 'hostname';
   if (!progress.timezone || !progress.ntp_servers) return 'time';
+  if (!progress.network) return 'network';
   return 'review';
+}
+
+/** One line for the review: the management interface and how it gets its address. */
+function networkSummary(spec) {
+  if (!spec) return 'Current settings (DHCP)';
+  const m = spec.links.find((l) => l.management);
+  if (!m) return null;
+  if (m.dhcp) return `${m.name}: DHCP`;
+  const route = spec.routes.find((r) => r.destination === 'default');
+  return `${m.name}: ${m.addresses.join(', ')}${route ? `, gateway ${route.gateway}` : ''}`;
 }
 
 /** The browser's time zone, to preselect. */
@@ -72,7 +84,7 @@ export function renderSetup(root, { status, health, onDone }) {
       'aria-current': i === index ? 'step' : null,
     }, h('span', { class: 'dot' }, i < index ? '✓' : String(i + 1)), h('span', { class: 'label' }, s.title))));
     counter.textContent = `Step ${index + 1} of ${STEPS.length} · ${STEPS[index].title}`;
-    const render = { code, password, hostname, time, review }[wiz.step];
+    const render = { code, password, hostname, time, network, review }[wiz.step];
     replace(card, render());
     document.title = `${STEPS[index].title} · Cairn setup`;
     const first = card.querySelector('input, select, textarea, button.primary');
@@ -250,6 +262,76 @@ export function renderSetup(root, { status, health, onDone }) {
         const list = ntp.value.split(/[\s,]+/).filter(Boolean);
         res = await api('PUT', '/api/v1/setup/ntp', { body: { servers: list }, setup: true });
         saved(res);
+        go('network');
+      },
+    });
+  }
+
+  /** The management interface: DHCP (default) or a static address on one physical link. */
+  function network() {
+    const chosen = wiz.progress && wiz.progress.network;
+    const mgmt = chosen && chosen.links.find((l) => l.management);
+    const iface = h('select', {}, h('option', { value: '' }, 'Loading…'));
+    const mode = h('select', {},
+      h('option', { value: 'dhcp' }, 'Automatic (DHCP)'),
+      h('option', { value: 'static' }, 'Static address'));
+    const address = h('input', { type: 'text', spellcheck: 'false', autocapitalize: 'none', class: 'mono', placeholder: '192.0.2.10/24' });
+    const gateway = h('input', { type: 'text', spellcheck: 'false', autocapitalize: 'none', class: 'mono', placeholder: '192.0.2.1' });
+    const dns = h('input', { type: 'text', spellcheck: 'false', autocapitalize: 'none', class: 'mono', placeholder: '192.0.2.53' });
+    const staticFields = h('div', { class: 'static-fields' },
+      field('address', 'Address', address, 'With its prefix length, e.g. 192.0.2.10/24.'),
+      field('gateway', 'Gateway', gateway, 'Optional: the default route. It must be inside the address’s subnet.'),
+      field('dns', 'DNS servers', dns, 'Optional: IP addresses separated by spaces.'));
+    if (mgmt && !mgmt.dhcp) {
+      mode.value = 'static';
+      address.value = mgmt.addresses[0] || '';
+      const route = chosen.routes.find((r) => r.destination === 'default');
+      gateway.value = route ? route.gateway : '';
+      dns.value = chosen.dns.servers.join(' ');
+    }
+    const sync = () => { staticFields.hidden = mode.value !== 'static'; };
+    mode.addEventListener('change', sync);
+    sync();
+    let available = true;
+    const note = h('p', { class: 'hint', role: 'status' });
+    api('GET', '/api/v1/setup/network', { setup: true }).then((r) => {
+      replace(iface, r.links.map((l) => h('option', { value: l.name, selected: mgmt ? l.name === mgmt.name : false },
+        `${l.name}${l.mac ? ` (${l.mac})` : ''}${l.carrier ? '' : ' — no cable'}${l.addresses.length ? ` — ${l.addresses[0]}` : ''}`)));
+      if (!mgmt) {
+        const withAddr = r.links.find((l) => l.addresses.length);
+        if (withAddr) iface.value = withAddr.name;
+      }
+    }).catch((err) => {
+      available = false;
+      replace(iface, h('option', { value: '' }, 'Current settings'));
+      note.textContent = err.status === 503
+        ? 'This node does not manage its network here: it keeps its current settings.'
+        : sentence(err.message);
+    });
+    return stepForm({
+      title: 'Management network',
+      intro: 'The address you reach this page and the API at. DHCP keeps working as now; a static address takes effect when you finish setup, so you then open the page at that address.',
+      fields: [
+        field('interface', 'Interface', iface, 'The physical link that carries the management address.'),
+        field('mode', 'Address', mode),
+        staticFields,
+        note,
+      ],
+      action: 'Continue',
+      back: 'time',
+      onSubmit: async () => {
+        if (!available) {
+          go('review');
+          return;
+        }
+        const body = { interface: iface.value || null, mode: mode.value };
+        if (mode.value === 'static') {
+          body.address = address.value.trim();
+          if (gateway.value.trim()) body.gateway = gateway.value.trim();
+          body.dns = dns.value.split(/[\s,]+/).filter(Boolean);
+        }
+        const res = await api('PUT', '/api/v1/setup/network', { body, setup: true });
+        saved(res);
         go('review');
       },
     });
@@ -266,13 +348,14 @@ export function renderSetup(root, { status, health, onDone }) {
       row('password', 'Admin password', p.password_set ? 'Set (user admin)' : null, 'password'),
       row('hostname', 'Node name', p.hostname, 'hostname'),
       row('timezone', 'Time zone', p.timezone, 'time'),
-      row('ntp', 'NTP servers', p.ntp_servers ? (p.ntp_servers.length ? p.ntp_servers.join(', ') : 'none') : null, 'time'));
+      row('ntp', 'NTP servers', p.ntp_servers ? (p.ntp_servers.length ? p.ntp_servers.join(', ') : 'none') : null, 'time'),
+      row('network', 'Management network', networkSummary(p.network), 'network'));
     return stepForm({
       title: 'Review and finish',
       intro: 'Finishing applies these settings, retires the setup code and signs you in as admin.',
       fields: [dl],
       action: 'Finish setup',
-      back: 'time',
+      back: 'network',
       onSubmit: async () => {
         const res = await api('POST', '/api/v1/setup/complete', { setup: true });
         setupToken.clear();

@@ -6,29 +6,16 @@ import { connect, disconnect, on } from './events.js';
 import { renderNodes } from './nodes.js';
 import { renderAlerts } from './alerts.js';
 import { renderTasks } from './tasks.js';
-import { renderComing } from './empty.js';
+import { renderStorage } from './storage.js';
+import { renderVms } from './vms.js';
+import { renderNetwork } from './network.js';
 
 /** The sections, in navigation order. */
 export const SECTIONS = [
   { id: 'nodes', title: 'Nodes', render: renderNodes },
-  {
-    id: 'storage', title: 'Disks & pools', render: (m) => renderComing(m, {
-      title: 'Disks & pools', arrives: 'storage',
-      what: 'Disk inventory with SMART health, RAID pools, shares, snapshots and scrubs will be managed here.',
-    }),
-  },
-  {
-    id: 'network', title: 'Network', render: (m) => renderComing(m, {
-      title: 'Network', arrives: 'networking',
-      what: 'Interfaces, bonds, bridges, VLANs and addresses, applied safely with automatic rollback, will be managed here.',
-    }),
-  },
-  {
-    id: 'vms', title: 'VMs', render: (m) => renderComing(m, {
-      title: 'VMs', arrives: 'virtual machines',
-      what: 'Virtual machines, their consoles, disks, snapshots and live migration will be managed here.',
-    }),
-  },
+  { id: 'storage', title: 'Disks & pools', render: renderStorage },
+  { id: 'network', title: 'Network', render: renderNetwork },
+  { id: 'vms', title: 'VMs', render: renderVms },
   { id: 'alerts', title: 'Alerts', render: renderAlerts },
   { id: 'tasks', title: 'Tasks', render: renderTasks },
 ];

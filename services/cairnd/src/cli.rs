@@ -22,6 +22,9 @@ usage: cairnd [FLAGS]
   --apply-hostname auto|always|never  set the hostname when setup completes (default auto:
                            only as root on a booted Cairn node: cairn.slot= in /proc/cmdline)
   --zoneinfo-dir DIR       tz database for validating time zones (default /usr/share/zoneinfo)
+  --init-socket PATH       cairn-init's control socket, to restart chronyd when the NTP servers
+                           change (default /run/cairn/init.sock; used where --apply-hostname
+                           applies, i.e. on a Cairn node)
   --help, --version";
 
 /// Whether cairnd mounts the ESP itself.
@@ -60,6 +63,7 @@ pub struct Config {
     pub log: LogTarget,
     pub apply_hostname: ApplyHostname,
     pub zoneinfo: PathBuf,
+    pub init_socket: PathBuf,
 }
 
 /// What the command line asks for.
@@ -98,6 +102,7 @@ impl Default for Config {
             log: LogTarget::Auto,
             apply_hostname: ApplyHostname::Auto,
             zoneinfo: PathBuf::from("/usr/share/zoneinfo"),
+            init_socket: PathBuf::from("/run/cairn/init.sock"),
         }
     }
 }
@@ -187,6 +192,7 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
                 };
             }
             "--zoneinfo-dir" => cfg.zoneinfo = path(flag, value()?)?,
+            "--init-socket" => cfg.init_socket = path(flag, value()?)?,
             _ => return Err(CliError::Unknown(arg.clone())),
         }
     }
@@ -235,6 +241,7 @@ mod tests {
         assert_eq!(c.address_wait, Duration::from_secs(20));
         assert_eq!(c.apply_hostname, ApplyHostname::Auto);
         assert_eq!(c.zoneinfo, PathBuf::from("/usr/share/zoneinfo"));
+        assert_eq!(c.init_socket, PathBuf::from("/run/cairn/init.sock"));
     }
 
     #[test]
@@ -267,6 +274,8 @@ mod tests {
             "never",
             "--zoneinfo-dir",
             "/tmp/z",
+            "--init-socket",
+            "/tmp/init.sock",
         ]);
         assert_eq!(c.listen.len(), 2);
         assert_eq!(c.listen[1].to_string(), "[::1]:8443");
@@ -282,6 +291,7 @@ mod tests {
         assert_eq!(c.log, LogTarget::Stderr);
         assert_eq!(c.apply_hostname, ApplyHostname::Never);
         assert_eq!(c.zoneinfo, PathBuf::from("/tmp/z"));
+        assert_eq!(c.init_socket, PathBuf::from("/tmp/init.sock"));
     }
 
     #[test]

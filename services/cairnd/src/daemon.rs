@@ -63,7 +63,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let apply_hostname = system::decide(cfg.apply_hostname);
     let mut state = ApiState::open(
         Arc::new(node::Node::new(boot.clone())),
-        Arc::new(system::System::new(apply_hostname, cfg.zoneinfo.clone())),
+        Arc::new(system::System::new(apply_hostname, &cfg)),
         &cfg.state_dir,
     )
     .context("cannot load the API state")?;

@@ -13,6 +13,7 @@ mod node;
 mod notify;
 mod setup_code;
 mod system;
+mod time;
 
 use std::process::ExitCode;
 

@@ -1,20 +1,38 @@
-//! The system access setup uses: sethostname(2) only on the appliance, and the tz database.
+//! The system access setup uses: sethostname(2) and chronyd only on the appliance, the tz
+//! database, and the node's clock settings.
 
-use crate::cli::ApplyHostname;
-use cairn_api::system::NodeSystem;
+use crate::cli::{ApplyHostname, Config};
+use crate::time::{Clock, InitSocket, ServiceControl};
+use cairn_api::system::{ClockStatus, NodeSystem};
+use cairn_core::command::SystemRunner;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-/// The real system, with the hostname applied only when allowed.
+/// The real system, with the hostname and chronyd touched only when allowed.
 pub struct System {
     apply_hostname: bool,
     zoneinfo: PathBuf,
+    clock: Clock,
 }
 
 impl System {
-    pub fn new(apply_hostname: bool, zoneinfo: PathBuf) -> Self {
+    /// On a Cairn node (`on_node`) the hostname is set and chronyd is restarted through
+    /// cairn-init's control socket; elsewhere only files under the state directory change.
+    pub fn new(on_node: bool, cfg: &Config) -> Self {
+        let control: Option<Box<dyn ServiceControl>> = on_node.then(|| {
+            Box::new(InitSocket {
+                path: cfg.init_socket.clone(),
+            }) as Box<dyn ServiceControl>
+        });
         System {
-            apply_hostname,
-            zoneinfo,
+            apply_hostname: on_node,
+            zoneinfo: cfg.zoneinfo.clone(),
+            clock: Clock::new(
+                &cfg.state_dir,
+                &cfg.zoneinfo,
+                Arc::new(SystemRunner),
+                control,
+            ),
         }
     }
 }
@@ -61,6 +79,14 @@ impl NodeSystem for System {
     fn zoneinfo_dir(&self) -> Option<PathBuf> {
         self.zoneinfo.is_dir().then(|| self.zoneinfo.clone())
     }
+
+    fn apply_time(&self, timezone: &str, ntp_servers: &[String]) -> std::io::Result<()> {
+        self.clock.apply(timezone, ntp_servers).map_err(Into::into)
+    }
+
+    fn clock_status(&self) -> ClockStatus {
+        self.clock.status()
+    }
 }
 
 #[cfg(test)]
@@ -84,7 +110,12 @@ mod tests {
     #[test]
     fn disabled_system_leaves_the_hostname_alone() {
         let before = crate::node::hostname();
-        let s = System::new(false, PathBuf::from("/nonexistent"));
+        let cfg = Config {
+            zoneinfo: PathBuf::from("/nonexistent"),
+            state_dir: tempfile::tempdir().unwrap().keep(),
+            ..Config::default()
+        };
+        let s = System::new(false, &cfg);
         s.set_hostname("cairn-test-not-applied").unwrap();
         assert_eq!(crate::node::hostname(), before);
         assert_eq!(s.zoneinfo_dir(), None);

@@ -15,6 +15,12 @@ commands:
   task ID [--wait]  one task; with --wait, a live progress bar until it ends
   forget         revoke the stored API token on the node, then drop it and the pinned
                  certificate
+  smart [VERB …]  SMART health of every disk, one disk's detail, self-tests (see
+                 `cairnctl smart help`)
+  network [VERB …]  config, link status, apply a spec in try mode (countdown), confirm,
+                 rollback (see `cairnctl network help`)
+  vms [VERB …]   virtual machines: list, create, start, shutdown, off, reboot, clone,
+                 snapshot, restore, autostart, delete, console (see `cairnctl vms help`)
 flags:
   --node HOST[:PORT]  the node (default: the one last signed in to); port 443 if not given
   -o, --output text|json
@@ -44,6 +50,16 @@ pub enum Command {
         wait: bool,
     },
     Alerts,
+    /// Shares, snapshots, volumes, scrubs (`shares` module): the verb and its arguments.
+    Shares(String, Vec<String>),
+    /// Disks and pools (`storage` module): the verb and its arguments.
+    Storage(String, Vec<String>),
+    /// Virtual machines (`vms` module): the words after `vms`.
+    Vms(Vec<String>),
+    /// SMART (`smart` module): the words after `smart`.
+    Smart(Vec<String>),
+    /// Network (`network` module): the words after `network`.
+    Network(Vec<String>),
 }
 
 /// Parsed command line.
@@ -92,6 +108,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, ArgsError> {
     let mut fingerprint = None;
     let mut wait = false;
     let mut operand: Option<String> = None;
+    let mut shares_rest: Vec<String> = Vec::new();
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -130,6 +147,28 @@ pub fn parse(args: &[String]) -> Result<Parsed, ArgsError> {
             "--fingerprint" if command.as_deref() == Some("login") => fingerprint = Some(value()?),
             "--wait" if command.as_deref() == Some("task") => wait = true,
             f if f.starts_with('-') => return Err(ArgsError::UnknownFlag(arg.clone())),
+            c if command.is_none() && crate::storage::VERBS.contains(&c) => {
+                command = Some(c.to_string());
+                operand = None;
+                shares_rest = it.by_ref().cloned().collect();
+            }
+            "vms" if command.is_none() => {
+                command = Some("vms".to_string());
+                shares_rest = it.by_ref().cloned().collect();
+            }
+            "smart" if command.is_none() => {
+                command = Some("smart".to_string());
+                shares_rest = it.by_ref().cloned().collect();
+            }
+            "network" if command.is_none() => {
+                command = Some("network".to_string());
+                shares_rest = it.by_ref().cloned().collect();
+            }
+            c if command.is_none() && crate::shares::VERBS.contains(&c) => {
+                command = Some(c.to_string());
+                operand = None;
+                shares_rest = it.by_ref().cloned().collect();
+            }
             c if command.is_none() => command = Some(c.to_string()),
             c if command.as_deref() == Some("task") && operand.is_none() => {
                 operand = Some(c.to_string())
@@ -144,6 +183,13 @@ pub fn parse(args: &[String]) -> Result<Parsed, ArgsError> {
         Some("forget") => Command::Forget,
         Some("tasks") => Command::Tasks,
         Some("alerts") => Command::Alerts,
+        Some("vms") => Command::Vms(shares_rest),
+        Some("smart") => Command::Smart(shares_rest),
+        Some("network") => Command::Network(shares_rest),
+        Some(v) if crate::shares::VERBS.contains(&v) => Command::Shares(v.to_string(), shares_rest),
+        Some(v) if crate::storage::VERBS.contains(&v) => {
+            Command::Storage(v.to_string(), shares_rest)
+        }
         Some("task") => Command::Task {
             id: operand.ok_or_else(|| ArgsError::MissingValue("task".into()))?,
             wait,

@@ -5,10 +5,15 @@ mod args;
 mod config;
 mod conn;
 mod login;
+mod network;
 mod session;
+mod shares;
+mod smart;
 mod status;
+mod storage;
 mod target;
 mod tasks;
+mod vms;
 
 use anyhow::Context;
 use args::{Command, Parsed};
@@ -30,6 +35,8 @@ fn run() -> anyhow::Result<()> {
     let a = match args::parse(&argv)? {
         Parsed::Help => {
             println!("{}", args::USAGE);
+            println!("shares, snapshots, volumes and scrubs:\n{}", shares::USAGE);
+            println!("disks and pools:\n{}", storage::USAGE);
             return Ok(());
         }
         Parsed::Version => {
@@ -73,6 +80,43 @@ fn run() -> anyhow::Result<()> {
         Command::Task { id, wait } => rt.block_on(async {
             let s = session::Session::open(target, &cfg_dir).await?;
             tasks::show(&s, &id, wait, a.output).await
+        }),
+        Command::Shares(verb, rest) => rt.block_on(async {
+            let (v, out) = shares::parse(&verb, &rest).map_err(anyhow::Error::msg)?;
+            let s = session::Session::open(target, &cfg_dir).await?;
+            shares::run(&s, v, out.unwrap_or(a.output)).await
+        }),
+        Command::Storage(verb, rest) => rt.block_on(async {
+            let (v, out) = storage::parse(&verb, &rest).map_err(anyhow::Error::msg)?;
+            let s = session::Session::open(target, &cfg_dir).await?;
+            storage::run(&s, v, out.unwrap_or(a.output)).await
+        }),
+        Command::Smart(words) => rt.block_on(async {
+            if words.first().map(String::as_str) == Some("help") {
+                println!("{}", smart::USAGE);
+                return Ok(());
+            }
+            let cmd = smart::parse(&words)?;
+            let s = session::Session::open(target, &cfg_dir).await?;
+            smart::run(&s, cmd, a.output).await
+        }),
+        Command::Vms(words) => rt.block_on(async {
+            if words.first().map(String::as_str) == Some("help") {
+                println!("{}", vms::USAGE);
+                return Ok(());
+            }
+            let cmd = vms::parse(&words)?;
+            let s = session::Session::open(target, &cfg_dir).await?;
+            vms::run(&s, cmd, a.output).await
+        }),
+        Command::Network(words) => rt.block_on(async {
+            if words.first().map(String::as_str) == Some("help") {
+                println!("{}", network::USAGE);
+                return Ok(());
+            }
+            let cmd = network::parse(&words)?;
+            let s = session::Session::open(target, &cfg_dir).await?;
+            network::run(&s, cmd, a.output).await
         }),
         Command::Forget => rt.block_on(forget(target, &cfg_dir)),
     }

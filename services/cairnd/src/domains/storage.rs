@@ -1,9 +1,54 @@
-//! Starts the storage domain's service and records its handle in the API state.
+//! Starts the storage domain: assembles our pools from their records, mounts their shares, and watches disks and pool health.
 
 use crate::cli::Config;
 use cairn_api::ApiState;
+use cairn_core::command::SystemRunner;
+use cairn_storage::{Storage, SystemPaths};
+use std::sync::Arc;
+use std::time::Duration;
 
-/// Start the storage service (not wired yet: its routes answer 503).
-pub fn start(_state: &mut ApiState, _cfg: &Config) -> anyhow::Result<()> {
+/// How long boot assembly waits for a pool's member disks to appear (udev coldplug runs
+/// alongside cairnd) before starting the pool without the missing ones.
+pub const MEMBER_WAIT: Duration = Duration::from_secs(30);
+
+/// Open the storage service, record it in `state`, and start its background work: boot
+/// assembly, share mounts, then the udev/poll watch loop.
+pub fn start(state: &mut ApiState, cfg: &Config) -> anyhow::Result<()> {
+    if !super::on_appliance(cfg) {
+        tracing::info!("storage: not a booted Cairn node; not managing disks");
+        return Ok(());
+    }
+    let storage = Arc::new(Storage::open(
+        Arc::new(SystemRunner),
+        &cfg.state_dir,
+        Arc::new(state.alerts.clone()),
+        SystemPaths::system(),
+    )?);
+    state.domains.storage = Some(storage.clone());
+    // Scheduled snapshots, capacity alerts and scheduled scrubs (every minute).
+    cairn_api::shares::spawn_schedules(state.clone());
+    tokio::spawn(async move {
+        let s = storage.clone();
+        let boot = tokio::task::spawn_blocking(move || {
+            for (pool, result) in s.assemble_pools(MEMBER_WAIT) {
+                tracing::info!("storage: boot assembly of pool {pool}: {result:?}");
+                match s.mount_shares(&pool) {
+                    Ok(mounted) if !mounted.is_empty() => {
+                        tracing::info!("storage: pool {pool}: mounted shares {mounted:?}")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(
+                        "storage: pool {pool}: mounting shares failed: {}",
+                        cairn_core::boot::error_chain(&e)
+                    ),
+                }
+            }
+        })
+        .await;
+        if let Err(e) = boot {
+            tracing::error!("storage: boot assembly panicked: {e}");
+        }
+        cairn_storage::watch::run(storage).await;
+    });
     Ok(())
 }

@@ -1,9 +1,143 @@
-//! Starts the vms domain's service and records its handle in the API state.
+//! Starts the vms domain's service (libvirt, thin volumes from storage) and records its
+//! handle in the API state.
 
 use crate::cli::Config;
 use cairn_api::ApiState;
+use cairn_core::command::{run_ok, SystemRunner};
+use cairn_storage::Storage;
+use cairn_vm::host::SysHost;
+use cairn_vm::libvirt::{Libvirt, SYSTEM_URI};
+use cairn_vm::{Vms, VmsConfig, VolumeError, VolumeUse, Volumes};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-/// Start the vms service (not wired yet: its routes answer 503).
-pub fn start(_state: &mut ApiState, _cfg: &Config) -> anyhow::Result<()> {
+/// The QEMU binary in the root filesystem.
+const EMULATOR: &str = "/usr/bin/qemu-system-x86_64";
+/// Where virtlogd writes the VM consoles (on STATE, like all of /var).
+const CONSOLE_DIR: &str = "/var/log/libvirt/qemu";
+
+/// cairn-vm's volumes over the storage service's thin volumes.
+struct StorageVolumes(Option<Arc<Storage>>);
+
+impl StorageVolumes {
+    fn storage(&self) -> Result<&Storage, VolumeError> {
+        self.0
+            .as_deref()
+            .ok_or_else(|| VolumeError("the storage service is not running on this node".into()))
+    }
+}
+
+fn err(e: impl std::error::Error) -> VolumeError {
+    VolumeError(cairn_core::boot::error_chain(&e))
+}
+
+impl Volumes for StorageVolumes {
+    fn pools(&self) -> Result<Vec<String>, VolumeError> {
+        match &self.0 {
+            None => Ok(Vec::new()),
+            Some(s) => Ok(s
+                .pools()
+                .map_err(err)?
+                .into_iter()
+                .map(|p| p.name)
+                .collect()),
+        }
+    }
+
+    fn create(&self, pool: &str, name: &str, size_bytes: u64) -> Result<PathBuf, VolumeError> {
+        let v = self
+            .storage()?
+            .create_volume(pool, name, size_bytes)
+            .map_err(err)?;
+        Ok(PathBuf::from(v.path))
+    }
+
+    fn clone_volume(&self, pool: &str, source: &str, name: &str) -> Result<PathBuf, VolumeError> {
+        let v = self
+            .storage()?
+            .clone_volume(pool, source, name)
+            .map_err(err)?;
+        Ok(PathBuf::from(v.path))
+    }
+
+    fn snapshot(&self, pool: &str, source: &str, snap: &str) -> Result<(), VolumeError> {
+        self.storage()?
+            .snapshot_volume(pool, source, snap)
+            .map_err(err)?;
+        Ok(())
+    }
+
+    fn activate(&self, pool: &str, name: &str) -> Result<(), VolumeError> {
+        // Storage's own activation command for its volume LVs (`lvchange -ay -K`).
+        self.storage()?;
+        let lv = cairn_storage::names::volume_lv(name);
+        run_ok(&SystemRunner, &cairn_storage::volume::activate(pool, &lv))
+            .map(drop)
+            .map_err(err)
+    }
+
+    fn delete(&self, pool: &str, name: &str) -> Result<(), VolumeError> {
+        self.storage()?.delete_volume(pool, name).map_err(err)
+    }
+
+    fn usage(&self, pool: &str) -> Result<Vec<VolumeUse>, VolumeError> {
+        Ok(self
+            .storage()?
+            .volumes(pool)
+            .map_err(err)?
+            .into_iter()
+            .map(|v| VolumeUse {
+                name: v.name,
+                size_bytes: v.size_bytes,
+                used_bytes: v.used_bytes,
+            })
+            .collect())
+    }
+
+    fn share_path(&self, pool: &str, share: &str) -> PathBuf {
+        cairn_storage::names::share_mount(Path::new(cairn_storage::names::SHARES_ROOT), pool, share)
+    }
+}
+
+/// `cairn.vm.accel=tcg|kvm` on the kernel command line, if given and valid.
+fn forced_accel() -> Option<cairn_vm::Accelerator> {
+    let text = std::fs::read_to_string("/proc/cmdline").ok()?;
+    let value = cairn_core::cmdline::KernelCmdline::parse(&text)
+        .get(cairn_vm::host::ACCEL_OPTION)?
+        .to_string();
+    let accel = cairn_vm::host::parse_accel(&value);
+    match accel {
+        Some(a) => tracing::info!("VMs: accelerator forced to {a:?} by the kernel command line"),
+        None => tracing::warn!(
+            "VMs: ignoring {}={value:?} (want kvm or tcg)",
+            cairn_vm::host::ACCEL_OPTION
+        ),
+    }
+    accel
+}
+
+/// Start the VM service: libvirt is connected lazily (libvirtd may start after cairnd); a
+/// monitor thread waits for it, starts the autostart VMs once, then polls VM states.
+pub fn start(state: &mut ApiState, cfg: &Config) -> anyhow::Result<()> {
+    if !Path::new("/usr/sbin/libvirtd").exists() {
+        anyhow::bail!("libvirtd is not installed on this node");
+    }
+    let vms = Arc::new(Vms::open(
+        VmsConfig {
+            state_dir: cfg.state_dir.clone(),
+            console_dir: PathBuf::from(CONSOLE_DIR),
+            emulator: EMULATOR.to_string(),
+        },
+        Arc::new(Libvirt::new(SYSTEM_URI)),
+        Arc::new(StorageVolumes(state.domains.storage.clone())),
+        Arc::new(SysHost {
+            forced: forced_accel(),
+        }),
+    )?);
+    let monitor = vms.clone();
+    std::thread::Builder::new()
+        .name("vm-monitor".into())
+        .spawn(move || monitor.monitor())?;
+    state.domains.vms = Some(vms);
     Ok(())
 }

@@ -1,0 +1,153 @@
+// Browser test of shares.js: renders a pool's shares in Debian's Chromium against a scripted
+// API (requests answered by the test), and checks usage bars, field errors from a 422, the
+// typed-name delete, restore and scrub following their tasks to the end.
+//
+// Run: cd services/api/ui-tests && node --test shares.test.mjs   (CHROMIUM overrides the browser)
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const UI = path.resolve(here, '../ui');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const ORIGIN = 'https://cairn.test';
+
+let browser;
+let page;
+const calls = [];
+
+const share = (name, pct, extra = {}) => ({
+  pool: 'tank', name, size_bytes: 1073741824, created: 1, schedule: { hourly: 0, daily: 0, weekly: 0 },
+  mountpoint: `/var/lib/cairn/shares/tank/${name}`, mounted: true,
+  usage: { size_bytes: 1073741824, used_bytes: Math.round(1073741824 * pct / 100), free_bytes: 1 },
+  used_percent: pct, ...extra,
+});
+
+const state = {
+  shares: [share('docs', 91.5), share('media', 10)],
+  tasks: {},
+};
+
+function answer(method, url, body) {
+  const p = new URL(url).pathname;
+  calls.push(`${method} ${p}${body ? ` ${body}` : ''}`);
+  const json = (status, v) => ({ status, body: v === undefined ? '' : JSON.stringify(v) });
+  if (p === '/api/v1/pools/tank/shares' && method === 'GET') return json(200, state.shares);
+  if (p === '/api/v1/pools/tank/shares' && method === 'POST') {
+    const b = JSON.parse(body);
+    if (!/^[a-z0-9][a-z0-9_-]*$/.test(b.name)) {
+      return json(422, { code: 'invalid', message: 'must start with a lowercase letter or a digit', field: 'name' });
+    }
+    state.shares.push(share(b.name, 0));
+    return json(201, state.shares.at(-1));
+  }
+  if (p === '/api/v1/pools/tank/shares/media' && method === 'DELETE') {
+    if (JSON.parse(body).confirm !== 'media') {
+      return json(422, { code: 'invalid', message: 'type the share\'s name to confirm', field: 'confirm' });
+    }
+    state.shares = state.shares.filter((s) => s.name !== 'media');
+    return json(204);
+  }
+  if (p === '/api/v1/pools/tank/capacity') {
+    return json(200, { pool: 'tank', data_percent: 42.0, metadata_percent: 3.5, size_bytes: 3221225472, provisioned_bytes: 2147483648, shares: [] });
+  }
+  if (p === '/api/v1/pools/tank/volumes') {
+    return json(200, [{ pool: 'tank', name: 'base', path: '/dev/cairn-tank/vol-base', size_bytes: 67108864, used_bytes: 0, origin: null, active: true }]);
+  }
+  if (p === '/api/v1/pools/tank/scrub' && method === 'GET') return json(200, { pool: 'tank', interval_days: 30, last: null });
+  if (p === '/api/v1/pools/tank/scrub' && method === 'POST') {
+    state.tasks[7] = { id: 7, kind: 'pool.scrub', state: 'succeeded', progress: 100, message: 'scrub of pool tank done: 0 mismatched sector(s)', created: 1, updated: 2 };
+    return json(202, { ...state.tasks[7], state: 'running', progress: 0, message: 'scrubbing pool tank' });
+  }
+  if (p === '/api/v1/pools/tank/shares/docs/snapshots' && method === 'GET') {
+    return json(200, [{ pool: 'tank', share: 'docs', name: 'v1', path: '/x', created: '2026-11-23 03:00:00', scheduled: false }]);
+  }
+  if (p === '/api/v1/pools/tank/shares/docs/snapshots/v1/restore') {
+    state.tasks[8] = { id: 8, kind: 'share.restore', state: 'succeeded', progress: 100, message: 'share docs-old restored from docs@v1', created: 1, updated: 2 };
+    state.shares.push(share('docs-old', 5, { restored_from: 'docs@v1' }));
+    return json(202, { ...state.tasks[8], state: 'running', progress: 5 });
+  }
+  const t = p.match(/^\/api\/v1\/tasks\/(\d+)$/);
+  if (t) return json(200, state.tasks[t[1]]);
+  return json(404, { code: 'not_found', message: `no resource at ${p}` });
+}
+
+before(async () => {
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  page = await browser.newPage();
+  page.on('pageerror', (e) => { throw e; });
+  await page.route('**/*', async (route) => {
+    const req = route.request();
+    const url = new URL(req.url());
+    if (url.pathname === '/') {
+      return route.fulfill({
+        contentType: 'text/html',
+        body: '<!doctype html><main id="m"></main><script type="module">import { renderPoolShares } from "/ui/shares.js"; renderPoolShares(document.getElementById("m"), "tank");</script>',
+      });
+    }
+    if (url.pathname.startsWith('/ui/')) {
+      const file = path.join(UI, path.basename(url.pathname));
+      return route.fulfill({ contentType: 'text/javascript', body: fs.readFileSync(file, 'utf8') });
+    }
+    if (url.pathname === '/api/v1/events') return route.fulfill({ status: 204, body: '' });
+    const a = answer(req.method(), req.url(), req.postData());
+    return route.fulfill({ status: a.status, contentType: 'application/json', body: a.body });
+  });
+  page.on('dialog', async (d) => {
+    if (d.type() === 'prompt') await d.accept(d.message().includes('media') ? 'media' : 'x');
+    else await d.accept();
+  });
+  await page.goto(`${ORIGIN}/`);
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+test('shares show usage against the alert thresholds', async () => {
+  const docs = page.locator('[data-share="docs"]');
+  await docs.waitFor();
+  assert.match(await docs.textContent(), /937\.0 MiB used of 1\.0 GiB/);
+  assert.equal(await docs.locator('[role=progressbar]').getAttribute('aria-valuenow'), '91.5');
+  assert.equal(await docs.locator('.bar-fill').getAttribute('class'), 'bar-fill bar-critical');
+  assert.equal(await page.locator('[data-share="media"] .bar-fill').getAttribute('class'), 'bar-fill bar-ok');
+  assert.match(await page.locator('.capacity').textContent(), /data 42\.0 %/);
+  assert.match(await page.locator('[data-volume="base"]').textContent(), /64\.0 MiB/);
+});
+
+test('a refused name is shown at the name field, a good one creates the share', async () => {
+  const form = page.locator('form', { hasText: 'New share' });
+  await form.locator('input[name=name]').fill('Bad Name');
+  await form.locator('button[type=submit]').click();
+  const err = form.locator('[data-field="name"] .field-error');
+  await err.waitFor({ state: 'visible' });
+  assert.equal(await err.textContent(), 'Must start with a lowercase letter or a digit.');
+  await form.locator('input[name=name]').fill('photos');
+  await form.locator('button[type=submit]').click();
+  await page.locator('[data-share="photos"]').waitFor();
+  assert.ok(calls.includes('POST /api/v1/pools/tank/shares {"name":"photos","size_bytes":10737418240}'), calls.join('\n'));
+});
+
+test('delete asks for the typed name', async () => {
+  await page.locator('[data-share="media"] button', { hasText: 'Delete' }).click();
+  await page.locator('[data-share="media"]').waitFor({ state: 'detached' });
+  assert.ok(calls.includes('DELETE /api/v1/pools/tank/shares/media {"confirm":"media"}'), calls.join('\n'));
+});
+
+test('restore and scrub follow their tasks to the end', async () => {
+  await page.locator('[data-share="docs"] button', { hasText: 'Snapshots' }).click();
+  const row = page.locator('[data-snapshot="v1"]');
+  await row.waitFor();
+  await row.locator('input').fill('docs-old');
+  await row.locator('button', { hasText: 'Restore' }).click();
+  await page.locator('.snapshots .task-slot', { hasText: 'restored from docs@v1' }).waitFor();
+  await page.locator('[data-share="docs-old"]', { hasText: 'restored from docs@v1' }).waitFor();
+  await page.locator('button', { hasText: 'Scrub now' }).click();
+  const slot = page.locator('.task-slot', { hasText: 'scrub of pool tank done' });
+  await slot.waitFor();
+  assert.equal(await slot.locator('[role=progressbar]').getAttribute('aria-valuenow'), '100');
+});

@@ -1,0 +1,1388 @@
+//! The SMART service: polls every disk with smartctl, keeps per-disk history, raises one
+//! alert per change, runs on-demand and scheduled self-tests, and stores per-disk settings.
+
+use crate::error::SmartError;
+use crate::history::{History, Sample};
+use crate::model::SmartctlOutput;
+use crate::rules::{self, Context, DriveClass, Evaluation, Outcome, TempLimits};
+use crate::schedule::{self, Candidate, TestKind, TestRecord};
+use crate::settings::DiskSettings;
+use crate::verdict::{Reason, Severity, Verdict};
+use crate::views::{self, AttributeView, DeviceInfo, NvmeView, ScsiView, SelfTestView, TestResult};
+use crate::{smartctl, store};
+use cairn_core::alert::{AlertLevel, AlertSink, Progress};
+use cairn_core::command::CommandRunner;
+use cairn_core::disk::{DiskBus, DiskRef};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// How the service runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The daemon's state directory; the service keeps its files in `<state_dir>/smart/`.
+    pub state_dir: PathBuf,
+    /// Time between polls of every disk (default 30 minutes).
+    pub interval: Duration,
+    /// How often the self-test schedule is checked (default 10 minutes).
+    pub schedule_check: Duration,
+    /// How often a running self-test's progress is read (default 15 s).
+    pub test_poll: Duration,
+    /// The smartctl program.
+    pub smartctl: String,
+}
+
+impl Config {
+    /// Defaults under `state_dir`.
+    pub fn new(state_dir: impl Into<PathBuf>) -> Config {
+        Config {
+            state_dir: state_dir.into(),
+            interval: Duration::from_secs(30 * 60),
+            schedule_check: Duration::from_secs(10 * 60),
+            test_poll: Duration::from_secs(15),
+            smartctl: "smartctl".into(),
+        }
+    }
+}
+
+/// Seconds since the Unix epoch (injected so tests control time).
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default()
+    })
+}
+
+/// What other domains and the disk list see of a disk (decision 0002).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SmartSummary {
+    pub verdict: Verdict,
+    pub temperature_c: Option<i64>,
+    /// Why the verdict is what it is (warning and failing findings; for `unavailable`, why).
+    pub reasons: Vec<String>,
+    /// When the data was read (seconds since the Unix epoch); `None`: not yet.
+    pub checked_at: Option<u64>,
+    /// The disk was spun down at the last poll; the data is from the poll before.
+    pub standby: bool,
+    /// Percent of a running self-test still to do.
+    pub self_test_remaining: Option<u8>,
+}
+
+/// One line of the disk list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiskSummary {
+    pub id: String,
+    pub dev: PathBuf,
+    pub bus: DiskBus,
+    pub model: Option<String>,
+    pub serial: Option<String>,
+    #[serde(flatten)]
+    pub smart: SmartSummary,
+}
+
+/// Everything about one disk's SMART state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SmartDetail {
+    pub id: String,
+    pub dev: PathBuf,
+    pub bus: DiskBus,
+    #[serde(flatten)]
+    pub smart: SmartSummary,
+    /// Every finding, with its severity (including informational notes).
+    pub findings: Vec<Reason>,
+    pub device: DeviceInfo,
+    pub class: Option<DriveClass>,
+    pub temperature_limits: Option<TempLimits>,
+    pub attributes: Vec<AttributeView>,
+    pub nvme: Option<NvmeView>,
+    pub scsi: Option<ScsiView>,
+    pub self_tests: Vec<SelfTestView>,
+    pub history: History,
+    pub settings: DiskSettings,
+    pub last_short_test: Option<u64>,
+    pub last_long_test: Option<u64>,
+    pub next_short_test: Option<u64>,
+    pub next_long_test: Option<u64>,
+    /// smartctl's own messages from the last poll.
+    pub messages: Vec<String>,
+}
+
+#[derive(Clone)]
+struct Polled {
+    checked_at: u64,
+    status: u8,
+    eval: Evaluation,
+    output: Option<Arc<SmartctlOutput>>,
+}
+
+struct DiskState {
+    disk: DiskRef,
+    polled: Option<Polled>,
+    standby: bool,
+    history: History,
+    testing: bool,
+}
+
+#[derive(Default)]
+struct Inner {
+    disks: BTreeMap<String, DiskState>,
+    settings: BTreeMap<String, DiskSettings>,
+    tests: BTreeMap<String, TestRecord>,
+}
+
+/// The SMART service. Blocking methods run smartctl: call them from `spawn_blocking`.
+pub struct SmartService {
+    cfg: Config,
+    dir: PathBuf,
+    runner: Arc<dyn CommandRunner>,
+    alerts: Arc<dyn AlertSink>,
+    clock: Clock,
+    inner: Mutex<Inner>,
+}
+
+fn alert_key(id: &str) -> String {
+    format!("disk/{id}/smart")
+}
+
+impl SmartService {
+    /// Open the service's state under `cfg.state_dir/smart` (settings, schedule, history).
+    pub fn open(
+        cfg: Config,
+        runner: Arc<dyn CommandRunner>,
+        alerts: Arc<dyn AlertSink>,
+        clock: Clock,
+    ) -> Result<SmartService, SmartError> {
+        let dir = store::ensure_dir(&cfg.state_dir.join("smart"))?;
+        store::ensure_dir(&dir.join("history"))?;
+        let settings = store::load(&dir.join("settings.json"))?.unwrap_or_default();
+        let tests = store::load(&dir.join("schedule.json"))?.unwrap_or_default();
+        Ok(SmartService {
+            cfg,
+            dir,
+            runner,
+            alerts,
+            clock,
+            inner: Mutex::new(Inner {
+                disks: BTreeMap::new(),
+                settings,
+                tests,
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn history_path(&self, id: &str) -> PathBuf {
+        self.dir
+            .join("history")
+            .join(format!("{}.json", store::file_name(id)))
+    }
+
+    /// Take the current disk list; returns the ids that are new (to be polled).
+    pub fn set_disks(&self, disks: Vec<DiskRef>) -> Vec<String> {
+        let now = (self.clock)();
+        let mut added = Vec::new();
+        let mut removed = Vec::new();
+        {
+            let mut inner = self.lock();
+            let ids: Vec<&str> = disks.iter().map(|d| d.id.as_str()).collect();
+            inner.disks.retain(|id, _| {
+                let keep = ids.contains(&id.as_str());
+                if !keep {
+                    removed.push(id.clone());
+                }
+                keep
+            });
+            for d in disks {
+                if let Some(state) = inner.disks.get_mut(&d.id) {
+                    state.disk = d;
+                    continue;
+                }
+                let history = match store::load(&self.history_path(&d.id)) {
+                    Ok(h) => h.unwrap_or_default(),
+                    Err(e) => {
+                        tracing::warn!("starting a new SMART history for {}: {e}", d.id);
+                        History::default()
+                    }
+                };
+                inner.tests.entry(d.id.clone()).or_insert(TestRecord {
+                    first_seen: now,
+                    ..TestRecord::default()
+                });
+                added.push(d.id.clone());
+                inner.disks.insert(
+                    d.id.clone(),
+                    DiskState {
+                        disk: d,
+                        polled: None,
+                        standby: false,
+                        history,
+                        testing: false,
+                    },
+                );
+            }
+            if !added.is_empty() {
+                if let Err(e) = store::save(&self.dir.join("schedule.json"), &inner.tests) {
+                    tracing::warn!("{e}");
+                }
+            }
+        }
+        for id in removed {
+            self.alerts
+                .clear(&alert_key(&id), &format!("disk {id} is no longer present"));
+        }
+        added
+    }
+
+    /// Poll every disk once (sequentially).
+    pub fn poll_all(&self) {
+        let ids: Vec<String> = self.lock().disks.keys().cloned().collect();
+        for id in ids {
+            self.poll_logged(&id);
+        }
+    }
+
+    /// Poll one disk, logging what it cost (the benchmark reads these lines) or why it failed.
+    pub fn poll_logged(&self, id: &str) {
+        match self.poll_disk(id) {
+            Ok((ran, evaluated)) if !ran.is_zero() => tracing::info!(
+                "SMART poll of {id}: smartctl {} µs, parse+evaluate {} µs",
+                ran.as_micros(),
+                evaluated.as_micros()
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("SMART poll of {id}: {e}"),
+        }
+    }
+
+    /// Poll one disk now: run smartctl, evaluate, record history, update its alert.
+    /// Returns how long smartctl took and how long parsing and evaluation took.
+    pub fn poll_disk(&self, id: &str) -> Result<(Duration, Duration), SmartError> {
+        let (disk, settings) = {
+            let inner = self.lock();
+            let state = inner
+                .disks
+                .get(id)
+                .ok_or_else(|| SmartError::UnknownDisk(id.to_string()))?;
+            (
+                state.disk.clone(),
+                inner.settings.get(id).cloned().unwrap_or_default(),
+            )
+        };
+        let now = (self.clock)();
+        if disk.bus == DiskBus::Virtio {
+            let eval = Evaluation::unavailable(
+                "virtual_disk",
+                "virtio disks are virtual and have no SMART data",
+            );
+            self.store_result(id, now, 0, eval, None, false);
+            return Ok((Duration::ZERO, Duration::ZERO));
+        }
+        if !settings.polling {
+            let eval =
+                Evaluation::unavailable("polling_off", "SMART polling is turned off for this disk");
+            self.store_result(id, now, 0, eval, None, false);
+            return Ok((Duration::ZERO, Duration::ZERO));
+        }
+        let inv = smartctl::poll(&self.cfg.smartctl, &disk.dev);
+        let started = Instant::now();
+        let out = self.runner.run(&inv).map_err(|source| SmartError::Run {
+            disk: id.to_string(),
+            source,
+        })?;
+        let ran = started.elapsed();
+        let started = Instant::now();
+        let baseline = self
+            .lock()
+            .disks
+            .get(id)
+            .and_then(|s| s.history.baseline.clone());
+        let ctx = Context {
+            rotational_hint: disk.rotational,
+            baseline: baseline.as_ref(),
+            warning_c: settings.temperature_warning_c,
+            critical_c: settings.temperature_critical_c,
+        };
+        let outcome = rules::interpret(&out.stdout, &out.stderr_text(), out.code, &ctx);
+        let evaluated = started.elapsed();
+        match outcome {
+            Outcome::Standby => {
+                if let Some(state) = self.lock().disks.get_mut(id) {
+                    state.standby = true;
+                }
+            }
+            Outcome::Unavailable(eval) => self.store_result(id, now, 0, eval, None, false),
+            Outcome::Evaluated(doc, eval) => {
+                let status = doc
+                    .exit_status()
+                    .or_else(|| out.code.and_then(|c| u8::try_from(c).ok()))
+                    .unwrap_or(0);
+                self.store_result(id, now, status, eval, Some(Arc::new(*doc)), true);
+            }
+        }
+        Ok((ran, evaluated))
+    }
+
+    fn store_result(
+        &self,
+        id: &str,
+        now: u64,
+        status: u8,
+        eval: Evaluation,
+        output: Option<Arc<SmartctlOutput>>,
+        record: bool,
+    ) {
+        let (alert, saved) = {
+            let mut inner = self.lock();
+            let Some(state) = inner.disks.get_mut(id) else {
+                return;
+            };
+            // A disk known only by its kernel name (udev has not named it yet) keeps its
+            // history in memory only: the name may belong to another disk after a reboot.
+            let stable = state.disk.dev.file_name() != Some(std::ffi::OsStr::new(id));
+            state.standby = false;
+            if record {
+                state.history.record(Sample {
+                    time: now,
+                    verdict: eval.verdict,
+                    temperature_c: eval.temperature_c,
+                    power_on_hours: eval.power_on_hours,
+                    counters: eval.counters.clone(),
+                });
+            }
+            let label = disk_label(id, output.as_deref());
+            state.polled = Some(Polled {
+                checked_at: now,
+                status,
+                eval: eval.clone(),
+                output,
+            });
+            (
+                (label, eval),
+                (record && stable).then(|| state.history.clone()),
+            )
+        };
+        if let Some(history) = saved {
+            if let Err(e) = store::save(&self.history_path(id), &history) {
+                tracing::warn!("{e}");
+            }
+        }
+        self.update_alert(id, &alert.0, &alert.1);
+    }
+
+    fn update_alert(&self, id: &str, label: &str, eval: &Evaluation) {
+        let key = alert_key(id);
+        let hard: Vec<&str> = eval
+            .reasons
+            .iter()
+            .filter(|r| r.severity >= Severity::Warning)
+            .map(|r| r.text.as_str())
+            .collect();
+        match eval.verdict {
+            Verdict::Failing => {
+                self.alerts.raise(
+                    &key,
+                    AlertLevel::Critical,
+                    &format!("{label} is failing: {}", hard.join("; ")),
+                );
+            }
+            Verdict::Warning => {
+                self.alerts.raise(
+                    &key,
+                    AlertLevel::Warning,
+                    &format!("{label} needs attention: {}", hard.join("; ")),
+                );
+            }
+            Verdict::Healthy => {
+                self.alerts
+                    .clear(&key, &format!("{label} is healthy again"));
+            }
+            Verdict::Unavailable => {
+                if eval.reasons.iter().any(|r| r.code == "polling_off") {
+                    self.alerts
+                        .clear(&key, &format!("SMART polling of {label} was turned off"));
+                }
+                // Otherwise keep whatever the last real data said: losing the data does
+                // not make a failing disk healthy.
+            }
+        }
+    }
+
+    /// Every disk's summary, in id order.
+    pub fn list(&self) -> Vec<DiskSummary> {
+        let inner = self.lock();
+        inner
+            .disks
+            .iter()
+            .map(|(id, s)| {
+                let out = s.polled.as_ref().and_then(|p| p.output.clone());
+                DiskSummary {
+                    id: id.clone(),
+                    dev: s.disk.dev.clone(),
+                    bus: s.disk.bus,
+                    model: out.as_ref().and_then(|o| o.model().map(str::to_string)),
+                    serial: out.as_ref().and_then(|o| o.serial_number.clone()),
+                    smart: summary_of(s),
+                }
+            })
+            .collect()
+    }
+
+    /// One disk's summary (decision 0002: storage shows it in its disk list).
+    pub fn summary(&self, id: &str) -> Option<SmartSummary> {
+        self.lock().disks.get(id).map(summary_of)
+    }
+
+    /// Everything about one disk.
+    pub fn detail(&self, id: &str) -> Option<SmartDetail> {
+        let inner = self.lock();
+        let s = inner.disks.get(id)?;
+        let settings = inner.settings.get(id).cloned().unwrap_or_default();
+        let record = inner.tests.get(id).cloned().unwrap_or_default();
+        let cands = candidates(&inner);
+        let out = s.polled.as_ref().and_then(|p| p.output.clone());
+        let eval = s.polled.as_ref().map(|p| &p.eval);
+        Some(SmartDetail {
+            id: id.to_string(),
+            dev: s.disk.dev.clone(),
+            bus: s.disk.bus,
+            smart: summary_of(s),
+            findings: eval.map(|e| e.reasons.clone()).unwrap_or_default(),
+            device: out.as_deref().map(views::device).unwrap_or_default(),
+            class: eval.and_then(|e| e.class),
+            temperature_limits: eval.and_then(|e| e.limits),
+            attributes: out.as_deref().map(views::attributes).unwrap_or_default(),
+            nvme: out.as_deref().and_then(views::nvme),
+            scsi: out.as_deref().and_then(views::scsi),
+            self_tests: out.as_deref().map(views::self_tests).unwrap_or_default(),
+            history: s.history.clone(),
+            settings,
+            last_short_test: record.last_short,
+            last_long_test: record.last_long,
+            next_short_test: schedule::next_due(&cands, id, TestKind::Short),
+            next_long_test: schedule::next_due(&cands, id, TestKind::Long),
+            messages: out.as_deref().map(|o| o.messages()).unwrap_or_default(),
+        })
+    }
+
+    /// A disk's settings.
+    pub fn settings(&self, id: &str) -> Result<DiskSettings, SmartError> {
+        let inner = self.lock();
+        if !inner.disks.contains_key(id) {
+            return Err(SmartError::UnknownDisk(id.to_string()));
+        }
+        Ok(inner.settings.get(id).cloned().unwrap_or_default())
+    }
+
+    /// Replace a disk's settings (validated first: a bad value changes nothing). With
+    /// `acknowledge`, the current counter values become the accepted baseline. The last
+    /// data is evaluated again under the new settings at once.
+    pub fn set_settings(
+        &self,
+        id: &str,
+        new: DiskSettings,
+        acknowledge: bool,
+    ) -> Result<DiskSettings, SmartError> {
+        new.validate()?;
+        let (history, polling_turned_on) = {
+            let mut inner = self.lock();
+            if !inner.disks.contains_key(id) {
+                return Err(SmartError::UnknownDisk(id.to_string()));
+            }
+            let mut all = inner.settings.clone();
+            let was_polling = all.get(id).is_none_or(|s| s.polling);
+            if new == DiskSettings::default() {
+                all.remove(id);
+            } else {
+                all.insert(id.to_string(), new.clone());
+            }
+            store::save(&self.dir.join("settings.json"), &all)?;
+            inner.settings = all;
+            let state = inner
+                .disks
+                .get_mut(id)
+                .ok_or_else(|| SmartError::UnknownDisk(id.into()))?;
+            let mut history = None;
+            if acknowledge {
+                if let Some(p) = &state.polled {
+                    state.history.acknowledge(&p.eval.counters);
+                    history = Some(state.history.clone());
+                }
+            }
+            (history, new.polling && !was_polling)
+        };
+        if let Some(h) = history {
+            store::save(&self.history_path(id), &h)?;
+        }
+        if polling_turned_on || !new.polling {
+            self.poll_disk(id)?;
+        } else {
+            self.reevaluate(id);
+        }
+        Ok(new)
+    }
+
+    /// Evaluate the last data again (after a settings change), without running smartctl.
+    fn reevaluate(&self, id: &str) {
+        let (polled, disk, settings, baseline) = {
+            let inner = self.lock();
+            let Some(s) = inner.disks.get(id) else { return };
+            let Some(p) = s.polled.clone() else { return };
+            (
+                p,
+                s.disk.clone(),
+                inner.settings.get(id).cloned().unwrap_or_default(),
+                s.history.baseline.clone(),
+            )
+        };
+        let Some(out) = polled.output.clone() else {
+            return;
+        };
+        let ctx = Context {
+            rotational_hint: disk.rotational,
+            baseline: baseline.as_ref(),
+            warning_c: settings.temperature_warning_c,
+            critical_c: settings.temperature_critical_c,
+        };
+        let eval = rules::evaluate(&out, polled.status, &ctx);
+        self.store_result(id, polled.checked_at, polled.status, eval, Some(out), false);
+    }
+
+    /// Check the schedule and start the self-tests that are due (without waiting for
+    /// them: the next polls show their progress and results).
+    pub fn run_schedule(&self) {
+        let now = (self.clock)();
+        let due = {
+            let inner = self.lock();
+            schedule::due(&candidates(&inner), now)
+        };
+        for (id, kind) in due {
+            let dev = match self.lock().disks.get(&id) {
+                Some(s) => s.disk.dev.clone(),
+                None => continue,
+            };
+            let inv = smartctl::start_test(&self.cfg.smartctl, kind, &dev);
+            match self.runner.run(&inv) {
+                Ok(out) if out.code == Some(0) => {
+                    tracing::info!("started the scheduled {} self-test on {id}", kind.as_str())
+                }
+                Ok(out) => tracing::warn!(
+                    "the scheduled {} self-test on {id} was refused: {}",
+                    kind.as_str(),
+                    refusal(&out)
+                ),
+                Err(e) => {
+                    tracing::warn!("cannot start the {} self-test on {id}: {e}", kind.as_str())
+                }
+            }
+            // Recorded either way, so a drive that refuses is not asked again every check.
+            self.record_test(&id, kind, now);
+        }
+    }
+
+    fn record_test(&self, id: &str, kind: TestKind, now: u64) {
+        let mut inner = self.lock();
+        let rec = inner.tests.entry(id.to_string()).or_default();
+        match kind {
+            TestKind::Short => rec.last_short = Some(now),
+            TestKind::Long => rec.last_long = Some(now),
+        }
+        if let Err(e) = store::save(&self.dir.join("schedule.json"), &inner.tests) {
+            tracing::warn!("{e}");
+        }
+    }
+
+    /// Whether a self-test could start on `id` now (known, not virtual, none of ours running).
+    pub fn check_self_test(&self, id: &str) -> Result<(), SmartError> {
+        let inner = self.lock();
+        let s = inner
+            .disks
+            .get(id)
+            .ok_or_else(|| SmartError::UnknownDisk(id.to_string()))?;
+        if s.disk.bus == DiskBus::Virtio {
+            return Err(SmartError::Unavailable {
+                disk: id.to_string(),
+                reason: "virtio disks are virtual and have no SMART self-tests".into(),
+            });
+        }
+        if s.testing {
+            return Err(SmartError::TestRunning(id.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Run a self-test now and follow it to the end, reporting the drive's progress.
+    /// Returns how it ended, in words; a failed test is an error.
+    pub fn run_self_test(
+        &self,
+        id: &str,
+        kind: TestKind,
+        progress: &dyn Progress,
+    ) -> Result<String, SmartError> {
+        let dev = {
+            let mut inner = self.lock();
+            let s = inner
+                .disks
+                .get_mut(id)
+                .ok_or_else(|| SmartError::UnknownDisk(id.to_string()))?;
+            if s.disk.bus == DiskBus::Virtio {
+                return Err(SmartError::Unavailable {
+                    disk: id.to_string(),
+                    reason: "virtio disks are virtual and have no SMART self-tests".into(),
+                });
+            }
+            if s.testing {
+                return Err(SmartError::TestRunning(id.to_string()));
+            }
+            s.testing = true;
+            s.disk.dev.clone()
+        };
+        let result = self.follow_test(id, kind, &dev, progress);
+        if let Some(s) = self.lock().disks.get_mut(id) {
+            s.testing = false;
+        }
+        if let Err(e) = self.poll_disk(id) {
+            tracing::warn!("SMART poll of {id} after its self-test: {e}");
+        }
+        result
+    }
+
+    fn status(&self, id: &str, dev: &std::path::Path) -> Result<SmartctlOutput, SmartError> {
+        let out = self
+            .runner
+            .run(&smartctl::test_status(&self.cfg.smartctl, dev))
+            .map_err(|source| SmartError::Run {
+                disk: id.to_string(),
+                source,
+            })?;
+        SmartctlOutput::parse(&out.stdout).map_err(|e| SmartError::Unavailable {
+            disk: id.to_string(),
+            reason: format!("smartctl's self-test status is not JSON: {e}"),
+        })
+    }
+
+    fn follow_test(
+        &self,
+        id: &str,
+        kind: TestKind,
+        dev: &std::path::Path,
+        progress: &dyn Progress,
+    ) -> Result<String, SmartError> {
+        let name = kind.as_str();
+        let before = self.status(id, dev)?;
+        if let Some(rem) = rules::running_self_test(&before) {
+            return Err(SmartError::TestRefused {
+                disk: id.to_string(),
+                kind: name,
+                reason: format!("the drive is already running a self-test ({rem}% remaining)"),
+            });
+        }
+        if before.self_tests_supported() == Some(false) {
+            return Err(SmartError::TestRefused {
+                disk: id.to_string(),
+                kind: name,
+                reason: "the drive does not support self-tests".into(),
+            });
+        }
+        let log_before = views::self_tests(&before);
+        let minutes = expected_minutes(&before, kind);
+        progress.progress(
+            0,
+            &format!("starting the {name} self-test (about {minutes} min)"),
+        );
+        let out = self
+            .runner
+            .run(&smartctl::start_test(&self.cfg.smartctl, kind, dev))
+            .map_err(|source| SmartError::Run {
+                disk: id.to_string(),
+                source,
+            })?;
+        if out.code != Some(0) {
+            return Err(SmartError::TestRefused {
+                disk: id.to_string(),
+                kind: name,
+                reason: refusal(&out),
+            });
+        }
+        self.record_test(id, kind, (self.clock)());
+        let limit = minutes * 2 + 10;
+        let deadline = Instant::now() + Duration::from_secs(limit * 60);
+        let mut seen_running = false;
+        loop {
+            let now = self.status(id, dev)?;
+            match rules::running_self_test(&now) {
+                Some(rem) => {
+                    seen_running = true;
+                    let done = 100u8.saturating_sub(rem).min(99);
+                    progress.progress(done, &format!("{name} self-test: {done}% done"));
+                }
+                None => {
+                    return finished(
+                        id,
+                        name,
+                        seen_running,
+                        &log_before,
+                        &views::self_tests(&now),
+                    )
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(SmartError::TestTimeout {
+                    disk: id.to_string(),
+                    kind: name,
+                    minutes: limit,
+                });
+            }
+            std::thread::sleep(self.cfg.test_poll);
+        }
+    }
+
+    /// Start the poll loop: an initial poll of every disk, then one every `interval`, the
+    /// schedule every `schedule_check`, and a poll of each disk that appears in `disks`.
+    pub fn spawn(
+        self: &Arc<Self>,
+        mut disks: tokio::sync::watch::Receiver<Vec<DiskRef>>,
+    ) -> tokio::task::JoinHandle<()> {
+        let svc = self.clone();
+        tokio::spawn(async move {
+            let mut poll = tokio::time::interval(svc.cfg.interval);
+            let mut sched = tokio::time::interval(svc.cfg.schedule_check);
+            poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            sched.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let first = disks.borrow_and_update().clone();
+            svc.set_disks(first);
+            loop {
+                let job: Box<dyn FnOnce(&SmartService) + Send> = tokio::select! {
+                    _ = poll.tick() => Box::new(|s: &SmartService| s.poll_all()),
+                    _ = sched.tick() => Box::new(|s: &SmartService| s.run_schedule()),
+                    changed = disks.changed() => {
+                        if changed.is_err() {
+                            tracing::info!("the disk list is gone; SMART polling stops");
+                            return;
+                        }
+                        let list = disks.borrow_and_update().clone();
+                        Box::new(move |s: &SmartService| {
+                            for id in s.set_disks(list) {
+                                s.poll_logged(&id);
+                            }
+                        })
+                    }
+                };
+                let s = svc.clone();
+                if let Err(e) = tokio::task::spawn_blocking(move || job(&s)).await {
+                    tracing::error!("a SMART poll panicked: {e}");
+                }
+            }
+        })
+    }
+}
+
+fn candidates(inner: &Inner) -> Vec<Candidate<'_>> {
+    static EMPTY: std::sync::OnceLock<TestRecord> = std::sync::OnceLock::new();
+    inner
+        .disks
+        .iter()
+        .map(|(id, s)| {
+            let set = inner.settings.get(id);
+            let available = s
+                .polled
+                .as_ref()
+                .is_some_and(|p| p.eval.verdict != Verdict::Unavailable);
+            Candidate {
+                id,
+                enabled: available
+                    && s.disk.bus != DiskBus::Virtio
+                    && set.is_none_or(|x| x.polling && x.self_tests),
+                short_days: set.map_or(7, |x| x.short_test_days),
+                long_days: set.map_or(30, |x| x.long_test_days),
+                record: inner
+                    .tests
+                    .get(id)
+                    .unwrap_or_else(|| EMPTY.get_or_init(TestRecord::default)),
+            }
+        })
+        .collect()
+}
+
+fn summary_of(s: &DiskState) -> SmartSummary {
+    match &s.polled {
+        None => SmartSummary {
+            verdict: Verdict::Unavailable,
+            temperature_c: None,
+            reasons: vec![if s.standby {
+                "the disk is in standby and has not been read yet".into()
+            } else {
+                "not checked yet".into()
+            }],
+            checked_at: None,
+            standby: s.standby,
+            self_test_remaining: None,
+        },
+        Some(p) => {
+            let reasons = if p.eval.verdict == Verdict::Unavailable {
+                p.eval.reasons.iter().map(|r| r.text.clone()).collect()
+            } else {
+                p.eval
+                    .reasons
+                    .iter()
+                    .filter(|r| r.severity >= Severity::Warning)
+                    .map(|r| r.text.clone())
+                    .collect()
+            };
+            SmartSummary {
+                verdict: p.eval.verdict,
+                temperature_c: p.eval.temperature_c,
+                reasons,
+                checked_at: Some(p.checked_at),
+                standby: s.standby,
+                self_test_remaining: p.eval.self_test_remaining,
+            }
+        }
+    }
+}
+
+fn disk_label(id: &str, out: Option<&SmartctlOutput>) -> String {
+    match out.and_then(|o| Some((o.model()?, o.serial_number.as_deref()?))) {
+        Some((model, serial)) => format!("disk {model} {serial} ({id})"),
+        None => format!("disk {id}"),
+    }
+}
+
+/// Why smartctl refused: its messages, else its stderr, else the exit status.
+fn refusal(out: &cairn_core::command::CommandOutput) -> String {
+    let msgs = SmartctlOutput::parse(&out.stdout)
+        .map(|o| o.messages().join("; "))
+        .unwrap_or_default();
+    if !msgs.is_empty() {
+        msgs
+    } else if !out.stderr_text().is_empty() {
+        out.stderr_text()
+    } else {
+        format!("smartctl exited with {:?}", out.code)
+    }
+}
+
+/// The drive's own estimate of the test's duration, else 2 min (short) / 120 min (long).
+fn expected_minutes(out: &SmartctlOutput, kind: TestKind) -> u64 {
+    let pm = out
+        .ata_smart_data
+        .as_ref()
+        .and_then(|d| d.self_test.as_ref())
+        .and_then(|s| s.polling_minutes.as_ref());
+    match kind {
+        TestKind::Short => pm.and_then(|p| p.short).unwrap_or(2),
+        TestKind::Long => pm.and_then(|p| p.extended).unwrap_or(120),
+    }
+}
+
+fn finished(
+    id: &str,
+    kind: &'static str,
+    seen_running: bool,
+    before: &[SelfTestView],
+    after: &[SelfTestView],
+) -> Result<String, SmartError> {
+    let newest = after.first();
+    let is_new = after.len() > before.len() || newest != before.first();
+    match newest {
+        Some(t) if is_new => match t.result {
+            TestResult::Passed => Ok(format!("{kind} self-test passed: {}", t.status)),
+            TestResult::Failed => Err(SmartError::TestFailed {
+                disk: id.to_string(),
+                kind,
+                reason: format!("failed: {}", t.status),
+            }),
+            TestResult::Aborted => Err(SmartError::TestFailed {
+                disk: id.to_string(),
+                kind,
+                reason: format!("did not complete: {}", t.status),
+            }),
+            TestResult::Running => Ok(format!("{kind} self-test is still running")),
+        },
+        _ if seen_running => Ok(format!(
+            "{kind} self-test finished; the drive logged no result"
+        )),
+        _ => Err(SmartError::TestFailed {
+            disk: id.to_string(),
+            kind,
+            reason: "did not run: the drive accepted the command but neither reported progress nor logged a result".into(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_core::alert::RecordingAlerts;
+    use cairn_core::command::{CommandOutput, RecordingRunner};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/tests/fixtures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    fn answer(name: &str, code: i32) -> CommandOutput {
+        CommandOutput {
+            code: Some(code),
+            stdout: fixture(name),
+            stderr: vec![],
+        }
+    }
+
+    struct Rig {
+        _dir: tempfile::TempDir,
+        runner: Arc<RecordingRunner>,
+        alerts: Arc<RecordingAlerts>,
+        now: Arc<AtomicU64>,
+        svc: SmartService,
+    }
+
+    fn rig_in(dir: tempfile::TempDir) -> Rig {
+        let runner = Arc::new(RecordingRunner::strict());
+        let alerts = Arc::new(RecordingAlerts::default());
+        let now = Arc::new(AtomicU64::new(1_700_000_000));
+        let n = now.clone();
+        let mut cfg = Config::new(dir.path());
+        cfg.test_poll = Duration::from_millis(1);
+        let svc = SmartService::open(
+            cfg,
+            runner.clone(),
+            alerts.clone(),
+            Arc::new(move || n.load(Ordering::SeqCst)),
+        )
+        .unwrap();
+        Rig {
+            _dir: dir,
+            runner,
+            alerts,
+            now,
+            svc,
+        }
+    }
+
+    fn rig() -> Rig {
+        rig_in(tempfile::tempdir().unwrap())
+    }
+
+    fn disk(id: &str, dev: &str, bus: DiskBus) -> DiskRef {
+        DiskRef {
+            id: id.into(),
+            dev: dev.into(),
+            bus,
+            rotational: true,
+        }
+    }
+
+    fn changes(a: &RecordingAlerts) -> Vec<(String, Option<AlertLevel>)> {
+        a.changes
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, l, _)| (k.clone(), *l))
+            .collect()
+    }
+
+    #[test]
+    fn one_alert_per_change_and_cleared_on_recovery() {
+        let r = rig();
+        r.svc
+            .set_disks(vec![disk("ata-X", "/dev/sda", DiskBus::Sata)]);
+        let bad = "ata-hdd-reallocated-seagate-st3500418as.json";
+        let good = "ata-hdd-healthy-wd-red-wd20efrx.json";
+        let failing = "ata-hdd-failing-now-selftest-failed-usbjmicron-hitachi-hds721050dle630.json";
+        for (f, code) in [
+            (bad, 0),
+            (bad, 0),
+            (failing, 216),
+            (failing, 216),
+            (good, 0),
+            (good, 0),
+        ] {
+            r.runner.expect(
+                "smartctl",
+                &["--json", "-x", "-n", "standby", "/dev/sda"],
+                answer(f, code),
+            );
+            r.svc.poll_disk("ata-X").unwrap();
+        }
+        let key = "disk/ata-X/smart".to_string();
+        assert_eq!(
+            changes(&r.alerts),
+            vec![
+                (key.clone(), Some(AlertLevel::Warning)),
+                (key.clone(), Some(AlertLevel::Critical)),
+                (key, None),
+            ]
+        );
+        let msg = r.alerts.changes.lock().unwrap()[0].2.clone();
+        assert!(
+            msg.contains("ST3500418AS") && msg.contains("304 reallocated sectors"),
+            "{msg}"
+        );
+        assert_eq!(r.svc.detail("ata-X").unwrap().history.polls.len(), 6);
+    }
+
+    #[test]
+    fn standby_keeps_the_last_sample_and_says_so() {
+        let r = rig();
+        r.svc
+            .set_disks(vec![disk("ata-X", "/dev/sda", DiskBus::Sata)]);
+        r.runner.expect(
+            "smartctl",
+            &["--json", "-x"],
+            answer("ata-hdd-healthy-wd-red-wd20efrx.json", 0),
+        );
+        r.runner.expect(
+            "smartctl",
+            &["--json", "-x"],
+            CommandOutput {
+                code: Some(2),
+                stdout: br#"{"smartctl":{"exit_status":2,"messages":[{"string":"Device is in STANDBY mode, exit(2)","severity":"information"}]}}"#.to_vec(),
+                stderr: vec![],
+            },
+        );
+        r.svc.poll_disk("ata-X").unwrap();
+        r.now.fetch_add(1800, Ordering::SeqCst);
+        r.svc.poll_disk("ata-X").unwrap();
+        let s = r.svc.summary("ata-X").unwrap();
+        assert!(s.standby);
+        assert_eq!(s.verdict, Verdict::Healthy);
+        assert_eq!(s.temperature_c, Some(34));
+        assert_eq!(s.checked_at, Some(1_700_000_000));
+        assert_eq!(r.svc.detail("ata-X").unwrap().history.polls.len(), 1);
+    }
+
+    #[test]
+    fn history_of_a_disk_known_only_by_kernel_name_is_not_saved() {
+        let r = rig();
+        r.svc.set_disks(vec![
+            disk("sdz", "/dev/sdz", DiskBus::Sata),
+            disk("ata-Y", "/dev/sdy", DiskBus::Sata),
+        ]);
+        for dev in ["/dev/sdz", "/dev/sdy"] {
+            r.runner.expect(
+                "smartctl",
+                &["--json", "-x", "-n", "standby", dev],
+                answer("ata-hdd-healthy-wd-red-wd20efrx.json", 0),
+            );
+        }
+        r.svc.poll_all();
+        assert_eq!(r.svc.detail("sdz").unwrap().history.polls.len(), 1);
+        assert!(!r.svc.history_path("sdz").exists());
+        assert!(r.svc.history_path("ata-Y").exists());
+    }
+
+    #[test]
+    fn virtio_disks_are_unavailable_without_running_smartctl() {
+        let r = rig();
+        r.svc
+            .set_disks(vec![disk("virtio-D0", "/dev/vda", DiskBus::Virtio)]);
+        r.svc.poll_all();
+        assert!(r.runner.calls().is_empty());
+        let s = r.svc.summary("virtio-D0").unwrap();
+        assert_eq!(s.verdict, Verdict::Unavailable);
+        assert!(s.reasons[0].contains("virtio"));
+        assert!(changes(&r.alerts).is_empty());
+    }
+
+    #[test]
+    fn settings_are_validated_saved_and_applied_at_once() {
+        let r = rig();
+        r.svc
+            .set_disks(vec![disk("ata-G", "/dev/sdb", DiskBus::Sata)]);
+        r.runner.expect(
+            "smartctl",
+            &["--json", "-x"],
+            answer("ata-hdd-healthy-wd-gold-wd181kryz.json", 0),
+        );
+        r.svc.poll_disk("ata-G").unwrap();
+        assert_eq!(r.svc.summary("ata-G").unwrap().verdict, Verdict::Warning); // 49 °C
+        let path = r.svc.dir.join("settings.json");
+        let bad = DiskSettings {
+            temperature_warning_c: Some(60),
+            temperature_critical_c: Some(55),
+            ..DiskSettings::default()
+        };
+        let e = r.svc.set_settings("ata-G", bad, false).unwrap_err();
+        assert_eq!(e.field(), Some("temperature_critical_c"));
+        assert!(!path.exists(), "a refused change wrote the settings file");
+        let good = DiskSettings {
+            temperature_warning_c: Some(52),
+            temperature_critical_c: Some(60),
+            ..DiskSettings::default()
+        };
+        r.svc.set_settings("ata-G", good.clone(), false).unwrap();
+        assert_eq!(r.svc.summary("ata-G").unwrap().verdict, Verdict::Healthy);
+        assert_eq!(r.svc.settings("ata-G").unwrap(), good);
+        assert!(
+            changes(&r.alerts).last().unwrap().1.is_none(),
+            "alert not cleared"
+        );
+        assert!(matches!(
+            r.svc.set_settings("nope", DiskSettings::default(), false),
+            Err(SmartError::UnknownDisk(_))
+        ));
+        // Survives a restart.
+        let dir = r._dir;
+        let r2 = rig_in(dir);
+        r2.svc
+            .set_disks(vec![disk("ata-G", "/dev/sdb", DiskBus::Sata)]);
+        assert_eq!(r2.svc.settings("ata-G").unwrap(), good);
+        assert_eq!(r2.svc.detail("ata-G").unwrap().history.polls.len(), 1);
+    }
+
+    #[test]
+    fn acknowledging_counts_clears_the_warning_until_they_grow() {
+        let r = rig();
+        r.svc
+            .set_disks(vec![disk("ata-S", "/dev/sdc", DiskBus::Sata)]);
+        r.runner.expect(
+            "smartctl",
+            &["--json", "-x"],
+            answer("ata-hdd-reallocated-seagate-st3500418as.json", 0),
+        );
+        r.svc.poll_disk("ata-S").unwrap();
+        assert_eq!(r.svc.summary("ata-S").unwrap().verdict, Verdict::Warning);
+        r.svc
+            .set_settings("ata-S", DiskSettings::default(), true)
+            .unwrap();
+        assert_eq!(r.svc.summary("ata-S").unwrap().verdict, Verdict::Healthy);
+        // 304 → 310: warns again.
+        let grown = String::from_utf8(fixture("ata-hdd-reallocated-seagate-st3500418as.json"))
+            .unwrap()
+            .replacen("\"value\": 304", "\"value\": 310", 1);
+        assert!(grown.contains("\"value\": 310"), "fixture layout changed");
+        r.runner
+            .expect("smartctl", &["--json", "-x"], CommandOutput::ok(grown));
+        r.svc.poll_disk("ata-S").unwrap();
+        let s = r.svc.summary("ata-S").unwrap();
+        assert_eq!(s.verdict, Verdict::Warning);
+        assert!(
+            s.reasons[0].contains("310") && s.reasons[0].contains("304"),
+            "{:?}",
+            s.reasons
+        );
+    }
+
+    struct Steps(Mutex<Vec<(u8, String)>>);
+    impl Progress for Steps {
+        fn progress(&self, p: u8, m: &str) {
+            self.0.lock().unwrap().push((p, m.to_string()));
+        }
+    }
+
+    fn status_doc(running: Option<u64>, log: &[&str]) -> CommandOutput {
+        let entries: Vec<String> = log
+            .iter()
+            .map(|s| {
+                let (v, passed) = if *s == "ok" { (0, "true") } else { (121, "false") };
+                format!(r#"{{"type":{{"string":"Short offline"}},"status":{{"value":{v},"string":"{s}","passed":{passed}}},"lifetime_hours":7}}"#)
+            })
+            .collect();
+        let st = match running {
+            Some(rem) => format!(
+                r#"{{"value":{},"remaining_percent":{rem}}}"#,
+                240 + rem / 10
+            ),
+            None => r#"{"value":0}"#.to_string(),
+        };
+        CommandOutput::ok(format!(
+            r#"{{"ata_smart_data":{{"self_test":{{"status":{st},"polling_minutes":{{"short":1,"extended":60}}}}}},
+               "ata_smart_self_test_log":{{"standard":{{"table":[{}]}}}}}}"#,
+            entries.join(",")
+        ))
+    }
+
+    #[test]
+    fn a_self_test_reports_the_drives_progress_and_result() {
+        let r = rig();
+        r.svc
+            .set_disks(vec![disk("ata-T", "/dev/sdd", DiskBus::Sata)]);
+        let st = ["--json", "-c", "-l", "selftest", "/dev/sdd"];
+        r.runner.expect("smartctl", &st, status_doc(None, &["ok"]));
+        r.runner.expect(
+            "smartctl",
+            &["--json", "-t", "short", "/dev/sdd"],
+            CommandOutput::ok("{}"),
+        );
+        r.runner
+            .expect("smartctl", &st, status_doc(Some(90), &["ok"]));
+        r.runner
+            .expect("smartctl", &st, status_doc(Some(40), &["ok"]));
+        r.runner
+            .expect("smartctl", &st, status_doc(None, &["ok", "ok"]));
+        r.runner.expect(
+            "smartctl",
+            &["--json", "-x"],
+            answer("ata-hdd-healthy-wd-red-wd20efrx.json", 0),
+        );
+        let steps = Steps(Mutex::new(vec![]));
+        let msg = r
+            .svc
+            .run_self_test("ata-T", TestKind::Short, &steps)
+            .unwrap();
+        assert!(msg.contains("passed"), "{msg}");
+        let p: Vec<u8> = steps.0.lock().unwrap().iter().map(|(p, _)| *p).collect();
+        assert_eq!(p, [0, 10, 60]);
+        assert!(r.svc.detail("ata-T").unwrap().last_short_test.is_some());
+
+        // A failing test fails the operation; a refused start says the drive's words.
+        r.runner.expect("smartctl", &st, status_doc(None, &["ok"]));
+        r.runner.expect(
+            "smartctl",
+            &["--json", "-t", "long"],
+            CommandOutput::ok("{}"),
+        );
+        r.runner.expect(
+            "smartctl",
+            &st,
+            status_doc(None, &["Completed: read failure", "ok"]),
+        );
+        let e = r
+            .svc
+            .run_self_test("ata-T", TestKind::Long, &steps)
+            .unwrap_err();
+        assert!(e.to_string().contains("read failure"), "{e}");
+        r.runner.expect("smartctl", &st, status_doc(None, &[]));
+        r.runner.expect(
+            "smartctl",
+            &["--json", "-t", "short"],
+            CommandOutput {
+                code: Some(4),
+                stdout: br#"{"smartctl":{"exit_status":4,"messages":[{"string":"Self-tests not supported","severity":"error"}]}}"#.to_vec(),
+                stderr: vec![],
+            },
+        );
+        let e = r
+            .svc
+            .run_self_test("ata-T", TestKind::Short, &steps)
+            .unwrap_err();
+        assert!(e.to_string().contains("Self-tests not supported"), "{e}");
+
+        // A drive that says it cannot self-test is not asked to.
+        r.runner.expect(
+            "smartctl",
+            &st,
+            CommandOutput::ok(r#"{"nvme_optional_admin_commands":{"self_test":false}}"#),
+        );
+        let before = r.runner.calls().len();
+        let e = r
+            .svc
+            .run_self_test("ata-T", TestKind::Short, &steps)
+            .unwrap_err();
+        assert!(e.to_string().contains("does not support self-tests"), "{e}");
+        assert!(!r.runner.command_lines()[before..]
+            .iter()
+            .any(|l| l.contains("-t")));
+
+        // A drive that accepts the command but neither runs nor logs a test: not a pass.
+        r.runner.expect("smartctl", &st, status_doc(None, &["ok"]));
+        r.runner.expect(
+            "smartctl",
+            &["--json", "-t", "short"],
+            CommandOutput::ok("{}"),
+        );
+        r.runner.expect("smartctl", &st, status_doc(None, &["ok"]));
+        let e = r
+            .svc
+            .run_self_test("ata-T", TestKind::Short, &steps)
+            .unwrap_err();
+        assert!(e.to_string().contains("did not run"), "{e}");
+    }
+
+    #[test]
+    fn the_schedule_starts_due_tests_and_records_them() {
+        let r = rig();
+        r.svc.set_disks(vec![
+            disk("ata-A", "/dev/sda", DiskBus::Sata),
+            disk("ata-B", "/dev/sdb", DiskBus::Sata),
+        ]);
+        for _ in 0..2 {
+            r.runner.expect(
+                "smartctl",
+                &["--json", "-x"],
+                answer("ata-hdd-healthy-wd-red-wd20efrx.json", 0),
+            );
+        }
+        r.svc.poll_all();
+        r.svc.run_schedule();
+        assert_eq!(r.runner.calls().len(), 2, "nothing is due right away");
+        let d = r.svc.detail("ata-B").unwrap();
+        let (next, kind) = if d.next_long_test.unwrap() <= d.next_short_test.unwrap() {
+            (d.next_long_test.unwrap(), "long")
+        } else {
+            (d.next_short_test.unwrap(), "short")
+        };
+        r.now.store(next - 1, Ordering::SeqCst);
+        r.svc.run_schedule();
+        let early = r.runner.command_lines();
+        assert!(
+            !early
+                .iter()
+                .any(|l| l.contains("-t") && l.ends_with("/dev/sdb")),
+            "started before it was due: {early:?}"
+        );
+        r.now.store(next, Ordering::SeqCst);
+        r.svc.run_schedule();
+        let lines = r.runner.command_lines();
+        assert_eq!(
+            lines.last().unwrap(),
+            &format!("smartctl --json -t {kind} /dev/sdb")
+        );
+        let d = r.svc.detail("ata-B").unwrap();
+        assert_eq!(d.last_short_test.or(d.last_long_test), Some(next));
+        r.svc.run_schedule();
+        assert_eq!(r.runner.command_lines(), lines, "started twice");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_loop_polls_new_disks_from_the_watch() {
+        let r = rig();
+        let (tx, rx) = tokio::sync::watch::channel(vec![]);
+        // The first interval tick and the list change may both poll the new disk.
+        for _ in 0..2 {
+            r.runner.expect(
+                "smartctl",
+                &["--json", "-x", "-n", "standby", "/dev/nvme0n1"],
+                answer("nvme-media-errors-samsung-970-evo.json", 0),
+            );
+        }
+        let svc = Arc::new(r.svc);
+        let task = svc.spawn(rx);
+        tx.send(vec![disk("nvme-X", "/dev/nvme0n1", DiskBus::Nvme)])
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if svc
+                .summary("nvme-X")
+                .is_some_and(|s| s.checked_at.is_some())
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the new disk was not polled within 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(svc.summary("nvme-X").unwrap().verdict, Verdict::Warning);
+        drop(tx);
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("the loop did not stop when the disk list went away")
+            .unwrap();
+    }
+}

@@ -1,0 +1,264 @@
+//! The hypervisor over libvirt (the `virt` crate): one connection, reopened when it drops.
+
+use crate::hypervisor::{HvError, Hypervisor, NodeCapacity, RunState};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use virt::connect::Connect;
+use virt::domain::Domain;
+use virt::sys;
+
+/// The system libvirtd of a node.
+pub const SYSTEM_URI: &str = "qemu:///system";
+
+/// A libvirt connection (blocking; call from `spawn_blocking` or a thread).
+pub struct Libvirt {
+    uri: String,
+    conn: Mutex<Option<Connect>>,
+}
+
+impl Libvirt {
+    /// A connection to `uri` made on first use (and remade after libvirtd restarts), so the
+    /// service can exist before libvirtd is up.
+    pub fn new(uri: &str) -> Libvirt {
+        quiet();
+        Libvirt {
+            uri: uri.to_string(),
+            conn: Mutex::new(None),
+        }
+    }
+
+    /// Connect to `uri` now (e.g. `qemu:///system`, or `test:///default` in tests).
+    pub fn open(uri: &str) -> Result<Libvirt, HvError> {
+        quiet();
+        let conn = Connect::open(Some(uri)).map_err(|source| HvError::Connect {
+            uri: uri.to_string(),
+            source,
+        })?;
+        Ok(Libvirt {
+            uri: uri.to_string(),
+            conn: Mutex::new(Some(conn)),
+        })
+    }
+
+    /// Run `f` with a live connection, reconnecting once if libvirtd was restarted.
+    fn with<T>(&self, f: impl Fn(&Connect) -> Result<T, HvError>) -> Result<T, HvError> {
+        let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let alive = guard
+            .as_ref()
+            .is_some_and(|c| c.is_alive().unwrap_or(false));
+        if !alive {
+            if let Some(mut old) = guard.take() {
+                let _ = old.close();
+            }
+            let conn = Connect::open(Some(&self.uri)).map_err(|source| HvError::Connect {
+                uri: self.uri.clone(),
+                source,
+            })?;
+            *guard = Some(conn);
+        }
+        match guard.as_ref() {
+            Some(c) => f(c),
+            None => Err(HvError::NotDefined(String::new())),
+        }
+    }
+
+    fn domain(&self, c: &Connect, name: &str) -> Result<Domain, HvError> {
+        Domain::lookup_by_name(c, name).map_err(|_| HvError::NotDefined(name.to_string()))
+    }
+
+    fn call(
+        &self,
+        op: &'static str,
+        name: &str,
+        f: impl Fn(&Domain) -> Result<(), virt::error::Error>,
+    ) -> Result<(), HvError> {
+        self.with(|c| {
+            let d = self.domain(c, name)?;
+            f(&d).map_err(|source| HvError::Call {
+                op,
+                name: name.to_string(),
+                source,
+            })
+        })
+    }
+}
+
+impl Drop for Libvirt {
+    fn drop(&mut self) {
+        let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(mut c) = guard.take() {
+            let _ = c.close();
+        }
+    }
+}
+
+/// Stop libvirt printing every error to stderr itself: our errors carry its message.
+fn quiet() {
+    virt::error::clear_error_callback();
+}
+
+/// libvirt's state number as ours.
+pub fn run_state(state: sys::virDomainState) -> RunState {
+    match state {
+        sys::VIR_DOMAIN_RUNNING | sys::VIR_DOMAIN_BLOCKED => RunState::Running,
+        sys::VIR_DOMAIN_PAUSED => RunState::Paused,
+        sys::VIR_DOMAIN_SHUTDOWN => RunState::ShuttingDown,
+        sys::VIR_DOMAIN_SHUTOFF => RunState::ShutOff,
+        sys::VIR_DOMAIN_CRASHED => RunState::Crashed,
+        sys::VIR_DOMAIN_PMSUSPENDED => RunState::Suspended,
+        _ => RunState::Unknown,
+    }
+}
+
+impl Hypervisor for Libvirt {
+    fn capacity(&self) -> Result<NodeCapacity, HvError> {
+        self.with(|c| {
+            let info = c.get_node_info().map_err(|source| HvError::Call {
+                op: "node info",
+                name: String::new(),
+                source,
+            })?;
+            Ok(NodeCapacity {
+                cpus: info.cpus,
+                memory_mib: info.memory / 1024,
+            })
+        })
+    }
+
+    fn define(&self, xml: &str) -> Result<(), HvError> {
+        self.with(|c| {
+            Domain::define_xml(c, xml)
+                .map(|_| ())
+                .map_err(|source| HvError::Call {
+                    op: "define",
+                    name: String::new(),
+                    source,
+                })
+        })
+    }
+
+    fn undefine(&self, name: &str) -> Result<(), HvError> {
+        self.call("undefine", name, |d| d.undefine())
+    }
+
+    fn start(&self, name: &str) -> Result<(), HvError> {
+        self.call("start", name, |d| d.create().map(|_| ()))
+    }
+
+    fn shutdown(&self, name: &str) -> Result<(), HvError> {
+        // Default method: our domains have no guest agent, so QEMU's driver presses the ACPI
+        // power button.
+        self.call("shutdown", name, |d| d.shutdown().map(|_| ()))
+    }
+
+    fn destroy(&self, name: &str) -> Result<(), HvError> {
+        self.call("destroy", name, |d| d.destroy())
+    }
+
+    fn reboot(&self, name: &str) -> Result<(), HvError> {
+        self.call("reboot", name, |d| d.reboot(0))
+    }
+
+    fn reset(&self, name: &str) -> Result<(), HvError> {
+        self.call("reset", name, |d| d.reset().map(|_| ()))
+    }
+
+    fn states(&self) -> Result<BTreeMap<String, RunState>, HvError> {
+        self.with(|c| {
+            let domains = c
+                .list_all_domains(sys::VIR_CONNECT_LIST_DOMAINS_PERSISTENT)
+                .map_err(|source| HvError::Call {
+                    op: "list domains",
+                    name: String::new(),
+                    source,
+                })?;
+            let mut out = BTreeMap::new();
+            for d in domains {
+                let (Ok(name), Ok((state, _))) = (d.get_name(), d.get_state()) else {
+                    continue;
+                };
+                out.insert(name, run_state(state));
+            }
+            Ok(out)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Real libvirt calls against libvirt's built-in `test:///default` driver.
+    use super::*;
+    use crate::spec::{BootDevice, Disk, DiskBus, DiskKind, Machine, VmRecord};
+    use crate::xml::{domain_xml, Accelerator};
+
+    fn record(name: &str) -> VmRecord {
+        VmRecord {
+            name: name.into(),
+            uuid: crate::ids::new_uuid(),
+            vcpus: 1,
+            memory_mib: 64,
+            disks: vec![Disk {
+                kind: DiskKind::Disk,
+                bus: DiskBus::Ide,
+                pool: "tank".into(),
+                volume: format!("{name}-disk0"),
+                path: format!("/dev/cairn-tank/vol-{name}-disk0"),
+                origin: None,
+            }],
+            nics: vec![],
+            boot: vec![BootDevice::Disk],
+            cpu_model: "qemu64".into(),
+            machine: Machine::Pc,
+            autostart: false,
+            snapshots: Default::default(),
+        }
+    }
+
+    #[test]
+    fn lifecycle_against_the_test_driver() {
+        let lv = Libvirt::open("test:///default").unwrap();
+        let cap = lv.capacity().unwrap();
+        assert!(cap.cpus > 0 && cap.memory_mib > 0, "{cap:?}");
+        let xml = domain_xml(
+            &record("t1"),
+            Accelerator::Tcg,
+            "/usr/bin/qemu-system-x86_64",
+            "/tmp/t1.log",
+        );
+        lv.define(&xml).unwrap();
+        assert_eq!(lv.states().unwrap().get("t1"), Some(&RunState::ShutOff));
+        lv.start("t1").unwrap();
+        assert_eq!(lv.states().unwrap().get("t1"), Some(&RunState::Running));
+        lv.reboot("t1").unwrap();
+        lv.reset("t1").unwrap();
+        // The test driver powers off at once on a shutdown request.
+        lv.shutdown("t1").unwrap();
+        assert_eq!(lv.states().unwrap().get("t1"), Some(&RunState::ShutOff));
+        lv.start("t1").unwrap();
+        lv.destroy("t1").unwrap();
+        assert_eq!(lv.states().unwrap().get("t1"), Some(&RunState::ShutOff));
+        lv.undefine("t1").unwrap();
+        assert!(!lv.states().unwrap().contains_key("t1"));
+        assert!(matches!(lv.start("t1"), Err(HvError::NotDefined(n)) if n == "t1"));
+    }
+
+    #[test]
+    fn errors_carry_libvirts_reason() {
+        let lv = Libvirt::open("test:///default").unwrap();
+        let xml = domain_xml(&record("t2"), Accelerator::Tcg, "/q", "/tmp/t2.log");
+        lv.define(&xml).unwrap();
+        // Destroying a domain that is not running is an error in libvirt.
+        let e = lv.destroy("t2").unwrap_err();
+        let chain = format!(
+            "{e}: {}",
+            std::error::Error::source(&e)
+                .map(|s| s.to_string())
+                .unwrap_or_default()
+        );
+        assert!(
+            chain.contains("destroy t2") && chain.contains("not running"),
+            "{chain}"
+        );
+        lv.undefine("t2").unwrap();
+    }
+}

@@ -1,0 +1,1291 @@
+//! The VM service: creates, starts, stops, clones and deletes VMs, keeps their state current
+//! by polling libvirt, and starts autostart VMs once libvirtd answers.
+
+use crate::console::{self, Cursor};
+use crate::error::VmError;
+use crate::host::Host;
+use crate::hypervisor::{Hypervisor, RunState};
+use crate::spec::{
+    self, BootDevice, Disk, DiskKind, DiskSource, Nic, NodeFacts, VmRecord, VmSpec,
+    DEFAULT_CPU_MODEL,
+};
+use crate::store::Store;
+use crate::volumes::{disk_volume, snapshot_volume, VolumeError, Volumes};
+use crate::xml::{domain_xml, Accelerator};
+use cairn_core::alert::Progress;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// How often libvirt is polled for domain states (and how stale a state can be).
+pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
+/// Memory kept for the node itself (cairnd, libvirtd, QEMU overhead) when admitting VMs.
+pub const HOST_RESERVE_MIB: u64 = 256;
+/// How long autostart waits for a VM's disks to appear after libvirt is up.
+pub const AUTOSTART_WAIT: Duration = Duration::from_secs(300);
+/// Default time a guest gets to act on an ACPI shutdown before it is powered off.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Where the service keeps things.
+#[derive(Debug, Clone)]
+pub struct VmsConfig {
+    /// The daemon's state directory (records under `vms/`).
+    pub state_dir: PathBuf,
+    /// Where console files are written (`/var/log/libvirt/qemu`).
+    pub console_dir: PathBuf,
+    /// The QEMU binary libvirt runs.
+    pub emulator: String,
+}
+
+/// A VM as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct VmStatus {
+    #[serde(flatten)]
+    pub record: VmRecord,
+    pub state: RunState,
+}
+
+/// The node's resources and what VMs commit of them.
+#[derive(Debug, Clone, Serialize)]
+pub struct Resources {
+    pub accelerator: Accelerator,
+    /// Whether libvirtd answered the last poll.
+    pub libvirt_connected: bool,
+    pub cpus: u32,
+    pub memory_mib: u64,
+    /// Committed by running VMs.
+    pub vcpus_running: u32,
+    pub memory_running_mib: u64,
+    /// Committed by all defined VMs (what autostart would need).
+    pub vcpus_defined: u32,
+    pub memory_defined_mib: u64,
+    /// Memory left for starting more VMs (after [`HOST_RESERVE_MIB`]).
+    pub memory_free_mib: u64,
+}
+
+/// How a shutdown ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShutdownOutcome {
+    /// The guest powered off by itself.
+    Graceful,
+    /// The guest ignored the request until the timeout; it was powered off.
+    Forced,
+    /// It was not running.
+    AlreadyOff,
+}
+
+struct Inner {
+    records: BTreeMap<String, VmRecord>,
+    states: BTreeMap<String, RunState>,
+    connected: bool,
+}
+
+/// The VM service of a node.
+pub struct Vms {
+    cfg: VmsConfig,
+    hv: Arc<dyn Hypervisor>,
+    volumes: Arc<dyn Volumes>,
+    host: Arc<dyn Host>,
+    store: Store,
+    inner: Mutex<Inner>,
+    /// Serializes changes (create, clone, delete…) so names and volumes cannot race.
+    change: Mutex<()>,
+}
+
+fn vol_err(op: String) -> impl FnOnce(VolumeError) -> VmError {
+    move |source| VmError::Volume { op, source }
+}
+
+impl Vms {
+    /// Open the service: load the stored records. Nothing talks to libvirt yet.
+    pub fn open(
+        cfg: VmsConfig,
+        hv: Arc<dyn Hypervisor>,
+        volumes: Arc<dyn Volumes>,
+        host: Arc<dyn Host>,
+    ) -> Result<Vms, VmError> {
+        let store = Store::open(&cfg.state_dir)?;
+        let records = store.load()?;
+        Ok(Vms {
+            cfg,
+            hv,
+            volumes,
+            host,
+            store,
+            inner: Mutex::new(Inner {
+                records,
+                states: BTreeMap::new(),
+                connected: false,
+            }),
+            change: Mutex::new(()),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_change(&self) -> MutexGuard<'_, ()> {
+        self.change.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// KVM or TCG on this node.
+    pub fn accelerator(&self) -> Accelerator {
+        self.host.accelerator()
+    }
+
+    fn xml(&self, r: &VmRecord) -> String {
+        let log = console::console_path(&self.cfg.console_dir, &r.name);
+        domain_xml(
+            r,
+            self.accelerator(),
+            &self.cfg.emulator,
+            &log.to_string_lossy(),
+        )
+    }
+
+    /// Ask libvirt for every domain's state and remember it. Returns whether libvirt answered.
+    pub fn poll(&self) -> bool {
+        match self.hv.states() {
+            Ok(states) => {
+                let mut inner = self.lock();
+                inner.states = states;
+                inner.connected = true;
+                true
+            }
+            Err(e) => {
+                let mut inner = self.lock();
+                if inner.connected {
+                    tracing::warn!("libvirt does not answer: {}", chain(&e));
+                }
+                inner.connected = false;
+                false
+            }
+        }
+    }
+
+    /// Once libvirt answers: define every stored VM libvirt lacks (our records are the truth).
+    /// Returns the autostart VMs that are off: what [`Vms::autostart_ready`] should start.
+    pub fn reconcile(&self) -> Vec<String> {
+        let records: Vec<VmRecord> = self.lock().records.values().cloned().collect();
+        let states = self.lock().states.clone();
+        let mut pending = Vec::new();
+        for r in records {
+            if !states.contains_key(&r.name) {
+                if let Err(e) = self.hv.define(&self.xml(&r)) {
+                    tracing::error!("cannot define VM {}: {}", r.name, chain(&e));
+                    continue;
+                }
+            }
+            let state = states.get(&r.name).copied().unwrap_or(RunState::ShutOff);
+            if r.autostart && !state.is_active() {
+                pending.push(r.name.clone());
+            }
+        }
+        self.poll();
+        pending
+    }
+
+    /// Start those of `pending` whose disks exist now (pools are assembled at boot alongside
+    /// us); returns the names started and removes them, and those that failed, from `pending`.
+    pub fn autostart_ready(&self, pending: &mut Vec<String>) -> Vec<String> {
+        let mut started = Vec::new();
+        let mut keep = Vec::new();
+        for name in pending.drain(..) {
+            let Ok(r) = self.record(&name) else { continue };
+            // Pools are assembled by storage at boot, alongside us: wait until every pool
+            // the VM uses is there (then missing devices are activated by start).
+            let pools: std::collections::BTreeSet<String> = match self.volumes.pools() {
+                Ok(p) => p.into_iter().collect(),
+                Err(_) => Default::default(),
+            };
+            let ready = r.disks.iter().all(|d| {
+                self.host.exists(Path::new(&d.path))
+                    || (d.kind == DiskKind::Disk
+                        && pools.contains(&d.pool)
+                        && self
+                            .volumes
+                            .usage(&d.pool)
+                            .is_ok_and(|u| u.iter().any(|v| v.name == d.volume)))
+            });
+            if !ready {
+                keep.push(name);
+                continue;
+            }
+            match self.start(&name) {
+                Ok(()) => {
+                    tracing::info!("autostart: started VM {name}");
+                    started.push(name);
+                }
+                Err(e) => tracing::error!("autostart of VM {name} failed: {}", chain(&e)),
+            }
+        }
+        *pending = keep;
+        started
+    }
+
+    /// The monitor loop (run on its own thread): waits for libvirt, then polls VM states
+    /// every [`POLL_INTERVAL`] for ever. Autostart VMs are started once, as soon as libvirt
+    /// answers and their disks exist, for up to [`AUTOSTART_WAIT`].
+    pub fn monitor(self: Arc<Self>) {
+        let mut pending: Option<(Instant, Vec<String>)> = None;
+        loop {
+            if self.poll() {
+                let (since, list) = pending.get_or_insert_with(|| {
+                    let list = self.reconcile();
+                    tracing::info!("libvirt is up; {} VM(s) to autostart", list.len());
+                    (Instant::now(), list)
+                });
+                if !list.is_empty() {
+                    self.autostart_ready(list);
+                    if !list.is_empty() && since.elapsed() > AUTOSTART_WAIT {
+                        tracing::error!(
+                            "autostart: gave up on {list:?}: their disks did not appear within {} s",
+                            AUTOSTART_WAIT.as_secs()
+                        );
+                        list.clear();
+                    }
+                }
+            }
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    fn status_of(&self, inner: &Inner, r: &VmRecord) -> VmStatus {
+        VmStatus {
+            record: r.clone(),
+            state: inner
+                .states
+                .get(&r.name)
+                .copied()
+                .unwrap_or(RunState::Unknown),
+        }
+    }
+
+    /// Every VM with its last known state.
+    pub fn list(&self) -> Vec<VmStatus> {
+        let inner = self.lock();
+        inner
+            .records
+            .values()
+            .map(|r| self.status_of(&inner, r))
+            .collect()
+    }
+
+    /// One VM.
+    pub fn get(&self, name: &str) -> Result<VmStatus, VmError> {
+        let inner = self.lock();
+        let r = inner
+            .records
+            .get(name)
+            .ok_or_else(|| VmError::NotFound(name.to_string()))?;
+        Ok(self.status_of(&inner, r))
+    }
+
+    fn record(&self, name: &str) -> Result<VmRecord, VmError> {
+        self.lock()
+            .records
+            .get(name)
+            .cloned()
+            .ok_or_else(|| VmError::NotFound(name.to_string()))
+    }
+
+    /// The state right now (asks libvirt).
+    fn state_now(&self, name: &str) -> Result<RunState, VmError> {
+        let states = self.hv.states()?;
+        let s = states.get(name).copied().unwrap_or(RunState::ShutOff);
+        let mut inner = self.lock();
+        inner.states = states;
+        inner.connected = true;
+        Ok(s)
+    }
+
+    /// CPUs and memory of the node and what VMs commit.
+    pub fn resources(&self) -> Resources {
+        let cap = self.hv.capacity().ok();
+        let inner = self.lock();
+        let (mut vr, mut mr, mut vd, mut md) = (0u32, 0u64, 0u32, 0u64);
+        for r in inner.records.values() {
+            vd += r.vcpus;
+            md += r.memory_mib;
+            if inner.states.get(&r.name).is_some_and(|s| s.is_active()) {
+                vr += r.vcpus;
+                mr += r.memory_mib;
+            }
+        }
+        let memory_mib = cap.map(|c| c.memory_mib).unwrap_or(0);
+        Resources {
+            accelerator: self.accelerator(),
+            libvirt_connected: inner.connected,
+            cpus: cap.map(|c| c.cpus).unwrap_or(0),
+            memory_mib,
+            vcpus_running: vr,
+            memory_running_mib: mr,
+            vcpus_defined: vd,
+            memory_defined_mib: md,
+            memory_free_mib: memory_mib.saturating_sub(HOST_RESERVE_MIB + mr),
+        }
+    }
+
+    fn facts(&self) -> Result<NodeFacts, VmError> {
+        let cap = self.hv.capacity()?;
+        let pools = self.volumes.pools().map_err(vol_err("list pools".into()))?;
+        Ok(NodeFacts {
+            cpus: cap.cpus,
+            memory_mib: cap.memory_mib,
+            bridges: self.host.bridges(),
+            pools: pools.into_iter().collect(),
+            vms: self.lock().records.keys().cloned().collect(),
+        })
+    }
+
+    /// Validate a spec against the node without changing anything.
+    pub fn check(&self, spec: &VmSpec) -> Result<(), VmError> {
+        spec::validate(spec, &self.facts()?)?;
+        Ok(())
+    }
+
+    /// Check that `source` exists and `name` is a free, valid name for a clone of it.
+    pub fn check_new_name(&self, source: &str, name: &str) -> Result<(), VmError> {
+        self.record(source)?;
+        spec::check_name("name", name)?;
+        if self.lock().records.contains_key(name) {
+            return Err(spec::invalid("name", format!("a VM named {name} exists already")).into());
+        }
+        Ok(())
+    }
+
+    /// Create a VM: validate, make its volumes, store it, define it in libvirt. On any
+    /// failure everything made so far is removed again.
+    pub fn create(&self, spec: &VmSpec, progress: &dyn Progress) -> Result<VmStatus, VmError> {
+        let _g = self.lock_change();
+        let facts = self.facts()?;
+        spec::validate(spec, &facts)?;
+        let mut made: Vec<(String, String)> = Vec::new();
+        let result = self.create_inner(spec, progress, &mut made);
+        if result.is_err() {
+            for (pool, vol) in made.iter().rev() {
+                if let Err(e) = self.volumes.delete(pool, vol) {
+                    tracing::error!("cleanup: cannot delete volume {vol} of pool {pool}: {e}");
+                }
+            }
+        }
+        result
+    }
+
+    fn create_inner(
+        &self,
+        spec: &VmSpec,
+        progress: &dyn Progress,
+        made: &mut Vec<(String, String)>,
+    ) -> Result<VmStatus, VmError> {
+        let n = spec.disks.len().max(1);
+        let mut disks = Vec::new();
+        for (i, d) in spec.disks.iter().enumerate() {
+            progress.progress((i * 80 / n) as u8, &format!("disk {i}"));
+            let vol = disk_volume(&spec.name, i);
+            let disk = match &d.source {
+                DiskSource::New { pool, size_bytes } => {
+                    let path = self
+                        .volumes
+                        .create(pool, &vol, *size_bytes)
+                        .map_err(vol_err(format!("create volume {vol} on pool {pool}")))?;
+                    made.push((pool.clone(), vol.clone()));
+                    Disk {
+                        kind: DiskKind::Disk,
+                        bus: d.bus,
+                        pool: pool.clone(),
+                        volume: vol,
+                        path: path.to_string_lossy().into_owned(),
+                        origin: None,
+                    }
+                }
+                DiskSource::Clone { vm, disk, snapshot } => {
+                    let src = self.record(vm)?;
+                    let field = format!("disks[{i}].disk");
+                    let sd = src
+                        .disks
+                        .get(*disk)
+                        .filter(|x| x.kind == DiskKind::Disk)
+                        .ok_or_else(|| {
+                            spec::invalid(&field, format!("VM {vm} has no disk number {disk}"))
+                        })?;
+                    let source_vol = match snapshot {
+                        None => sd.volume.clone(),
+                        Some(s) => src
+                            .snapshots
+                            .get(s)
+                            .and_then(|v| v.get(*disk).cloned().flatten())
+                            .ok_or_else(|| VmError::NoSnapshot {
+                                vm: vm.clone(),
+                                snapshot: s.clone(),
+                            })?,
+                    };
+                    let path = self
+                        .volumes
+                        .clone_volume(&sd.pool, &source_vol, &vol)
+                        .map_err(vol_err(format!("clone volume {source_vol} as {vol}")))?;
+                    made.push((sd.pool.clone(), vol.clone()));
+                    Disk {
+                        kind: DiskKind::Disk,
+                        bus: d.bus,
+                        pool: sd.pool.clone(),
+                        volume: vol,
+                        path: path.to_string_lossy().into_owned(),
+                        origin: Some(source_vol),
+                    }
+                }
+                DiskSource::Iso { pool, share, file } => {
+                    let path = self.volumes.share_path(pool, share).join(file);
+                    if !self.host.is_file(&path) {
+                        return Err(spec::invalid(
+                            format!("disks[{i}].file"),
+                            format!("{file} is not in share {share} of pool {pool}"),
+                        )
+                        .into());
+                    }
+                    Disk {
+                        kind: DiskKind::Cdrom,
+                        bus: d.bus,
+                        pool: pool.clone(),
+                        volume: format!("{share}/{file}"),
+                        path: path.to_string_lossy().into_owned(),
+                        origin: None,
+                    }
+                }
+            };
+            disks.push(disk);
+        }
+        let record = VmRecord {
+            name: spec.name.clone(),
+            uuid: crate::ids::new_uuid(),
+            vcpus: spec.vcpus,
+            memory_mib: spec.memory_mib,
+            disks,
+            nics: spec
+                .nics
+                .iter()
+                .map(|n| Nic {
+                    bridge: n.bridge.clone(),
+                    mac: n
+                        .mac
+                        .clone()
+                        .map(|m| m.to_ascii_lowercase())
+                        .unwrap_or_else(crate::ids::new_mac),
+                })
+                .collect(),
+            boot: if spec.boot.is_empty() {
+                vec![BootDevice::Disk, BootDevice::Cdrom]
+            } else {
+                spec.boot.clone()
+            },
+            cpu_model: spec
+                .cpu_model
+                .clone()
+                .unwrap_or_else(|| DEFAULT_CPU_MODEL.to_string()),
+            machine: spec.machine,
+            autostart: spec.autostart,
+            snapshots: BTreeMap::new(),
+        };
+        progress.progress(85, "defining the VM in libvirt");
+        self.hv.define(&self.xml(&record))?;
+        {
+            let mut inner = self.lock();
+            let mut next = inner.records.clone();
+            next.insert(record.name.clone(), record.clone());
+            if let Err(e) = self.store.save(&next) {
+                drop(inner);
+                let _ = self.hv.undefine(&record.name);
+                return Err(e.into());
+            }
+            inner.records = next;
+            inner.states.insert(record.name.clone(), RunState::ShutOff);
+        }
+        progress.progress(100, "created");
+        self.get(&record.name)
+    }
+
+    /// Start a VM, if the node has the memory for it.
+    pub fn start(&self, name: &str) -> Result<(), VmError> {
+        let r = self.record(name)?;
+        let state = self.state_now(name)?;
+        if state.is_active() {
+            return Err(VmError::WrongState {
+                vm: name.into(),
+                state: state_name(state),
+                need: "it is running already",
+            });
+        }
+        let res = self.resources();
+        if r.memory_mib > res.memory_free_mib {
+            return Err(VmError::NoMemory {
+                vm: name.into(),
+                need_mib: r.memory_mib,
+                free_mib: res.memory_free_mib,
+            });
+        }
+        self.activate_disks(&r)?;
+        // Redefine from our record so libvirt's definition cannot drift from it.
+        self.hv.define(&self.xml(&r))?;
+        self.hv.start(name)?;
+        self.state_now(name)?;
+        Ok(())
+    }
+
+    /// Activate the disk volumes whose block devices are missing (clones after a reboot).
+    fn activate_disks(&self, r: &VmRecord) -> Result<(), VmError> {
+        for d in r.disks.iter().filter(|d| d.kind == DiskKind::Disk) {
+            if !self.host.exists(Path::new(&d.path)) {
+                self.volumes
+                    .activate(&d.pool, &d.volume)
+                    .map_err(vol_err(format!("activate volume {}", d.volume)))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// ACPI shutdown; if the guest is still running after `timeout`, power it off.
+    pub fn shutdown(
+        &self,
+        name: &str,
+        timeout: Duration,
+        progress: &dyn Progress,
+    ) -> Result<ShutdownOutcome, VmError> {
+        self.record(name)?;
+        if !self.state_now(name)?.is_active() {
+            return Ok(ShutdownOutcome::AlreadyOff);
+        }
+        progress.progress(0, "ACPI power button pressed");
+        self.hv.shutdown(name)?;
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if !self.state_now(name)?.is_active() {
+                progress.progress(100, "the guest powered off");
+                return Ok(ShutdownOutcome::Graceful);
+            }
+            let pct = (start.elapsed().as_millis() * 90 / timeout.as_millis().max(1)) as u8;
+            progress.progress(
+                pct,
+                &format!(
+                    "waiting for the guest to power off ({} of {} s)",
+                    start.elapsed().as_secs(),
+                    timeout.as_secs()
+                ),
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        progress.progress(95, "the guest ignored the request; powering off");
+        if self.state_now(name)?.is_active() {
+            self.hv.destroy(name)?;
+        }
+        self.state_now(name)?;
+        Ok(ShutdownOutcome::Forced)
+    }
+
+    /// Power off at once.
+    pub fn force_off(&self, name: &str) -> Result<(), VmError> {
+        self.record(name)?;
+        let state = self.state_now(name)?;
+        if !state.is_active() {
+            return Err(VmError::WrongState {
+                vm: name.into(),
+                state: state_name(state),
+                need: "it is not running",
+            });
+        }
+        self.hv.destroy(name)?;
+        self.state_now(name)?;
+        Ok(())
+    }
+
+    /// Reboot: an ACPI request, or a hard reset with `force`.
+    pub fn reboot(&self, name: &str, force: bool) -> Result<(), VmError> {
+        self.record(name)?;
+        let state = self.state_now(name)?;
+        if !state.is_active() {
+            return Err(VmError::WrongState {
+                vm: name.into(),
+                state: state_name(state),
+                need: "start it instead",
+            });
+        }
+        if force {
+            self.hv.reset(name)?;
+        } else {
+            self.hv.reboot(name)?;
+        }
+        Ok(())
+    }
+
+    /// Turn autostart on or off.
+    pub fn set_autostart(&self, name: &str, on: bool) -> Result<VmStatus, VmError> {
+        let _g = self.lock_change();
+        self.update(name, |r| r.autostart = on)?;
+        self.get(name)
+    }
+
+    fn update(&self, name: &str, f: impl FnOnce(&mut VmRecord)) -> Result<(), VmError> {
+        let mut inner = self.lock();
+        let mut next = inner.records.clone();
+        let r = next
+            .get_mut(name)
+            .ok_or_else(|| VmError::NotFound(name.to_string()))?;
+        f(r);
+        self.store.save(&next)?;
+        inner.records = next;
+        Ok(())
+    }
+
+    fn require_off(&self, name: &str, need: &'static str) -> Result<(), VmError> {
+        let state = self.state_now(name)?;
+        if state.is_active() {
+            return Err(VmError::WrongState {
+                vm: name.into(),
+                state: state_name(state),
+                need,
+            });
+        }
+        Ok(())
+    }
+
+    /// Delete a shut-off VM; with `delete_disks`, its volumes and snapshots too (else they
+    /// stay on the pool under their names).
+    pub fn delete(&self, name: &str, delete_disks: bool) -> Result<(), VmError> {
+        let _g = self.lock_change();
+        let r = self.record(name)?;
+        self.require_off(name, "shut it down first")?;
+        match self.hv.undefine(name) {
+            Ok(()) | Err(crate::hypervisor::HvError::NotDefined(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        {
+            let mut inner = self.lock();
+            let mut next = inner.records.clone();
+            next.remove(name);
+            self.store.save(&next)?;
+            inner.records = next;
+            inner.states.remove(name);
+        }
+        if delete_disks {
+            for (i, d) in r.disks.iter().enumerate() {
+                if d.kind != DiskKind::Disk {
+                    continue;
+                }
+                for snap in r.snapshots.values() {
+                    if let Some(Some(s)) = snap.get(i) {
+                        self.volumes
+                            .delete(&d.pool, s)
+                            .map_err(vol_err(format!("delete snapshot volume {s}")))?;
+                    }
+                }
+                self.volumes
+                    .delete(&d.pool, &d.volume)
+                    .map_err(vol_err(format!("delete volume {}", d.volume)))?;
+            }
+        }
+        let _ = std::fs::remove_file(console::console_path(&self.cfg.console_dir, name));
+        Ok(())
+    }
+
+    /// A new VM `new_name` whose disks are copy-on-write clones of `source`'s (or of its
+    /// snapshot `snapshot`), with new MACs on the same bridges. A running source gives a
+    /// crash-consistent copy.
+    pub fn clone_vm(
+        &self,
+        source: &str,
+        new_name: &str,
+        snapshot: Option<&str>,
+        autostart: Option<bool>,
+        progress: &dyn Progress,
+    ) -> Result<VmStatus, VmError> {
+        let src = self.record(source)?;
+        if let Some(s) = snapshot {
+            if !src.snapshots.contains_key(s) {
+                return Err(VmError::NoSnapshot {
+                    vm: source.into(),
+                    snapshot: s.into(),
+                });
+            }
+        }
+        let spec = VmSpec {
+            name: new_name.to_string(),
+            vcpus: src.vcpus,
+            memory_mib: src.memory_mib,
+            disks: src
+                .disks
+                .iter()
+                .enumerate()
+                .map(|(i, d)| spec::DiskSpec {
+                    bus: d.bus,
+                    source: match d.kind {
+                        DiskKind::Disk => DiskSource::Clone {
+                            vm: source.to_string(),
+                            disk: i,
+                            snapshot: snapshot.map(str::to_string),
+                        },
+                        DiskKind::Cdrom => {
+                            let (share, file) =
+                                d.volume.split_once('/').unwrap_or((d.volume.as_str(), ""));
+                            DiskSource::Iso {
+                                pool: d.pool.clone(),
+                                share: share.to_string(),
+                                file: file.to_string(),
+                            }
+                        }
+                    },
+                })
+                .collect(),
+            nics: src
+                .nics
+                .iter()
+                .map(|n| spec::NicSpec {
+                    bridge: n.bridge.clone(),
+                    mac: None,
+                })
+                .collect(),
+            boot: src.boot.clone(),
+            cpu_model: Some(src.cpu_model.clone()),
+            machine: src.machine,
+            autostart: autostart.unwrap_or(src.autostart),
+        };
+        self.create(&spec, progress)
+    }
+
+    /// Snapshot every disk of a VM (thin snapshots; a running VM gives a crash-consistent one).
+    pub fn snapshot(&self, name: &str, snap: &str) -> Result<VmStatus, VmError> {
+        let _g = self.lock_change();
+        spec::check_snapshot_name("name", snap)?;
+        let r = self.record(name)?;
+        if r.snapshots.contains_key(snap) {
+            return Err(
+                spec::invalid("name", format!("VM {name} has a snapshot {snap} already")).into(),
+            );
+        }
+        let mut vols = Vec::new();
+        let mut made: Vec<(String, String)> = Vec::new();
+        for (i, d) in r.disks.iter().enumerate() {
+            if d.kind != DiskKind::Disk {
+                vols.push(None);
+                continue;
+            }
+            let v = snapshot_volume(name, i, snap);
+            if let Err(e) = self.volumes.snapshot(&d.pool, &d.volume, &v) {
+                for (p, m) in &made {
+                    let _ = self.volumes.delete(p, m);
+                }
+                return Err(vol_err(format!("snapshot {} as {v}", d.volume))(e));
+            }
+            made.push((d.pool.clone(), v.clone()));
+            vols.push(Some(v));
+        }
+        self.update(name, |r| {
+            r.snapshots.insert(snap.to_string(), vols);
+        })?;
+        self.get(name)
+    }
+
+    /// Delete a snapshot's volumes.
+    pub fn delete_snapshot(&self, name: &str, snap: &str) -> Result<(), VmError> {
+        let _g = self.lock_change();
+        let r = self.record(name)?;
+        let vols = r
+            .snapshots
+            .get(snap)
+            .cloned()
+            .ok_or_else(|| VmError::NoSnapshot {
+                vm: name.into(),
+                snapshot: snap.into(),
+            })?;
+        for (i, v) in vols.iter().enumerate() {
+            if let (Some(v), Some(d)) = (v, r.disks.get(i)) {
+                self.volumes
+                    .delete(&d.pool, v)
+                    .map_err(vol_err(format!("delete snapshot volume {v}")))?;
+            }
+        }
+        self.update(name, |r| {
+            r.snapshots.remove(snap);
+        })
+    }
+
+    /// Write a small raw image at the start of a shut-off VM's disk and flush it (a boot
+    /// loader, or the lab's test guest). Large images belong on a share.
+    pub fn write_image(&self, name: &str, disk: usize, image: &[u8]) -> Result<(), VmError> {
+        let r = self.record(name)?;
+        self.require_off(name, "shut it down before writing its disk")?;
+        let d = r
+            .disks
+            .get(disk)
+            .filter(|d| d.kind == DiskKind::Disk)
+            .ok_or_else(|| spec::invalid("disk", format!("VM {name} has no disk number {disk}")))?;
+        write_at_start(Path::new(&d.path), image).map_err(|source| VmError::Image {
+            path: d.path.clone(),
+            source,
+        })
+    }
+
+    /// Console output after `cursor` (or its recent tail).
+    pub fn console(
+        &self,
+        name: &str,
+        cursor: Option<Cursor>,
+    ) -> Result<(Vec<u8>, Cursor), VmError> {
+        self.record(name)?;
+        console::read_from(
+            &console::console_path(&self.cfg.console_dir, name),
+            cursor,
+            1 << 20,
+        )
+        .map_err(|source| VmError::Console {
+            vm: name.into(),
+            source,
+        })
+    }
+}
+
+fn write_at_start(path: &Path, image: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
+    f.write_all(image)?;
+    f.sync_all()
+}
+
+/// A state's API name.
+pub fn state_name(s: RunState) -> String {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{s:?}"))
+}
+
+/// An error and its sources on one line.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hypervisor::{HvError, NodeCapacity};
+    use crate::volumes::double::RecordingVolumes;
+    use cairn_core::alert::NoProgress;
+    use std::collections::BTreeSet;
+
+    /// A hypervisor double: domains in a map; `ignores_acpi` keeps guests running on
+    /// shutdown, like the lab's test guest.
+    #[derive(Default)]
+    struct FakeHv {
+        domains: Mutex<BTreeMap<String, (String, RunState)>>,
+        calls: Mutex<Vec<String>>,
+        ignores_acpi: bool,
+    }
+
+    impl FakeHv {
+        fn set(&self, name: &str, s: RunState) -> Result<(), HvError> {
+            let mut d = self.domains.lock().unwrap();
+            let e = d
+                .get_mut(name)
+                .ok_or_else(|| HvError::NotDefined(name.into()))?;
+            e.1 = s;
+            Ok(())
+        }
+        fn log(&self, l: String) {
+            self.calls.lock().unwrap().push(l);
+        }
+    }
+
+    impl Hypervisor for FakeHv {
+        fn capacity(&self) -> Result<NodeCapacity, HvError> {
+            Ok(NodeCapacity {
+                cpus: 2,
+                memory_mib: 2048,
+            })
+        }
+        fn define(&self, xml: &str) -> Result<(), HvError> {
+            let name = xml
+                .split("<name>")
+                .nth(1)
+                .unwrap()
+                .split('<')
+                .next()
+                .unwrap()
+                .to_string();
+            self.log(format!("define {name}"));
+            let mut d = self.domains.lock().unwrap();
+            let state = d.get(&name).map(|e| e.1).unwrap_or(RunState::ShutOff);
+            d.insert(name, (xml.to_string(), state));
+            Ok(())
+        }
+        fn undefine(&self, name: &str) -> Result<(), HvError> {
+            self.log(format!("undefine {name}"));
+            self.domains
+                .lock()
+                .unwrap()
+                .remove(name)
+                .map(|_| ())
+                .ok_or_else(|| HvError::NotDefined(name.into()))
+        }
+        fn start(&self, name: &str) -> Result<(), HvError> {
+            self.log(format!("start {name}"));
+            self.set(name, RunState::Running)
+        }
+        fn shutdown(&self, name: &str) -> Result<(), HvError> {
+            self.log(format!("shutdown {name}"));
+            if self.ignores_acpi {
+                Ok(())
+            } else {
+                self.set(name, RunState::ShutOff)
+            }
+        }
+        fn destroy(&self, name: &str) -> Result<(), HvError> {
+            self.log(format!("destroy {name}"));
+            self.set(name, RunState::ShutOff)
+        }
+        fn reboot(&self, name: &str) -> Result<(), HvError> {
+            self.log(format!("reboot {name}"));
+            Ok(())
+        }
+        fn reset(&self, name: &str) -> Result<(), HvError> {
+            self.log(format!("reset {name}"));
+            Ok(())
+        }
+        fn states(&self) -> Result<BTreeMap<String, RunState>, HvError> {
+            Ok(self
+                .domains
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.1))
+                .collect())
+        }
+    }
+
+    #[derive(Default)]
+    struct FakeHost(Arc<Mutex<bool>>);
+    impl Host for FakeHost {
+        fn exists(&self, _: &Path) -> bool {
+            *self.0.lock().unwrap()
+        }
+        fn bridges(&self) -> BTreeSet<String> {
+            ["br0".to_string()].into()
+        }
+        fn accelerator(&self) -> Accelerator {
+            Accelerator::Tcg
+        }
+        fn is_file(&self, p: &Path) -> bool {
+            p.ends_with("debian.iso")
+        }
+    }
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        hv: Arc<FakeHv>,
+        vols: Arc<RecordingVolumes>,
+        present: Arc<Mutex<bool>>,
+        vms: Vms,
+    }
+
+    fn fixture(ignores_acpi: bool) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let hv = Arc::new(FakeHv {
+            ignores_acpi,
+            ..Default::default()
+        });
+        let vols = Arc::new(RecordingVolumes::with_pool("tank"));
+        let present = Arc::new(Mutex::new(false));
+        let vms = Vms::open(
+            VmsConfig {
+                state_dir: dir.path().to_path_buf(),
+                console_dir: dir.path().join("console"),
+                emulator: "/usr/bin/qemu-system-x86_64".into(),
+            },
+            hv.clone(),
+            vols.clone(),
+            Arc::new(FakeHost(present.clone())),
+        )
+        .unwrap();
+        Fixture {
+            _dir: dir,
+            hv,
+            vols,
+            present,
+            vms,
+        }
+    }
+
+    fn spec(name: &str) -> VmSpec {
+        serde_json::from_value(serde_json::json!({
+            "name": name, "vcpus": 1, "memory_mib": 32, "machine": "pc", "autostart": true,
+            "disks": [{"source": "new", "pool": "tank", "size_bytes": 10737418240u64, "bus": "ide"}],
+            "nics": [{"bridge": "br0"}],
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn create_makes_a_volume_stores_and_defines() {
+        let f = fixture(false);
+        let vm = f.vms.create(&spec("g"), &NoProgress).unwrap();
+        assert_eq!(vm.state, RunState::ShutOff);
+        assert_eq!(vm.record.disks[0].path, "/dev/cairn-tank/vol-g-disk0");
+        assert_eq!(
+            *f.vols.calls.lock().unwrap(),
+            ["create tank g-disk0 10737418240"]
+        );
+        let xml = f.hv.domains.lock().unwrap()["g"].0.clone();
+        assert!(
+            xml.contains("<source dev='/dev/cairn-tank/vol-g-disk0'/>"),
+            "{xml}"
+        );
+        // Stored: a new service on the same state dir sees it, with the same MAC.
+        let again = Vms::open(
+            f.vms.cfg.clone(),
+            f.hv.clone(),
+            f.vols.clone(),
+            Arc::new(FakeHost::default()),
+        )
+        .unwrap();
+        assert_eq!(again.get("g").unwrap().record.nics, vm.record.nics);
+        // A second VM of the same name is refused, naming the field, and changes nothing.
+        let e = f.vms.create(&spec("g"), &NoProgress).unwrap_err();
+        assert!(
+            matches!(e, VmError::Invalid(ref i) if i.field == "name"),
+            "{e:?}"
+        );
+        assert_eq!(f.vols.calls.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_failed_create_removes_what_it_made() {
+        let f = fixture(false);
+        let mut s = spec("g");
+        s.disks.push(s.disks[0].clone());
+        *f.vols.fail.lock().unwrap() = Some("create tank g-disk1".into());
+        let e = f.vms.create(&s, &NoProgress).unwrap_err();
+        assert!(matches!(e, VmError::Volume { .. }), "{e:?}");
+        assert!(f.vols.names().is_empty(), "{:?}", f.vols.names());
+        assert!(f.vms.list().is_empty());
+        assert!(f.hv.domains.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn shutdown_times_out_then_forces_off() {
+        let f = fixture(true);
+        f.vms.create(&spec("g"), &NoProgress).unwrap();
+        f.vms.start("g").unwrap();
+        assert_eq!(f.vms.get("g").unwrap().state, RunState::Running);
+        let out = f
+            .vms
+            .shutdown("g", Duration::from_millis(600), &NoProgress)
+            .unwrap();
+        assert_eq!(out, ShutdownOutcome::Forced);
+        assert_eq!(f.vms.get("g").unwrap().state, RunState::ShutOff);
+        let calls = f.hv.calls.lock().unwrap().clone();
+        assert!(
+            calls.ends_with(&["shutdown g".to_string(), "destroy g".to_string()]),
+            "{calls:?}"
+        );
+        assert_eq!(
+            f.vms
+                .shutdown("g", Duration::from_secs(1), &NoProgress)
+                .unwrap(),
+            ShutdownOutcome::AlreadyOff
+        );
+    }
+
+    #[test]
+    fn shutdown_of_a_cooperative_guest_is_graceful() {
+        let f = fixture(false);
+        f.vms.create(&spec("g"), &NoProgress).unwrap();
+        f.vms.start("g").unwrap();
+        let out = f
+            .vms
+            .shutdown("g", Duration::from_secs(5), &NoProgress)
+            .unwrap();
+        assert_eq!(out, ShutdownOutcome::Graceful);
+        assert!(!f
+            .hv
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| c.starts_with("destroy")));
+    }
+
+    #[test]
+    fn clones_are_cow_clones_with_new_macs() {
+        let f = fixture(false);
+        let g = f.vms.create(&spec("g"), &NoProgress).unwrap();
+        let c = f.vms.clone_vm("g", "g1", None, None, &NoProgress).unwrap();
+        assert!(f
+            .vols
+            .calls
+            .lock()
+            .unwrap()
+            .contains(&"clone tank g-disk0 g1-disk0".to_string()));
+        assert_eq!(c.record.disks[0].origin.as_deref(), Some("g-disk0"));
+        assert_ne!(c.record.nics[0].mac, g.record.nics[0].mac);
+        assert_eq!(c.record.nics[0].bridge, "br0");
+        assert!(c.record.autostart);
+        // Snapshot, then restore it as a new VM.
+        f.vms.snapshot("g", "s1").unwrap();
+        assert!(f.vols.names().contains(&"g-disk0-snap-s1".to_string()));
+        let r = f
+            .vms
+            .clone_vm("g", "r1", Some("s1"), Some(false), &NoProgress)
+            .unwrap();
+        assert_eq!(r.record.disks[0].origin.as_deref(), Some("g-disk0-snap-s1"));
+        assert!(!r.record.autostart);
+        let e = f
+            .vms
+            .clone_vm("g", "r2", Some("nope"), None, &NoProgress)
+            .unwrap_err();
+        assert!(matches!(e, VmError::NoSnapshot { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn memory_is_admitted_against_the_node() {
+        let f = fixture(false);
+        let mut s = spec("big");
+        s.memory_mib = 1600;
+        f.vms.create(&s, &NoProgress).unwrap();
+        let mut s2 = spec("big2");
+        s2.memory_mib = 1600;
+        f.vms.create(&s2, &NoProgress).unwrap();
+        f.vms.start("big").unwrap();
+        let e = f.vms.start("big2").unwrap_err();
+        assert!(
+            matches!(
+                e,
+                VmError::NoMemory {
+                    need_mib: 1600,
+                    free_mib: 192,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let r = f.vms.resources();
+        assert_eq!(
+            (r.memory_running_mib, r.memory_defined_mib, r.vcpus_running),
+            (1600, 3200, 1)
+        );
+        assert_eq!(r.accelerator, Accelerator::Tcg);
+    }
+
+    #[test]
+    fn delete_needs_off_and_removes_disks_on_request() {
+        let f = fixture(false);
+        f.vms.create(&spec("g"), &NoProgress).unwrap();
+        f.vms.snapshot("g", "s1").unwrap();
+        f.vms.create(&spec("k"), &NoProgress).unwrap();
+        f.vms.start("g").unwrap();
+        assert!(matches!(
+            f.vms.delete("g", true),
+            Err(VmError::WrongState { .. })
+        ));
+        f.vms.force_off("g").unwrap();
+        f.vms.delete("g", true).unwrap();
+        f.vms.delete("k", false).unwrap();
+        assert_eq!(f.vols.names(), ["k-disk0"]);
+        assert!(f.vms.list().is_empty());
+        assert!(matches!(f.vms.get("g"), Err(VmError::NotFound(_))));
+    }
+
+    #[test]
+    fn autostart_defines_missing_domains_and_starts_them() {
+        let f = fixture(false);
+        f.vms.create(&spec("a"), &NoProgress).unwrap();
+        let mut s = spec("b");
+        s.autostart = false;
+        f.vms.create(&s, &NoProgress).unwrap();
+        // libvirt lost its definitions (e.g. a fresh /var/lib/libvirt), and the node just
+        // booted: storage has not assembled the pool yet.
+        f.hv.domains.lock().unwrap().clear();
+        f.vols.pools.lock().unwrap().clear();
+        f.vms.poll();
+        let mut pending = f.vms.reconcile();
+        assert_eq!(pending, ["a"]);
+        // Its pool is not there yet: it waits.
+        assert!(f.vms.autostart_ready(&mut pending).is_empty());
+        assert_eq!(pending, ["a"]);
+        // The pool is assembled, the clone's device is not active: start activates it.
+        f.vols.pools.lock().unwrap().push("tank".into());
+        assert_eq!(f.vms.autostart_ready(&mut pending), ["a"]);
+        assert!(pending.is_empty());
+        assert!(f
+            .vols
+            .calls
+            .lock()
+            .unwrap()
+            .contains(&"activate tank a-disk0".to_string()));
+        let states = f.hv.states().unwrap();
+        assert_eq!(states.get("a"), Some(&RunState::Running));
+        assert_eq!(states.get("b"), Some(&RunState::ShutOff));
+        // A device that exists is not activated again.
+        *f.present.lock().unwrap() = true;
+        f.vms.start("b").unwrap();
+        let calls = f.vols.calls.lock().unwrap().clone();
+        assert!(
+            !calls.iter().any(|c| c.starts_with("activate tank b")),
+            "{calls:?}"
+        );
+    }
+
+    #[test]
+    fn iso_must_exist_on_the_share() {
+        let f = fixture(false);
+        let mut s = spec("g");
+        s.disks.push(serde_json::from_value(serde_json::json!(
+            {"source": "iso", "pool": "tank", "share": "isos", "file": "missing.iso", "bus": "ide"}
+        )).unwrap());
+        let e = f.vms.create(&s, &NoProgress).unwrap_err();
+        assert!(
+            matches!(e, VmError::Invalid(ref i) if i.field == "disks[1].file"),
+            "{e:?}"
+        );
+        assert!(f.vols.names().is_empty());
+        s.disks[1] = serde_json::from_value(serde_json::json!(
+            {"source": "iso", "pool": "tank", "share": "isos", "file": "debian.iso", "bus": "ide"}
+        ))
+        .unwrap();
+        let vm = f.vms.create(&s, &NoProgress).unwrap();
+        assert_eq!(
+            vm.record.disks[1].path,
+            "/var/lib/cairn/shares/tank/isos/debian.iso"
+        );
+    }
+
+    #[test]
+    fn images_are_written_to_the_disk_start() {
+        let f = fixture(false);
+        f.vms.create(&spec("g"), &NoProgress).unwrap();
+        let dev = f._dir.path().join("dev");
+        std::fs::write(&dev, vec![0u8; 4096]).unwrap();
+        f.vms
+            .update("g", |r| r.disks[0].path = dev.to_string_lossy().into())
+            .unwrap();
+        f.vms.write_image("g", 0, b"BOOT").unwrap();
+        let got = std::fs::read(&dev).unwrap();
+        assert_eq!((&got[..4], got.len()), (&b"BOOT"[..], 4096));
+        assert!(matches!(
+            f.vms.write_image("g", 3, b"x"),
+            Err(VmError::Invalid(_))
+        ));
+        f.vms.start("g").unwrap();
+        assert!(matches!(
+            f.vms.write_image("g", 0, b"x"),
+            Err(VmError::WrongState { .. })
+        ));
+    }
+}
