@@ -14,7 +14,9 @@ use cairn_api::ApiState;
 /// must never touch the host's disks or network; their routes answer 503.
 pub fn on_appliance(cfg: &Config) -> bool {
     let text = std::fs::read_to_string(&cfg.boot.cmdline).unwrap_or_default();
-    text.split_whitespace().any(|w| w.starts_with("cairn.slot=")) && cfg.init_socket.exists()
+    text.split_whitespace()
+        .any(|w| w.starts_with("cairn.slot="))
+        && cfg.init_socket.exists()
 }
 
 /// Start every domain whose tools this node has, and record their handles in `state`.
