@@ -118,6 +118,15 @@ impl Storage {
                         || md::kernel_name(self.paths(), &rec.name),
                     )
                     .and_then(|_| {
+                        // An array started degraded with --run comes up auto-read-only (md
+                        // would switch on the first write): make it read-write at once, so
+                        // the pool's state and a failure to write show up at boot.
+                        self.run_step(
+                            &format!("making pool {} read-write", rec.name),
+                            &Invocation::new("mdadm", ["--readwrite", md_dev.as_str()]),
+                        )
+                    })
+                    .and_then(|_| {
                         self.run_step(
                             &format!("activating volume group {vg}"),
                             &Invocation::new("vgchange", ["--activate", "y", vg.as_str()]),
@@ -236,7 +245,9 @@ mod tests {
             lines[2],
             "mdadm --assemble /dev/md/tank --uuid=aa:bb:cc:dd --run /dev/vdb /dev/vdc"
         );
-        assert_eq!(lines[3], "vgchange --activate y cairn-tank");
+        // Started degraded it would be auto-read-only: made read-write before the VG is used.
+        assert_eq!(lines[3], "mdadm --readwrite /dev/md/tank");
+        assert_eq!(lines[4], "vgchange --activate y cairn-tank");
         // Still "inactive" in the recorded tree: the pool is reported failed, critically.
         assert_eq!(a.level("pool/tank/degraded"), Some(AlertLevel::Critical));
     }
