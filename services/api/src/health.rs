@@ -38,6 +38,18 @@ pub(crate) mod tests {
     use cairn_core::boot::FailedAttempt;
     use cairn_core::Slot;
 
+    /// A system that applies nothing and has no tz database, for tests.
+    pub(crate) struct NoSystem;
+
+    impl crate::system::NodeSystem for NoSystem {
+        fn set_hostname(&self, _name: &str) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn zoneinfo_dir(&self) -> Option<std::path::PathBuf> {
+            None
+        }
+    }
+
     /// Fixed node facts for tests.
     pub(crate) struct FixedNode;
 

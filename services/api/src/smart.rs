@@ -217,31 +217,19 @@ mod tests {
     use super::*;
     use crate::client::{self, ClientRequest, ClientResponse};
     use crate::fingerprint::Fingerprint;
-    use crate::health::tests::FixedNode;
+    use crate::health::tests::{FixedNode, NoSystem};
     use crate::server::Server;
     use crate::state::ApiState;
-    use crate::system::NodeSystem;
     use crate::tls::{leaf_fingerprint, server_config, tests::self_signed};
     use cairn_core::command::{CommandOutput, RecordingRunner};
     use cairn_core::disk::{DiskBus, DiskRef};
     use hyper::Method;
     use serde_json::json;
     use std::net::SocketAddr;
-    use std::path::PathBuf;
     use std::time::Duration;
     use tokio::net::TcpListener;
 
     const T: Duration = Duration::from_secs(10);
-
-    struct NoSystem;
-    impl NodeSystem for NoSystem {
-        fn set_hostname(&self, _: &str) -> std::io::Result<()> {
-            Ok(())
-        }
-        fn zoneinfo_dir(&self) -> Option<PathBuf> {
-            None
-        }
-    }
 
     struct Api {
         addr: SocketAddr,

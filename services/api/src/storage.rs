@@ -300,10 +300,9 @@ pub async fn handle(ctx: &Ctx<'_>, op: StorageOp) -> Result<Response<Body>, ApiE
 mod tests {
     use crate::client::{self, ClientRequest, ClientResponse};
     use crate::fingerprint::Fingerprint;
-    use crate::health::tests::FixedNode;
+    use crate::health::tests::{FixedNode, NoSystem};
     use crate::server::Server;
     use crate::state::ApiState;
-    use crate::system::NodeSystem;
     use crate::tls::{leaf_fingerprint, server_config, tests::self_signed};
     use cairn_core::command::{CommandOutput, RecordingRunner};
     use cairn_storage::inventory::fake::{add_disk, virtio, FakeDisk};
@@ -312,22 +311,11 @@ mod tests {
     use hyper::Method;
     use serde_json::{json, Value};
     use std::net::SocketAddr;
-    use std::path::PathBuf;
     use std::sync::Arc;
     use std::time::Duration;
     use tokio::net::TcpListener;
 
     const T: Duration = Duration::from_secs(10);
-
-    struct NoSystem;
-    impl NodeSystem for NoSystem {
-        fn set_hostname(&self, _: &str) -> std::io::Result<()> {
-            Ok(())
-        }
-        fn zoneinfo_dir(&self) -> Option<PathBuf> {
-            None
-        }
-    }
 
     struct Api {
         addr: SocketAddr,

@@ -2,10 +2,9 @@
 
 use crate::client::{self, ClientRequest, ClientResponse};
 use crate::fingerprint::Fingerprint;
-use crate::health::tests::FixedNode;
+use crate::health::tests::{FixedNode, NoSystem};
 use crate::server::Server;
 use crate::state::ApiState;
-use crate::system::NodeSystem;
 use crate::tls::{leaf_fingerprint, server_config, tests::self_signed};
 use cairn_core::command::{CommandOutput, RecordingRunner};
 use cairn_storage::records::{PoolRecord, Records};
@@ -13,23 +12,11 @@ use cairn_storage::{Level, Storage, SystemPaths};
 use hyper::Method;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
 const T: Duration = Duration::from_secs(10);
-
-struct NoSystem;
-
-impl NodeSystem for NoSystem {
-    fn set_hostname(&self, _name: &str) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn zoneinfo_dir(&self) -> Option<PathBuf> {
-        None
-    }
-}
 
 const LVS_EMPTY: &str = r#"{"report":[{"lv":[
   {"lv_name":"thin","lv_size":"3221225472","data_percent":"10.00","metadata_percent":"4.12","origin":"","lv_attr":"twi-aotz--"}
