@@ -46,13 +46,15 @@ pub fn file_plan(inputs: &EspInputs, config_dir: &Path) -> Vec<(PathBuf, String)
     for slot in Slot::ALL {
         let name = slot.entry_file_name();
         files.push((config_dir.join(&name), format!("loader/entries/{name}")));
+        let reset = slot.net_reset_entry_file_name();
+        files.push((config_dir.join(&reset), format!("loader/entries/{reset}")));
         files.push((inputs.kernel.clone(), slot.kernel_path()[1..].to_string()));
         files.push((inputs.initrd.clone(), slot.initrd_path()[1..].to_string()));
     }
     files
 }
 
-/// Writes loader.conf and the slot entries into `config_dir`.
+/// Writes loader.conf, the slot entries and their reset-network entries into `config_dir`.
 pub fn write_config(config_dir: &Path) -> Result<(), ImageError> {
     let create = |path: &Path, text: String| {
         fs::write(path, text).map_err(|source| ImageError::WriteLoaderConfig {
@@ -69,6 +71,10 @@ pub fn write_config(config_dir: &Path) -> Result<(), ImageError> {
         create(
             &config_dir.join(slot.entry_file_name()),
             loader::entry(slot),
+        )?;
+        create(
+            &config_dir.join(slot.net_reset_entry_file_name()),
+            loader::net_reset_entry(slot),
         )?;
     }
     Ok(())
@@ -178,9 +184,11 @@ mod tests {
                 "::/EFI/systemd/systemd-bootx64.efi",
                 "::/loader/loader.conf",
                 "::/loader/entries/cairn-a+3.conf",
+                "::/loader/entries/cairn-a-net-reset.conf",
                 "::/cairn/a/vmlinuz",
                 "::/cairn/a/initrd",
                 "::/loader/entries/cairn-b+3.conf",
+                "::/loader/entries/cairn-b-net-reset.conf",
                 "::/cairn/b/vmlinuz",
                 "::/cairn/b/initrd",
             ]
@@ -188,6 +196,9 @@ mod tests {
         let entry =
             fs::read_to_string(esp.with_extension("config").join("cairn-b+3.conf")).unwrap();
         assert!(entry.contains("version 1"));
+        let reset = fs::read_to_string(esp.with_extension("config").join("cairn-b-net-reset.conf"))
+            .unwrap();
+        assert_eq!(reset, loader::net_reset_entry(Slot::B));
     }
 
     #[test]

@@ -10,5 +10,6 @@ pub mod service;
 pub mod spec;
 pub mod status;
 pub mod validate;
+pub mod waves;
 
 pub use service::{Network, NetworkOptions};

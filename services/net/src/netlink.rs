@@ -1,4 +1,4 @@
-//! The narrow system trait the service drives (observe + apply one op) and its real
+//! The narrow system trait the service drives (observe + apply ops) and its real
 //! implementation over rtnetlink; a recording double for tests.
 
 use crate::cidr::Cidr;
@@ -7,6 +7,7 @@ use crate::observed::{
 };
 use crate::plan::{BondOptions, Op, RouteOp};
 use crate::spec::{BondMode, LacpRate, XmitHashPolicy};
+use crate::waves::waves;
 use futures::TryStreamExt;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
 use rtnetlink::packet_route::link::{
@@ -15,8 +16,11 @@ use rtnetlink::packet_route::link::{
 };
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol};
 use rtnetlink::{Handle, LinkBond, LinkBridge, LinkUnspec, LinkVlan, RouteMessageBuilder};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// What the service needs from the kernel.
 pub trait NetSystem: Send + Sync {
@@ -24,6 +28,18 @@ pub trait NetSystem: Send + Sync {
     fn observe(&self) -> Result<Observed, NetlinkError>;
     /// Perform one planned operation.
     fn apply(&self, op: &Op) -> Result<(), NetlinkError>;
+    /// Perform planned operations in order, stopping at the first failure. Returns how long
+    /// each took, or the position of the first failed one and its error (an implementation
+    /// that sends independent ops together may have applied later ops of the same wave).
+    fn apply_all(&self, ops: &[Op]) -> Result<Vec<Duration>, (usize, NetlinkError)> {
+        let mut took = Vec::with_capacity(ops.len());
+        for (i, op) in ops.iter().enumerate() {
+            let t = Instant::now();
+            self.apply(op).map_err(|e| (i, e))?;
+            took.push(t.elapsed());
+        }
+        Ok(took)
+    }
 }
 
 /// A netlink failure.
@@ -299,15 +315,74 @@ async fn index_of(h: &Handle, name: &str, what: &str) -> Result<u32, NetlinkErro
     }
 }
 
-async fn apply_op(h: &Handle, op: &Op) -> Result<(), NetlinkError> {
+/// Link indices by name, kept while a batch of operations runs: one dump up front instead of
+/// a lookup per name per operation; links a batch creates are added, and a delete lists
+/// the names again.
+type Indices = HashMap<String, u32>;
+
+/// Every link's index by name (one dump).
+async fn all_indices(h: &Handle) -> Result<Indices, NetlinkError> {
+    let mut out = Indices::new();
+    let mut links = h.link().get().execute();
+    while let Some(m) = links.try_next().await.map_err(req("list links"))? {
+        for a in &m.attributes {
+            if let LinkAttribute::IfName(n) = a {
+                out.insert(n.clone(), m.header.index);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The index of `name`: from `cache`, else asked (and remembered). The cache is shared by
+/// the operations of a wave, polled together on one thread; no borrow outlives an `await`.
+async fn cached_index(
+    h: &Handle,
+    cache: &RefCell<Indices>,
+    name: &str,
+    what: &str,
+) -> Result<u32, NetlinkError> {
+    let known = cache.borrow().get(name).copied();
+    if let Some(i) = known {
+        return Ok(i);
+    }
+    let i = index_of(h, name, what).await?;
+    cache.borrow_mut().insert(name.to_string(), i);
+    Ok(i)
+}
+
+/// Run `ops` over one index cache, each wave of independent ones (see [`waves`]) sent
+/// together: their requests are in flight at once instead of one round trip each. Returns
+/// each op's duration (within a wave they overlap), or the first failed op and its error.
+async fn apply_batch(h: &Handle, ops: &[Op]) -> Result<Vec<Duration>, (usize, NetlinkError)> {
+    let cache = RefCell::new(all_indices(h).await.map_err(|e| (0, e))?);
+    let mut took = Vec::with_capacity(ops.len());
+    for wave in waves(ops) {
+        let start = wave.start;
+        let results = futures::future::join_all(ops[wave].iter().map(|op| async {
+            let t = Instant::now();
+            apply_op(h, op, &cache).await.map(|()| t.elapsed())
+        }))
+        .await;
+        for (k, r) in results.into_iter().enumerate() {
+            took.push(r.map_err(|e| (start + k, e))?);
+        }
+    }
+    Ok(took)
+}
+
+async fn apply_op(h: &Handle, op: &Op, cache: &RefCell<Indices>) -> Result<(), NetlinkError> {
     let what = op.to_string();
-    let idx = async |name: &str| index_of(h, name, &what).await;
     match op {
         Op::DeleteLink { name } => {
-            let i = idx(name).await?;
-            h.link().del(i).execute().await.map_err(req(&what))
+            let i = cached_index(h, cache, name, &what).await?;
+            h.link().del(i).execute().await.map_err(req(&what))?;
+            // Links on it (VLANs of a deleted bond) may go with it: list the names again.
+            let fresh = all_indices(h).await?;
+            *cache.borrow_mut() = fresh;
+            Ok(())
         }
-        Op::CreateBond { name, options } => {
+        Op::CreateBond { name, options, up } => {
             let mut b = LinkBond::new(name).mode(match options.mode {
                 BondMode::ActiveBackup => NlBondMode::ActiveBackup,
                 BondMode::Lacp => NlBondMode::Ieee8023Ad,
@@ -316,9 +391,12 @@ async fn apply_op(h: &Handle, op: &Op) -> Result<(), NetlinkError> {
             for o in nl_bond(options) {
                 b = b.append_info_data(o);
             }
+            if *up {
+                b = b.up();
+            }
             let msg = b.build();
             h.link().add(msg).execute().await.map_err(req(&what))?;
-            mark_owned(h, name, &what).await
+            mark_owned(h, cache, name, &what).await
         }
         Op::SetBondOptions { name, options } => {
             let mut b = LinkBond::new(name);
@@ -332,41 +410,58 @@ async fn apply_op(h: &Handle, op: &Op) -> Result<(), NetlinkError> {
                 .map_err(req(&what))
         }
         Op::SetPrimary { bond, member } => {
-            let m = idx(member).await?;
+            let m = cached_index(h, cache, member, &what).await?;
             let msg = LinkBond::new(bond).primary(m).build();
             h.link().change(msg).execute().await.map_err(req(&what))
         }
-        Op::CreateBridge { name, stp } => {
-            let msg = LinkBridge::new(name).stp_state(stp_state(*stp)).build();
+        Op::CreateBridge { name, stp, up } => {
+            let mut b = LinkBridge::new(name).stp_state(stp_state(*stp));
+            if *up {
+                b = b.up();
+            }
+            let msg = b.build();
             h.link().add(msg).execute().await.map_err(req(&what))?;
-            mark_owned(h, name, &what).await
+            mark_owned(h, cache, name, &what).await
         }
         Op::SetStp { name, stp } => {
             let msg = LinkBridge::new(name).stp_state(stp_state(*stp)).build();
             h.link().change(msg).execute().await.map_err(req(&what))
         }
-        Op::CreateVlan { name, parent, id } => {
-            let p = idx(parent).await?;
-            let msg = LinkVlan::new(name, p, *id).build();
+        Op::CreateVlan {
+            name,
+            parent,
+            id,
+            up,
+        } => {
+            let p = cached_index(h, cache, parent, &what).await?;
+            let mut b = LinkVlan::new(name, p, *id);
+            if *up {
+                b = b.up();
+            }
+            let msg = b.build();
             h.link().add(msg).execute().await.map_err(req(&what))?;
-            mark_owned(h, name, &what).await
+            mark_owned(h, cache, name, &what).await
         }
         Op::SetDown { name } => {
-            let msg = LinkUnspec::new_with_index(idx(name).await?).down().build();
+            let msg = LinkUnspec::new_with_index(cached_index(h, cache, name, &what).await?)
+                .down()
+                .build();
             h.link().set(msg).execute().await.map_err(req(&what))
         }
         Op::SetUp { name } => {
-            let msg = LinkUnspec::new_with_index(idx(name).await?).up().build();
+            let msg = LinkUnspec::new_with_index(cached_index(h, cache, name, &what).await?)
+                .up()
+                .build();
             h.link().set(msg).execute().await.map_err(req(&what))
         }
         Op::SetMtu { name, mtu } => {
-            let msg = LinkUnspec::new_with_index(idx(name).await?)
+            let msg = LinkUnspec::new_with_index(cached_index(h, cache, name, &what).await?)
                 .mtu(*mtu)
                 .build();
             h.link().set(msg).execute().await.map_err(req(&what))
         }
         Op::SetMaster { name, master: None } => {
-            let i = idx(name).await?;
+            let i = cached_index(h, cache, name, &what).await?;
             let msg = LinkUnspec::new_with_index(i).nocontroller().build();
             h.link().set(msg).execute().await.map_err(req(&what))
         }
@@ -374,8 +469,8 @@ async fn apply_op(h: &Handle, op: &Op) -> Result<(), NetlinkError> {
             name,
             master: Some(m),
         } => {
-            let i = idx(name).await?;
-            let master = idx(m).await?;
+            let i = cached_index(h, cache, name, &what).await?;
+            let master = cached_index(h, cache, m, &what).await?;
             // A bond refuses a member that is up (EPERM). The planner set it down, but
             // dhcpcd may bring a link up again while it (re)starts: set it down and retry.
             let mut tries = 0;
@@ -395,7 +490,7 @@ async fn apply_op(h: &Handle, op: &Op) -> Result<(), NetlinkError> {
             }
         }
         Op::AddAddress { name, cidr } => {
-            let i = idx(name).await?;
+            let i = cached_index(h, cache, name, &what).await?;
             h.address()
                 .add(i, cidr.addr, cidr.prefix)
                 .execute()
@@ -403,7 +498,7 @@ async fn apply_op(h: &Handle, op: &Op) -> Result<(), NetlinkError> {
                 .map_err(req(&what))
         }
         Op::DelAddress { name, cidr } => {
-            let i = idx(name).await?;
+            let i = cached_index(h, cache, name, &what).await?;
             let mut s = h.address().get().set_link_index_filter(i).execute();
             while let Some(m) = s.try_next().await.map_err(req(&what))? {
                 let hit = m.header.prefix_len == cidr.prefix
@@ -418,7 +513,7 @@ async fn apply_op(h: &Handle, op: &Op) -> Result<(), NetlinkError> {
         }
         Op::AddRoute { route } => {
             let oif = match &route.interface {
-                Some(n) => Some(idx(n).await?),
+                Some(n) => Some(cached_index(h, cache, n, &what).await?),
                 None => None,
             };
             let msg = route_message(route, oif)?;
@@ -439,9 +534,16 @@ async fn apply_op(h: &Handle, op: &Op) -> Result<(), NetlinkError> {
     }
 }
 
-/// The kernel ignores `IFLA_IFALIAS` when creating a link: set it right after.
-async fn mark_owned(h: &Handle, name: &str, what: &str) -> Result<(), NetlinkError> {
+/// The kernel ignores `IFLA_IFALIAS` when creating a link: set it right after (and learn
+/// the new link's index).
+async fn mark_owned(
+    h: &Handle,
+    cache: &RefCell<Indices>,
+    name: &str,
+    what: &str,
+) -> Result<(), NetlinkError> {
     let i = index_of(h, name, what).await?;
+    cache.borrow_mut().insert(name.to_string(), i);
     let msg = LinkUnspec::new_with_index(i).alias(OWNED_ALIAS).build();
     h.link().set(msg).execute().await.map_err(req(what))
 }
@@ -461,7 +563,13 @@ impl NetSystem for Netlink {
 
     fn apply(&self, op: &Op) -> Result<(), NetlinkError> {
         let op = op.clone();
-        self.run(move |rt, h| rt.block_on(apply_op(h, &op)))
+        self.run(move |rt, h| rt.block_on(apply_op(h, &op, &RefCell::new(Indices::new()))))
+    }
+
+    fn apply_all(&self, ops: &[Op]) -> Result<Vec<Duration>, (usize, NetlinkError)> {
+        let ops = ops.to_vec();
+        self.run(move |rt, h| Ok(rt.block_on(apply_batch(h, &ops))))
+            .map_err(|e| (0, e))?
     }
 }
 

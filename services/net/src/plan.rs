@@ -35,9 +35,12 @@ pub enum Op {
     DeleteLink {
         name: String,
     },
+    /// `up`: created administratively up (no "set up" of its own).
     CreateBond {
         name: String,
         options: BondOptions,
+        #[serde(default)]
+        up: bool,
     },
     SetBondOptions {
         name: String,
@@ -46,6 +49,8 @@ pub enum Op {
     CreateBridge {
         name: String,
         stp: bool,
+        #[serde(default)]
+        up: bool,
     },
     SetStp {
         name: String,
@@ -55,6 +60,8 @@ pub enum Op {
         name: String,
         parent: String,
         id: u16,
+        #[serde(default)]
+        up: bool,
     },
     SetDown {
         name: String,
@@ -94,21 +101,29 @@ impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Op::DeleteLink { name } => write!(f, "delete {name}"),
-            Op::CreateBond { name, options } => {
+            Op::CreateBond { name, options, up } => {
                 write!(
                     f,
-                    "create bond {name} mode {} miimon {}",
+                    "create bond {name} mode {} miimon {}{}",
                     options.mode.kernel_name(),
-                    options.miimon
+                    options.miimon,
+                    up_text(*up)
                 )
             }
             Op::SetBondOptions { name, options } => {
                 write!(f, "set bond {name} miimon {}", options.miimon)
             }
-            Op::CreateBridge { name, stp } => write!(f, "create bridge {name} stp {}", on(*stp)),
+            Op::CreateBridge { name, stp, up } => {
+                write!(f, "create bridge {name} stp {}{}", on(*stp), up_text(*up))
+            }
             Op::SetStp { name, stp } => write!(f, "set bridge {name} stp {}", on(*stp)),
-            Op::CreateVlan { name, parent, id } => {
-                write!(f, "create vlan {name} on {parent} id {id}")
+            Op::CreateVlan {
+                name,
+                parent,
+                id,
+                up,
+            } => {
+                write!(f, "create vlan {name} on {parent} id {id}{}", up_text(*up))
             }
             Op::SetDown { name } => write!(f, "set {name} down"),
             Op::SetMaster {
@@ -125,6 +140,57 @@ impl fmt::Display for Op {
             Op::DelRoute { route } => write!(f, "delete route {}", show_route(route)),
         }
     }
+}
+
+fn up_text(up: bool) -> &'static str {
+    if up {
+        ", up"
+    } else {
+        ""
+    }
+}
+
+impl Op {
+    /// The link this op creates, if it creates one.
+    fn created(&self) -> Option<&str> {
+        match self {
+            Op::CreateBond { name, .. }
+            | Op::CreateBridge { name, .. }
+            | Op::CreateVlan { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+
+    fn set_created_up(&mut self) {
+        if let Op::CreateBond { up, .. } | Op::CreateBridge { up, .. } | Op::CreateVlan { up, .. } =
+            self
+        {
+            *up = true;
+        }
+    }
+}
+
+/// Bring a link up in the request that creates it instead of a "set up" of its own, one
+/// netlink request fewer per created link (RTM_NEWLINK applies a new link's flags). Only
+/// when nothing in between sets it down; a bond, bridge or VLAN being up earlier than
+/// planned changes nothing for what follows (enslaving to it, ports, MTU, primary).
+fn fold_up_into_create(ops: Vec<Op>) -> Vec<Op> {
+    let mut out: Vec<Op> = Vec::with_capacity(ops.len());
+    for op in ops {
+        if let Op::SetUp { name } = &op {
+            if let Some(i) = out.iter().rposition(|o| o.created() == Some(name)) {
+                let downed = out[i + 1..]
+                    .iter()
+                    .any(|o| matches!(o, Op::SetDown { name: n } if n == name));
+                if !downed {
+                    out[i].set_created_up();
+                    continue;
+                }
+            }
+        }
+        out.push(op);
+    }
+    out
 }
 
 fn on(b: bool) -> &'static str {
@@ -433,6 +499,7 @@ pub fn plan(spec: &NetworkSpec, observed: &Observed) -> Result<Vec<Op>, PlanErro
                         ops.push(Op::CreateBond {
                             name: kname.clone(),
                             options: want,
+                            up: false,
                         });
                         created.insert(kname.clone());
                     }
@@ -455,11 +522,12 @@ pub fn plan(spec: &NetworkSpec, observed: &Observed) -> Result<Vec<Op>, PlanErro
                         if mo.is_some_and(|o| o.up) {
                             ops.push(Op::SetDown { name: km.clone() });
                         }
+                        // No "set up" after: the bond opens a new member itself
+                        // (bond_enslave → dev_open).
                         ops.push(Op::SetMaster {
                             name: km.clone(),
                             master: Some(kname.clone()),
                         });
-                        ops.push(Op::SetUp { name: km.clone() });
                     }
                 }
                 if let Some(p) = &b.primary {
@@ -485,6 +553,7 @@ pub fn plan(spec: &NetworkSpec, observed: &Observed) -> Result<Vec<Op>, PlanErro
                         ops.push(Op::CreateBridge {
                             name: kname.clone(),
                             stp: br.stp,
+                            up: false,
                         });
                         created.insert(kname.clone());
                     }
@@ -518,6 +587,7 @@ pub fn plan(spec: &NetworkSpec, observed: &Observed) -> Result<Vec<Op>, PlanErro
                         name: kname.clone(),
                         parent: k(&v.parent),
                         id: v.id,
+                        up: false,
                     });
                     created.insert(kname.clone());
                 }
@@ -587,7 +657,7 @@ pub fn plan(spec: &NetworkSpec, observed: &Observed) -> Result<Vec<Op>, PlanErro
             ops.push(Op::AddRoute { route: w.clone() });
         }
     }
-    Ok(ops)
+    Ok(fold_up_into_create(ops))
 }
 
 /// `default` (per the gateway's family) or the prefix with host bits cleared.
@@ -688,11 +758,12 @@ mod tests {
                     }
                     obs.routes.retain(|r| r.oif != Some(idx));
                 }
-                Op::CreateBond { name, options } => {
+                Op::CreateBond { name, options, up } => {
                     let index = next_index(obs);
                     obs.links.push(ObservedLink {
                         index,
                         name: name.clone(),
+                        up: *up,
                         kind: Some("bond".into()),
                         mtu: 1500,
                         alias: Some(OWNED_ALIAS.into()),
@@ -708,11 +779,12 @@ mod tests {
                     let l = obs.links.iter_mut().find(|l| &l.name == name).unwrap();
                     l.bond.as_mut().unwrap().miimon = options.miimon;
                 }
-                Op::CreateBridge { name, stp } => {
+                Op::CreateBridge { name, stp, up } => {
                     let index = next_index(obs);
                     obs.links.push(ObservedLink {
                         index,
                         name: name.clone(),
+                        up: *up,
                         kind: Some("bridge".into()),
                         mtu: 1500,
                         alias: Some(OWNED_ALIAS.into()),
@@ -723,12 +795,18 @@ mod tests {
                 Op::SetStp { name, stp } => {
                     obs.links.iter_mut().find(|l| &l.name == name).unwrap().stp = Some(*stp)
                 }
-                Op::CreateVlan { name, parent, id } => {
+                Op::CreateVlan {
+                    name,
+                    parent,
+                    id,
+                    up,
+                } => {
                     let index = next_index(obs);
                     let p = obs.by_name(parent).unwrap().index;
                     obs.links.push(ObservedLink {
                         index,
                         name: name.clone(),
+                        up: *up,
                         kind: Some("vlan".into()),
                         mtu: 1500,
                         alias: Some(OWNED_ALIAS.into()),
@@ -743,12 +821,13 @@ mod tests {
                     obs.links.iter_mut().find(|l| &l.name == name).unwrap().up = true
                 }
                 Op::SetMaster { name, master } => {
-                    let m = master.as_ref().map(|m| obs.by_name(m).unwrap().index);
-                    obs.links
-                        .iter_mut()
-                        .find(|l| &l.name == name)
-                        .unwrap()
-                        .master = m;
+                    let m = master.as_ref().map(|m| obs.by_name(m).unwrap());
+                    // Like the kernel: enslaving to a bond opens the member.
+                    let bond = m.is_some_and(|m| m.kind.as_deref() == Some("bond"));
+                    let m = m.map(|m| m.index);
+                    let l = obs.links.iter_mut().find(|l| &l.name == name).unwrap();
+                    l.master = m;
+                    l.up |= bond;
                 }
                 Op::SetPrimary { bond, member } => {
                     let m = obs.by_name(member).unwrap().index;
@@ -805,26 +884,49 @@ mod tests {
     }
 
     #[test]
+    fn set_up_folds_into_the_create_unless_the_link_is_set_down_in_between() {
+        let create = |name: &str| Op::CreateBridge {
+            name: name.into(),
+            stp: false,
+            up: false,
+        };
+        let up = |name: &str| Op::SetUp { name: name.into() };
+        let ops = fold_up_into_create(vec![
+            create("br1"),
+            create("br2"),
+            Op::SetDown { name: "br2".into() },
+            up("br1"),
+            up("br2"),
+            up("ens4"),
+        ]);
+        assert_eq!(
+            lines(&ops),
+            vec![
+                "create bridge br1 stp off, up",
+                "create bridge br2 stp off",
+                "set br2 down",
+                "set br2 up",
+                "set ens4 up",
+            ]
+        );
+    }
+
+    #[test]
     fn first_plan_builds_the_stack_in_order() {
         let ops = plan(&spec(), &node()).unwrap();
         assert_eq!(
             lines(&ops),
             vec![
-                "create bond bond0 mode active-backup miimon 100",
+                "create bond bond0 mode active-backup miimon 100, up",
                 "set ens4 down",
                 "set ens4 master bond0",
-                "set ens4 up",
                 "set ens5 down",
                 "set ens5 master bond0",
-                "set ens5 up",
                 "set bond bond0 primary ens4",
                 "set bond0 mtu 1500",
-                "set bond0 up",
-                "create vlan bond0.20 on bond0 id 20",
-                "set bond0.20 up",
-                "create bridge br20 stp off",
+                "create vlan bond0.20 on bond0 id 20, up",
+                "create bridge br20 stp off, up",
                 "set bond0.20 master br20",
-                "set br20 up",
                 "add address 10.20.0.2/24 dev br20",
                 "add route 10.99.0.0/16 via 10.20.0.1",
             ]
@@ -936,7 +1038,8 @@ mod tests {
         assert!(ops.contains(&Op::CreateVlan {
             name: "bond0.20".into(),
             parent: "bond0".into(),
-            id: 20
+            id: 20,
+            up: true
         }));
         apply(&mut obs, &ops);
         assert_eq!(plan(&s, &obs).unwrap(), vec![]);

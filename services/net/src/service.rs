@@ -39,6 +39,10 @@ pub struct NetworkOptions {
     pub sys_net: PathBuf,
     /// How often the alert monitor looks at the links.
     pub monitor_interval: Duration,
+    /// udev's database (`/run/udev/data`): at boot the apply also waits until udev has
+    /// processed every physical link (its `n<ifindex>` file exists), since udev renames
+    /// NICs (eth2 → enp0s4) while cairnd starts. `None`: no such wait (tests, development).
+    pub udev_data: Option<PathBuf>,
 }
 
 impl NetworkOptions {
@@ -49,6 +53,7 @@ impl NetworkOptions {
             dhcp: None,
             sys_net: "/sys/class/net".into(),
             monitor_interval: Duration::from_millis(500),
+            udev_data: None,
         }
     }
 }
@@ -237,9 +242,10 @@ impl Network {
         }
     }
 
-    /// [`Network::boot`] once every link the spec names exists: NIC drivers are loaded by
-    /// udev's coldplug, which runs alongside cairnd. Waits at most `wait`, then applies
-    /// anyway (the error names the missing link).
+    /// [`Network::boot`] once every link the spec names exists and udev has named every
+    /// physical link: NIC drivers are loaded and NICs renamed by udev's coldplug, which runs
+    /// alongside cairnd. Waits at most `wait`, then applies anyway (the error names the
+    /// missing link).
     pub fn boot_when_links_exist(
         &self,
         reset: bool,
@@ -249,27 +255,40 @@ impl Network {
         let spec = lock(&self.inner).confirmed.clone();
         // Also before a reset: it finds the management link through the old spec's names,
         // and udev may not have renamed the NICs yet (eth0 → enp0s2).
-        if let Some(spec) = spec {
-            loop {
-                let obs = self.sys.observe().map_err(NetError::Observe)?;
-                match plan::kernel_names(&spec, &obs) {
-                    Ok(_) => break,
-                    Err(e) if Instant::now() >= deadline => {
-                        tracing::warn!("network: still waiting for links after {wait:?}: {e}");
-                        break;
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        loop {
+            let obs = self.sys.observe().map_err(NetError::Observe)?;
+            let waiting_for = match &spec {
+                Some(spec) => plan::kernel_names(spec, &obs).err().map(|e| e.to_string()),
+                // A reset needs some physical link.
+                None if reset && first_physical(&obs).is_none() => {
+                    Some("a physical link".to_string())
                 }
+                None if reset => None,
+                None => break,
             }
-        } else if reset {
-            // A reset needs some physical link.
-            while first_physical(&self.sys.observe().map_err(NetError::Observe)?).is_none()
-                && Instant::now() < deadline
-            {
-                std::thread::sleep(Duration::from_millis(200));
+            .or_else(|| self.unnamed_by_udev(&obs));
+            match waiting_for {
+                None => break,
+                Some(what) if Instant::now() >= deadline => {
+                    tracing::warn!("network: still waiting after {wait:?}: {what}");
+                    break;
+                }
+                // poll while udev's coldplug loads drivers and names NICs; bounded above
+                Some(_) => std::thread::sleep(Duration::from_millis(100)),
             }
         }
         self.boot(reset)
+    }
+
+    /// The physical links udev has not processed yet (their names may still change), as a
+    /// reason to wait; `None` when all are done or there is no udev database to look at.
+    fn unnamed_by_udev(&self, obs: &Observed) -> Option<String> {
+        let dir = self.opts.udev_data.as_ref()?;
+        let pending: Vec<&str> = physical(obs)
+            .filter(|l| !dir.join(format!("n{}", l.index)).exists())
+            .map(|l| l.name.as_str())
+            .collect();
+        (!pending.is_empty()).then(|| format!("udev has not named {}", pending.join(", ")))
     }
 
     /// The view for the API.
@@ -356,17 +375,18 @@ impl Network {
             None => DhcpOutcome::default(),
         };
         let netlink_start = Instant::now();
-        for (i, op) in ops.iter().enumerate() {
-            if let Err(source) = self.sys.apply(op) {
+        let took = match self.sys.apply_all(&ops) {
+            Ok(took) => took,
+            Err((i, source)) => {
                 lock(&self.inner).ops_total += i as u64;
                 return Err(NetError::Apply {
-                    op: op.to_string(),
+                    op: ops.get(i).map(|o| o.to_string()).unwrap_or_default(),
                     done: i,
                     total: ops.len(),
                     source,
                 });
             }
-        }
+        };
         let netlink_ms = netlink_start.elapsed().as_millis() as u64;
         let report = ApplyReport {
             ops: ops.iter().map(|o| o.to_string()).collect(),
@@ -377,14 +397,22 @@ impl Network {
         let mut inner = lock(&self.inner);
         inner.ops_total += ops.len() as u64;
         inner.last_apply = Some(report.clone());
+        // Each op with its time, for profiling slow applies from the journal.
+        let timed: Vec<String> = report
+            .ops
+            .iter()
+            .zip(&took)
+            .map(|(o, t)| format!("{o} ({:.1} ms)", t.as_secs_f64() * 1000.0))
+            .collect();
         tracing::info!(
-            "network: applied {} operations in {} ms{}",
+            "network: applied {} operations in {} ms (netlink {} ms){}",
             report.ops.len(),
             report.total_ms,
-            if report.ops.is_empty() {
+            report.netlink_ms,
+            if timed.is_empty() {
                 String::new()
             } else {
-                format!(": {}", report.ops.join("; "))
+                format!(": {}", timed.join("; "))
             }
         );
         Ok(report)
@@ -758,6 +786,60 @@ mod tests {
                       {"name": "ens4", "addresses": ["10.9.0.2/24"]}]
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn boot_waits_until_udev_has_named_every_physical_link() {
+        let (net, sys, _, dir) = setup(Duration::from_secs(60));
+        net.try_apply(spec_static(), None).unwrap();
+        net.confirm().unwrap();
+        let udev = dir.path().join("udev");
+        std::fs::create_dir(&udev).unwrap();
+        let mut opts = NetworkOptions::new(dir.path().join("network"));
+        opts.udev_data = Some(udev.clone());
+        let boot = Network::new(
+            sys.clone(),
+            Arc::new(RecordingRunner::new()),
+            Arc::new(RecordingAlerts::default()),
+            opts,
+        )
+        .unwrap();
+        // ens3 and ens4 processed, ens5 (index 4) not: the apply waits for the deadline.
+        std::fs::write(udev.join("n2"), "").unwrap();
+        std::fs::write(udev.join("n3"), "").unwrap();
+        let t = Instant::now();
+        boot.boot_when_links_exist(false, Duration::from_millis(300))
+            .unwrap()
+            .unwrap();
+        assert!(
+            t.elapsed() >= Duration::from_millis(300),
+            "{:?}",
+            t.elapsed()
+        );
+        assert_eq!(sys.applied.lock().unwrap().len(), 2);
+        // udev finishes ens5 after 200 ms: the apply follows, well before the deadline.
+        let n4 = udev.join("n4");
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            std::fs::write(n4, "").unwrap();
+        });
+        let t = Instant::now();
+        boot.boot_when_links_exist(false, Duration::from_secs(20))
+            .unwrap()
+            .unwrap();
+        writer.join().unwrap();
+        let took = t.elapsed();
+        assert!(
+            took >= Duration::from_millis(200) && took < Duration::from_secs(10),
+            "{took:?}"
+        );
+        assert_eq!(sys.applied.lock().unwrap().len(), 3);
+        // Everything named: no wait at all.
+        let t = Instant::now();
+        boot.boot_when_links_exist(false, Duration::from_secs(20))
+            .unwrap()
+            .unwrap();
+        assert!(t.elapsed() < Duration::from_secs(5));
     }
 
     #[test]

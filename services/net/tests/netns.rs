@@ -46,8 +46,9 @@ fn apply(nl: &Netlink, s: &NetworkSpec) -> usize {
     let obs = nl.observe().unwrap();
     validate(s, &obs).unwrap();
     let ops = plan(s, &obs).unwrap();
-    for op in &ops {
-        nl.apply(op).unwrap_or_else(|e| panic!("{op}: {e:?}"));
+    // The batch path (one index cache for all ops), as the service runs it.
+    if let Err((i, e)) = nl.apply_all(&ops) {
+        panic!("{}: {e:?}", ops[i]);
     }
     ops.len()
 }

@@ -4,7 +4,7 @@
 use crate::cli::Config;
 use anyhow::Context;
 use cairn_api::ApiState;
-use cairn_core::command::SystemRunner;
+use cairn_core::command::{run_ok, CommandRunner, Invocation, SystemRunner};
 use cairn_net::dhcp::DhcpPaths;
 use cairn_net::netlink::Netlink;
 use cairn_net::{Network, NetworkOptions};
@@ -13,6 +13,17 @@ use std::time::Duration;
 
 /// How long the boot apply waits for the spec's links to appear.
 pub const LINK_WAIT: Duration = Duration::from_secs(60);
+
+/// udev's database: the boot apply waits for every physical link's `n<ifindex>` file there.
+pub const UDEV_DATA: &str = "/run/udev/data";
+
+/// Kernel modules a network spec may need, loaded once at boot (after the boot apply) so
+/// that the first VLAN, bond or bridge an admin applies does not wait ~1 s under load for
+/// the module to load. `max_bonds=0`: loading bonding must not create a `bond0` of its own.
+pub const PRELOAD: [&[&str]; 2] = [
+    &["-q", "-a", "8021q", "bridge"],
+    &["-q", "bonding", "max_bonds=0"],
+];
 
 /// Kernel command line word that resets the management interface to DHCP at boot.
 pub const RESET_WORD: &str = "cairn.net=reset";
@@ -50,6 +61,7 @@ pub fn start(state: &mut ApiState, cfg: &Config) -> anyhow::Result<()> {
     }
     let mut opts = NetworkOptions::new(cfg.state_dir.join("network"));
     opts.dhcp = Some(DhcpPaths::default());
+    opts.udev_data = Some(UDEV_DATA.into());
     if let Some(t) = try_s {
         opts.try_timeout = t;
     }
@@ -81,6 +93,7 @@ pub fn start(state: &mut ApiState, cfg: &Config) -> anyhow::Result<()> {
                     cairn_core::boot::error_chain(&e)
                 ),
             }
+            preload_modules(&SystemRunner);
             n.start_monitor();
         })
         .context("cannot start the network boot thread")?;
@@ -88,9 +101,36 @@ pub fn start(state: &mut ApiState, cfg: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `modprobe` the modules of [`PRELOAD`]; a failure is logged (the first apply then loads
+/// the module itself, only slower).
+fn preload_modules(runner: &dyn CommandRunner) {
+    for args in PRELOAD {
+        if let Err(e) = run_ok(runner, &Invocation::new("modprobe", args.iter().copied())) {
+            tracing::warn!(
+                "network: cannot preload {args:?}: {}",
+                cairn_core::boot::error_chain(&e)
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cairn_core::command::RecordingRunner;
+
+    #[test]
+    fn preloads_vlan_bridge_and_bonding_without_a_default_bond() {
+        let r = RecordingRunner::new();
+        preload_modules(&r);
+        assert_eq!(
+            r.command_lines(),
+            [
+                "modprobe -q -a 8021q bridge",
+                "modprobe -q bonding max_bonds=0"
+            ]
+        );
+    }
 
     #[test]
     fn cmdline_words() {
