@@ -142,7 +142,7 @@ pub fn api_error(e: VmError) -> ApiError {
         VmError::Volume { .. } => {
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_failed", detail)
         }
-        VmError::Hypervisor(_) => ApiError::new(
+        VmError::Hypervisor(_) | VmError::DefineClone { .. } => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "hypervisor_failed",
             detail,
@@ -213,14 +213,63 @@ struct RebootReq {
     force: bool,
 }
 
+/// One clone (`name`) or a batch of them (`clones`), exactly one of the two.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CloneReq {
-    name: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    clones: Option<Vec<cairn_vm::NewClone>>,
     #[serde(default)]
     snapshot: Option<String>,
+    /// The default autostart of the clones (each clone's own wins).
     #[serde(default)]
     autostart: Option<bool>,
+}
+
+/// Most clones one request may make.
+const MAX_CLONES: usize = 64;
+
+impl CloneReq {
+    /// The clones asked for, with the request's autostart as their default.
+    fn clones(&self) -> Result<Vec<cairn_vm::NewClone>, ApiError> {
+        let list = match (&self.name, &self.clones) {
+            (Some(name), None) => vec![cairn_vm::NewClone {
+                name: name.clone(),
+                autostart: None,
+            }],
+            (None, Some(list)) if list.is_empty() => {
+                return Err(ApiError::invalid("clones", "name at least one clone"))
+            }
+            (None, Some(list)) if list.len() > MAX_CLONES => {
+                return Err(ApiError::invalid(
+                    "clones",
+                    format!("at most {MAX_CLONES} clones per request"),
+                ))
+            }
+            (None, Some(list)) => list.clone(),
+            (Some(_), Some(_)) => {
+                return Err(ApiError::invalid(
+                    "clones",
+                    "give either name (one clone) or clones (a batch), not both",
+                ))
+            }
+            (None, None) => {
+                return Err(ApiError::invalid(
+                    "name",
+                    "name the clone (or list a batch in clones)",
+                ))
+            }
+        };
+        Ok(list
+            .into_iter()
+            .map(|c| cairn_vm::NewClone {
+                autostart: c.autostart.or(self.autostart),
+                ..c
+            })
+            .collect())
+    }
 }
 
 #[derive(Deserialize)]
@@ -354,12 +403,40 @@ pub async fn handle(ctx: &Ctx<'_>, op: VmOp) -> Result<Response<Body>, ApiError>
         }
         VmOp::Clone => {
             let req: CloneReq = ctx.json()?;
-            let (src, new) = (name.clone(), req.name.clone());
-            blocking(vms.clone(), move |v| v.check_new_name(&src, &new)).await?;
-            let msg = format!("cloning VM {name} as {}", req.name);
+            let clones = req.clones()?;
+            let batch = req.clones.is_some();
+            let src = name.clone();
+            let names: Vec<String> = clones.iter().map(|c| c.name.clone()).collect();
+            blocking(vms.clone(), move |v| {
+                names.iter().enumerate().try_for_each(|(i, n)| {
+                    v.check_new_name(&src, n).map_err(|e| match e {
+                        VmError::Invalid(mut inv) if batch => {
+                            inv.field = format!("clones[{i}].{}", inv.field);
+                            VmError::Invalid(inv)
+                        }
+                        e => e,
+                    })
+                })
+            })
+            .await?;
+            let list = clones
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let msg = format!("cloning VM {name} as {list}");
             Ok(task(ctx, vms, "vm.clone", &msg, move |v, h| {
-                v.clone_vm(&name, &req.name, req.snapshot.as_deref(), req.autostart, h)
-                    .map(|s| format!("created VM {} from {name}", s.record.name))
+                v.clone_vms(&name, &clones, req.snapshot.as_deref(), h)
+                    .map(|made| {
+                        let names: Vec<&str> =
+                            made.vms.iter().map(|s| s.record.name.as_str()).collect();
+                        format!(
+                            "created VM {} from {name} (disk volumes {:.1} s, libvirt {:.1} s)",
+                            names.join(", "),
+                            made.volumes_took.as_secs_f64(),
+                            made.define_took.as_secs_f64()
+                        )
+                    })
             }))
         }
         VmOp::Restore => {
@@ -424,6 +501,43 @@ pub async fn handle(ctx: &Ctx<'_>, op: VmOp) -> Result<Response<Body>, ApiError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clone_request_is_one_name_or_a_batch() {
+        let req = |v: serde_json::Value| serde_json::from_value::<CloneReq>(v).unwrap();
+        let one = req(serde_json::json!({"name": "c1", "autostart": true}))
+            .clones()
+            .unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!((one[0].name.as_str(), one[0].autostart), ("c1", Some(true)));
+        let many = req(
+            serde_json::json!({"clones": [{"name": "c1", "autostart": true}, {"name": "c2"}],
+                                          "autostart": false}),
+        )
+        .clones()
+        .unwrap();
+        assert_eq!(
+            many.iter().map(|c| c.autostart).collect::<Vec<_>>(),
+            [Some(true), Some(false)]
+        );
+        let field = |v| req(v).clones().unwrap_err().field;
+        assert_eq!(
+            field(serde_json::json!({"name": "a", "clones": [{"name": "b"}]})).as_deref(),
+            Some("clones")
+        );
+        assert_eq!(field(serde_json::json!({})).as_deref(), Some("name"));
+        assert_eq!(
+            field(serde_json::json!({"clones": []})).as_deref(),
+            Some("clones")
+        );
+        let many: Vec<_> = (0..65)
+            .map(|i| serde_json::json!({"name": format!("c{i}")}))
+            .collect();
+        assert_eq!(
+            field(serde_json::json!({"clones": many})).as_deref(),
+            Some("clones")
+        );
+    }
 
     #[test]
     fn vm_errors_map_to_statuses_and_fields() {

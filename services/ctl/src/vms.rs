@@ -20,7 +20,7 @@ cairnctl vms create NAME --vcpus N --memory MIB [--disk POOL:SIZE_GIB[:BUS]]…
 cairnctl vms start|off NAME
 cairnctl vms shutdown NAME [--timeout SECONDS]    ACPI, then power off after the timeout
 cairnctl vms reboot NAME [--force]
-cairnctl vms clone NAME NEW_NAME [--snapshot SNAP]
+cairnctl vms clone NAME NEW_NAME… [--snapshot SNAP]   several names: one batch, all or nothing
 cairnctl vms snapshot NAME SNAP
 cairnctl vms restore NAME SNAP NEW_NAME
 cairnctl vms autostart NAME on|off
@@ -45,7 +45,8 @@ pub enum VmCmd {
     },
     Clone {
         name: String,
-        new: String,
+        /// One new name, or several for a batch.
+        new: Vec<String>,
         snapshot: Option<String>,
     },
     Snapshot {
@@ -158,7 +159,10 @@ pub fn parse(args: &[String]) -> anyhow::Result<VmCmd> {
         },
         Some("clone") => VmCmd::Clone {
             name: need(1, "NAME")?,
-            new: need(2, "NEW_NAME")?,
+            new: {
+                need(2, "NEW_NAME")?;
+                pos[2..].iter().map(|s| s.to_string()).collect()
+            },
             snapshot: flag("--snapshot").flatten().map(str::to_string),
         },
         Some("snapshot") => VmCmd::Snapshot {
@@ -417,7 +421,12 @@ pub async fn run(s: &Session, cmd: VmCmd, output: Output) -> anyhow::Result<()> 
             new,
             snapshot,
         } => {
-            let mut body = json!({"name": new});
+            let mut body = match new.as_slice() {
+                [one] => json!({"name": one}),
+                many => {
+                    json!({"clones": many.iter().map(|n| json!({"name": n})).collect::<Vec<_>>()})
+                }
+            };
             if let Some(sn) = snapshot {
                 body["snapshot"] = json!(sn);
             }
@@ -588,10 +597,19 @@ mod tests {
             p(&["clone", "a", "b"]).unwrap(),
             VmCmd::Clone {
                 name: "a".into(),
-                new: "b".into(),
+                new: vec!["b".into()],
                 snapshot: None
             }
         );
+        assert_eq!(
+            p(&["clone", "a", "b", "c", "--snapshot", "s1"]).unwrap(),
+            VmCmd::Clone {
+                name: "a".into(),
+                new: vec!["b".into(), "c".into()],
+                snapshot: Some("s1".into())
+            }
+        );
+        assert!(p(&["clone", "a"]).is_err());
         assert!(p(&["delete", "a"])
             .unwrap_err()
             .to_string()

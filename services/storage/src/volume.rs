@@ -5,7 +5,7 @@
 use crate::data_error::DataError;
 use crate::names;
 use crate::service::Storage;
-use cairn_core::command::{run_ok, CommandRunner, Invocation};
+use cairn_core::command::{run_ok, CommandError, CommandRunner, Invocation};
 
 /// A thin volume of a pool (a VM disk, a clone or a snapshot of one).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -148,6 +148,42 @@ pub fn activate(pool: &str, lv: &str) -> Invocation {
             format!("{}/{lv}", names::vg_name(pool)),
         ],
     )
+}
+
+/// The `lvm` shell's line making clone `lv` of `source_lv`: a thin snapshot that is not
+/// activation-skipped (`-kn`: the pool's activation at boot brings it up like any volume),
+/// left inactive for now (`-an`: its VM's start activates it), without waiting for udev to
+/// re-read the origin after LVM's suspend/resume of it (`--noudevsync`: no device node
+/// appears or changes) and without dmeventd calls (`--ignoremonitoring`: only the thin pool
+/// is monitored, and it is unchanged). See decision 0009.
+pub fn clone_line(pool: &str, source_lv: &str, lv: &str) -> String {
+    format!(
+        "lvcreate -y -s -kn -an --noudevsync --ignoremonitoring -n {lv} {}/{source_lv}",
+        names::vg_name(pool)
+    )
+}
+
+/// The `lvm` shell's line removing `lv` (a batch's rollback).
+pub fn remove_line(pool: &str, lv: &str) -> String {
+    format!("lvremove -y {}/{lv}", names::vg_name(pool))
+}
+
+/// Whether `lvcreate`'s output `stdout` reports LV `lv` as created
+/// (`Logical volume "vol-x" created.`, with or without the volume group).
+fn reported_created(stdout: &str, lv: &str) -> bool {
+    let (bare, full) = (format!("\"{lv}\""), format!("/{lv}\""));
+    stdout
+        .lines()
+        .any(|l| l.contains(" created") && (l.contains(&bare) || l.contains(&full)))
+}
+
+/// One `lvm` process running `lines` one after another (its shell reads commands from
+/// standard input): one start-up instead of one per command. The shell goes on after a
+/// failed command and exits 0 anyway, so callers check the outcome with [`lvs`].
+pub fn lvm_batch(lines: &[String]) -> Invocation {
+    let mut input = lines.join("\n");
+    input.push('\n');
+    Invocation::new("lvm", Vec::<String>::new()).with_stdin(input)
 }
 
 /// Remove `lv`.
@@ -298,6 +334,163 @@ impl Storage {
         self.volume(pool, name)
     }
 
+    /// Many copy-on-write clones at once, `(source, name)` each, all in one `lvm` process;
+    /// all or nothing: if any clone fails, the ones made are removed again and the error
+    /// names the first that failed. The clones are left inactive (their block devices appear
+    /// once activated, see [`activate`]) and are not activation-skipped.
+    pub fn clone_volumes(
+        &self,
+        pool: &str,
+        clones: &[(String, String)],
+    ) -> Result<Vec<Volume>, DataError> {
+        if clones.is_empty() {
+            return Err(DataError::invalid("clones", "must name at least one clone"));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, (source, name)) in clones.iter().enumerate() {
+            validate_name(&format!("clones[{i}].source"), source)?;
+            validate_name(&format!("clones[{i}].name"), name)?;
+            if !seen.insert(name.as_str()) {
+                return Err(DataError::invalid(
+                    format!("clones[{i}].name"),
+                    format!("{name} is named twice"),
+                ));
+            }
+        }
+        let t0 = std::time::Instant::now();
+        let vols = self.volumes(pool)?;
+        for (source, name) in clones {
+            if !vols.iter().any(|v| v.name == *source) {
+                return Err(DataError::NoSuchVolume {
+                    pool: pool.to_string(),
+                    volume: source.to_string(),
+                });
+            }
+            if vols.iter().any(|v| v.name == *name) {
+                return Err(DataError::Exists {
+                    what: "volume",
+                    name: name.to_string(),
+                });
+            }
+        }
+        let lines: Vec<String> = clones
+            .iter()
+            .map(|(source, name)| {
+                clone_line(pool, &names::volume_lv(source), &names::volume_lv(name))
+            })
+            .collect();
+        let batch = lvm_batch(&lines);
+        let checked = t0.elapsed();
+        // The shell's own exit status says little (it goes on after a failed command);
+        // the volume group afterwards says what was made.
+        let ran = self.runner().run(&batch);
+        let batched = t0.elapsed();
+        // Every clone reported as created: the names were free before the batch, so these
+        // LVs are ours; no second `lvs` needed.
+        if let Ok(out) = &ran {
+            let text = out.stdout_text();
+            if clones
+                .iter()
+                .all(|(_, n)| reported_created(&text, &names::volume_lv(n)))
+            {
+                tracing::info!(
+                    "clone batch of {} on pool {pool}: checked {:.2} s, lvm {:.2} s",
+                    clones.len(),
+                    checked.as_secs_f64(),
+                    (batched - checked).as_secs_f64()
+                );
+                return Ok(clones
+                    .iter()
+                    .map(|(source, name)| Volume {
+                        pool: pool.to_string(),
+                        name: name.clone(),
+                        path: names::lv_path(pool, &names::volume_lv(name))
+                            .display()
+                            .to_string(),
+                        size_bytes: vols
+                            .iter()
+                            .find(|v| v.name == *source)
+                            .map_or(0, |v| v.size_bytes),
+                        used_bytes: 0,
+                        origin: Some(source.clone()),
+                        active: false,
+                    })
+                    .collect());
+            }
+        }
+        // Otherwise the volume group says what was made.
+        let after = list_lvs(self.runner(), pool)?;
+        tracing::info!(
+            "clone batch of {} on pool {pool}: checked {:.2} s, lvm {:.2} s, verified {:.2} s",
+            clones.len(),
+            checked.as_secs_f64(),
+            (batched - checked).as_secs_f64(),
+            (t0.elapsed() - batched).as_secs_f64()
+        );
+        let made: Vec<Volume> = clones
+            .iter()
+            .filter_map(|(_, name)| {
+                let lv = names::volume_lv(name);
+                after
+                    .iter()
+                    .find(|r| r.name == lv)
+                    .and_then(|r| to_volume(pool, r))
+            })
+            .collect();
+        if made.len() == clones.len() {
+            return Ok(made);
+        }
+        let (source, name) = clones
+            .iter()
+            .find(|(_, n)| !made.iter().any(|v| v.name == *n))
+            .expect("a clone is missing");
+        let cause = match ran {
+            Ok(out) => CommandError::Failed {
+                command: batch.display(),
+                code: out.code,
+                stderr: out.stderr_text(),
+            },
+            Err(e) => e,
+        };
+        if !made.is_empty() {
+            let undo: Vec<String> = made
+                .iter()
+                .map(|v| remove_line(pool, &names::volume_lv(&v.name)))
+                .collect();
+            let removed = run_ok(self.runner(), &lvm_batch(&undo)).and_then(|_| {
+                let left: Vec<String> = list_lvs(self.runner(), pool)
+                    .map_err(|e| CommandError::Failed {
+                        command: "lvs".into(),
+                        code: None,
+                        stderr: e.to_string(),
+                    })?
+                    .into_iter()
+                    .filter(|r| made.iter().any(|v| names::volume_lv(&v.name) == r.name))
+                    .map(|r| r.name)
+                    .collect();
+                if left.is_empty() {
+                    Ok(())
+                } else {
+                    Err(CommandError::Failed {
+                        command: "lvremove".into(),
+                        code: None,
+                        stderr: format!("still present: {}", left.join(", ")),
+                    })
+                }
+            });
+            if let Err(e) = removed {
+                tracing::error!(
+                    "clone rollback: cannot remove the clones made in pool {pool}: {}",
+                    cairn_core::boot::error_chain(&e)
+                );
+            }
+        }
+        Err(DataError::command(
+            format!("clone volume {source} as {name}"),
+            cause,
+        ))
+    }
+
     /// A point-in-time snapshot `snap` of volume `source` (a thin snapshot left inactive, so
     /// nothing writes to it; clone it to use it).
     pub fn snapshot_volume(
@@ -407,6 +600,160 @@ mod tests {
         assert_eq!(e.field(), Some("size_bytes"));
         let e = st.volumes("nope").unwrap_err();
         assert!(e.is_not_found(), "{e}");
+    }
+
+    /// `LVS` plus inactive, not activation-skipped clones `names` of `vol-base`.
+    fn lvs_with_clones(names: &[&str]) -> String {
+        let rows: String = names
+            .iter()
+            .map(|n| {
+                format!(
+                    r#"{{"lv_name":"vol-{n}", "lv_size":"67108864", "data_percent":"", "metadata_percent":"", "origin":"vol-base", "lv_attr":"Vwi---tz--"}},"#
+                )
+            })
+            .collect();
+        LVS.replacen("\"lv\": [", &format!("\"lv\": [{rows}"), 1)
+    }
+
+    fn pairs(names: &[&str]) -> Vec<(String, String)> {
+        names
+            .iter()
+            .map(|n| ("base".to_string(), n.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_of_clones_is_one_lvm_process_after_one_lvs() {
+        use crate::testing::storage_with;
+        use cairn_core::command::{CommandOutput, RecordingRunner};
+        let r = RecordingRunner::new();
+        r.expect("lvs", &[], CommandOutput::ok(LVS)).expect(
+            "lvm",
+            &[],
+            CommandOutput::ok(
+                "  Logical volume \"vol-x1\" created.\n  Logical volume \"cairn-tank/vol-x2\" created.\n  Logical volume \"vol-x3\" created.\n",
+            ),
+        );
+        let (st, _d, _a) = storage_with(r);
+        let made = st
+            .clone_volumes("tank", &pairs(&["x1", "x2", "x3"]))
+            .unwrap();
+        assert_eq!(
+            made.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(),
+            ["x1", "x2", "x3"]
+        );
+        assert!(made
+            .iter()
+            .all(|v| !v.active && v.origin.as_deref() == Some("base") && v.size_bytes == 67108864));
+        assert_eq!(made[0].path, "/dev/cairn-tank/vol-x1");
+        let calls = st.runner.calls();
+        let programs: Vec<&str> = calls.iter().map(|c| c.program.as_str()).collect();
+        assert_eq!(programs, ["lvs", "lvm"]);
+        let input = String::from_utf8(calls[1].stdin.clone().unwrap()).unwrap();
+        assert_eq!(
+            input,
+            "lvcreate -y -s -kn -an --noudevsync --ignoremonitoring -n vol-x1 cairn-tank/vol-base\n\
+             lvcreate -y -s -kn -an --noudevsync --ignoremonitoring -n vol-x2 cairn-tank/vol-base\n\
+             lvcreate -y -s -kn -an --noudevsync --ignoremonitoring -n vol-x3 cairn-tank/vol-base\n"
+        );
+    }
+
+    #[test]
+    fn without_a_created_report_for_every_clone_lvs_decides() {
+        use crate::testing::storage_with;
+        use cairn_core::command::{CommandOutput, RecordingRunner};
+        let r = RecordingRunner::new();
+        r.expect("lvs", &[], CommandOutput::ok(LVS))
+            .expect(
+                "lvm",
+                &[],
+                CommandOutput::ok("  Logical volume \"vol-x1\" created.\n"),
+            )
+            .expect(
+                "lvs",
+                &[],
+                CommandOutput::ok(lvs_with_clones(&["x1", "x2"])),
+            );
+        let (st, _d, _a) = storage_with(r);
+        let made = st.clone_volumes("tank", &pairs(&["x1", "x2"])).unwrap();
+        assert_eq!(made.len(), 2);
+        let programs: Vec<String> = st
+            .runner
+            .calls()
+            .iter()
+            .map(|c| c.program.clone())
+            .collect();
+        assert_eq!(programs, ["lvs", "lvm", "lvs"]);
+        assert!(!reported_created(
+            "  Logical volume \"vol-x10\" created.",
+            "vol-x1"
+        ));
+    }
+
+    #[test]
+    fn a_failed_clone_of_a_batch_is_named_and_the_others_are_removed() {
+        use crate::testing::storage_with;
+        use cairn_core::command::{CommandOutput, RecordingRunner};
+        let r = RecordingRunner::new();
+        r.expect("lvs", &[], CommandOutput::ok(LVS))
+            .expect(
+                "lvm",
+                &[],
+                CommandOutput {
+                    code: Some(0),
+                    stdout: Vec::new(),
+                    stderr: b"  Logical volume \"vol-x2\": no space\n".to_vec(),
+                },
+            )
+            // x1 and x3 were made, x2 was not.
+            .expect(
+                "lvs",
+                &[],
+                CommandOutput::ok(lvs_with_clones(&["x1", "x3"])),
+            )
+            .expect("lvm", &[], CommandOutput::ok(""))
+            .expect("lvs", &[], CommandOutput::ok(LVS));
+        let (st, _d, _a) = storage_with(r);
+        let e = st
+            .clone_volumes("tank", &pairs(&["x1", "x2", "x3"]))
+            .unwrap_err();
+        let text = cairn_core::boot::error_chain(&e);
+        assert!(text.starts_with("clone volume base as x2"), "{text}");
+        assert!(text.contains("no space"), "{text}");
+        let calls = st.runner.calls();
+        assert_eq!(calls.len(), 5);
+        let undo = String::from_utf8(calls[3].stdin.clone().unwrap()).unwrap();
+        assert_eq!(
+            undo,
+            "lvremove -y cairn-tank/vol-x1\nlvremove -y cairn-tank/vol-x3\n"
+        );
+    }
+
+    #[test]
+    fn a_batch_is_checked_before_anything_runs() {
+        use crate::testing::storage_with;
+        use cairn_core::command::{CommandOutput, RecordingRunner};
+        let (st, _d, _a) = storage_with(RecordingRunner::new());
+        let e = st.clone_volumes("tank", &pairs(&["x1", "x1"])).unwrap_err();
+        assert_eq!(e.field(), Some("clones[1].name"));
+        let e = st
+            .clone_volumes("tank", &pairs(&["x1", "Bad"]))
+            .unwrap_err();
+        assert_eq!(e.field(), Some("clones[1].name"));
+        assert_eq!(
+            st.clone_volumes("tank", &[]).unwrap_err().field(),
+            Some("clones")
+        );
+        assert!(st.runner_lines().is_empty());
+        st.script("lvs", CommandOutput::ok(LVS));
+        let e = st.clone_volumes("tank", &pairs(&["x1", "c1"])).unwrap_err();
+        assert!(matches!(e, DataError::Exists { .. }), "{e}");
+        st.script("lvs", CommandOutput::ok(LVS));
+        let e = st
+            .clone_volumes("tank", &[("nope".into(), "x1".into())])
+            .unwrap_err();
+        assert!(e.is_not_found(), "{e}");
+        assert!(st.runner.calls().iter().all(|c| c.program == "lvs"));
     }
 
     #[test]

@@ -34,6 +34,12 @@ pub enum VmError {
         #[source]
         source: VolumeError,
     },
+    #[error("cannot define clone {vm} in libvirt")]
+    DefineClone {
+        vm: String,
+        #[source]
+        source: HvError,
+    },
     #[error("hypervisor")]
     Hypervisor(#[from] HvError),
     #[error("VM store")]

@@ -14,7 +14,7 @@ pub mod xml;
 
 pub use error::VmError;
 pub use hypervisor::{Hypervisor, RunState};
-pub use service::{Resources, VmStatus, Vms, VmsConfig};
+pub use service::{ClonedVms, NewClone, Resources, VmStatus, Vms, VmsConfig};
 pub use spec::VmSpec;
 pub use volumes::{VolumeError, VolumeUse, Volumes};
 pub use xml::Accelerator;

@@ -367,11 +367,7 @@ impl Vms {
         let mut made: Vec<(String, String)> = Vec::new();
         let result = self.create_inner(spec, progress, &mut made);
         if result.is_err() {
-            for (pool, vol) in made.iter().rev() {
-                if let Err(e) = self.volumes.delete(pool, vol) {
-                    tracing::error!("cleanup: cannot delete volume {vol} of pool {pool}: {e}");
-                }
-            }
+            self.remove_volumes(&made);
         }
         result
     }
@@ -459,37 +455,7 @@ impl Vms {
             };
             disks.push(disk);
         }
-        let record = VmRecord {
-            name: spec.name.clone(),
-            uuid: crate::ids::new_uuid(),
-            vcpus: spec.vcpus,
-            memory_mib: spec.memory_mib,
-            disks,
-            nics: spec
-                .nics
-                .iter()
-                .map(|n| Nic {
-                    bridge: n.bridge.clone(),
-                    mac: n
-                        .mac
-                        .clone()
-                        .map(|m| m.to_ascii_lowercase())
-                        .unwrap_or_else(crate::ids::new_mac),
-                })
-                .collect(),
-            boot: if spec.boot.is_empty() {
-                vec![BootDevice::Disk, BootDevice::Cdrom]
-            } else {
-                spec.boot.clone()
-            },
-            cpu_model: spec
-                .cpu_model
-                .clone()
-                .unwrap_or_else(|| DEFAULT_CPU_MODEL.to_string()),
-            machine: spec.machine,
-            autostart: spec.autostart,
-            snapshots: BTreeMap::new(),
-        };
+        let record = new_record(spec, disks);
         progress.progress(85, "defining the VM in libvirt");
         self.hv.define(&self.xml(&record))?;
         {
@@ -583,6 +549,74 @@ impl Vms {
         }
         self.state_now(name)?;
         Ok(ShutdownOutcome::Forced)
+    }
+
+    /// The node is shutting down: send every running VM an ACPI shutdown at once, wait
+    /// until all are off or `timeout` has passed, then power off the rest. Every step is
+    /// logged, in order. Meant for the daemon's stop, while libvirtd still runs.
+    pub fn shutdown_all(&self, timeout: Duration) -> NodeStopReport {
+        let mut report = NodeStopReport::default();
+        let managed: Vec<String> = self.lock().records.keys().cloned().collect();
+        let running = match self.hv.states() {
+            Ok(states) => managed
+                .into_iter()
+                .filter(|n| states.get(n).is_some_and(|s| s.is_active()))
+                .collect::<Vec<_>>(),
+            Err(e) => {
+                tracing::error!("node stop: cannot list the VMs' states: {e}");
+                return report;
+            }
+        };
+        if running.is_empty() {
+            tracing::info!("node stop: no VM is running");
+            return report;
+        }
+        tracing::info!(
+            "node stop: ACPI shutdown requested for {} VM(s): {}; waiting up to {} s",
+            running.len(),
+            running.join(", "),
+            timeout.as_secs()
+        );
+        for n in &running {
+            if let Err(e) = self.hv.shutdown(n) {
+                tracing::warn!("node stop: ACPI shutdown of {n} failed: {e}");
+            }
+        }
+        let start = Instant::now();
+        let mut left = running;
+        loop {
+            let states = self.hv.states().unwrap_or_default();
+            let (on, off): (Vec<String>, Vec<String>) = left
+                .into_iter()
+                .partition(|n| states.get(n).is_some_and(|s| s.is_active()));
+            for n in off {
+                tracing::info!("node stop: VM {n} powered off by itself");
+                report.graceful.push(n);
+            }
+            left = on;
+            if left.is_empty() || start.elapsed() >= timeout {
+                break;
+            }
+            std::thread::sleep(
+                Duration::from_millis(250).min(timeout.saturating_sub(start.elapsed())),
+            );
+        }
+        if !left.is_empty() {
+            tracing::warn!(
+                "node stop: timeout after {} s; powering off {}",
+                timeout.as_secs(),
+                left.join(", ")
+            );
+        }
+        for n in left {
+            match self.hv.destroy(&n) {
+                Ok(()) => tracing::info!("node stop: VM {n} powered off"),
+                Err(e) => tracing::error!("node stop: cannot power off {n}: {e}"),
+            }
+            report.forced.push(n);
+        }
+        let _ = self.poll();
+        report
     }
 
     /// Power off at once.
@@ -701,6 +735,27 @@ impl Vms {
         autostart: Option<bool>,
         progress: &dyn Progress,
     ) -> Result<VmStatus, VmError> {
+        let clone = NewClone {
+            name: new_name.to_string(),
+            autostart,
+        };
+        let mut made = self.clone_vms(source, &[clone], snapshot, progress)?;
+        Ok(made.vms.remove(0))
+    }
+
+    /// Many clones of `source` (see [`Vms::clone_vm`]) in one go: every disk volume of every
+    /// clone in one storage batch per pool, then one libvirt definition each and one store
+    /// write. All or nothing: on a failure whatever was made is removed again and the error
+    /// names the clone (or its volume) that failed. Each clone's `autostart` defaults to the
+    /// source's.
+    pub fn clone_vms(
+        &self,
+        source: &str,
+        clones: &[NewClone],
+        snapshot: Option<&str>,
+        progress: &dyn Progress,
+    ) -> Result<ClonedVms, VmError> {
+        let _g = self.lock_change();
         let src = self.record(source)?;
         if let Some(s) = snapshot {
             if !src.snapshots.contains_key(s) {
@@ -710,48 +765,187 @@ impl Vms {
                 });
             }
         }
-        let spec = VmSpec {
-            name: new_name.to_string(),
-            vcpus: src.vcpus,
-            memory_mib: src.memory_mib,
-            disks: src
-                .disks
-                .iter()
-                .enumerate()
-                .map(|(i, d)| spec::DiskSpec {
-                    bus: d.bus,
-                    source: match d.kind {
-                        DiskKind::Disk => DiskSource::Clone {
-                            vm: source.to_string(),
-                            disk: i,
-                            snapshot: snapshot.map(str::to_string),
-                        },
-                        DiskKind::Cdrom => {
-                            let (share, file) =
-                                d.volume.split_once('/').unwrap_or((d.volume.as_str(), ""));
-                            DiskSource::Iso {
+        if clones.is_empty() {
+            return Err(spec::invalid("clones", "name at least one clone").into());
+        }
+        let facts = self.facts()?;
+        let mut specs = Vec::new();
+        for (i, c) in clones.iter().enumerate() {
+            let field = if clones.len() == 1 {
+                "name".to_string()
+            } else {
+                format!("clones[{i}].name")
+            };
+            spec::check_name(&field, &c.name)?;
+            if facts.vms.contains(&c.name) || clones[..i].iter().any(|o| o.name == c.name) {
+                return Err(
+                    spec::invalid(&field, format!("a VM named {} exists already", c.name)).into(),
+                );
+            }
+            let spec = clone_spec(&src, &c.name, snapshot, c.autostart);
+            spec::validate(&spec, &facts)?;
+            specs.push(spec);
+        }
+        // Every disk of every clone, grouped by pool: (disk index, source volume, new volume).
+        let mut by_pool: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+        for (i, d) in src.disks.iter().enumerate() {
+            if d.kind != DiskKind::Disk {
+                continue;
+            }
+            let source_vol = match snapshot {
+                None => d.volume.clone(),
+                Some(s) => src.snapshots[s].get(i).cloned().flatten().ok_or_else(|| {
+                    VmError::NoSnapshot {
+                        vm: source.into(),
+                        snapshot: s.into(),
+                    }
+                })?,
+            };
+            for c in clones {
+                by_pool
+                    .entry(d.pool.clone())
+                    .or_default()
+                    .push((source_vol.clone(), disk_volume(&c.name, i)));
+            }
+        }
+        for d in src.disks.iter().filter(|d| d.kind == DiskKind::Cdrom) {
+            if !self.host.is_file(Path::new(&d.path)) {
+                return Err(spec::invalid(
+                    "disks",
+                    format!("the CD-ROM image {} of VM {source} is gone", d.path),
+                )
+                .into());
+            }
+        }
+        let total = by_pool.values().map(Vec::len).sum::<usize>();
+        progress.progress(
+            5,
+            &format!(
+                "cloning {total} disk volume(s) for {} VM(s) in one storage batch",
+                clones.len()
+            ),
+        );
+        let t_volumes = Instant::now();
+        let mut made: Vec<(String, String)> = Vec::new();
+        let mut paths: BTreeMap<String, PathBuf> = BTreeMap::new();
+        for (pool, pairs) in &by_pool {
+            match self.volumes.clone_many(pool, pairs) {
+                Ok(p) => {
+                    for ((_, vol), path) in pairs.iter().zip(p) {
+                        made.push((pool.clone(), vol.clone()));
+                        paths.insert(vol.clone(), path);
+                    }
+                }
+                Err(e) => {
+                    self.remove_volumes(&made);
+                    return Err(vol_err(format!(
+                        "clone the disks of {} VM(s) from {source} on pool {pool}",
+                        clones.len()
+                    ))(e));
+                }
+            }
+        }
+        let records: Vec<VmRecord> = specs
+            .iter()
+            .map(|spec| {
+                let disks = src
+                    .disks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| match d.kind {
+                        DiskKind::Disk => {
+                            let vol = disk_volume(&spec.name, i);
+                            Disk {
+                                kind: DiskKind::Disk,
+                                bus: d.bus,
                                 pool: d.pool.clone(),
-                                share: share.to_string(),
-                                file: file.to_string(),
+                                path: paths[&vol].to_string_lossy().into_owned(),
+                                origin: Some(match snapshot {
+                                    None => d.volume.clone(),
+                                    Some(s) => src.snapshots[s]
+                                        .get(i)
+                                        .cloned()
+                                        .flatten()
+                                        .unwrap_or_default(),
+                                }),
+                                volume: vol,
                             }
                         }
-                    },
-                })
-                .collect(),
-            nics: src
-                .nics
+                        DiskKind::Cdrom => d.clone(),
+                    })
+                    .collect();
+                new_record(spec, disks)
+            })
+            .collect();
+        let volumes_took = t_volumes.elapsed();
+        let t_define = Instant::now();
+        let mut defined: Vec<&str> = Vec::new();
+        for (k, r) in records.iter().enumerate() {
+            progress.progress(
+                (50 + k * 45 / records.len()) as u8,
+                &format!("defining VM {} in libvirt", r.name),
+            );
+            if let Err(e) = self.hv.define(&self.xml(r)) {
+                self.undo_clones(&defined, &made);
+                return Err(VmError::DefineClone {
+                    vm: r.name.clone(),
+                    source: e,
+                });
+            }
+            defined.push(&r.name);
+        }
+        {
+            let mut inner = self.lock();
+            let mut next = inner.records.clone();
+            for r in &records {
+                next.insert(r.name.clone(), r.clone());
+            }
+            if let Err(e) = self.store.save(&next) {
+                drop(inner);
+                self.undo_clones(&defined, &made);
+                return Err(e.into());
+            }
+            inner.records = next;
+            for r in &records {
+                inner.states.insert(r.name.clone(), RunState::ShutOff);
+            }
+        }
+        let define_took = t_define.elapsed();
+        tracing::info!(
+            "cloned {source} as {} VM(s): disk volumes {:.2} s, libvirt definitions and records {:.2} s",
+            records.len(),
+            volumes_took.as_secs_f64(),
+            define_took.as_secs_f64()
+        );
+        progress.progress(100, &format!("created {} VM(s)", records.len()));
+        Ok(ClonedVms {
+            vms: records
                 .iter()
-                .map(|n| spec::NicSpec {
-                    bridge: n.bridge.clone(),
-                    mac: None,
-                })
-                .collect(),
-            boot: src.boot.clone(),
-            cpu_model: Some(src.cpu_model.clone()),
-            machine: src.machine,
-            autostart: autostart.unwrap_or(src.autostart),
-        };
-        self.create(&spec, progress)
+                .map(|r| self.get(&r.name))
+                .collect::<Result<_, _>>()?,
+            volumes_took,
+            define_took,
+        })
+    }
+
+    /// Remove volumes made by a failed operation (logged, not returned: the operation's own
+    /// error is what the caller needs).
+    fn remove_volumes(&self, made: &[(String, String)]) {
+        for (pool, vol) in made.iter().rev() {
+            if let Err(e) = self.volumes.delete(pool, vol) {
+                tracing::error!("cleanup: cannot delete volume {vol} of pool {pool}: {e}");
+            }
+        }
+    }
+
+    /// Undo a failed batch clone: undefine the domains defined, remove the volumes made.
+    fn undo_clones(&self, defined: &[&str], made: &[(String, String)]) {
+        for name in defined {
+            if let Err(e) = self.hv.undefine(name) {
+                tracing::error!("cleanup: cannot undefine VM {name}: {e}");
+            }
+        }
+        self.remove_volumes(made);
     }
 
     /// Snapshot every disk of a VM (thin snapshots; a running VM gives a crash-consistent one).
@@ -821,6 +1015,12 @@ impl Vms {
             .get(disk)
             .filter(|d| d.kind == DiskKind::Disk)
             .ok_or_else(|| spec::invalid("disk", format!("VM {name} has no disk number {disk}")))?;
+        // A clone is made inactive (its block device appears on activation).
+        if !self.host.exists(Path::new(&d.path)) {
+            self.volumes
+                .activate(&d.pool, &d.volume)
+                .map_err(vol_err(format!("activate volume {}", d.volume)))?;
+        }
         write_at_start(Path::new(&d.path), image).map_err(|source| VmError::Image {
             path: d.path.clone(),
             source,
@@ -843,6 +1043,122 @@ impl Vms {
             vm: name.into(),
             source,
         })
+    }
+}
+
+/// What [`Vms::shutdown_all`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct NodeStopReport {
+    /// VMs that powered off by themselves after the ACPI request.
+    pub graceful: Vec<String>,
+    /// VMs still running at the timeout, then powered off.
+    pub forced: Vec<String>,
+}
+
+/// The VMs a batch clone made, and where its time went.
+#[derive(Debug, Clone)]
+pub struct ClonedVms {
+    pub vms: Vec<VmStatus>,
+    /// Making every disk volume (the storage batches).
+    pub volumes_took: Duration,
+    /// Defining the VMs in libvirt and storing their records.
+    pub define_took: Duration,
+}
+
+/// One clone of a batch ([`Vms::clone_vms`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewClone {
+    pub name: String,
+    /// Autostart of the new VM; the source's when absent.
+    #[serde(default)]
+    pub autostart: Option<bool>,
+}
+
+/// The spec of a clone `new_name` of VM `src` (of its snapshot `snapshot`): the same shape,
+/// disks cloned, CD-ROMs kept, new MACs.
+fn clone_spec(
+    src: &VmRecord,
+    new_name: &str,
+    snapshot: Option<&str>,
+    autostart: Option<bool>,
+) -> VmSpec {
+    VmSpec {
+        name: new_name.to_string(),
+        vcpus: src.vcpus,
+        memory_mib: src.memory_mib,
+        disks: src
+            .disks
+            .iter()
+            .enumerate()
+            .map(|(i, d)| spec::DiskSpec {
+                bus: d.bus,
+                source: match d.kind {
+                    DiskKind::Disk => DiskSource::Clone {
+                        vm: src.name.clone(),
+                        disk: i,
+                        snapshot: snapshot.map(str::to_string),
+                    },
+                    DiskKind::Cdrom => {
+                        let (share, file) =
+                            d.volume.split_once('/').unwrap_or((d.volume.as_str(), ""));
+                        DiskSource::Iso {
+                            pool: d.pool.clone(),
+                            share: share.to_string(),
+                            file: file.to_string(),
+                        }
+                    }
+                },
+            })
+            .collect(),
+        nics: src
+            .nics
+            .iter()
+            .map(|n| spec::NicSpec {
+                bridge: n.bridge.clone(),
+                mac: None,
+            })
+            .collect(),
+        boot: src.boot.clone(),
+        cpu_model: Some(src.cpu_model.clone()),
+        machine: src.machine,
+        autostart: autostart.unwrap_or(src.autostart),
+    }
+}
+
+/// The record of a new VM from its validated spec and the disks made for it (new UUID, MACs
+/// for NICs without one, default boot order and CPU model).
+fn new_record(spec: &VmSpec, disks: Vec<Disk>) -> VmRecord {
+    VmRecord {
+        name: spec.name.clone(),
+        uuid: crate::ids::new_uuid(),
+        vcpus: spec.vcpus,
+        memory_mib: spec.memory_mib,
+        disks,
+        nics: spec
+            .nics
+            .iter()
+            .map(|n| Nic {
+                bridge: n.bridge.clone(),
+                mac: n
+                    .mac
+                    .clone()
+                    .map(|m| m.to_ascii_lowercase())
+                    .unwrap_or_else(crate::ids::new_mac),
+            })
+            .collect(),
+        boot: if spec.boot.is_empty() {
+            vec![BootDevice::Disk, BootDevice::Cdrom]
+        } else {
+            spec.boot.clone()
+        },
+        cpu_model: spec
+            .cpu_model
+            .clone()
+            .unwrap_or_else(|| DEFAULT_CPU_MODEL.to_string()),
+        machine: spec.machine,
+        autostart: spec.autostart,
+        snapshots: BTreeMap::new(),
     }
 }
 
@@ -888,6 +1204,8 @@ mod tests {
         domains: Mutex<BTreeMap<String, (String, RunState)>>,
         calls: Mutex<Vec<String>>,
         ignores_acpi: bool,
+        /// Refuse to define this domain.
+        fail_define: Mutex<Option<String>>,
     }
 
     impl FakeHv {
@@ -921,6 +1239,9 @@ mod tests {
                 .unwrap()
                 .to_string();
             self.log(format!("define {name}"));
+            if self.fail_define.lock().unwrap().as_deref() == Some(name.as_str()) {
+                return Err(HvError::NotDefined(name));
+            }
             let mut d = self.domains.lock().unwrap();
             let state = d.get(&name).map(|e| e.1).unwrap_or(RunState::ShutOff);
             d.insert(name, (xml.to_string(), state));
@@ -1104,6 +1425,43 @@ mod tests {
     }
 
     #[test]
+    fn node_stop_asks_every_running_vm_then_powers_off_the_rest() {
+        let f = fixture(true);
+        for n in ["a", "b", "c"] {
+            f.vms.create(&spec(n), &NoProgress).unwrap();
+        }
+        f.vms.start("a").unwrap();
+        f.vms.start("b").unwrap();
+        f.hv.calls.lock().unwrap().clear();
+        let t0 = Instant::now();
+        let r = f.vms.shutdown_all(Duration::from_millis(700));
+        assert!(t0.elapsed() >= Duration::from_millis(700));
+        assert_eq!(r.forced, ["a", "b"]);
+        assert!(r.graceful.is_empty());
+        assert_eq!(
+            *f.hv.calls.lock().unwrap(),
+            ["shutdown a", "shutdown b", "destroy a", "destroy b"]
+        );
+        assert_eq!(f.vms.get("a").unwrap().state, RunState::ShutOff);
+        // Nothing running: nothing to do, no waiting.
+        f.hv.calls.lock().unwrap().clear();
+        let r = f.vms.shutdown_all(Duration::from_secs(60));
+        assert_eq!(r, NodeStopReport::default());
+        assert!(f.hv.calls.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn node_stop_of_cooperative_guests_does_not_wait_for_the_timeout() {
+        let f = fixture(false);
+        f.vms.create(&spec("a"), &NoProgress).unwrap();
+        f.vms.start("a").unwrap();
+        let t0 = Instant::now();
+        let r = f.vms.shutdown_all(Duration::from_secs(30));
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        assert_eq!((r.graceful, r.forced), (vec!["a".to_string()], vec![]));
+    }
+
+    #[test]
     fn shutdown_of_a_cooperative_guest_is_graceful() {
         let f = fixture(false);
         f.vms.create(&spec("g"), &NoProgress).unwrap();
@@ -1132,7 +1490,7 @@ mod tests {
             .calls
             .lock()
             .unwrap()
-            .contains(&"clone tank g-disk0 g1-disk0".to_string()));
+            .contains(&"clone_many tank g-disk0>g1-disk0".to_string()));
         assert_eq!(c.record.disks[0].origin.as_deref(), Some("g-disk0"));
         assert_ne!(c.record.nics[0].mac, g.record.nics[0].mac);
         assert_eq!(c.record.nics[0].bridge, "br0");
@@ -1151,6 +1509,108 @@ mod tests {
             .clone_vm("g", "r2", Some("nope"), None, &NoProgress)
             .unwrap_err();
         assert!(matches!(e, VmError::NoSnapshot { .. }), "{e:?}");
+    }
+
+    fn batch(names: &[&str]) -> Vec<NewClone> {
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| NewClone {
+                name: n.to_string(),
+                autostart: (i == 0).then_some(false),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_clone_is_one_storage_batch_and_one_store_write() {
+        let f = fixture(false);
+        f.vms.create(&spec("g"), &NoProgress).unwrap();
+        f.vols.calls.lock().unwrap().clear();
+        let made = f
+            .vms
+            .clone_vms("g", &batch(&["c1", "c2", "c3"]), None, &NoProgress)
+            .unwrap();
+        let made = made.vms;
+        assert_eq!(made.len(), 3);
+        assert_eq!(
+            *f.vols.calls.lock().unwrap(),
+            ["clone_many tank g-disk0>c1-disk0 g-disk0>c2-disk0 g-disk0>c3-disk0"]
+        );
+        // Autostart per clone, the source's by default.
+        assert!(!made[0].record.autostart && made[1].record.autostart);
+        let macs: BTreeSet<_> = made.iter().map(|v| v.record.nics[0].mac.clone()).collect();
+        assert_eq!(macs.len(), 3);
+        for c in ["c1", "c2", "c3"] {
+            assert!(f.hv.domains.lock().unwrap().contains_key(c), "{c}");
+        }
+        // All three are in the store: a reopened service lists them.
+        let again = Vms::open(
+            f.vms.cfg.clone(),
+            f.hv.clone(),
+            f.vols.clone(),
+            Arc::new(FakeHost::default()),
+        )
+        .unwrap();
+        assert_eq!(again.list().len(), 4);
+    }
+
+    #[test]
+    fn a_batch_with_a_bad_or_taken_name_changes_nothing() {
+        let f = fixture(false);
+        f.vms.create(&spec("g"), &NoProgress).unwrap();
+        f.vols.calls.lock().unwrap().clear();
+        let field = |e: VmError| match e {
+            VmError::Invalid(i) => i.field,
+            e => panic!("{e:?}"),
+        };
+        let e = f
+            .vms
+            .clone_vms("g", &batch(&["c1", "c1"]), None, &NoProgress)
+            .unwrap_err();
+        assert_eq!(field(e), "clones[1].name");
+        let e = f
+            .vms
+            .clone_vms("g", &batch(&["c1", "g"]), None, &NoProgress)
+            .unwrap_err();
+        assert_eq!(field(e), "clones[1].name");
+        let e = f
+            .vms
+            .clone_vms("g", &batch(&["c1", "Bad!"]), None, &NoProgress)
+            .unwrap_err();
+        assert_eq!(field(e), "clones[1].name");
+        let e = f.vms.clone_vms("g", &[], None, &NoProgress).unwrap_err();
+        assert_eq!(field(e), "clones");
+        assert!(f.vols.calls.lock().unwrap().is_empty());
+        assert_eq!(f.vms.list().len(), 1);
+    }
+
+    #[test]
+    fn a_failed_batch_clone_names_the_clone_and_leaves_nothing() {
+        let f = fixture(false);
+        f.vms.create(&spec("g"), &NoProgress).unwrap();
+        *f.hv.fail_define.lock().unwrap() = Some("c2".into());
+        let e = f
+            .vms
+            .clone_vms("g", &batch(&["c1", "c2", "c3"]), None, &NoProgress)
+            .unwrap_err();
+        assert!(chain(&e).contains("clone c2"), "{}", chain(&e));
+        assert_eq!(f.vols.names(), ["g-disk0"]);
+        assert_eq!(
+            f.hv.domains.lock().unwrap().keys().collect::<Vec<_>>(),
+            ["g"]
+        );
+        assert_eq!(f.vms.list().len(), 1);
+        // A storage failure: the batch is refused as a whole and no VM is made.
+        *f.hv.fail_define.lock().unwrap() = None;
+        *f.vols.fail.lock().unwrap() = Some("clone_many".into());
+        let e = f
+            .vms
+            .clone_vms("g", &batch(&["c1", "c2"]), None, &NoProgress)
+            .unwrap_err();
+        assert!(matches!(e, VmError::Volume { .. }), "{e:?}");
+        assert_eq!(f.vms.list().len(), 1);
+        assert_eq!(f.vols.names(), ["g-disk0"]);
     }
 
     #[test]
@@ -1276,6 +1736,13 @@ mod tests {
             .update("g", |r| r.disks[0].path = dev.to_string_lossy().into())
             .unwrap();
         f.vms.write_image("g", 0, b"BOOT").unwrap();
+        // The (fake) host reports the device missing, so it was activated first.
+        assert!(f
+            .vols
+            .calls
+            .lock()
+            .unwrap()
+            .contains(&"activate tank g-disk0".to_string()));
         let got = std::fs::read(&dev).unwrap();
         assert_eq!((&got[..4], got.len()), (&b"BOOT"[..], 4096));
         assert!(matches!(

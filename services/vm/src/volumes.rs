@@ -24,6 +24,15 @@ pub trait Volumes: Send + Sync {
     fn create(&self, pool: &str, name: &str, size_bytes: u64) -> Result<PathBuf, VolumeError>;
     /// A copy-on-write clone of volume (or snapshot) `source`; returns its block device.
     fn clone_volume(&self, pool: &str, source: &str, name: &str) -> Result<PathBuf, VolumeError>;
+    /// Many copy-on-write clones at once, `(source, name)` each; all or nothing (on a
+    /// failure the clones made are removed and the error names the one that failed). The
+    /// clones' block devices appear once activated ([`Volumes::activate`]); returns their
+    /// device paths in order.
+    fn clone_many(
+        &self,
+        pool: &str,
+        clones: &[(String, String)],
+    ) -> Result<Vec<PathBuf>, VolumeError>;
     /// A read-only point-in-time snapshot `snap` of `source`.
     fn snapshot(&self, pool: &str, source: &str, snap: &str) -> Result<(), VolumeError>;
     /// Make an existing volume's block device appear (thin snapshots and clones carry LVM's
@@ -124,6 +133,30 @@ pub mod double {
             };
             v.insert((pool.into(), name.into()), (size, Some(source.into())));
             Ok(path(pool, name))
+        }
+        fn clone_many(
+            &self,
+            pool: &str,
+            clones: &[(String, String)],
+        ) -> Result<Vec<PathBuf>, VolumeError> {
+            let list: Vec<String> = clones.iter().map(|(s, n)| format!("{s}>{n}")).collect();
+            self.record(format!("clone_many {pool} {}", list.join(" ")))?;
+            let mut v = self.volumes.lock().unwrap();
+            for (source, name) in clones {
+                if !v.contains_key(&(pool.into(), source.into())) {
+                    return Err(VolumeError(format!("no volume {source}")));
+                }
+                if v.contains_key(&(pool.into(), name.into())) {
+                    return Err(VolumeError(format!("{name} exists")));
+                }
+            }
+            let mut paths = Vec::new();
+            for (source, name) in clones {
+                let size = v[&(pool.to_string(), source.to_string())].0;
+                v.insert((pool.into(), name.into()), (size, Some(source.into())));
+                paths.push(path(pool, name));
+            }
+            Ok(paths)
         }
         fn snapshot(&self, pool: &str, source: &str, snap: &str) -> Result<(), VolumeError> {
             self.record(format!("snapshot {pool} {source} {snap}"))?;

@@ -60,6 +60,20 @@ impl Volumes for StorageVolumes {
         Ok(PathBuf::from(v.path))
     }
 
+    fn clone_many(
+        &self,
+        pool: &str,
+        clones: &[(String, String)],
+    ) -> Result<Vec<PathBuf>, VolumeError> {
+        Ok(self
+            .storage()?
+            .clone_volumes(pool, clones)
+            .map_err(err)?
+            .into_iter()
+            .map(|v| PathBuf::from(v.path))
+            .collect())
+    }
+
     fn snapshot(&self, pool: &str, source: &str, snap: &str) -> Result<(), VolumeError> {
         self.storage()?
             .snapshot_volume(pool, source, snap)
