@@ -62,6 +62,11 @@ pub struct NodeConfig {
     pub watchdog: bool,
     /// Empty PCIe root ports kept for disks hot-plugged later (see [`disk_port`]).
     pub hotplug_ports: usize,
+    /// QEMU CPU model (`-cpu`); None: QEMU's default (`qemu64` under TCG, no SSE4.2).
+    pub cpu_model: Option<String>,
+    /// QEMU cache mode of the data disks given at launch (`cache=`); None: QEMU's default
+    /// (`writeback`: reads and writes go through the build machine's page cache).
+    pub data_disk_cache: Option<String>,
 }
 
 impl NodeConfig {
@@ -79,6 +84,8 @@ impl NodeConfig {
             nics: vec![NicSpec::Management],
             watchdog: true,
             hotplug_ports: 0,
+            cpu_model: None,
+            data_disk_cache: None,
         }
     }
 
@@ -116,6 +123,20 @@ impl NodeConfig {
     pub fn size(mut self, cpus: u8, memory_mib: u32) -> NodeConfig {
         self.cpus = cpus;
         self.memory_mib = memory_mib;
+        self
+    }
+
+    /// Sets the QEMU CPU model (`-cpu <model>`, e.g. `max`: every feature TCG emulates,
+    /// SSE4.2 included, so the guest's crc32c-intel driver can load).
+    pub fn cpu_model(mut self, model: &str) -> NodeConfig {
+        self.cpu_model = Some(model.to_string());
+        self
+    }
+
+    /// Sets the QEMU cache mode of the data disks (`none`: O_DIRECT on the image files, so
+    /// the build machine's page cache does not answer the guest's I/O).
+    pub fn data_disk_cache(mut self, mode: &str) -> NodeConfig {
+        self.data_disk_cache = Some(mode.to_string());
         self
     }
 
@@ -188,6 +209,9 @@ pub fn qemu_args(cfg: &NodeConfig, node_no: u32, paths: &QemuPaths, api_port: u1
         "-m",
         &cfg.memory_mib.to_string(),
     ]);
+    if let Some(model) = &cfg.cpu_model {
+        push(&["-cpu", model]);
+    }
     push(&["-nodefaults", "-no-user-config", "-display", "none"]);
     // ttyS0: the console; QEMU waits for the harness to connect so no line is lost.
     push(&[
@@ -257,9 +281,14 @@ pub fn qemu_args(cfg: &NodeConfig, node_no: u32, paths: &QemuPaths, api_port: u1
             continue;
         }
         let drive = format!("drv{i}");
+        let cache = cfg
+            .data_disk_cache
+            .as_ref()
+            .map(|c| format!(",cache={c}"))
+            .unwrap_or_default();
         push(&[
             "-drive",
-            &format!("file={},format=raw,if=none,id={drive}", p(disk)),
+            &format!("file={},format=raw,if=none,id={drive}{cache}", p(disk)),
         ]);
         let id = disk_id(i);
         let dev = match spec.bus {
@@ -361,6 +390,29 @@ mod tests {
         assert!(a.contains("path=/s/serial.sock,server=on,wait=on"));
         assert!(a.contains("-device i6300esb"));
         assert!(!a.contains("pflash"));
+        assert!(!a.contains("-cpu"), "QEMU's default CPU model unless asked");
+    }
+
+    #[test]
+    fn cpu_model_is_passed_to_qemu() {
+        let cfg = NodeConfig::new("n1", BootMode::DirectKernel).cpu_model("max");
+        let a = qemu_args(&cfg, 1, &paths(0), 8443).join(" ");
+        assert!(a.contains("-smp 1 -m 1024 -cpu max "), "{a}");
+    }
+
+    #[test]
+    fn data_disk_cache_mode_is_passed_to_qemu() {
+        let cfg = NodeConfig::new("n1", BootMode::DirectKernel).disk(Bus::Virtio, 64);
+        let a = qemu_args(&cfg, 1, &paths(1), 8443).join(" ");
+        assert!(
+            a.contains("file=/r/n1/data0.img,format=raw,if=none,id=drv0 "),
+            "{a}"
+        );
+        let a = qemu_args(&cfg.data_disk_cache("none"), 1, &paths(1), 8443).join(" ");
+        assert!(
+            a.contains("file=/r/n1/data0.img,format=raw,if=none,id=drv0,cache=none "),
+            "{a}"
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Scenario storage: a raid5 pool over virtio, AHCI and NVMe disks survives a pulled disk (degraded + critical alert within 30 s), is rebuilt onto a hot-plugged disk, comes back after reboots (also with a disk missing: degraded + alert, data readable and writable), re-adds the stale member with a resync, and refuses an ext4 disk until it is wiped by serial.
+//! Scenario storage: a raid5 pool over virtio, AHCI and NVMe disks survives a pulled disk (degraded + critical alert within 30 s), is rebuilt onto a hot-plugged disk, comes back after reboots (also with a disk missing: degraded + alert, data readable and writable), re-adds the stale member with a resync, grows from four to five disks (capacity shown first), is destroyed only with its typed name (leaving the disks free of signatures), and refuses an ext4 disk until it is wiped by serial; scenario storage_cli drives the same through cairnctl from the lab host.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -482,7 +482,100 @@ fn storage() -> Result<()> {
         "files changed after the stale member's resync"
     );
 
-    // --- Destroy needs the typed name ------------------------------------------------------
+    // --- Grow: add the wiped disk, raid5 4 -> 5 disks; capacity shown first ----------------------
+    let lvm_sizes = |node: &mut Node| -> Result<(u64, u64, u64)> {
+        let out = node.shell_check(
+            "pvs --noheadings --units b --nosuffix -o pv_size /dev/md/tank && \
+             vgs --noheadings --units b --nosuffix -o vg_size cairn-tank && \
+             lvs --noheadings --units b --nosuffix -o lv_size cairn-tank/thin",
+            Deadline::secs(60),
+        )?;
+        let v: Vec<u64> = out
+            .split_whitespace()
+            .map(|w| w.parse().with_context(|| format!("size {w} in {out}")))
+            .collect::<Result<_>>()?;
+        ensure!(v.len() == 3, "pv, vg and thin pool sizes: {out}");
+        Ok((v[0], v[1], v[2]))
+    };
+    let before = api.expect("GET", "/api/v1/pools/tank", None)?;
+    let md_before = before["size_bytes"].as_u64().context("pool size")?;
+    let (pv0, vg0, thin0) = lvm_sizes(&mut node)?;
+    expect_invalid(
+        &api,
+        "POST",
+        "/api/v1/pools/tank/add/plan",
+        &json!({"disk": d[1]}),
+        "disk",
+    )?;
+    let plan = api.expect(
+        "POST",
+        "/api/v1/pools/tank/add/plan",
+        Some(&json!({"disk": d[4]})),
+    )?;
+    ensure!(
+        plan["level"] == "raid5"
+            && plan["members"] == 5
+            && plan["usable_bytes_before"] == json!(3 * (DISK_MIB << 20))
+            && plan["usable_bytes"] == json!(4 * (DISK_MIB << 20)),
+        "add plan: {plan}"
+    );
+    ensure!(
+        api.expect("GET", "/api/v1/pools/tank", None)?["members"]
+            .as_array()
+            .map(Vec::len)
+            == Some(4),
+        "the add plan changed the pool"
+    );
+    let t = run_task(
+        &api,
+        "POST",
+        "/api/v1/pools/tank/add",
+        &json!({"disk": d[4]}),
+        Deadline::secs(900),
+    )?;
+    ensure!(t["kind"] == "pool.add", "{t}");
+    let seen: Vec<u64> = t["progress_seen"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default();
+    println!("storage: add (reshape) task progress seen: {seen:?}");
+    ensure!(
+        seen.iter().any(|p| (1..100).contains(p)),
+        "no intermediate reshape progress seen: {t}"
+    );
+    let p = wait_pool(
+        &api,
+        "the pool healthy on five disks after the reshape",
+        Deadline::secs(300),
+        healthy,
+    )?;
+    ensure!(
+        p["members"].as_array().is_some_and(|m| m.len() == 5
+            && m.iter().all(|x| x["state"] == "in_sync")
+            && m.iter().any(|x| x["disk"] == d[4].as_str())),
+        "{p}"
+    );
+    let md_after = p["size_bytes"].as_u64().context("pool size")?;
+    let (pv1, vg1, thin1) = lvm_sizes(&mut node)?;
+    println!(
+        "storage: grow: md {md_before} -> {md_after} B, PV {pv0} -> {pv1}, VG {vg0} -> {vg1}, thin pool {thin0} -> {thin1}"
+    );
+    // One more member's worth (less md's per-disk metadata) in every layer.
+    let member = DISK_MIB << 20;
+    ensure!(
+        md_after >= md_before + member * 9 / 10,
+        "md did not grow by a member: {md_before} -> {md_after}"
+    );
+    ensure!(
+        pv1 >= pv0 + member * 9 / 10 && vg1 >= vg0 + member * 9 / 10 && thin1 > thin0,
+        "LVM did not grow: PV {pv0} -> {pv1}, VG {vg0} -> {vg1}, thin {thin0} -> {thin1}"
+    );
+    ensure!(
+        checksums(&mut node, sh())? == sums,
+        "files changed over the grow"
+    );
+
+    // --- Destroy: typed name, then the disks are free, no signatures left--------------------------------------------------
     expect_invalid(
         &api,
         "DELETE",
@@ -493,6 +586,235 @@ fn storage() -> Result<()> {
     if api.get("/api/v1/pools/tank")?.status != 200 {
         bail!("the pool went away after a refused destroy");
     }
+    let members: Vec<String> = api.expect("GET", "/api/v1/pools/tank", None)?["members"]
+        .as_array()
+        .context("members")?
+        .iter()
+        .filter_map(|m| m["disk"].as_str().map(str::to_string))
+        .collect();
+    ensure!(members.len() == 5, "{members:?}");
+    let t = run_task(
+        &api,
+        "DELETE",
+        "/api/v1/pools/tank",
+        &json!({"confirm_name": "tank"}),
+        Deadline::secs(300),
+    )?;
+    ensure!(t["kind"] == "pool.destroy", "{t}");
+    let r = api.get("/api/v1/pools/tank")?;
+    ensure!(
+        r.status == 404,
+        "the destroyed pool: {} {}",
+        r.status,
+        r.body
+    );
+    let pools = api.expect("GET", "/api/v1/pools", None)?;
+    ensure!(
+        pools["pools"].as_array().is_some_and(|a| a.is_empty()),
+        "our records still list a pool: {pools}"
+    );
+    api.wait_for(
+        "/api/v1/disks",
+        "every former member listed as free",
+        Deadline::secs(60),
+        |v| {
+            v["disks"].as_array().is_some_and(|a| {
+                members.iter().all(|m| {
+                    a.iter()
+                        .any(|x| x["id"] == m.as_str() && x["usage"] == "free")
+                })
+            })
+        },
+    )?;
+    for m in &members {
+        let dev = format!("/dev/disk/by-id/{m}");
+        let sigs = node.shell_check(&format!("wipefs --noheadings {dev}"), sh())?;
+        ensure!(sigs.trim().is_empty(), "signatures left on {m}: {sigs}");
+        let ex = node.shell_run(&format!("mdadm --examine {dev}"), sh())?;
+        ensure!(ex.code != 0, "md superblock left on {m}: {ex:?}");
+    }
+    let left = node.shell_check(
+        "ls /dev/md/ 2>/dev/null; vgs --noheadings -o vg_name 2>/dev/null; true",
+        sh(),
+    )?;
+    ensure!(
+        !left.contains("tank"),
+        "array or volume group left behind: {left}"
+    );
+    println!(
+        "storage: pool destroyed; {} disks free with no signatures",
+        members.len()
+    );
+    node.finish();
+    Ok(())
+}
+
+/// The cairnctl binary built next to this test (`cargo build -p cairnctl` first).
+fn cairnctl_bin() -> Result<std::path::PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let bin = target.join("debug/cairnctl");
+    ensure!(
+        bin.is_file(),
+        "no {}: run `cargo build -p cairnctl` before this scenario",
+        bin.display()
+    );
+    Ok(bin)
+}
+
+/// Runs cairnctl against the node with a config dir holding its pin and API token; returns
+/// (exit code, stdout, stderr).
+fn ctl(
+    bin: &std::path::Path,
+    cfg: &std::path::Path,
+    node: &str,
+    args: &[&str],
+) -> Result<(i32, String, String)> {
+    let out = std::process::Command::new(bin)
+        .arg("--config-dir")
+        .arg(cfg)
+        .args(["--node", node])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .with_context(|| format!("running cairnctl {args:?}"))?;
+    let r = (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    println!(
+        "storage_cli: cairnctl {} -> {}\n{}{}",
+        args.join(" "),
+        r.0,
+        r.1,
+        r.2
+    );
+    Ok(r)
+}
+
+#[test]
+#[ignore = "QEMU lab: needs a built image (cargo xtask image) and cairnctl (cargo build -p cairnctl)"]
+fn storage_cli() -> Result<()> {
+    let Some(lab) = Lab::for_test("storage_cli") else {
+        return Ok(());
+    };
+    let bin = cairnctl_bin()?;
+    let mut node = lab.prepare(
+        NodeConfig::new("storcli1", BootMode::DirectKernel)
+            .size(1, 1536)
+            .disk(Bus::Virtio, DISK_MIB)
+            .disk(Bus::Virtio, DISK_MIB)
+            .disk(Bus::Virtio, DISK_MIB),
+    )?;
+    node.launch()?;
+    let api = node.claim(Deadline::secs(300))?;
+    let pin = node.wait_setup(Deadline::secs(30))?.fingerprint.to_string();
+    let addr = format!("127.0.0.1:{}", api.addr().port());
+    // What `cairnctl login` would have stored: the pinned certificate and an API token.
+    let cfg = node.dir().join("cairnctl");
+    std::fs::create_dir_all(&cfg).context("cairnctl config dir")?;
+    std::fs::write(
+        cfg.join("nodes.json"),
+        json!({"current": addr, "nodes": {addr.clone(): {
+            "fingerprint": pin, "user": "admin", "token": api.token(), "token_id": null}}})
+        .to_string(),
+    )
+    .context("writing nodes.json")?;
+
+    let (code, out, _) = ctl(&bin, &cfg, &addr, &["-o", "json", "disks"])?;
+    ensure!(code == 0, "cairnctl disks failed");
+    let v: Value = serde_json::from_str(&out).context("cairnctl disks -o json")?;
+    let mut free: Vec<String> = v["disks"]
+        .as_array()
+        .context("disks")?
+        .iter()
+        .filter(|d| d["usage"] == "free")
+        .filter_map(|d| d["id"].as_str().map(str::to_string))
+        .collect();
+    free.sort();
+    ensure!(free.len() == 3, "three free data disks: {v}");
+
+    // Create: the capacity is printed before anything runs; the task is followed to the end.
+    let (code, out, err) = ctl(
+        &bin,
+        &cfg,
+        &addr,
+        &[
+            "pools", "create", "mirror", "--level", "raid1", &free[0], &free[1], "--yes",
+        ],
+    )?;
+    ensure!(code == 0, "pools create failed: {err}");
+    ensure!(
+        out.contains("pool mirror (raid1) over 2 disks") && out.contains("192.0 MiB usable"),
+        "no capacity shown: {out}"
+    );
+    api.wait_for(
+        "/api/v1/pools/mirror",
+        "pool mirror healthy, resync done",
+        Deadline::secs(300),
+        |p| p["state"] == "healthy" && p["sync"].is_null(),
+    )?;
+    let (code, out, _) = ctl(&bin, &cfg, &addr, &["pools"])?;
+    ensure!(code == 0 && out.contains("mirror"), "pools: {out}");
+
+    // Add: without a terminal and without --yes nothing changes; with it the disk is added.
+    let (code, out, err) = ctl(&bin, &cfg, &addr, &["pools", "add", "mirror", &free[2]])?;
+    ensure!(
+        code != 0 && out.contains("on 3 disks") && err.contains("--yes"),
+        "pools add without --yes: {code} {out} {err}"
+    );
+    let p = api.expect("GET", "/api/v1/pools/mirror", None)?;
+    ensure!(
+        p["members"].as_array().map(Vec::len) == Some(2),
+        "add ran without confirmation: {p}"
+    );
+    let (code, _, err) = ctl(
+        &bin,
+        &cfg,
+        &addr,
+        &["pools", "add", "mirror", &free[2], "--yes"],
+    )?;
+    ensure!(code == 0, "pools add failed: {err}");
+    let p = api.wait_for(
+        "/api/v1/pools/mirror",
+        "pool mirror healthy on three disks",
+        Deadline::secs(300),
+        |p| {
+            p["state"] == "healthy"
+                && p["sync"].is_null()
+                && p["members"].as_array().map(Vec::len) == Some(3)
+        },
+    )?;
+    println!("storage_cli: after add: {p}");
+
+    // Destroy: a wrong typed name is refused and changes nothing; the right one destroys.
+    let (code, _, err) = ctl(
+        &bin,
+        &cfg,
+        &addr,
+        &["pools", "destroy", "mirror", "--confirm", "mirorr"],
+    )?;
+    ensure!(
+        code != 0 && err.contains("type the pool's name"),
+        "wrong confirm: {code} {err}"
+    );
+    ensure!(
+        api.get("/api/v1/pools/mirror")?.status == 200,
+        "the pool went away after a refused destroy"
+    );
+    let (code, _, err) = ctl(
+        &bin,
+        &cfg,
+        &addr,
+        &["pools", "destroy", "mirror", "--confirm", "mirror"],
+    )?;
+    ensure!(code == 0, "pools destroy failed: {err}");
+    ensure!(
+        api.get("/api/v1/pools/mirror")?.status == 404,
+        "the pool is still there"
+    );
     node.finish();
     Ok(())
 }

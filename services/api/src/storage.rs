@@ -1,4 +1,4 @@
-//! Disks and pools (backed by cairn-storage): inventory, wipe, create with a plan, status, replace, add, destroy.
+//! Disks and pools (backed by cairn-storage): inventory, wipe, create with a plan, status, replace, add with a plan, destroy.
 
 use crate::error::ApiError;
 use crate::request::Ctx;
@@ -21,6 +21,7 @@ pub enum StorageOp {
     DestroyPool,
     ReplaceDisk,
     AddDisk,
+    PlanAdd,
 }
 
 impl StorageOp {
@@ -74,6 +75,11 @@ pub const ROUTES: &[Route] = &[
     Route {
         path: "/api/v1/pools/{pool}/add",
         methods: &[("POST", S(AddDisk))],
+        allowed: &["POST"],
+    },
+    Route {
+        path: "/api/v1/pools/{pool}/add/plan",
+        methods: &[("POST", S(PlanAdd))],
         allowed: &["POST"],
     },
 ];
@@ -292,6 +298,12 @@ pub async fn handle(ctx: &Ctx<'_>, op: StorageOp) -> Result<Response<Body>, ApiE
                 "disk added",
                 move |s, p| s.add_disk(&name, &body.disk, p).map(drop),
             ))
+        }
+        PlanAdd => {
+            let body: AddBody = ctx.json()?;
+            let name = ctx.param().to_string();
+            let plan = blocking(storage, move |s| s.plan_add(&name, &body.disk)).await?;
+            Ok(json(StatusCode::OK, &plan))
         }
     }
 }
@@ -607,6 +619,38 @@ mod tests {
             api.runner.calls().len(),
             before,
             "refused requests ran nothing"
+        );
+        let r = api
+            .call(
+                Method::POST,
+                "/api/v1/pools/tank/add/plan",
+                Some(json!({"disk": "vde"})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.json());
+        let member = 262144u64 * 512;
+        assert_eq!(
+            (
+                r.json()["disk"].clone(),
+                r.json()["members"].clone(),
+                r.json()["usable_bytes_before"].clone(),
+                r.json()["usable_bytes"].clone()
+            ),
+            (
+                json!("virtio-E"),
+                json!(4),
+                json!(2 * member),
+                json!(3 * member)
+            )
+        );
+        assert_eq!(
+            api.call(Method::GET, "/api/v1/pools/tank", None)
+                .await
+                .json()["members"]
+                .as_array()
+                .map(Vec::len),
+            Some(3),
+            "the plan changed nothing"
         );
         let r = api
             .call(

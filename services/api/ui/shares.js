@@ -41,7 +41,7 @@ function numberInput(value, attrs = {}) {
 /** A small form: `fields` are [name, label, input, hint]; `submit(values)` calls the API. */
 function miniForm(title, fields, buttonLabel, submit) {
   const err = formError();
-  const btn = h('button', { type: 'submit' }, buttonLabel);
+  const btn = h('button', { type: 'submit', class: 'primary' }, buttonLabel);
   const form = h('form', { class: 'card mini-form', novalidate: true },
     h('h3', {}, title),
     fields.map(([name, label, input, hint]) => field(name, label, input, hint)),
@@ -255,7 +255,7 @@ export function renderShares(container, pool) {
     refresh();
   });
 
-  const scrubBtn = h('button', { type: 'button' }, 'Scrub now');
+  const scrubBtn = h('button', { type: 'button', class: 'secondary small' }, 'Scrub now');
   const scrubErr = h('p', { class: 'form-error', role: 'alert', hidden: true });
   scrubBtn.addEventListener('click', async () => {
     scrubErr.hidden = true;

@@ -252,6 +252,13 @@ export async function renderStorage(main) {
         free.length ? h('button', { type: 'button', class: 'secondary small', onclick: () => ops.replaceChildren(diskChoice({
           title: `Add a disk to ${p.name}`, button: 'Add and grow', free,
           action: (disk) => api('POST', `/api/v1/pools/${encodeURIComponent(p.name)}/add`, { body: { disk }, signedIn: true }),
+          plan: async (disk) => {
+            const a = await api('POST', `/api/v1/pools/${encodeURIComponent(p.name)}/add/plan`, { body: { disk }, signedIn: true });
+            const gain = a.usable_bytes > a.usable_bytes_before
+              ? `about ${bytes(a.usable_bytes_before)} usable now → about ${bytes(a.usable_bytes)} after`
+              : `usable capacity stays about ${bytes(a.usable_bytes)} (one more copy of the data)`;
+            return `${a.level_before === a.level ? a.level : `${a.level_before} → ${a.level}`} on ${a.members} disks: ${gain}. The pool stays usable while md reshapes; progress shows as a task. Everything on the added disk is erased.`;
+          },
           fieldName: 'disk',
         })) }, 'Add disk…') : null,
         h('button', { type: 'button', class: 'secondary small danger', onclick: () => ops.replaceChildren(confirmForm({
@@ -266,16 +273,32 @@ export async function renderStorage(main) {
     import('./shares.js').then((m) => m.renderPoolShares && m.renderPoolShares(sharesHost, p.name)).catch(() => {});
   }
 
-  function diskChoice({ title, button, free, action, fieldName }) {
+  /** Pick a blank disk for `action`; with `plan`, its answer (the capacity) is shown first and a second click confirms. */
+  function diskChoice({ title, button, free, action, fieldName, plan }) {
     const select = h('select', {}, free.map((d) => h('option', { value: d.id }, `${d.model || d.name} · ${bytes(d.size_bytes)} · ${d.serial || d.id}`)));
-    const submit = h('button', { type: 'submit', class: 'primary' }, button);
+    const submit = h('button', { type: 'submit', class: 'primary' }, plan ? 'Show capacity' : button);
+    const summary = h('p', { class: 'notice', hidden: true });
+    let planned = null;
     const form = h('form', { class: 'card', novalidate: true }, h('h3', {}, title),
-      field(fieldName, 'Blank disk', select), formError(), h('div', { class: 'actions' }, submit));
+      field(fieldName, 'Blank disk', select), summary, formError(), h('div', { class: 'actions' }, submit));
+    select.addEventListener('change', () => {
+      planned = null;
+      summary.hidden = true;
+      if (plan) submit.textContent = 'Show capacity';
+    });
     form.addEventListener('submit', async (ev) => {
       ev.preventDefault();
       clearErrors(form);
       submit.disabled = true;
       try {
+        if (plan && planned !== select.value) {
+          summary.replaceChildren(await plan(select.value));
+          summary.hidden = false;
+          planned = select.value;
+          submit.textContent = button;
+          submit.disabled = false;
+          return;
+        }
         const task = await action(select.value);
         form.replaceWith(taskLine(task, () => load()));
       } catch (err) {

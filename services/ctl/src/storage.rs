@@ -1,4 +1,4 @@
-//! `cairnctl disks|pools`: the disk inventory, wipe by serial, and pool create (capacity shown first), show, replace, add, destroy.
+//! `cairnctl disks|pools`: the disk inventory, wipe by serial, and pool create and add (capacity shown first), show, replace, destroy.
 
 use crate::args::Output;
 use crate::conn::api_error;
@@ -22,7 +22,8 @@ pub const USAGE: &str = "\
   pools create NAME --level single|raid1|raid5|raid6|raid10 DISK... [--yes]
                                     shows the usable capacity, asks, then builds (progress bar)
   pools replace NAME OLD NEW        replace member OLD by blank disk NEW; waits for the rebuild
-  pools add NAME DISK               add a disk and grow the pool
+  pools add NAME DISK [--yes]       shows the capacity after the add, asks, then adds the
+                                    disk and grows the pool (progress bar)
   pools destroy NAME --confirm NAME destroy a pool and all its data";
 
 /// One parsed verb.
@@ -54,6 +55,7 @@ pub enum Verb {
     Add {
         name: String,
         disk: String,
+        yes: bool,
     },
     Destroy {
         name: String,
@@ -114,8 +116,12 @@ pub fn parse(verb: &str, rest: &[String]) -> Result<(Verb, Option<Output>), Stri
         }
     };
     let p = |i: usize| pos[i].clone();
-    if yes && !(verb == "pools" && pos.first().map(String::as_str) == Some("create")) {
-        return Err(format!("{verb}: --yes is only for pools create"));
+    if yes
+        && !(verb == "pools" && matches!(pos.first().map(String::as_str), Some("create" | "add")))
+    {
+        return Err(format!(
+            "{verb}: --yes is only for pools create and pools add"
+        ));
     }
     let v = match (verb, pos.first().map(String::as_str)) {
         ("disks", None) => {
@@ -172,11 +178,12 @@ pub fn parse(verb: &str, rest: &[String]) -> Result<(Verb, Option<Output>), Stri
             }
         }
         ("pools", Some("add")) => {
-            want(3, "add NAME DISK")?;
+            want(3, "add NAME DISK [--yes]")?;
             known(&[])?;
             Verb::Add {
                 name: p(1),
                 disk: p(2),
+                yes,
             }
         }
         ("pools", Some("destroy")) => {
@@ -377,6 +384,23 @@ pub fn plan_text(p: &Value) -> String {
     out
 }
 
+/// What adding a disk will give.
+pub fn add_plan_text(p: &Value) -> String {
+    let level = if p["level_before"] == p["level"] {
+        str_of(&p["level"]).to_string()
+    } else {
+        format!("{} -> {}", str_of(&p["level_before"]), str_of(&p["level"]))
+    };
+    format!(
+        "pool {} ({level}) with {} on {} disks: {} usable now, {} after\n",
+        str_of(&p["pool"]),
+        str_of(&p["disk"]),
+        p["members"],
+        human(p["usable_bytes_before"].as_u64().unwrap_or(0)),
+        human(p["usable_bytes"].as_u64().unwrap_or(0)),
+    )
+}
+
 fn print(output: Output, v: &Value, text: impl FnOnce(&Value) -> String) {
     match output {
         Output::Json => println!("{v}"),
@@ -480,7 +504,27 @@ pub async fn run(s: &Session, verb: Verb, output: Output) -> anyhow::Result<()> 
             )
             .await?
         }
-        Verb::Add { name, disk } => {
+        Verb::Add { name, disk, yes } => {
+            let plan = call(
+                s,
+                Method::POST,
+                &format!("/api/v1/pools/{name}/add/plan"),
+                Some(json!({"disk": disk})),
+                &format!("cannot add {disk}"),
+            )
+            .await?;
+            if output == Output::Text {
+                print!("{}", add_plan_text(&plan));
+            } else {
+                eprintln!("{plan}");
+            }
+            if !yes
+                && !confirm(&format!(
+                    "Add {disk} to pool {name}? Everything on the disk is lost."
+                ))?
+            {
+                anyhow::bail!("not confirmed; nothing was changed");
+            }
             task(
                 s,
                 Method::POST,
@@ -572,6 +616,15 @@ mod tests {
         assert!(p("pools", &["add", "tank", "d", "--force", "x"])
             .unwrap_err()
             .contains("--force"));
+        assert_eq!(
+            p("pools", &["add", "tank", "d", "--yes"]).unwrap().0,
+            Verb::Add {
+                name: "tank".into(),
+                disk: "d".into(),
+                yes: true
+            }
+        );
+        assert!(p("pools", &["replace", "tank", "a", "b", "--yes"]).is_err());
     }
 
     #[test]
@@ -592,5 +645,10 @@ mod tests {
         );
         let plan = json!({"name": "tank", "level": "raid5", "disks": ["a", "b", "c"], "raw_bytes": 3u64 << 30, "usable_bytes": 2u64 << 30, "redundancy": 1, "notes": ["x"]});
         assert_eq!(plan_text(&plan), "pool tank (raid5) over 3 disks: 3.0 GiB raw, 2.0 GiB usable, survives 1 disk failure(s)\nnote: x\n");
+        let add = json!({"pool": "tank", "disk": "virtio-E", "level_before": "single", "level": "raid1", "members": 2, "usable_bytes_before": 1u64 << 30, "usable_bytes": 1u64 << 30});
+        assert_eq!(
+            add_plan_text(&add),
+            "pool tank (single -> raid1) with virtio-E on 2 disks: 1.0 GiB usable now, 1.0 GiB after\n"
+        );
     }
 }

@@ -3,7 +3,8 @@
 use cairn_core::command::Invocation;
 use std::path::Path;
 
-/// `mkfs.btrfs` on a fresh thin LV (no discard pass: a new thin LV holds no data).
+/// `mkfs.btrfs` on a fresh thin LV (no discard pass: a new thin LV holds no data), with
+/// xxhash64 data checksums (decision 0011).
 pub fn mkfs(device: &Path, label: &str) -> Invocation {
     Invocation::new(
         "mkfs.btrfs",
@@ -11,6 +12,8 @@ pub fn mkfs(device: &Path, label: &str) -> Invocation {
             "-q".to_string(),
             "-f".to_string(),
             "--nodiscard".to_string(),
+            "--csum".to_string(),
+            "xxhash".to_string(),
             "-L".to_string(),
             label.to_string(),
             device.display().to_string(),
@@ -323,7 +326,7 @@ Data,single: Size:1620000000, Used:1571127296 (96.98%)
         let mnt = Path::new("/var/lib/cairn/shares/tank/docs");
         assert_eq!(
             mkfs(dev, "docs").display(),
-            "mkfs.btrfs -q -f --nodiscard -L docs /dev/cairn-tank/share-docs"
+            "mkfs.btrfs -q -f --nodiscard --csum xxhash -L docs /dev/cairn-tank/share-docs"
         );
         assert_eq!(
             mount(dev, mnt).display(),

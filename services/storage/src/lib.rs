@@ -38,6 +38,7 @@ pub use paths::SystemPaths;
 pub use plan::CreatePlan;
 pub use pools::CreatePool;
 pub use records::PoolRecord;
+pub use replace::AddPlan;
 pub use service::Storage;
 pub use status::{MemberState, PoolState, PoolStatus};
 pub use volume::Volume;

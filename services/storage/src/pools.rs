@@ -429,7 +429,7 @@ mod tests {
             [
                 "pvcreate --yes /dev/md/tank",
                 "vgcreate cairn-tank /dev/md/tank",
-                "lvcreate --yes --type thin-pool --extents 90%VG --name thin cairn-tank"
+                "lvcreate --yes --type thin-pool --extents 90%VG --chunksize 512k --name thin cairn-tank"
             ]
         );
         let rec = s.records();

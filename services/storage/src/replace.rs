@@ -261,8 +261,55 @@ impl Storage {
     /// Check an add request without changing anything.
     pub fn check_add(&self, name: &str, disk: &str) -> Result<(PoolRecord, Disk), StorageError> {
         let rec = self.running_record(name)?;
+        if md::read_array(self.paths(), name).is_some_and(|a| a.degraded > 0) {
+            return Err(StorageError::PoolUnusable {
+                name: name.to_string(),
+                reason: "it is degraded: replace the missing member before growing it".into(),
+            });
+        }
         let disk = self.usable_new_disk("disk", disk)?;
+        if let Some(min) = self
+            .smallest_member(&rec)?
+            .filter(|min| disk.size_bytes < *min)
+        {
+            return Err(StorageError::invalid(
+                "disk",
+                format!(
+                    "{} holds {} bytes, less than the pool's members ({min} bytes)",
+                    disk.id, disk.size_bytes
+                ),
+            ));
+        }
         Ok((rec, disk))
+    }
+
+    /// The size of the pool's smallest member present now (None: none is present).
+    fn smallest_member(&self, rec: &PoolRecord) -> Result<Option<u64>, StorageError> {
+        let disks = self.refresh_disks()?;
+        Ok(rec
+            .members
+            .iter()
+            .filter_map(|m| disks.iter().find(|d| d.id == *m))
+            .map(|d| d.size_bytes)
+            .min())
+    }
+
+    /// What adding `disk` to pool `name` gives (level, members, usable capacity before and
+    /// after), for the admin to see before confirming. Changes nothing.
+    pub fn plan_add(&self, name: &str, disk: &str) -> Result<AddPlan, StorageError> {
+        let (rec, disk) = self.check_add(name, disk)?;
+        let member = self.smallest_member(&rec)?.unwrap_or(disk.size_bytes);
+        let n = rec.members.len();
+        let level = grown_level(rec.level);
+        Ok(AddPlan {
+            pool: rec.name.clone(),
+            disk: disk.id.clone(),
+            level_before: rec.level,
+            level,
+            members: n + 1,
+            usable_bytes_before: rec.level.usable_bytes(n, member),
+            usable_bytes: level.usable_bytes(n + 1, member),
+        })
     }
 
     /// Add blank disk `disk` to pool `name` and grow it: a single disk becomes a mirror, a
@@ -295,11 +342,7 @@ impl Storage {
                 ],
             ),
         )?;
-        let level = if rec.level == Level::Single {
-            Level::Raid1
-        } else {
-            rec.level
-        };
+        let level = grown_level(rec.level);
         let id = disk.id.clone();
         self.update_records(|r| {
             if let Some(p) = r.get_mut(name) {
@@ -329,6 +372,31 @@ impl Storage {
         }
         progress.progress(100, "disk added");
         self.pool_status(name)
+    }
+}
+
+/// What adding one disk to a pool gives, shown before confirming.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AddPlan {
+    pub pool: String,
+    /// The disk's stable id.
+    pub disk: String,
+    pub level_before: Level,
+    /// The level after the add (a single disk becomes a mirror).
+    pub level: Level,
+    /// Members after the add.
+    pub members: usize,
+    pub usable_bytes_before: u64,
+    /// Usable capacity after the add (mirrors gain a copy, not space).
+    pub usable_bytes: u64,
+}
+
+/// The level a pool has after one more disk: a single disk becomes a mirror.
+fn grown_level(level: Level) -> Level {
+    if level == Level::Single {
+        Level::Raid1
+    } else {
+        level
     }
 }
 
@@ -500,5 +568,44 @@ mod tests {
             ]
         );
         assert_eq!(s.records().pools[0].members.len(), 4);
+    }
+
+    #[test]
+    fn add_plan_shows_the_capacity_before_and_after_and_runs_nothing_else() {
+        let t = tempfile::tempdir().unwrap();
+        let (r, s) = setup(t.path());
+        add_array(t.path(), "tank", "md127", 3, 0, ("idle", "none"), &[]);
+        r.expect("wipefs", &["--json"], CommandOutput::ok(""));
+        let plan = s.plan_add("tank", "vde").unwrap();
+        let member = 262144u64 * 512;
+        assert_eq!(plan.disk, "virtio-E");
+        assert_eq!(
+            (plan.level_before, plan.level),
+            (Level::Raid5, Level::Raid5)
+        );
+        assert_eq!(plan.members, 4);
+        assert_eq!(plan.usable_bytes_before, 2 * member);
+        assert_eq!(plan.usable_bytes, 3 * member);
+        assert!(r.command_lines().iter().all(|l| l.starts_with("wipefs")));
+        assert_eq!(s.records().pools[0].members.len(), 3);
+    }
+
+    #[test]
+    fn adding_to_a_degraded_pool_or_a_smaller_disk_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let (r, s) = setup(t.path());
+        add_array(t.path(), "tank", "md127", 3, 1, ("idle", "none"), &[]);
+        let e = s.plan_add("tank", "vde").unwrap_err();
+        assert!(e.to_string().contains("degraded"), "{e}");
+        add_array(t.path(), "tank", "md127", 3, 0, ("idle", "none"), &[]);
+        let mut small = virtio("vdf", "254:80", "E:ID_SERIAL=F\nS:disk/by-id/virtio-F\n");
+        small.sectors = 131072;
+        add_disk(t.path(), &small);
+        r.expect("wipefs", &["--json"], CommandOutput::ok(""));
+        let e = s.add_disk("tank", "vdf", &NoProgress).unwrap_err();
+        assert_eq!(e.field(), Some("disk"), "{e}");
+        assert!(e.to_string().contains("less than"), "{e}");
+        assert!(r.command_lines().iter().all(|l| l.starts_with("wipefs")));
+        assert_eq!(s.records().pools[0].members.len(), 3);
     }
 }

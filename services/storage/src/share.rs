@@ -479,7 +479,7 @@ mod tests {
         let lines = st.runner_lines();
         let want = [
             "lvcreate -y -V 1073741824b -T cairn-tank/thin -n share-docs",
-            "mkfs.btrfs -q -f --nodiscard -L docs /dev/cairn-tank/share-docs",
+            "mkfs.btrfs -q -f --nodiscard --csum xxhash -L docs /dev/cairn-tank/share-docs",
             "mkdir -p /var/lib/cairn/shares/tank/docs",
             "mount -t btrfs -o noatime,discard=async /dev/cairn-tank/share-docs /var/lib/cairn/shares/tank/docs",
             "btrfs subvolume create /var/lib/cairn/shares/tank/docs/.snapshots",

@@ -177,7 +177,7 @@ async fn shares_are_created_validated_resized_and_deleted() {
     assert!(s
         .runner
         .command_lines()
-        .contains(&"mkfs.btrfs -q -f --nodiscard -L docs /dev/cairn-tank/share-docs".to_string()));
+        .contains(&"mkfs.btrfs -q -f --nodiscard --csum xxhash -L docs /dev/cairn-tank/share-docs".to_string()));
     let again = s
         .call(
             Method::POST,
