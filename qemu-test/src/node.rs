@@ -436,7 +436,7 @@ impl Node {
                     })
                 }
                 Ok(r) => last = format!("HTTP {}: {}", r.status, r.body),
-                Err(e) => last = e.to_string(),
+                Err(e) => last = error_chain(&e),
             }
             // poll interval; the deadline bounds the whole wait
             std::thread::sleep(Duration::from_millis(250).min(deadline.remaining()));
@@ -553,6 +553,21 @@ impl Node {
             self.cfg.name,
             self.dir.display()
         );
+        // CI keeps only what the test prints: the ends of the logs go to stderr too.
+        for (file, lines) in [
+            ("serial.log", 60),
+            ("svc-status.txt", 30),
+            ("journal.txt", 60),
+            ("diagnostics-errors.txt", 10),
+        ] {
+            if let Ok(text) = std::fs::read_to_string(self.dir.join(file)) {
+                eprintln!(
+                    "---- {}: last {lines} lines of {file} ----\n{}",
+                    self.cfg.name,
+                    tail(&text, lines)
+                );
+            }
+        }
     }
 
     /// Ends the node as passed: kills QEMU if it still runs and deletes the disk copies
@@ -577,6 +592,24 @@ impl Drop for Node {
         }
         self.kill();
     }
+}
+
+/// An error and its sources on one line (`a: b: c`).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        src = s.source();
+    }
+    out
+}
+
+/// The last `n` lines of `text`.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 fn regex(pattern: &str) -> Result<Regex, LabError> {

@@ -34,7 +34,9 @@ pub const UI_PHASE: (&str, &str) = ("web UI (Chromium)", "services/api/ui-tests/
 /// with an API token: no 5xx, every response as the spec says (relative to the root).
 pub const FUZZ_PHASE: (&str, &str) = ("API vs spec (schemathesis)", "services/api/schemathesis.sh");
 
-/// The lab phase after the image: every scenario runs, so one failure does not hide others.
+/// The lab phase after the image: every scenario runs, so one failure does not hide others;
+/// nextest's `ci` profile (.config/nextest.toml) runs a failed scenario once more and reports
+/// it FLAKY with the failed attempt's output.
 pub const LAB_PHASE: (&str, &[&str]) = (
     "lab scenarios (QEMU)",
     &[
@@ -44,6 +46,8 @@ pub const LAB_PHASE: (&str, &[&str]) = (
         "cairn-lab",
         "--run-ignored",
         "only",
+        "--profile",
+        "ci",
         "--no-fail-fast",
     ],
 );
@@ -116,6 +120,8 @@ mod tests {
                 "cairn-lab",
                 "--run-ignored",
                 "only",
+                "--profile",
+                "ci",
                 "--no-fail-fast"
             ]
         );
