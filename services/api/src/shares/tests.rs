@@ -174,10 +174,10 @@ async fn shares_are_created_validated_resized_and_deleted() {
         .await;
     assert_eq!(made.status, 201, "{}", made.json());
     assert_eq!(made.json()["mountpoint"], "/var/lib/cairn/shares/tank/docs");
-    assert!(s
-        .runner
-        .command_lines()
-        .contains(&"mkfs.btrfs -q -f --nodiscard --csum xxhash -L docs /dev/cairn-tank/share-docs".to_string()));
+    assert!(s.runner.command_lines().contains(
+        &"mkfs.btrfs -q -f --nodiscard --csum xxhash -L docs /dev/cairn-tank/share-docs"
+            .to_string()
+    ));
     let again = s
         .call(
             Method::POST,
