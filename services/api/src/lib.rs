@@ -30,6 +30,8 @@ pub mod storage;
 pub mod store;
 pub mod system;
 pub mod tasks;
+#[cfg(test)]
+mod test_server;
 pub mod time;
 pub mod timezones;
 pub mod tls;

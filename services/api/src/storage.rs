@@ -310,55 +310,28 @@ pub async fn handle(ctx: &Ctx<'_>, op: StorageOp) -> Result<Response<Body>, ApiE
 
 #[cfg(test)]
 mod tests {
-    use crate::client::{self, ClientRequest, ClientResponse};
-    use crate::fingerprint::Fingerprint;
-    use crate::health::tests::{FixedNode, NoSystem};
-    use crate::server::Server;
-    use crate::state::ApiState;
-    use crate::tls::{leaf_fingerprint, server_config, tests::self_signed};
+    use crate::client::{self, ClientRequest};
+    use crate::test_server::{claimed_state, serve, TestServer, T};
     use cairn_core::command::{CommandOutput, RecordingRunner};
     use cairn_storage::inventory::fake::{add_disk, virtio, FakeDisk};
     use cairn_storage::md::fake::add_array;
     use cairn_storage::{Storage, SystemPaths};
     use hyper::Method;
-    use serde_json::{json, Value};
-    use std::net::SocketAddr;
+    use serde_json::json;
     use std::sync::Arc;
-    use std::time::Duration;
-    use tokio::net::TcpListener;
 
-    const T: Duration = Duration::from_secs(10);
-
+    /// The served API plus the storage service's recording runner and sysfs/udev tree.
     struct Api {
-        addr: SocketAddr,
-        pin: Fingerprint,
-        bearer: String,
-        state: ApiState,
+        server: TestServer,
         runner: Arc<RecordingRunner>,
         tree: tempfile::TempDir,
         _dir: tempfile::TempDir,
     }
 
-    impl Api {
-        async fn call(&self, method: Method, path: &str, body: Option<Value>) -> ClientResponse {
-            let mut req = ClientRequest::new(method, path).header("authorization", &self.bearer);
-            if let Some(b) = body {
-                req = req.json(&b);
-            }
-            client::send(self.addr, req, self.pin, T).await.unwrap()
-        }
-
-        /// Poll the task until it finishes (bounded by 100 × 50 ms).
-        async fn finished(&self, id: u64) -> crate::tasks::Task {
-            for _ in 0..100 {
-                let t = self.state.tasks.get(id).unwrap();
-                if t.state != crate::tasks::TaskState::Running {
-                    return t;
-                }
-                // poll interval of a bounded wait for a background task
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            panic!("task {id} did not finish");
+    impl std::ops::Deref for Api {
+        type Target = TestServer;
+        fn deref(&self) -> &TestServer {
+            &self.server
         }
     }
 
@@ -366,7 +339,6 @@ mod tests {
     /// four blank virtio disks and one holding ext4, and runs tools through a recording runner.
     async fn start(with_storage: bool) -> Api {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(crate::setup::DONE_MARKER), "").unwrap();
         let tree = tempfile::tempdir().unwrap();
         for (n, mm, ser) in [
             ("vdb", "254:16", "B"),
@@ -387,11 +359,7 @@ mod tests {
                 ..virtio("vdf", "254:80", "")
             },
         );
-        let (cert, key) = self_signed();
-        let tls = server_config(cert.as_bytes(), key.as_bytes()).unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut state =
-            ApiState::open(Arc::new(FixedNode), Arc::new(NoSystem), dir.path()).unwrap();
+        let mut state = claimed_state(dir.path());
         let runner = Arc::new(RecordingRunner::new());
         if with_storage {
             state.domains.storage = Some(Arc::new(
@@ -404,15 +372,8 @@ mod tests {
                 .unwrap(),
             ));
         }
-        let (_, secret) = state.tokens.create("admin", "test").unwrap();
-        let server = Server::new(vec![listener], tls, state.clone()).unwrap();
-        let addr = server.local_addrs()[0];
-        tokio::spawn(server.run(std::future::pending::<()>(), Duration::from_secs(1)));
         Api {
-            addr,
-            pin: leaf_fingerprint(cert.as_bytes()).unwrap(),
-            bearer: format!("Bearer {secret}"),
-            state,
+            server: serve(state).await,
             runner,
             tree,
             _dir: dir,

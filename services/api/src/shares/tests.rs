@@ -1,22 +1,13 @@
 //! API tests of shares, snapshots, volumes and scrubs over real HTTPS with a Storage on a recording runner.
 
-use crate::client::{self, ClientRequest, ClientResponse};
-use crate::fingerprint::Fingerprint;
-use crate::health::tests::{FixedNode, NoSystem};
-use crate::server::Server;
-use crate::state::ApiState;
-use crate::tls::{leaf_fingerprint, server_config, tests::self_signed};
+use crate::test_server::{claimed_state, serve, TestServer, T};
 use cairn_core::command::{CommandOutput, RecordingRunner};
 use cairn_storage::records::{PoolRecord, Records};
 use cairn_storage::{Level, Storage, SystemPaths};
 use hyper::Method;
 use serde_json::{json, Value};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
-
-const T: Duration = Duration::from_secs(10);
 
 const LVS_EMPTY: &str = r#"{"report":[{"lv":[
   {"lv_name":"thin","lv_size":"3221225472","data_percent":"10.00","metadata_percent":"4.12","origin":"","lv_attr":"twi-aotz--"}
@@ -36,26 +27,22 @@ const LVS_VOLS: &str = r#"{"report":[{"lv":[
 const SNAPS: &str = "ID 257 gen 9 cgen 9 top level 5 otime 2026-11-23 03:00:00 path .snapshots\n\
     ID 260 gen 12 cgen 12 top level 257 otime 2026-11-23 03:10:00 path .snapshots/before\n";
 
+/// The served API plus the storage service's recording runner and state directory.
 struct Running {
-    addr: SocketAddr,
-    pin: Fingerprint,
-    token: String,
+    server: TestServer,
     runner: Arc<RecordingRunner>,
-    state: ApiState,
     dir: tempfile::TempDir,
 }
 
-impl Running {
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> ClientResponse {
-        let mut req = ClientRequest::new(method, path)
-            .header("authorization", &format!("Bearer {}", self.token));
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        client::send(self.addr, req, self.pin, T).await.unwrap()
+impl std::ops::Deref for Running {
+    type Target = TestServer;
+    fn deref(&self) -> &TestServer {
+        &self.server
     }
+}
 
-    /// Poll a task until it is no longer running.
+impl Running {
+    /// Poll a task through the API until it is no longer running.
     async fn finished(&self, id: u64) -> Value {
         let deadline = Instant::now() + T;
         loop {
@@ -75,10 +62,7 @@ impl Running {
 /// A claimed node whose API has a Storage (pool `tank` assembled) on `runner`, or none.
 async fn start(runner: RecordingRunner, with_storage: bool) -> Running {
     let dir = tempfile::tempdir().unwrap();
-    let api_dir = dir.path().join("api");
-    std::fs::create_dir_all(&api_dir).unwrap();
-    std::fs::write(api_dir.join(crate::setup::DONE_MARKER), "").unwrap();
-    let mut state = ApiState::open(Arc::new(FixedNode), Arc::new(NoSystem), &api_dir).unwrap();
+    let mut state = claimed_state(&dir.path().join("api"));
     let runner = Arc::new(runner);
     if with_storage {
         cairn_storage::md::fake::add_array(
@@ -112,19 +96,9 @@ async fn start(runner: RecordingRunner, with_storage: bool) -> Running {
         .unwrap();
         state.domains.storage = Some(Arc::new(storage));
     }
-    let (_, token) = state.tokens.create("admin", "test").unwrap();
-    let (cert, key) = self_signed();
-    let tls = server_config(cert.as_bytes(), key.as_bytes()).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = Server::new(vec![listener], tls, state.clone()).unwrap();
-    let addr = server.local_addrs()[0];
-    tokio::spawn(server.run(std::future::pending(), Duration::from_secs(1)));
     Running {
-        addr,
-        pin: leaf_fingerprint(cert.as_bytes()).unwrap(),
-        token,
+        server: serve(state).await,
         runner,
-        state,
         dir,
     }
 }
@@ -410,5 +384,5 @@ async fn scrub_runs_as_a_task_with_progress_and_raises_findings() {
     assert_eq!(bad.json()["field"], "interval_days");
     let nopool = s.call(Method::POST, "/api/v1/pools/nope/scrub", None).await;
     assert_eq!(nopool.status, 404);
-    drop(s.state);
+    drop(s);
 }
