@@ -83,6 +83,9 @@ pub struct ServiceConfig {
     pub env: BTreeMap<String, String>,
     pub working_dir: PathBuf,
     pub requires: Vec<String>,
+    /// At shutdown (or when both are being stopped), stop this service only after these
+    /// have stopped. Ordering only: it starts nothing and stops nothing by itself.
+    pub stop_after: Vec<String>,
     pub stop_timeout_s: u64,
     pub stdio: Stdio,
     pub condition_kernel_cmdline: Option<String>,
@@ -101,6 +104,7 @@ impl ServiceConfig {
             env: BTreeMap::new(),
             working_dir: PathBuf::from("/"),
             requires: Vec::new(),
+            stop_after: Vec::new(),
             stop_timeout_s: DEFAULT_STOP_TIMEOUT_S,
             stdio: Stdio::Journal,
             condition_kernel_cmdline: None,
@@ -163,6 +167,8 @@ struct RawService {
     working_dir: Option<String>,
     #[serde(default)]
     requires: Vec<String>,
+    #[serde(default)]
+    stop_after: Vec<String>,
     stop_timeout_s: Option<u64>,
     stdio: Option<String>,
     condition_kernel_cmdline: Option<String>,
@@ -288,6 +294,18 @@ pub fn parse_service(file: &Path, text: &str) -> Result<ServiceConfig, ConfigErr
             ));
         }
     }
+    for a in &raw.stop_after {
+        let reason = if !valid_name(a) {
+            format!("{a:?} is not a service name")
+        } else if *a == name {
+            "a service cannot stop after itself".into()
+        } else if raw.requires.contains(a) {
+            format!("{a:?} is also in requires, and a service always stops before what it requires")
+        } else {
+            continue;
+        };
+        return Err(invalid("stop_after", "stop_after", reason));
+    }
     let stop_timeout_s = raw.stop_timeout_s.unwrap_or(DEFAULT_STOP_TIMEOUT_S);
     if stop_timeout_s == 0 {
         return Err(invalid(
@@ -327,6 +345,7 @@ pub fn parse_service(file: &Path, text: &str) -> Result<ServiceConfig, ConfigErr
         env: raw.env,
         working_dir: PathBuf::from(working_dir),
         requires: raw.requires,
+        stop_after: raw.stop_after,
         stop_timeout_s,
         stdio,
         condition_kernel_cmdline: raw.condition_kernel_cmdline,
@@ -457,6 +476,51 @@ fn parse_restart(
         ));
     }
     Ok(r)
+}
+
+/// The services caught in a cycle of the stop order, by name (empty if there is none).
+///
+/// The stop order has an edge "X stops before Y" for every `Y` in X's `requires` (dependents
+/// stop first) and for every `X` in Y's `stop_after`. Names of services that do not exist
+/// are left out (an unknown `requires` is reported on its own; an unknown `stop_after`
+/// orders nothing).
+pub fn stop_cycle(configs: &[ServiceConfig]) -> Vec<String> {
+    let known: BTreeMap<&str, &ServiceConfig> =
+        configs.iter().map(|c| (c.name.as_str(), c)).collect();
+    // before[x] = the services that must have stopped before x stops.
+    let mut before: BTreeMap<&str, Vec<&str>> = known.keys().map(|n| (*n, Vec::new())).collect();
+    for c in configs {
+        for r in c.requires.iter().filter(|r| known.contains_key(r.as_str())) {
+            if let Some(v) = before.get_mut(r.as_str()) {
+                v.push(c.name.as_str());
+            }
+        }
+        for a in c
+            .stop_after
+            .iter()
+            .filter(|a| known.contains_key(a.as_str()))
+        {
+            if let Some(v) = before.get_mut(c.name.as_str()) {
+                v.push(a.as_str());
+            }
+        }
+    }
+    // Kahn's algorithm: whatever cannot be ordered is in (or behind) a cycle.
+    let mut left = before;
+    loop {
+        let free: Vec<&str> = left
+            .iter()
+            .filter(|(_, b)| b.iter().all(|x| !left.contains_key(x)))
+            .map(|(n, _)| *n)
+            .collect();
+        if free.is_empty() {
+            break;
+        }
+        for n in free {
+            left.remove(n);
+        }
+    }
+    left.keys().map(|n| n.to_string()).collect()
 }
 
 /// Loads every `*.toml` in `dir` (sorted by name). Files that fail are returned as errors
@@ -595,6 +659,64 @@ start_limit_interval_s = 20
         assert!(e.to_string().contains("restart.backoff_max_ms"), "{e}");
         let e = parse("exec = \"/bin/true\"\nrequires = [\"svc\"]\n").unwrap_err();
         assert!(e.to_string().contains("cannot require itself"), "{e}");
+    }
+
+    #[test]
+    fn stop_after_parses_and_is_validated() {
+        let s = parse("exec = \"/bin/true\"\nstop_after = [\"cairnd\"]\n").unwrap();
+        assert_eq!(s.stop_after, vec!["cairnd"]);
+        assert!(parse("exec = \"/bin/true\"\n")
+            .unwrap()
+            .stop_after
+            .is_empty());
+        let e = parse("exec = \"/bin/true\"\n\nstop_after = [\"svc\"]\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/etc/cairn/services/svc.toml:3: stop_after: a service cannot stop after itself"
+        );
+        let e = parse("exec = \"/bin/true\"\nstop_after = [\"../x\"]\n").unwrap_err();
+        assert!(
+            e.to_string().contains(":2: stop_after: \"../x\" is not"),
+            "{e}"
+        );
+        let e =
+            parse("exec = \"/bin/true\"\nrequires = [\"a\"]\nstop_after = [\"a\"]\n").unwrap_err();
+        assert!(e.to_string().contains("also in requires"), "{e}");
+        let e = parse("exec = \"/bin/true\"\nstop_after = \"cairnd\"\n").unwrap_err();
+        assert!(matches!(e, ConfigError::Parse { line: 2, .. }), "{e}");
+    }
+
+    fn named(name: &str, requires: &[&str], stop_after: &[&str]) -> ServiceConfig {
+        let mut c = ServiceConfig::new(name, "/bin/true");
+        c.requires = requires.iter().map(|s| s.to_string()).collect();
+        c.stop_after = stop_after.iter().map(|s| s.to_string()).collect();
+        c
+    }
+
+    #[test]
+    fn stop_cycle_follows_requires_and_stop_after() {
+        // The shipped shape: libvirtd stops after cairnd, virtlogd after libvirtd.
+        let ok = [
+            named("journald", &[], &[]),
+            named("cairnd", &["journald"], &[]),
+            named("virtlogd", &["journald"], &["cairnd"]),
+            named("libvirtd", &["virtlogd"], &["cairnd", "gone"]),
+        ];
+        assert!(stop_cycle(&ok).is_empty());
+        // Each waits for the other.
+        let bad = [
+            named("cairnd", &[], &["libvirtd"]),
+            named("libvirtd", &[], &["cairnd"]),
+            named("other", &[], &[]),
+        ];
+        assert_eq!(stop_cycle(&bad), ["cairnd", "libvirtd"]);
+        // a before b (requires), b before c and c before a (stop_after).
+        let mixed = [
+            named("a", &["b"], &["c"]),
+            named("b", &[], &[]),
+            named("c", &[], &["b"]),
+        ];
+        assert_eq!(stop_cycle(&mixed), ["a", "b", "c"]);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod identity;
 pub mod kmod;
 pub mod log;
 pub mod mounts;
+pub mod node_stop;
 pub mod notify;
 pub mod powerbutton;
 pub mod process;

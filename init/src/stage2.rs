@@ -6,6 +6,7 @@ use crate::control::{self, ControlServer};
 use crate::identity;
 use crate::log::{self, log};
 use crate::mounts::{self, MountOps, RealMountOps};
+use crate::node_stop;
 use crate::notify::{self, NotifySockets};
 use crate::powerbutton::PowerButton;
 use crate::process::{RealProcessOps, JOURNAL_STREAM_SOCKET};
@@ -40,6 +41,9 @@ pub struct Settings {
     pub system: bool,
     /// `CAIRN_KERNEL_CMDLINE` (text), else read from /proc/cmdline.
     pub cmdline: Option<String>,
+    /// `CAIRN_NODE_STOPPING`, default /run/cairn/node-stopping: written before services
+    /// are stopped for a power-off or reboot (see [`node_stop`]).
+    pub node_stopping: PathBuf,
 }
 
 impl Settings {
@@ -53,6 +57,7 @@ impl Settings {
             console: path("CAIRN_CONSOLE", "/dev/console"),
             system: get("CAIRN_INIT_MOUNTS").as_deref() != Some("none"),
             cmdline: get("CAIRN_KERNEL_CMDLINE"),
+            node_stopping: path("CAIRN_NODE_STOPPING", node_stop::DEFAULT_MARKER),
         }
     }
 
@@ -192,6 +197,17 @@ fn signal_fd() -> nix::Result<SignalFd> {
     SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
 }
 
+/// The most the orderly service shutdown may take before what is left is killed: every
+/// service's `stop_timeout_s` in a row, the worst case of a chain ordered by `requires` and
+/// `stop_after` (each stop begins only when the one before it ended). The caller adds
+/// [`SHUTDOWN_SLACK_MS`].
+pub fn stop_budget_ms(configs: &[config::ServiceConfig]) -> u64 {
+    configs
+        .iter()
+        .map(|c| c.stop_timeout_s.saturating_mul(1000))
+        .fold(0u64, u64::saturating_add)
+}
+
 /// Runs stage 2. Never returns: ends in reboot(2) (in a PID namespace, that ends PID 1).
 pub fn run(settings: Settings) -> ! {
     if settings.system {
@@ -242,6 +258,15 @@ fn main_loop(settings: &Settings, mount_problems: Vec<String>) -> Kind {
         .cmdline
         .clone()
         .unwrap_or_else(|| std::fs::read_to_string("/proc/cmdline").unwrap_or_default());
+    // /run is a fresh tmpfs on a node; a development run may find one from an earlier run.
+    match node_stop::clear(&settings.node_stopping) {
+        Ok(true) => log(&format!(
+            "removed a leftover {}",
+            settings.node_stopping.display()
+        )),
+        Ok(false) => {}
+        Err(e) => log(&crate::error_chain(&e)),
+    }
     let (configs, errors) = config::load_dir(&settings.services_dir);
     for e in &errors {
         log(&crate::error_chain(e));
@@ -251,7 +276,7 @@ fn main_loop(settings: &Settings, mount_problems: Vec<String>) -> Kind {
         configs.len(),
         settings.services_dir.display()
     ));
-    let total_stop_ms: u64 = configs.iter().map(|c| c.stop_timeout_s * 1000).sum();
+    let total_stop_ms = stop_budget_ms(&configs);
     let sup = Supervisor::new(configs, &cmdline);
     let mut rt = Runtime::new(
         sup,
@@ -286,6 +311,10 @@ fn main_loop(settings: &Settings, mount_problems: Vec<String>) -> Kind {
         }
         let now = clock::now();
         log(&format!("{why}: {}", kind.verb()));
+        // Before any service gets SIGTERM: cairnd reads it to shut the VMs down first.
+        if let Err(e) = node_stop::write(&settings.node_stopping, kind, why) {
+            log(&crate::error_chain(&e));
+        }
         *shutdown = Some((kind, now.mono_ms + total_stop_ms + SHUTDOWN_SLACK_MS));
         let acts = rt.sup.shutdown(now);
         rt.execute(acts, now);
@@ -426,5 +455,20 @@ mod tests {
         assert_eq!(s.control_socket, PathBuf::from("/t/init.sock"));
         assert!(!s.system);
         assert_eq!(s.cmdline.as_deref(), Some("cairn.lab=1"));
+        assert_eq!(s.node_stopping, PathBuf::from("/run/cairn/node-stopping"));
+        let s = Settings::from_vars(|k| (k == "CAIRN_NODE_STOPPING").then(|| "/t/stop".into()));
+        assert_eq!(s.node_stopping, PathBuf::from("/t/stop"));
+    }
+
+    #[test]
+    fn stop_budget_covers_every_stop_in_a_row() {
+        let mut cairnd = config::ServiceConfig::new("cairnd", "/usr/sbin/cairnd");
+        cairnd.stop_timeout_s = 90;
+        let mut libvirtd = config::ServiceConfig::new("libvirtd", "/bin/sh");
+        libvirtd.stop_timeout_s = 30;
+        libvirtd.stop_after = vec!["cairnd".into()];
+        let journald = config::ServiceConfig::new("journald", "/x");
+        assert_eq!(stop_budget_ms(&[cairnd, libvirtd, journald]), 130_000);
+        assert_eq!(stop_budget_ms(&[]), 0);
     }
 }

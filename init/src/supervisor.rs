@@ -174,6 +174,7 @@ impl Supervisor {
     /// (for `condition_kernel_cmdline`). Unknown dependencies and cycles mark the
     /// services involved as failed.
     pub fn new(configs: Vec<ServiceConfig>, cmdline: &str) -> Self {
+        let stop_cycle = crate::config::stop_cycle(&configs);
         let names: BTreeSet<String> = configs.iter().map(|c| c.name.clone()).collect();
         let mut svcs = BTreeMap::new();
         for cfg in configs {
@@ -257,6 +258,15 @@ impl Supervisor {
                 s.reason = Some(reason);
             }
             order.push(n.clone());
+        }
+        // `stop_after` that contradicts the dependencies would stall every shutdown.
+        for n in &stop_cycle {
+            if let Some(s) = svcs.get_mut(n).filter(|s| s.broken.is_none()) {
+                let reason = "stop order cycle (requires and stop_after)".to_string();
+                s.broken = Some(reason.clone());
+                s.state = State::Failed;
+                s.reason = Some(reason);
+            }
         }
         Supervisor {
             svcs,
@@ -791,6 +801,17 @@ impl Supervisor {
         }
     }
 
+    /// Whether a service named in `name`'s `stop_after` is being stopped and has not
+    /// stopped yet. One that is not being stopped does not hold `name` back (a plain
+    /// `svc stop libvirtd` does not wait for cairnd).
+    fn stop_after_pending(&self, name: &str) -> bool {
+        self.svcs[name].cfg.stop_after.iter().any(|a| {
+            self.svcs
+                .get(a)
+                .is_some_and(|s| s.stop_req.is_some() || s.state == State::Stopping)
+        })
+    }
+
     fn dependents_alive(&self, name: &str) -> bool {
         self.svcs.values().any(|s| {
             s.cfg.requires.iter().any(|r| r == name)
@@ -803,7 +824,10 @@ impl Supervisor {
             let mut changed = false;
             // Stops: dependents first.
             for name in self.order.clone().iter().rev() {
-                if self.svcs[name].stop_req.is_some() && !self.dependents_alive(name) {
+                if self.svcs[name].stop_req.is_some()
+                    && !self.dependents_alive(name)
+                    && !self.stop_after_pending(name)
+                {
                     let req = self.svcs.get_mut(name).and_then(|s| s.stop_req.take());
                     if let Some(req) = req {
                         self.stop_now(name, req, now, acts);
@@ -1302,6 +1326,138 @@ mod tests {
             sim.sup.command(Command::Start, "cairnd", sim.t()),
             Err(CommandError::ShuttingDown)
         );
+    }
+
+    fn stops_after(mut c: ServiceConfig, names: &[&str]) -> ServiceConfig {
+        c.stop_after = names.iter().map(|s| s.to_string()).collect();
+        c
+    }
+
+    /// The shipped shape: cairnd needs only journald but talks to libvirtd, which must
+    /// outlive it (cairnd shuts the VMs down through libvirtd when the node stops).
+    fn vm_stack() -> Sim {
+        let mut sim = Sim::new(vec![
+            with_ready(svc("journald", &[]), ReadinessKind::Notify),
+            svc("cairnd", &["journald"]),
+            stops_after(svc("virtlogd", &["journald"]), &["cairnd"]),
+            stops_after(svc("libvirtd", &["virtlogd"]), &["cairnd"]),
+            svc("dhcpcd", &["journald"]),
+        ]);
+        sim.boot();
+        sim.ready("journald");
+        for n in ["journald", "cairnd", "virtlogd", "libvirtd", "dhcpcd"] {
+            assert_eq!(sim.state(n), State::Ready, "{n}");
+        }
+        sim
+    }
+
+    #[test]
+    fn shutdown_stops_libvirtd_and_virtlogd_only_after_cairnd() {
+        let mut sim = vm_stack();
+        let a = sim.sup.shutdown(sim.t());
+        sim.run(a);
+        // cairnd and dhcpcd at once; libvirtd and virtlogd wait for cairnd.
+        assert_eq!(
+            sim.signals,
+            vec![
+                ("dhcpcd".to_string(), Sig::Term),
+                ("cairnd".to_string(), Sig::Term)
+            ]
+        );
+        sim.exit("dhcpcd", ExitStatus::Code(0));
+        // cairnd takes long (VMs shutting down): nothing else moves meanwhile.
+        sim.advance(9_000);
+        assert_eq!(sim.signals.len(), 2);
+        assert_eq!(sim.state("libvirtd"), State::Ready);
+        sim.exit("cairnd", ExitStatus::Code(0));
+        assert_eq!(
+            sim.signals.last().unwrap(),
+            &("libvirtd".to_string(), Sig::Term)
+        );
+        assert_eq!(sim.signals.len(), 3, "virtlogd waits for libvirtd");
+        sim.exit("libvirtd", ExitStatus::Code(0));
+        assert_eq!(
+            sim.signals.last().unwrap(),
+            &("virtlogd".to_string(), Sig::Term)
+        );
+        sim.exit("virtlogd", ExitStatus::Code(0));
+        assert_eq!(
+            sim.signals.last().unwrap(),
+            &("journald".to_string(), Sig::Term)
+        );
+        sim.exit("journald", ExitStatus::Code(0));
+        assert!(sim.sup.shutdown_complete());
+        assert!(sim.pos("stopped cairnd (exited with code 0)") < sim.pos("stopping libvirtd"));
+        assert!(sim.pos("stopped libvirtd (exited with code 0)") < sim.pos("stopping virtlogd"));
+    }
+
+    #[test]
+    fn stop_after_waits_through_a_sigkill_of_the_slow_service() {
+        let mut sim = vm_stack();
+        let a = sim.sup.shutdown(sim.t());
+        sim.run(a);
+        sim.exit("dhcpcd", ExitStatus::Code(0));
+        // cairnd's stop timeout (the default 10 s) passes: SIGKILL, then libvirtd.
+        sim.advance(10_000);
+        assert_eq!(
+            sim.signals.last().unwrap(),
+            &("cairnd".to_string(), Sig::Kill)
+        );
+        assert_eq!(sim.state("libvirtd"), State::Ready);
+        sim.exit("cairnd", ExitStatus::Signal(9));
+        assert_eq!(
+            sim.signals.last().unwrap(),
+            &("libvirtd".to_string(), Sig::Term)
+        );
+    }
+
+    #[test]
+    fn stop_after_orders_nothing_when_only_one_side_stops() {
+        // Restarting cairnd leaves libvirtd (and the VMs) alone.
+        let mut sim = vm_stack();
+        let libvirtd = sim.pids["libvirtd"];
+        sim.cmd(Command::Restart, "cairnd");
+        assert_eq!(sim.signals, vec![("cairnd".to_string(), Sig::Term)]);
+        sim.exit("cairnd", ExitStatus::Code(0));
+        assert_eq!(sim.state("cairnd"), State::Ready);
+        assert_eq!(sim.signals.len(), 1);
+        assert_eq!(sim.pids["libvirtd"], libvirtd);
+        // Stopping libvirtd alone does not wait for cairnd, which keeps running.
+        sim.cmd(Command::Stop, "libvirtd");
+        assert_eq!(
+            sim.signals.last().unwrap(),
+            &("libvirtd".to_string(), Sig::Term)
+        );
+        sim.exit("libvirtd", ExitStatus::Code(0));
+        assert_eq!(sim.state("libvirtd"), State::Stopped);
+        assert_eq!(sim.state("cairnd"), State::Ready);
+    }
+
+    #[test]
+    fn stop_after_of_an_unknown_service_orders_nothing() {
+        let mut sim = Sim::new(vec![stops_after(svc("libvirtd", &[]), &["gone"])]);
+        sim.boot();
+        let a = sim.sup.shutdown(sim.t());
+        sim.run(a);
+        assert_eq!(sim.signals, vec![("libvirtd".to_string(), Sig::Term)]);
+    }
+
+    #[test]
+    fn stop_order_cycle_fails_the_services_involved() {
+        let mut sim = Sim::new(vec![
+            stops_after(svc("a", &[]), &["b"]),
+            stops_after(svc("b", &[]), &["a"]),
+            svc("ok", &[]),
+        ]);
+        sim.boot();
+        assert_eq!(sim.spawns, vec!["ok"]);
+        assert_eq!(
+            sim.reason("a").unwrap(),
+            "stop order cycle (requires and stop_after)"
+        );
+        assert_eq!(sim.state("b"), State::Failed);
+        let e = sim.sup.command(Command::Start, "a", sim.t()).unwrap_err();
+        assert!(matches!(e, CommandError::Broken { .. }));
     }
 
     #[test]

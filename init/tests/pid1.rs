@@ -20,6 +20,10 @@ def rec(what):
     with open(log, "a") as f:
         f.write(f"{what} {name}\n")
 def term(*_):
+    marker = os.environ.get("MARKER")
+    if marker and os.path.exists(marker):
+        with open(marker) as m, open(marker + ".seen", "a") as f:
+            f.write(f"{name}: {m.read()}")
     rec("stop")
     sys.exit(0)
 signal.signal(signal.SIGTERM, term)
@@ -88,6 +92,10 @@ impl Node {
     }
 
     fn start(services: &[(&str, String)]) -> Node {
+        Node::start_env(services, &[])
+    }
+
+    fn start_env(services: &[(&str, String)], env: &[(&str, &Path)]) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let svc = dir.path().join("services");
         fs::create_dir(&svc).unwrap();
@@ -106,6 +114,7 @@ impl Node {
             .env("CAIRN_CONSOLE", dir.path().join("console.log"))
             .env("CAIRN_INIT_MOUNTS", "none")
             .env("CAIRN_KERNEL_CMDLINE", "quiet cairn.lab=1")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
             .stderr(out)
@@ -320,6 +329,17 @@ fn supervises_readiness_control_orphans_and_ordered_shutdown() {
         ),
         ("broken", "exec = \"/bin/true\"\nbogus_key = 1\n".to_string()),
         (
+            // Records whether the node-stopping marker existed at its SIGTERM; stops only
+            // after base (stop_after), though nothing requires anything of it.
+            "late",
+            serve(
+                placeholder,
+                "late",
+                &["plain"],
+                "stop_after = [\"base\"]\nenv = { MARKER = \"/@DIR@/node-stopping\" }\n",
+            ),
+        ),
+        (
             "lab",
             "exec = \"/bin/sleep\"\nargs = [\"1000\"]\ncondition_kernel_cmdline = \"cairn.lab=1\"\n".to_string(),
         ),
@@ -336,8 +356,12 @@ fn supervises_readiness_control_orphans_and_ordered_shutdown() {
         .map(|(n, t)| (n, t.replace("/@DIR@", &d)))
         .collect();
     fs::write(pre.path().join("serve.py"), SERVE_PY).unwrap();
-    let mut node = Node::start(&services);
+    let marker = pre.path().join("node-stopping");
+    // A leftover marker from an earlier run is removed at start.
+    fs::write(&marker, "poweroff stale\n").unwrap();
+    let mut node = Node::start_env(&services, &[("CAIRN_NODE_STOPPING", &marker)]);
     let order_log = pre.path().join("order.log");
+    let seen = pre.path().join("node-stopping.seen");
 
     node.wait_console("cairn-init: stage 2 (pid 1)", 10);
     node.wait_console("cairn-init: all services ready", 30);
@@ -365,7 +389,13 @@ fn supervises_readiness_control_orphans_and_ordered_shutdown() {
             .map(String::from)
             .collect()
     };
-    assert_eq!(read_order(), vec!["start base", "start app", "start web"]);
+    let mut started = read_order();
+    started.sort();
+    assert_eq!(
+        started,
+        vec!["start app", "start base", "start late", "start web"]
+    );
+    assert!(!marker.exists(), "the leftover marker was not removed");
 
     let status = node.status();
     let names: Vec<&str> = status["services"]
@@ -376,7 +406,7 @@ fn supervises_readiness_control_orphans_and_ordered_shutdown() {
         .collect();
     assert_eq!(
         names,
-        vec!["app", "base", "forker", "lab", "nolab", "setup", "web"]
+        vec!["app", "base", "forker", "lab", "late", "nolab", "setup", "web"]
     );
     let web = node.service("web");
     assert_eq!(web["state"], "ready");
@@ -436,8 +466,13 @@ fn supervises_readiness_control_orphans_and_ordered_shutdown() {
     let table = String::from_utf8_lossy(&node.cli(&["svc", "status"]).stdout).to_string();
     assert!(table.starts_with("NAME"), "{table}");
     assert!(table.contains("web "), "{table}");
+    // A restart is not a node stop: no marker.
+    let out = node.cli(&["svc", "restart", "late"]);
+    assert!(out.status.success());
+    assert!(!marker.exists() && !seen.exists());
 
-    // Ordered shutdown on SIGTERM: dependents first.
+    // Ordered shutdown on SIGTERM: the marker first, then dependents first, stop_after
+    // after the service it names.
     fs::write(&order_log, "").unwrap();
     node.signal(libc::SIGTERM);
     let st = node.wait_exit(40);
@@ -449,9 +484,13 @@ fn supervises_readiness_control_orphans_and_ordered_shutdown() {
     let order = read_order();
     assert_eq!(
         order,
-        vec!["stop web", "stop app", "stop base"],
+        vec!["stop web", "stop app", "stop base", "stop late"],
         "console:\n{}",
         node.console()
+    );
+    assert_eq!(
+        fs::read_to_string(&seen).unwrap(),
+        "late: poweroff SIGTERM\n"
     );
     let console = node.console();
     let pos = |s: &str| {

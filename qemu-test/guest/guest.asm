@@ -7,9 +7,16 @@
 ;   3. issues ATA FLUSH CACHE and, once the drive reports it done without error, prints
 ;      `FLUSHED <s>`. A number printed as flushed is on stable storage.
 ; At boot it reads the header so s continues after what the disk already holds (a clone
-; continues from its origin's last number). It ignores ACPI power-button requests (there is
-; no ACPI code here), so a graceful shutdown never completes: the host must force it off.
-; Disk I/O is ATA PIO on the primary IDE channel (ports 0x1F0-0x1F7), the boot disk.
+; continues from its origin's last number). Disk I/O is ATA PIO on the primary IDE channel
+; (ports 0x1F0-0x1F7), the boot disk.
+;
+; ACPI: by default the guest has no ACPI code at all and ignores power-button requests, so a
+; graceful shutdown never completes: the host must force it off. Assembled with
+; -DACPI_POWEROFF (build.sh builds both variants) it powers off on the power button: at boot
+; it reads the PIIX4 power-management I/O base (PCI 00:01.3, register 0x40; kept in FS) and
+; enables the power-button event (PM1_EN.PWRBTN_EN); after each wake-up it polls
+; PM1_STS.PWRBTN_STS and, when set, writes SLP_EN with SLP_TYP 0 to PM1_CNT (S5: QEMU powers
+; off, a guest-initiated shutdown).
 
 bits 16
 org 0x7c00
@@ -29,6 +36,21 @@ start:
     mov sp, 0x7c00
     sti
     cld
+%ifdef ACPI_POWEROFF
+    ; PM base from PCI 00:01.3 reg 0x40 into FS; PM1_EN = PWRBTN_EN.
+    mov eax, 0x80000b40
+    mov dx, 0xcf8
+    out dx, eax
+    mov dl, 0xfc
+    in eax, dx
+    and al, 0xc0
+    xchg ax, dx
+    mov fs, dx
+    inc dx
+    inc dx
+    mov ax, 0x0100
+    out dx, ax
+%endif
 
     mov si, msg_boot
     call puts
@@ -54,6 +76,12 @@ start:
     mov ebp, [0x046c]               ; BIOS tick counter (18.2 Hz)
 beat:
     hlt                             ; wait for the next interrupt (the timer)
+%ifdef ACPI_POWEROFF
+    mov dx, fs                      ; PM1_STS.PWRBTN_STS set?
+    in ax, dx
+    shr ah, 1
+    jc acpi_off
+%endif
     mov eax, [0x046c]
     sub eax, ebp
     cmp eax, 18
@@ -221,6 +249,14 @@ putn:
     call putc
     mov al, 10
     jmp putc
+
+%ifdef ACPI_POWEROFF
+acpi_off:                           ; PM1_CNT = SLP_EN | SLP_TYP 0 (S5)
+    add dx, 4
+    mov ax, 0x2000
+    out dx, ax
+    jmp fail.halt
+%endif
 
 magic       db "CAIRNSEQ"
 msg_boot    db 13, 10, "CAIRN GUEST", 13, 10, 0

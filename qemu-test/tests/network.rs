@@ -332,7 +332,7 @@ fn network() -> Result<()> {
         );
         // cairnd logs each operation with its time: where the apply spends it.
         let log = node.shell_check(
-            "journalctl --no-pager -o cat -t cairnd | grep 'network: applied' | tail -n 1",
+            "journalctl -b --no-pager -o cat -t cairnd | grep 'network: applied' | tail -n 1",
             Deadline::secs(30),
         )?;
         println!("per-operation times, {round}: {}", log.trim());

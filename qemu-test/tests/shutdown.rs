@@ -1,4 +1,4 @@
-//! Scenario shutdown: an ACPI power-down stops services in reverse dependency order, leaves STATE clean, and the node boots again.
+//! Scenario shutdown: an ACPI power-down stops services in reverse dependency order (and `stop_after` ones after those they name), leaves STATE clean, and the node boots again.
 
 mod common;
 
@@ -9,8 +9,11 @@ use anyhow::{ensure, Context, Result};
 use cairn_lab::{BootMode, Deadline, Lab, NodeConfig};
 use regex::Regex;
 
-/// `requires` of every service definition, from `### PATH` + file text blocks.
-fn requires_by_service(defs: &str) -> Result<BTreeMap<String, Vec<String>>> {
+/// `requires` and `stop_after` of every service definition, from `### PATH` + file text
+/// blocks.
+type Order = BTreeMap<String, (Vec<String>, Vec<String>)>;
+
+fn order_by_service(defs: &str) -> Result<Order> {
     let mut out = BTreeMap::new();
     for block in defs.split("### ").filter(|b| !b.trim().is_empty()) {
         let (path, text) = block.split_once('\n').unwrap_or((block, ""));
@@ -22,16 +25,17 @@ fn requires_by_service(defs: &str) -> Result<BTreeMap<String, Vec<String>>> {
             .with_context(|| format!("odd service file name {path:?}"))?
             .to_string();
         let v: toml::Value = toml::from_str(text).with_context(|| format!("parsing {path}"))?;
-        let reqs = v
-            .get("requires")
-            .and_then(|r| r.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        out.insert(name, reqs);
+        let list = |key: &str| -> Vec<String> {
+            v.get(key)
+                .and_then(|r| r.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        out.insert(name, (list("requires"), list("stop_after")));
     }
     Ok(out)
 }
@@ -55,7 +59,7 @@ fn shutdown() -> Result<()> {
         "for f in /etc/cairn/services/*.toml; do echo \"### $f\"; cat \"$f\"; done",
         d,
     )?;
-    let requires = requires_by_service(&defs)?;
+    let order_defs = order_by_service(&defs)?;
 
     let mark = node.serial()?.mark();
     let asked = Instant::now();
@@ -69,10 +73,20 @@ fn shutdown() -> Result<()> {
         .map(|l| l.text.clone())
         .collect();
     let stopping = Regex::new(r"cairn-init: stopping (\S+)")?;
+    let stopped = Regex::new(r"cairn-init: stopped (\S+)")?;
     let mut order: Vec<String> = Vec::new();
-    for l in &lines {
+    // Console line index of each service's "stopping" and "stopped".
+    let mut stopping_at: BTreeMap<String, usize> = BTreeMap::new();
+    let mut stopped_at: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, l) in lines.iter().enumerate() {
         if let Some(c) = stopping.captures(l) {
-            order.push(c[1].trim_end_matches(['.', ':', ',']).to_string());
+            let name = c[1].trim_end_matches(['.', ':', ',']).to_string();
+            stopping_at.entry(name.clone()).or_insert(i);
+            order.push(name);
+        }
+        if let Some(c) = stopped.captures(l) {
+            let name = c[1].trim_end_matches(['.', ':', ',']).to_string();
+            stopped_at.entry(name).or_insert(i);
         }
     }
     eprintln!("stop order: {order:?}");
@@ -84,13 +98,24 @@ fn shutdown() -> Result<()> {
         );
     }
     for name in &running {
-        for dep in requires.get(name).into_iter().flatten() {
+        let (requires, stop_after) = order_defs.get(name).cloned().unwrap_or_default();
+        for dep in &requires {
             if let (Some(a), Some(b)) = (pos(name), pos(dep)) {
                 ensure!(
                     a < b,
                     "{name} requires {dep} but was stopped after it: {order:?}"
                 );
             }
+        }
+        // stop_after: stopping begins only once the named service has stopped.
+        for first in stop_after.iter().filter(|f| running.contains(f)) {
+            let (Some(done), Some(begin)) = (stopped_at.get(first), stopping_at.get(name)) else {
+                anyhow::bail!("no `stopped {first}` / `stopping {name}` lines: {lines:?}");
+            };
+            ensure!(
+                done < begin,
+                "{name} has stop_after {first} but began stopping before {first} had stopped: {order:?}"
+            );
         }
     }
     ensure!(
@@ -111,6 +136,33 @@ fn shutdown() -> Result<()> {
         .iter()
         .any(|l| l.text.contains("EXT4-fs") && l.text.contains("recover"));
     ensure!(!recovered, "the second boot recovered STATE's journal");
+
+    // The first boot's log survived on STATE, down to cairn-init stopping cairnd at the
+    // power-down (journald stops last, after everything that requires it).
+    let d = Deadline::secs(60);
+    let boots = node.shell_check("journalctl --list-boots --no-pager", d)?;
+    let boot_lines = boots
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with("IDX"))
+        .count();
+    ensure!(
+        boot_lines >= 2,
+        "the journal on STATE holds {boot_lines} boot(s), want the previous one too: {boots}"
+    );
+    let previous = node.shell_check(
+        "journalctl --no-pager -b -1 -o cat | grep -E 'cairn-init|stopping|stopped' | tail -n 40",
+        d,
+    )?;
+    ensure!(
+        previous.contains("stopping cairnd"),
+        "the previous boot's journal lacks the power-down (`stopping cairnd`): {previous}"
+    );
+    let flushed = node.shell_check("ls /var/log/journal/*/system.journal", d)?;
+    eprintln!(
+        "journal: {boot_lines} boots on STATE ({}); previous boot ends with {:?}",
+        flushed.trim(),
+        previous.lines().last().unwrap_or_default()
+    );
     node.finish();
     Ok(())
 }
@@ -121,9 +173,10 @@ mod tests {
 
     #[test]
     fn parses_service_requirements() {
-        let defs = "### /etc/cairn/services/cairnd.toml\nexec = \"/usr/sbin/cairnd\"\nrequires = [\"journald\", \"udev-trigger\"]\n### /etc/cairn/services/journald.toml\nexec = \"/x\"\n";
-        let r = requires_by_service(defs).unwrap();
-        assert_eq!(r["cairnd"], vec!["journald", "udev-trigger"]);
-        assert!(r["journald"].is_empty());
+        let defs = "### /etc/cairn/services/cairnd.toml\nexec = \"/usr/sbin/cairnd\"\nrequires = [\"journald\", \"udev-trigger\"]\n### /etc/cairn/services/journald.toml\nexec = \"/x\"\n### /etc/cairn/services/libvirtd.toml\nexec = \"/x\"\nstop_after = [\"cairnd\"]\n";
+        let r = order_by_service(defs).unwrap();
+        assert_eq!(r["cairnd"].0, vec!["journald", "udev-trigger"]);
+        assert!(r["journald"].0.is_empty() && r["journald"].1.is_empty());
+        assert_eq!(r["libvirtd"].1, vec!["cairnd"]);
     }
 }

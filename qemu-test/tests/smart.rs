@@ -1,6 +1,7 @@
 //! Scenario smart: the SMART data of an AHCI and an NVMe disk (QEMU emulates SMART for both)
 //! is visible through the API with model, serial, verdict, ATA attributes and the NVMe health
-//! log; a short self-test runs as a task; and the cost of one poll is measured on the node.
+//! log; a virtio disk (no SMART) is listed as unavailable with the serial the disk inventory
+//! knows; a short self-test runs as a task; and the cost of one poll is measured on the node.
 
 use anyhow::{ensure, Context, Result};
 use cairn_lab::{ApiSession, BootMode, Bus, Deadline, Lab, Node, NodeConfig};
@@ -9,12 +10,14 @@ use serde_json::{json, Value};
 /// QEMU gives data disk N the serial `CAIRNLAB000N` (NodeConfig::disk).
 const AHCI_SERIAL: &str = "CAIRNLAB0001";
 const NVME_SERIAL: &str = "CAIRNLAB0002";
+const VIRTIO_SERIAL: &str = "CAIRNLAB0003";
 
 fn node_config() -> NodeConfig {
     NodeConfig::new("smart1", BootMode::DirectKernel)
         .size(1, 1536)
         .disk(Bus::Ahci, 64)
         .disk(Bus::Nvme, 64)
+        .disk(Bus::Virtio, 64)
 }
 
 /// The SMART list's entry for `serial`, once it has been checked.
@@ -116,6 +119,45 @@ fn smart() -> Result<()> {
             "QEMU emulates SMART, so the verdict must come from data: {d}"
         );
     }
+
+    // The virtio disk has no SMART (smartctl is not run for it) but is not anonymous: its
+    // serial comes from the disk inventory, the same one GET /api/v1/disks shows.
+    let disks = api.expect("GET", "/api/v1/disks", None)?;
+    let inventory = disks["disks"]
+        .as_array()
+        .and_then(|a| a.iter().find(|d| d["serial"] == VIRTIO_SERIAL))
+        .with_context(|| format!("no disk with serial {VIRTIO_SERIAL} in {disks}"))?;
+    let virtio_id = inventory["id"].as_str().context("id")?.to_string();
+    let list = api.wait_for(
+        "/api/v1/smart",
+        "the virtio disk checked by the SMART service",
+        Deadline::secs(60),
+        |v| {
+            v["disks"]
+                .as_array()
+                .and_then(|a| a.iter().find(|d| d["id"] == virtio_id.as_str()))
+                .is_some_and(|d| d["checked_at"].is_u64())
+        },
+    )?;
+    let virtio = list["disks"]
+        .as_array()
+        .and_then(|a| a.iter().find(|d| d["id"] == virtio_id.as_str()))
+        .context("virtio disk")?;
+    println!("SMART list entry of the virtio disk: {virtio}");
+    ensure!(
+        virtio["bus"] == "virtio" && virtio["verdict"] == "unavailable",
+        "the virtio disk: {virtio}"
+    );
+    ensure!(
+        virtio["serial"] == VIRTIO_SERIAL && virtio["serial"] == inventory["serial"],
+        "the SMART list does not show the virtio disk's serial {VIRTIO_SERIAL}: {virtio}"
+    );
+    let v = api.expect("GET", &format!("/api/v1/smart/{virtio_id}"), None)?;
+    ensure!(
+        v["device"]["serial"] == VIRTIO_SERIAL,
+        "the SMART detail of the virtio disk lacks its serial: {}",
+        v["device"]
+    );
 
     let ahci_id = ahci["id"].as_str().context("id")?.to_string();
     let nvme_id = nvme["id"].as_str().context("id")?.to_string();

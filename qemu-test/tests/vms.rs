@@ -1,15 +1,19 @@
 //! Scenario vms: a VM from the lab's tiny test guest on a thin volume, driven only through
 //! the API: start → heartbeat on its console → ACPI shutdown ignored, timeout, forced off →
-//! ten CoW clones in one batch call (timed; pool data unchanged) → all eleven beat → pool
-//! grew only by what the clones wrote → node reboot → the autostart VMs are back and beating.
+//! ten CoW clones in one batch call (timed; pool data unchanged), one of them given the
+//! guest's ACPI variant (`cairn-guest-acpi.img`, built by `qemu-test/guest/build.sh`) → all
+//! eleven beat → pool grew only by what the clones wrote → node
+//! reboot: cairnd shuts the VMs down first (the ACPI guest by itself, the others forced off
+//! after the short lab timeout), libvirtd stops after cairnd → the autostart VMs are back.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
+
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use cairn_lab::api_session::ApiSession;
 use cairn_lab::{BootMode, Bus, Deadline, Lab, Node, NodeConfig};
+use common::guest::{base64, build_images as build_guest_images, wait_beats};
 use serde_json::{json, Value};
 
 const POOL: &str = "tank";
@@ -17,87 +21,20 @@ const GIB: u64 = 1 << 30;
 const CLONES: usize = 10;
 /// How many of the clones are autostart VMs (with the original).
 const AUTOSTART_CLONES: usize = 2;
+/// The clone that runs the guest's ACPI variant (it powers off on the power button).
+const ACPI_VM: &str = "c1";
+/// The guest timeout at node stop for the lab (the default is 60 s; docs/vms.md).
+const LAB_VM_STOP_TIMEOUT_S: u64 = 15;
 
-/// Build the test guest with the repository's script (nasm) and return its bytes.
-fn guest_image() -> Result<Vec<u8>> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let out = dir.join("../build/guest/cairn-guest.img");
-    let status = Command::new(dir.join("guest/build.sh"))
-        .arg(&out)
-        .status()
-        .context("running qemu-test/guest/build.sh")?;
-    ensure!(
-        status.success(),
-        "qemu-test/guest/build.sh failed: {status}"
-    );
-    Ok(std::fs::read(&out)?)
+/// Whether `code` contains the byte sequence `seq`.
+fn contains(code: &[u8], seq: &[u8]) -> bool {
+    code.windows(seq.len()).any(|w| w == seq)
 }
 
-/// Standard base64 with padding (the image travels in a JSON body).
-fn base64(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in data.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// The console text of `vm` through the API.
-fn console(api: &ApiSession, vm: &str) -> Result<String> {
-    let r = api.get(&format!("/api/v1/vms/{vm}/console"))?;
-    ensure!(
-        r.status == 200,
-        "GET console of {vm}: HTTP {} {}",
-        r.status,
-        r.body
-    );
-    Ok(r.body)
-}
-
-/// The highest `HEARTBEAT n` after the last boot banner of the console text.
-fn last_beat(text: &str) -> Option<u64> {
-    let boot = text.rfind("CAIRN GUEST")?;
-    text[boot..]
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("HEARTBEAT "))
-        .filter_map(|n| n.trim().parse().ok())
-        .max()
-}
-
-/// Wait until `vm`'s console shows at least `beats` heartbeats since its last boot and the
-/// boot banner count reached `boots`; returns the console text.
-fn wait_beats(api: &ApiSession, vm: &str, boots: usize, beats: u64, d: Deadline) -> Result<String> {
-    let mut last = String::new();
-    let t0 = Instant::now();
-    while !d.expired() {
-        last = console(api, vm)?;
-        if last.matches("CAIRN GUEST").count() >= boots && last_beat(&last).unwrap_or(0) >= beats {
-            eprintln!(
-                "vms: {vm} beat {beats} times after boot {boots} ({:.1} s)",
-                t0.elapsed().as_secs_f64()
-            );
-            return Ok(last);
-        }
-        std::thread::sleep(Duration::from_millis(500).min(d.remaining()));
-    }
-    let tail: String = last.lines().rev().take(8).collect::<Vec<_>>().join(" | ");
-    bail!("VM {vm}: no {beats} heartbeats after boot {boots} within {:?}; console tail (newest first): {tail}", d.total())
-}
-
-/// The node is up for this scenario: the API answers and libvirtd and virtlogd are ready
-/// under cairn-init (other services' readiness is the boot scenario's business).
+/// The node is up for this scenario: what every booted node must show
+/// (`common::check_node_up`), and libvirtd and virtlogd ready under cairn-init.
 fn node_up(node: &mut Node, d: Deadline) -> Result<()> {
-    node.wait_health(d).context("waiting for the API")?;
+    common::check_node_up(node, d).context("waiting for the node")?;
     let mut last = Vec::new();
     while !d.expired() {
         let services = node.services(d)?;
@@ -150,39 +87,57 @@ fn pool_data(node: &mut Node) -> Result<(u64, u64)> {
 }
 
 #[test]
-fn base64_matches_the_rfc_examples() {
-    for (i, o) in [
-        ("", ""),
-        ("f", "Zg=="),
-        ("fo", "Zm8="),
-        ("foo", "Zm9v"),
-        ("foobar", "Zm9vYmFy"),
-    ] {
-        assert_eq!(base64(i.as_bytes()), o);
+fn build_script_makes_both_guest_variants() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = build_guest_images(dir.path()).unwrap();
+    // `mov eax, 0x80000b40` (PCI config address of the PIIX4 PM base) and
+    // `mov ax, 0x2000; out dx, ax` (SLP_EN with SLP_TYP 0 to PM1_CNT).
+    let pci_pm_base = [0x66, 0xb8, 0x40, 0x0b, 0x00, 0x80];
+    let s5 = [0xb8, 0x00, 0x20, 0xef];
+    assert!(
+        !contains(&g.base, &pci_pm_base) && !contains(&g.base, &s5),
+        "the base guest must have no ACPI code"
+    );
+    assert!(contains(&g.acpi, &pci_pm_base) && contains(&g.acpi, &s5));
+    // The variant only adds the ACPI code: both start the same and print the same banner.
+    assert_eq!(g.base[..14], g.acpi[..14]);
+    for img in [&g.base, &g.acpi] {
+        assert!(contains(img, b"CAIRN GUEST") && contains(img, b"CAIRNSEQ"));
     }
 }
 
-fn create_pool(api: &ApiSession, serial: &str) -> Result<()> {
-    let disks = api.expect("GET", "/api/v1/disks", None)?;
-    let list = disks["disks"]
-        .as_array()
-        .or_else(|| disks.as_array())
-        .cloned()
-        .unwrap_or_default();
-    let disk = list
-        .iter()
-        .find(|d| d["serial"] == serial)
-        .with_context(|| format!("no disk with serial {serial} in {disks}"))?;
-    let id = disk["id"].as_str().context("disk without id")?.to_string();
-    run_task(
-        api,
-        "POST",
-        "/api/v1/pools",
-        &json!({"name": POOL, "level": "single", "disks": [id]}),
-        Deadline::secs(300),
-    )
-    .context("creating the pool through the storage API")?;
-    Ok(())
+/// The last `shutting down, reason=…` of each VM in libvirt's per-VM logs
+/// (`/var/log/libvirt/qemu/NAME.log`), with how many such lines the log has.
+fn parse_stop_reasons(text: &str) -> std::collections::BTreeMap<String, (usize, String)> {
+    let mut out = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        // grep -H output: PATH:LINE
+        let Some((path, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let Some(vm) = path.rsplit('/').next().and_then(|f| f.strip_suffix(".log")) else {
+            continue;
+        };
+        let Some(reason) = rest.split("shutting down, reason=").nth(1) else {
+            continue;
+        };
+        let e = out.entry(vm.to_string()).or_insert((0, String::new()));
+        e.0 += 1;
+        e.1 = reason.trim().to_string();
+    }
+    out
+}
+
+#[test]
+fn stop_reasons_from_libvirt_logs() {
+    let text = "/var/log/libvirt/qemu/guest.log:2026-11-23 09:01:02.003+0000: shutting down, reason=destroyed
+/var/log/libvirt/qemu/guest.log:2026-11-23 09:05:02.003+0000: shutting down, reason=destroyed
+/var/log/libvirt/qemu/c1.log:2026-11-23 09:05:00.100+0000: shutting down, reason=shutdown
+";
+    let r = parse_stop_reasons(text);
+    assert_eq!(r["guest"], (2, "destroyed".to_string()));
+    assert_eq!(r["c1"], (1, "shutdown".to_string()));
+    assert!(!r.contains_key("c2"));
 }
 
 #[test]
@@ -191,13 +146,16 @@ fn vms() -> Result<()> {
     let Some(lab) = Lab::for_test("vms") else {
         return Ok(());
     };
-    let image = guest_image()?;
+    let guest = build_guest_images(&common::guest::default_dir())?;
     let cfg = NodeConfig::new("node1", BootMode::DirectKernel)
         .size(2, 2048)
         .disk(Bus::Virtio, 2048)
         // The node's TCG CPU advertises SVM, so /dev/kvm opens; the lab's tenants run under
         // plain TCG (DESIGN §3), so the accelerator is forced (and reported as tcg).
-        .cmdline(&["cairn.vm.accel=tcg"]);
+        .cmdline(&[
+            "cairn.vm.accel=tcg",
+            &format!("cairn.vm.stop_timeout_s={LAB_VM_STOP_TIMEOUT_S}"),
+        ]);
     let serial = cfg.disks[0].serial.clone();
     let mut node = lab.start(cfg)?;
     node_up(&mut node, Deadline::secs(300))?;
@@ -216,7 +174,7 @@ fn vms() -> Result<()> {
     ensure!(list["resources"]["cpus"] == 2, "node CPUs: {list}");
 
     eprintln!("vms: node up and claimed; libvirt connected; creating pool {POOL}");
-    create_pool(&api, &serial)?;
+    common::pool::create_single_pool(&api, POOL, &serial, Deadline::secs(300))?;
     eprintln!("vms: pool created");
 
     // Validation names the field and changes nothing.
@@ -253,7 +211,7 @@ fn vms() -> Result<()> {
                 "disks": [{"source": "new", "pool": POOL, "size_bytes": 10 * GIB, "bus": "ide"}]}),
         Deadline::secs(120),
     )?;
-    let b64 = base64(&image);
+    let b64 = base64(&guest.base);
     api.expect(
         "PUT",
         "/api/v1/vms/guest/disks/0/image",
@@ -387,6 +345,14 @@ fn vms() -> Result<()> {
         "clones used pool data before writing: {before} -> {after_clone}"
     );
 
+    // One autostart clone runs the guest's ACPI variant: at the node's stop it powers off by
+    // itself, the others are forced off after the timeout.
+    api.expect(
+        "PUT",
+        &format!("/api/v1/vms/{ACPI_VM}/disks/0/image"),
+        Some(&json!({"data_base64": base64(&guest.acpi)})),
+    )?;
+
     // All eleven start and beat.
     let names: Vec<String> = std::iter::once("guest".to_string())
         .chain((1..=CLONES).map(|i| format!("c{i}")))
@@ -431,11 +397,85 @@ fn vms() -> Result<()> {
         names.len()
     );
 
-    // Reboot the node: the autostart VMs come back and beat again.
-    node.powerdown(Deadline::secs(120))
-        .context("powering the node down")?;
+    // Reboot the node: cairnd shuts the VMs down before it exits (ACPI, then forced off
+    // after the lab's timeout), libvirtd stops only after that; the autostart VMs come back.
+    let mark = node.serial()?.mark();
+    let asked = Instant::now();
+    node.powerdown(Deadline::secs(180))
+        .context("powering the node down (VMs shut down first)")?;
+    eprintln!(
+        "BENCH vms: node power-down with {} running VMs (guest timeout {LAB_VM_STOP_TIMEOUT_S} s): {:.1} s",
+        names.len(),
+        asked.elapsed().as_secs_f64()
+    );
+    let console: Vec<String> = node.serial()?.lines()[mark..]
+        .iter()
+        .map(|l| l.text.clone())
+        .collect();
+    let at = |needle: &str| {
+        console
+            .iter()
+            .position(|l| l.contains(needle))
+            .with_context(|| format!("no {needle:?} on the node's console at power-down"))
+    };
+    let cairnd_stopped = at("cairn-init: stopped cairnd")?;
+    for later in ["libvirtd", "virtlogd"] {
+        let stopping = at(&format!("cairn-init: stopping {later}"))?;
+        ensure!(
+            cairnd_stopped < stopping,
+            "{later} was stopped before cairnd had stopped: {}",
+            console.join(" | ")
+        );
+    }
+    // The stop as cairnd reported it on the console (and in the journal, which does not
+    // survive the power-off here).
+    let report = console
+        .iter()
+        .find(|l| l.contains("cairnd: node stop: "))
+        .context("no `cairnd: node stop:` report on the node's console")?;
+    eprintln!("vms: {}", report.trim());
+    ensure!(
+        report.contains(&format!("{} VM(s) stopped in", names.len()))
+            && report.contains(&format!("1 shut down by ACPI ({ACPI_VM})"))
+            && report.contains(&format!(
+                "{} powered off after the {LAB_VM_STOP_TIMEOUT_S} s timeout",
+                names.len() - 1
+            )),
+        "cairnd's node stop report: {report:?}"
+    );
+    let report_at = at("cairnd: node stop: ")?;
+    ensure!(
+        report_at < cairnd_stopped,
+        "cairnd's node stop report came after `stopped cairnd`"
+    );
     node.launch()?;
     node_up(&mut node, Deadline::secs(300))?;
+
+    // As libvirt logged each VM's end: the ACPI guest shut down by itself (reason=shutdown),
+    // the others were destroyed by libvirtd on cairnd's order (reason=destroyed); a VM
+    // killed with the node would have no such line.
+    let logs = node.shell_check(
+        "grep -H 'shutting down, reason=' /var/log/libvirt/qemu/*.log | grep -v '\\.console\\.log:'",
+        Deadline::secs(60),
+    )?;
+    let reasons = parse_stop_reasons(&logs);
+    for n in &names {
+        // guest was forced off once through the API before.
+        let (count, want) = match n.as_str() {
+            ACPI_VM => (1, "shutdown"),
+            "guest" => (2, "destroyed"),
+            _ => (1, "destroyed"),
+        };
+        let got = reasons.get(n.as_str());
+        ensure!(
+            got.is_some_and(|(c, r)| *c == count && r == want),
+            "libvirt's log of {n}: want {count} stop(s), the last reason={want}; got {got:?}\n{logs}"
+        );
+    }
+    eprintln!(
+        "vms: libvirt logged {ACPI_VM} reason=shutdown, the other {} reason=destroyed",
+        names.len() - 1
+    );
     let autostart: Vec<&String> = names.iter().take(1 + AUTOSTART_CLONES).collect();
     for n in &autostart {
         let boots = if n.as_str() == "guest" { 3 } else { 2 };
@@ -465,4 +505,28 @@ fn vms() -> Result<()> {
     );
     node.finish();
     Ok(())
+}
+
+#[test]
+fn base64_matches_the_rfc_examples() {
+    for (i, o) in [
+        ("", ""),
+        ("f", "Zg=="),
+        ("fo", "Zm8="),
+        ("foo", "Zm9v"),
+        ("foobar", "Zm9vYmFy"),
+    ] {
+        assert_eq!(base64(i.as_bytes()), o);
+    }
+}
+
+#[test]
+fn console_numbers_count_from_the_last_boot() {
+    use common::guest::{flushed_since_boot, last_beat};
+    let text = "CAIRN GUEST\r\nHEARTBEAT 1\r\nFLUSHED 1\r\nHEARTBEAT 2\r\nFLUSHED 2\r\n\
+                CAIRN GUEST\r\nHEARTBEAT 1\r\nFLUSHED 3\r\nFLUSHED 4\r\n";
+    assert_eq!(last_beat(text), Some(1));
+    assert_eq!(flushed_since_boot(text), vec![3, 4]);
+    assert_eq!(last_beat("no banner yet"), None);
+    assert!(flushed_since_boot("").is_empty());
 }

@@ -1,6 +1,6 @@
 //! Build-time check of the shipped service definitions against the boot contract's schema and the staged root.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
 
@@ -13,6 +13,7 @@ const TOP_KEYS: &[&str] = &[
     "env",
     "working_dir",
     "requires",
+    "stop_after",
     "stop_timeout_s",
     "stdio",
     "condition_kernel_cmdline",
@@ -37,8 +38,53 @@ fn check_keys(file: &str, table: &toml::Table, section: &str, allowed: &[&str]) 
     Ok(())
 }
 
+/// The services that cannot be put in a stop order (in or behind a cycle), as cairn-init's
+/// `config::stop_cycle` finds them at boot (where they would be marked failed).
+fn stop_cycle(
+    names: &BTreeSet<String>,
+    before: &BTreeMap<String, BTreeSet<String>>,
+) -> Vec<String> {
+    let mut left: BTreeSet<&String> = names.iter().collect();
+    loop {
+        let free: Vec<&String> = left
+            .iter()
+            .filter(|n| {
+                before
+                    .get(n.as_str())
+                    .is_none_or(|b| b.iter().all(|x| !left.contains(x)))
+            })
+            .copied()
+            .collect();
+        if free.is_empty() {
+            break;
+        }
+        for n in free {
+            left.remove(n);
+        }
+    }
+    left.into_iter().cloned().collect()
+}
+
+/// The string entries of the array `key` (absent: none).
+fn names_in(file: &str, table: &toml::Table, key: &str) -> Result<Vec<String>> {
+    let Some(value) = table.get(key) else {
+        return Ok(Vec::new());
+    };
+    let list = value
+        .as_array()
+        .with_context(|| format!("{file}: `{key}` must be an array of service names"))?;
+    list.iter()
+        .map(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .with_context(|| format!("{file}: `{key}` entries must be strings"))
+        })
+        .collect()
+}
+
 /// Checks every `*.toml` in `root`/etc/cairn/services: known keys, an absolute `exec` that
-/// exists in `root`, and `requires` naming shipped services. Returns the service names.
+/// exists in `root`, `requires` and `stop_after` naming shipped services, and a stop order
+/// without cycles (cairn-init's own check). Returns the service names.
 pub fn check(root: &Path) -> Result<BTreeSet<String>> {
     let dir = root.join("etc/cairn/services");
     let mut parsed = Vec::new();
@@ -80,16 +126,29 @@ pub fn check(root: &Path) -> Result<BTreeSet<String>> {
         parsed.push((file, name, table));
     }
     let names: BTreeSet<String> = parsed.iter().map(|(_, n, _)| n.clone()).collect();
-    for (file, _, table) in &parsed {
-        let requires = table.get("requires").and_then(|v| v.as_array());
-        for req in requires.into_iter().flatten() {
-            let req = req
-                .as_str()
-                .with_context(|| format!("{file}: `requires` entries must be strings"))?;
-            if !names.contains(req) {
-                bail!("{file}: `requires` names `{req}`, which is not a shipped service");
+    // before[x]: the services that stop before x (its dependents, its `stop_after`).
+    let mut before: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (file, name, table) in &parsed {
+        for key in ["requires", "stop_after"] {
+            for n in names_in(file, table, key)? {
+                if !names.contains(&n) {
+                    bail!("{file}: `{key}` names `{n}`, which is not a shipped service");
+                }
+                let (first, then) = if key == "requires" {
+                    (name.clone(), n)
+                } else {
+                    (n, name.clone())
+                };
+                before.entry(then).or_default().insert(first);
             }
         }
+    }
+    let cycle = stop_cycle(&names, &before);
+    if !cycle.is_empty() {
+        bail!(
+            "services {} form a cycle in the stop order (`requires` and `stop_after`)",
+            cycle.join(", ")
+        );
     }
     Ok(names)
 }
@@ -123,6 +182,7 @@ mod tests {
         for want in [
             "cairnd",
             "dhcpcd",
+            "journal-flush",
             "journald",
             "lab-shell",
             "udev-trigger",
@@ -133,6 +193,17 @@ mod tests {
         assert_eq!(by_name("cairnd").requires, ["journald"]);
         assert_eq!(by_name("udevd").requires, ["journald"]);
         assert_eq!(by_name("udev-trigger").requires, ["udevd"]);
+        // The journal moves to STATE once journald runs, so it survives a reboot.
+        assert_eq!(by_name("journal-flush").requires, ["journald"]);
+        assert_eq!(by_name("journal-flush").args, ["--flush"]);
+        // cairnd shuts the VMs down through libvirtd when the node stops (decision 0012).
+        assert_eq!(by_name("libvirtd").stop_after, ["cairnd"]);
+        assert_eq!(by_name("virtlogd").stop_after, ["cairnd"]);
+        assert!(
+            by_name("cairnd").stop_timeout_s > 60,
+            "room for the VMs' ACPI timeout"
+        );
+        assert!(cairn_init::config::stop_cycle(&services).is_empty());
         let lab = by_name("lab-shell");
         assert_eq!(lab.condition_kernel_cmdline.as_deref(), Some("cairn.lab=1"));
         assert!(lab.args.join(" ").contains("stty raw -echo"));
@@ -151,9 +222,10 @@ mod tests {
                 "b.toml",
                 "exec = \"/bin/sh\"\nrequires = [\"a\"]\n[restart]\npolicy = \"always\"\n",
             ),
+            ("c.toml", "exec = \"/bin/sh\"\nstop_after = [\"b\"]\n"),
         ]);
         let names: Vec<_> = check(root.path()).unwrap().into_iter().collect();
-        assert_eq!(names, ["a", "b"]);
+        assert_eq!(names, ["a", "b", "c"]);
     }
 
     #[test]
@@ -180,11 +252,38 @@ mod tests {
                 "exec = \"/bin/sh\"\nrequires = [\"zz\"]\n",
                 "a.toml: `requires` names `zz`",
             ),
+            (
+                "exec = \"/bin/sh\"\nstop_after = [\"zz\"]\n",
+                "a.toml: `stop_after` names `zz`",
+            ),
+            (
+                "exec = \"/bin/sh\"\nstop_after = \"zz\"\n",
+                "a.toml: `stop_after` must be an array",
+            ),
         ];
         for (text, want) in cases {
             let root = root_with(&[("a.toml", text)]);
             let err = format!("{:#}", check(root.path()).unwrap_err());
             assert!(err.starts_with(want), "{err} vs {want}");
         }
+    }
+
+    #[test]
+    fn rejects_a_stop_order_cycle() {
+        let root = root_with(&[
+            // a before b (requires), b before c and c before a (stop_after).
+            (
+                "a.toml",
+                "exec = \"/bin/sh\"\nrequires = [\"b\"]\nstop_after = [\"c\"]\n",
+            ),
+            ("b.toml", "exec = \"/bin/sh\"\n"),
+            ("c.toml", "exec = \"/bin/sh\"\nstop_after = [\"b\"]\n"),
+            ("d.toml", "exec = \"/bin/sh\"\n"),
+        ]);
+        let err = format!("{:#}", check(root.path()).unwrap_err());
+        assert_eq!(
+            err,
+            "services a, b, c form a cycle in the stop order (`requires` and `stop_after`)"
+        );
     }
 }

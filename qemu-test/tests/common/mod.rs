@@ -1,5 +1,13 @@
 //! Checks shared by the lab scenarios.
 
+// Each scenario binary uses a part of these helpers.
+#[allow(dead_code)]
+pub mod cairnctl;
+#[allow(dead_code)]
+pub mod guest;
+#[allow(dead_code)]
+pub mod pool;
+
 use anyhow::{bail, ensure, Context, Result};
 use cairn_lab::status::{self, ServiceState};
 use cairn_lab::{Deadline, Node};
@@ -43,7 +51,7 @@ pub fn check_node_up(node: &mut Node, deadline: Deadline) -> Result<Value> {
         );
         ensure!(s.pid.is_some(), "{name} has no pid: {s:?}");
     }
-    let journal = node.shell_check("journalctl --no-pager -o cat -t cairnd", deadline)?;
+    let journal = node.shell_check("journalctl -b --no-pager -o cat -t cairnd", deadline)?;
     let lines: Vec<&str> = journal.lines().filter(|l| !l.starts_with("-- ")).collect();
     ensure!(
         !lines.is_empty(),

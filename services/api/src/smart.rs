@@ -271,18 +271,24 @@ mod tests {
                     dev: "/dev/sda".into(),
                     bus: DiskBus::Sata,
                     rotational: true,
+                    model: None,
+                    serial: Some("UDEV-SERIAL".into()),
                 },
                 DiskRef {
                     id: "nvme-Samsung_970".into(),
                     dev: "/dev/nvme0n1".into(),
                     bus: DiskBus::Nvme,
                     rotational: false,
+                    model: None,
+                    serial: None,
                 },
                 DiskRef {
                     id: "virtio-D1".into(),
                     dev: "/dev/vdb".into(),
                     bus: DiskBus::Virtio,
                     rotational: true,
+                    model: None,
+                    serial: Some("CAIRNLAB0003".into()),
                 },
             ]);
             runner.expect(
@@ -322,6 +328,15 @@ mod tests {
             "7 NVMe media and data integrity errors"
         );
         assert_eq!(disks[2]["verdict"], "unavailable");
+        // smartctl has nothing to say about a virtio disk: the inventory's serial shows.
+        assert_eq!(disks[2]["serial"], "CAIRNLAB0003");
+        assert_eq!(
+            disks[0]["serial"], "REDACTED",
+            "smartctl's serial comes first"
+        );
+        let v = api.call(Method::GET, "/api/v1/smart/virtio-D1", None).await;
+        assert_eq!(v.status, 200);
+        assert_eq!(v.json()["device"]["serial"], "CAIRNLAB0003");
 
         let r = api
             .call(Method::GET, "/api/v1/smart/ata-WDC_WD20EFRX", None)

@@ -539,6 +539,119 @@ mod tests {
         );
     }
 
+    /// Check `v` against OpenAPI 3.0 schema `schema` of `spec` (the subset the VM schemas
+    /// use: `$ref`, `allOf`, `nullable`, `type`, `required`, `properties`, `items`,
+    /// `minimum`/`maximum`, `enum`); `at` names the place for the failure.
+    fn conforms(
+        spec: &serde_json::Value,
+        schema: &serde_json::Value,
+        v: &serde_json::Value,
+        at: &str,
+    ) {
+        if let Some(r) = schema.get("$ref").and_then(|r| r.as_str()) {
+            let target = spec
+                .pointer(r.trim_start_matches('#'))
+                .expect("ref resolves");
+            return conforms(spec, target, v, at);
+        }
+        if v.is_null() {
+            assert_eq!(schema["nullable"], true, "{at} is null but not nullable");
+            return;
+        }
+        for sub in schema["allOf"].as_array().into_iter().flatten() {
+            conforms(spec, sub, v, at);
+        }
+        let ty = schema["type"].as_str().unwrap_or("");
+        let ok = match ty {
+            "object" => v.is_object(),
+            "array" => v.is_array(),
+            "string" => v.is_string(),
+            "integer" => v.is_u64() || v.is_i64(),
+            "number" => v.is_number(),
+            "boolean" => v.is_boolean(),
+            _ => true,
+        };
+        assert!(ok, "{at} = {v} is not of type {ty}");
+        if let Some(min) = schema["minimum"].as_f64() {
+            assert!(v.as_f64().unwrap() >= min, "{at} = {v} < {min}");
+        }
+        if let Some(max) = schema["maximum"].as_f64() {
+            assert!(v.as_f64().unwrap() <= max, "{at} = {v} > {max}");
+        }
+        if let Some(list) = schema["enum"].as_array() {
+            assert!(list.contains(v), "{at} = {v} not in {list:?}");
+        }
+        for req in schema["required"].as_array().into_iter().flatten() {
+            let req = req.as_str().unwrap();
+            assert!(v.get(req).is_some(), "{at}.{req} is required but missing");
+        }
+        if let (Some(props), Some(obj)) = (schema["properties"].as_object(), v.as_object()) {
+            for (k, val) in obj {
+                let sub = props
+                    .get(k)
+                    .unwrap_or_else(|| panic!("{at}.{k} is not in the schema"));
+                conforms(spec, sub, val, &format!("{at}.{k}"));
+            }
+        }
+        if let (Some(items), Some(list)) = (schema.get("items"), v.as_array()) {
+            for (i, item) in list.iter().enumerate() {
+                conforms(spec, items, item, &format!("{at}[{i}]"));
+            }
+        }
+    }
+
+    #[test]
+    fn vms_with_and_without_stats_match_the_spec() {
+        let spec = crate::openapi::merge(crate::openapi::CORE, crate::openapi::FRAGMENTS).unwrap();
+        let record: cairn_vm::spec::VmRecord = serde_json::from_value(serde_json::json!({
+            "name": "web", "uuid": "0b7c4b4e-0000-4000-8000-000000000001", "vcpus": 2,
+            "memory_mib": 512, "machine": "pc", "cpu_model": "qemu64", "autostart": false,
+            "boot": ["disk"], "nics": [],
+            "disks": [{"kind": "disk", "bus": "ide", "pool": "tank", "volume": "web-disk0",
+                       "path": "/dev/cairn-tank/vol-web-disk0", "origin": null}],
+        }))
+        .unwrap();
+        let running = cairn_vm::VmStatus {
+            record: record.clone(),
+            state: cairn_vm::RunState::Running,
+            stats: Some(cairn_vm::VmStats {
+                sampled_at_unix_ms: 1_700_000_000_000,
+                cpu_percent: Some(12.5),
+                vcpus: 2,
+                memory_bytes: 512 << 20,
+                memory_rss_bytes: Some(300 << 20),
+                disks: vec![cairn_vm::DiskStats {
+                    index: 0,
+                    read_bytes: 1024,
+                    written_bytes: 0,
+                }],
+            }),
+            disk_allocated_bytes: Some(4096),
+        };
+        let first_sample = cairn_vm::VmStatus {
+            stats: running.stats.clone().map(|s| cairn_vm::VmStats {
+                cpu_percent: None,
+                memory_rss_bytes: None,
+                ..s
+            }),
+            ..running.clone()
+        };
+        let off = cairn_vm::VmStatus {
+            record,
+            state: cairn_vm::RunState::ShutOff,
+            stats: None,
+            disk_allocated_bytes: None,
+        };
+        let schema = serde_json::json!({"$ref": "#/components/schemas/Vm"});
+        for vm in [&running, &first_sample, &off] {
+            let v = serde_json::to_value(vm).unwrap();
+            conforms(&spec, &schema, &v, "vm");
+        }
+        let list = serde_json::json!({"vms": [running, off], "resources": {}});
+        let schema = serde_json::json!({"$ref": "#/components/schemas/VmList"});
+        conforms(&spec, &schema, &list, "list");
+    }
+
     #[test]
     fn vm_errors_map_to_statuses_and_fields() {
         let e = api_error(VmError::Invalid(cairn_vm::spec::invalid(

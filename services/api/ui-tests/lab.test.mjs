@@ -8,33 +8,25 @@
 // line or comma-separated; default 10.0.2.2), CAIRN_HOSTNAME (default lab-ui), CHROMIUM
 // (default /usr/bin/chromium), UI_RESULTS (screenshots; default <repo>/build/ui-results/lab).
 
-import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { BASE, labBrowser, RESULTS, STEP_MS } from './lab-node.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(here, '../../..');
-const BASE = process.env.CAIRN_URL;
 const CODE = process.env.CAIRN_SETUP_CODE;
 const TIMEZONE = process.env.CAIRN_TIMEZONE || 'Europe/Berlin';
 const NTP = (process.env.CAIRN_NTP || '10.0.2.2').split(/[\s,]+/).filter(Boolean);
 const HOSTNAME = process.env.CAIRN_HOSTNAME || 'lab-ui';
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const RESULTS = path.resolve(repo, process.env.UI_RESULTS || 'build/ui-results/lab');
 const PASSWORD = 'granite cairn on the ridge';
-// TCG-emulated nodes answer slowly (argon2id alone takes seconds there).
-const STEP_MS = 120000;
 
-let tmp;
-let context;
 let page;
 let shotNo = 0;
-let broken = false;
-const pageErrors = [];
+
+const { step, heading, pageErrors } = labBrowser({
+  profile: 'cairn-ui-lab',
+  check: () => assert.ok(BASE && CODE, 'set CAIRN_URL and CAIRN_SETUP_CODE (the lab test does)'),
+  opened: (p) => { page = p; },
+  failedShot: () => `FAILED-${shotNo + 1}.png`,
+});
 
 async function shot(name) {
   shotNo += 1;
@@ -42,52 +34,10 @@ async function shot(name) {
   await page.screenshot({ path: file, fullPage: true });
 }
 
-function step(name, fn) {
-  test(name, async (t) => {
-    if (broken) {
-      t.skip('an earlier step failed');
-      return;
-    }
-    try {
-      await fn();
-    } catch (err) {
-      broken = true;
-      await page?.screenshot({ path: path.join(RESULTS, `FAILED-${shotNo + 1}.png`), fullPage: true }).catch(() => {});
-      throw err;
-    }
-  });
-}
-
-const heading = (text) => page.getByRole('heading', { name: text, level: 1 });
-
 async function submit(name = 'Continue') {
   await page.getByRole('button', { name, exact: true }).click();
   await page.waitForFunction(() => !document.querySelector('button.busy'), null, { timeout: STEP_MS });
 }
-
-before(async () => {
-  assert.ok(BASE && CODE, 'set CAIRN_URL and CAIRN_SETUP_CODE (the lab test does)');
-  fs.mkdirSync(RESULTS, { recursive: true });
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-ui-lab-'));
-  context = await chromium.launchPersistentContext(path.join(tmp, 'profile'), {
-    executablePath: CHROMIUM,
-    headless: true,
-    ignoreHTTPSErrors: true,
-    viewport: { width: 1280, height: 820 },
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    ],
-  });
-  page = context.pages()[0] || await context.newPage();
-  page.setDefaultTimeout(STEP_MS);
-  page.on('pageerror', (e) => pageErrors.push(`page error: ${e.message}`));
-});
-
-after(async () => {
-  if (context) await context.close();
-  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-});
 
 step('the node serves the setup page', async () => {
   const resp = await page.goto(`${BASE}/`);

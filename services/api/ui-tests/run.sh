@@ -2,8 +2,9 @@
 # Browser test of the web UI: installs what is missing (Debian's Chromium, the pinned
 # playwright-core), builds cairnd (debug) and runs the test with node's test runner.
 # Screenshots go to build/ui-results/ (UI_RESULTS overrides); cairnd's log is kept there too.
-# With CAIRN_URL and CAIRN_SETUP_CODE set (a booted lab node: qemu-test/tests/ui.rs) it runs
-# lab.test.mjs against that node instead, and builds nothing.
+# With CAIRN_URL set (a booted lab node: qemu-test/tests/ui.rs) it runs CAIRN_LAB_TEST
+# (default lab.test.mjs, the setup wizard; lab-storage.test.mjs is the Disks & pools page)
+# against that node instead, and builds nothing.
 # Usage: services/api/ui-tests/run.sh
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -31,11 +32,11 @@ if [ "$want" != "$have" ]; then
 fi
 
 if [ -n "${CAIRN_URL:-}" ]; then
-    exec node --test lab.test.mjs
+    exec node --test "${CAIRN_LAB_TEST:-lab.test.mjs}"
 fi
 
 if [ -z "${CAIRND:-}" ]; then
     (cd "$repo" && cargo build -p cairnd)
 fi
 
-exec node --test setup.test.mjs shares.test.mjs storage.test.mjs
+exec node --test setup.test.mjs shares.test.mjs storage.test.mjs vms.test.mjs

@@ -6,19 +6,10 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const UI = path.resolve(here, '../ui');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const ORIGIN = 'https://cairn.test';
+import { json, openScripted, ORIGIN, ScriptedApi } from './scripted-api.mjs';
 
 let browser;
 let page;
-const calls = [];
 
 const share = (name, pct, extra = {}) => ({
   pool: 'tank', name, size_bytes: 1073741824, created: 1, schedule: { hourly: 0, daily: 0, weekly: 0 },
@@ -29,16 +20,11 @@ const share = (name, pct, extra = {}) => ({
 
 const state = {
   shares: [share('docs', 91.5), share('media', 10)],
-  tasks: {},
 };
 
-function answer(method, url, body) {
-  const p = new URL(url).pathname;
-  calls.push(`${method} ${p}${body ? ` ${body}` : ''}`);
-  const json = (status, v) => ({ status, body: v === undefined ? '' : JSON.stringify(v) });
+const api = new ScriptedApi(({ method, path: p, b }, { tasks }) => {
   if (p === '/api/v1/pools/tank/shares' && method === 'GET') return json(200, state.shares);
   if (p === '/api/v1/pools/tank/shares' && method === 'POST') {
-    const b = JSON.parse(body);
     if (!/^[a-z0-9][a-z0-9_-]*$/.test(b.name)) {
       return json(422, { code: 'invalid', message: 'must start with a lowercase letter or a digit', field: 'name' });
     }
@@ -46,7 +32,7 @@ function answer(method, url, body) {
     return json(201, state.shares.at(-1));
   }
   if (p === '/api/v1/pools/tank/shares/media' && method === 'DELETE') {
-    if (JSON.parse(body).confirm !== 'media') {
+    if (b.confirm !== 'media') {
       return json(422, { code: 'invalid', message: 'type the share\'s name to confirm', field: 'confirm' });
     }
     state.shares = state.shares.filter((s) => s.name !== 'media');
@@ -60,43 +46,27 @@ function answer(method, url, body) {
   }
   if (p === '/api/v1/pools/tank/scrub' && method === 'GET') return json(200, { pool: 'tank', interval_days: 30, last: null });
   if (p === '/api/v1/pools/tank/scrub' && method === 'POST') {
-    state.tasks[7] = { id: 7, kind: 'pool.scrub', state: 'succeeded', progress: 100, message: 'scrub of pool tank done: 0 mismatched sector(s)', created: 1, updated: 2 };
-    return json(202, { ...state.tasks[7], state: 'running', progress: 0, message: 'scrubbing pool tank' });
+    tasks[7] = { id: 7, kind: 'pool.scrub', state: 'succeeded', progress: 100, message: 'scrub of pool tank done: 0 mismatched sector(s)', created: 1, updated: 2 };
+    return json(202, { ...tasks[7], state: 'running', progress: 0, message: 'scrubbing pool tank' });
   }
   if (p === '/api/v1/pools/tank/shares/docs/snapshots' && method === 'GET') {
     return json(200, [{ pool: 'tank', share: 'docs', name: 'v1', path: '/x', created: '2026-11-23 03:00:00', scheduled: false }]);
   }
   if (p === '/api/v1/pools/tank/shares/docs/snapshots/v1/restore') {
-    state.tasks[8] = { id: 8, kind: 'share.restore', state: 'succeeded', progress: 100, message: 'share docs-old restored from docs@v1', created: 1, updated: 2 };
+    tasks[8] = { id: 8, kind: 'share.restore', state: 'succeeded', progress: 100, message: 'share docs-old restored from docs@v1', created: 1, updated: 2 };
     state.shares.push(share('docs-old', 5, { restored_from: 'docs@v1' }));
-    return json(202, { ...state.tasks[8], state: 'running', progress: 5 });
+    return json(202, { ...tasks[8], state: 'running', progress: 5 });
   }
   const t = p.match(/^\/api\/v1\/tasks\/(\d+)$/);
-  if (t) return json(200, state.tasks[t[1]]);
-  return json(404, { code: 'not_found', message: `no resource at ${p}` });
-}
+  if (t) return json(200, tasks[t[1]]);
+  return undefined;
+});
+const { calls } = api;
 
 before(async () => {
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
-  page = await browser.newPage();
-  page.on('pageerror', (e) => { throw e; });
-  await page.route('**/*', async (route) => {
-    const req = route.request();
-    const url = new URL(req.url());
-    if (url.pathname === '/') {
-      return route.fulfill({
-        contentType: 'text/html',
-        body: '<!doctype html><main id="m"></main><script type="module">import { renderPoolShares } from "/ui/shares.js"; renderPoolShares(document.getElementById("m"), "tank");</script>',
-      });
-    }
-    if (url.pathname.startsWith('/ui/')) {
-      const file = path.join(UI, path.basename(url.pathname));
-      return route.fulfill({ contentType: 'text/javascript', body: fs.readFileSync(file, 'utf8') });
-    }
-    if (url.pathname === '/api/v1/events') return route.fulfill({ status: 204, body: '' });
-    const a = answer(req.method(), req.url(), req.postData());
-    return route.fulfill({ status: a.status, contentType: 'application/json', body: a.body });
-  });
+  ({ browser, page } = await openScripted(api, {
+    script: 'import { renderPoolShares } from "/ui/shares.js"; renderPoolShares(document.getElementById("m"), "tank");',
+  }));
   page.on('dialog', async (d) => {
     if (d.type() === 'prompt') await d.accept(d.message().includes('media') ? 'media' : 'x');
     else await d.accept();

@@ -9,23 +9,10 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const UI = path.resolve(here, '../ui');
-const RESULTS = process.env.UI_RESULTS || path.resolve(here, '../../../build/ui-results');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const ORIGIN = 'https://cairn.test';
-const GiB = 1073741824;
+import { GiB, json, openScripted, ORIGIN, screenshots, ScriptedApi, style } from './scripted-api.mjs';
 
 let browser;
 let page;
-const calls = [];
-/** Events the next event-stream connection delivers (EventSource reconnects after 100 ms). */
-const events = [];
 
 const disk = (name, serial, usage, extra = {}) => ({
   id: `virtio-${serial}`, name, dev: `/dev/${name}`, by_id: `/dev/disk/by-id/virtio-${serial}`,
@@ -46,32 +33,22 @@ const state = {
     md: 'md127', volume_group: 'cairn-tank', size_bytes: 2 * GiB, sync: null, created: 1763870000,
     members: ['B', 'C', 'D'].map((s, i) => ({ disk: `virtio-${s}`, dev: `/dev/vd${'bcd'[i]}`, state: 'in_sync' })),
   },
-  tasks: {},
 };
 
-function task(id, kind, message) {
-  state.tasks[id] = { id, kind, state: 'running', progress: 0, message, created: 1, updated: 1 };
-  return state.tasks[id];
-}
-
-function answer(method, url, body) {
-  const p = new URL(url).pathname;
-  calls.push(`${method} ${p}${body ? ` ${body}` : ''}`);
-  const json = (status, v) => ({ status, body: v === undefined ? '' : JSON.stringify(v) });
-  const b = body ? JSON.parse(body) : {};
+const api = new ScriptedApi(({ method, path: p, b }) => {
   if (p === '/api/v1/disks') return json(200, { disks: state.disks });
   if (p === '/api/v1/pools' && method === 'GET') return json(200, { pools: state.pool ? [state.pool] : [] });
   if (p === '/api/v1/disks/virtio-F/wipe') {
     if (b.confirm_serial !== 'F') return json(422, { code: 'invalid', message: 'type the serial', field: 'confirm_serial' });
-    return json(202, task(3, 'disk.wipe', 'wiping virtio-F'));
+    return json(202, api.task(3, 'disk.wipe', 'wiping virtio-F'));
   }
   if (p === '/api/v1/pools/tank/add/plan') {
     return json(200, { pool: 'tank', disk: b.disk, level_before: 'raid5', level: 'raid5', members: 4, usable_bytes_before: 2 * GiB, usable_bytes: 3 * GiB });
   }
-  if (p === '/api/v1/pools/tank/add') return json(202, task(4, 'pool.add', `adding ${b.disk} to pool tank`));
+  if (p === '/api/v1/pools/tank/add') return json(202, api.task(4, 'pool.add', `adding ${b.disk} to pool tank`));
   if (p === '/api/v1/pools/tank' && method === 'DELETE') {
     if (b.confirm_name !== 'tank') return json(422, { code: 'invalid', message: 'type the pool\'s name', field: 'confirm_name' });
-    return json(202, task(5, 'pool.destroy', 'destroying pool tank'));
+    return json(202, api.task(5, 'pool.destroy', 'destroying pool tank'));
   }
   if (p === '/api/v1/pools/tank/shares') return json(200, []);
   if (p === '/api/v1/pools/tank/capacity') {
@@ -79,53 +56,19 @@ function answer(method, url, body) {
   }
   if (p === '/api/v1/pools/tank/volumes') return json(200, []);
   if (p === '/api/v1/pools/tank/scrub') return json(200, { pool: 'tank', interval_days: 30, last: null });
-  return json(404, { code: 'not_found', message: `no resource at ${p}` });
-}
+  return undefined;
+}, { events: true });
+const { calls } = api;
 
-/** Send task `id` with `progress` (and `state`) on the event stream. */
-function progress(id, pct, st = 'running', message = state.tasks[id].message) {
-  Object.assign(state.tasks[id], { progress: pct, state: st, message });
-  events.push(`event: task\ndata: ${JSON.stringify(state.tasks[id])}\n\n`);
-}
-
-async function shot(name) {
-  fs.mkdirSync(RESULTS, { recursive: true });
-  await page.setViewportSize({ width: 1280, height: 900 });
-  await page.screenshot({ path: path.join(RESULTS, `storage-${name}.png`), fullPage: true });
-  await page.setViewportSize({ width: 360, height: 780 });
-  await page.screenshot({ path: path.join(RESULTS, `storage-${name}.phone.png`), fullPage: true });
-  await page.setViewportSize({ width: 1280, height: 900 });
-}
-
-const style = (loc, prop) => loc.evaluate((el, p) => getComputedStyle(el)[p], prop);
+const shot = screenshots(() => page, { prefix: 'storage' });
 
 before(async () => {
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
-  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.on('pageerror', (e) => { throw e; });
-  await page.route('**/*', async (route) => {
-    const req = route.request();
-    const url = new URL(req.url());
-    if (url.pathname === '/') {
-      return route.fulfill({
-        contentType: 'text/html',
-        body: '<!doctype html><link rel="stylesheet" href="/ui/style.css"><main id="m" class="main"></main>'
-          + '<script type="module">import { renderStorage } from "/ui/storage.js"; import { connect } from "/ui/events.js";'
-          + ' connect(); renderStorage(document.getElementById("m"));</script>',
-      });
-    }
-    if (url.pathname.startsWith('/ui/')) {
-      const file = path.join(UI, path.basename(url.pathname));
-      const type = file.endsWith('.css') ? 'text/css' : 'text/javascript';
-      return route.fulfill({ contentType: type, body: fs.readFileSync(file, 'utf8') });
-    }
-    if (url.pathname === '/api/v1/events') {
-      const body = `retry: 100\n\n${events.splice(0).join('')}`;
-      return route.fulfill({ status: 200, contentType: 'text/event-stream', body });
-    }
-    const a = answer(req.method(), req.url(), req.postData());
-    return route.fulfill({ status: a.status, contentType: 'application/json', body: a.body });
-  });
+  ({ browser, page } = await openScripted(api, {
+    stylesheet: true,
+    viewport: { width: 1280, height: 900 },
+    script: 'import { renderStorage } from "/ui/storage.js"; import { connect } from "/ui/events.js";'
+      + ' connect(); renderStorage(document.getElementById("m"));',
+  }));
   await page.goto(`${ORIGIN}/`);
 });
 
@@ -169,7 +112,7 @@ test('a wipe needs the typed serial and follows its task', async () => {
   // The end of the task reloads the page's disks.
   const loads = () => calls.filter((c) => c === 'GET /api/v1/disks').length;
   const before = loads();
-  progress(3, 100, 'succeeded', 'disk virtio-F wiped');
+  api.progress(3, 100, 'succeeded', 'disk virtio-F wiped');
   await page.waitForFunction(() => !document.querySelector('[data-disk="virtio-F"] .task-inline'));
   assert.ok(loads() > before, 'the disks were reloaded');
 });
@@ -191,10 +134,10 @@ test('adding a disk shows the capacity first, then runs as a task with progress'
   const line = detail.locator('.task-inline');
   await line.waitFor();
   assert.ok(calls.includes('POST /api/v1/pools/tank/add {"disk":"virtio-E"}'), calls.join('\n'));
-  progress(4, 45);
+  api.progress(4, 45);
   await line.locator('.pct', { hasText: '45 %' }).waitFor();
   await shot('add-progress');
-  progress(4, 100, 'succeeded', 'disk added');
+  api.progress(4, 100, 'succeeded', 'disk added');
   // The end of the task reloads the pool (its detail is drawn again without the task line).
   await page.waitForFunction(() => !document.querySelector('[data-pool-detail="tank"] .task-inline'));
 });

@@ -109,7 +109,11 @@ function confirmForm({ title, explain, fieldName, fieldLabel, expect, button, ac
 function taskLine(t, onDone) {
   const line = h('div', { class: 'task-inline', 'data-task': t.id });
   let off = null;
+  let ended = false;
+  let shown = 0;
   const draw = (task) => {
+    if (ended) return;
+    shown = task.progress;
     const failed = task.state === 'failed';
     line.replaceChildren(
       h('p', { class: failed ? 'form-error' : 'muted' }, sentence(task.message)),
@@ -117,12 +121,19 @@ function taskLine(t, onDone) {
         task.state === 'running' && task.progress === 0),
       h('span', { class: 'pct' }, `${task.progress} %`));
     if (task.state !== 'running') {
+      ended = true;
       if (off) off();
       if (onDone) onDone(task);
     }
   };
   draw(t);
   off = on('task', (task) => { if (task.id === t.id) draw(task); });
+  if (ended) off();
+  // A task that ended (or moved) before the subscription sends no more events: read it once.
+  // (An event that came first is newer: a running answer behind it is not drawn.)
+  get(`/api/v1/tasks/${t.id}`).then((task) => {
+    if (task.state !== 'running' || task.progress >= shown) draw(task);
+  }).catch(() => {});
   return line;
 }
 

@@ -1,8 +1,9 @@
-// VMs: the list with state badges and resource bars, a create form, actions with progress
-// (tasks), and a live serial console (server-sent events).
+// VMs: the list with state badges, live statistics (CPU, memory, pool space) and resource
+// bars, a create wizard, actions with progress (tasks), and a live serial console
+// (server-sent events).
 
 import { api, get } from './api.js';
-import { badge, emptyState, h, progressBar } from './dom.js';
+import { badge, emptyState, h, progressBar, replace } from './dom.js';
 import { clearErrors, field, formError, sentence, showError } from './form.js';
 import { on } from './events.js';
 
@@ -17,6 +18,46 @@ const STATE = {
 };
 
 const GIB = 1024 * 1024 * 1024;
+
+/** Bytes for people: `1.5 GiB`. */
+function bytes(n) {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = Number(n) || 0;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u += 1;
+  }
+  return u === 0 ? `${v} B` : `${v.toFixed(1)} ${units[u]}`;
+}
+
+/**
+ * A VM's live use (the node samples running VMs every 2 s): CPU in percent of its vCPUs, the
+ * memory its QEMU process holds on the node (else the guest's memory), and the pool space its
+ * disks have allocated. A VM that is not running has no live statistics.
+ */
+function usage(vm) {
+  const st = vm.stats;
+  const item = (key, label, value, title) => h('span', { 'data-stat': key, title }, `${label} ${value}`);
+  const parts = [];
+  if (st) {
+    parts.push(item('cpu', 'CPU', st.cpu_percent == null ? '…' : `${st.cpu_percent.toFixed(1)} %`,
+      `of ${st.vcpus} vCPU${st.vcpus === 1 ? '' : 's'}, over the last 2 s`));
+    const rss = st.memory_rss_bytes;
+    parts.push(item('memory', 'memory', rss == null ? bytes(st.memory_bytes) : `${bytes(rss)} used`,
+      `guest memory ${bytes(st.memory_bytes)}${rss == null ? '' : `; its QEMU process holds ${bytes(rss)} on the node`}`));
+  } else if (['running', 'paused', 'shutting_down'].includes(vm.state)) {
+    parts.push(item('cpu', 'CPU', '…', 'the first sample comes within 2 s of the start'));
+  } else {
+    parts.push(h('span', { 'data-stat': 'cpu' }, 'not running'));
+  }
+  if (vm.disk_allocated_bytes != null) {
+    parts.push(item('disk', 'disk', `${bytes(vm.disk_allocated_bytes)} allocated`, 'pool space its thin disks use'));
+  }
+  const out = [];
+  parts.forEach((p, i) => { if (i) out.push(' · '); out.push(p); });
+  return h('p', { class: 'small', 'data-stats': true }, ...out);
+}
 
 function stateBadge(s) {
   const [tone, label] = STATE[s] || ['neutral', s];
@@ -36,7 +77,11 @@ function meter(label, used, total, unit) {
 function taskLine(t, onDone) {
   const line = h('div', { class: 'task-inline', 'data-task': t.id });
   let off = null;
+  let ended = false;
+  let shown = 0;
   const draw = (task) => {
+    if (ended) return;
+    shown = task.progress;
     const failed = task.state === 'failed';
     line.replaceChildren(
       h('p', { class: failed ? 'form-error' : 'muted' }, sentence(task.message)),
@@ -44,6 +89,7 @@ function taskLine(t, onDone) {
         task.state === 'running' && task.progress === 0),
       h('span', { class: 'pct' }, `${task.progress} %`));
     if (task.state !== 'running') {
+      ended = true;
       if (off) off();
       off = null;
       if (onDone) onDone(task);
@@ -51,67 +97,161 @@ function taskLine(t, onDone) {
   };
   draw(t);
   off = on('task', (task) => { if (task.id === t.id) draw(task); });
+  if (ended) off();
+  // A task that ended before the subscription sends no more events: read it once (a running
+  // answer older than an event already drawn is not drawn).
+  get(`/api/v1/tasks/${t.id}`).then((task) => {
+    if (task.state !== 'running' || task.progress >= shown) draw(task);
+  }).catch(() => {});
   return line;
 }
 
-/** The create form: name, size, one new disk on a pool, machine and autostart. */
-function createForm(onDone) {
-  const name = h('input', { type: 'text', required: true, maxlength: 24, autocomplete: 'off' });
-  const vcpus = h('input', { type: 'number', min: 1, value: 1, required: true });
-  const memory = h('input', { type: 'number', min: 16, value: 512, required: true });
-  const pool = h('input', { type: 'text', value: 'tank', required: true });
-  const size = h('input', { type: 'number', min: 1, value: 10, required: true });
-  const bus = h('select', {}, ['virtio', 'sata', 'ide'].map((b) => h('option', { value: b }, b)));
+/** The wizard's steps; `fields` are the API's names of the fields each step holds. */
+const WIZARD = [
+  { id: 'machine', title: 'Machine', fields: ['name', 'vcpus', 'memory_mib', 'machine', 'autostart'] },
+  { id: 'disk', title: 'Disk', fields: ['disks[0].pool', 'disks[0].size_bytes', 'disks[0].bus'] },
+  { id: 'network', title: 'Network', fields: ['nics[0].bridge'] },
+  { id: 'review', title: 'Review', fields: [] },
+];
+
+/**
+ * The create wizard: machine (name, vCPUs, memory, type, autostart) → one new thin disk on a
+ * pool → an optional NIC on a bridge → review and create. Fields carry the API's names
+ * (`disks[0].size_bytes`), so a 422 from the node goes back to the step and field it names;
+ * required fields are checked before leaving a step. `pools` are the node's pool names.
+ */
+function createWizard(pools, onDone) {
+  const name = h('input', { type: 'text', maxlength: 24, autocomplete: 'off', spellcheck: 'false' });
+  const vcpus = h('input', { type: 'number', min: 1, value: 1 });
+  const memory = h('input', { type: 'number', min: 16, value: 512 });
   const machine = h('select', {}, h('option', { value: 'q35' }, 'q35 (PCIe)'), h('option', { value: 'pc' }, 'pc (i440fx, IDE)'));
-  const bridge = h('input', { type: 'text', placeholder: 'none' });
   const autostart = h('input', { type: 'checkbox' });
-  const submit = h('button', { type: 'submit' }, 'Create VM');
-  const form = h('form', { class: 'card', 'data-form': 'vm-create', novalidate: true },
-    h('h2', {}, 'New VM'),
-    field('name', 'Name', name, 'Lowercase letters, digits and -, starting with a letter.'),
-    field('vcpus', 'vCPUs', vcpus),
-    field('memory_mib', 'Memory (MiB)', memory),
-    field('disks', 'Pool for its disk', pool),
-    field('size', 'Disk size (GiB, thin: uses space only when written)', size),
-    field('bus', 'Disk bus', bus),
-    field('machine', 'Machine', machine),
-    field('nics', 'Bridge for a NIC', bridge, 'Leave empty for no network.'),
-    field('autostart', 'Start when the node boots', autostart),
-    formError(),
-    h('div', { class: 'actions' }, submit));
+  const pool = pools.length
+    ? h('select', {}, pools.map((p) => h('option', { value: p }, p)))
+    : h('input', { type: 'text', value: 'tank', autocomplete: 'off' });
+  const size = h('input', { type: 'number', min: 1, step: 'any', value: 10 });
+  const bus = h('select', {}, ['virtio', 'sata', 'ide'].map((b) => h('option', { value: b }, b)));
+  const bridge = h('input', { type: 'text', placeholder: 'none', autocomplete: 'off' });
+  const sections = {
+    machine: [
+      field('name', 'Name', name, 'Lowercase letters, digits and -, starting with a letter.'),
+      field('vcpus', 'vCPUs', vcpus),
+      field('memory_mib', 'Memory (MiB)', memory),
+      field('machine', 'Machine', machine),
+      field('autostart', 'Start when the node boots', autostart)],
+    disk: [
+      field('disks[0].pool', 'Pool', pool, pools.length ? null : 'No pool is listed: create one under Disks & pools.'),
+      field('disks[0].size_bytes', 'Disk size (GiB)', size, 'Thin: uses pool space only when the guest writes.'),
+      field('disks[0].bus', 'Disk bus', bus)],
+    network: [field('nics[0].bridge', 'Bridge for a NIC', bridge, 'Leave empty for no network.')],
+    review: [h('dl', { class: 'review' })],
+  };
+  const steps = WIZARD.map((st) => h('fieldset', { class: 'wizard-step', 'data-step': st.id, hidden: true },
+    h('legend', { class: 'visually-hidden' }, st.title), ...sections[st.id]));
+  const stepper = h('ol', { class: 'stepper', 'aria-label': 'New VM steps' });
+  const counter = h('p', { class: 'step-count' });
+  const back = h('button', { type: 'button', class: 'secondary' }, 'Back');
+  const next = h('button', { type: 'submit', class: 'primary' }, 'Next');
+  const cancel = h('button', { type: 'button', class: 'link small' }, 'Cancel');
+  const form = h('form', { class: 'card wizard', 'data-form': 'vm-create', novalidate: true },
+    h('div', { class: 'section-head' }, h('h2', {}, 'New VM'), cancel),
+    stepper, counter, ...steps, formError(),
+    h('div', { class: 'actions' }, back, next));
+  let at = 0;
+
+  const spec = () => ({
+    name: name.value.trim(),
+    vcpus: Number(vcpus.value),
+    memory_mib: Number(memory.value),
+    machine: machine.value,
+    autostart: autostart.checked,
+    disks: [{ source: 'new', pool: pool.value.trim(), size_bytes: Math.round(Number(size.value) * GIB / 512) * 512, bus: bus.value }],
+    nics: bridge.value.trim() ? [{ bridge: bridge.value.trim() }] : [],
+  });
+
+  function go(i) {
+    at = i;
+    steps.forEach((el, j) => { el.hidden = j !== i; });
+    replace(stepper, WIZARD.map((st, j) => h('li', {
+      class: j < i ? 'done' : j === i ? 'current' : '',
+      'aria-current': j === i ? 'step' : null,
+    }, h('span', { class: 'dot' }, j < i ? '✓' : String(j + 1)), h('span', { class: 'label' }, st.title))));
+    counter.textContent = `Step ${i + 1} of ${WIZARD.length} · ${WIZARD[i].title}`;
+    back.hidden = i === 0;
+    next.textContent = i === WIZARD.length - 1 ? 'Create VM' : 'Next';
+    if (WIZARD[i].id === 'review') {
+      const v = spec();
+      const row = (label, value, step) => h('div', { class: 'review-row' }, h('dt', {}, label),
+        h('dd', {}, h('span', {}, value), h('button', { type: 'button', class: 'link', onclick: () => go(step) }, 'Change')));
+      replace(steps[i].querySelector('dl'),
+        row('Name', v.name, 0),
+        row('Machine', `${v.vcpus} vCPU · ${v.memory_mib} MiB · ${v.machine}${v.autostart ? ' · autostart' : ''}`, 0),
+        row('Disk', `${size.value} GiB on pool ${v.disks[0].pool} (${v.disks[0].bus})`, 1),
+        row('Network', v.nics.length ? `a NIC on ${v.nics[0].bridge}` : 'none', 2));
+    }
+    steps[i].querySelector('input, select')?.focus();
+  }
+
+  /** The step holding API field `f` (exact, else the first field under it: `disks` → the disk step). */
+  function stepOf(f) {
+    const i = WIZARD.findIndex((st) => st.fields.includes(f));
+    if (i >= 0) return [i, f];
+    const j = WIZARD.findIndex((st) => st.fields.some((x) => x.startsWith(`${f}[`) || x.startsWith(`${f}.`)));
+    return j >= 0 ? [j, WIZARD[j].fields.find((x) => x.startsWith(f))] : [WIZARD.length - 1, null];
+  }
+
+  function fail(f, message) {
+    const [i, target] = f ? stepOf(f) : [at, null];
+    go(i);
+    showError(form, { message, field: target });
+  }
+
+  /** What the current step still needs before Next (the node checks the rest). */
+  function missing() {
+    const id = WIZARD[at].id;
+    if (id === 'machine') {
+      if (!name.value.trim()) return ['name', 'A name is required'];
+      if (!(Number(vcpus.value) >= 1)) return ['vcpus', 'At least 1 vCPU'];
+      if (!(Number(memory.value) >= 16)) return ['memory_mib', 'At least 16 MiB'];
+    }
+    if (id === 'disk') {
+      if (!pool.value.trim()) return ['disks[0].pool', 'Choose a pool'];
+      if (!(Number(size.value) > 0)) return ['disks[0].size_bytes', 'A size in GiB above 0'];
+    }
+    return null;
+  }
+
+  back.addEventListener('click', () => { clearErrors(form); go(Math.max(0, at - 1)); });
+  cancel.addEventListener('click', () => form.remove());
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     clearErrors(form);
-    const spec = {
-      name: name.value.trim(),
-      vcpus: Number(vcpus.value),
-      memory_mib: Number(memory.value),
-      machine: machine.value,
-      autostart: autostart.checked,
-      disks: [{ source: 'new', pool: pool.value.trim(), size_bytes: Math.round(Number(size.value) * GIB / 512) * 512, bus: bus.value }],
-      nics: bridge.value.trim() ? [{ bridge: bridge.value.trim() }] : [],
-    };
-    submit.disabled = true;
+    const gap = missing();
+    if (gap) {
+      fail(...gap);
+      return;
+    }
+    if (at < WIZARD.length - 1) {
+      go(at + 1);
+      return;
+    }
+    next.disabled = true;
     try {
-      const task = await api('POST', '/api/v1/vms', { body: spec, signedIn: true });
+      const task = await api('POST', '/api/v1/vms', { body: spec(), signedIn: true });
       form.replaceWith(taskLine(task, onDone));
     } catch (err) {
-      submit.disabled = false;
-      showError(form, err);
+      next.disabled = false;
+      if (err.field) fail(err.field, err.message);
+      else showError(form, err);
     }
   });
+  go(0);
   return form;
 }
 
 /** The live console of `vm` in a <pre>; returns [element, close]. */
 function consoleView(vm) {
-  const pre = h('pre', { class: 'console', 'data-console': vm, 'aria-live': 'off' });
-  pre.style.maxHeight = '24rem';
-  pre.style.overflow = 'auto';
-  pre.style.background = '#111';
-  pre.style.color = '#ddd';
-  pre.style.padding = '0.75rem';
-  pre.style.whiteSpace = 'pre-wrap';
+  const pre = h('pre', { class: 'console', 'data-console': vm, 'aria-live': 'off', tabindex: 0 });
   const src = new EventSource(`/api/v1/vms/${encodeURIComponent(vm)}/console/stream`);
   src.addEventListener('console', (ev) => {
     const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
@@ -125,20 +265,38 @@ function consoleView(vm) {
 
 /** Render the VMs section into `main`; returns a cleanup function. */
 export async function renderVms(main) {
-  const body = h('div', {}, h('p', { class: 'loading' }, 'Loading…'));
-  const newButton = h('button', { type: 'button', class: 'small' }, 'New VM');
+  const body = h('div', { class: 'stack' }, h('p', { class: 'loading' }, 'Loading…'));
+  const newButton = h('button', { type: 'button', class: 'primary small' }, 'New VM');
   const slot = h('div', {});
   main.append(h('div', { class: 'section-head' }, h('h1', {}, 'VMs'), newButton), slot, body);
   let closeConsole = null;
   let openConsole = null;
+  // Each VM's action line (a task's progress, the clone or delete form, the console) lives
+  // across reloads: the list is redrawn every 3 s and must not drop them.
+  const lines = new Map();
+  const lineOf = (name) => {
+    if (!lines.has(name)) lines.set(name, h('div', { class: 'vm-line' }));
+    return lines.get(name);
+  };
 
-  newButton.addEventListener('click', () => {
-    slot.replaceChildren(createForm(() => load()));
+  newButton.addEventListener('click', async () => {
+    let pools = [];
+    try {
+      pools = (await get('/api/v1/pools')).pools.map((p) => p.name);
+    } catch {
+      // No storage service: the wizard asks for the pool by name.
+    }
+    slot.replaceChildren(createWizard(pools, () => load()));
   });
 
   async function act(vm, line, method, path, bodyJson, isTask) {
     try {
       const r = await api(method, path, { body: bodyJson, signedIn: true });
+      if (openConsole === vm.name && isTask) {
+        closeConsole();
+        closeConsole = null;
+        openConsole = null;
+      }
       if (isTask) line.replaceChildren(taskLine(r, () => load()));
       else load();
     } catch (err) {
@@ -147,7 +305,7 @@ export async function renderVms(main) {
   }
 
   function vmCard(vm) {
-    const line = h('div', {});
+    const line = lineOf(vm.name);
     const base = `/api/v1/vms/${encodeURIComponent(vm.name)}`;
     const running = vm.state === 'running' || vm.state === 'paused' || vm.state === 'shutting_down';
     const btn = (label, fn, cls = 'secondary small') => h('button', { type: 'button', class: cls, 'data-action': label, onclick: fn }, label);
@@ -155,11 +313,11 @@ export async function renderVms(main) {
       ? [btn('Shut down', () => act(vm, line, 'POST', `${base}/shutdown`, {}, true)),
         btn('Power off', () => act(vm, line, 'POST', `${base}/off`, {}, false)),
         btn('Reboot', () => act(vm, line, 'POST', `${base}/reboot`, {}, false))]
-      : [btn('Start', () => act(vm, line, 'POST', `${base}/start`, {}, true), 'small')];
+      : [btn('Start', () => act(vm, line, 'POST', `${base}/start`, {}, true), 'primary small')];
     buttons.push(btn('Clone', () => {
       const input = h('input', { type: 'text', maxlength: 24 });
       const f = h('form', { class: 'inline-form' }, field('name', 'Name of the clone', input), formError(),
-        h('button', { type: 'submit', class: 'small' }, 'Clone'));
+        h('button', { type: 'submit', class: 'primary small' }, 'Clone'));
       f.addEventListener('submit', async (ev) => {
         ev.preventDefault();
         clearErrors(f);
@@ -172,10 +330,19 @@ export async function renderVms(main) {
     }));
     buttons.push(btn('Console', () => {
       if (closeConsole) closeConsole();
+      if (openConsole) lineOf(openConsole).replaceChildren();
       const [pre, close] = consoleView(vm.name);
       closeConsole = close;
       openConsole = vm.name;
-      line.replaceChildren(pre);
+      const closeBtn = h('button', { type: 'button', class: 'link small', 'data-action': 'Close console' }, 'Close console');
+      closeBtn.addEventListener('click', () => {
+        close();
+        closeConsole = null;
+        openConsole = null;
+        line.replaceChildren();
+      });
+      line.replaceChildren(h('div', { class: 'console-head' },
+        h('p', { class: 'muted small' }, `Serial console of ${vm.name} (live)`), closeBtn), pre);
     }));
     if (!running) {
       buttons.push(btn('Delete', () => {
@@ -184,7 +351,7 @@ export async function renderVms(main) {
         const f = h('form', { class: 'inline-form' },
           field('confirm_name', `Type ${vm.name} to delete this VM`, input),
           field('delete_disks', 'Delete its disks and snapshots too', disks), formError(),
-          h('button', { type: 'submit', class: 'danger small' }, 'Delete'));
+          h('button', { type: 'submit', class: 'primary danger small' }, 'Delete'));
         f.addEventListener('submit', async (ev) => {
           ev.preventDefault();
           clearErrors(f);
@@ -201,9 +368,10 @@ export async function renderVms(main) {
       h('div', { class: 'task-head' }, h('p', { class: 'row-title' }, vm.name), stateBadge(vm.state)),
       h('p', { class: 'muted small' },
         `${vm.vcpus} vCPU · ${vm.memory_mib} MiB · ${vm.cpu_model} · ${vm.machine}${vm.autostart ? ' · autostart' : ''}`),
+      usage(vm),
       h('p', { class: 'muted small' }, disks || 'no disks'),
       vm.nics.length ? h('p', { class: 'muted small' }, vm.nics.map((n) => `${n.bridge} ${n.mac}`).join(', ')) : null,
-      h('div', { class: 'actions' }, ...buttons),
+      h('div', { class: 'row-actions vm-actions' }, ...buttons),
       line);
   }
 
@@ -223,15 +391,19 @@ export async function renderVms(main) {
       meter('vCPUs running', r.vcpus_running, r.cpus, 'CPUs'),
       meter('Memory running', r.memory_running_mib, r.memory_mib, 'MiB'),
       h('p', { class: 'muted small' }, `Defined VMs would use ${r.vcpus_defined} vCPUs and ${r.memory_defined_mib} MiB; ${r.memory_free_mib} MiB free for starting more.`));
-    if (closeConsole && !res.vms.some((v) => v.name === openConsole)) { closeConsole(); closeConsole = null; }
-    if (closeConsole) return; // keep an open console; states refresh on the next load
+    if (closeConsole && !res.vms.some((v) => v.name === openConsole)) {
+      closeConsole();
+      closeConsole = null;
+      openConsole = null;
+    }
+    for (const name of [...lines.keys()]) if (!res.vms.some((v) => v.name === name)) lines.delete(name);
     body.replaceChildren(node, ...(res.vms.length
       ? res.vms.map(vmCard)
       : [emptyState('No VMs yet', 'Create a VM with a new thin disk on a pool, or clone one.')]));
   }
 
   await load();
-  const timer = setInterval(() => { if (!closeConsole) load(); }, 3000);
+  const timer = setInterval(() => load(), 3000);
   const off = on('task', (t) => { if (t.state !== 'running' && /^vm\./.test(t.kind)) load(); });
   return () => {
     clearInterval(timer);

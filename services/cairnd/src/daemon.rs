@@ -3,11 +3,14 @@
 use crate::addrs::{usable, AddressSource, SystemAddresses};
 use crate::certificate::{self, TlsFiles};
 use crate::cli::{self, Command, Config};
-use crate::{boot_record, console, domains, listen, logging, node, notify, setup_code, system};
+use crate::{
+    boot_record, console, domains, listen, logging, node, node_stop, notify, setup_code, system,
+};
 use anyhow::Context;
 use cairn_api::{ApiState, Server};
 use cairn_core::bless::RealEspFs;
 use cairn_core::esp::RealMounter;
+use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -33,7 +36,10 @@ pub fn run() -> anyhow::Result<()> {
     logging::init(cfg.log)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .max_blocking_threads(2)
+        // Blocking work: storage tools, libvirt calls, blessing, password hashing. A small
+        // cap still, but not so small that two stuck tools (a mount on bad media, a hung
+        // `lvs`) starve every request that needs one.
+        .max_blocking_threads(8)
         .build()
         .context("cannot start the async runtime")?;
     let result = runtime.block_on(serve(cfg));
@@ -68,6 +74,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     )
     .context("cannot load the API state")?;
     domains::start(&mut state, &cfg);
+    // Kept for the exit: when the node stops, the VMs are shut down before cairnd ends.
+    let vms = state.domains.vms.clone();
+    let console_path = cfg.console.clone();
     // Alert changes go out by mail and webhook as configured; ends when the server stops.
     let delivery = cairn_api::channels::spawn_delivery(state.clone());
     let server = Server::new(listeners, cert.config.clone(), state)?;
@@ -151,6 +160,15 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         t.abort();
     }
     delivery.abort();
+    // The API no longer serves; if cairn-init is stopping the node (not just cairnd), shut
+    // the VMs down while libvirtd still runs (it stops after cairnd: stop_after).
+    node_stop::before_exit(
+        vms,
+        Path::new(cairn_init::node_stop::DEFAULT_MARKER),
+        Path::new(system::PROC_CMDLINE),
+        &console_path,
+    )
+    .await;
     if !boot_task.is_finished() {
         tracing::warn!("exiting while the boot record task is still running");
     }

@@ -10,6 +10,7 @@ mod domains;
 mod listen;
 mod logging;
 mod node;
+mod node_stop;
 mod notify;
 mod setup_code;
 mod system;

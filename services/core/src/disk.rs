@@ -26,4 +26,11 @@ pub struct DiskRef {
     pub bus: DiskBus,
     /// Spinning disk (HDD) rather than flash.
     pub rotational: bool,
+    /// The model the inventory read from sysfs/udev, if any.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// The serial the inventory read from udev (`ID_SERIAL_SHORT`) or sysfs, if any. SMART
+    /// shows it when smartctl reports none (virtio disks have no SMART at all).
+    #[serde(default)]
+    pub serial: Option<String>,
 }

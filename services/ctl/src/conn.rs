@@ -58,16 +58,44 @@ pub fn changed_certificate(target: &Target, pinned: &Fingerprint, seen: &str) ->
 
 /// Turn an API error answer into a message: `what failed: message (code)`.
 pub fn api_error(doing: &str, r: &ClientResponse) -> anyhow::Error {
-    let v = r.json();
-    match (v["message"].as_str(), v["code"].as_str()) {
-        (Some(m), Some(c)) => anyhow::anyhow!("{doing}: {m} ({c})"),
-        _ => anyhow::anyhow!("{doing}: the node answered HTTP {}", r.status),
+    message(doing, r.status.as_u16(), &r.json())
+}
+
+/// The text of an API error body: the field it names (when it names one) comes first, so
+/// `--confirm` mistakes read `confirm: type the share's name …`.
+fn message(doing: &str, status: u16, v: &serde_json::Value) -> anyhow::Error {
+    match (
+        v["message"].as_str(),
+        v["code"].as_str(),
+        v["field"].as_str(),
+    ) {
+        (Some(m), Some(c), Some(f)) => anyhow::anyhow!("{doing}: {f}: {m} ({c})"),
+        (Some(m), Some(c), None) => anyhow::anyhow!("{doing}: {m} ({c})"),
+        _ => anyhow::anyhow!("{doing}: the node answered HTTP {status}"),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_errors_name_the_field() {
+        let v = serde_json::json!({"code": "invalid", "message": "type the share's name", "field": "confirm"});
+        assert_eq!(
+            message("cannot delete share docs", 422, &v).to_string(),
+            "cannot delete share docs: confirm: type the share's name (invalid)"
+        );
+        let v = serde_json::json!({"code": "not_found", "message": "no disk nvme-X"});
+        assert_eq!(
+            message("cannot get", 404, &v).to_string(),
+            "cannot get: no disk nvme-X (not_found)"
+        );
+        assert_eq!(
+            message("cannot get", 502, &serde_json::Value::Null).to_string(),
+            "cannot get: the node answered HTTP 502"
+        );
+    }
 
     #[test]
     fn changed_message_names_both_and_the_way_out() {

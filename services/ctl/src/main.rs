@@ -96,9 +96,9 @@ fn run() -> anyhow::Result<()> {
                 println!("{}", smart::USAGE);
                 return Ok(());
             }
-            let cmd = smart::parse(&words)?;
+            let (cmd, out) = smart::parse(&words)?;
             let s = session::Session::open(target, &cfg_dir).await?;
-            smart::run(&s, cmd, a.output).await
+            smart::run(&s, cmd, out.unwrap_or(a.output)).await
         }),
         Command::Vms(words) => rt.block_on(async {
             if words.first().map(String::as_str) == Some("help") {

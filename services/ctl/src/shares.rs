@@ -21,11 +21,11 @@ pub const VERBS: &[&str] = &[
 
 /// Usage lines for `--help`.
 pub const USAGE: &str = "\
-  shares POOL                       shares of a pool with their usage
+  shares [list] POOL                shares of a pool with their usage
   shares create POOL NAME --size SIZE   create a share (SIZE like 10G, 512M, bytes)
   shares resize POOL NAME --size SIZE   grow a share
   shares delete POOL NAME --confirm NAME  delete a share and its snapshots
-  snapshots POOL SHARE              snapshots of a share
+  snapshots POOL SHARE              snapshots of a share (also: snapshot list POOL SHARE)
   snapshot create|delete POOL SHARE NAME
   snapshot schedule POOL SHARE [--hourly N] [--daily N] [--weekly N]  retention counts
   restore POOL SHARE SNAPSHOT NEW_SHARE   restore a snapshot as a new share (progress bar)
@@ -218,6 +218,10 @@ pub fn parse(verb: &str, rest: &[String]) -> Result<(Verb, Option<Output>), Stri
                 confirm: flag("confirm").ok_or("shares delete: --confirm NAME is required")?,
             }
         }
+        ("shares", Some("list")) if pos.len() == 2 => {
+            known(&[])?;
+            Verb::ListShares { pool: p(1) }
+        }
         ("shares", _) => {
             want(1, "POOL")?;
             known(&[])?;
@@ -261,7 +265,17 @@ pub fn parse(verb: &str, rest: &[String]) -> Result<(Verb, Option<Output>), Stri
                 counts,
             }
         }
-        ("snapshot", _) => return Err("usage: cairnctl snapshot create|delete|schedule …".into()),
+        ("snapshot", Some("list")) => {
+            want(3, "list POOL SHARE")?;
+            known(&[])?;
+            Verb::ListSnapshots {
+                pool: p(1),
+                share: p(2),
+            }
+        }
+        ("snapshot", _) => {
+            return Err("usage: cairnctl snapshot create|delete|list|schedule …".into())
+        }
         ("restore", _) => {
             want(4, "POOL SHARE SNAPSHOT NEW_SHARE")?;
             known(&[])?;
@@ -735,6 +749,25 @@ mod tests {
                 Verb::ScrubInterval {
                     pool: "tank".into(),
                     days: 7
+                },
+                None
+            ))
+        );
+        assert_eq!(
+            parse("shares", &args(&["list", "tank"])),
+            Ok((
+                Verb::ListShares {
+                    pool: "tank".into()
+                },
+                None
+            ))
+        );
+        assert_eq!(
+            parse("snapshot", &args(&["list", "tank", "docs"])),
+            Ok((
+                Verb::ListSnapshots {
+                    pool: "tank".into(),
+                    share: "docs".into()
                 },
                 None
             ))

@@ -22,14 +22,31 @@ pub enum SmartCmd {
     Test { disk: String, kind: String },
 }
 
-/// Parse the words after `smart`.
-pub fn parse(args: &[String]) -> anyhow::Result<SmartCmd> {
+/// The value of `-o`/`--output`.
+fn output_value(v: &str) -> anyhow::Result<Output> {
+    match v {
+        "text" => Ok(Output::Text),
+        "json" => Ok(Output::Json),
+        _ => bail!("-o: {v:?} is not valid: expected text or json"),
+    }
+}
+
+/// Parse the words after `smart`; also returns an `-o` given among them (like every other
+/// verb, `cairnctl smart show DISK -o json` works).
+pub fn parse(args: &[String]) -> anyhow::Result<(SmartCmd, Option<Output>)> {
     let mut pos: Vec<&str> = Vec::new();
     let mut kind: Option<String> = None;
+    let mut output = None;
     let mut it = args.iter().map(String::as_str);
     while let Some(a) = it.next() {
         match a.split_once('=') {
             Some(("--kind", v)) => kind = Some(v.to_string()),
+            Some(("--output", v)) => output = Some(output_value(v)?),
+            _ if a == "-o" || a == "--output" => {
+                output = Some(output_value(
+                    it.next().context("-o needs a value: text or json")?,
+                )?)
+            }
             _ if a == "--kind" => {
                 kind = Some(
                     it.next()
@@ -43,7 +60,7 @@ pub fn parse(args: &[String]) -> anyhow::Result<SmartCmd> {
             _ => pos.push(a),
         }
     }
-    Ok(match pos.as_slice() {
+    let cmd = match pos.as_slice() {
         [] | ["list"] => SmartCmd::List,
         ["show", d] => SmartCmd::Show(d.to_string()),
         ["test", d] => {
@@ -57,7 +74,8 @@ pub fn parse(args: &[String]) -> anyhow::Result<SmartCmd> {
             }
         }
         other => bail!("smart: cannot use {other:?}\n{USAGE}"),
-    })
+    };
+    Ok((cmd, output))
 }
 
 /// One disk as a table line: `ID  VERDICT  TEMP  REASONS`.
@@ -104,10 +122,12 @@ pub fn detail_text(d: &Value) -> String {
         opt(&dev["protocol"]),
         opt(&dev["device_type"]),
     ));
+    let temp = d["temperature_c"]
+        .as_i64()
+        .map_or("-".to_string(), |t| format!("{t} °C"));
     out.push_str(&format!(
-        "  verdict {}  temperature {} (limits {} / {} °C, {})  power-on {} h\n",
+        "  verdict {}  temperature {temp} (limits {} / {} °C, {})  power-on {} h\n",
         opt(&d["verdict"]),
-        opt(&d["temperature_c"]),
         opt(&d["temperature_limits"]["warning_c"]),
         opt(&d["temperature_limits"]["critical_c"]),
         opt(&d["temperature_limits"]["source"]),
@@ -251,7 +271,24 @@ mod tests {
     use super::*;
 
     fn p(s: &[&str]) -> anyhow::Result<SmartCmd> {
-        parse(&s.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+        parse(&s.iter().map(|a| a.to_string()).collect::<Vec<_>>()).map(|(c, _)| c)
+    }
+
+    #[test]
+    fn output_may_follow_the_verb() {
+        let args = |s: &[&str]| s.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            parse(&args(&["show", "nvme-X", "-o", "json"])).unwrap(),
+            (SmartCmd::Show("nvme-X".into()), Some(Output::Json))
+        );
+        assert_eq!(
+            parse(&args(&["--output=text"])).unwrap(),
+            (SmartCmd::List, Some(Output::Text))
+        );
+        assert!(parse(&args(&["-o", "yaml"]))
+            .unwrap_err()
+            .to_string()
+            .contains("text or json"));
     }
 
     #[test]
@@ -286,7 +323,7 @@ mod tests {
         let l = line(&d);
         assert!(l.starts_with("nvme-X") && l.contains("warning") && l.contains("35°C"));
         assert!(l.ends_with("7 NVMe media and data integrity errors"));
-        let detail = json!({"id": "ata-X", "dev": "/dev/sda", "verdict": "healthy",
+        let detail = json!({"id": "ata-X", "dev": "/dev/sda", "verdict": "healthy", "temperature_c": 30,
             "device": {"model": "QEMU HARDDISK", "serial": "QM1"},
             "attributes": [{"id": 5, "name": "Reallocated_Sector_Ct", "value": 100, "worst": 100, "thresh": 36, "when_failed": "", "raw_string": "0"}],
             "self_tests": [{"kind": "Short offline", "result": "passed", "status": "Completed without error", "hours": 1}],
@@ -294,6 +331,7 @@ mod tests {
             "settings": {"polling": true, "self_tests": true, "short_test_days": 7, "long_test_days": 30}});
         let t = detail_text(&detail);
         assert!(t.contains("QEMU HARDDISK") && t.contains("Reallocated_Sector_Ct"));
+        assert!(t.contains("temperature 30 °C (limits"), "{t}");
         assert!(
             t.contains("passed") && t.contains("temperatures 30 31"),
             "{t}"

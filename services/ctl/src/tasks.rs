@@ -61,9 +61,12 @@ pub async fn show(s: &Session, id: &str, wait: bool, output: Output) -> anyhow::
         // The task may have ended between the first look and the subscription.
         task = s.get_json(&path, &format!("cannot get task {id}")).await?;
         let tty = std::io::stderr().is_terminal();
+        // The bar last drawn: events of other tasks (or updates that change nothing shown)
+        // do not print the same line again.
+        let mut last = String::new();
         while !finished(&task) {
             if output == Output::Text {
-                draw(&task, tty);
+                draw(&task, tty, &mut last);
             }
             let ev = events
                 .next()
@@ -79,7 +82,7 @@ pub async fn show(s: &Session, id: &str, wait: bool, output: Output) -> anyhow::
             }
         }
         if output == Output::Text {
-            draw(&task, tty);
+            draw(&task, tty, &mut last);
             if tty {
                 eprintln!();
             }
@@ -98,12 +101,17 @@ pub async fn show(s: &Session, id: &str, wait: bool, output: Output) -> anyhow::
     Ok(())
 }
 
-/// Redraw the bar in place on a terminal, or print one line per update otherwise.
-fn draw(task: &serde_json::Value, tty: bool) {
+/// Redraw the bar in place on a terminal, or print one line per update otherwise; nothing
+/// when it would show the same as `last` (which it then becomes).
+fn draw(task: &serde_json::Value, tty: bool, last: &mut String) {
     let b = bar(
         task["progress"].as_u64().unwrap_or(0),
         task["message"].as_str().unwrap_or(""),
     );
+    if b == *last {
+        return;
+    }
+    last.clone_from(&b);
     let mut err = std::io::stderr();
     if tty {
         let _ = write!(err, "\r\x1b[2K{b}");

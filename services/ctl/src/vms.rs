@@ -4,6 +4,7 @@
 use crate::args::Output;
 use crate::conn::{api_error, TIMEOUT};
 use crate::session::Session;
+use crate::shares::human;
 use anyhow::{bail, Context};
 use cairn_api::client::{self, ClientRequest};
 use hyper::Method;
@@ -297,25 +298,93 @@ async fn task(
     crate::tasks::show(s, &id.to_string(), true, output).await
 }
 
+/// A running VM's CPU use (`12.5%`), `-` without one (not running, or the first sample).
+fn cpu_text(v: &Value) -> String {
+    v["stats"]["cpu_percent"]
+        .as_f64()
+        .map_or_else(|| "-".into(), |p| format!("{p:.1}%"))
+}
+
+/// Memory a running VM uses on the node: its QEMU process's resident memory when libvirt
+/// reports it, else the guest's current memory; `-` when it is not running.
+fn mem_use_text(v: &Value) -> String {
+    let s = &v["stats"];
+    s["memory_rss_bytes"]
+        .as_u64()
+        .or_else(|| s["memory_bytes"].as_u64())
+        .map_or_else(|| "-".into(), human)
+}
+
+/// Pool space of a VM's disk volumes, `-` when unknown.
+fn allocated_text(v: &Value) -> String {
+    v["disk_allocated_bytes"]
+        .as_u64()
+        .map_or_else(|| "-".into(), human)
+}
+
 /// One VM as a table line.
 pub fn line(v: &Value) -> String {
     let disks = v["disks"].as_array().map_or(0, Vec::len);
     format!(
-        "{:<24}  {:<13}  {:>5}  {:>9}  {:>5}  {}",
+        "{:<24}  {:<13}  {:>5}  {:>9}  {:>6}  {:>10}  {:>5}  {:>10}  {}",
         v["name"].as_str().unwrap_or("?"),
         v["state"].as_str().unwrap_or("?"),
         v["vcpus"].as_u64().unwrap_or(0),
         format!("{} MiB", v["memory_mib"].as_u64().unwrap_or(0)),
+        cpu_text(v),
+        mem_use_text(v),
         disks,
+        allocated_text(v),
         if v["autostart"] == true { "yes" } else { "no" }
+    )
+}
+
+/// One VM for `vms show`: a summary of its live statistics, then the whole VM as JSON.
+pub fn show_text(v: &Value) -> String {
+    let s = &v["stats"];
+    let live = if s.is_object() {
+        let disks: Vec<String> = s["disks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| {
+                format!(
+                    "disk {}: {} read, {} written",
+                    d["index"].as_u64().unwrap_or(0),
+                    human(d["read_bytes"].as_u64().unwrap_or(0)),
+                    human(d["written_bytes"].as_u64().unwrap_or(0))
+                )
+            })
+            .collect();
+        format!(
+            "live: CPU {} of {} vCPU(s), guest memory {}, QEMU resident {}{}{}\n",
+            cpu_text(v),
+            s["vcpus"].as_u64().unwrap_or(0),
+            s["memory_bytes"].as_u64().map_or_else(|| "-".into(), human),
+            s["memory_rss_bytes"]
+                .as_u64()
+                .map_or_else(|| "-".into(), human),
+            if disks.is_empty() { "" } else { "; " },
+            disks.join("; ")
+        )
+    } else {
+        format!(
+            "live: none ({})\n",
+            v["state"].as_str().unwrap_or("not running")
+        )
+    };
+    format!(
+        "{live}pool space of its disks: {}\n{}\n",
+        allocated_text(v),
+        serde_json::to_string_pretty(v).unwrap_or_default()
     )
 }
 
 /// The list as text: the VMs, then the node's resources.
 pub fn list_text(v: &Value) -> String {
     let mut out = format!(
-        "{:<24}  {:<13}  {:>5}  {:>9}  {:>5}  {}\n",
-        "NAME", "STATE", "VCPUS", "MEMORY", "DISKS", "AUTOSTART"
+        "{:<24}  {:<13}  {:>5}  {:>9}  {:>6}  {:>10}  {:>5}  {:>10}  {}\n",
+        "NAME", "STATE", "VCPUS", "MEMORY", "CPU", "MEM USE", "DISKS", "ALLOCATED", "AUTOSTART"
     );
     for vm in v["vms"].as_array().into_iter().flatten() {
         out.push_str(&line(vm));
@@ -355,9 +424,7 @@ pub async fn run(s: &Session, cmd: VmCmd, output: Output) -> anyhow::Result<()> 
         }
         VmCmd::Show(n) => {
             let v = s.get_json(&vm(&n), &format!("cannot get VM {n}")).await?;
-            print(output, &v, |v| {
-                format!("{}\n", serde_json::to_string_pretty(v).unwrap_or_default())
-            });
+            print(output, &v, show_text);
         }
         VmCmd::Create(spec) => {
             let n = spec["name"].as_str().unwrap_or_default().to_string();
@@ -647,6 +714,53 @@ mod tests {
         assert!(
             t.contains("tcg (libvirt up)") && t.contains("1712 MiB free"),
             "{t}"
+        );
+    }
+
+    #[test]
+    fn list_and_show_give_the_live_stats() {
+        let running = json!({"name": "web", "state": "running", "vcpus": 2, "memory_mib": 64,
+            "disks": [{}], "autostart": false, "disk_allocated_bytes": 3u64 << 30,
+            "stats": {"sampled_at_unix_ms": 1, "cpu_percent": 12.5, "vcpus": 2,
+                "memory_bytes": 64u64 << 20, "memory_rss_bytes": 48u64 << 20,
+                "disks": [{"index": 0, "read_bytes": 1u64 << 20, "written_bytes": 0}]}});
+        let off = json!({"name": "db", "state": "shut_off", "vcpus": 1, "memory_mib": 32,
+            "disks": [], "autostart": false, "disk_allocated_bytes": null, "stats": null});
+        let t = list_text(&json!({"vms": [running, off], "resources": {}}));
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(
+            lines[0].contains("CPU")
+                && lines[0].contains("MEM USE")
+                && lines[0].contains("ALLOCATED"),
+            "{t}"
+        );
+        assert!(
+            lines[1].contains("12.5%")
+                && lines[1].contains("48.0 MiB")
+                && lines[1].contains("3.0 GiB"),
+            "{t}"
+        );
+        let cols: Vec<&str> = lines[2].split_whitespace().collect();
+        assert_eq!(
+            cols,
+            ["db", "shut_off", "1", "32", "MiB", "-", "-", "0", "-", "no"],
+            "{t}"
+        );
+        // The first sample has no CPU use yet; without RSS the guest's memory is shown.
+        let mut first = running.clone();
+        first["stats"]["cpu_percent"] = Value::Null;
+        first["stats"]["memory_rss_bytes"] = Value::Null;
+        let l = line(&first);
+        assert!(l.contains(" - ") && l.contains("64.0 MiB"), "{l}");
+        let s = show_text(&running);
+        assert!(
+            s.starts_with("live: CPU 12.5% of 2 vCPU(s), guest memory 64.0 MiB, QEMU resident 48.0 MiB; disk 0: 1.0 MiB read, 0 B written\npool space of its disks: 3.0 GiB\n{"),
+            "{s}"
+        );
+        let s = show_text(&off);
+        assert!(
+            s.starts_with("live: none (shut_off)\npool space of its disks: -\n"),
+            "{s}"
         );
     }
 }

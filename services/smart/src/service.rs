@@ -359,7 +359,7 @@ impl SmartService {
                     counters: eval.counters.clone(),
                 });
             }
-            let label = disk_label(id, output.as_deref());
+            let label = disk_label(id, &state.disk, output.as_deref());
             state.polled = Some(Polled {
                 checked_at: now,
                 status,
@@ -425,12 +425,13 @@ impl SmartService {
             .iter()
             .map(|(id, s)| {
                 let out = s.polled.as_ref().and_then(|p| p.output.clone());
+                let (model, serial) = identity(&s.disk, out.as_deref());
                 DiskSummary {
                     id: id.clone(),
                     dev: s.disk.dev.clone(),
                     bus: s.disk.bus,
-                    model: out.as_ref().and_then(|o| o.model().map(str::to_string)),
-                    serial: out.as_ref().and_then(|o| o.serial_number.clone()),
+                    model,
+                    serial,
                     smart: summary_of(s),
                 }
             })
@@ -457,7 +458,7 @@ impl SmartService {
             bus: s.disk.bus,
             smart: summary_of(s),
             findings: eval.map(|e| e.reasons.clone()).unwrap_or_default(),
-            device: out.as_deref().map(views::device).unwrap_or_default(),
+            device: device_info(&s.disk, out.as_deref()),
             class: eval.and_then(|e| e.class),
             temperature_limits: eval.and_then(|e| e.limits),
             attributes: out.as_deref().map(views::attributes).unwrap_or_default(),
@@ -850,10 +851,31 @@ fn summary_of(s: &DiskState) -> SmartSummary {
     }
 }
 
-fn disk_label(id: &str, out: Option<&SmartctlOutput>) -> String {
-    match out.and_then(|o| Some((o.model()?, o.serial_number.as_deref()?))) {
-        Some((model, serial)) => format!("disk {model} {serial} ({id})"),
-        None => format!("disk {id}"),
+/// A disk's model and serial: smartctl's when it reports them (read from the drive itself,
+/// also behind a USB bridge whose own serial udev sees), else the inventory's (sysfs/udev:
+/// a virtio disk has no SMART, so smartctl never names it).
+fn identity(disk: &DiskRef, out: Option<&SmartctlOutput>) -> (Option<String>, Option<String>) {
+    let model = out
+        .and_then(|o| o.model().map(str::to_string))
+        .or_else(|| disk.model.clone());
+    let serial = out
+        .and_then(|o| o.serial_number.clone())
+        .or_else(|| disk.serial.clone());
+    (model, serial)
+}
+
+/// The detail's device facts: smartctl's, with the model and serial filled in from the
+/// inventory where smartctl has none ([`identity`]).
+fn device_info(disk: &DiskRef, out: Option<&SmartctlOutput>) -> DeviceInfo {
+    let mut info = out.map(views::device).unwrap_or_default();
+    (info.model, info.serial) = identity(disk, out);
+    info
+}
+
+fn disk_label(id: &str, disk: &DiskRef, out: Option<&SmartctlOutput>) -> String {
+    match identity(disk, out) {
+        (Some(model), Some(serial)) => format!("disk {model} {serial} ({id})"),
+        _ => format!("disk {id}"),
     }
 }
 
@@ -983,6 +1005,17 @@ mod tests {
             dev: dev.into(),
             bus,
             rotational: true,
+            model: None,
+            serial: None,
+        }
+    }
+
+    /// `disk` with the inventory's model and serial.
+    fn named(id: &str, dev: &str, bus: DiskBus, model: Option<&str>, serial: &str) -> DiskRef {
+        DiskRef {
+            model: model.map(str::to_string),
+            serial: Some(serial.to_string()),
+            ..disk(id, dev, bus)
         }
     }
 
@@ -1096,6 +1129,82 @@ mod tests {
         assert_eq!(s.verdict, Verdict::Unavailable);
         assert!(s.reasons[0].contains("virtio"));
         assert!(changes(&r.alerts).is_empty());
+    }
+
+    #[test]
+    fn the_inventory_names_disks_smartctl_does_not() {
+        let r = rig();
+        r.svc.set_disks(vec![
+            // virtio: no SMART, smartctl is not even run; udev knows the serial.
+            named(
+                "virtio-CAIRNLAB0003",
+                "/dev/vdb",
+                DiskBus::Virtio,
+                None,
+                "CAIRNLAB0003",
+            ),
+            // smartctl could not open it: its document names no drive.
+            named(
+                "nvme-P",
+                "/dev/nvme0n1",
+                DiskBus::Nvme,
+                Some("Samsung SSD 970 EVO"),
+                "S0INVENTORY",
+            ),
+            // Behind a USB bridge udev sees the bridge's serial; smartctl reads the drive's.
+            named(
+                "usb-B",
+                "/dev/sdc",
+                DiskBus::Usb,
+                Some("JMicron bridge"),
+                "BRIDGE0001",
+            ),
+        ]);
+        r.runner.expect(
+            "smartctl",
+            &["--json", "-x", "-n", "standby", "/dev/nvme0n1"],
+            answer("error-nvme-open-failed-permission-denied.json", 2),
+        );
+        r.runner.expect(
+            "smartctl",
+            &["--json", "-x", "-n", "standby", "/dev/sdc"],
+            answer(
+                "ata-hdd-failing-now-selftest-failed-usbjmicron-hitachi-hds721050dle630.json",
+                216,
+            ),
+        );
+        r.svc.poll_all();
+        let list = r.svc.list();
+        let by_id = |id: &str| list.iter().find(|d| d.id == id).unwrap().clone();
+        let v = by_id("virtio-CAIRNLAB0003");
+        assert_eq!(v.smart.verdict, Verdict::Unavailable);
+        assert_eq!(v.serial.as_deref(), Some("CAIRNLAB0003"));
+        assert_eq!(v.model, None);
+        let n = by_id("nvme-P");
+        assert_eq!(n.smart.verdict, Verdict::Unavailable);
+        assert_eq!(n.serial.as_deref(), Some("S0INVENTORY"));
+        assert_eq!(n.model.as_deref(), Some("Samsung SSD 970 EVO"));
+        let u = by_id("usb-B");
+        assert_eq!(u.serial.as_deref(), Some("MSK423Y20S3HBC"));
+        assert_eq!(u.model.as_deref(), Some("Hitachi HDS721050DLE630"));
+
+        // The detail says the same, and keeps smartctl's other facts.
+        let d = r.svc.detail("virtio-CAIRNLAB0003").unwrap().device;
+        assert_eq!(d.serial.as_deref(), Some("CAIRNLAB0003"));
+        assert_eq!(d.protocol, None);
+        let d = r.svc.detail("usb-B").unwrap().device;
+        assert_eq!(d.serial.as_deref(), Some("MSK423Y20S3HBC"));
+        assert_eq!(d.device_type.as_deref(), Some("usbjmicron"));
+        // And so does the failing drive's alert.
+        let alerts = r.alerts.changes.lock().unwrap().clone();
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert!(
+            alerts[0]
+                .2
+                .starts_with("disk Hitachi HDS721050DLE630 MSK423Y20S3HBC (usb-B)"),
+            "{}",
+            alerts[0].2
+        );
     }
 
     #[test]

@@ -59,6 +59,8 @@ impl Disk {
             dev: self.dev.clone(),
             bus: self.bus,
             rotational: self.rotational,
+            model: self.model.clone(),
+            serial: self.serial.clone(),
         }
     }
 
@@ -469,7 +471,14 @@ mod tests {
         );
         assert!(!vdb.has_data());
         assert!(vdb.matches("vdb") && vdb.matches("/dev/vdb") && vdb.matches("virtio-CAIRN-V1"));
-        assert_eq!(vdb.to_ref().id, "virtio-CAIRN-V1");
+        let r = vdb.to_ref();
+        assert_eq!(r.id, "virtio-CAIRN-V1");
+        // SMART shows the inventory's identity when smartctl has none (virtio).
+        assert_eq!(r.serial.as_deref(), Some("CAIRN-V1"));
+        assert_eq!(r.model, None);
+        let r = sda.to_ref();
+        assert_eq!(r.serial.as_deref(), Some("CAIRN-A1"));
+        assert_eq!(r.model.as_deref(), Some("QEMU HARDDISK"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 pub mod assemble;
 pub mod btrfs;
 pub mod capacity;
+pub mod commit_throttle;
 pub mod data_error;
 pub mod disks;
 pub mod error;

@@ -1,5 +1,6 @@
 //! The storage service: owns the tools runner, the state directory, the pool records and the disk watch channel.
 
+use crate::commit_throttle::CommitThrottle;
 use crate::error::StorageError;
 use crate::inventory::{self, Disk};
 use crate::paths::SystemPaths;
@@ -26,6 +27,8 @@ pub struct Storage {
     /// Pools created by this process whose initial build (md's first resync or recovery)
     /// has not finished: that build is not a degradation and raises no alert.
     building: Mutex<BTreeSet<String>>,
+    /// When each share's filesystem was last committed (fresh usage in listings).
+    commits: CommitThrottle,
 }
 
 /// Marks a pool or disk busy until dropped.
@@ -71,12 +74,30 @@ impl Storage {
             disks_tx,
             busy: Mutex::new(BTreeSet::new()),
             building: Mutex::new(BTreeSet::new()),
+            commits: CommitThrottle::default(),
         })
+    }
+
+    /// The same service with its share commits throttled by `commits` (tests inject time).
+    #[cfg(test)]
+    pub(crate) fn with_commits(mut self, commits: CommitThrottle) -> Storage {
+        self.commits = commits;
+        self
     }
 
     /// The runner every external tool goes through.
     pub(crate) fn runner(&self) -> &dyn CommandRunner {
         self.runner.as_ref()
+    }
+
+    /// The runner as a shared handle (for work that outlives the call, on its own thread).
+    pub(crate) fn runner_shared(&self) -> &Arc<dyn CommandRunner> {
+        &self.runner
+    }
+
+    /// When each share's filesystem was last committed.
+    pub(crate) fn commits(&self) -> &CommitThrottle {
+        &self.commits
     }
 
     /// `<daemon state>/storage`: where the domain keeps its records (atomic writes only).

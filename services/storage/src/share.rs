@@ -4,6 +4,7 @@
 //! mounts, btrfs usage) is read back for status. All methods block.
 
 use crate::btrfs::{self, FsUsage};
+use crate::commit_throttle::Commit;
 use crate::data_error::DataError;
 use crate::names;
 use crate::schedule::SnapshotSchedule;
@@ -144,9 +145,25 @@ impl Storage {
         })
     }
 
+    /// Usage of a mounted share after committing its running transaction, so that every
+    /// write that returned is counted ([`btrfs::sync`]). For capacity alerts, which must not
+    /// lag (decision 0014); listings use [`Self::fresh_statuses`].
+    pub(crate) fn fs_usage_committed(&self, mountpoint: &Path) -> Result<FsUsage, DataError> {
+        let started = self.commits().now();
+        run_ok(self.runner(), &btrfs::sync(mountpoint)).map_err(|e| {
+            DataError::command(format!("commit the writes to {}", mountpoint.display()), e)
+        })?;
+        self.commits().committed(mountpoint, started);
+        self.fs_usage(mountpoint)
+    }
+
     fn share_status(&self, record: ShareRecord) -> ShareStatus {
         let mnt = self.share_mountpoint(&record.pool, &record.name);
         let mounted = self.is_mounted(&mnt);
+        self.status_of(record, mnt, mounted)
+    }
+
+    fn status_of(&self, record: ShareRecord, mnt: PathBuf, mounted: bool) -> ShareStatus {
         let usage = if mounted {
             self.fs_usage(&mnt).ok()
         } else {
@@ -161,22 +178,59 @@ impl Storage {
         }
     }
 
-    /// The shares of `pool` with their usage.
+    /// The status of `records` for a listing, with usage that counts every write that
+    /// returned more than a few seconds ago: the mounted shares whose last commit is older
+    /// than [`crate::commit_throttle::MAX_AGE`] are committed first, all at once, waiting
+    /// at most [`crate::commit_throttle::TIMEOUT`] (decision 0016). A commit that fails or
+    /// is late leaves that share's usage as btrfs reports it without one.
+    fn fresh_statuses(&self, records: Vec<ShareRecord>) -> Vec<ShareStatus> {
+        let rows: Vec<(ShareRecord, PathBuf, bool)> = records
+            .into_iter()
+            .map(|r| {
+                let mnt = self.share_mountpoint(&r.pool, &r.name);
+                let mounted = self.is_mounted(&mnt);
+                (r, mnt, mounted)
+            })
+            .collect();
+        let mounted: Vec<PathBuf> = rows
+            .iter()
+            .filter(|(_, _, m)| *m)
+            .map(|(_, mnt, _)| mnt.clone())
+            .collect();
+        let outcomes = self
+            .commits()
+            .commit_stale(self.runner_shared(), &mounted, btrfs::sync);
+        for (mnt, c) in mounted.iter().zip(&outcomes) {
+            if *c == Commit::TimedOut {
+                tracing::info!(
+                    "the commit of {} takes longer than {:?}: its usage may lag",
+                    mnt.display(),
+                    crate::commit_throttle::TIMEOUT
+                );
+            }
+        }
+        rows.into_iter()
+            .map(|(r, mnt, mounted)| self.status_of(r, mnt, mounted))
+            .collect()
+    }
+
+    /// The shares of `pool` with their usage (fresh to a few seconds, [`Self::fresh_statuses`]).
     pub fn shares(&self, pool: &str) -> Result<Vec<ShareStatus>, DataError> {
         self.pool_usable(pool)?;
-        Ok(self
+        let records = self
             .share_records()?
             .shares
             .into_iter()
             .filter(|s| s.pool == pool)
-            .map(|r| self.share_status(r))
-            .collect())
+            .collect();
+        Ok(self.fresh_statuses(records))
     }
 
-    /// One share of `pool` with its usage.
+    /// One share of `pool` with its usage (fresh to a few seconds, [`Self::fresh_statuses`]).
     pub fn share(&self, pool: &str, share: &str) -> Result<ShareStatus, DataError> {
         self.pool_usable(pool)?;
-        Ok(self.share_status(self.share_record(pool, share)?))
+        let record = self.share_record(pool, share)?;
+        Ok(self.fresh_statuses(vec![record]).remove(0))
     }
 
     /// Ok when `pool` is recorded and its array runs (so shares and volumes can be used).
@@ -495,6 +549,85 @@ mod tests {
         let saved = std::fs::read_to_string(dir.path().join("storage/shares.json")).unwrap();
         assert!(saved.contains("\"docs\""));
         assert_eq!(st.share_record("tank", "docs").unwrap().pool, "tank");
+    }
+
+    #[test]
+    fn a_listing_commits_a_share_first_at_most_every_few_seconds() {
+        use crate::commit_throttle::CommitThrottle;
+        use crate::testing::TestStorage;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use std::sync::Arc;
+        use std::time::{Duration, Instant};
+
+        let r = RecordingRunner::new();
+        r.expect("lvs", &[], CommandOutput::ok(LVS_EMPTY))
+            .expect("lvs", &[], CommandOutput::ok(LVS_WITH_SHARE))
+            .expect("btrfs", &["filesystem", "usage"], CommandOutput::ok(USAGE));
+        let (st, _dir, _alerts) = storage_with(r);
+        let base = Instant::now();
+        let ms = Arc::new(AtomicU64::new(0));
+        let m = ms.clone();
+        let clock = Arc::new(move || base + Duration::from_millis(m.load(Ordering::SeqCst)));
+        let st = TestStorage {
+            storage: st.storage.with_commits(CommitThrottle::new(
+                Duration::from_secs(5),
+                Duration::from_secs(10),
+                clock,
+            )),
+            runner: st.runner,
+        };
+        st.create_share("tank", "docs", 1 << 30).unwrap();
+        let mnt = "/var/lib/cairn/shares/tank/docs";
+        let sync = format!("btrfs filesystem sync {mnt}");
+        let usage = format!("btrfs filesystem usage -b {mnt}");
+        // Each listing reads the usage; which of them committed first?
+        let list = |f: &dyn Fn() -> Vec<ShareStatus>| {
+            let before = st.runner_lines().len();
+            st.runner
+                .expect("btrfs", &["filesystem", "usage"], CommandOutput::ok(USAGE));
+            let got = f();
+            assert_eq!(got.len(), 1);
+            assert_eq!(got[0].usage.as_ref().unwrap().used_bytes, 1572864000);
+            let lines = st.runner_lines()[before..].to_vec();
+            let u = lines.iter().position(|l| *l == usage).expect("usage read");
+            match lines.iter().position(|l| *l == sync) {
+                Some(s) => {
+                    assert!(s < u, "committed after reading: {lines:?}");
+                    true
+                }
+                None => false,
+            }
+        };
+        let shares = || st.shares("tank").unwrap();
+        let one = || vec![st.share("tank", "docs").unwrap()];
+        assert!(list(&shares), "the first listing commits");
+        ms.fetch_add(4_000, Ordering::SeqCst);
+        assert!(!list(&shares), "4 s later: no commit");
+        assert!(!list(&one), "nor for one share");
+        ms.fetch_add(1_500, Ordering::SeqCst);
+        assert!(list(&one), "5.5 s after the last commit: commit again");
+        // The capacity check commits on its own; a listing right after needs none.
+        ms.fetch_add(60_000, Ordering::SeqCst);
+        st.script("lvs", CommandOutput::ok(LVS_WITH_SHARE));
+        st.runner
+            .expect("btrfs", &["filesystem", "usage"], CommandOutput::ok(USAGE));
+        st.capacity("tank").unwrap();
+        ms.fetch_add(1_000, Ordering::SeqCst);
+        assert!(!list(&shares), "committed by the capacity check 1 s ago");
+        // An unmounted share is neither committed nor measured.
+        ms.fetch_add(60_000, Ordering::SeqCst);
+        st.runner
+            .expect("mountpoint", &["-q", mnt], CommandOutput::failed(32, ""));
+        let before = st.runner_lines().len();
+        let got = st.shares("tank").unwrap();
+        assert!(!got[0].mounted && got[0].usage.is_none());
+        assert!(
+            !st.runner_lines()[before..]
+                .iter()
+                .any(|l| l.starts_with("btrfs")),
+            "{:?}",
+            st.runner_lines()
+        );
     }
 
     #[test]

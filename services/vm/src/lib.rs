@@ -2,6 +2,7 @@
 
 pub mod console;
 pub mod error;
+pub mod events;
 pub mod host;
 pub mod hypervisor;
 pub mod ids;
@@ -13,8 +14,8 @@ pub mod volumes;
 pub mod xml;
 
 pub use error::VmError;
-pub use hypervisor::{Hypervisor, RunState};
-pub use service::{ClonedVms, NewClone, Resources, VmStatus, Vms, VmsConfig};
+pub use hypervisor::{HvEvent, Hypervisor, Lifecycle, RunState};
+pub use service::{ClonedVms, DiskStats, NewClone, Resources, VmStats, VmStatus, Vms, VmsConfig};
 pub use spec::VmSpec;
 pub use volumes::{VolumeError, VolumeUse, Volumes};
 pub use xml::Accelerator;

@@ -1,7 +1,12 @@
-//! The hypervisor over libvirt (the `virt` crate): one connection, reopened when it drops.
+//! The hypervisor over libvirt (the `virt` crate): one connection for calls, reopened when
+//! it drops, and one for domain events ([`crate::events`]).
 
-use crate::hypervisor::{HvError, Hypervisor, NodeCapacity, RunState};
+use crate::events::{self, Subscription};
+use crate::hypervisor::{
+    DiskIo, DomainSample, HvError, HvEvent, Hypervisor, NodeCapacity, RunState,
+};
 use std::collections::BTreeMap;
+use std::sync::mpsc::Sender;
 use std::sync::Mutex;
 use virt::connect::Connect;
 use virt::domain::Domain;
@@ -14,6 +19,8 @@ pub const SYSTEM_URI: &str = "qemu:///system";
 pub struct Libvirt {
     uri: String,
     conn: Mutex<Option<Connect>>,
+    /// The domain-event subscription, if any.
+    events: Mutex<Option<Subscription>>,
 }
 
 impl Libvirt {
@@ -21,15 +28,18 @@ impl Libvirt {
     /// service can exist before libvirtd is up.
     pub fn new(uri: &str) -> Libvirt {
         quiet();
+        event_loop();
         Libvirt {
             uri: uri.to_string(),
             conn: Mutex::new(None),
+            events: Mutex::new(None),
         }
     }
 
     /// Connect to `uri` now (e.g. `qemu:///system`, or `test:///default` in tests).
     pub fn open(uri: &str) -> Result<Libvirt, HvError> {
         quiet();
+        event_loop();
         let conn = Connect::open(Some(uri)).map_err(|source| HvError::Connect {
             uri: uri.to_string(),
             source,
@@ -37,29 +47,39 @@ impl Libvirt {
         Ok(Libvirt {
             uri: uri.to_string(),
             conn: Mutex::new(Some(conn)),
+            events: Mutex::new(None),
         })
     }
 
-    /// Run `f` with a live connection, reconnecting once if libvirtd was restarted.
+    /// Run `f` with a live connection, reconnecting once if libvirtd was restarted. The
+    /// lock is held only to get the connection: `f` runs on a reference of its own
+    /// (`virConnectRef`; libvirt connections are thread-safe), so calls from several threads
+    /// (e.g. the node stop's parallel power-offs) run concurrently.
     fn with<T>(&self, f: impl Fn(&Connect) -> Result<T, HvError>) -> Result<T, HvError> {
-        let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        let alive = guard
-            .as_ref()
-            .is_some_and(|c| c.is_alive().unwrap_or(false));
-        if !alive {
-            if let Some(mut old) = guard.take() {
-                let _ = old.close();
+        let mut conn = {
+            let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+            let alive = guard
+                .as_ref()
+                .is_some_and(|c| c.is_alive().unwrap_or(false));
+            if !alive {
+                if let Some(mut old) = guard.take() {
+                    let _ = old.close();
+                }
+                let conn = Connect::open(Some(&self.uri)).map_err(|source| HvError::Connect {
+                    uri: self.uri.clone(),
+                    source,
+                })?;
+                *guard = Some(conn);
             }
-            let conn = Connect::open(Some(&self.uri)).map_err(|source| HvError::Connect {
-                uri: self.uri.clone(),
-                source,
-            })?;
-            *guard = Some(conn);
-        }
-        match guard.as_ref() {
-            Some(c) => f(c),
-            None => Err(HvError::NotDefined(String::new())),
-        }
+            match guard.as_ref() {
+                Some(c) => c.clone(),
+                None => return Err(HvError::NotDefined(String::new())),
+            }
+        };
+        let out = f(&conn);
+        // Drops this call's reference; the connection stays open while the stored one is.
+        let _ = conn.close();
+        out
     }
 
     fn domain(&self, c: &Connect, name: &str) -> Result<Domain, HvError> {
@@ -85,6 +105,7 @@ impl Libvirt {
 
 impl Drop for Libvirt {
     fn drop(&mut self) {
+        self.events.lock().unwrap_or_else(|p| p.into_inner()).take();
         let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(mut c) = guard.take() {
             let _ = c.close();
@@ -95,6 +116,14 @@ impl Drop for Libvirt {
 /// Stop libvirt printing every error to stderr itself: our errors carry its message.
 fn quiet() {
     virt::error::clear_error_callback();
+}
+
+/// libvirt's event loop runs before the first connection is opened (see
+/// [`events::start_event_loop`]); if it cannot, calls still work and `subscribe` reports why.
+fn event_loop() {
+    if let Err(e) = events::start_event_loop() {
+        tracing::warn!("libvirt domain events unavailable: {e}");
+    }
 }
 
 /// libvirt's state number as ours.
@@ -163,6 +192,56 @@ impl Hypervisor for Libvirt {
         self.call("reset", name, |d| d.reset().map(|_| ()))
     }
 
+    fn sample(&self, name: &str, disk_paths: &[String]) -> Result<Option<DomainSample>, HvError> {
+        self.with(|c| {
+            let d = self.domain(c, name)?;
+            let call = |op: &'static str| {
+                move |source| HvError::Call {
+                    op,
+                    name: name.to_string(),
+                    source,
+                }
+            };
+            let info = d
+                .get_info()
+                .map_err(call("read CPU and memory counters of"))?;
+            if !run_state(info.state).is_active() {
+                return Ok(None);
+            }
+            // RSS comes from the QEMU process itself, so it is there without a balloon
+            // device; a driver without memory statistics just has none.
+            let rss_kib = d.memory_stats(0).ok().and_then(|stats| {
+                stats
+                    .iter()
+                    .find(|m| m.tag == sys::VIR_DOMAIN_MEMORY_STAT_RSS)
+                    .map(|m| m.val)
+            });
+            let mut disks = BTreeMap::new();
+            for path in disk_paths {
+                match d.get_block_stats(path) {
+                    Ok(b) => {
+                        disks.insert(
+                            path.clone(),
+                            DiskIo {
+                                read_bytes: b.rd_bytes.max(0) as u64,
+                                written_bytes: b.wr_bytes.max(0) as u64,
+                            },
+                        );
+                    }
+                    Err(e) => tracing::debug!("no I/O counters for disk {path} of {name}: {e}"),
+                }
+            }
+            Ok(Some(DomainSample {
+                run_id: d.get_id(),
+                cpu_time_ns: info.cpu_time,
+                vcpus: info.nr_virt_cpu,
+                memory_kib: info.memory,
+                rss_kib,
+                disks,
+            }))
+        })
+    }
+
     fn states(&self) -> Result<BTreeMap<String, RunState>, HvError> {
         self.with(|c| {
             let domains = c
@@ -181,6 +260,14 @@ impl Hypervisor for Libvirt {
             }
             Ok(out)
         })
+    }
+
+    fn subscribe(&self, tx: Sender<HvEvent>) -> Result<(), HvError> {
+        let mut guard = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        // The old subscription's callbacks go before the new one's come.
+        guard.take();
+        *guard = Some(Subscription::open(&self.uri, tx)?);
+        Ok(())
     }
 }
 
@@ -240,6 +327,33 @@ mod tests {
         lv.undefine("t1").unwrap();
         assert!(!lv.states().unwrap().contains_key("t1"));
         assert!(matches!(lv.start("t1"), Err(HvError::NotDefined(n)) if n == "t1"));
+    }
+
+    #[test]
+    fn samples_of_a_running_domain_against_the_test_driver() {
+        let lv = Libvirt::open("test:///default").unwrap();
+        let r = record("t3");
+        let xml = domain_xml(&r, Accelerator::Tcg, "/q", "/tmp/t3.log");
+        lv.define(&xml).unwrap();
+        let disks = vec![r.disks[0].path.clone(), "/dev/not-a-disk-of-t3".to_string()];
+        // Shut off: no counters.
+        assert_eq!(lv.sample("t3", &disks).unwrap(), None);
+        lv.start("t3").unwrap();
+        let s = lv.sample("t3", &disks).unwrap().expect("running");
+        assert_eq!(s.vcpus, 1);
+        assert_eq!(s.memory_kib, 64 * 1024);
+        assert!(s.run_id.is_some(), "{s:?}");
+        // The test driver counts block I/O for the VM's disk (by its device path); the
+        // unknown one is left out rather than failing the sample.
+        assert_eq!(
+            s.disks.keys().collect::<Vec<_>>(),
+            [&r.disks[0].path],
+            "{s:?}"
+        );
+        lv.destroy("t3").unwrap();
+        assert_eq!(lv.sample("t3", &disks).unwrap(), None);
+        lv.undefine("t3").unwrap();
+        assert!(matches!(lv.sample("t3", &disks), Err(HvError::NotDefined(n)) if n == "t3"));
     }
 
     #[test]

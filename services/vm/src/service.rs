@@ -1,10 +1,11 @@
 //! The VM service: creates, starts, stops, clones and deletes VMs, keeps their state current
-//! by polling libvirt, and starts autostart VMs once libvirtd answers.
+//! from libvirt's domain events (with a slow safety-net poll), and starts autostart VMs once
+//! libvirtd answers.
 
 use crate::console::{self, Cursor};
 use crate::error::VmError;
 use crate::host::Host;
-use crate::hypervisor::{Hypervisor, RunState};
+use crate::hypervisor::{DomainSample, HvError, HvEvent, Hypervisor, Lifecycle, RunState};
 use crate::spec::{
     self, BootDevice, Disk, DiskKind, DiskSource, Nic, NodeFacts, VmRecord, VmSpec,
     DEFAULT_CPU_MODEL,
@@ -19,14 +20,32 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// How often libvirt is polled for domain states (and how stale a state can be).
+/// How often libvirt is polled for domain states while there are no domain events (libvirtd
+/// down, restarting, or the subscription failing), and how often autostart looks again.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
+/// How often every domain's state is read while events flow: a safety net for an event
+/// lost in a reconnect.
+pub const SAFETY_POLL_INTERVAL: Duration = Duration::from_secs(30);
+/// The first wait before subscribing to domain events again; it doubles up to
+/// [`RESUBSCRIBE_MAX`].
+pub const RESUBSCRIBE_MIN: Duration = Duration::from_millis(250);
+/// The longest wait between two subscription attempts.
+pub const RESUBSCRIBE_MAX: Duration = Duration::from_secs(5);
+/// After this long without a subscription the monitor logs an error (it keeps trying, and
+/// polls every [`POLL_INTERVAL`] meanwhile).
+pub const RESUBSCRIBE_DEADLINE: Duration = Duration::from_secs(60);
 /// Memory kept for the node itself (cairnd, libvirtd, QEMU overhead) when admitting VMs.
 pub const HOST_RESERVE_MIB: u64 = 256;
 /// How long autostart waits for a VM's disks to appear after libvirt is up.
 pub const AUTOSTART_WAIT: Duration = Duration::from_secs(300);
 /// Default time a guest gets to act on an ACPI shutdown before it is powered off.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often the `vm-stats` thread reads the counters of running VMs: CPU use is averaged
+/// over this interval.
+pub const STATS_INTERVAL: Duration = Duration::from_secs(2);
+/// How often the pool space of the VMs' disk volumes is read (one `lvs` per pool): space
+/// changes slowly, and each `lvs` takes LVM's lock that clone batches and creates need.
+pub const DISK_USAGE_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Where the service keeps things.
 #[derive(Debug, Clone)]
@@ -45,6 +64,68 @@ pub struct VmStatus {
     #[serde(flatten)]
     pub record: VmRecord,
     pub state: RunState,
+    /// Live statistics; `None` while it is not running, and until the first sample after
+    /// it started.
+    pub stats: Option<VmStats>,
+    /// Pool space allocated by its disk volumes (thin LVs' data in use, summed); `None`
+    /// until first read or when a disk's pool or volume cannot be read.
+    pub disk_allocated_bytes: Option<u64>,
+}
+
+/// A running VM's live statistics, read from libvirt every [`STATS_INTERVAL`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VmStats {
+    /// When the counters were read (Unix time, ms).
+    pub sampled_at_unix_ms: u64,
+    /// CPU use between the last two samples, in percent of all its vCPUs (100 = every
+    /// vCPU busy): the QEMU process's CPU time over wall time × vCPUs, capped at 100.
+    /// `None` on the first sample after the VM started.
+    pub cpu_percent: Option<f64>,
+    /// vCPUs it runs with.
+    pub vcpus: u32,
+    /// Memory the guest has now (libvirt's current memory).
+    pub memory_bytes: u64,
+    /// Resident memory of its QEMU process on the node, when libvirt reports it.
+    pub memory_rss_bytes: Option<u64>,
+    /// Bytes read and written since it started, per disk (`index` into its `disks`); a disk
+    /// libvirt gives no counters for is left out.
+    pub disks: Vec<DiskStats>,
+}
+
+/// One disk's I/O since the VM started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DiskStats {
+    pub index: usize,
+    pub read_bytes: u64,
+    pub written_bytes: u64,
+}
+
+/// CPU use in percent of `vcpus` vCPUs from two readings of a domain's CPU time `wall`
+/// apart: `(cpu_now - cpu_before) / (wall × vcpus) × 100`, capped at 100 (QEMU's own
+/// threads count too) and rounded to 0.1. `None` when it cannot be told: no wall time, no
+/// vCPUs, or a CPU time that went back (the domain was restarted in between).
+pub fn cpu_percent(cpu_before_ns: u64, cpu_now_ns: u64, wall: Duration, vcpus: u32) -> Option<f64> {
+    let wall_ns = wall.as_nanos() as f64;
+    if wall_ns <= 0.0 || vcpus == 0 || cpu_now_ns < cpu_before_ns {
+        return None;
+    }
+    let pct = (cpu_now_ns - cpu_before_ns) as f64 / (wall_ns * f64::from(vcpus)) * 100.0;
+    Some((pct.min(100.0) * 10.0).round() / 10.0)
+}
+
+/// The last sample of a running VM.
+struct Sampled {
+    at: Instant,
+    raw: DomainSample,
+    stats: VmStats,
+}
+
+/// The stats thread's results.
+#[derive(Default)]
+struct StatsCache {
+    running: BTreeMap<String, Sampled>,
+    /// VM → pool space of its disk volumes (`None`: could not be read).
+    disk_allocated: BTreeMap<String, Option<u64>>,
 }
 
 /// The node's resources and what VMs commit of them.
@@ -93,6 +174,8 @@ pub struct Vms {
     inner: Mutex<Inner>,
     /// Serializes changes (create, clone, delete…) so names and volumes cannot race.
     change: Mutex<()>,
+    /// Live statistics (a lock of their own: sampling never blocks the states).
+    stats: Mutex<StatsCache>,
 }
 
 fn vol_err(op: String) -> impl FnOnce(VolumeError) -> VmError {
@@ -121,6 +204,7 @@ impl Vms {
                 connected: false,
             }),
             change: Mutex::new(()),
+            stats: Mutex::new(StatsCache::default()),
         })
     }
 
@@ -130,6 +214,10 @@ impl Vms {
 
     fn lock_change(&self) -> MutexGuard<'_, ()> {
         self.change.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_stats(&self) -> MutexGuard<'_, StatsCache> {
+        self.stats.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// KVM or TCG on this node.
@@ -152,6 +240,19 @@ impl Vms {
         match self.hv.states() {
             Ok(states) => {
                 let mut inner = self.lock();
+                for (name, state) in &states {
+                    let before = inner.states.get(name).copied();
+                    if inner.connected
+                        && before.is_some_and(|b| b != *state)
+                        && inner.records.contains_key(name)
+                    {
+                        tracing::info!(
+                            "VM {name}: {} -> {} (seen by a poll)",
+                            before.map(state_name).unwrap_or_default(),
+                            state_name(*state)
+                        );
+                    }
+                }
                 inner.states = states;
                 inner.connected = true;
                 true
@@ -227,19 +328,262 @@ impl Vms {
         started
     }
 
-    /// The monitor loop (run on its own thread): waits for libvirt, then polls VM states
-    /// every [`POLL_INTERVAL`] for ever. Autostart VMs are started once, as soon as libvirt
-    /// answers and their disks exist, for up to [`AUTOSTART_WAIT`].
+    /// Apply one domain event to the known states at once: the state the event implies, or
+    /// a fresh read of every state when the event does not say (`Shutdown`, unknown events).
+    pub fn apply_event(&self, name: &str, event: Lifecycle) {
+        let before = self.lock().states.get(name).copied();
+        match (event, event.state()) {
+            (Lifecycle::Undefined, _) => {
+                self.lock().states.remove(name);
+            }
+            // A new definition is shut off; a redefinition (every start does one) keeps the
+            // state.
+            (Lifecycle::Defined, _) => {
+                self.lock()
+                    .states
+                    .entry(name.to_string())
+                    .or_insert(RunState::ShutOff);
+            }
+            (_, Some(state)) => {
+                self.lock().states.insert(name.to_string(), state);
+            }
+            (_, None) => {
+                self.poll();
+            }
+        }
+        let inner = self.lock();
+        let after = inner.states.get(name).copied();
+        if !inner.records.contains_key(name) {
+            return;
+        }
+        let shown = |s: Option<RunState>| s.map(state_name).unwrap_or_else(|| "unknown".into());
+        if after != before {
+            tracing::info!(
+                "VM {name}: {} -> {} (libvirt event {event:?})",
+                shown(before),
+                shown(after),
+            );
+        } else {
+            // A poll (the safety net, or one after a resubscription) got there first.
+            tracing::info!(
+                "VM {name}: libvirt event {event:?} (state already {})",
+                shown(after)
+            );
+        }
+    }
+
+    /// The monitor loop (run on its own thread, for ever): subscribes to libvirt's domain
+    /// events and applies each at once, reads every state right after each (re)subscription
+    /// and every [`SAFETY_POLL_INTERVAL`] after that (every [`POLL_INTERVAL`] while it has no
+    /// subscription, resubscribing with a backoff), and starts the autostart VMs once, as soon
+    /// as libvirt first answers and their disks exist, for up to [`AUTOSTART_WAIT`].
+    /// Also starts the `vm-stats` thread ([`Vms::stats_loop`]).
     pub fn monitor(self: Arc<Self>) {
-        let mut pending: Option<(Instant, Vec<String>)> = None;
+        let stats = self.clone();
+        if let Err(e) = std::thread::Builder::new()
+            .name("vm-stats".into())
+            .spawn(move || stats.stats_loop())
+        {
+            tracing::error!("cannot start the VM statistics thread: {e}");
+        }
+        self.monitor_until(&|| false);
+    }
+
+    /// Read the running VMs' counters every [`STATS_INTERVAL`] and their disks' pool
+    /// space every [`DISK_USAGE_INTERVAL`], for ever (on its own thread, so a slow `lvs`
+    /// or libvirt call never delays state events).
+    pub fn stats_loop(&self) {
+        let mut next_usage = Instant::now();
         loop {
-            if self.poll() {
-                let (since, list) = pending.get_or_insert_with(|| {
+            let now = Instant::now();
+            self.sample_stats(now, unix_ms());
+            if now >= next_usage {
+                self.refresh_disk_usage();
+                next_usage = now + DISK_USAGE_INTERVAL;
+            }
+            std::thread::sleep(STATS_INTERVAL.saturating_sub(now.elapsed()));
+        }
+    }
+
+    /// Read the counters of every running VM now (`now` and `now_unix_ms` are the time of
+    /// the reading): CPU use is computed against its previous reading. VMs that are not
+    /// running lose their statistics.
+    pub fn sample_stats(&self, now: Instant, now_unix_ms: u64) {
+        let running: Vec<(String, Vec<String>)> = {
+            let inner = self.lock();
+            if !inner.connected {
+                Vec::new()
+            } else {
+                inner
+                    .records
+                    .values()
+                    .filter(|r| inner.states.get(&r.name).is_some_and(|s| s.is_active()))
+                    .map(|r| {
+                        let paths = r.disks.iter().map(|d| d.path.clone()).collect();
+                        (r.name.clone(), paths)
+                    })
+                    .collect()
+            }
+        };
+        let mut fresh = BTreeMap::new();
+        for (name, paths) in running {
+            let raw = match self.hv.sample(&name, &paths) {
+                Ok(Some(raw)) => raw,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::debug!("cannot read the statistics of VM {name}: {}", chain(&e));
+                    continue;
+                }
+            };
+            let cpu = {
+                let cache = self.lock_stats();
+                // Only counters of the same run compare (it may have restarted in between).
+                let same_run = |prev: &&Sampled| prev.raw.run_id == raw.run_id;
+                cache.running.get(&name).filter(same_run).and_then(|prev| {
+                    cpu_percent(
+                        prev.raw.cpu_time_ns,
+                        raw.cpu_time_ns,
+                        now.saturating_duration_since(prev.at),
+                        raw.vcpus,
+                    )
+                })
+            };
+            let disks = paths
+                .iter()
+                .enumerate()
+                .filter_map(|(index, p)| {
+                    raw.disks.get(p).map(|io| DiskStats {
+                        index,
+                        read_bytes: io.read_bytes,
+                        written_bytes: io.written_bytes,
+                    })
+                })
+                .collect();
+            let stats = VmStats {
+                sampled_at_unix_ms: now_unix_ms,
+                cpu_percent: cpu,
+                vcpus: raw.vcpus,
+                memory_bytes: raw.memory_kib.saturating_mul(1024),
+                memory_rss_bytes: raw.rss_kib.map(|k| k.saturating_mul(1024)),
+                disks,
+            };
+            fresh.insert(
+                name,
+                Sampled {
+                    at: now,
+                    raw,
+                    stats,
+                },
+            );
+        }
+        self.lock_stats().running = fresh;
+    }
+
+    /// Read the pool space of every VM's disk volumes now (one `usage` per pool in use).
+    pub fn refresh_disk_usage(&self) {
+        let records: Vec<VmRecord> = self.lock().records.values().cloned().collect();
+        let mut pools: BTreeMap<String, Option<BTreeMap<String, u64>>> = BTreeMap::new();
+        for d in records.iter().flat_map(|r| &r.disks) {
+            if d.kind != DiskKind::Disk || pools.contains_key(&d.pool) {
+                continue;
+            }
+            let used = match self.volumes.usage(&d.pool) {
+                Ok(list) => Some(list.into_iter().map(|v| (v.name, v.used_bytes)).collect()),
+                Err(e) => {
+                    tracing::debug!("cannot read the volumes of pool {}: {e}", d.pool);
+                    None
+                }
+            };
+            pools.insert(d.pool.clone(), used);
+        }
+        let allocated = records
+            .iter()
+            .map(|r| {
+                let sum = r
+                    .disks
+                    .iter()
+                    .filter(|d| d.kind == DiskKind::Disk)
+                    .map(|d| {
+                        pools
+                            .get(&d.pool)
+                            .and_then(|p| p.as_ref())
+                            .and_then(|p| p.get(&d.volume).copied())
+                    })
+                    .sum::<Option<u64>>();
+                (r.name.clone(), sum)
+            })
+            .collect();
+        self.lock_stats().disk_allocated = allocated;
+    }
+
+    /// [`Vms::monitor`] until `stop` says so (checked at least once a second).
+    fn monitor_until(&self, stop: &dyn Fn() -> bool) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut autostart: Option<(Instant, Vec<String>)> = None;
+        let mut next_autostart = Instant::now();
+        let mut subscribed = false;
+        let mut down_since = Instant::now();
+        let mut next_try = Instant::now();
+        let mut backoff = RESUBSCRIBE_MIN;
+        let mut warned = false;
+        let mut next_poll = Instant::now();
+        while !stop() {
+            let now = Instant::now();
+            if !subscribed && now >= next_try {
+                match self.hv.subscribe(tx.clone()) {
+                    Ok(()) => {
+                        tracing::info!(
+                            "libvirt domain events subscribed{}",
+                            if warned {
+                                format!(" after {} s", down_since.elapsed().as_secs())
+                            } else {
+                                String::new()
+                            }
+                        );
+                        subscribed = true;
+                        backoff = RESUBSCRIBE_MIN;
+                        warned = false;
+                        // Whatever happened while there were no events: read it all now.
+                        next_poll = now;
+                    }
+                    Err(e) => {
+                        if !warned && down_since.elapsed() >= RESUBSCRIBE_DEADLINE {
+                            tracing::error!(
+                                "no libvirt domain events for {} s (polling every {} s meanwhile): {}",
+                                down_since.elapsed().as_secs(),
+                                POLL_INTERVAL.as_secs(),
+                                chain(&e)
+                            );
+                            warned = true;
+                        }
+                        next_try = now + backoff;
+                        backoff = (backoff * 2).min(RESUBSCRIBE_MAX);
+                    }
+                }
+            }
+            if now >= next_poll {
+                let answered = self.poll();
+                if answered && autostart.is_none() {
                     let list = self.reconcile();
                     tracing::info!("libvirt is up; {} VM(s) to autostart", list.len());
-                    (Instant::now(), list)
-                });
-                if !list.is_empty() {
+                    autostart = Some((Instant::now(), list));
+                }
+                if !answered && subscribed {
+                    // libvirtd does not answer calls: the event connection is likely gone too.
+                    tracing::warn!("libvirt does not answer; subscribing to its events again");
+                    subscribed = false;
+                    down_since = now;
+                    next_try = now;
+                }
+                next_poll = now
+                    + if subscribed {
+                        SAFETY_POLL_INTERVAL
+                    } else {
+                        POLL_INTERVAL
+                    };
+            }
+            if let Some((since, list)) = autostart.as_mut() {
+                if !list.is_empty() && Instant::now() >= next_autostart {
                     self.autostart_ready(list);
                     if !list.is_empty() && since.elapsed() > AUTOSTART_WAIT {
                         tracing::error!(
@@ -248,41 +592,71 @@ impl Vms {
                         );
                         list.clear();
                     }
+                    next_autostart = Instant::now() + POLL_INTERVAL;
                 }
             }
-            std::thread::sleep(POLL_INTERVAL);
+            let mut wake = next_poll.min(Instant::now() + Duration::from_secs(1));
+            if !subscribed {
+                wake = wake.min(next_try);
+            }
+            if autostart.as_ref().is_some_and(|(_, l)| !l.is_empty()) {
+                wake = wake.min(next_autostart);
+            }
+            match rx.recv_timeout(wake.saturating_duration_since(Instant::now())) {
+                Ok(HvEvent::Domain { name, event }) => self.apply_event(&name, event),
+                Ok(HvEvent::Lost) => {
+                    tracing::warn!("libvirt closed the event connection; subscribing again");
+                    subscribed = false;
+                    down_since = Instant::now();
+                    next_try = Instant::now();
+                    // Marks libvirt disconnected now if it is down.
+                    next_poll = Instant::now();
+                }
+                // `tx` is ours, so the channel cannot disconnect; a timeout is the next turn.
+                Err(_) => {}
+            }
         }
     }
 
-    fn status_of(&self, inner: &Inner, r: &VmRecord) -> VmStatus {
+    fn status_of(&self, inner: &Inner, stats: &StatsCache, r: &VmRecord) -> VmStatus {
+        let state = inner
+            .states
+            .get(&r.name)
+            .copied()
+            .unwrap_or(RunState::Unknown);
         VmStatus {
             record: r.clone(),
-            state: inner
-                .states
+            state,
+            // A VM that stopped since the last sample has none.
+            stats: stats
+                .running
                 .get(&r.name)
-                .copied()
-                .unwrap_or(RunState::Unknown),
+                .filter(|_| state.is_active())
+                .map(|s| s.stats.clone()),
+            disk_allocated_bytes: stats.disk_allocated.get(&r.name).copied().flatten(),
         }
     }
 
-    /// Every VM with its last known state.
+    /// Every VM with its last known state and statistics.
     pub fn list(&self) -> Vec<VmStatus> {
         let inner = self.lock();
+        let stats = self.lock_stats();
         inner
             .records
             .values()
-            .map(|r| self.status_of(&inner, r))
+            .map(|r| self.status_of(&inner, &stats, r))
             .collect()
     }
 
     /// One VM.
     pub fn get(&self, name: &str) -> Result<VmStatus, VmError> {
         let inner = self.lock();
+        let stats = self.lock_stats();
         let r = inner
             .records
             .get(name)
             .ok_or_else(|| VmError::NotFound(name.to_string()))?;
-        Ok(self.status_of(&inner, r))
+        Ok(self.status_of(&inner, &stats, r))
     }
 
     fn record(&self, name: &str) -> Result<VmRecord, VmError> {
@@ -552,8 +926,9 @@ impl Vms {
     }
 
     /// The node is shutting down: send every running VM an ACPI shutdown at once, wait
-    /// until all are off or `timeout` has passed, then power off the rest. Every step is
-    /// logged, in order. Meant for the daemon's stop, while libvirtd still runs.
+    /// until all are off or `timeout` has passed, then power off the rest, all at once (a
+    /// thread each). Every step is logged as it happens; the report keeps the VMs' order.
+    /// Meant for the daemon's stop, while libvirtd still runs.
     pub fn shutdown_all(&self, timeout: Duration) -> NodeStopReport {
         let mut report = NodeStopReport::default();
         let managed: Vec<String> = self.lock().records.keys().cloned().collect();
@@ -608,13 +983,38 @@ impl Vms {
                 left.join(", ")
             );
         }
-        for n in left {
-            match self.hv.destroy(&n) {
-                Ok(()) => tracing::info!("node stop: VM {n} powered off"),
-                Err(e) => tracing::error!("node stop: cannot power off {n}: {e}"),
+        // All at once: each power-off waits for its QEMU process to go (~0.3 s under TCG).
+        // Each is logged as it finishes; the report keeps the VMs' order.
+        std::thread::scope(|scope| {
+            let offs: Vec<_> = left
+                .iter()
+                .map(|n| {
+                    let hv = &self.hv;
+                    let off = move || match hv.destroy(n) {
+                        Ok(()) => tracing::info!("node stop: VM {n} powered off"),
+                        Err(e) => tracing::error!("node stop: cannot power off {n}: {e}"),
+                    };
+                    (n, std::thread::Builder::new().spawn_scoped(scope, off))
+                })
+                .collect();
+            for (n, off) in offs {
+                match off.map(|h| h.join()) {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => {
+                        tracing::error!("node stop: the power-off of {n} panicked")
+                    }
+                    // No thread for it: power it off here.
+                    Err(e) => {
+                        tracing::warn!("node stop: no thread to power off {n} ({e}); doing it now");
+                        match self.hv.destroy(n) {
+                            Ok(()) => tracing::info!("node stop: VM {n} powered off"),
+                            Err(e) => tracing::error!("node stop: cannot power off {n}: {e}"),
+                        }
+                    }
+                }
             }
-            report.forced.push(n);
-        }
+        });
+        report.forced = left;
         let _ = self.poll();
         report
     }
@@ -744,8 +1144,9 @@ impl Vms {
     }
 
     /// Many clones of `source` (see [`Vms::clone_vm`]) in one go: every disk volume of every
-    /// clone in one storage batch per pool, then one libvirt definition each and one store
-    /// write. All or nothing: on a failure whatever was made is removed again and the error
+    /// clone in one storage batch per pool while, at the same time, each clone is defined in
+    /// libvirt (its disks' device paths are known beforehand), then one store write. All or
+    /// nothing: on a failure whatever was made is removed (and undefined) again and the error
     /// names the clone (or its volume) that failed. Each clone's `autostart` defaults to the
     /// source's.
     pub fn clone_vms(
@@ -825,26 +1226,8 @@ impl Vms {
                 clones.len()
             ),
         );
-        let t_volumes = Instant::now();
-        let mut made: Vec<(String, String)> = Vec::new();
-        let mut paths: BTreeMap<String, PathBuf> = BTreeMap::new();
-        for (pool, pairs) in &by_pool {
-            match self.volumes.clone_many(pool, pairs) {
-                Ok(p) => {
-                    for ((_, vol), path) in pairs.iter().zip(p) {
-                        made.push((pool.clone(), vol.clone()));
-                        paths.insert(vol.clone(), path);
-                    }
-                }
-                Err(e) => {
-                    self.remove_volumes(&made);
-                    return Err(vol_err(format!(
-                        "clone the disks of {} VM(s) from {source} on pool {pool}",
-                        clones.len()
-                    ))(e));
-                }
-            }
-        }
+        // The records first: storage names a volume's device path before making it, so
+        // libvirt defines the clones while storage makes their volumes.
         let records: Vec<VmRecord> = specs
             .iter()
             .map(|spec| {
@@ -859,7 +1242,11 @@ impl Vms {
                                 kind: DiskKind::Disk,
                                 bus: d.bus,
                                 pool: d.pool.clone(),
-                                path: paths[&vol].to_string_lossy().into_owned(),
+                                path: self
+                                    .volumes
+                                    .path(&d.pool, &vol)
+                                    .to_string_lossy()
+                                    .into_owned(),
                                 origin: Some(match snapshot {
                                     None => d.volume.clone(),
                                     Some(s) => src.snapshots[s]
@@ -877,23 +1264,71 @@ impl Vms {
                 new_record(spec, disks)
             })
             .collect();
-        let volumes_took = t_volumes.elapsed();
-        let t_define = Instant::now();
-        let mut defined: Vec<&str> = Vec::new();
-        for (k, r) in records.iter().enumerate() {
-            progress.progress(
-                (50 + k * 45 / records.len()) as u8,
-                &format!("defining VM {} in libvirt", r.name),
-            );
-            if let Err(e) = self.hv.define(&self.xml(r)) {
-                self.undo_clones(&defined, &made);
-                return Err(VmError::DefineClone {
-                    vm: r.name.clone(),
-                    source: e,
+        let ((volumes, volumes_took), (defined, define_failed, defines_took)) =
+            std::thread::scope(|s| {
+                let storage = s.spawn(|| {
+                    let t0 = Instant::now();
+                    (
+                        self.clone_volumes(source, &by_pool, clones.len()),
+                        t0.elapsed(),
+                    )
                 });
+                let defines = self.define_clones(&records, progress);
+                match storage.join() {
+                    Ok(v) => (v, defines),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            });
+        let t_define = Instant::now();
+        let made = match volumes {
+            Ok(made) => made,
+            Err(e) => {
+                // Storage removed what it made; the definitions go too.
+                self.undo_clones(&defined, &[]);
+                return Err(e);
             }
-            defined.push(&r.name);
+        };
+        let made_pairs: Vec<(String, String)> = made
+            .iter()
+            .map(|(p, v, _)| (p.clone(), v.clone()))
+            .collect();
+        if let Some((vm, e)) = define_failed {
+            self.undo_clones(&defined, &made_pairs);
+            return Err(VmError::DefineClone { vm, source: e });
         }
+        // Storage made the volumes where it said it would; were it to differ, the record and
+        // the domain follow storage.
+        let mut records = records;
+        for r in &mut records {
+            let mut moved = false;
+            for d in r.disks.iter_mut().filter(|d| d.kind == DiskKind::Disk) {
+                if let Some((_, _, path)) =
+                    made.iter().find(|(p, v, _)| *p == d.pool && *v == d.volume)
+                {
+                    let path = path.to_string_lossy().into_owned();
+                    if d.path != path {
+                        tracing::warn!(
+                            "clone {}: {} is at {path}, not {}",
+                            r.name,
+                            d.volume,
+                            d.path
+                        );
+                        d.path = path;
+                        moved = true;
+                    }
+                }
+            }
+            if moved {
+                if let Err(e) = self.hv.define(&self.xml(r)) {
+                    self.undo_clones(&defined, &made_pairs);
+                    return Err(VmError::DefineClone {
+                        vm: r.name.clone(),
+                        source: e,
+                    });
+                }
+            }
+        }
+        let made = made_pairs;
         {
             let mut inner = self.lock();
             let mut next = inner.records.clone();
@@ -910,12 +1345,13 @@ impl Vms {
                 inner.states.insert(r.name.clone(), RunState::ShutOff);
             }
         }
-        let define_took = t_define.elapsed();
+        let define_took = defines_took + t_define.elapsed();
         tracing::info!(
-            "cloned {source} as {} VM(s): disk volumes {:.2} s, libvirt definitions and records {:.2} s",
+            "cloned {source} as {} VM(s): disk volumes {:.2} s, libvirt definitions (meanwhile) {:.2} s, then records {:.2} s",
             records.len(),
             volumes_took.as_secs_f64(),
-            define_took.as_secs_f64()
+            defines_took.as_secs_f64(),
+            t_define.elapsed().as_secs_f64()
         );
         progress.progress(100, &format!("created {} VM(s)", records.len()));
         Ok(ClonedVms {
@@ -926,6 +1362,58 @@ impl Vms {
             volumes_took,
             define_took,
         })
+    }
+
+    /// A batch clone's volumes, one storage batch per pool: `(pool, volume, device path)`
+    /// of each made. On a failure the ones made in earlier pools are removed again (storage
+    /// removes those of the failed batch itself).
+    fn clone_volumes(
+        &self,
+        source: &str,
+        by_pool: &BTreeMap<String, Vec<(String, String)>>,
+        vms: usize,
+    ) -> Result<Vec<(String, String, PathBuf)>, VmError> {
+        let mut made = Vec::new();
+        for (pool, pairs) in by_pool {
+            match self.volumes.clone_many(pool, pairs) {
+                Ok(paths) => {
+                    for ((_, vol), path) in pairs.iter().zip(paths) {
+                        made.push((pool.clone(), vol.clone(), path));
+                    }
+                }
+                Err(e) => {
+                    let made: Vec<(String, String)> =
+                        made.into_iter().map(|(p, v, _)| (p, v)).collect();
+                    self.remove_volumes(&made);
+                    return Err(vol_err(format!(
+                        "clone the disks of {vms} VM(s) from {source} on pool {pool}"
+                    ))(e));
+                }
+            }
+        }
+        Ok(made)
+    }
+
+    /// Define every clone in libvirt, in order, until one fails: the names defined, the
+    /// failure, and how long it took.
+    fn define_clones(
+        &self,
+        records: &[VmRecord],
+        progress: &dyn Progress,
+    ) -> (Vec<String>, Option<(String, HvError)>, Duration) {
+        let t0 = Instant::now();
+        let mut defined = Vec::new();
+        for (k, r) in records.iter().enumerate() {
+            progress.progress(
+                (5 + k * 85 / records.len()) as u8,
+                &format!("defining VM {} in libvirt", r.name),
+            );
+            if let Err(e) = self.hv.define(&self.xml(r)) {
+                return (defined, Some((r.name.clone(), e)), t0.elapsed());
+            }
+            defined.push(r.name.clone());
+        }
+        (defined, None, t0.elapsed())
     }
 
     /// Remove volumes made by a failed operation (logged, not returned: the operation's own
@@ -939,7 +1427,7 @@ impl Vms {
     }
 
     /// Undo a failed batch clone: undefine the domains defined, remove the volumes made.
-    fn undo_clones(&self, defined: &[&str], made: &[(String, String)]) {
+    fn undo_clones(&self, defined: &[String], made: &[(String, String)]) {
         for name in defined {
             if let Err(e) = self.hv.undefine(name) {
                 tracing::error!("cleanup: cannot undefine VM {name}: {e}");
@@ -1061,7 +1549,8 @@ pub struct ClonedVms {
     pub vms: Vec<VmStatus>,
     /// Making every disk volume (the storage batches).
     pub volumes_took: Duration,
-    /// Defining the VMs in libvirt and storing their records.
+    /// Defining the VMs in libvirt (while storage made the volumes) and then storing their
+    /// records.
     pub define_took: Duration,
 }
 
@@ -1169,6 +1658,14 @@ fn write_at_start(path: &Path, image: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
+/// Milliseconds since the Unix epoch now.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// A state's API name.
 pub fn state_name(s: RunState) -> String {
     serde_json::to_value(s)
@@ -1206,6 +1703,18 @@ mod tests {
         ignores_acpi: bool,
         /// Refuse to define this domain.
         fail_define: Mutex<Option<String>>,
+        /// The event subscriber, if subscribed.
+        events: Mutex<Option<std::sync::mpsc::Sender<HvEvent>>>,
+        /// Refuse this many subscriptions (libvirtd restarting).
+        refuse_subscribe: Mutex<u32>,
+        /// CPU time (ns) each domain reports in a sample.
+        cpu_ns: Mutex<BTreeMap<String, u64>>,
+        /// libvirt's id of each running domain (a new one every start).
+        run_id: Mutex<BTreeMap<String, u32>>,
+        /// How long a power-off takes, and how many run at once now / at most.
+        destroy_takes: Mutex<Duration>,
+        destroying: std::sync::atomic::AtomicUsize,
+        most_destroying: std::sync::atomic::AtomicUsize,
     }
 
     impl FakeHv {
@@ -1219,6 +1728,27 @@ mod tests {
         }
         fn log(&self, l: String) {
             self.calls.lock().unwrap().push(l);
+        }
+        /// Change a domain's state behind the service's back (like `virsh destroy`) and
+        /// send the event libvirt would.
+        fn out_of_band(&self, name: &str, s: RunState, event: Lifecycle) {
+            self.set(name, s).unwrap();
+            self.send(HvEvent::Domain {
+                name: name.into(),
+                event,
+            });
+        }
+        fn send(&self, ev: HvEvent) {
+            let tx = self.events.lock().unwrap().clone();
+            tx.expect("not subscribed").send(ev).unwrap();
+        }
+        fn count(&self, call: &str) -> usize {
+            self.calls
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|c| *c == call)
+                .count()
         }
     }
 
@@ -1258,6 +1788,7 @@ mod tests {
         }
         fn start(&self, name: &str) -> Result<(), HvError> {
             self.log(format!("start {name}"));
+            *self.run_id.lock().unwrap().entry(name.into()).or_insert(0) += 1;
             self.set(name, RunState::Running)
         }
         fn shutdown(&self, name: &str) -> Result<(), HvError> {
@@ -1269,8 +1800,46 @@ mod tests {
             }
         }
         fn destroy(&self, name: &str) -> Result<(), HvError> {
+            use std::sync::atomic::Ordering::SeqCst;
             self.log(format!("destroy {name}"));
+            let now = self.destroying.fetch_add(1, SeqCst) + 1;
+            self.most_destroying.fetch_max(now, SeqCst);
+            let takes = *self.destroy_takes.lock().unwrap();
+            std::thread::sleep(takes);
+            self.destroying.fetch_sub(1, SeqCst);
             self.set(name, RunState::ShutOff)
+        }
+        fn sample(
+            &self,
+            name: &str,
+            disk_paths: &[String],
+        ) -> Result<Option<DomainSample>, HvError> {
+            let d = self.domains.lock().unwrap();
+            let (_, state) = d
+                .get(name)
+                .ok_or_else(|| HvError::NotDefined(name.into()))?;
+            if !state.is_active() {
+                return Ok(None);
+            }
+            let disks = disk_paths
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let io = crate::hypervisor::DiskIo {
+                        read_bytes: 512 * (i as u64 + 1),
+                        written_bytes: 4096,
+                    };
+                    (p.clone(), io)
+                })
+                .collect();
+            Ok(Some(DomainSample {
+                run_id: self.run_id.lock().unwrap().get(name).copied(),
+                cpu_time_ns: self.cpu_ns.lock().unwrap().get(name).copied().unwrap_or(0),
+                vcpus: 2,
+                memory_kib: 32 * 1024,
+                rss_kib: Some(40 * 1024),
+                disks,
+            }))
         }
         fn reboot(&self, name: &str) -> Result<(), HvError> {
             self.log(format!("reboot {name}"));
@@ -1288,6 +1857,26 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.1))
                 .collect())
+        }
+        fn subscribe(&self, tx: std::sync::mpsc::Sender<HvEvent>) -> Result<(), HvError> {
+            let mut refuse = self.refuse_subscribe.lock().unwrap();
+            if *refuse > 0 {
+                *refuse -= 1;
+                self.log("subscribe refused".into());
+                return Err(HvError::NotDefined("libvirtd restarting".into()));
+            }
+            self.log("subscribe".into());
+            *self.events.lock().unwrap() = Some(tx);
+            Ok(())
+        }
+    }
+
+    /// Wait up to `within` for `cond`, naming what was awaited on failure.
+    fn wait_until(what: &str, within: Duration, cond: impl Fn() -> bool) {
+        let t0 = Instant::now();
+        while !cond() {
+            assert!(t0.elapsed() < within, "{what}: not within {within:?}");
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -1438,8 +2027,11 @@ mod tests {
         assert!(t0.elapsed() >= Duration::from_millis(700));
         assert_eq!(r.forced, ["a", "b"]);
         assert!(r.graceful.is_empty());
+        // The power-offs run at once, so they come in any order.
+        let mut calls = f.hv.calls.lock().unwrap().clone();
+        calls[2..].sort();
         assert_eq!(
-            *f.hv.calls.lock().unwrap(),
+            calls,
             ["shutdown a", "shutdown b", "destroy a", "destroy b"]
         );
         assert_eq!(f.vms.get("a").unwrap().state, RunState::ShutOff);
@@ -1448,6 +2040,205 @@ mod tests {
         let r = f.vms.shutdown_all(Duration::from_secs(60));
         assert_eq!(r, NodeStopReport::default());
         assert!(f.hv.calls.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn node_stop_powers_off_the_vms_left_all_at_once() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let f = fixture(true);
+        let names = ["a", "b", "c", "d", "e"];
+        for n in names {
+            f.vms.create(&spec(n), &NoProgress).unwrap();
+            f.vms.start(n).unwrap();
+        }
+        *f.hv.destroy_takes.lock().unwrap() = Duration::from_millis(300);
+        let t0 = Instant::now();
+        let r = f.vms.shutdown_all(Duration::from_millis(100));
+        let took = t0.elapsed();
+        // One at a time would take 5 × 0.3 s after the 0.1 s timeout.
+        assert!(took < Duration::from_millis(1000), "{took:?}");
+        assert_eq!(f.hv.most_destroying.load(SeqCst), names.len());
+        assert_eq!(r.forced, names);
+        assert!(r.graceful.is_empty());
+        for n in names {
+            assert_eq!(f.hv.count(&format!("destroy {n}")), 1);
+            assert_eq!(f.vms.get(n).unwrap().state, RunState::ShutOff);
+        }
+    }
+
+    #[test]
+    fn cpu_percent_is_cpu_time_over_wall_time_and_vcpus() {
+        let s = Duration::from_secs(1);
+        // One of two vCPUs busy for the whole second: 50 %.
+        assert_eq!(cpu_percent(0, 1_000_000_000, s, 2), Some(50.0));
+        assert_eq!(cpu_percent(5, 5, s, 1), Some(0.0));
+        // 0.25 s over 2 s on one vCPU; rounded to 0.1.
+        assert_eq!(
+            cpu_percent(1_000, 250_001_000, Duration::from_secs(2), 1),
+            Some(12.5)
+        );
+        assert_eq!(cpu_percent(0, 333_333_333, s, 1), Some(33.3));
+        // QEMU's own threads can add more than the vCPUs: capped.
+        assert_eq!(cpu_percent(0, 3_000_000_000, s, 2), Some(100.0));
+        // Cannot be told: no time passed, no vCPUs, the counter went back (a restart).
+        assert_eq!(cpu_percent(0, 10, Duration::ZERO, 1), None);
+        assert_eq!(cpu_percent(0, 10, s, 0), None);
+        assert_eq!(cpu_percent(10, 5, s, 1), None);
+    }
+
+    #[test]
+    fn stats_are_sampled_for_running_vms_only() {
+        let f = fixture(false);
+        f.vms.create(&spec("a"), &NoProgress).unwrap();
+        f.vms.create(&spec("b"), &NoProgress).unwrap();
+        f.vms.start("a").unwrap();
+        assert!(f.vms.poll());
+        let t0 = Instant::now();
+        f.hv.cpu_ns
+            .lock()
+            .unwrap()
+            .insert("a".into(), 1_000_000_000);
+        f.vms.sample_stats(t0, 1_000);
+        let st = f.vms.get("a").unwrap().stats.expect("a runs");
+        // The first sample has nothing to compare with.
+        assert_eq!(st.cpu_percent, None);
+        assert_eq!((st.vcpus, st.memory_bytes), (2, 32 << 20));
+        assert_eq!(st.memory_rss_bytes, Some(40 << 20));
+        assert_eq!(
+            st.disks,
+            [DiskStats {
+                index: 0,
+                read_bytes: 512,
+                written_bytes: 4096
+            }]
+        );
+        assert_eq!(st.sampled_at_unix_ms, 1_000);
+        // 1 s of CPU over 2 s of wall time on 2 vCPUs: 25 %.
+        f.hv.cpu_ns
+            .lock()
+            .unwrap()
+            .insert("a".into(), 2_000_000_000);
+        f.vms.sample_stats(t0 + Duration::from_secs(2), 3_000);
+        let list = f.vms.list();
+        let a = list.iter().find(|v| v.record.name == "a").unwrap();
+        assert_eq!(a.stats.as_ref().and_then(|s| s.cpu_percent), Some(25.0));
+        let b = list.iter().find(|v| v.record.name == "b").unwrap();
+        assert_eq!(b.stats, None, "shut off: no live stats");
+        // It stops: no stats at once (before the next sample), and none after it.
+        f.vms.force_off("a").unwrap();
+        assert_eq!(f.vms.get("a").unwrap().stats, None);
+        f.vms.sample_stats(t0 + Duration::from_secs(4), 5_000);
+        f.vms.start("a").unwrap();
+        // Started again: the old run's counters are not compared with the new run's.
+        f.hv.cpu_ns
+            .lock()
+            .unwrap()
+            .insert("a".into(), 3_000_000_000);
+        f.vms.sample_stats(t0 + Duration::from_secs(6), 7_000);
+        let st = f.vms.get("a").unwrap().stats.expect("a runs again");
+        assert_eq!(st.cpu_percent, None);
+        // Restarted between two samples (no sample saw it off): its CPU time is the new
+        // run's, so it is not compared either.
+        f.vms.force_off("a").unwrap();
+        f.vms.start("a").unwrap();
+        f.hv.cpu_ns
+            .lock()
+            .unwrap()
+            .insert("a".into(), 3_500_000_000);
+        f.vms.sample_stats(t0 + Duration::from_secs(8), 9_000);
+        assert_eq!(f.vms.get("a").unwrap().stats.unwrap().cpu_percent, None);
+        f.hv.cpu_ns
+            .lock()
+            .unwrap()
+            .insert("a".into(), 3_700_000_000);
+        f.vms.sample_stats(t0 + Duration::from_secs(10), 11_000);
+        assert_eq!(
+            f.vms.get("a").unwrap().stats.unwrap().cpu_percent,
+            Some(5.0)
+        );
+        // In the API's JSON.
+        let v = serde_json::to_value(f.vms.get("b").unwrap()).unwrap();
+        assert!(
+            v["stats"].is_null() && v.get("disk_allocated_bytes").is_some(),
+            "{v}"
+        );
+    }
+
+    #[test]
+    fn disk_allocation_sums_the_vms_volumes() {
+        let f = fixture(false);
+        let mut s = spec("a");
+        s.disks.push(s.disks[0].clone());
+        f.vms.create(&s, &NoProgress).unwrap();
+        f.vms.create(&spec("b"), &NoProgress).unwrap();
+        assert_eq!(
+            f.vms.get("a").unwrap().disk_allocated_bytes,
+            None,
+            "not read yet"
+        );
+        // The double reports no data in use; give the volumes some.
+        struct Used(Arc<RecordingVolumes>);
+        impl Volumes for Used {
+            fn pools(&self) -> Result<Vec<String>, VolumeError> {
+                self.0.pools()
+            }
+            fn create(&self, p: &str, n: &str, s: u64) -> Result<PathBuf, VolumeError> {
+                self.0.create(p, n, s)
+            }
+            fn clone_volume(&self, p: &str, s: &str, n: &str) -> Result<PathBuf, VolumeError> {
+                self.0.clone_volume(p, s, n)
+            }
+            fn clone_many(
+                &self,
+                p: &str,
+                c: &[(String, String)],
+            ) -> Result<Vec<PathBuf>, VolumeError> {
+                self.0.clone_many(p, c)
+            }
+            fn path(&self, p: &str, n: &str) -> PathBuf {
+                self.0.path(p, n)
+            }
+            fn snapshot(&self, p: &str, s: &str, n: &str) -> Result<(), VolumeError> {
+                self.0.snapshot(p, s, n)
+            }
+            fn activate(&self, p: &str, n: &str) -> Result<(), VolumeError> {
+                self.0.activate(p, n)
+            }
+            fn delete(&self, p: &str, n: &str) -> Result<(), VolumeError> {
+                self.0.delete(p, n)
+            }
+            fn usage(&self, p: &str) -> Result<Vec<crate::VolumeUse>, VolumeError> {
+                if self.0.fail.lock().unwrap().as_deref() == Some("usage") {
+                    return Err(VolumeError("injected: usage".into()));
+                }
+                Ok(self
+                    .0
+                    .usage(p)?
+                    .into_iter()
+                    .map(|v| crate::VolumeUse {
+                        used_bytes: if v.name.ends_with("disk1") { 7 } else { 100 },
+                        ..v
+                    })
+                    .collect())
+            }
+            fn share_path(&self, p: &str, s: &str) -> PathBuf {
+                self.0.share_path(p, s)
+            }
+        }
+        let vms = Vms::open(
+            f.vms.cfg.clone(),
+            f.hv.clone(),
+            Arc::new(Used(f.vols.clone())),
+            Arc::new(FakeHost::default()),
+        )
+        .unwrap();
+        vms.refresh_disk_usage();
+        assert_eq!(vms.get("a").unwrap().disk_allocated_bytes, Some(107));
+        assert_eq!(vms.get("b").unwrap().disk_allocated_bytes, Some(100));
+        // The pool cannot be read: unknown, not 0.
+        *f.vols.fail.lock().unwrap() = Some("usage".into());
+        vms.refresh_disk_usage();
+        assert_eq!(vms.get("a").unwrap().disk_allocated_bytes, None);
     }
 
     #[test]
@@ -1611,6 +2402,21 @@ mod tests {
         assert!(matches!(e, VmError::Volume { .. }), "{e:?}");
         assert_eq!(f.vms.list().len(), 1);
         assert_eq!(f.vols.names(), ["g-disk0"]);
+        // The clones were defined while storage worked, and undefined again.
+        let calls = f.hv.calls.lock().unwrap().clone();
+        assert!(
+            calls.ends_with(&[
+                "define c1".to_string(),
+                "define c2".to_string(),
+                "undefine c1".to_string(),
+                "undefine c2".to_string()
+            ]),
+            "{calls:?}"
+        );
+        assert_eq!(
+            f.hv.domains.lock().unwrap().keys().collect::<Vec<_>>(),
+            ["g"]
+        );
     }
 
     #[test]
@@ -1754,5 +2560,89 @@ mod tests {
             f.vms.write_image("g", 0, b"x"),
             Err(VmError::WrongState { .. })
         ));
+    }
+
+    #[test]
+    fn events_update_the_state_at_once() {
+        let f = fixture(false);
+        f.vms.create(&spec("g"), &NoProgress).unwrap();
+        f.vms.apply_event("g", Lifecycle::Started);
+        assert_eq!(f.vms.get("g").unwrap().state, RunState::Running);
+        f.vms.apply_event("g", Lifecycle::Suspended);
+        assert_eq!(f.vms.get("g").unwrap().state, RunState::Paused);
+        // A redefinition (every start does one) keeps the state.
+        f.vms.apply_event("g", Lifecycle::Defined);
+        assert_eq!(f.vms.get("g").unwrap().state, RunState::Paused);
+        f.vms.apply_event("g", Lifecycle::Stopped);
+        assert_eq!(f.vms.get("g").unwrap().state, RunState::ShutOff);
+        let r = f.vms.resources();
+        assert_eq!(r.memory_running_mib, 0);
+        f.vms.apply_event("g", Lifecycle::Crashed);
+        assert_eq!(f.vms.get("g").unwrap().state, RunState::Crashed);
+        // An event that does not say the state: it is read from libvirt.
+        f.hv.set("g", RunState::Running).unwrap();
+        f.vms.apply_event("g", Lifecycle::Other(42));
+        assert_eq!(f.vms.get("g").unwrap().state, RunState::Running);
+        assert_eq!(f.vms.resources().memory_running_mib, 32);
+        // A domain undefined behind our back: its state is unknown until redefined.
+        f.vms.apply_event("g", Lifecycle::Undefined);
+        assert_eq!(f.vms.get("g").unwrap().state, RunState::Unknown);
+        f.vms.apply_event("g", Lifecycle::Defined);
+        assert_eq!(f.vms.get("g").unwrap().state, RunState::ShutOff);
+        // Events of domains we do not manage are kept out of the API (not listed).
+        f.vms.apply_event("virsh-made", Lifecycle::Started);
+        assert_eq!(f.vms.list().len(), 1);
+    }
+
+    #[test]
+    fn the_monitor_follows_events_and_resubscribes_after_libvirtd_restarts() {
+        let f = fixture(false);
+        f.vms.create(&spec("g"), &NoProgress).unwrap();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let fast = Duration::from_secs(2);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                f.vms
+                    .monitor_until(&|| stop.load(std::sync::atomic::Ordering::SeqCst))
+            });
+            wait_until("first subscription", fast, || f.hv.count("subscribe") == 1);
+            // The full read after subscribing, then autostart of `g` (its pool is there).
+            wait_until("autostart of g", fast, || {
+                f.vms.get("g").unwrap().state == RunState::Running
+            });
+            // Powered off behind our back: the event alone updates the state, long before
+            // the safety-net poll.
+            let t0 = Instant::now();
+            f.hv.out_of_band("g", RunState::ShutOff, Lifecycle::Stopped);
+            wait_until("shut_off from the event", fast, || {
+                f.vms.get("g").unwrap().state == RunState::ShutOff
+            });
+            assert!(t0.elapsed() < SAFETY_POLL_INTERVAL / 10);
+            f.hv.out_of_band("g", RunState::Running, Lifecycle::Started);
+            wait_until("running from the event", fast, || {
+                f.vms.get("g").unwrap().state == RunState::Running
+            });
+            // libvirtd restarts: the connection is lost, the next two subscriptions are
+            // refused, and a change made meanwhile (no event) shows after the full read that
+            // follows the resubscription.
+            *f.hv.refuse_subscribe.lock().unwrap() = 2;
+            f.hv.set("g", RunState::Paused).unwrap();
+            f.hv.send(HvEvent::Lost);
+            wait_until("resubscribed after two refusals", fast * 2, || {
+                f.hv.count("subscribe") == 2
+            });
+            assert_eq!(f.hv.count("subscribe refused"), 2);
+            wait_until("state read after resubscribing", fast, || {
+                f.vms.get("g").unwrap().state == RunState::Paused
+            });
+            // Events flow again on the new subscription.
+            f.hv.out_of_band("g", RunState::ShutOff, Lifecycle::Stopped);
+            wait_until("shut_off after the restart", fast, || {
+                f.vms.get("g").unwrap().state == RunState::ShutOff
+            });
+            // Autostart ran once only, not again after the reconnection.
+            assert_eq!(f.hv.count("start g"), 1);
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
     }
 }

@@ -33,6 +33,9 @@ pub trait Volumes: Send + Sync {
         pool: &str,
         clones: &[(String, String)],
     ) -> Result<Vec<PathBuf>, VolumeError>;
+    /// The block device volume `name` of `pool` has (once made and active), known before it
+    /// is made.
+    fn path(&self, pool: &str, name: &str) -> PathBuf;
     /// A read-only point-in-time snapshot `snap` of `source`.
     fn snapshot(&self, pool: &str, source: &str, snap: &str) -> Result<(), VolumeError>;
     /// Make an existing volume's block device appear (thin snapshots and clones carry LVM's
@@ -133,6 +136,9 @@ pub mod double {
             };
             v.insert((pool.into(), name.into()), (size, Some(source.into())));
             Ok(path(pool, name))
+        }
+        fn path(&self, pool: &str, name: &str) -> PathBuf {
+            path(pool, name)
         }
         fn clone_many(
             &self,

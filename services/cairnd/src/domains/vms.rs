@@ -74,6 +74,10 @@ impl Volumes for StorageVolumes {
             .collect())
     }
 
+    fn path(&self, pool: &str, name: &str) -> PathBuf {
+        cairn_storage::names::lv_path(pool, &cairn_storage::names::volume_lv(name))
+    }
+
     fn snapshot(&self, pool: &str, source: &str, snap: &str) -> Result<(), VolumeError> {
         self.storage()?
             .snapshot_volume(pool, source, snap)
@@ -131,7 +135,8 @@ fn forced_accel() -> Option<cairn_vm::Accelerator> {
 }
 
 /// Start the VM service: libvirt is connected lazily (libvirtd may start after cairnd); a
-/// monitor thread waits for it, starts the autostart VMs once, then polls VM states.
+/// monitor thread waits for it, starts the autostart VMs once, and keeps VM states current
+/// from libvirt's domain events (resubscribing after libvirtd restarts; decision 0013).
 pub fn start(state: &mut ApiState, cfg: &Config) -> anyhow::Result<()> {
     if !Path::new("/usr/sbin/libvirtd").exists() {
         anyhow::bail!("libvirtd is not installed on this node");
