@@ -167,6 +167,8 @@ pub struct QemuPaths {
     pub serial_sock: PathBuf,
     pub shell_sock: PathBuf,
     pub qmp_sock: PathBuf,
+    /// A second QMP monitor, read only by the host-disk watcher (`host_disk.rs`).
+    pub qmp_watch_sock: PathBuf,
     pub kernel: PathBuf,
     pub initrd: PathBuf,
     pub ovmf_code: PathBuf,
@@ -241,6 +243,15 @@ pub fn qemu_args(cfg: &NodeConfig, node_no: u32, paths: &QemuPaths, api_port: u1
         ),
         "-mon",
         "chardev=qmp0,mode=control",
+    ]);
+    push(&[
+        "-chardev",
+        &format!(
+            "socket,id=qmpw,path={},server=on,wait=off",
+            p(&paths.qmp_watch_sock)
+        ),
+        "-mon",
+        "chardev=qmpw,mode=control",
     ]);
     if cfg.mode == BootMode::Uefi {
         push(&[
@@ -370,6 +381,7 @@ mod tests {
             serial_sock: "/s/serial.sock".into(),
             shell_sock: "/s/shell.sock".into(),
             qmp_sock: "/s/qmp.sock".into(),
+            qmp_watch_sock: "/s/qmp-watch.sock".into(),
             kernel: "/b/vmlinuz".into(),
             initrd: "/b/initrd".into(),
             ovmf_code: "/usr/share/OVMF/OVMF_CODE_4M.fd".into(),

@@ -9,6 +9,13 @@ use std::time::Duration;
 pub enum LabError {
     #[error("the lab cannot run here: {why}")]
     Unavailable { why: String },
+    #[error("the host disk is full: {free_mib} MiB free in {}, a node needs {need_mib} MiB (waited {waited:?} for room)", path.display())]
+    HostDiskFull {
+        path: PathBuf,
+        free_mib: u64,
+        need_mib: u64,
+        waited: Duration,
+    },
     #[error("cannot start {program}")]
     Spawn {
         program: String,

@@ -87,6 +87,13 @@ impl Lab {
     /// Prepares a node (its own copy of the image, firmware variables, data disks) without
     /// starting it, so a scenario can change its disk first.
     pub fn prepare(&self, cfg: NodeConfig) -> Result<Node, LabError> {
+        // The host disk is shared: wait a while for room rather than start a node that QEMU
+        // would pause at its first write.
+        crate::host_disk::wait_for_room(
+            &self.shared.dir,
+            crate::host_disk::PREPARE_FREE_BYTES,
+            crate::deadline::Deadline::secs(300),
+        )?;
         let no = self.next_node.fetch_add(1, Ordering::SeqCst);
         Node::prepare(cfg, no, &self.artifacts, self.shared.clone())
     }

@@ -11,6 +11,7 @@ pub mod esp;
 pub mod ext4;
 pub mod fingerprint;
 pub mod gpt;
+pub mod host_disk;
 pub mod https;
 pub mod lab;
 pub mod labnet;

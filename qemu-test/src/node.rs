@@ -20,6 +20,7 @@ use crate::error::LabError;
 use crate::esp::Esp;
 use crate::ext4::{self, SuperblockState};
 use crate::gpt;
+use crate::host_disk::{self, HostDiskWatch};
 use crate::https::{self, HttpResponse, Trust};
 use crate::lab::LabShared;
 use crate::qmp::Qmp;
@@ -43,6 +44,7 @@ pub struct Node {
     child: Option<Child>,
     serial: Option<Serial>,
     qmp: Option<Qmp>,
+    host_disk: Option<HostDiskWatch>,
     shell: Option<Shell>,
     setup: Option<SetupInfo>,
     launched_at: Option<Instant>,
@@ -76,6 +78,7 @@ impl Node {
             serial_sock: sockets.path().join("serial.sock"),
             shell_sock: sockets.path().join("shell.sock"),
             qmp_sock: sockets.path().join("qmp.sock"),
+            qmp_watch_sock: sockets.path().join("qmp-watch.sock"),
             kernel: art.kernel.clone(),
             initrd: art.initrd.clone(),
             ovmf_code: PathBuf::from(OVMF_CODE),
@@ -115,6 +118,7 @@ impl Node {
             child: None,
             serial: None,
             qmp: None,
+            host_disk: None,
             shell: None,
             setup: None,
             launched_at: None,
@@ -166,6 +170,7 @@ impl Node {
             });
         }
         self.qmp = None;
+        self.host_disk = None;
         self.shell = None;
         self.serial = None;
         // `setup` is kept: the certificate lives on STATE, so a later boot of this disk
@@ -174,6 +179,7 @@ impl Node {
             &self.paths.serial_sock,
             &self.paths.shell_sock,
             &self.paths.qmp_sock,
+            &self.paths.qmp_watch_sock,
         ] {
             let _ = std::fs::remove_file(s);
         }
@@ -243,7 +249,17 @@ impl Node {
         self.launched_at = Some(started);
         let serial = Serial::attach(&self.paths.serial_sock, &serial_log, Deadline::secs(30));
         match serial {
-            Ok(s) => self.serial = Some(s),
+            Ok(s) => {
+                self.serial = Some(s);
+                let mut images = vec![self.paths.disk.clone(), self.dir.clone()];
+                images.extend(self.paths.data_disks.iter().cloned());
+                self.host_disk = Some(HostDiskWatch::start(
+                    &self.cfg.name,
+                    &self.paths.qmp_watch_sock,
+                    images,
+                    self.dir.join("host-disk.log"),
+                ));
+            }
             Err(e) => {
                 let status = self
                     .child
@@ -363,6 +379,15 @@ impl Node {
         self.qmp.as_mut().ok_or_else(|| LabError::NotRunning {
             node: self.cfg.name.clone(),
         })
+    }
+
+    /// Pauses of this QEMU run for a full host disk, as the watcher saw them (see
+    /// `host_disk.rs`).
+    pub fn host_disk_pauses(&self) -> Vec<host_disk::Pause> {
+        self.host_disk
+            .as_ref()
+            .map(|w| w.record().pauses.clone())
+            .unwrap_or_default()
     }
 
     /// Runs `cmd` in the node's lab shell (connecting first if needed, within the same deadline).
@@ -518,7 +543,29 @@ impl Node {
     pub fn collect_diagnostics(&mut self) {
         self.lab.failed.store(true, Ordering::SeqCst);
         let mut notes = String::new();
-        if self.is_running() && self.shell.is_none() {
+        // A node paused for a full host disk looks hung: say so first.
+        if let Some(summary) = self.host_disk.as_ref().and_then(|w| w.record().summary()) {
+            notes.push_str(&summary);
+            notes.push('\n');
+        }
+        match host_disk::fs_space(&self.dir) {
+            Ok((free, total)) if !host_disk::has_room(free, total) => notes.push_str(&format!(
+                "the host disk is nearly full: {} MiB free of {} MiB in {}\n",
+                free >> 20,
+                total >> 20,
+                self.dir.display()
+            )),
+            _ => {}
+        }
+        let paused_for_space = self
+            .host_disk
+            .as_ref()
+            .is_some_and(|w| w.record().pauses.iter().any(|p| p.resumed_after.is_none()));
+        if paused_for_space {
+            // Its shell cannot answer while QEMU is paused.
+            self.shell = None;
+        }
+        if self.is_running() && self.shell.is_none() && !paused_for_space {
             match Shell::connect(&self.paths.shell_sock, Deadline::secs(20)) {
                 Ok(sh) => self.shell = Some(sh),
                 Err(e) => notes.push_str(&format!("no lab shell, so no journal: {e}\n")),
@@ -575,6 +622,13 @@ impl Node {
     pub fn finish(mut self) {
         self.finished = true;
         self.kill();
+        self.remove_disks();
+    }
+
+    /// Deletes the disk copies (kept when `CAIRN_LAB_KEEP_DISKS=1`). A failed scenario keeps
+    /// its logs but not its disks by default: they are gigabytes each, and on the shared
+    /// host disk they would crowd out the scenarios still to run.
+    fn remove_disks(&self) {
         if std::env::var_os("CAIRN_LAB_KEEP_DISKS").is_none() {
             let _ = std::fs::remove_file(&self.paths.disk);
             let _ = std::fs::remove_file(&self.paths.vars);
@@ -591,6 +645,9 @@ impl Drop for Node {
             self.collect_diagnostics();
         }
         self.kill();
+        if !self.finished {
+            self.remove_disks();
+        }
     }
 }
 

@@ -67,6 +67,8 @@ pub struct Qmp {
     next_id: u64,
     events: VecDeque<QmpEvent>,
     socket: PathBuf,
+    /// Bytes of a line not yet complete when a read timed out.
+    pending: String,
 }
 
 impl Qmp {
@@ -83,6 +85,7 @@ impl Qmp {
             next_id: 1,
             events: VecDeque::new(),
             socket: socket.to_path_buf(),
+            pending: String::new(),
         };
         match qmp.read_message(deadline)? {
             QmpMessage::Greeting => {}
@@ -97,7 +100,6 @@ impl Qmp {
     }
 
     fn read_message(&mut self, deadline: Deadline) -> Result<QmpMessage, LabError> {
-        let mut line = String::new();
         loop {
             if deadline.expired() {
                 return Err(LabError::QmpTimeout {
@@ -112,13 +114,15 @@ impl Qmp {
                     socket: self.socket.clone(),
                     source,
                 })?;
-            match self.reader.read_line(&mut line) {
+            // A partial line stays in `pending` across a timeout, so no message is torn.
+            match self.reader.read_line(&mut self.pending) {
                 Ok(0) => return Err(LabError::QmpClosed),
-                Ok(_) if line.ends_with('\n') => {
+                Ok(_) if self.pending.ends_with('\n') => {
+                    let line = std::mem::take(&mut self.pending);
                     return parse_message(line.trim()).map_err(|source| LabError::QmpJson {
                         line: line.trim().to_string(),
                         source,
-                    })
+                    });
                 }
                 Ok(_) => {}
                 Err(e)
@@ -131,6 +135,22 @@ impl Qmp {
                         source,
                     })
                 }
+            }
+        }
+    }
+
+    /// The next event, waiting at most `wait`; `None` when none came in that time.
+    pub fn next_event(&mut self, wait: Duration) -> Result<Option<QmpEvent>, LabError> {
+        if let Some(ev) = self.events.pop_front() {
+            return Ok(Some(ev));
+        }
+        let deadline = Deadline::after(wait);
+        loop {
+            match self.read_message(deadline) {
+                Ok(QmpMessage::Event(ev)) => return Ok(Some(ev)),
+                Ok(_) => {}
+                Err(LabError::QmpTimeout { .. }) => return Ok(None),
+                Err(e) => return Err(e),
             }
         }
     }

@@ -90,6 +90,12 @@ fn run_phases(runner: &mut dyn Runner, paths: &Paths, phases: &mut Phases) -> Re
         phases,
     )?;
     println!("xtask: compressed image: {} MiB", info.compressed_image_mib);
+    // The lab's disk images live on the host disk, which other work shares: print its room,
+    // so a scenario that QEMU paused for a full disk can be read against it.
+    let build = paths.root.join("build").display().to_string();
+    if let Err(e) = runner.run(&ToolCommand::new("df").args(["-h", build.as_str()])) {
+        println!("xtask: df: {e:#}");
+    }
     cargo_phase(runner, phases, LAB_PHASE)
 }
 
