@@ -1,4 +1,4 @@
-// Formatting of times and durations for people.
+// Formatting of byte counts, times and durations for people.
 
 /** "3 d 4 h", "12 min", "40 s". */
 export function duration(seconds) {
@@ -24,4 +24,16 @@ export function when(unixSeconds) {
 /** The full local time, for tooltips. */
 export function exact(unixSeconds) {
   return new Date(unixSeconds * 1000).toLocaleString();
+}
+
+/** Bytes for people: `1.5 GiB`. */
+export function bytes(n) {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let v = Number(n) || 0;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u += 1;
+  }
+  return u === 0 ? `${v} B` : `${v.toFixed(1)} ${units[u]}`;
 }

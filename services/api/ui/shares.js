@@ -4,21 +4,10 @@
 import { api, get } from './api.js';
 import { badge, emptyState, h, progressBar, replace } from './dom.js';
 import { busy, clearErrors, field, formError, sentence, showError } from './form.js';
+import { bytes } from './format.js';
 import { on } from './events.js';
 
 const GiB = 1024 ** 3;
-
-/** Bytes for people: `1.5 GiB`. */
-export function bytes(n) {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = Number(n) || 0;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u += 1;
-  }
-  return u === 0 ? `${v} B` : `${v.toFixed(1)} ${units[u]}`;
-}
 
 /** The tone of a usage percent against the 85/90/95 % alert thresholds. */
 export function usageTone(pct) {

@@ -5,20 +5,9 @@
 import { api, get } from './api.js';
 import { badge, emptyState, h, progressBar } from './dom.js';
 import { clearErrors, field, formError, sentence, showError } from './form.js';
-import { when } from './format.js';
+import { bytes, when } from './format.js';
 import { on } from './events.js';
-
-/** Bytes for people: `1.5 GiB`. */
-export function bytes(n) {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let v = Number(n) || 0;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u += 1;
-  }
-  return u === 0 ? `${v} B` : `${v.toFixed(1)} ${units[u]}`;
-}
+import { taskLine } from './tasks.js';
 
 const USAGE = {
   free: ['ok', 'Free'],
@@ -103,38 +92,6 @@ function confirmForm({ title, explain, fieldName, fieldLabel, expect, button, ac
     }
   });
   return form;
-}
-
-/** A live progress line for task `t`; calls `onDone` once it ends. */
-function taskLine(t, onDone) {
-  const line = h('div', { class: 'task-inline', 'data-task': t.id });
-  let off = null;
-  let ended = false;
-  let shown = 0;
-  const draw = (task) => {
-    if (ended) return;
-    shown = task.progress;
-    const failed = task.state === 'failed';
-    line.replaceChildren(
-      h('p', { class: failed ? 'form-error' : 'muted' }, sentence(task.message)),
-      progressBar(task.progress, failed ? 'critical' : task.state === 'succeeded' ? 'ok' : 'info',
-        task.state === 'running' && task.progress === 0),
-      h('span', { class: 'pct' }, `${task.progress} %`));
-    if (task.state !== 'running') {
-      ended = true;
-      if (off) off();
-      if (onDone) onDone(task);
-    }
-  };
-  draw(t);
-  off = on('task', (task) => { if (task.id === t.id) draw(task); });
-  if (ended) off();
-  // A task that ended (or moved) before the subscription sends no more events: read it once.
-  // (An event that came first is newer: a running answer behind it is not drawn.)
-  get(`/api/v1/tasks/${t.id}`).then((task) => {
-    if (task.state !== 'running' || task.progress >= shown) draw(task);
-  }).catch(() => {});
-  return line;
 }
 
 /** Render the Disks & pools section into `main`; returns a cleanup function. */

@@ -2,6 +2,7 @@
 
 import { get } from './api.js';
 import { badge, emptyState, h, progressBar } from './dom.js';
+import { sentence } from './form.js';
 import { exact, when } from './format.js';
 import { on } from './events.js';
 
@@ -23,6 +24,39 @@ function row(t) {
         t.state === 'running' && t.progress === 0),
       h('span', { class: 'pct' }, `${t.progress} %`)),
     h('p', { class: 'muted small', title: exact(t.created) }, `Started ${when(t.created)} · #${t.id}`));
+}
+
+/** A live progress line for task `t`; calls `onDone(task)` once it ends. */
+export function taskLine(t, onDone) {
+  const line = h('div', { class: 'task-inline', 'data-task': t.id });
+  let off = null;
+  let ended = false;
+  let shown = 0;
+  const draw = (task) => {
+    if (ended) return;
+    shown = task.progress;
+    const failed = task.state === 'failed';
+    line.replaceChildren(
+      h('p', { class: failed ? 'form-error' : 'muted' }, sentence(task.message)),
+      progressBar(task.progress, failed ? 'critical' : task.state === 'succeeded' ? 'ok' : 'info',
+        task.state === 'running' && task.progress === 0),
+      h('span', { class: 'pct' }, `${task.progress} %`));
+    if (task.state !== 'running') {
+      ended = true;
+      if (off) off();
+      off = null;
+      if (onDone) onDone(task);
+    }
+  };
+  draw(t);
+  off = on('task', (task) => { if (task.id === t.id) draw(task); });
+  if (ended) off();
+  // A task that ended before the subscription sends no more events: read it once (a running
+  // answer older than an event already drawn is not drawn).
+  get(`/api/v1/tasks/${t.id}`).then((task) => {
+    if (task.state !== 'running' || task.progress >= shown) draw(task);
+  }).catch(() => {});
+  return line;
 }
 
 /** Render the Tasks section into `main`; returns a cleanup function. */

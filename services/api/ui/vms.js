@@ -5,7 +5,9 @@
 import { api, get } from './api.js';
 import { badge, emptyState, h, progressBar, replace } from './dom.js';
 import { clearErrors, field, formError, sentence, showError } from './form.js';
+import { bytes } from './format.js';
 import { on } from './events.js';
+import { taskLine } from './tasks.js';
 
 const STATE = {
   running: ['ok', 'Running'],
@@ -18,18 +20,6 @@ const STATE = {
 };
 
 const GIB = 1024 * 1024 * 1024;
-
-/** Bytes for people: `1.5 GiB`. */
-function bytes(n) {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = Number(n) || 0;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u += 1;
-  }
-  return u === 0 ? `${v} B` : `${v.toFixed(1)} ${units[u]}`;
-}
 
 /**
  * A VM's live use (the node samples running VMs every 2 s): CPU in percent of its vCPUs, the
@@ -71,39 +61,6 @@ function meter(label, used, total, unit) {
     h('span', { class: 'small' }, label),
     progressBar(pct, pct > 90 ? 'critical' : 'info'),
     h('span', { class: 'pct' }, `${used} / ${total} ${unit}`));
-}
-
-/** A live progress line for task `t`; calls `onDone(task)` once it ends. */
-function taskLine(t, onDone) {
-  const line = h('div', { class: 'task-inline', 'data-task': t.id });
-  let off = null;
-  let ended = false;
-  let shown = 0;
-  const draw = (task) => {
-    if (ended) return;
-    shown = task.progress;
-    const failed = task.state === 'failed';
-    line.replaceChildren(
-      h('p', { class: failed ? 'form-error' : 'muted' }, sentence(task.message)),
-      progressBar(task.progress, failed ? 'critical' : task.state === 'succeeded' ? 'ok' : 'info',
-        task.state === 'running' && task.progress === 0),
-      h('span', { class: 'pct' }, `${task.progress} %`));
-    if (task.state !== 'running') {
-      ended = true;
-      if (off) off();
-      off = null;
-      if (onDone) onDone(task);
-    }
-  };
-  draw(t);
-  off = on('task', (task) => { if (task.id === t.id) draw(task); });
-  if (ended) off();
-  // A task that ended before the subscription sends no more events: read it once (a running
-  // answer older than an event already drawn is not drawn).
-  get(`/api/v1/tasks/${t.id}`).then((task) => {
-    if (task.state !== 'running' || task.progress >= shown) draw(task);
-  }).catch(() => {});
-  return line;
 }
 
 /** The wizard's steps; `fields` are the API's names of the fields each step holds. */

@@ -204,6 +204,86 @@ pub fn parse(args: &[String]) -> Result<Parsed, ArgsError> {
     }))
 }
 
+/// The words after a storage or shares verb: positionals, `--flag VALUE` / `--flag=VALUE`,
+/// `-o FORMAT`, and, where the verb group takes it, `--yes` / `-y`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerbArgs {
+    pub pos: Vec<String>,
+    pub flags: Vec<(String, String)>,
+    pub output: Option<Output>,
+    pub yes: bool,
+}
+
+impl VerbArgs {
+    /// Splits `rest`; with `allow_yes`, `--yes` and `-y` are a switch, otherwise `--yes`
+    /// is a flag like any other (and needs a value).
+    pub fn parse(rest: &[String], allow_yes: bool) -> Result<VerbArgs, String> {
+        let mut out = VerbArgs::default();
+        let mut it = rest.iter();
+        while let Some(a) = it.next() {
+            if allow_yes && (a == "--yes" || a == "-y") {
+                out.yes = true;
+            } else if let Some(f) = a
+                .strip_prefix("--")
+                .or_else(|| (a == "-o").then_some("output"))
+            {
+                let (name, inline) = match f.split_once('=') {
+                    Some((n, v)) => (n.to_string(), Some(v.to_string())),
+                    None => (f.to_string(), None),
+                };
+                let value = match inline {
+                    Some(v) => v,
+                    None => it
+                        .next()
+                        .cloned()
+                        .ok_or(format!("--{name} needs a value"))?,
+                };
+                if name == "output" {
+                    out.output = Some(match value.as_str() {
+                        "json" => Output::Json,
+                        "text" => Output::Text,
+                        _ => return Err(format!("-o: {value:?} is not text or json")),
+                    });
+                } else {
+                    out.flags.push((name, value));
+                }
+            } else {
+                out.pos.push(a.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The value of flag `--name`, if given.
+    pub fn flag(&self, name: &str) -> Option<String> {
+        self.flags
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// An error naming the first flag that `verb` does not take.
+    pub fn known(&self, verb: &str, allowed: &[&str]) -> Result<(), String> {
+        match self
+            .flags
+            .iter()
+            .find(|(k, _)| !allowed.contains(&k.as_str()))
+        {
+            Some((k, _)) => Err(format!("{verb}: unknown flag --{k}")),
+            None => Ok(()),
+        }
+    }
+
+    /// An error with the verb's usage unless there are exactly `n` positionals.
+    pub fn want(&self, n: usize, verb: &str, shape: &str) -> Result<(), String> {
+        if self.pos.len() == n {
+            Ok(())
+        } else {
+            Err(format!("usage: cairnctl {verb} {shape}"))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,5 +368,49 @@ mod tests {
             ArgsError::MissingValue("--node".into())
         );
         assert_eq!(p(&["--help"]).unwrap(), Parsed::Help);
+    }
+
+    #[test]
+    fn verb_args_split_positionals_flags_output_and_yes() {
+        let w = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let a = VerbArgs::parse(
+            &w(&[
+                "create",
+                "tank",
+                "--level=raid1",
+                "-o",
+                "json",
+                "vda",
+                "-y",
+                "--size",
+                "1G",
+            ]),
+            true,
+        )
+        .unwrap();
+        assert_eq!(a.pos, w(&["create", "tank", "vda"]));
+        assert_eq!(a.flag("level").as_deref(), Some("raid1"));
+        assert_eq!(a.flag("size").as_deref(), Some("1G"));
+        assert_eq!(a.output, Some(Output::Json));
+        assert!(a.yes);
+        assert_eq!(
+            a.known("pools", &["level"]).unwrap_err(),
+            "pools: unknown flag --size"
+        );
+        assert!(a.known("pools", &["level", "size"]).is_ok());
+        assert_eq!(
+            a.want(2, "pools", "create NAME").unwrap_err(),
+            "usage: cairnctl pools create NAME"
+        );
+        assert!(a.want(3, "pools", "x").is_ok());
+        // without allow_yes, --yes is an ordinary flag and needs a value
+        assert_eq!(
+            VerbArgs::parse(&w(&["--yes"]), false).unwrap_err(),
+            "--yes needs a value"
+        );
+        assert_eq!(
+            VerbArgs::parse(&w(&["-o", "xml"]), true).unwrap_err(),
+            "-o: \"xml\" is not text or json"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! `cairnctl shares|snapshots|snapshot|restore|volumes|volume|scrub|capacity`: shares, snapshots, thin volumes and scrubs of a pool.
 
-use crate::args::Output;
+use crate::args::{Output, VerbArgs};
 use crate::conn::api_error;
 use crate::session::Session;
 use crate::tasks;
@@ -145,57 +145,15 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 /// Parse `verb` and its arguments; also returns an `-o` given among them.
 pub fn parse(verb: &str, rest: &[String]) -> Result<(Verb, Option<Output>), String> {
-    let mut pos: Vec<String> = Vec::new();
-    let mut flags: Vec<(String, String)> = Vec::new();
-    let mut output = None;
-    let mut it = rest.iter();
-    while let Some(a) = it.next() {
-        if let Some(f) = a
-            .strip_prefix("--")
-            .or_else(|| (a == "-o").then_some("output"))
-        {
-            let (name, inline) = match f.split_once('=') {
-                Some((n, v)) => (n.to_string(), Some(v.to_string())),
-                None => (f.to_string(), None),
-            };
-            let value = match inline {
-                Some(v) => v,
-                None => it
-                    .next()
-                    .cloned()
-                    .ok_or(format!("--{name} needs a value"))?,
-            };
-            if name == "output" {
-                output = Some(match value.as_str() {
-                    "json" => Output::Json,
-                    "text" => Output::Text,
-                    _ => return Err(format!("-o: {value:?} is not text or json")),
-                });
-            } else {
-                flags.push((name, value));
-            }
-        } else {
-            pos.push(a.clone());
-        }
-    }
-    let flag = |n: &str| flags.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-    let known = |allowed: &[&str]| -> Result<(), String> {
-        match flags.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
-            Some((k, _)) => Err(format!("{verb}: unknown flag --{k}")),
-            None => Ok(()),
-        }
-    };
+    let args = VerbArgs::parse(rest, false)?;
+    let pos = &args.pos;
+    let flag = |n: &str| args.flag(n);
+    let known = |allowed: &[&str]| args.known(verb, allowed);
     let size = || -> Result<u64, String> {
         parse_size(&flag("size").ok_or(format!("{verb}: --size SIZE is required"))?)
             .map_err(|e| format!("--size: {e}"))
     };
-    let want = |n: usize, shape: &str| -> Result<(), String> {
-        if pos.len() == n {
-            Ok(())
-        } else {
-            Err(format!("usage: cairnctl {verb} {shape}"))
-        }
-    };
+    let want = |n: usize, shape: &str| args.want(n, verb, shape);
     let p = |i: usize| pos[i].clone();
     let sub = pos.first().map(String::as_str);
     let v = match (verb, sub) {
@@ -251,7 +209,8 @@ pub fn parse(verb: &str, rest: &[String]) -> Result<(Verb, Option<Output>), Stri
                 "schedule POOL SHARE [--hourly N] [--daily N] [--weekly N]",
             )?;
             known(&["hourly", "daily", "weekly"])?;
-            let counts = flags
+            let counts = args
+                .flags
                 .iter()
                 .map(|(k, v)| {
                     v.parse::<u32>()
@@ -339,7 +298,7 @@ pub fn parse(verb: &str, rest: &[String]) -> Result<(Verb, Option<Output>), Stri
         }
         _ => return Err(format!("unknown command {verb:?}")),
     };
-    Ok((v, output))
+    Ok((v, args.output))
 }
 
 /// A size for people: `1.5 GiB`.

@@ -1,6 +1,6 @@
 //! `cairnctl disks|pools`: the disk inventory, wipe by serial, and pool create and add (capacity shown first), show, replace, destroy.
 
-use crate::args::Output;
+use crate::args::{Output, VerbArgs};
 use crate::conn::api_error;
 use crate::session::Session;
 use crate::shares::human;
@@ -65,57 +65,13 @@ pub enum Verb {
 
 /// Parse `verb` and its arguments; also returns an `-o` given among them.
 pub fn parse(verb: &str, rest: &[String]) -> Result<(Verb, Option<Output>), String> {
-    let mut pos: Vec<String> = Vec::new();
-    let mut flags: Vec<(String, String)> = Vec::new();
-    let mut yes = false;
-    let mut output = None;
-    let mut it = rest.iter();
-    while let Some(a) = it.next() {
-        if a == "--yes" || a == "-y" {
-            yes = true;
-        } else if let Some(f) = a
-            .strip_prefix("--")
-            .or_else(|| (a == "-o").then_some("output"))
-        {
-            let (name, inline) = match f.split_once('=') {
-                Some((n, v)) => (n.to_string(), Some(v.to_string())),
-                None => (f.to_string(), None),
-            };
-            let value = match inline {
-                Some(v) => v,
-                None => it
-                    .next()
-                    .cloned()
-                    .ok_or(format!("--{name} needs a value"))?,
-            };
-            if name == "output" {
-                output = Some(match value.as_str() {
-                    "json" => Output::Json,
-                    "text" => Output::Text,
-                    _ => return Err(format!("-o: {value:?} is not text or json")),
-                });
-            } else {
-                flags.push((name, value));
-            }
-        } else {
-            pos.push(a.clone());
-        }
-    }
-    let flag = |n: &str| flags.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-    let known = |allowed: &[&str]| -> Result<(), String> {
-        match flags.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
-            Some((k, _)) => Err(format!("{verb}: unknown flag --{k}")),
-            None => Ok(()),
-        }
-    };
-    let want = |n: usize, shape: &str| -> Result<(), String> {
-        if pos.len() == n {
-            Ok(())
-        } else {
-            Err(format!("usage: cairnctl {verb} {shape}"))
-        }
-    };
+    let args = VerbArgs::parse(rest, true)?;
+    let pos = &args.pos;
+    let flag = |n: &str| args.flag(n);
+    let known = |allowed: &[&str]| args.known(verb, allowed);
+    let want = |n: usize, shape: &str| args.want(n, verb, shape);
     let p = |i: usize| pos[i].clone();
+    let yes = args.yes;
     if yes
         && !(verb == "pools" && matches!(pos.first().map(String::as_str), Some("create" | "add")))
     {
@@ -198,7 +154,7 @@ pub fn parse(verb: &str, rest: &[String]) -> Result<(Verb, Option<Output>), Stri
         ("pools", Some(other)) => return Err(format!("pools: unknown subcommand {other:?}")),
         _ => return Err(format!("unknown command {verb:?}")),
     };
-    Ok((v, output))
+    Ok((v, args.output))
 }
 
 async fn call(

@@ -160,11 +160,9 @@ impl Storage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inventory::fake::{add_disk, virtio};
-    use crate::level::Level;
+    use crate::inventory::fake::{add_virtio_disks, record_raid5_tank};
     use crate::md::fake::add_array;
     use crate::paths::SystemPaths;
-    use crate::records::{PoolRecord, Records};
     use cairn_core::alert::RecordingAlerts;
     use cairn_core::command::{CommandOutput, RecordingRunner};
     use std::sync::Arc;
@@ -173,23 +171,8 @@ mod tests {
     fn assembles_from_the_records_and_runs_degraded_with_an_alert() {
         let t = tempfile::tempdir().unwrap();
         let root = t.path();
-        for (n, mm, ser) in [("vdb", "254:16", "B"), ("vdc", "254:32", "C")] {
-            let udev = format!("E:ID_SERIAL={ser}\nS:disk/by-id/virtio-{ser}\n");
-            add_disk(root, &virtio(n, mm, Box::leak(udev.into_boxed_str())));
-        }
-        let state = root.join("state/storage");
-        std::fs::create_dir_all(&state).unwrap();
-        Records {
-            pools: vec![PoolRecord {
-                name: "tank".into(),
-                level: Level::Raid5,
-                md_uuid: "aa:bb:cc:dd".into(),
-                members: vec!["virtio-B".into(), "virtio-C".into(), "virtio-D".into()],
-                created: 0,
-            }],
-        }
-        .save(&state)
-        .unwrap();
+        add_virtio_disks(root, &["B", "C"]);
+        record_raid5_tank(root, "aa:bb:cc:dd");
         let r = Arc::new(RecordingRunner::new());
         r.expect(
             "mdadm",
@@ -256,27 +239,8 @@ mod tests {
     fn a_stale_or_foreign_member_is_left_out_of_assembly() {
         let t = tempfile::tempdir().unwrap();
         let root = t.path();
-        for (n, mm, ser) in [
-            ("vdb", "254:16", "B"),
-            ("vdc", "254:32", "C"),
-            ("vdd", "254:48", "D"),
-        ] {
-            let udev = format!("E:ID_SERIAL={ser}\nS:disk/by-id/virtio-{ser}\n");
-            add_disk(root, &virtio(n, mm, Box::leak(udev.into_boxed_str())));
-        }
-        let state = root.join("state/storage");
-        std::fs::create_dir_all(&state).unwrap();
-        Records {
-            pools: vec![PoolRecord {
-                name: "tank".into(),
-                level: Level::Raid5,
-                md_uuid: "u".into(),
-                members: vec!["virtio-B".into(), "virtio-C".into(), "virtio-D".into()],
-                created: 0,
-            }],
-        }
-        .save(&state)
-        .unwrap();
+        add_virtio_disks(root, &["B", "C", "D"]);
+        record_raid5_tank(root, "u");
         let r = Arc::new(RecordingRunner::new());
         r.expect(
             "mdadm",

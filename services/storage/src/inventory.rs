@@ -346,6 +346,37 @@ pub mod fake {
         }
     }
 
+    /// Virtio disks `vdb`, `vdc`, … (254:16, 254:32, …), one per serial, each with its
+    /// `disk/by-id/virtio-SERIAL` link.
+    pub fn add_virtio_disks(root: &Path, serials: &[&str]) {
+        for (i, ser) in serials.iter().enumerate() {
+            let name = format!("vd{}", char::from(b'b' + i as u8));
+            let majmin = format!("254:{}", 16 * (i + 1));
+            let udev = format!("E:ID_SERIAL={ser}\nS:disk/by-id/virtio-{ser}\n");
+            add_disk(root, &virtio(&name, &majmin, &udev));
+        }
+    }
+
+    /// Records raid5 pool `tank` over virtio-B, -C and -D, array UUID `md_uuid`, in
+    /// `root/state/storage`.
+    pub fn record_raid5_tank(root: &Path, md_uuid: &str) {
+        use crate::level::Level;
+        use crate::records::{PoolRecord, Records};
+        let state = root.join("state/storage");
+        std::fs::create_dir_all(&state).unwrap();
+        Records {
+            pools: vec![PoolRecord {
+                name: "tank".into(),
+                level: Level::Raid5,
+                md_uuid: md_uuid.into(),
+                members: vec!["virtio-B".into(), "virtio-C".into(), "virtio-D".into()],
+                created: 0,
+            }],
+        }
+        .save(&state)
+        .unwrap();
+    }
+
     /// Remove a disk from the tree (an unplug).
     pub fn remove_disk(root: &Path, name: &str) {
         std::fs::remove_dir_all(root.join("sys/block").join(name)).unwrap();

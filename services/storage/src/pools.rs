@@ -339,7 +339,7 @@ fn step_name(inv: &Invocation) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inventory::fake::{add_disk, virtio};
+    use crate::inventory::fake::add_virtio_disks;
     use crate::md::fake::add_array;
     use crate::paths::SystemPaths;
     use crate::status::PoolState;
@@ -349,15 +349,7 @@ mod tests {
     use std::sync::Arc;
 
     fn four_disks(root: &Path) {
-        for (n, mm, ser) in [
-            ("vdb", "254:16", "B"),
-            ("vdc", "254:32", "C"),
-            ("vdd", "254:48", "D"),
-            ("vde", "254:64", "E"),
-        ] {
-            let udev = format!("E:ID_SERIAL={ser}\nS:disk/by-id/virtio-{ser}\n");
-            add_disk(root, &virtio(n, mm, Box::leak(udev.into_boxed_str())));
-        }
+        add_virtio_disks(root, &["B", "C", "D", "E"]);
     }
 
     fn storage(root: &Path, r: Arc<RecordingRunner>) -> Storage {

@@ -402,11 +402,12 @@ fn grown_level(level: Level) -> Level {
 
 #[cfg(test)]
 mod tests {
-    use crate::inventory::fake::{add_disk, remove_disk, virtio};
+    use crate::inventory::fake::{
+        add_disk, add_virtio_disks, record_raid5_tank, remove_disk, virtio,
+    };
     use crate::level::Level;
     use crate::md::fake::add_array;
     use crate::paths::SystemPaths;
-    use crate::records::{PoolRecord, Records};
     use crate::service::Storage;
     use cairn_core::alert::{NoProgress, RecordingAlerts};
     use cairn_core::command::{CommandOutput, RecordingRunner};
@@ -414,28 +415,8 @@ mod tests {
     use std::sync::Arc;
 
     fn setup(root: &Path) -> (Arc<RecordingRunner>, Storage) {
-        for (n, mm, ser) in [
-            ("vdb", "254:16", "B"),
-            ("vdc", "254:32", "C"),
-            ("vdd", "254:48", "D"),
-            ("vde", "254:64", "E"),
-        ] {
-            let udev = format!("E:ID_SERIAL={ser}\nS:disk/by-id/virtio-{ser}\n");
-            add_disk(root, &virtio(n, mm, Box::leak(udev.into_boxed_str())));
-        }
-        let state = root.join("state/storage");
-        std::fs::create_dir_all(&state).unwrap();
-        Records {
-            pools: vec![PoolRecord {
-                name: "tank".into(),
-                level: Level::Raid5,
-                md_uuid: "u".into(),
-                members: vec!["virtio-B".into(), "virtio-C".into(), "virtio-D".into()],
-                created: 0,
-            }],
-        }
-        .save(&state)
-        .unwrap();
+        add_virtio_disks(root, &["B", "C", "D", "E"]);
+        record_raid5_tank(root, "u");
         let r = Arc::new(RecordingRunner::new());
         let s = Storage::open(
             r.clone(),
