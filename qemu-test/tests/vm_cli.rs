@@ -8,7 +8,7 @@
 mod common;
 
 use anyhow::{ensure, Context, Result};
-use cairn_lab::{BootMode, Bus, Deadline, Lab, Node, NodeConfig};
+use cairn_lab::{Deadline, Lab, Node};
 use common::cairnctl::Cairnctl;
 use common::guest;
 use serde_json::{json, Value};
@@ -45,11 +45,7 @@ fn vm_cli() -> Result<()> {
         return Ok(());
     };
     let images = guest::build_images(&guest::default_dir())?;
-    let cfg = NodeConfig::new("vmcli1", BootMode::DirectKernel)
-        .size(2, 2048)
-        .disk(Bus::Virtio, 2048)
-        // The lab's tenants run under plain TCG (DESIGN §3).
-        .cmdline(&["cairn.vm.accel=tcg"]);
+    let cfg = guest::vm_host_config("vmcli1", &[]);
     let serial = cfg.disks[0].serial.clone();
     let mut node = lab.start(cfg)?;
     common::check_node_up(&mut node, Deadline::secs(300))?;
@@ -91,22 +87,34 @@ fn vm_cli() -> Result<()> {
         Deadline::secs(60),
     )?;
 
+    // The guest: its boot disk on IDE, an ISO from the share as a SATA CD-ROM.
+    let boot_disk = format!("{POOL}:1:ide");
+    let create = |iso: &str| -> Vec<String> {
+        [
+            "vms",
+            "create",
+            "guest",
+            "--vcpus",
+            "1",
+            "--memory",
+            "32",
+            "--machine",
+            "pc",
+            "--disk",
+            &boot_disk,
+            "--iso",
+            iso,
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    fn words(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+
     // Bad input names the field and makes nothing.
-    let bad = ctl.run(&[
-        "vms",
-        "create",
-        "guest",
-        "--vcpus",
-        "1",
-        "--memory",
-        "32",
-        "--machine",
-        "pc",
-        "--disk",
-        &format!("{POOL}:1:ide"),
-        "--iso",
-        &format!("{POOL}/{SHARE}/missing.iso"),
-    ])?;
+    let missing = create(&format!("{POOL}/{SHARE}/missing.iso"));
+    let bad = ctl.run(&words(&missing))?;
     ensure!(
         bad.code != 0 && bad.stderr.contains("disks[1].file"),
         "an ISO that is not on the share must be refused naming disks[1].file: {bad:?}"
@@ -117,24 +125,10 @@ fn vm_cli() -> Result<()> {
         "a refused create left a VM: {list}"
     );
 
-    // The guest: its boot disk on IDE, the ISO as a SATA CD-ROM, booting from the disk.
-    ctl.ok(&[
-        "vms",
-        "create",
-        "guest",
-        "--vcpus",
-        "1",
-        "--memory",
-        "32",
-        "--machine",
-        "pc",
-        "--disk",
-        &format!("{POOL}:1:ide"),
-        "--iso",
-        &format!("{POOL}/{SHARE}/{ISO}"),
-        "--boot",
-        "disk,cdrom",
-    ])?;
+    // The guest, booting from its disk first.
+    let mut good = create(&format!("{POOL}/{SHARE}/{ISO}"));
+    good.extend(["--boot".to_string(), "disk,cdrom".to_string()]);
+    ctl.ok(&words(&good))?;
     api.expect(
         "PUT",
         "/api/v1/vms/guest/disks/0/image",

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use cairn_lab::api_session::ApiSession;
-use cairn_lab::{BootMode, Bus, Deadline, Lab, Node, NodeConfig};
+use cairn_lab::{Deadline, Lab, Node};
 use serde_json::{json, Value};
 
 const POOL: &str = "tank";
@@ -189,11 +189,7 @@ fn vm_events() -> Result<()> {
     let Some(lab) = Lab::for_test("vm_events") else {
         return Ok(());
     };
-    let cfg = NodeConfig::new("node1", BootMode::DirectKernel)
-        .size(2, 2048)
-        .disk(Bus::Virtio, 2048)
-        // As in the vms scenario: the lab's tenants run under plain TCG (DESIGN §3).
-        .cmdline(&["cairn.vm.accel=tcg"]);
+    let cfg = common::guest::vm_host_config("node1", &[]);
     let serial = cfg.disks[0].serial.clone();
     let mut node = lab.start(cfg)?;
     node_up(&mut node, Deadline::secs(300))?;

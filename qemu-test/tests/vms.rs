@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use cairn_lab::api_session::ApiSession;
-use cairn_lab::{BootMode, Bus, Deadline, Lab, Node, NodeConfig};
+use cairn_lab::{Deadline, Lab, Node};
 use common::guest::{base64, build_images as build_guest_images, wait_beats};
 use serde_json::{json, Value};
 
@@ -147,15 +147,9 @@ fn vms() -> Result<()> {
         return Ok(());
     };
     let guest = build_guest_images(&common::guest::default_dir())?;
-    let cfg = NodeConfig::new("node1", BootMode::DirectKernel)
-        .size(2, 2048)
-        .disk(Bus::Virtio, 2048)
-        // The node's TCG CPU advertises SVM, so /dev/kvm opens; the lab's tenants run under
-        // plain TCG (DESIGN §3), so the accelerator is forced (and reported as tcg).
-        .cmdline(&[
-            "cairn.vm.accel=tcg",
-            &format!("cairn.vm.stop_timeout_s={LAB_VM_STOP_TIMEOUT_S}"),
-        ]);
+    // The accelerator is forced to TCG (and reported as tcg); VMs stop faster at node stop.
+    let stop_timeout = format!("cairn.vm.stop_timeout_s={LAB_VM_STOP_TIMEOUT_S}");
+    let cfg = common::guest::vm_host_config("node1", &[&stop_timeout]);
     let serial = cfg.disks[0].serial.clone();
     let mut node = lab.start(cfg)?;
     node_up(&mut node, Deadline::secs(300))?;

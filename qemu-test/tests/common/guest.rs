@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use cairn_lab::{ApiSession, Deadline};
+use cairn_lab::{ApiSession, BootMode, Bus, Deadline, NodeConfig};
 
 /// The test guest's two variants, as `qemu-test/guest/build.sh DIR` builds them (nasm): the
 /// base guest has no ACPI code at all and ignores the power button; the ACPI variant
@@ -14,6 +14,18 @@ use cairn_lab::{ApiSession, Deadline};
 pub struct GuestImages {
     pub base: Vec<u8>,
     pub acpi: Vec<u8>,
+}
+
+/// A node that hosts test guests: 2 CPUs, 2 GiB, one 2 GiB virtio data disk for a pool, and
+/// the VMs forced onto plain TCG (the lab's tenants run under TCG, DESIGN §3; the node's TCG
+/// CPU advertises SVM, so /dev/kvm would open). `cmdline` adds kernel command-line words.
+pub fn vm_host_config(name: &str, cmdline: &[&str]) -> NodeConfig {
+    let mut words = vec!["cairn.vm.accel=tcg"];
+    words.extend_from_slice(cmdline);
+    NodeConfig::new(name, BootMode::DirectKernel)
+        .size(2, 2048)
+        .disk(Bus::Virtio, 2048)
+        .cmdline(&words)
 }
 
 /// Where the scenarios build the guest: `build/guest` in the repository.
