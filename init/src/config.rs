@@ -8,6 +8,10 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_STOP_TIMEOUT_S: u64 = 10;
 /// Default readiness timeout for kinds other than `started`, seconds.
 pub const DEFAULT_READY_TIMEOUT_S: u64 = 30;
+/// Smallest `limit_nofile`: below this a service cannot even open its stdio and libraries.
+pub const MIN_LIMIT_NOFILE: u64 = 64;
+/// Largest `limit_nofile`: the kernel's default `fs.nr_open`; above it setrlimit fails.
+pub const MAX_LIMIT_NOFILE: u64 = 1 << 20;
 
 /// Where a service's stdin/stdout/stderr go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +95,9 @@ pub struct ServiceConfig {
     pub condition_kernel_cmdline: Option<String>,
     pub readiness: Readiness,
     pub restart: Restart,
+    /// The open-files limit (soft and hard `RLIMIT_NOFILE`) set in the child before exec;
+    /// `None` keeps PID 1's (1024 soft, 4096 hard).
+    pub limit_nofile: Option<u64>,
 }
 
 impl ServiceConfig {
@@ -113,6 +120,7 @@ impl ServiceConfig {
                 timeout_s: DEFAULT_READY_TIMEOUT_S,
             },
             restart: Restart::default(),
+            limit_nofile: None,
         }
     }
 
@@ -174,6 +182,7 @@ struct RawService {
     condition_kernel_cmdline: Option<String>,
     readiness: Option<RawReadiness>,
     restart: Option<RawRestart>,
+    limit_nofile: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -335,6 +344,30 @@ pub fn parse_service(file: &Path, text: &str) -> Result<ServiceConfig, ConfigErr
             ));
         }
     }
+    let limit_nofile = match raw.limit_nofile {
+        None => None,
+        Some(toml::Value::Integer(n))
+            if (MIN_LIMIT_NOFILE as i64..=MAX_LIMIT_NOFILE as i64).contains(&n) =>
+        {
+            Some(n as u64)
+        }
+        Some(toml::Value::Integer(n)) => {
+            return Err(invalid(
+                "limit_nofile",
+                "limit_nofile",
+                format!(
+                    "{n} is not in {MIN_LIMIT_NOFILE}..={MAX_LIMIT_NOFILE} (open files; the top is the kernel's fs.nr_open)"
+                ),
+            ))
+        }
+        Some(other) => {
+            return Err(invalid(
+                "limit_nofile",
+                "limit_nofile",
+                format!("{other} is not a number of open files (e.g. limit_nofile = 65536)"),
+            ))
+        }
+    };
     let readiness = parse_readiness(raw.readiness, &invalid)?;
     let restart = parse_restart(raw.restart, &invalid)?;
     Ok(ServiceConfig {
@@ -351,6 +384,7 @@ pub fn parse_service(file: &Path, text: &str) -> Result<ServiceConfig, ConfigErr
         condition_kernel_cmdline: raw.condition_kernel_cmdline,
         readiness,
         restart,
+        limit_nofile,
     })
 }
 
@@ -717,6 +751,25 @@ start_limit_interval_s = 20
             named("c", &[], &["b"]),
         ];
         assert_eq!(stop_cycle(&mixed), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn limit_nofile_parses_and_is_validated() {
+        assert_eq!(parse("exec = \"/bin/true\"\n").unwrap().limit_nofile, None);
+        let s = parse("exec = \"/bin/true\"\nlimit_nofile = 65536\n").unwrap();
+        assert_eq!(s.limit_nofile, Some(65536));
+        for bad in ["0", "-1", "63", "1048577", "99999999999"] {
+            let e = parse(&format!("exec = \"/bin/true\"\n\nlimit_nofile = {bad}\n")).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("/etc/cairn/services/svc.toml:3: limit_nofile: {bad} is not in 64..=1048576 (open files; the top is the kernel's fs.nr_open)")
+            );
+        }
+        let e = parse("exec = \"/bin/true\"\nlimit_nofile = \"lots\"\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/etc/cairn/services/svc.toml:2: limit_nofile: \"lots\" is not a number of open files (e.g. limit_nofile = 65536)"
+        );
     }
 
     #[test]

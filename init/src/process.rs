@@ -41,6 +41,8 @@ pub struct SpawnRequest {
     pub env: Vec<(String, String)>,
     pub working_dir: PathBuf,
     pub stdio: StdioPlan,
+    /// Soft and hard `RLIMIT_NOFILE` of the child, set before exec.
+    pub limit_nofile: Option<u64>,
 }
 
 /// One result of the reaper's non-blocking wait.
@@ -129,8 +131,10 @@ impl ProcessOps for RealProcessOps {
             .stdin(StdStdio::from(stdin))
             .stdout(StdStdio::from(out))
             .stderr(StdStdio::from(err));
+        let limit_nofile = req.limit_nofile;
         // SAFETY: the closure runs in the forked child before exec and only calls
-        // async-signal-safe functions (sigemptyset, sigprocmask, setsid, ioctl).
+        // async-signal-safe functions (sigemptyset, sigprocmask, setsid, ioctl, setrlimit)
+        // and allocates nothing.
         unsafe {
             cmd.pre_exec(move || {
                 let mut set: libc::sigset_t = std::mem::zeroed();
@@ -140,12 +144,31 @@ impl ProcessOps for RealProcessOps {
                 if ctty {
                     libc::ioctl(0, libc::TIOCSCTTY, 0);
                 }
+                if let Some(n) = limit_nofile {
+                    use nix::sys::resource::{setrlimit, Resource};
+                    setrlimit(Resource::RLIMIT_NOFILE, n, n)?;
+                }
                 Ok(())
             });
         }
-        let child = cmd
-            .spawn()
-            .map_err(|e| io::Error::new(e.kind(), format!("exec {}: {e}", req.exec.display())))?;
+        let child = cmd.spawn().map_err(|e| {
+            // setrlimit's EPERM comes back as the spawn's error: say which it was.
+            let over_hard = req.limit_nofile.is_some_and(|n| {
+                nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+                    .is_ok_and(|(_, hard)| n > hard)
+            });
+            if e.raw_os_error() == Some(libc::EPERM) && over_hard {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "limit_nofile = {} is above cairn-init's hard limit and cannot be raised: {e}",
+                        req.limit_nofile.unwrap_or_default()
+                    ),
+                )
+            } else {
+                io::Error::new(e.kind(), format!("exec {}: {e}", req.exec.display()))
+            }
+        })?;
         // Dropping a std Child neither waits nor kills: the reaper collects it.
         Ok(child.id() as i32)
     }
@@ -245,6 +268,7 @@ mod tests {
                     socket: d.path().join("no-journal"),
                     console: console.clone(),
                 },
+                limit_nofile: None,
             })
             .unwrap();
         let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).unwrap();
@@ -266,8 +290,29 @@ mod tests {
             env: vec![],
             working_dir: "/".into(),
             stdio: StdioPlan::Console("/dev/null".into()),
+            limit_nofile: None,
         });
         assert!(e.is_err());
+    }
+
+    #[test]
+    fn spawn_sets_the_open_files_limit() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        let mut ops = RealProcessOps;
+        let pid = ops
+            .spawn(&SpawnRequest {
+                name: "t".into(),
+                exec: "/bin/sh".into(),
+                args: vec!["-c".into(), "ulimit -n; ulimit -Hn".into()],
+                env: vec![],
+                working_dir: "/".into(),
+                stdio: StdioPlan::Console(out.clone()),
+                limit_nofile: Some(777),
+            })
+            .unwrap();
+        nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).unwrap();
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "777\n777\n");
     }
 
     #[test]

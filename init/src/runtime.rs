@@ -57,6 +57,7 @@ pub fn spawn_request(cfg: &ServiceConfig, notify: Option<PathBuf>, paths: &Paths
         env,
         working_dir: cfg.working_dir.clone(),
         stdio,
+        limit_nofile: cfg.limit_nofile,
     }
 }
 

@@ -587,3 +587,53 @@ fn stop_timeout_escalates_to_sigkill() {
     );
     assert!(t.elapsed() < Duration::from_secs(10));
 }
+
+#[test]
+fn service_gets_its_open_files_limit() {
+    require_env!("service_gets_its_open_files_limit");
+    let pre = tempfile::tempdir().unwrap();
+    let out = pre.path().join("limits");
+    let probe = |name: &str, extra: &str| {
+        format!(
+            "exec = \"/bin/sh\"\nargs = [\"-c\", \"echo {name} $(ulimit -n) $(ulimit -Hn) >> {}\"]\n{extra}[readiness]\nkind = \"exited\"\n",
+            out.display()
+        )
+    };
+    let mut node = Node::start(&[
+        // Below this test's own hard limit: raising the hard limit needs CAP_SYS_RESOURCE,
+        // which a container may not grant (cairn-init on a node has it).
+        ("wide", probe("wide", "limit_nofile = 4321\n")),
+        ("plain", probe("plain", "")),
+        ("bad", probe("bad", "limit_nofile = 10\n")),
+    ]);
+    node.wait_console("cairn-init: all services ready", 30);
+    let mut lines: Vec<String> = fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    lines.sort();
+    // `plain` keeps what cairn-init itself has (inherited from this test's process here).
+    let (soft, hard) = {
+        let mut l = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes into the struct we pass; no other memory is involved.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) }, 0);
+        (l.rlim_cur, l.rlim_max)
+    };
+    assert_eq!(
+        lines,
+        vec![format!("plain {soft} {hard}"), "wide 4321 4321".to_string()]
+    );
+    assert!(
+        node.console()
+            .contains("bad.toml:3: limit_nofile: 10 is not in 64..=1048576"),
+        "{}",
+        node.console()
+    );
+    node.signal(libc::SIGTERM);
+    let st = node.wait_exit(30);
+    assert!(poweroff_status(st), "{st:?}");
+}

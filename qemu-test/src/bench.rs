@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
+use crate::accel::Accel;
 use crate::config::{BootMode, NodeConfig};
 use crate::deadline::Deadline;
 use crate::error::LabError;
@@ -79,6 +80,8 @@ pub struct SystemdRun {
 #[derive(Debug, Clone)]
 pub struct BenchReport {
     pub options: BenchOptions,
+    /// The accelerator every boot ran under (figures from KVM and TCG are never mixed).
+    pub accel: Accel,
     pub image_zst_bytes: Option<u64>,
     pub cairn: Vec<CairnRun>,
     pub systemd: Vec<SystemdRun>,
@@ -104,8 +107,11 @@ pub fn run(
     let image_zst_bytes = std::fs::metadata(&lab.artifacts().image_zst)
         .ok()
         .map(|m| m.len());
+    // Decided (probed) before the first boot, so no boot's timeline includes the probe.
+    let accel = lab.accel()?.accel;
     let mut report = BenchReport {
         options: options.clone(),
+        accel,
         image_zst_bytes,
         cairn: Vec::new(),
         systemd: Vec::new(),
@@ -113,7 +119,7 @@ pub fn run(
     for i in 1..=options.runs {
         let c = cairn_run(lab, options, i)?;
         progress(&format!(
-            "run {i}: cairn-init  switch→API {:.2} s (QEMU→API {:.2} s), RSS init {} KiB, cairnd {} KiB",
+            "run {i} [{accel}]: cairn-init  switch→API {:.2} s (QEMU→API {:.2} s), RSS init {} KiB, cairnd {} KiB",
             c.switch_to_api.as_secs_f64(),
             c.qemu_to_api.as_secs_f64(),
             c.rss_init_kib,
@@ -122,7 +128,7 @@ pub fn run(
         report.cairn.push(c);
         let s = systemd_run(lab, options, i)?;
         progress(&format!(
-            "run {i}: systemd     switch→journald+udevd {:.2} s",
+            "run {i} [{accel}]: systemd     switch→journald+udevd {:.2} s",
             s.switch_to_journald_udevd.as_secs_f64()
         ));
         report.systemd.push(s);
@@ -272,7 +278,11 @@ impl BenchReport {
 
     /// Rows: (figure, median, all runs).
     pub fn rows(&self) -> Vec<(String, String, String)> {
-        let mut rows = Vec::new();
+        let mut rows = vec![(
+            "QEMU accelerator".to_string(),
+            self.accel.label().to_string(),
+            self.accel.qemu_args(None).join(" "),
+        )];
         let mut dur = |name: &str, v: Vec<Duration>| {
             let all = v
                 .iter()
@@ -376,8 +386,8 @@ impl BenchReport {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "cairn-lab bench: {} runs each, {} vCPU, {} MiB, TCG, direct-kernel boot",
-            self.options.runs, self.options.cpus, self.options.memory_mib
+            "cairn-lab bench: {} runs each, {} vCPU, {} MiB, {}, direct-kernel boot",
+            self.options.runs, self.options.cpus, self.options.memory_mib, self.accel
         );
         for (name, med, all) in self.rows() {
             let _ = writeln!(s, "  {name:<55} {med:>10}   ({all})");
@@ -458,6 +468,7 @@ mod tests {
         };
         let r = BenchReport {
             options: BenchOptions::default(),
+            accel: Accel::Tcg,
             image_zst_bytes: Some(150 << 20),
             cairn: vec![c, c, c],
             systemd: vec![s, s, s],
@@ -466,6 +477,11 @@ mod tests {
         assert!((r.ratio_network() - 0.5).abs() < 1e-9);
         assert!((r.ratio_services() - 0.1).abs() < 1e-9);
         let md = r.markdown();
+        assert!(
+            md.contains("|---|---|---|\n| QEMU accelerator | TCG | -accel tcg |\n"),
+            "{md}"
+        );
+        assert!(r.text().contains(", TCG, direct-kernel boot"));
         assert!(
             md.contains("| RSS of cairn-init (PID 1) | 2000 KiB | 2000 / 2000 / 2000 |"),
             "{md}"

@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::accel::Accel;
+
 /// How the node boots.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BootMode {
@@ -62,7 +64,8 @@ pub struct NodeConfig {
     pub watchdog: bool,
     /// Empty PCIe root ports kept for disks hot-plugged later (see [`disk_port`]).
     pub hotplug_ports: usize,
-    /// QEMU CPU model (`-cpu`); None: QEMU's default (`qemu64` under TCG, no SSE4.2).
+    /// QEMU CPU model (`-cpu`); None: the accelerator's (`host` under KVM; QEMU's default
+    /// `qemu64` under TCG, no SSE4.2).
     pub cpu_model: Option<String>,
     /// QEMU cache mode of the data disks given at launch (`cache=`); None: QEMU's default
     /// (`writeback`: reads and writes go through the build machine's page cache).
@@ -200,20 +203,31 @@ pub fn mac(node: u32, nic: usize) -> String {
     )
 }
 
-/// The QEMU arguments (without the program) for `cfg`.
-pub fn qemu_args(cfg: &NodeConfig, node_no: u32, paths: &QemuPaths, api_port: u16) -> Vec<String> {
-    let mut a: Vec<String> = Vec::new();
-    let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
-    push(&["-name", &cfg.name, "-machine", "q35", "-accel", "tcg"]);
-    push(&[
-        "-smp",
-        &cfg.cpus.to_string(),
-        "-m",
-        &cfg.memory_mib.to_string(),
+/// The QEMU arguments (without the program) for `cfg` under `accel` (the lab run's
+/// accelerator: `-accel kvm -cpu host`, or `-accel tcg`; a node's own CPU model wins).
+pub fn qemu_args(
+    cfg: &NodeConfig,
+    node_no: u32,
+    paths: &QemuPaths,
+    api_port: u16,
+    accel: Accel,
+) -> Vec<String> {
+    // `-accel NAME` after the machine, the CPU model (`-cpu …`) after the size
+    let mut accel_args = accel.qemu_args(cfg.cpu_model.as_deref());
+    let cpu_args = accel_args.split_off(2);
+    let mut a: Vec<String> = ["-name", &cfg.name, "-machine", "q35"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    a.extend(accel_args);
+    a.extend([
+        "-smp".to_string(),
+        cfg.cpus.to_string(),
+        "-m".to_string(),
+        cfg.memory_mib.to_string(),
     ]);
-    if let Some(model) = &cfg.cpu_model {
-        push(&["-cpu", model]);
-    }
+    a.extend(cpu_args);
+    let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
     push(&["-nodefaults", "-no-user-config", "-display", "none"]);
     // ttyS0: the console; QEMU waits for the harness to connect so no line is lost.
     push(&[
@@ -392,7 +406,7 @@ mod tests {
     fn direct_kernel_args() {
         let cfg = NodeConfig::new("n1", BootMode::DirectKernel)
             .cmdline(&["cairn.init=/lib/systemd/systemd"]);
-        let a = qemu_args(&cfg, 1, &paths(0), 8443).join(" ");
+        let a = qemu_args(&cfg, 1, &paths(0), 8443, Accel::Tcg).join(" ");
         assert!(a.contains("-machine q35 -accel tcg"));
         assert!(!a.contains("kvm"));
         assert!(a.contains(
@@ -408,19 +422,19 @@ mod tests {
     #[test]
     fn cpu_model_is_passed_to_qemu() {
         let cfg = NodeConfig::new("n1", BootMode::DirectKernel).cpu_model("max");
-        let a = qemu_args(&cfg, 1, &paths(0), 8443).join(" ");
+        let a = qemu_args(&cfg, 1, &paths(0), 8443, Accel::Tcg).join(" ");
         assert!(a.contains("-smp 1 -m 1024 -cpu max "), "{a}");
     }
 
     #[test]
     fn data_disk_cache_mode_is_passed_to_qemu() {
         let cfg = NodeConfig::new("n1", BootMode::DirectKernel).disk(Bus::Virtio, 64);
-        let a = qemu_args(&cfg, 1, &paths(1), 8443).join(" ");
+        let a = qemu_args(&cfg, 1, &paths(1), 8443, Accel::Tcg).join(" ");
         assert!(
             a.contains("file=/r/n1/data0.img,format=raw,if=none,id=drv0 "),
             "{a}"
         );
-        let a = qemu_args(&cfg.data_disk_cache("none"), 1, &paths(1), 8443).join(" ");
+        let a = qemu_args(&cfg.data_disk_cache("none"), 1, &paths(1), 8443, Accel::Tcg).join(" ");
         assert!(
             a.contains("file=/r/n1/data0.img,format=raw,if=none,id=drv0,cache=none "),
             "{a}"
@@ -435,7 +449,7 @@ mod tests {
             .disk(Bus::Nvme, 64)
             .nic(NicSpec::User)
             .size(2, 2048);
-        let a = qemu_args(&cfg, 1, &paths(3), 1234).join(" ");
+        let a = qemu_args(&cfg, 1, &paths(3), 1234, Accel::Tcg).join(" ");
         assert!(a.contains(
             "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd"
         ));
@@ -458,7 +472,7 @@ mod tests {
             .disk(Bus::Nvme, 64)
             .hotplug_ports(1);
         cfg.disks[2].absent = true;
-        let a = qemu_args(&cfg, 1, &paths(3), 1234).join(" ");
+        let a = qemu_args(&cfg, 1, &paths(3), 1234, Accel::Tcg).join(" ");
         assert!(a.contains("pcie-root-port,id=dport0,chassis=1"));
         assert!(!a.contains("id=dport1,"), "AHCI disks need no root port");
         assert!(a.contains("pcie-root-port,id=dport2,chassis=3"));
@@ -468,6 +482,28 @@ mod tests {
         );
         assert!(a.contains("serial=CAIRNLAB0001,bus=dport0"));
         assert!(!a.contains("drv2"), "the absent disk is left out: {a}");
+    }
+
+    #[test]
+    fn accelerator_arguments() {
+        let cfg = NodeConfig::new("n1", BootMode::DirectKernel);
+        let kvm = qemu_args(&cfg, 1, &paths(0), 8443, Accel::Kvm).join(" ");
+        assert!(
+            kvm.contains("-machine q35 -accel kvm -smp 1 -m 1024 -cpu host -nodefaults"),
+            "{kvm}"
+        );
+        assert!(!kvm.contains("tcg"), "{kvm}");
+        let tcg = qemu_args(&cfg, 1, &paths(0), 8443, Accel::Tcg).join(" ");
+        assert!(
+            tcg.contains("-machine q35 -accel tcg -smp 1 -m 1024 -nodefaults"),
+            "{tcg}"
+        );
+        // a node's own CPU model wins under either accelerator
+        let max = cfg.cpu_model("max");
+        let kvm = qemu_args(&max, 1, &paths(0), 8443, Accel::Kvm).join(" ");
+        assert!(kvm.contains("-accel kvm -smp 1 -m 1024 -cpu max "), "{kvm}");
+        let tcg = qemu_args(&max, 1, &paths(0), 8443, Accel::Tcg).join(" ");
+        assert!(tcg.contains("-accel tcg -smp 1 -m 1024 -cpu max "), "{tcg}");
     }
 
     #[test]

@@ -9,6 +9,8 @@ use std::time::Duration;
 pub enum LabError {
     #[error("the lab cannot run here: {why}")]
     Unavailable { why: String },
+    #[error("accelerator: {detail}")]
+    Accel { detail: String },
     #[error("the host disk is full: {free_mib} MiB free in {}, a node needs {need_mib} MiB (waited {waited:?} for room)", path.display())]
     HostDiskFull {
         path: PathBuf,

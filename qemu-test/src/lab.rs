@@ -2,8 +2,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use crate::accel::{self, Decision};
 use crate::artifacts::{workspace_root, Artifacts};
 use crate::config::NodeConfig;
 use crate::error::LabError;
@@ -15,6 +16,22 @@ use crate::timestamp::now_compact;
 pub(crate) struct LabShared {
     pub(crate) dir: PathBuf,
     pub(crate) failed: AtomicBool,
+    /// The kernel the accelerator probe boots (the one the nodes boot).
+    pub(crate) kernel: PathBuf,
+    /// The run's accelerator, once a node needed it.
+    pub(crate) accel: OnceLock<Decision>,
+}
+
+impl LabShared {
+    /// The lab run's accelerator: decided on first use (see `accel::for_run`: forced,
+    /// cached for the run, or probed), then the same for every node of this lab.
+    pub(crate) fn accel(&self) -> Result<&Decision, LabError> {
+        if let Some(d) = self.accel.get() {
+            return Ok(d);
+        }
+        let d = accel::for_run(&self.kernel)?;
+        Ok(self.accel.get_or_init(|| d))
+    }
 }
 
 /// One lab run.
@@ -51,11 +68,13 @@ impl Lab {
         })?;
         Ok(Lab {
             scenario: scenario.to_string(),
-            artifacts,
             shared: Arc::new(LabShared {
                 dir,
                 failed: AtomicBool::new(false),
+                kernel: artifacts.kernel.clone(),
+                accel: OnceLock::new(),
             }),
+            artifacts,
             next_node: AtomicU32::new(1),
         })
     }
@@ -77,6 +96,12 @@ impl Lab {
     /// Results directory of this run.
     pub fn dir(&self) -> &Path {
         &self.shared.dir
+    }
+
+    /// The accelerator of this lab run (KVM or TCG, and why): decided when first asked or
+    /// when the first node launches, once per lab run (decision 0020).
+    pub fn accel(&self) -> Result<&Decision, LabError> {
+        self.shared.accel()
     }
 
     /// The build outputs nodes boot from.

@@ -1,5 +1,6 @@
-//! cairn-lab: boots Cairn appliance nodes under QEMU (TCG), drives them, and checks them.
+//! cairn-lab: boots Cairn appliance nodes under QEMU (KVM where it works, else TCG), drives them, and checks them.
 
+pub mod accel;
 pub mod api_session;
 pub mod artifacts;
 pub mod bench;
@@ -23,6 +24,7 @@ pub mod shell;
 pub mod status;
 pub mod timestamp;
 
+pub use accel::{Accel, Decision};
 pub use api_session::{ApiSession, LAB_PASSWORD};
 pub use config::{BootMode, Bus, NicSpec, NodeConfig};
 pub use deadline::Deadline;

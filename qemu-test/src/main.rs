@@ -1,4 +1,4 @@
-//! The `cairn-lab` command: `run` boots one node for a person to use; `bench` prints the boot benchmark.
+//! The `cairn-lab` command: `run` boots nodes for a person to use; `bench` prints the boot benchmark.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -6,10 +6,13 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use cairn_lab::bench::{self, BenchOptions};
-use cairn_lab::{BootMode, Deadline, Lab, NodeConfig};
+use cairn_lab::{Accel, BootMode, Deadline, Lab, NodeConfig};
 
 const USAGE: &str = "usage:
-  cairn-lab run [--port PORT] [--direct]      boot one node (UEFI) and print its setup URL and code
+  cairn-lab run [--nodes N] [--port PORT] [--direct]
+                                              boot N nodes (default 1; UEFI) on ports PORT,
+                                              PORT+1, … (default 8443) and print their setup
+                                              URLs, codes and the accelerator (KVM or TCG)
   cairn-lab bench [--runs N] [--cpus N] [--memory MIB]
                                               boot timeline and RSS, cairn-init vs systemd";
 
@@ -87,9 +90,17 @@ fn install_signal_handlers() -> Result<()> {
     Ok(())
 }
 
+/// At most this many nodes for `run --nodes` (2 GiB each).
+const MAX_RUN_NODES: u16 = 8;
+
 fn cmd_run(args: &[String]) -> Result<()> {
-    check_args(args, &["--port"], &["--direct"])?;
+    check_args(args, &["--port", "--nodes"], &["--direct"])?;
     let port: u16 = opt(args, "--port")?.unwrap_or(8443);
+    let nodes: u16 = opt(args, "--nodes")?.unwrap_or(1);
+    if !(1..=MAX_RUN_NODES).contains(&nodes) {
+        bail!("--nodes must be 1 to {MAX_RUN_NODES}");
+    }
+    let ports = node_ports(port, nodes)?;
     let mode = if args.iter().any(|a| a == "--direct") {
         BootMode::DirectKernel
     } else {
@@ -97,35 +108,102 @@ fn cmd_run(args: &[String]) -> Result<()> {
     };
     install_signal_handlers()?;
     let lab = Lab::new("run").context("preparing the lab")?;
-    let cfg = NodeConfig::new("node1", mode).api_port(port).size(2, 2048);
-    let mut node = lab.start(cfg).context("starting the node")?;
+    let accel = lab
+        .accel()
+        .context("choosing the accelerator (KVM or TCG)")?
+        .clone();
+    println!("Accelerator: {}", accel.summary());
+    if accel.accel == Accel::Kvm {
+        println!("  {}", accel.nested_note);
+    }
+    let mut started = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let cfg = NodeConfig::new(&format!("node{}", i + 1), mode.clone())
+            .api_port(*port)
+            .size(2, 2048);
+        let node = lab
+            .start(cfg)
+            .with_context(|| format!("starting node{}", i + 1))?;
+        println!(
+            "Booting {} under QEMU ({}); console log: {}",
+            node.name(),
+            accel.accel,
+            node.dir().join("serial.log").display()
+        );
+        started.push(node);
+    }
+    for (node, port) in started.iter_mut().zip(&ports) {
+        let setup = node.wait_setup(Deadline::secs(300)).with_context(|| {
+            format!(
+                "{}: waiting for the CAIRN SETUP block on the console",
+                node.name()
+            )
+        })?;
+        node.wait_health(Deadline::secs(120)).with_context(|| {
+            format!(
+                "{}: waiting for the API to answer on the forwarded port",
+                node.name()
+            )
+        })?;
+        println!(
+            "{}",
+            setup_url_line(node.name(), *port, accel.accel, nodes > 1)
+        );
+        println!("Setup code: {}", setup.code);
+        println!("Certificate fingerprint: {}", setup.fingerprint_text);
+        println!("(the node's own addresses: {})", setup.urls.join(" "));
+    }
     println!(
-        "Booting Cairn under QEMU (TCG); console log: {}",
-        node.dir().join("serial.log").display()
+        "Press Ctrl-C to power the {} down.",
+        if nodes > 1 { "nodes" } else { "node" }
     );
-    let setup = node
-        .wait_setup(Deadline::secs(300))
-        .context("waiting for the CAIRN SETUP block on the console")?;
-    node.wait_health(Deadline::secs(120))
-        .context("waiting for the API to answer on the forwarded port")?;
-    println!("Setup URL: https://127.0.0.1:{port}/");
-    println!("Setup code: {}", setup.code);
-    println!("Certificate fingerprint: {}", setup.fingerprint_text);
-    println!("(the node's own addresses: {})", setup.urls.join(" "));
-    println!("Press Ctrl-C to power the node down.");
     while !STOP.load(Ordering::SeqCst) {
-        if !node.is_running() {
-            bail!("QEMU exited unexpectedly; see {}", node.dir().display());
+        for node in started.iter_mut() {
+            if !node.is_running() {
+                bail!(
+                    "QEMU of {} exited unexpectedly; see {}",
+                    node.name(),
+                    node.dir().display()
+                );
+            }
         }
         // poll the Ctrl-C flag and QEMU's liveness
         std::thread::sleep(Duration::from_millis(200));
     }
     println!("Powering down…");
-    node.powerdown(Deadline::secs(60))
-        .context("powering the node down (ACPI) within 60 s")?;
-    println!("Node powered down.");
-    node.finish();
+    for node in started.iter_mut() {
+        node.qmp()
+            .and_then(|q| q.system_powerdown(Deadline::secs(10)))
+            .with_context(|| format!("{}: pressing the power button", node.name()))?;
+    }
+    for mut node in started {
+        node.wait_exit(Deadline::secs(60))
+            .with_context(|| format!("{}: powering down (ACPI) within 60 s", node.name()))?;
+        println!("{} powered down.", node.name());
+        node.finish();
+    }
     Ok(())
+}
+
+/// The forwarded API ports of `nodes` nodes from `first` on.
+fn node_ports(first: u16, nodes: u16) -> Result<Vec<u16>> {
+    (0..nodes)
+        .map(|i| {
+            first
+                .checked_add(i)
+                .with_context(|| format!("--port {first} leaves no port for node{}", i + 1))
+        })
+        .collect()
+}
+
+/// `Setup URL: https://127.0.0.1:PORT/ (KVM)`, with the node's name when there are several.
+fn setup_url_line(node: &str, port: u16, accel: Accel, several: bool) -> String {
+    let who = if several {
+        format!("{node}: ")
+    } else {
+        String::new()
+    };
+    format!("{who}Setup URL: https://127.0.0.1:{port}/ (QEMU accelerator: {accel})")
 }
 
 fn cmd_bench(args: &[String]) -> Result<()> {
@@ -168,5 +246,19 @@ mod tests {
         assert!(opt::<usize>(&v(&["--runs", "x"]), "--runs").is_err());
         assert!(check_args(&a, &["--runs", "--cpus"], &[]).is_ok());
         assert!(check_args(&v(&["--bogus"]), &["--runs"], &[]).is_err());
+    }
+
+    #[test]
+    fn run_ports_and_url_lines() {
+        assert_eq!(node_ports(8443, 3).unwrap(), [8443, 8444, 8445]);
+        assert!(node_ports(65535, 2).is_err());
+        assert_eq!(
+            setup_url_line("node1", 8443, Accel::Tcg, false),
+            "Setup URL: https://127.0.0.1:8443/ (QEMU accelerator: TCG)"
+        );
+        assert_eq!(
+            setup_url_line("node2", 8444, Accel::Kvm, true),
+            "node2: Setup URL: https://127.0.0.1:8444/ (QEMU accelerator: KVM)"
+        );
     }
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use regex::Regex;
 use serde_json::Value;
 
+use crate::accel::Decision;
 use crate::artifacts::{Artifacts, OVMF_CODE, OVMF_VARS, QEMU};
 use crate::config::{qemu_args, BootMode, NodeConfig, QemuPaths};
 use crate::deadline::Deadline;
@@ -215,7 +216,15 @@ impl Node {
             path: qemu_log.clone(),
             source,
         })?;
-        let args = qemu_args(&self.cfg, self.no, &self.paths, self.api_port);
+        let decision = self.lab.accel()?.clone();
+        self.record_accel(&decision);
+        let args = qemu_args(
+            &self.cfg,
+            self.no,
+            &self.paths,
+            self.api_port,
+            decision.accel,
+        );
         let _ = std::fs::write(
             self.dir.join(format!("qemu-cmdline-{}.txt", self.launches)),
             format!("{QEMU} {}\n", args.join(" ")),
@@ -277,6 +286,27 @@ impl Node {
             }
         }
         Ok(())
+    }
+
+    /// The accelerator this node runs under (the lab run's; decided at its first launch).
+    pub fn accel(&self) -> Result<&Decision, LabError> {
+        self.lab.accel()
+    }
+
+    /// Writes `accel.json` in the node's directory: the run's decision and the QEMU
+    /// arguments it gives this node.
+    fn record_accel(&self, decision: &Decision) {
+        let mut v = serde_json::to_value(decision).unwrap_or_default();
+        v["qemu_args"] = Value::from(
+            decision
+                .accel
+                .qemu_args(self.cfg.cpu_model.as_deref())
+                .join(" "),
+        );
+        let _ = std::fs::write(
+            self.dir.join("accel.json"),
+            serde_json::to_string_pretty(&v).unwrap_or_default() + "\n",
+        );
     }
 
     /// Whether QEMU is running.

@@ -147,7 +147,7 @@ fn lab(scenario: &str) -> Option<(tempfile::TempDir, Lab)> {
 }
 
 #[test]
-#[ignore = "QEMU lab: boots Debian's kernel under TCG; run by ./dev test"]
+#[ignore = "QEMU lab: boots Debian's kernel under the run's accelerator (KVM or TCG); run by ./dev test"]
 fn direct_kernel_console_shell_and_qmp() {
     let Some((_tmp, lab)) = lab("harness-direct") else {
         return;
@@ -195,7 +195,7 @@ fn direct_kernel_console_shell_and_qmp() {
 }
 
 #[test]
-#[ignore = "QEMU lab: boots Debian's kernel through OVMF under TCG; run by ./dev test"]
+#[ignore = "QEMU lab: boots Debian's kernel through OVMF under the run's accelerator; run by ./dev test"]
 fn uefi_boot_counting_and_lab_option() {
     let Some((_tmp, lab)) = lab("harness-uefi") else {
         return;
@@ -230,7 +230,7 @@ fn uefi_boot_counting_and_lab_option() {
 }
 
 #[test]
-#[ignore = "QEMU lab: boots Debian's kernel under TCG; run by ./dev test"]
+#[ignore = "QEMU lab: boots Debian's kernel under the run's accelerator (KVM or TCG); run by ./dev test"]
 fn failure_keeps_logs() {
     let Some((_tmp, lab)) = lab("harness-failure") else {
         return;

@@ -224,8 +224,8 @@ fn network() -> Result<()> {
     let text = String::from_utf8_lossy(&out.stdout);
     let (tx, rx) = ping_counts(&text).with_context(|| format!("ping output: {text}"))?;
     let lost = tx - rx;
-    println!(
-        "BENCH bond failover: {tx} pings at 10 ms, {lost} lost = {} ms of traffic (miimon 100)",
+    cairn_lab::bench_println!(
+        "bond failover: {tx} pings at 10 ms, {lost} lost = {} ms of traffic (miimon 100)",
         lost * 10
     );
     ensure!(rx > 0, "no ping answered at all: {text}");
@@ -324,8 +324,8 @@ fn network() -> Result<()> {
     for round in ["first since boot", "second"] {
         apply_confirmed(&api, &plain)?;
         let t = apply_confirmed(&api, &ten)?;
-        println!(
-            "BENCH ten-link apply, {round}: {} operations, netlink {} ms, total {} ms",
+        cairn_lab::bench_println!(
+            "ten-link apply, {round}: {} operations, netlink {} ms, total {} ms",
             t["apply"]["ops"].as_array().map_or(0, Vec::len),
             t["apply"]["netlink_ms"],
             t["apply"]["total_ms"]

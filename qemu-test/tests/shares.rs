@@ -427,8 +427,8 @@ fn shares() -> Result<()> {
         Deadline::secs(300),
     )?;
     ensure!(same.contains("same"), "clone content differs: {same}");
-    println!(
-        "BENCH volumes 10-clones: {:.1} s total ({:.2} s each over the API); thin pool data {before:.2} % -> {after:.2} % (base volume holds 64 MiB)",
+    cairn_lab::bench_println!(
+        "volumes 10-clones: {:.1} s total ({:.2} s each over the API); thin pool data {before:.2} % -> {after:.2} % (base volume holds 64 MiB)",
         took.as_secs_f64(),
         took.as_secs_f64() / 10.0
     );
@@ -489,8 +489,8 @@ fn shares() -> Result<()> {
         "lvs --noheadings -o chunk_size,zero cairn-tank/thin",
         Deadline::secs(60),
     )?;
-    println!(
-        "BENCH shares setup: btrfs checksum driver: {}; CPUs with sse4_2: {}; thin pool chunk size, zeroing: {}; {BENCH_MIB} MiB per pass, dd bs=1M direct",
+    cairn_lab::bench_println!(
+        "shares setup: btrfs checksum driver: {}; CPUs with sse4_2: {}; thin pool chunk size, zeroing: {}; {BENCH_MIB} MiB per pass, dd bs=1M direct",
         csum.trim(),
         sse42.trim(),
         thin.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -526,18 +526,18 @@ fn shares() -> Result<()> {
         let (mw, mr) = bench(&mut node, "/dev/md/tank", md_off)?;
         let (rw, rr) = bench(&mut node, raw.trim(), 0)?;
         let (tw, tr) = bench(&mut node, "/dev/cairn-tank/vol-bench", 0)?;
-        println!(
-            "BENCH shares run {run} seq-write MB/s: share {sw:.1}, md {mw:.1}, disk {rw:.1}; share/md {:.0} %, md/disk {:.0} %",
+        cairn_lab::bench_println!(
+            "shares run {run} seq-write MB/s: share {sw:.1}, md {mw:.1}, disk {rw:.1}; share/md {:.0} %, md/disk {:.0} %",
             100.0 * sw / mw,
             100.0 * mw / rw
         );
-        println!(
-            "BENCH shares run {run} seq-read  MB/s: share {sr:.1}, md {mr:.1}, disk {rr:.1}; share/md {:.0} %, md/disk {:.0} %",
+        cairn_lab::bench_println!(
+            "shares run {run} seq-read  MB/s: share {sr:.1}, md {mr:.1}, disk {rr:.1}; share/md {:.0} %, md/disk {:.0} %",
             100.0 * sr / mr,
             100.0 * mr / rr
         );
-        println!(
-            "BENCH shares run {run} thin-volume MB/s (diagnostic, thin LV without btrfs): write {tw:.1} ({:.0} % of md), read {tr:.1} ({:.0} % of md)",
+        cairn_lab::bench_println!(
+            "shares run {run} thin-volume MB/s (diagnostic, thin LV without btrfs): write {tw:.1} ({:.0} % of md), read {tr:.1} ({:.0} % of md)",
             100.0 * tw / mw,
             100.0 * tr / mr
         );
@@ -552,8 +552,8 @@ fn shares() -> Result<()> {
         )?;
         if made.code == 0 {
             let (nw, nr) = bench(&mut node, &nocow, 0)?;
-            println!(
-                "BENCH shares run {run} nocow-file MB/s (diagnostic, no data checksums): write {nw:.1} ({:.0} % of md), read {nr:.1} ({:.0} % of md)",
+            cairn_lab::bench_println!(
+                "shares run {run} nocow-file MB/s (diagnostic, no data checksums): write {nw:.1} ({:.0} % of md), read {nr:.1} ({:.0} % of md)",
                 100.0 * nw / mw,
                 100.0 * nr / mr
             );
@@ -578,8 +578,8 @@ fn shares() -> Result<()> {
     if made.code == 0 {
         for run in 1..=BENCH_RUNS {
             let (w, r) = bench(&mut node, "/dev/cairn-tank/benchvol", 0)?;
-            println!(
-                "BENCH shares run {run} thin-volume-64k MB/s (diagnostic, thin pool with 64 KiB chunks): write {w:.1}, read {r:.1}"
+            cairn_lab::bench_println!(
+                "shares run {run} thin-volume-64k MB/s (diagnostic, thin pool with 64 KiB chunks): write {w:.1}, read {r:.1}"
             );
         }
     } else {

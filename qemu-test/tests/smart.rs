@@ -237,10 +237,10 @@ fn smart() -> Result<()> {
     let nvme_dev = n["dev"].as_str().context("dev")?.to_string();
     for (name, dev) in [("AHCI", &ahci_dev), ("NVMe", &nvme_dev)] {
         let (wall, cpu) = smartctl_cost(&mut node, dev, 10, d)?;
-        println!("BENCH smart poll {name} {dev}: smartctl --json -x wall {wall:.1} ms, CPU {cpu:.1} ms (mean of 10, on the node under TCG)");
+        cairn_lab::bench_println!("smart poll {name} {dev}: smartctl --json -x wall {wall:.1} ms, CPU {cpu:.1} ms (mean of 10, on the node)");
     }
     for line in daemon_poll_times(&mut node, d)? {
-        println!("BENCH cairnd: {line}");
+        cairn_lab::bench_println!("cairnd: {line}");
     }
     node.finish();
     Ok(())

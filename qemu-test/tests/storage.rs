@@ -322,8 +322,8 @@ fn storage() -> Result<()> {
         std::thread::sleep(Duration::from_millis(250));
     };
     let to_alert = pulled.elapsed();
-    println!(
-        "BENCH storage disk-loss-to-degraded-alert: {:.1} s (device_del acknowledged by the guest after {:.1} s)",
+    cairn_lab::bench_println!(
+        "storage disk-loss-to-degraded-alert: {:.1} s (device_del acknowledged by the guest after {:.1} s)",
         to_alert.as_secs_f64(),
         unplugged.as_secs_f64()
     );
@@ -729,8 +729,8 @@ fn cli_shares(node: &mut Node, ctl: &Cairnctl) -> Result<()> {
     let after = cli_docs_used(ctl)?;
     let took = asked.elapsed();
     let wrote = 16u64 << 20;
-    println!(
-        "BENCH share list usage {:.1} s after a 16 MiB buffered write: before {before}, btrfs without a commit {raw} ({}), listed {after} (cairnctl shares -o json took {:.0} ms)",
+    cairn_lab::bench_println!(
+        "share list usage {:.1} s after a 16 MiB buffered write: before {before}, btrfs without a commit {raw} ({}), listed {after} (cairnctl shares -o json took {:.0} ms)",
         written.elapsed().as_secs_f64(),
         if raw < before + wrote - (2 << 20) {
             "not counted yet: the listing's commit made the difference"

@@ -45,7 +45,7 @@ fn vm_cli() -> Result<()> {
         return Ok(());
     };
     let images = guest::build_images(&guest::default_dir())?;
-    let cfg = guest::vm_host_config("vmcli1", &[]);
+    let cfg = guest::vm_host_config(&lab, "vmcli1", &[])?;
     let serial = cfg.disks[0].serial.clone();
     let mut node = lab.start(cfg)?;
     common::check_node_up(&mut node, Deadline::secs(300))?;

@@ -122,8 +122,8 @@ fn out_of_band(node: &mut Node, api: &ApiSession, virsh: &str, want: &str) -> Re
     let seen = wait_state(api, want, Deadline::after(EVENT_DEADLINE))
         .with_context(|| format!("after an out-of-band virsh {virsh}"))?;
     let latency = seen - returned;
-    eprintln!(
-        "BENCH vm_events: virsh {virsh} -> API {want}: {:.2} s after virsh returned ({:.2} s after it was issued)",
+    cairn_lab::bench_eprintln!(
+        "vm_events: virsh {virsh} -> API {want}: {:.2} s after virsh returned ({:.2} s after it was issued)",
         latency.as_secs_f64(),
         (seen - issued).as_secs_f64()
     );
@@ -171,8 +171,8 @@ fn check_live_stats(api: &ApiSession) -> Result<()> {
         one["stats"]["memory_bytes"].as_u64().unwrap_or(0) > 0,
         "GET /api/v1/vms/{VM} without stats: {one}"
     );
-    eprintln!(
-        "BENCH vm_events: live stats of {VM} ({vcpus} vCPU, SeaBIOS waiting, TCG): CPU {cpu:.1} %, memory {} MiB, QEMU RSS {} MiB, disks {}, pool space {allocated} B",
+    cairn_lab::bench_eprintln!(
+        "vm_events: live stats of {VM} ({vcpus} vCPU, SeaBIOS waiting): CPU {cpu:.1} %, memory {} MiB, QEMU RSS {} MiB, disks {}, pool space {allocated} B",
         memory >> 20,
         stats["memory_rss_bytes"]
             .as_u64()
@@ -189,7 +189,7 @@ fn vm_events() -> Result<()> {
     let Some(lab) = Lab::for_test("vm_events") else {
         return Ok(());
     };
-    let cfg = common::guest::vm_host_config("node1", &[]);
+    let cfg = common::guest::vm_host_config(&lab, "node1", &[])?;
     let serial = cfg.disks[0].serial.clone();
     let mut node = lab.start(cfg)?;
     node_up(&mut node, Deadline::secs(300))?;
@@ -275,8 +275,8 @@ fn vm_events() -> Result<()> {
     let stopped = events_logged(&mut node, "Stopped")?;
     worst = worst.max(out_of_band(&mut node, &api, "destroy", "shut_off")?);
     wait_event_logged(&mut node, "Stopped", stopped + 1)?;
-    eprintln!(
-        "BENCH vm_events: worst out-of-band change -> API latency: {:.2} s (deadline {} s; safety-net poll 30 s)",
+    cairn_lab::bench_eprintln!(
+        "vm_events: worst out-of-band change -> API latency: {:.2} s (deadline {} s; safety-net poll 30 s)",
         worst.as_secs_f64(),
         EVENT_DEADLINE.as_secs()
     );

@@ -343,8 +343,14 @@ fn wrk(
     Ok((parse_wrk(&text)?, peak.load(Ordering::Relaxed)))
 }
 
-/// Build a release cairnd, claim it, measure, print the table.
-pub fn run(paths: &Paths) -> Result<()> {
+/// Stalled connections held open in `--stalled` mode.
+pub const STALLED: usize = 1000;
+/// `--stalled` target: health's p99 with [`STALLED`] stalled connections at most this many
+/// times its p99 with none.
+pub const STALLED_P99_TARGET_RATIO: f64 = 2.0;
+
+/// Build a release cairnd and start it.
+fn build_and_start(paths: &Paths) -> Result<Daemon> {
     let status = Command::new(crate::cargo_build::cargo())
         .current_dir(&paths.root)
         .args(["build", "--release", "-p", "cairnd"])
@@ -353,7 +359,212 @@ pub fn run(paths: &Paths) -> Result<()> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| paths.root.join("target"));
-    let d = start_cairnd(&target.join("release/cairnd"))?;
+    start_cairnd(&target.join("release/cairnd"))
+}
+
+/// `--stalled`: paced `GET /api/v1/health` with no stalled connection, then with
+/// [`STALLED`] connections from 127.0.0.2 stalled mid-body (kept at that count), then
+/// without again; prints the rows, and the ratio of the p99s.
+pub fn run_stalled(paths: &Paths) -> Result<()> {
+    let d = build_and_start(paths)?;
+    claim(&d)?;
+    let addr: std::net::SocketAddr = d
+        .url
+        .trim_start_matches("https://")
+        .parse()
+        .context("cairnd's address")?;
+    println!(
+        "bench-api --stalled: release cairnd pinned to CPU 0, wrk on CPU 1 ({CONNECTIONS} connections from 127.0.0.1, paced: {PACED_DELAY_MS} ms between requests, {DURATION_S} s per row); stalled: {STALLED} TLS connections from {} that sent a request head promising 100 bytes of body and 7 of them, re-opened as cairnd closes them",
+        crate::stall::SOURCE
+    );
+    println!(
+        "{:<44} {:>10} {:>9} {:>9} {:>8} {:>12} {:>12}",
+        "GET /api/v1/health, paced",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "peak RSS MiB",
+        "stalled min"
+    );
+    let row = |name: &str, r: &WrkResult, peak: u64, stalled: &str| {
+        println!(
+            "{name:<44} {:>10.0} {:>9.3} {:>9.3} {:>8} {:>12.1} {:>12}",
+            r.requests_per_s,
+            r.p50_ms,
+            r.p99_ms,
+            r.errors,
+            peak as f64 / 1024.0,
+            stalled
+        );
+    };
+    let (quiet, peak) = wrk(&d, "/api/v1/health", None, Some(PACED_DELAY_MS))?;
+    row("no stalled connections", &quiet, peak, "0");
+    ensure!(quiet.errors == 0, "{} failed requests", quiet.errors);
+    let holder = crate::stall::Holder::start(addr, STALLED)?;
+    holder.reset_min();
+    let (stalled, peak) = wrk(&d, "/api/v1/health", None, Some(PACED_DELAY_MS))?;
+    let min = holder.min_open();
+    row(
+        &format!("{STALLED} stalled connections"),
+        &stalled,
+        peak,
+        &min.to_string(),
+    );
+    drop(holder);
+    ensure!(stalled.errors == 0, "{} failed requests", stalled.errors);
+    let ratio = stalled.p99_ms / quiet.p99_ms;
+    println!(
+        "p99 with {STALLED} stalled / without: {:.3} ms / {:.3} ms = {ratio:.2} (target <= {STALLED_P99_TARGET_RATIO}: {})",
+        stalled.p99_ms,
+        quiet.p99_ms,
+        if ratio <= STALLED_P99_TARGET_RATIO { "met" } else { "NOT met" }
+    );
+    Ok(())
+}
+
+/// cairnd's peak RSS while `f` runs (sampled every 20 ms) and `f`'s result.
+fn sampling_peak<T>(pid: u32, f: impl FnOnce() -> T) -> (T, u64) {
+    let peak = Arc::new(AtomicU64::new(rss_kib(pid).unwrap_or(0)));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (peak, stop) = (peak.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(r) = rss_kib(pid) {
+                    peak.fetch_max(r, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let out = f();
+    stop.store(true, Ordering::Relaxed);
+    let _ = sampler.join();
+    (out, peak.load(Ordering::Relaxed))
+}
+
+/// How long the RSS is left to settle after a flood before it is read again.
+const SETTLE: Duration = Duration::from_secs(5);
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// Print one flood's figures; whether its RSS after stayed within the bound of `before`.
+fn report_flood(
+    name: &str,
+    pid: u32,
+    before: u64,
+    flood: &crate::login_flood::Flood,
+    peak: u64,
+    after: u64,
+) -> bool {
+    use crate::login_flood::{within_bound, LOGINS, RSS_BOUND_KIB};
+    let c = &flood.counts;
+    println!("{name}:");
+    println!(
+        "  answers: {} x 401 (checked), {} x 429, {} x 503 busy, {} other, {} no answer ({} of {LOGINS}); {} 503/429 waited out and retried",
+        c.checked,
+        c.held_back,
+        c.busy,
+        c.other,
+        c.failed,
+        c.total(),
+        c.retried
+    );
+    for e in &flood.errors {
+        println!("  no answer: {e}");
+    }
+    println!("  wall time: {:.2} s", flood.wall.as_secs_f64());
+    println!(
+        "  RSS peak during the flood (sampled every 20 ms): {:.1} MiB",
+        mib(peak)
+    );
+    let ok = within_bound(before, after);
+    println!(
+        "  RSS once all answers are in: {:.1} MiB (delta {:+.1} MiB; target <= +{} MiB: {})",
+        mib(after),
+        mib(after) - mib(before),
+        RSS_BOUND_KIB / 1024,
+        if ok { "PASS" } else { "MISSED" }
+    );
+    std::thread::sleep(SETTLE);
+    let settled = rss_kib(pid).unwrap_or(0);
+    println!(
+        "  RSS {} s later: {:.1} MiB (delta {:+.1} MiB)",
+        SETTLE.as_secs(),
+        mib(settled),
+        mib(settled) - mib(before)
+    );
+    println!(
+        "  VmHWM (cairnd's RSS peak since start): {:.1} MiB",
+        mib(crate::login_flood::proc_kib(pid, "VmHWM:").unwrap_or(0))
+    );
+    ok
+}
+
+/// `--login-flood`: cairnd's RSS before and after [`crate::login_flood::LOGINS`] failed
+/// logins in rounds of 8 from addresses of their own (127.0.1.x), taking whatever answer
+/// comes (many 503 `busy`), then after as many again from 127.0.2.x that wait out every
+/// `Retry-After` until each is checked by argon2.
+pub fn run_login_flood(paths: &Paths) -> Result<()> {
+    use crate::login_flood::{flood, LOGINS, PARALLEL, RETRY_DEADLINE, WRONG_LOGIN};
+    let d = build_and_start(paths)?;
+    claim(&d)?;
+    let pid = d.child.id();
+    let addr: std::net::SocketAddr = d
+        .url
+        .trim_start_matches("https://")
+        .parse()
+        .context("cairnd's address")?;
+    println!(
+        "bench-api --login-flood: release cairnd pinned to CPU 0; {LOGINS} x POST /api/v1/auth/login {WRONG_LOGIN} over TLS, {PARALLEL} at a time (each round waits for its answers), each from a loopback address of its own; one connection per attempt"
+    );
+    // Let setup's password hashing and the token's creation settle.
+    std::thread::sleep(SETTLE);
+    let before = rss_kib(pid).context("cairnd's VmRSS")?;
+    println!(
+        "RSS before: {:.1} MiB (VmHWM so far {:.1} MiB)",
+        mib(before),
+        mib(crate::login_flood::proc_kib(pid, "VmHWM:").unwrap_or(0))
+    );
+    let (first, peak) = sampling_peak(pid, || flood(addr, 1, false));
+    let first = first?;
+    let after = rss_kib(pid).unwrap_or(0);
+    let ok1 = report_flood(
+        "flood 1, from 127.0.1.1-64, answers taken as they come",
+        pid,
+        before,
+        &first,
+        peak,
+        after,
+    );
+    let (second, peak) = sampling_peak(pid, || flood(addr, 2, true));
+    let second = second?;
+    let after = rss_kib(pid).unwrap_or(0);
+    let ok2 = report_flood(
+        &format!(
+            "flood 2, from 127.0.2.1-64, each client waits out every Retry-After (deadline {} s)",
+            RETRY_DEADLINE.as_secs()
+        ),
+        pid,
+        before,
+        &second,
+        peak,
+        after,
+    );
+    println!(
+        "result: RSS after within 50 MiB of before: flood 1 {}, flood 2 {}",
+        if ok1 { "PASS" } else { "MISSED" },
+        if ok2 { "PASS" } else { "MISSED" }
+    );
+    Ok(())
+}
+
+/// Build a release cairnd, claim it, measure, print the table.
+pub fn run(paths: &Paths) -> Result<()> {
+    let d = build_and_start(paths)?;
     let token = claim(&d)?;
     let idle = rss_kib(d.child.id()).unwrap_or(0);
     println!(

@@ -7,6 +7,7 @@ mod elf;
 mod fscopy;
 mod info;
 mod initramfs;
+mod login_flood;
 mod modules;
 mod paths;
 mod pipeline;
@@ -15,6 +16,7 @@ mod runner;
 mod services;
 mod squashfs;
 mod stage;
+mod stall;
 mod test_cmd;
 mod timing;
 
@@ -30,14 +32,17 @@ use crate::timing::Phases;
 
 const USAGE: &str = "usage: cargo xtask image [--prebuilt DIR] [--rebuild-base]
        cargo xtask test
-       cargo xtask bench-api
+       cargo xtask bench-api [--stalled | --login-flood]
 
 image  build cairn-init and cairnd (static), the cached Debian base, the squashfs root,
        the initramfs and build/out/cairn.img (plus vmlinuz, initrd, rootfs.squashfs,
        cairn.img.zst and image-info.json)
 test   fmt, clippy, unit and host tests, the image, then the QEMU lab scenarios
 bench-api  wrk against a release cairnd pinned to one core: p50/p99 latency, throughput
-       and RSS (docs/benchmarks.md)";
+       and RSS (docs/benchmarks.md); --stalled: health's p99 with 1,000 stalled
+       connections held open from another address against none, and the ratio;
+       --login-flood: cairnd's RSS before and after 64 failed logins from 64
+       addresses, then 64 more that wait out each Retry-After until checked";
 
 /// A parsed command line.
 #[derive(Debug, PartialEq, Eq)]
@@ -45,6 +50,8 @@ enum Task {
     Image(ImageOptions),
     Test,
     BenchApi,
+    BenchApiStalled,
+    BenchApiLoginFlood,
     Help,
 }
 
@@ -71,7 +78,9 @@ fn parse(args: &[String]) -> Result<Task> {
         "test" if rest.is_empty() => Ok(Task::Test),
         "test" => bail!("test: takes no options\n{USAGE}"),
         "bench-api" if rest.is_empty() => Ok(Task::BenchApi),
-        "bench-api" => bail!("bench-api: takes no options\n{USAGE}"),
+        "bench-api" if rest == ["--stalled"] => Ok(Task::BenchApiStalled),
+        "bench-api" if rest == ["--login-flood"] => Ok(Task::BenchApiLoginFlood),
+        "bench-api" => bail!("bench-api: the options are --stalled or --login-flood\n{USAGE}"),
         "help" | "--help" | "-h" => Ok(Task::Help),
         other => bail!("unknown task `{other}`\n{USAGE}"),
     }
@@ -84,6 +93,8 @@ fn run() -> Result<()> {
         Task::Help => println!("{USAGE}"),
         Task::Test => test_cmd::run(&mut SystemRunner, &paths)?,
         Task::BenchApi => bench_api::run(&paths)?,
+        Task::BenchApiStalled => bench_api::run_stalled(&paths)?,
+        Task::BenchApiLoginFlood => bench_api::run_login_flood(&paths)?,
         Task::Image(opts) => {
             let mut phases = Phases::default();
             let result = pipeline::run(
@@ -129,6 +140,16 @@ mod tests {
         assert_eq!(parse(&args("")).unwrap(), Task::Help);
         assert_eq!(parse(&args("test")).unwrap(), Task::Test);
         assert_eq!(parse(&args("bench-api")).unwrap(), Task::BenchApi);
+        assert_eq!(
+            parse(&args("bench-api --stalled")).unwrap(),
+            Task::BenchApiStalled
+        );
+        assert_eq!(
+            parse(&args("bench-api --login-flood")).unwrap(),
+            Task::BenchApiLoginFlood
+        );
+        assert!(parse(&args("bench-api --fast")).is_err());
+        assert!(parse(&args("bench-api --stalled --login-flood")).is_err());
         assert_eq!(
             parse(&args("image --prebuilt /b --rebuild-base")).unwrap(),
             Task::Image(ImageOptions {

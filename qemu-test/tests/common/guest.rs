@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use cairn_lab::{ApiSession, BootMode, Bus, Deadline, NodeConfig};
+use cairn_lab::{Accel, ApiSession, BootMode, Bus, Deadline, Lab, NodeConfig};
 
 /// The test guest's two variants, as `qemu-test/guest/build.sh DIR` builds them (nasm): the
 /// base guest has no ACPI code at all and ignores the power button; the ACPI variant
@@ -16,16 +16,21 @@ pub struct GuestImages {
     pub acpi: Vec<u8>,
 }
 
-/// A node that hosts test guests: 2 CPUs, 2 GiB, one 2 GiB virtio data disk for a pool, and
-/// the VMs forced onto plain TCG (the lab's tenants run under TCG, DESIGN §3; the node's TCG
-/// CPU advertises SVM, so /dev/kvm would open). `cmdline` adds kernel command-line words.
-pub fn vm_host_config(name: &str, cmdline: &[&str]) -> NodeConfig {
-    let mut words = vec!["cairn.vm.accel=tcg"];
+/// A node of `lab` that hosts test guests: 2 CPUs, 2 GiB, one 2 GiB virtio data disk for a
+/// pool. Under TCG the VMs are forced onto plain TCG (the lab's tenants run under TCG,
+/// DESIGN §3; the node's TCG CPU advertises SVM, so /dev/kvm would open). Under KVM
+/// (`-cpu host`) cairnd chooses by itself: nested KVM where the host passes VMX/SVM through,
+/// else TCG (decision 0020). `cmdline` adds kernel command-line words.
+pub fn vm_host_config(lab: &Lab, name: &str, cmdline: &[&str]) -> Result<NodeConfig> {
+    let mut words = Vec::new();
+    if lab.accel()?.accel == Accel::Tcg {
+        words.push("cairn.vm.accel=tcg");
+    }
     words.extend_from_slice(cmdline);
-    NodeConfig::new(name, BootMode::DirectKernel)
+    Ok(NodeConfig::new(name, BootMode::DirectKernel)
         .size(2, 2048)
         .disk(Bus::Virtio, 2048)
-        .cmdline(&words)
+        .cmdline(&words))
 }
 
 /// Where the scenarios build the guest: `build/guest` in the repository.

@@ -2,16 +2,17 @@
 //! API tokens, and who a request is from.
 
 use crate::error::ApiError;
-use crate::password;
+use crate::password::{self, Ticket};
 use crate::ratelimit::{Backoff, BackoffPolicy};
 use crate::request::{cookie, header, Ctx};
 use crate::response::{json, no_content, Body};
 use crate::secret::ct_eq;
 use crate::sessions::Session;
 use crate::state::ApiState;
-use crate::tokens::{TokenError, TokenInfo};
+use crate::tokens::{self, Lookup, Scope, TokenError, TokenInfo};
 use crate::users::ADMIN;
 use hyper::{header as h, HeaderMap, Method, Response, StatusCode};
+use std::net::IpAddr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -20,13 +21,21 @@ pub const COOKIE: &str = "cairn_session";
 /// The header carrying the session's CSRF token on state-changing requests.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
-/// Login attempts: five free, then 1 s doubling up to 15 min.
+/// Login attempts per address: five free, then 1 s doubling up to 30 s. While an address is
+/// held back its next attempt (right password or not) is checked when the wait is over, so
+/// an office behind one NAT address with a guesser in it waits at most 30 s per try
+/// (decision 0019).
 pub const LOGIN_BACKOFF: BackoffPolicy = BackoffPolicy {
     free: 5,
     base: Duration::from_secs(1),
-    max: Duration::from_secs(15 * 60),
+    max: Duration::from_secs(30),
     forget_after: Duration::from_secs(3600),
 };
+/// Where the login limits are kept on STATE.
+pub const LOGIN_LIMITS_FILE: &str = "login-limits.json";
+/// Password checks from all addresses together: a burst of 20, then one per 500 ms.
+pub const CHECK_BURST: u32 = 20;
+pub const CHECK_INTERVAL: Duration = Duration::from_millis(500);
 
 /// How the request proved who it is from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,11 +58,21 @@ pub fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<Option<Prin
         let secret = auth
             .strip_prefix("Bearer ")
             .ok_or_else(|| ApiError::unauthorized("Authorization must be `Bearer TOKEN`"))?;
-        let t = state.tokens.find(secret.trim()).ok_or_else(|| {
-            ApiError::unauthorized(
-                "the API token is not valid (revoked?); run `cairnctl login` again",
-            )
-        })?;
+        let t = match state.tokens.find(secret.trim()) {
+            Lookup::Valid(t) => t,
+            Lookup::Expired(t) => {
+                return Err(ApiError::unauthorized(format!(
+                    "the API token {:?} expired on {}; run `cairnctl login` again",
+                    t.name,
+                    crate::clock::format_utc(t.expires)
+                )))
+            }
+            Lookup::Unknown => {
+                return Err(ApiError::unauthorized(
+                    "the API token is not valid (revoked?); run `cairnctl login` again",
+                ))
+            }
+        };
         return Ok(Some(Principal {
             user: t.user.clone(),
             via: Via::Token(t),
@@ -74,7 +93,7 @@ pub fn still_valid(state: &ApiState, p: &Principal) -> impl Fn() -> bool + Send 
     let via = p.via.clone();
     move || match &via {
         Via::Session(s) => sessions.is_live(&s.key),
-        Via::Token(t) => tokens.exists(&t.id),
+        Via::Token(t) => tokens.is_live(&t.id),
     }
 }
 
@@ -83,8 +102,25 @@ pub fn is_state_changing(m: &Method) -> bool {
     !matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
+/// Whether a read-only token may make a request with this method (GET and HEAD only).
+pub fn read_only_allows(m: &Method) -> bool {
+    matches!(*m, Method::GET | Method::HEAD)
+}
+
+/// 403 `read_only_token`.
+pub fn read_only_refused(method: &Method) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "read_only_token",
+        format!(
+            "this API token is read-only: it may only read (GET, HEAD), not {method}; use an admin token (`cairnctl login` without --read-only) or sign in"
+        ),
+    )
+}
+
 /// The signed-in user, or 401; 403 `csrf` for a state-changing request with a session
-/// cookie but without the session's CSRF token.
+/// cookie but without the session's CSRF token; 403 `read_only_token` for anything but a
+/// GET or HEAD with a read-only token.
 pub fn require(
     state: &ApiState,
     method: &Method,
@@ -93,11 +129,18 @@ pub fn require(
     let p = authenticate(state, headers)?.ok_or_else(|| {
         ApiError::unauthorized("sign in first (session cookie or Authorization: Bearer TOKEN)")
     })?;
-    if let Via::Session(s) = &p.via {
-        if is_state_changing(method) {
-            let sent = header(headers, CSRF_HEADER).unwrap_or_default();
-            if !ct_eq(sent, &s.csrf) {
-                return Err(ApiError::csrf());
+    match &p.via {
+        Via::Session(s) => {
+            if is_state_changing(method) {
+                let sent = header(headers, CSRF_HEADER).unwrap_or_default();
+                if !ct_eq(sent, &s.csrf) {
+                    return Err(ApiError::csrf());
+                }
+            }
+        }
+        Via::Token(t) => {
+            if t.scope == Scope::ReadOnly && !read_only_allows(method) {
+                return Err(read_only_refused(method));
             }
         }
     }
@@ -138,29 +181,49 @@ pub fn start_session(state: &ApiState, user: &str) -> Result<Response<Body>, Api
     Ok(resp)
 }
 
-/// Verify a password off the async threads (argon2 is deliberately slow). An unknown user
-/// is checked against a throwaway hash so timing does not tell which users exist.
+/// Admit one password check from `peer`: 429 while the address is held back, 503 `busy`
+/// when the node's overall pace or its queue of checks is full. Only then is the attempt
+/// counted for the address (a refused one is not), and the ticket holds the place in the
+/// queue.
+pub fn admit_check(state: &ApiState, peer: IpAddr) -> Result<Ticket, ApiError> {
+    state
+        .login_limiter
+        .check(peer)
+        .map_err(ApiError::rate_limited)?;
+    state.check_pace.take().map_err(password::busy)?;
+    let ticket = state.passwords.enter()?;
+    state
+        .login_limiter
+        .begin(peer)
+        .map_err(ApiError::rate_limited)?;
+    Ok(ticket)
+}
+
+/// Verify a password in turn, off the async threads (argon2 is deliberately slow). An
+/// unknown user is checked against a throwaway hash so timing does not tell which users
+/// exist.
 pub async fn check_password(
     state: &ApiState,
+    ticket: Ticket,
     user: &str,
     password: &str,
 ) -> Result<bool, ApiError> {
     static DUMMY: OnceLock<Option<String>> = OnceLock::new();
     let stored = state.users.password_hash(user);
     let pw = password.to_string();
-    tokio::task::spawn_blocking(move || match stored {
-        Some(hash) => Ok(password::verify(&pw, &hash)),
-        None => {
-            let dummy = DUMMY
-                .get_or_init(|| password::hash("no such user, no such password").ok())
-                .as_deref()
-                .ok_or_else(|| ApiError::internal("cannot prepare the password check"))?;
-            let _ = password::verify(&pw, dummy);
-            Ok(false)
-        }
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("password check failed: {e}")))?
+    ticket
+        .run(move |mem| match stored {
+            Some(hash) => Ok(password::verify_with(&pw, &hash, mem)),
+            None => {
+                let dummy = DUMMY
+                    .get_or_init(|| password::hash_with("no such user, no such password", mem).ok())
+                    .as_deref()
+                    .ok_or_else(|| ApiError::internal("cannot prepare the password check"))?;
+                let _ = password::verify_with(&pw, dummy, mem);
+                Ok(false)
+            }
+        })
+        .await?
 }
 
 /// Run an attempt under a limiter: 429 while held back.
@@ -184,8 +247,8 @@ fn admin() -> String {
 /// so the cookie is rotated).
 pub async fn login(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     let req: LoginRequest = ctx.json()?;
-    begin_attempt(&ctx.state.login_limiter, ctx)?;
-    if !check_password(ctx.state, &req.username, &req.password).await? {
+    let ticket = admit_check(ctx.state, ctx.peer)?;
+    if !check_password(ctx.state, ticket, &req.username, &req.password).await? {
         // Not the user name: people type passwords into it.
         tracing::warn!(peer = %ctx.peer, "failed login");
         return Err(ApiError::new(
@@ -229,6 +292,9 @@ struct Me<'a> {
     /// by this origin; absent for API tokens, which need none).
     #[serde(skip_serializing_if = "Option::is_none")]
     csrf_token: Option<&'a str>,
+    /// The token's scope (`admin` or `read_only`; absent for sessions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'static str>,
 }
 
 /// `GET /api/v1/auth/me`: who the request is from.
@@ -241,13 +307,15 @@ pub fn me(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
             token_id: None,
             expires: Some(s.expires),
             csrf_token: Some(&s.csrf),
+            scope: None,
         },
         Via::Token(t) => Me {
             user: &p.user,
             auth: "token",
             token_id: Some(&t.id),
-            expires: None,
+            expires: Some(t.expires),
             csrf_token: None,
+            scope: Some(t.scope.as_str()),
         },
     };
     Ok(json(StatusCode::OK, &me))
@@ -260,13 +328,14 @@ struct PasswordChange {
     new_password: String,
 }
 
-/// `PUT /api/v1/auth/password`: change one's password; other sessions are ended.
+/// `PUT /api/v1/auth/password`: change one's password. Every API token of the user is
+/// revoked and every other session ended (all of them when a token made the change).
 pub async fn change_password(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     let p = ctx.principal()?.clone();
     let req: PasswordChange = ctx.json()?;
     password::check_policy("new_password", &req.new_password)?;
-    begin_attempt(&ctx.state.login_limiter, ctx)?;
-    if !check_password(ctx.state, &p.user, &req.current_password).await? {
+    let ticket = admit_check(ctx.state, ctx.peer)?;
+    if !check_password(ctx.state, ticket, &p.user, &req.current_password).await? {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "wrong_password",
@@ -275,11 +344,7 @@ pub async fn change_password(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> 
         .with_field("current_password"));
     }
     ctx.state.login_limiter.success(ctx.peer);
-    let pw = req.new_password;
-    let hash = tokio::task::spawn_blocking(move || password::hash(&pw))
-        .await
-        .map_err(|e| ApiError::internal(format!("password hashing failed: {e}")))?
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let hash = ctx.state.passwords.hash(&req.new_password).await?;
     ctx.state
         .users
         .set_password_hash(&p.user, &hash)
@@ -289,7 +354,12 @@ pub async fn change_password(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> 
         Via::Token(_) => None,
     };
     ctx.state.sessions.revoke_user(&p.user, keep);
-    tracing::info!(user = %p.user, "password changed; other sessions ended");
+    let revoked = ctx.state.tokens.revoke_user(&p.user).map_err(|e| {
+        ApiError::internal(format!(
+            "the password was changed but its API tokens could not be revoked: {e}"
+        ))
+    })?;
+    tracing::info!(user = %p.user, revoked, "password changed; other sessions ended, API tokens revoked");
     Ok(no_content())
 }
 
@@ -313,6 +383,16 @@ pub fn list_tokens(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
 #[serde(deny_unknown_fields)]
 struct NewToken {
     name: String,
+    /// `admin` (default) or `read_only` (not null: the spec has no null here).
+    #[serde(default)]
+    scope: Scope,
+    /// Days until the token expires (default 90).
+    #[serde(default = "default_days")]
+    expires_days: u32,
+}
+
+fn default_days() -> u32 {
+    tokens::DEFAULT_DAYS
 }
 
 #[derive(serde::Serialize)]
@@ -323,10 +403,28 @@ struct CreatedToken {
     token: String,
 }
 
-/// `POST /api/v1/auth/tokens`: a new API token, whose secret is in this answer only.
+/// `POST /api/v1/auth/tokens`: a new API token, whose secret is in this answer only. From
+/// a session, or from an admin token: then the new one is its child (scope and expiry at
+/// most the parent's, revoked with it).
 pub fn create_token(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     let p = ctx.principal()?;
+    let parent = match &p.via {
+        Via::Session(_) => None,
+        Via::Token(t) if t.scope == Scope::ReadOnly => return Err(read_only_refused(&ctx.method)),
+        Via::Token(t) => Some(t),
+    };
     let req: NewToken = ctx.json()?;
+    let days = req.expires_days;
+    if !(tokens::MIN_DAYS..=tokens::MAX_DAYS).contains(&days) {
+        return Err(ApiError::invalid(
+            "expires_days",
+            format!(
+                "a token lasts {} to {} days (this asks for {days})",
+                tokens::MIN_DAYS,
+                tokens::MAX_DAYS
+            ),
+        ));
+    }
     let name = req.name.trim();
     if name.is_empty() || req.name.chars().count() > 64 || name.chars().any(char::is_control) {
         return Err(ApiError::invalid(
@@ -337,16 +435,30 @@ pub fn create_token(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     let (info, token) = ctx
         .state
         .tokens
-        .create(&p.user, name)
+        .create(tokens::NewToken {
+            user: &p.user,
+            name,
+            scope: req.scope,
+            days,
+            parent,
+        })
         .map_err(|e| match e {
             TokenError::TooMany(_) => ApiError::conflict("too_many_tokens", e.to_string()),
+            TokenError::ParentGone => ApiError::unauthorized(e.to_string()),
             TokenError::Store(s) => ApiError::internal(s.to_string()),
         })?;
-    tracing::info!(user = %p.user, id = %info.id, name = %info.name, "API token created");
+    tracing::info!(
+        user = %p.user,
+        id = %info.id,
+        name = %info.name,
+        scope = info.scope.as_str(),
+        parent = info.parent.as_deref().unwrap_or("-"),
+        "API token created"
+    );
     Ok(json(StatusCode::CREATED, &CreatedToken { info, token }))
 }
 
-/// `DELETE /api/v1/auth/tokens/{id}`.
+/// `DELETE /api/v1/auth/tokens/{id}`: the token and every token made from it.
 pub fn revoke_token(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     let p = ctx.principal()?;
     let id = ctx.param();

@@ -10,7 +10,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_rustls::TlsConnector;
@@ -195,9 +195,45 @@ pub async fn send(
     pin: Fingerprint,
     timeout: Duration,
 ) -> Result<ClientResponse, ClientError> {
-    tokio::time::timeout(timeout, send_inner(addr, req, pin))
+    tokio::time::timeout(timeout, send_inner(addr, req, pin, None))
         .await
         .map_err(|_| ClientError::Timeout(addr, timeout))?
+}
+
+/// [`send`] from the local address `source` (tests: many client addresses on loopback).
+pub async fn send_from(
+    source: IpAddr,
+    addr: SocketAddr,
+    req: ClientRequest,
+    pin: Fingerprint,
+    timeout: Duration,
+) -> Result<ClientResponse, ClientError> {
+    tokio::time::timeout(timeout, send_inner(addr, req, pin, Some(source)))
+        .await
+        .map_err(|_| ClientError::Timeout(addr, timeout))?
+}
+
+/// A TCP connection to `addr`, from `source` when given.
+async fn connect(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+) -> Result<tokio::net::TcpStream, ClientError> {
+    let Some(ip) = source else {
+        return tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| ClientError::Connect(addr, e));
+    };
+    let socket = if ip.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .and_then(|s| s.bind(SocketAddr::new(ip, 0)).map(|()| s))
+    .map_err(|e| ClientError::Connect(addr, e))?;
+    socket
+        .connect(addr)
+        .await
+        .map_err(|e| ClientError::Connect(addr, e))
 }
 
 /// The fingerprint of the certificate `addr` presents, without completing a handshake
@@ -230,6 +266,25 @@ pub async fn fetch_fingerprint(
         .map_err(|_| ClientError::Timeout(addr, timeout))?
 }
 
+/// A TLS connector that trusts only the certificate with fingerprint `pin` and offers the
+/// ALPN protocols `alpn` (e.g. `h2`): for callers that speak HTTP themselves (tests, probes).
+pub fn pinned_connector(pin: Fingerprint, alpn: &[&[u8]]) -> Result<TlsConnector, ClientError> {
+    let provider = crate::tls::provider();
+    let verifier = Arc::new(PinVerifier {
+        mode: Mode::Pinned(pin),
+        seen: Mutex::new(None),
+        provider: provider.clone(),
+    });
+    let mut cfg = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(ClientError::Versions)?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(TlsConnector::from(Arc::new(cfg)))
+}
+
 fn connector(mode: Mode) -> Result<(TlsConnector, Arc<PinVerifier>), ClientError> {
     let provider = crate::tls::provider();
     let verifier = Arc::new(PinVerifier {
@@ -251,6 +306,7 @@ async fn open(
     addr: SocketAddr,
     req: ClientRequest,
     pin: Fingerprint,
+    source: Option<IpAddr>,
 ) -> Result<
     (
         hyper::Response<hyper::body::Incoming>,
@@ -259,9 +315,7 @@ async fn open(
     ClientError,
 > {
     let (connector, verifier) = connector(Mode::Pinned(pin))?;
-    let tcp = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| ClientError::Connect(addr, e))?;
+    let tcp = connect(addr, source).await?;
     let seen = || {
         verifier
             .seen
@@ -302,8 +356,9 @@ async fn send_inner(
     addr: SocketAddr,
     req: ClientRequest,
     pin: Fingerprint,
+    source: Option<IpAddr>,
 ) -> Result<ClientResponse, ClientError> {
-    let (resp, driver) = open(addr, req, pin).await?;
+    let (resp, driver) = open(addr, req, pin, source).await?;
     let status = resp.status();
     let headers = resp.headers().clone();
     let body = resp.into_body().collect().await.map_err(|e| {
@@ -349,7 +404,7 @@ pub async fn stream(
     pin: Fingerprint,
     timeout: Duration,
 ) -> Result<EventStream, ClientError> {
-    let (resp, driver) = tokio::time::timeout(timeout, open(addr, req, pin))
+    let (resp, driver) = tokio::time::timeout(timeout, open(addr, req, pin, None))
         .await
         .map_err(|_| ClientError::Timeout(addr, timeout))??;
     Ok(EventStream {

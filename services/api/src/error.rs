@@ -1,8 +1,12 @@
 //! The one error shape of the API: `{"code":…,"message":…,"field":…}` with its HTTP status.
 
 use crate::response::{json, Body};
+use cairn_core::shown::{clip, clip_to};
 use hyper::{header, Response, StatusCode};
 use std::time::Duration;
+
+/// Most characters of a message an error answer carries (see [`ApiError::into_response`]).
+pub const MAX_MESSAGE_CHARS: usize = 1000;
 
 /// An error the API reports to its client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,9 +45,10 @@ impl ApiError {
         }
     }
 
-    /// The same error, naming the request field at fault.
+    /// The same error, naming the request field at fault (a client's key, so clipped).
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
-        self.field = Some(field.into());
+        let field = field.into();
+        self.field = Some(clip(&field).into_owned());
         self
     }
 
@@ -52,7 +57,7 @@ impl ApiError {
         Self::new(
             StatusCode::NOT_FOUND,
             "not_found",
-            format!("no resource at {path}"),
+            format!("no resource at {}", clip(path)),
         )
     }
 
@@ -134,13 +139,15 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
 
-    /// The JSON response (with `Allow` for 405 and `Retry-After` for 429).
+    /// The JSON response (with `Allow` for 405 and `Retry-After` for 429). Values a message
+    /// echoes are clipped where it is made ([`cairn_core::shown`]); as a last guard, no
+    /// message is longer than [`MAX_MESSAGE_CHARS`].
     pub fn into_response(self) -> Response<Body> {
         let mut resp = json(
             self.status,
             &ErrorBody {
                 code: self.code,
-                message: &self.message,
+                message: &clip_to(&self.message, MAX_MESSAGE_CHARS),
                 field: self.field.as_deref(),
             },
         );
@@ -199,6 +206,22 @@ mod tests {
         let v = body_of(r).await;
         assert_eq!(v["code"], "invalid");
         assert_eq!(v["field"], "hostname");
+    }
+
+    /// Echoed values are clipped: the path of a 404, a client's key as the field, and any
+    /// message (the last guard) at most MAX_MESSAGE_CHARS.
+    #[tokio::test]
+    async fn long_values_are_clipped() {
+        let long = "x".repeat(65 * 1024);
+        let v = body_of(ApiError::not_found(&format!("/{long}")).into_response()).await;
+        assert_eq!(v["message"], format!("no resource at /{}…", "x".repeat(99)));
+        let v = body_of(ApiError::invalid(&long, "unknown setting").into_response()).await;
+        assert_eq!(v["field"], format!("{}…", "x".repeat(100)));
+        let v = body_of(ApiError::bad_request(long.clone()).into_response()).await;
+        assert_eq!(
+            v["message"].as_str().unwrap().chars().count(),
+            MAX_MESSAGE_CHARS + 1
+        );
     }
 
     #[tokio::test]

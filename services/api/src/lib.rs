@@ -5,6 +5,8 @@ pub mod alerts;
 pub mod auth;
 pub mod channels;
 pub mod client;
+pub mod clock;
+pub mod conn;
 pub mod domains;
 pub mod error;
 pub mod events;

@@ -5,6 +5,7 @@ use crate::error::ApiError;
 use crate::request::Ctx;
 use crate::response::{json, Body};
 use crate::router::{Access, Route};
+use cairn_core::shown::quoted;
 use cairn_net::service::NetError;
 use cairn_net::spec::{IpSpec, NetworkSpec, RouteSpec};
 use cairn_net::Network;
@@ -144,7 +145,7 @@ pub fn setup_spec(base: &NetworkSpec, req: &SetupNetworkRequest) -> Result<Netwo
     let Some(i) = spec.links.iter().position(|l| l.name == wanted) else {
         return Err(ApiError::invalid(
             "interface",
-            format!("this node has no link named {wanted:?}"),
+            format!("this node has no link named {}", quoted(&wanted)),
         ));
     };
     for l in &mut spec.links {

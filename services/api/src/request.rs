@@ -3,6 +3,7 @@
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::ApiState;
+use cairn_core::shown::{clip, clip_spans};
 use hyper::body::Bytes;
 use hyper::{HeaderMap, Method};
 use std::net::IpAddr;
@@ -82,25 +83,91 @@ pub fn require_json_type(headers: &HeaderMap) -> Result<(), ApiError> {
     ))
 }
 
-/// Parse a JSON request body.
+/// Parse a JSON request body. A value of the wrong type or range names its field by path
+/// (`port`, `disks[2].size_bytes`) and says what was expected; quoted values are clipped
+/// ([`cairn_core::shown`]).
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.is_empty() {
         return Err(ApiError::bad_request(
             "the request needs a JSON body (Content-Type: application/json)",
         ));
     }
-    serde_json::from_slice(body).map_err(|e| {
-        let text = e.to_string();
-        let mut err = ApiError::bad_request(format!("the request body is not acceptable: {text}"));
-        if let Some(field) = text
-            .split_once("field `")
-            .and_then(|(_, rest)| rest.split_once('`'))
-            .map(|(f, _)| f.to_string())
-        {
-            err = err.with_field(field);
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(body_error)?;
+    // Trailing characters after the document (`{}x`) are refused like serde_json::from_slice.
+    de.end().map_err(|e| {
+        ApiError::bad_request(format!(
+            "the request body is not valid JSON: {}",
+            clip_spans(&e.to_string())
+        ))
+    })?;
+    Ok(value)
+}
+
+/// The API error for a body serde refused: syntax errors say where, data errors name the
+/// field.
+fn body_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    if !inner.is_data() {
+        return ApiError::bad_request(format!(
+            "the request body is not valid JSON: {}",
+            clip_spans(&inner.to_string())
+        ));
+    }
+    // serde_json appends the position; the field path says more.
+    let text = inner.to_string();
+    let suffix = format!(" at line {} column {}", inner.line(), inner.column());
+    let text = text.strip_suffix(&suffix).unwrap_or(&text);
+    let text = expected_in_words(&clip_spans(text));
+    // `missing field `x`` and `unknown field `x`` name the field inside the object at `path`.
+    let named = text
+        .split_once("field `")
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .map(|(f, _)| f.to_string());
+    let field = match (path.as_str(), named) {
+        (".", Some(f)) => Some(f),
+        (p, Some(f)) if text.starts_with("missing field") => Some(format!("{p}.{f}")),
+        (".", None) => None,
+        (p, _) => Some(p.to_string()),
+    };
+    match field {
+        Some(f) => {
+            let f = clip(&f).into_owned();
+            ApiError::bad_request(format!("{f}: {text}")).with_field(f)
         }
-        err
-    })
+        None => ApiError::bad_request(format!("the request body is not acceptable: {text}")),
+    }
+}
+
+/// serde's Rust type names in `expected …` as people say them.
+fn expected_in_words(text: &str) -> String {
+    const WORDS: &[(&str, &str)] = &[
+        ("expected u8", "expected an integer from 0 to 255"),
+        ("expected u16", "expected an integer from 0 to 65535"),
+        ("expected u32", "expected an integer from 0 to 4294967295"),
+        (
+            "expected u64",
+            "expected an integer from 0 to 18446744073709551615",
+        ),
+        (
+            "expected usize",
+            "expected an integer from 0 to 18446744073709551615",
+        ),
+        (
+            "expected i32",
+            "expected an integer from -2147483648 to 2147483647",
+        ),
+        ("expected i64", "expected an integer"),
+        ("expected f32", "expected a number"),
+        ("expected f64", "expected a number"),
+    ];
+    for (rust, words) in WORDS {
+        if let Some(head) = text.strip_suffix(rust) {
+            return format!("{head}{words}");
+        }
+    }
+    text.to_string()
 }
 
 #[cfg(test)]
@@ -126,6 +193,107 @@ mod tests {
         assert_eq!(parse_json::<Req>(b"").unwrap_err().code, "bad_request");
         assert_eq!(parse_json::<Req>(b"nope").unwrap_err().code, "bad_request");
         assert!(parse_json::<Req>(br#"{"password":"x"}"#).is_ok());
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Nested {
+        hostname: Option<String>,
+        port: Option<u16>,
+        #[serde(default)]
+        disks: Vec<Disk>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Disk {
+        size: u64,
+        #[serde(default)]
+        bus: Option<Bus>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    enum Bus {
+        Virtio,
+        Sata,
+    }
+
+    fn err(body: &str) -> (String, Option<String>, String) {
+        let e = parse_json::<Nested>(body.as_bytes()).unwrap_err();
+        (e.code.to_string(), e.field, e.message)
+    }
+
+    #[test]
+    fn type_errors_name_the_field_path_and_what_was_expected() {
+        let (code, field, msg) = err(r#"{"hostname": 12345}"#);
+        assert_eq!(
+            (code.as_str(), field.as_deref()),
+            ("bad_request", Some("hostname"))
+        );
+        assert_eq!(
+            msg,
+            "hostname: invalid type: integer `12345`, expected a string"
+        );
+        let (_, field, msg) = err(r#"{"port": 70000}"#);
+        assert_eq!(field.as_deref(), Some("port"));
+        assert_eq!(
+            msg,
+            "port: invalid value: integer `70000`, expected an integer from 0 to 65535"
+        );
+        let (_, field, msg) = err(r#"{"disks": [{"size": 1}, {"size": 2}, {"size": "big"}]}"#);
+        assert_eq!(field.as_deref(), Some("disks[2].size"));
+        assert!(msg.contains("expected an integer"), "{msg}");
+        let (_, field, _) = err(r#"{"disks": [{"size": 1}, {}]}"#);
+        assert_eq!(
+            field.as_deref(),
+            Some("disks[1].size"),
+            "missing nested field"
+        );
+        let (_, field, _) = err(r#"{"disks": [{"size": 1, "colour": "red"}]}"#);
+        assert_eq!(
+            field.as_deref(),
+            Some("disks[0].colour"),
+            "unknown nested field"
+        );
+        let (_, field, msg) = err(r#"{"disks": [{"size": 1, "bus": "scsi"}]}"#);
+        assert_eq!(field.as_deref(), Some("disks[0].bus"));
+        assert!(
+            msg.contains("unknown variant `scsi`, expected `virtio` or `sata`"),
+            "{msg}"
+        );
+        let (_, field, msg) = err(r#"{"hostname": "a"} x"#);
+        assert_eq!(field, None);
+        assert!(msg.contains("not valid JSON"), "{msg}");
+        let (_, field, msg) = err(r#"{"hostname": "#);
+        assert_eq!(field, None);
+        assert!(msg.contains("not valid JSON"), "{msg}");
+    }
+
+    #[test]
+    fn long_rejected_values_are_clipped() {
+        let long = "x".repeat(65 * 1024);
+        for body in [
+            format!(r#"{{"port": "{long}"}}"#),
+            format!(r#"{{"disks": [{{"size": 1, "bus": "{long}"}}]}}"#),
+            format!(r#"{{"{long}": 1}}"#),
+        ] {
+            let e = parse_json::<Nested>(body.as_bytes()).unwrap_err();
+            assert!(
+                e.message.len() < 400,
+                "{} bytes: {}",
+                e.message.len(),
+                &e.message[..400]
+            );
+            assert!(e.message.contains("xxx…"), "{}", e.message);
+            assert!(
+                e.field.as_ref().is_some_and(|f| f.len() < 200),
+                "{:?}",
+                e.field
+            );
+        }
     }
 
     #[test]

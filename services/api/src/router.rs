@@ -296,8 +296,14 @@ fn matches(pattern: &str, path: &str) -> Option<Vec<String>> {
     }
 }
 
-/// Map method and path to an operation. A trailing slash is ignored.
+/// Map method and path to an operation. A trailing slash is ignored. `HEAD` is answered
+/// wherever `GET` is (the server leaves out the body).
 pub fn route(method: &Method, path: &str) -> Result<Routed, ApiError> {
+    let wanted = if method == Method::HEAD {
+        "GET"
+    } else {
+        method.as_str()
+    };
     let trimmed = match path.strip_suffix('/') {
         Some(p) if !p.is_empty() => p,
         _ => path,
@@ -307,7 +313,7 @@ pub fn route(method: &Method, path: &str) -> Result<Routed, ApiError> {
         .ok_or_else(|| ApiError::not_found(path))?;
     r.methods
         .iter()
-        .find(|(m, _)| *m == method.as_str())
+        .find(|(m, _)| *m == wanted)
         .map(|(_, op)| Routed { op: *op, params })
         .ok_or_else(|| ApiError::method_not_allowed(method.as_str(), path, r.allowed))
 }
@@ -374,6 +380,25 @@ mod tests {
             op(Method::POST, "/").unwrap_err().code,
             "method_not_allowed"
         );
+    }
+
+    #[test]
+    fn head_is_answered_wherever_get_is() {
+        assert_eq!(
+            op(Method::HEAD, "/api/v1/health").unwrap().op,
+            Op::GetHealth
+        );
+        assert_eq!(
+            op(Method::HEAD, "/api/v1/tasks/7"),
+            Ok(Routed {
+                op: Op::GetTask,
+                params: vec!["7".into()]
+            })
+        );
+        assert_eq!(op(Method::HEAD, "/").unwrap().op, Op::UiIndex);
+        let e = op(Method::HEAD, "/api/v1/auth/login").unwrap_err();
+        assert_eq!(e.code, "method_not_allowed");
+        assert_eq!(e.allow, Some(&["POST"][..]));
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! The HTTPS server: accept loops, TLS handshakes, HTTP/1.1 and HTTP/2, graceful shutdown.
+//! The HTTPS server: accept loops, connection caps, TLS handshakes, HTTP/1.1 and HTTP/2 with
+//! a deadline on every phase of a connection (see [`crate::conn`]), graceful shutdown.
 
+use crate::conn::{self, Activity, CloseReason, Ended, Limits, Tracked, Tracker, Watched};
 use crate::error::ApiError;
 use crate::request::Ctx;
 use crate::response::Body;
@@ -8,11 +10,10 @@ use crate::state::ApiState;
 use crate::{alerts, auth, channels, events, health, openapi, setup, tasks, timezones, ui};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Bytes;
-use hyper::header;
 use hyper::service::service_fn;
+use hyper::{header, Method, StatusCode};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use rustls::ServerConfig;
 use std::convert::Infallible;
 use std::future::Future;
@@ -23,10 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-/// How long a client may take for its TLS handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a client may take to send request headers.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+pub use crate::conn::{HANDSHAKE_TIMEOUT, HEADER_TIMEOUT};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -47,10 +45,13 @@ pub struct Server {
     listeners: Vec<(TcpListener, SocketAddr)>,
     acceptor: TlsAcceptor,
     state: ApiState,
+    limits: Limits,
+    tracker: Arc<Tracker>,
 }
 
 impl Server {
-    /// A server on `listeners` with the TLS configuration `tls`.
+    /// A server on `listeners` with the TLS configuration `tls` and the default limits (the
+    /// total connection cap fitted to the process's open-files limit).
     pub fn new(
         listeners: Vec<TcpListener>,
         tls: Arc<ServerConfig>,
@@ -67,7 +68,31 @@ impl Server {
             listeners,
             acceptor: TlsAcceptor::from(tls),
             state,
-        })
+            limits: Limits::default(),
+            tracker: Tracker::new(&Limits::default()),
+        }
+        .with_limits(Limits::default()))
+    }
+
+    /// The same server with other deadlines and caps (the total connection cap is still
+    /// fitted to the process's open-files limit).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = match conn::open_files_limit() {
+            Some(n) => limits.fit_open_files(n),
+            None => limits,
+        };
+        self.tracker = Tracker::new(&self.limits);
+        self
+    }
+
+    /// The deadlines and caps in force.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// The server's count of open connections (for tests and diagnostics).
+    pub fn connections(&self) -> Arc<Tracker> {
+        self.tracker.clone()
     }
 
     /// The addresses the server listens on (with the real port when bound to port 0).
@@ -78,7 +103,7 @@ impl Server {
     /// Serve until `shutdown` completes; then stop accepting, let in-flight connections
     /// finish for at most `grace`, and return.
     pub async fn run(self, shutdown: impl Future<Output = ()>, grace: Duration) -> ShutdownSummary {
-        let graceful = GracefulShutdown::new();
+        let tracker = self.tracker;
         let (stop_tx, stop_rx) = watch::channel(false);
         let listeners: Vec<TcpListener> = self.listeners.into_iter().map(|(l, _)| l).collect();
         tokio::pin!(shutdown);
@@ -88,16 +113,24 @@ impl Server {
                 a = accept_any(&listeners) => a,
             };
             match accepted {
-                Ok((tcp, peer)) => {
-                    tokio::spawn(connection(
-                        tcp,
-                        peer,
-                        self.acceptor.clone(),
-                        self.state.clone(),
-                        graceful.watcher(),
-                        stop_rx.clone(),
-                    ));
-                }
+                Ok((tcp, peer)) => match tracker.open(peer.ip()) {
+                    Ok(slot) => {
+                        tokio::spawn(connection(
+                            tcp,
+                            peer,
+                            slot,
+                            self.acceptor.clone(),
+                            self.state.clone(),
+                            self.limits,
+                            stop_rx.clone(),
+                        ));
+                    }
+                    // Over its share: closed at once, before any TLS work.
+                    Err(why) => {
+                        drop(tcp);
+                        tracker.log_refusal(peer, why);
+                    }
+                },
                 Err(e) => {
                     // Out of file descriptors and the like: log, pause briefly so the loop
                     // does not spin, and keep serving.
@@ -110,8 +143,8 @@ impl Server {
         tracing::info!("shutting down: no new connections");
         self.state.events.close();
         let _ = stop_tx.send(true);
-        let open = graceful.count();
-        let drained = tokio::time::timeout(grace, graceful.shutdown())
+        let open = tracker.total();
+        let drained = tokio::time::timeout(grace, tracker.all_closed())
             .await
             .is_ok();
         if drained {
@@ -141,18 +174,20 @@ async fn accept_any(
     .await
 }
 
-/// One connection: TLS handshake (abandoned on shutdown or after a deadline), then HTTP
-/// until the client is done or graceful shutdown closes it.
+/// One connection: TLS handshake (abandoned on shutdown or after its deadline), then HTTP
+/// until the client is done, a deadline passes, or graceful shutdown closes it. `_slot`
+/// keeps it counted against its address and the total until it ends.
 async fn connection(
     tcp: tokio::net::TcpStream,
     peer: SocketAddr,
+    _slot: conn::Slot,
     acceptor: TlsAcceptor,
     state: ApiState,
-    watcher: Watcher,
+    limits: Limits,
     mut stop: watch::Receiver<bool>,
 ) {
     let _ = tcp.set_nodelay(true);
-    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
+    let handshake = tokio::time::timeout(limits.handshake, acceptor.accept(tcp));
     let tls = tokio::select! {
         _ = stop.wait_for(|s| *s) => return,
         h = handshake => match h {
@@ -162,7 +197,7 @@ async fn connection(
                 return;
             }
             Err(_) => {
-                tracing::debug!(%peer, "TLS handshake not done within {HANDSHAKE_TIMEOUT:?}");
+                tracing::debug!(%peer, "TLS handshake not done within {:?}", limits.handshake);
                 return;
             }
         },
@@ -171,30 +206,79 @@ async fn connection(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT);
-    builder.http2().timer(TokioTimer::new());
-    let svc = service_fn(move |req| {
-        let state = state.clone();
-        async move { Ok::<_, Infallible>(handle(&state, peer, req).await) }
+        .header_read_timeout(limits.headers)
+        .max_buf_size(conn::HTTP1_MAX_BUF)
+        .max_headers(conn::HTTP1_MAX_HEADERS);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(limits.h2_ping_interval))
+        .keep_alive_timeout(limits.h2_ping_timeout)
+        .max_header_list_size(conn::HTTP2_MAX_HEADER_LIST);
+    let activity = Activity::new();
+    let svc = service_fn({
+        let activity = activity.clone();
+        move |req| {
+            let in_flight = activity.begin();
+            let state = state.clone();
+            async move {
+                let resp = handle(&state, peer, req, &limits).await;
+                Ok::<_, Infallible>(resp.map(|b| Tracked::new(b, in_flight)))
+            }
+        }
     });
-    let conn = builder.serve_connection(TokioIo::new(tls), svc);
-    if let Err(e) = watcher.watch(conn).await {
-        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    let conn = builder.serve_connection(TokioIo::new(Watched::new(tls, activity.clone())), svc);
+    tokio::pin!(conn);
+    let stopped = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    let ended = conn::watch(conn.as_mut(), &activity, &limits, stopped, |c, why| {
+        if why == CloseReason::Idle {
+            tracing::debug!(%peer, "closing an idle connection");
+        }
+        c.graceful_shutdown();
+    })
+    .await;
+    match ended {
+        Ended::Finished(Ok(())) => {}
+        Ended::Finished(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        }
+        Ended::SendTimeout => tracing::debug!(
+            %peer,
+            "dropped a connection: the client took nothing for {:?}",
+            limits.send
+        ),
+        Ended::CloseTimeout => tracing::debug!(
+            %peer,
+            "dropped a connection still closing after {:?}",
+            limits.close_grace
+        ),
     }
 }
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
 
-/// Route a request, check who may make it, and run it. Never logs bodies or headers.
-pub async fn handle<B>(state: &ApiState, peer: SocketAddr, req: Request<B>) -> Response<Body>
+/// Route a request, check who may make it, and run it. Never logs bodies or headers. A
+/// `HEAD` request is answered like a `GET`, without the body.
+pub async fn handle<B>(
+    state: &ApiState,
+    peer: SocketAddr,
+    req: Request<B>,
+    limits: &Limits,
+) -> Response<Body>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let mut resp = match respond(state, peer, req).await {
+    let full_path = req.uri().path();
+    // URIs are ASCII; a long one is cut for the log.
+    let path = full_path[..full_path.len().min(200)].to_string();
+    let http1 = req.version() < hyper::Version::HTTP_2;
+    let mut close = false;
+    let mut resp = match respond(state, peer, req, limits, &mut close).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
@@ -207,6 +291,17 @@ where
         header::X_FRAME_OPTIONS,
         header::HeaderValue::from_static("DENY"),
     );
+    // The body was refused unread or cut off: the connection cannot carry another request.
+    // (HTTP/2 ends just the stream.)
+    if close && http1 {
+        h.insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
+    if method == Method::HEAD {
+        without_body(&mut resp);
+    }
     tracing::debug!(
         %peer,
         %method,
@@ -217,19 +312,95 @@ where
     resp
 }
 
+/// The answer to a `HEAD`: the headers of the `GET` (with its length), no body.
+fn without_body(resp: &mut Response<Body>) {
+    let status = resp.status();
+    if let Some(n) = hyper::body::Body::size_hint(resp.body()).exact() {
+        if !matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED)
+            && !resp.headers().contains_key(header::CONTENT_LENGTH)
+        {
+            resp.headers_mut()
+                .insert(header::CONTENT_LENGTH, header::HeaderValue::from(n));
+        }
+    }
+    *resp.body_mut() = crate::response::full(Bytes::new());
+}
+
+/// 414 or 431 when the request's target or headers are over the API's limits.
+fn head_over_limits<B>(req: &Request<B>) -> Option<ApiError> {
+    let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if target > conn::MAX_URI {
+        return Some(ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!(
+                "the request target is {target} bytes long; the API takes at most {}",
+                conn::MAX_URI
+            ),
+        ));
+    }
+    let fields = req.headers().len();
+    let bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    if fields > conn::MAX_HEADERS || bytes > conn::MAX_HEADER_BYTES {
+        return Some(ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!(
+                "the request has {fields} header fields of {bytes} bytes; the API takes at most {} fields and {} bytes",
+                conn::MAX_HEADERS,
+                conn::MAX_HEADER_BYTES
+            ),
+        ));
+    }
+    None
+}
+
 async fn respond<B>(
     state: &ApiState,
     peer: SocketAddr,
     req: Request<B>,
+    limits: &Limits,
+    close: &mut bool,
 ) -> Result<Response<Body>, ApiError>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    // The body is read (at most MAX_BODY) before any refusal: answering with unread bytes
-    // in the socket makes the kernel reset the connection, and the client loses the answer.
+    if let Some(e) = head_over_limits(&req) {
+        *close = true;
+        return Err(e);
+    }
+    // A declared length over the limit is refused before a byte of the body is read.
+    if req.body().size_hint().lower() > MAX_BODY as u64 {
+        *close = true;
+        return Err(ApiError::too_large(MAX_BODY));
+    }
+    // The body is read (at most MAX_BODY, within the body deadline) before any other
+    // refusal: answering with unread bytes in the socket makes the kernel reset the
+    // connection, and the client loses the answer.
     let (parts, body) = req.into_parts();
-    let body = read_body(body).await?;
+    let body = match tokio::time::timeout(limits.body, read_body(body)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => {
+            *close = true;
+            return Err(e);
+        }
+        Err(_) => {
+            *close = true;
+            return Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                format!(
+                    "the request body did not arrive within {:?}; send it whole, at once",
+                    limits.body
+                ),
+            ));
+        }
+    };
     let req = Request::from_parts(parts, ());
     // Until setup completes, only public and setup routes answer; anything else, known or
     // not, is `not_claimed` (a wrong method on a known path is still a plain 405, and a
@@ -864,7 +1035,8 @@ mod tests {
             .await;
         assert_eq!(
             me.json(),
-            json!({"user": "admin", "auth": "token", "token_id": id, "expires": null})
+            json!({"user": "admin", "auth": "token", "token_id": id,
+                "expires": r.json()["expires"], "scope": "admin"})
         );
         let list = s
             .call(

@@ -3,12 +3,13 @@
 //! applies them, writes the node config and the `setup-done` marker and retires the code.
 
 use crate::auth::{begin_attempt, start_session};
+use crate::clock::Clock;
 use crate::error::ApiError;
 use crate::password;
 use crate::ratelimit::{Backoff, BackoffPolicy};
 use crate::request::Ctx;
 use crate::response::{json, Body};
-use crate::secret::{ct_eq, digest, random_hex};
+use crate::secret::{ct_eq, digest, random_hex, RandomError};
 use crate::store::{self, StoreError};
 use crate::system::NodeSystem;
 use crate::users::{Users, ADMIN};
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// The code cairnd prints on the console (under the state directory).
 pub const CODE_FILE: &str = "setup-code";
@@ -32,13 +34,42 @@ pub const HOSTNAME_FILE: &str = "hostname";
 /// Header carrying the token that verifying the code returns.
 pub const TOKEN_HEADER: &str = "x-setup-token";
 
-/// Setup code attempts: three free, then 1 s doubling up to 5 min.
+/// Setup code attempts per address: three free, then 1 s doubling up to 5 min.
 pub const CODE_BACKOFF: BackoffPolicy = BackoffPolicy {
     free: 3,
     base: Duration::from_secs(1),
     max: Duration::from_secs(300),
     forget_after: Duration::from_secs(3600),
 };
+/// Where the setup code's limits (held-back addresses, wrong entries) are kept on STATE.
+pub const CODE_LIMITS_FILE: &str = "setup-code-limits.json";
+/// Wrong codes from all addresses together after which the code is replaced by a new one
+/// (shown on the console): a guesser with many addresses gets at most this many tries at
+/// one code (decision 0019).
+pub const CODE_ROTATE_AFTER: u32 = 20;
+
+/// Crockford's base32 alphabet of the setup code: no I, L, O, U.
+pub const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/// Format 12 random bytes as a code: each byte's low 5 bits pick a symbol (32 divides 256,
+/// so the choice is uniform), in three groups of four.
+pub fn format_code(random: &[u8; 12]) -> String {
+    let mut s = String::with_capacity(14);
+    for (i, b) in random.iter().enumerate() {
+        if i > 0 && i % 4 == 0 {
+            s.push('-');
+        }
+        s.push(ALPHABET[(b & 31) as usize] as char);
+    }
+    s
+}
+
+/// A new random code (`XXXX-XXXX-XXXX`) from the kernel's CSPRNG.
+pub fn generate_code() -> Result<String, RandomError> {
+    let mut buf = [0u8; 12];
+    getrandom::getrandom(&mut buf).map_err(RandomError)?;
+    Ok(format_code(&buf))
+}
 
 /// The node configuration kept on STATE (applied by the domains that own each part).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -87,11 +118,18 @@ pub struct Setup {
     claimed: AtomicBool,
     progress: Mutex<Progress>,
     limiter: Backoff,
+    /// A code that replaced the one on the console (cairnd prints the block again).
+    new_code: watch::Sender<Option<String>>,
 }
 
 impl Setup {
     /// Load from `state_dir`: claimed if the marker exists, else the saved progress.
     pub fn open(state_dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with_clock(state_dir, Clock::system())
+    }
+
+    /// [`Setup::open`] with the clock of the code's limits given.
+    pub fn open_with_clock(state_dir: &Path, clock: Clock) -> Result<Self, StoreError> {
         let claimed = state_dir.join(DONE_MARKER).exists();
         let progress = if claimed {
             Progress::default()
@@ -102,8 +140,46 @@ impl Setup {
             dir: state_dir.to_path_buf(),
             claimed: AtomicBool::new(claimed),
             progress: Mutex::new(progress),
-            limiter: Backoff::new(CODE_BACKOFF),
+            limiter: Backoff::persistent(CODE_BACKOFF, clock, &state_dir.join(CODE_LIMITS_FILE))?,
+            new_code: watch::channel(None).0,
         })
+    }
+
+    /// Codes that replace the one shown (after [`CODE_ROTATE_AFTER`] wrong entries): the
+    /// receiver sees each new code, already stored in [`CODE_FILE`].
+    pub fn new_codes(&self) -> watch::Receiver<Option<String>> {
+        self.new_code.subscribe()
+    }
+
+    /// Wrong codes counted towards the next replacement.
+    pub fn wrong_codes(&self) -> u32 {
+        self.limiter.total()
+    }
+
+    /// Count a wrong code; at [`CODE_ROTATE_AFTER`] of them make, store and announce a new
+    /// code (the old one stops working; a setup token already handed out stays valid).
+    fn wrong_code(&self) {
+        if !self.limiter.count_failure(CODE_ROTATE_AFTER) {
+            return;
+        }
+        let path = self.dir.join(CODE_FILE);
+        let stored = generate_code().map_err(|e| e.to_string()).and_then(|code| {
+            cairn_core::write_atomic(&path, format!("{code}\n").as_bytes(), 0o600)
+                .map(|()| code)
+                .map_err(|e| e.to_string())
+        });
+        match stored {
+            Ok(code) => {
+                tracing::warn!(
+                    "{CODE_ROTATE_AFTER} wrong setup codes from all addresses: the code is replaced by a new one, shown on the console"
+                );
+                self.new_code.send_replace(Some(code));
+            }
+            Err(e) => tracing::error!(
+                "cannot replace the setup code after {CODE_ROTATE_AFTER} wrong entries ({}): {e}",
+                path.display()
+            ),
+        }
     }
 
     /// Whether setup has completed.
@@ -211,8 +287,9 @@ struct CodeResponse {
     status: SetupStatus,
 }
 
-/// `POST /api/v1/setup/code`: check the console's code (rate-limited per address) and hand
-/// out a setup token; any earlier token stops working.
+/// `POST /api/v1/setup/code`: check the console's code (rate-limited per address, limits
+/// kept across restarts; the code is replaced after [`CODE_ROTATE_AFTER`] wrong ones from
+/// all addresses) and hand out a setup token; any earlier token stops working.
 pub fn code(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     let setup = &ctx.state.setup;
     setup.unclaimed()?;
@@ -229,6 +306,7 @@ pub fn code(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
         || !ct_eq(&normalize_code(&req.code), &normalize_code(stored.trim()))
     {
         tracing::warn!(peer = %ctx.peer, "wrong setup code");
+        setup.wrong_code();
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "wrong_code",
@@ -305,11 +383,7 @@ pub async fn password(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     token_first(ctx)?;
     let req: PasswordRequest = ctx.json()?;
     password::check_policy("password", &req.password)?;
-    let pw = req.password;
-    let hash = tokio::task::spawn_blocking(move || password::hash(&pw))
-        .await
-        .map_err(|e| ApiError::internal(format!("password hashing failed: {e}")))?
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let hash = ctx.state.passwords.hash(&req.password).await?;
     step(ctx, |p| p.password_hash = Some(hash))
 }
 
@@ -406,7 +480,7 @@ pub fn complete(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     setup.claimed.store(true, Ordering::SeqCst);
     *p = Progress::default();
     drop(p);
-    for f in [CODE_FILE, PROGRESS_FILE] {
+    for f in [CODE_FILE, PROGRESS_FILE, CODE_LIMITS_FILE] {
         if let Err(e) = store::remove(&setup.dir.join(f)) {
             tracing::warn!("setup is done but {e}");
         }
@@ -474,6 +548,32 @@ mod tests {
         let done = Setup::open(dir.path()).unwrap();
         assert!(done.is_claimed());
         assert_eq!(done.unclaimed().unwrap_err().code, "already_set_up");
+    }
+
+    #[test]
+    fn wrong_codes_from_all_addresses_replace_the_code_once_per_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CODE_FILE), "6DDJ-P6FE-XZ1W\n").unwrap();
+        let s = Setup::open_with_clock(dir.path(), Clock::manual(1_000_000)).unwrap();
+        let mut codes = s.new_codes();
+        for _ in 1..CODE_ROTATE_AFTER {
+            s.wrong_code();
+        }
+        assert!(!codes.has_changed().unwrap());
+        let reopened = Setup::open(dir.path()).unwrap();
+        assert_eq!(
+            reopened.wrong_codes(),
+            CODE_ROTATE_AFTER - 1,
+            "kept on STATE"
+        );
+        s.wrong_code();
+        assert!(codes.has_changed().unwrap());
+        let new = codes.borrow_and_update().clone().unwrap();
+        let stored = std::fs::read_to_string(dir.path().join(CODE_FILE)).unwrap();
+        assert_eq!(stored, format!("{new}\n"));
+        assert_ne!(new, "6DDJ-P6FE-XZ1W");
+        assert_eq!(normalize_code(&new).len(), 12);
+        assert_eq!(s.wrong_codes(), 0);
     }
 
     struct FailingSystem;

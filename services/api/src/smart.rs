@@ -4,6 +4,7 @@ use crate::error::ApiError;
 use crate::request::Ctx;
 use crate::response::{json, Body};
 use crate::router::{Access, Route};
+use cairn_core::shown::clip;
 use cairn_smart::{DiskSettings, SmartError, SmartService, TestKind};
 use hyper::{Response, StatusCode};
 use serde_json::{Map, Value};
@@ -98,7 +99,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 fn not_found(id: &str) -> ApiError {
-    api_error(&SmartError::UnknownDisk(id.to_string()))
+    api_error(&SmartError::UnknownDisk(clip(id).into_owned()))
 }
 
 /// The self-test kind from `{"kind": "short"|"long"}`.
@@ -117,7 +118,10 @@ fn parse_kind(body: &Value) -> Result<TestKind, ApiError> {
         Some("long") => Ok(TestKind::Long),
         Some(other) => Err(ApiError::invalid(
             "kind",
-            format!("`{other}` is not a self-test kind; use `short` or `long`"),
+            format!(
+                "`{}` is not a self-test kind; use `short` or `long`",
+                clip(other)
+            ),
         )),
         None => Err(ApiError::invalid("kind", "required: `short` or `long`")),
     }
@@ -249,13 +253,27 @@ mod tests {
         }
     }
 
-    /// A claimed node whose SMART service knows an AHCI disk (WD Red fixture), an NVMe disk
-    /// (Samsung 970 EVO with media errors) and a virtio disk, polled once.
-    async fn start(with_smart: bool) -> Api {
+    fn disk(id: &str, dev: &str, bus: DiskBus, rotational: bool) -> DiskRef {
+        DiskRef {
+            id: id.into(),
+            dev: dev.into(),
+            bus,
+            rotational,
+            model: None,
+            serial: None,
+        }
+    }
+
+    /// A claimed node whose SMART service knows `disks`; `poll` scripts smartctl's answers
+    /// and polls (without `disks`, the node runs no SMART service).
+    async fn serve_smart(
+        disks: Option<Vec<DiskRef>>,
+        poll: impl FnOnce(&RecordingRunner, &SmartService),
+    ) -> Api {
         let dir = tempfile::tempdir().unwrap();
         let mut state = claimed_state(dir.path());
         let runner = Arc::new(RecordingRunner::strict());
-        if with_smart {
+        if let Some(disks) = disks {
             let mut cfg = cairn_smart::Config::new(dir.path());
             cfg.test_poll = Duration::from_millis(5);
             let svc = SmartService::open(
@@ -265,32 +283,32 @@ mod tests {
                 cairn_smart::service::system_clock(),
             )
             .unwrap();
-            svc.set_disks(vec![
-                DiskRef {
-                    id: "ata-WDC_WD20EFRX".into(),
-                    dev: "/dev/sda".into(),
-                    bus: DiskBus::Sata,
-                    rotational: true,
-                    model: None,
-                    serial: Some("UDEV-SERIAL".into()),
-                },
-                DiskRef {
-                    id: "nvme-Samsung_970".into(),
-                    dev: "/dev/nvme0n1".into(),
-                    bus: DiskBus::Nvme,
-                    rotational: false,
-                    model: None,
-                    serial: None,
-                },
-                DiskRef {
-                    id: "virtio-D1".into(),
-                    dev: "/dev/vdb".into(),
-                    bus: DiskBus::Virtio,
-                    rotational: true,
-                    model: None,
-                    serial: Some("CAIRNLAB0003".into()),
-                },
-            ]);
+            svc.set_disks(disks);
+            poll(&runner, &svc);
+            state.domains.smart = Some(Arc::new(svc));
+        }
+        Api {
+            server: serve(state).await,
+            runner,
+            _dir: dir,
+        }
+    }
+
+    /// A claimed node whose SMART service knows an AHCI disk (WD Red fixture), an NVMe disk
+    /// (Samsung 970 EVO with media errors) and a virtio disk, polled once.
+    async fn start(with_smart: bool) -> Api {
+        let disks = vec![
+            DiskRef {
+                serial: Some("UDEV-SERIAL".into()),
+                ..disk("ata-WDC_WD20EFRX", "/dev/sda", DiskBus::Sata, true)
+            },
+            disk("nvme-Samsung_970", "/dev/nvme0n1", DiskBus::Nvme, false),
+            DiskRef {
+                serial: Some("CAIRNLAB0003".into()),
+                ..disk("virtio-D1", "/dev/vdb", DiskBus::Virtio, true)
+            },
+        ];
+        serve_smart(with_smart.then_some(disks), |runner, svc| {
             runner.expect(
                 "smartctl",
                 &["--json", "-x", "-n", "standby", "/dev/sda"],
@@ -302,13 +320,8 @@ mod tests {
                 fixture("nvme-media-errors-samsung-970-evo.json"),
             );
             svc.poll_all();
-            state.domains.smart = Some(Arc::new(svc));
-        }
-        Api {
-            server: serve(state).await,
-            runner,
-            _dir: dir,
-        }
+        })
+        .await
     }
 
     #[tokio::test]
@@ -513,6 +526,332 @@ mod tests {
                 assert_eq!(r.json()["field"], f);
             }
         }
+    }
+
+    /// The declared properties seen in answers: (nearest named schema, property).
+    type Seen = std::collections::BTreeSet<(String, String)>;
+
+    /// Check `v` against `schema` of the merged `spec`, in the dialect of the SMART fragment:
+    /// `$ref`, `oneOf`, `type` as a name or a list of names (`"null"` among them), `nullable`,
+    /// `enum`, `minimum`/`maximum`, `required`, `properties` (every property present must be
+    /// declared, unless `additionalProperties` is a schema for them), `items` (a `oneOf` is
+    /// the whole of its schema, as in the fragment). `name` is the
+    /// nearest `$ref`'d schema, for `seen`; `at` names the place in a failure.
+    fn conforms(
+        spec: &Value,
+        schema: &Value,
+        v: &Value,
+        at: &str,
+        name: &str,
+        seen: &mut Seen,
+    ) -> Result<(), String> {
+        if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+            let target = spec
+                .pointer(r.trim_start_matches('#'))
+                .ok_or_else(|| format!("{at}: unresolved {r}"))?;
+            let name = r.rsplit('/').next().unwrap_or(name);
+            return conforms(spec, target, v, at, name, seen);
+        }
+        if let Some(branches) = schema.get("oneOf").and_then(Value::as_array) {
+            let mut matched = Vec::new();
+            let mut errors = Vec::new();
+            for b in branches {
+                let mut mine = Seen::new();
+                match conforms(spec, b, v, at, name, &mut mine) {
+                    Ok(()) => matched.push(mine),
+                    Err(e) => errors.push(e),
+                }
+            }
+            if matched.len() != 1 {
+                return Err(format!(
+                    "{at} = {v} matches {} branches of oneOf: {errors:?}",
+                    matched.len()
+                ));
+            }
+            seen.extend(matched.pop().unwrap_or_default());
+            return Ok(());
+        }
+        let types: Vec<&str> = match &schema["type"] {
+            Value::String(t) => vec![t.as_str()],
+            Value::Array(list) => list.iter().filter_map(Value::as_str).collect(),
+            _ => vec![],
+        };
+        if let Some(list) = schema.get("enum").and_then(Value::as_array) {
+            if !list.contains(v) {
+                return Err(format!("{at} = {v} is not one of {list:?}"));
+            }
+        }
+        if v.is_null() {
+            return if types.is_empty() || types.contains(&"null") || schema["nullable"] == true {
+                Ok(())
+            } else {
+                Err(format!("{at} is null, but the schema does not allow null"))
+            };
+        }
+        let of_type = |t: &str| match t {
+            "object" => v.is_object(),
+            "array" => v.is_array(),
+            "string" => v.is_string(),
+            "integer" => v.is_i64() || v.is_u64(),
+            "number" => v.is_number(),
+            "boolean" => v.is_boolean(),
+            _ => false,
+        };
+        if !types.is_empty() && !types.iter().any(|t| of_type(t)) {
+            return Err(format!("{at} = {v} is not of type {types:?}"));
+        }
+        if let (Some(min), Some(n)) = (schema["minimum"].as_f64(), v.as_f64()) {
+            if n < min {
+                return Err(format!("{at} = {v} is below the minimum {min}"));
+            }
+        }
+        if let (Some(max), Some(n)) = (schema["maximum"].as_f64(), v.as_f64()) {
+            if n > max {
+                return Err(format!("{at} = {v} is above the maximum {max}"));
+            }
+        }
+        if let Some(obj) = v.as_object() {
+            for req in schema["required"].as_array().into_iter().flatten() {
+                let req = req.as_str().unwrap_or_default();
+                if !obj.contains_key(req) {
+                    return Err(format!("{at}.{req} is required but missing"));
+                }
+            }
+            let props = schema["properties"].as_object();
+            let extra = schema.get("additionalProperties").filter(|a| a.is_object());
+            for (k, val) in obj {
+                let at = format!("{at}.{k}");
+                match (props.and_then(|p| p.get(k)), extra) {
+                    (Some(sub), _) => {
+                        seen.insert((name.to_string(), k.clone()));
+                        conforms(spec, sub, val, &at, name, seen)?;
+                    }
+                    (None, Some(sub)) => conforms(spec, sub, val, &at, name, seen)?,
+                    (None, None) => {
+                        return Err(format!("{at} is sent but not declared in the spec"))
+                    }
+                }
+            }
+        }
+        if let (Some(items), Some(list)) = (schema.get("items"), v.as_array()) {
+            for (i, item) in list.iter().enumerate() {
+                conforms(spec, items, item, &format!("{at}[{i}]"), name, seen)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The schema of route `path`'s 200 answer to GET.
+    fn answer_schema<'a>(spec: &'a Value, path: &str) -> &'a Value {
+        &spec["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    }
+
+    /// Real drives of every kind the SMART domain tells apart (fixtures from
+    /// services/smart/tests/fixtures): SATA SSDs worn 85 % and without a temperature sensor, a
+    /// Seagate with a packed 188, a SAS disk with SMART reporting off, a worn-out SAS SSD, an
+    /// NVMe disk, a disk asleep since its first read and one asleep before ever being read,
+    /// a virtio disk. Every list and detail answer must match the spec: every property sent
+    /// is declared, with its type and nullability, and every property the spec declares for
+    /// them is sent by one of these disks.
+    #[tokio::test]
+    async fn every_answer_of_real_drives_matches_the_spec() {
+        let disks = vec![
+            disk("ata-INTEL_SSDSC2BB016T4", "/dev/sda", DiskBus::Sata, false),
+            disk("ata-ST16000NM001G", "/dev/sdb", DiskBus::Sata, true),
+            disk("ata-TS32GMTS400", "/dev/sdc", DiskBus::Sata, false),
+            disk("ata-WDC_WD20EFRX", "/dev/sdd", DiskBus::Sata, true),
+            disk("ata-ASLEEP", "/dev/sde", DiskBus::Sata, true),
+            disk("scsi-WD4001FYYG", "/dev/sdf", DiskBus::Sas, true),
+            disk("scsi-KPM5XMUG400G", "/dev/sdg", DiskBus::Sas, false),
+            disk("nvme-Samsung_970", "/dev/nvme0n1", DiskBus::Nvme, false),
+            disk("virtio-D1", "/dev/vdb", DiskBus::Virtio, true),
+        ];
+        let api = serve_smart(Some(disks), |runner, svc| {
+            for (dev, name) in [
+                ("sda", "ata-ssd-wear-85pct-intel-s3500-ssdsc2bb016t4.json"),
+                (
+                    "sdb",
+                    "ata-hdd-seagate-188-packed-exos-x16-st16000nm001g.json",
+                ),
+                (
+                    "sdc",
+                    "ata-ssd-no-temperature-sensor-transcend-ts32gmts400-edited.json",
+                ),
+                ("sdd", "ata-hdd-healthy-wd-red-wd20efrx.json"),
+                ("sde", "standby-ata-os-smartctl75-built.json"),
+                ("sdf", "scsi-sas-iec-disabled-wd-wd4001fyyg.json"),
+                (
+                    "sdg",
+                    "scsi-sas-ssd-worn-out-toshiba-kpm5xmug400g-edited.json",
+                ),
+                ("nvme0n1", "nvme-media-errors-samsung-970-evo.json"),
+            ] {
+                let dev = format!("/dev/{dev}");
+                runner.expect(
+                    "smartctl",
+                    &["--json", "-x", "-n", "standby", &dev],
+                    fixture(name),
+                );
+            }
+            svc.poll_all();
+            // The WD Red, read once, is asleep at the next poll.
+            runner.expect(
+                "smartctl",
+                &["--json", "-x", "-n", "standby", "/dev/sdd"],
+                fixture("standby-ata-standby-y-smartctl73-built.json"),
+            );
+            svc.poll_disk("ata-WDC_WD20EFRX").unwrap();
+        })
+        .await;
+        let spec = crate::openapi::merge(crate::openapi::CORE, crate::openapi::FRAGMENTS).unwrap();
+        let mut seen = Seen::new();
+
+        let list = api.call(Method::GET, "/api/v1/smart", None).await;
+        assert_eq!(list.status, 200);
+        let list = list.json();
+        conforms(
+            &spec,
+            answer_schema(&spec, "/api/v1/smart"),
+            &list,
+            "list",
+            "",
+            &mut seen,
+        )
+        .unwrap();
+        let disks = list["disks"].as_array().unwrap();
+        assert_eq!(disks.len(), 9);
+        let mut details = std::collections::BTreeMap::new();
+        for d in disks {
+            let id = d["id"].as_str().unwrap();
+            let r = api
+                .call(Method::GET, &format!("/api/v1/smart/{id}"), None)
+                .await;
+            assert_eq!(r.status, 200, "{id}");
+            let v = r.json();
+            conforms(
+                &spec,
+                answer_schema(&spec, "/api/v1/smart/{disk}"),
+                &v,
+                id,
+                "",
+                &mut seen,
+            )
+            .unwrap();
+            let s = api
+                .call(Method::GET, &format!("/api/v1/smart/{id}/settings"), None)
+                .await
+                .json();
+            let schema = answer_schema(&spec, "/api/v1/smart/{disk}/settings");
+            conforms(&spec, schema, &s, "settings", "", &mut seen).unwrap();
+            details.insert(id.to_string(), v);
+        }
+
+        // The new fields, as the fixtures say.
+        let intel = &details["ata-INTEL_SSDSC2BB016T4"];
+        assert_eq!(intel["endurance_used_pct"], 85);
+        assert_eq!(
+            intel["endurance"],
+            json!({"used_pct": 85, "worn_out": false, "source": "attribute 233 Media_Wearout_Indicator"})
+        );
+        assert_eq!(
+            details["ata-ST16000NM001G"]["endurance_used_pct"],
+            Value::Null
+        );
+        let a188 = details["ata-ST16000NM001G"]["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["id"] == 188)
+            .unwrap()
+            .clone();
+        assert_eq!(
+            (&a188["raw_value"], &a188["count"]),
+            (&json!("51540393996"), &json!("12"))
+        );
+        let transcend = &details["ata-TS32GMTS400"];
+        assert!(transcend["temperature_c"].is_null(), "{transcend}");
+        assert!(transcend["findings"].to_string().contains("no_temperature"));
+        let asleep = &details["ata-WDC_WD20EFRX"];
+        assert_eq!(
+            (
+                &asleep["standby"],
+                &asleep["standby_mode"],
+                &asleep["verdict"]
+            ),
+            (&json!(true), &json!("STANDBY_Y"), &json!("healthy"))
+        );
+        assert!(asleep["checked_at"].is_u64(), "{asleep}");
+        let never = &details["ata-ASLEEP"];
+        assert_eq!(
+            (&never["standby_mode"], &never["checked_at"]),
+            (&json!("STANDBY (OS)"), &Value::Null)
+        );
+        assert!(details["scsi-WD4001FYYG"]["findings"]
+            .to_string()
+            .contains("smart_disabled"));
+        let worn = &details["scsi-KPM5XMUG400G"];
+        assert_eq!(worn["verdict"], "failing");
+        assert_eq!(worn["endurance"]["worn_out"], true);
+        assert_eq!(details["nvme-Samsung_970"]["endurance_used_pct"], 3);
+        for d in disks {
+            let id = d["id"].as_str().unwrap();
+            for k in [
+                "endurance_used_pct",
+                "temperature_c",
+                "standby",
+                "checked_at",
+            ] {
+                assert_eq!(d[k], details[id][k], "{id}: list and detail differ in {k}");
+            }
+        }
+
+        // Nothing the spec declares for these answers is stale: each property is sent by
+        // one of these disks.
+        for schema in [
+            "SmartSummary",
+            "SmartDetail",
+            "SmartAttribute",
+            "SmartEndurance",
+            "SmartFinding",
+            "SmartDevice",
+            "SmartTempLimits",
+            "SmartNvmeLog",
+            "SmartScsiCounters",
+            "SmartSelfTestEntry",
+            "SmartHistory",
+            "SmartSettings",
+        ] {
+            let props = spec["components"]["schemas"][schema]["properties"]
+                .as_object()
+                .unwrap();
+            for k in props.keys() {
+                assert!(
+                    seen.contains(&(schema.to_string(), k.clone())),
+                    "{schema}.{k} is declared but no answer sent it"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_spec_check_refuses_undeclared_and_null_fields() {
+        let spec = crate::openapi::merge(crate::openapi::CORE, crate::openapi::FRAGMENTS).unwrap();
+        let schema = json!({"$ref": "#/components/schemas/SmartAttribute"});
+        let ok = json!({"id": 188, "name": "Command_Timeout", "when_failed": "", "prefailure": false,
+                        "raw_value": "51540393996", "raw_string": null, "count": "12"});
+        let check = |v: &Value| conforms(&spec, &schema, v, "a", "", &mut Seen::new());
+        check(&ok).unwrap();
+        let mut extra = ok.clone();
+        extra["counted"] = json!(12);
+        assert!(check(&extra)
+            .unwrap_err()
+            .contains("a.counted is sent but not declared"));
+        let mut null = ok.clone();
+        null["count"] = Value::Null;
+        assert!(check(&null).unwrap_err().contains("a.count is null"));
+        let mut wrong = ok;
+        wrong["count"] = json!(12);
+        assert!(check(&wrong).unwrap_err().contains("is not of type"));
     }
 
     #[tokio::test]

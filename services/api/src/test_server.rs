@@ -37,7 +37,16 @@ pub struct TestServer {
 /// Serve `state` (with the domains under test already in it) on a loopback port with a
 /// fresh self-signed certificate, and make an admin API token for the calls.
 pub async fn serve(state: ApiState) -> TestServer {
-    let (_, token) = state.tokens.create("admin", "test").unwrap();
+    let (_, token) = state
+        .tokens
+        .create(crate::tokens::NewToken {
+            user: "admin",
+            name: "test",
+            scope: crate::tokens::Scope::Admin,
+            days: crate::tokens::DEFAULT_DAYS,
+            parent: None,
+        })
+        .unwrap();
     let (cert, key) = self_signed();
     let tls = server_config(cert.as_bytes(), key.as_bytes()).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,6 +1,7 @@
 //! Validation of node settings: hostname (RFC 1123 label), time zone, NTP servers.
 
 use crate::error::ApiError;
+use cairn_core::shown::quoted;
 use std::io::Read;
 use std::net::IpAddr;
 use std::path::Path;
@@ -15,13 +16,19 @@ pub fn hostname(field: &str, name: &str) -> Result<String, ApiError> {
     label(&name).map_err(|why| {
         ApiError::invalid(
             field,
-            format!("{name:?} is not a valid hostname: {why} (example: nas-01)"),
+            format!(
+                "{} is not a valid hostname: {why} (example: nas-01)",
+                quoted(&name)
+            ),
         )
     })?;
     if name.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ApiError::invalid(
             field,
-            format!("{name:?} is not a valid hostname: it must contain a letter"),
+            format!(
+                "{} is not a valid hostname: it must contain a letter",
+                quoted(&name)
+            ),
         ));
     }
     Ok(name)
@@ -59,7 +66,7 @@ pub fn timezone(field: &str, tz: &str, zoneinfo: Option<&Path>) -> Result<String
     let bad = |why: &str| {
         ApiError::invalid(
             field,
-            format!("{tz:?} is not a valid time zone: {why} (examples: UTC, Europe/Berlin, America/New_York)"),
+            format!("{} is not a valid time zone: {why} (examples: UTC, Europe/Berlin, America/New_York)", quoted(tz)),
         )
     };
     if tz.is_empty() || tz.len() > 64 {
@@ -112,13 +119,17 @@ pub fn ntp_servers(field: &str, servers: &[String]) -> Result<Vec<String>, ApiEr
                 ApiError::invalid(
                     &f,
                     format!(
-                        "{s:?} is not an IP address or host name: {why} (example: pool.ntp.org)"
+                        "{} is not an IP address or host name: {why} (example: pool.ntp.org)",
+                        quoted(&s)
                     ),
                 )
             })?;
         }
         if out.contains(&s) {
-            return Err(ApiError::invalid(&f, format!("{s:?} is listed twice")));
+            return Err(ApiError::invalid(
+                &f,
+                format!("{} is listed twice", quoted(&s)),
+            ));
         }
         out.push(s);
     }
@@ -134,7 +145,10 @@ pub fn host(field: &str, h: &str) -> Result<String, ApiError> {
     dns_name(&h).map_err(|why| {
         ApiError::invalid(
             field,
-            format!("{h:?} is not an IP address or host name: {why} (example: smtp.example.com)"),
+            format!(
+                "{} is not an IP address or host name: {why} (example: smtp.example.com)",
+                quoted(&h)
+            ),
         )
     })?;
     Ok(h)
@@ -146,7 +160,10 @@ pub fn email(field: &str, addr: &str) -> Result<String, ApiError> {
     let bad = |why: &str| {
         ApiError::invalid(
             field,
-            format!("{a:?} is not a mail address: {why} (example: ops@example.com)"),
+            format!(
+                "{} is not a mail address: {why} (example: ops@example.com)",
+                quoted(a)
+            ),
         )
     };
     if a.len() > 254 {
@@ -171,7 +188,7 @@ fn dns_name(name: &str) -> Result<(), String> {
         return Err("it is longer than 253 characters".into());
     }
     for l in name.split('.') {
-        label(l).map_err(|why| format!("label {l:?}: {why}"))?;
+        label(l).map_err(|why| format!("label {}: {why}", quoted(l)))?;
     }
     Ok(())
 }
@@ -200,6 +217,27 @@ mod tests {
         }
         let e = hostname("hostname", "nas_01").unwrap_err();
         assert!(e.message.contains("'_' is not allowed"), "{}", e.message);
+    }
+
+    /// A huge rejected value comes back cut to 100 characters with an ellipsis.
+    #[test]
+    fn rejected_values_are_clipped() {
+        let long = "x".repeat(65 * 1024);
+        let clipped = format!("\"{}…\"", "x".repeat(100));
+        for e in [
+            hostname("hostname", &long).unwrap_err(),
+            timezone("timezone", &long, None).unwrap_err(),
+            host("host", &long).unwrap_err(),
+            email("to[0]", &long).unwrap_err(),
+            ntp_servers("servers", std::slice::from_ref(&long)).unwrap_err(),
+        ] {
+            assert!(e.message.len() < 400, "{}", &e.message[..400]);
+            assert!(e.message.contains(&clipped), "{}", e.message);
+        }
+        // A valid but long name listed twice: 3 × 63 characters, shown cut.
+        let name = ["x".repeat(63), "y".repeat(63), "z".repeat(63)].join(".");
+        let e = ntp_servers("servers", &[name.clone(), name]).unwrap_err();
+        assert!(e.message.ends_with("…\" is listed twice"), "{}", e.message);
     }
 
     #[test]

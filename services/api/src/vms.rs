@@ -7,6 +7,7 @@ use crate::error::ApiError;
 use crate::request::Ctx;
 use crate::response::{json, no_content, Body};
 use crate::router::{Access, Route};
+use cairn_core::shown::clip;
 use cairn_vm::error::VmError;
 use cairn_vm::hypervisor::HvError;
 use cairn_vm::{VmSpec, Vms};
@@ -342,7 +343,7 @@ pub async fn handle(ctx: &Ctx<'_>, op: VmOp) -> Result<Response<Body>, ApiError>
             if req.confirm_name != name {
                 return Err(ApiError::invalid(
                     "confirm_name",
-                    format!("type the VM's name ({name}) to confirm"),
+                    format!("type the VM's name ({}) to confirm", clip(&name)),
                 ));
             }
             blocking(vms, move |v| v.delete(&name, req.delete_disks)).await?;

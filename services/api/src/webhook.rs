@@ -1,6 +1,7 @@
 //! Webhook delivery: an HTTP(S) POST of a JSON document to a configured URL.
 
 use crate::outbound::{self, ConnectError};
+use cairn_core::shown::quoted;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Request, StatusCode};
@@ -66,16 +67,19 @@ pub fn parse_url(url: &str) -> Result<Url, String> {
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
         let (h, after) = v6.split_once(']').ok_or("missing ']' in the host")?;
         let port = match after.strip_prefix(':') {
-            Some(p) => p.parse().map_err(|_| format!("{p:?} is not a port"))?,
+            Some(p) => p
+                .parse()
+                .map_err(|_| format!("{} is not a port", quoted(p)))?,
             None if after.is_empty() => default,
-            None => return Err(format!("unexpected {after:?} after the host")),
+            None => return Err(format!("unexpected {} after the host", quoted(after))),
         };
         (h.to_string(), port)
     } else {
         match authority.rsplit_once(':') {
             Some((h, p)) => (
                 h.to_string(),
-                p.parse().map_err(|_| format!("{p:?} is not a port"))?,
+                p.parse()
+                    .map_err(|_| format!("{} is not a port", quoted(p)))?,
             ),
             None => (authority.to_string(), default),
         }

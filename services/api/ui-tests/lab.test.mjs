@@ -10,6 +10,7 @@
 
 import assert from 'node:assert/strict';
 import path from 'node:path';
+import { checkA11y } from './axe.mjs';
 import { BASE, labBrowser, RESULTS, STEP_MS } from './lab-node.mjs';
 
 const CODE = process.env.CAIRN_SETUP_CODE;
@@ -28,8 +29,10 @@ const { step, heading, pageErrors } = labBrowser({
   failedShot: () => `FAILED-${shotNo + 1}.png`,
 });
 
+/** Check the page with axe (serious or critical violations fail), then screenshot it. */
 async function shot(name) {
   shotNo += 1;
+  await checkA11y(page, name);
   const file = path.join(RESULTS, `${String(shotNo).padStart(2, '0')}-${name}.png`);
   await page.screenshot({ path: file, fullPage: true });
 }

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Browser test of the web UI: installs what is missing (Debian's Chromium, the pinned
-# playwright-core), builds cairnd (debug) and runs the test with node's test runner.
+# playwright-core and axe-core), builds cairnd (debug) and runs the test with node's test runner.
 # Screenshots go to build/ui-results/ (UI_RESULTS overrides); cairnd's log is kept there too.
 # With CAIRN_URL set (a booted lab node: qemu-test/tests/ui.rs) it runs CAIRN_LAB_TEST
 # (default lab.test.mjs, the setup wizard; lab-storage.test.mjs is the Disks & pools page)
@@ -25,9 +25,14 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 fi
 
 cd "$here"
-want=$(node -p "require('./package.json').dependencies['playwright-core']")
-have=$(node -p "try { require('./node_modules/playwright-core/package.json').version } catch { '' }")
-if [ "$want" != "$have" ]; then
+# Every pinned dependency (playwright-core, axe-core) installed at its version, or `npm ci`.
+stale=$(node -e "
+const deps = require('./package.json').dependencies;
+const have = (n) => { try { return require('./node_modules/' + n + '/package.json').version; } catch { return ''; } };
+console.log(Object.keys(deps).filter((n) => have(n) !== deps[n]).join(' '));
+")
+if [ -n "$stale" ]; then
+    echo "ui-tests: installing $stale" >&2
     npm ci --no-audit --no-fund
 fi
 

@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { checkA11y } from './axe.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const UI = path.resolve(here, '../ui');
@@ -79,7 +80,7 @@ export async function openScripted(api, { script, stylesheet = false, viewport }
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
   const page = await browser.newPage(viewport ? { viewport } : {});
   page.on('pageerror', (e) => { throw e; });
-  const html = '<!doctype html>'
+  const html = '<!doctype html><html lang="en"><title>Cairn UI test</title>'
     + (stylesheet ? '<link rel="stylesheet" href="/ui/style.css"><main id="m" class="main"></main>' : '<main id="m"></main>')
     + `<script type="module">${script}</script>`;
   await page.route('**/*', async (route) => {
@@ -103,7 +104,8 @@ export async function openScripted(api, { script, stylesheet = false, viewport }
 }
 
 /**
- * `shot(name)`: desktop (1280 × `height`) and 360 px phone screenshots of the whole page as
+ * `shot(name)`: checks the page with axe (serious or critical violations fail: axe.mjs), then
+ * desktop (1280 × `height`) and 360 px phone screenshots of the whole page as
  * `<dir>/<prefix>-<name>.png` and `….phone.png`, then back to the desktop size. With
  * `fromTop` it scrolls to the top first (a full-page shot of a scrolled page paints a sticky
  * header mid-page).
@@ -114,6 +116,7 @@ export function screenshots(getPage, { prefix, dir = RESULTS, height = 900, from
     fs.mkdirSync(dir, { recursive: true });
     if (fromTop) await page.evaluate(() => window.scrollTo(0, 0));
     await page.setViewportSize({ width: 1280, height });
+    await checkA11y(page, `${prefix}-${name}`);
     await page.screenshot({ path: path.join(dir, `${prefix}-${name}.png`), fullPage: true });
     await page.setViewportSize({ width: 360, height: 780 });
     await page.screenshot({ path: path.join(dir, `${prefix}-${name}.phone.png`), fullPage: true });

@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { checkA11y } from './axe.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '../../..');
@@ -23,6 +24,7 @@ const CAIRND = process.env.CAIRND || path.join(targetDir, 'debug', 'cairnd');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const RESULTS = path.resolve(repo, process.env.UI_RESULTS || 'build/ui-results');
 const PASSWORD = 'granite cairn on the ridge';
+const NEW_PASSWORD = 'basalt steps above the tarn';
 const DESKTOP = { width: 1280, height: 820 };
 const PHONE = { width: 360, height: 760 };
 const LOADER_GUID = '4a67b082-0a4c-41cf-b6c7-440b29bb8c4f';
@@ -130,10 +132,16 @@ function slowHook() {
   });
 }
 
-/** Screenshot at desktop size and at 360 px; fails if the phone layout scrolls sideways. */
+/**
+ * Check the page with axe (serious or critical violations fail: axe.mjs), then screenshot it
+ * at desktop size and at 360 px; fails if the phone layout scrolls sideways.
+ */
 async function shot(name) {
   shotNo += 1;
   const base = `${String(shotNo).padStart(2, '0')}-${name}`;
+  await checkA11y(page, name);
+  // A full-page shot of a scrolled page paints the sticky header mid-page.
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: path.join(RESULTS, `${base}.png`), fullPage: true });
   await page.setViewportSize(PHONE);
   const width = await page.evaluate(() => document.documentElement.scrollWidth);
@@ -422,6 +430,93 @@ step('after a reload the session and its CSRF token still work', async () => {
   await page.getByLabel('Password').fill(PASSWORD);
   await submit('Sign in');
   await heading('Tasks').waitFor();
+});
+
+/** What the Account steps pass on (the token the password change must end). */
+const state = {};
+
+/** GET /api/v1/auth/me with API token `secret` (and no cookie): the status. */
+const meWithToken = (secret) => page.evaluate(async (t) => (await fetch('/api/v1/auth/me', {
+  headers: { Authorization: `Bearer ${t}` }, credentials: 'omit',
+})).status, secret);
+
+/** Create an API token through the Account page's form; returns the answer's token fields. */
+async function createToken(name, scope, days) {
+  const form = page.locator('form', { hasText: 'New token' });
+  await form.getByLabel('Name').fill(name);
+  await form.getByLabel('Scope').selectOption(scope);
+  await form.getByLabel('Valid for (days)').fill(days);
+  const answer = page.waitForResponse((r) => r.url().endsWith('/api/v1/auth/tokens') && r.request().method() === 'POST');
+  await form.getByRole('button', { name: 'Create token' }).click();
+  const t = await (await answer).json();
+  await page.locator(`[data-new-token="${t.id}"]`).waitFor();
+  assert.equal(await page.getByLabel(`Secret of token ${name}`).inputValue(), t.token, 'the secret is shown');
+  await page.locator(`[data-token="${t.id}"]`).waitFor();
+  return t;
+}
+
+step('the Account page creates, lists and revokes API tokens', async () => {
+  await page.getByRole('navigation', { name: 'Sections' }).getByRole('link', { name: 'Account' }).click();
+  await heading('Account').waitFor();
+  await page.getByText('Signed in as admin').waitFor();
+  await page.locator('ul.tokens').or(page.getByText('No API tokens')).first().waitFor();
+  await shot('account');
+  const form = page.locator('form', { hasText: 'New token' });
+  // Out-of-range days are caught in the page; a bad name is the node's 422 at its field.
+  await form.getByLabel('Valid for (days)').fill('0');
+  await form.getByRole('button', { name: 'Create token' }).click();
+  assert.match(await fieldError('expires_days'), /1 to 3650 days/);
+  await form.getByLabel('Valid for (days)').fill('30');
+  await form.getByLabel('Name').fill('   ');
+  await form.getByRole('button', { name: 'Create token' }).click();
+  assert.match(await fieldError('name'), /1 to 64 printable characters/);
+
+  const script = await createToken('backup-script', 'read_only', '30');
+  assert.equal(await meWithToken(script.token), 200, 'the new token works');
+  const row = page.locator(`[data-token="${script.id}"]`);
+  if (script.scope) assert.match(await row.textContent(), /Read-only/);
+  assert.match(await row.textContent(), /expires in (29|30) d|never expires/);
+  await shot('account-token-created');
+  const laptop = await createToken('laptop', 'admin', '90');
+  assert.equal(await page.locator('ul.tokens > li').count(), 2);
+
+  await row.getByRole('button', { name: 'Revoke… token backup-script' }).click();
+  await row.getByRole('button', { name: 'Revoke', exact: true }).click();
+  await row.waitFor({ state: 'detached' });
+  assert.equal(await meWithToken(script.token), 401, 'the revoked token is refused');
+  assert.equal(await meWithToken(laptop.token), 200, 'the other token still works');
+  state.laptop = laptop;
+});
+
+
+step('the Account page changes the password, ending the API tokens', async () => {
+  const form = page.locator('form', { hasText: 'Change password' });
+  await form.getByLabel('Current password').fill('not the password');
+  await form.getByLabel('New password', { exact: true }).fill(NEW_PASSWORD);
+  await form.getByLabel('Repeat the new password').fill(NEW_PASSWORD);
+  await submit('Change password');
+  assert.match(await fieldError('current_password'), /current password is wrong/i);
+  await shot('account-password-wrong');
+  await form.getByLabel('Current password').fill(PASSWORD);
+  await form.getByLabel('Repeat the new password').fill(`${NEW_PASSWORD}!`);
+  await submit('Change password');
+  assert.match(await fieldError('confirm'), /differ/);
+  await form.getByLabel('Repeat the new password').fill(NEW_PASSWORD);
+  await submit('Change password');
+  const done = page.locator('.done-notice');
+  await done.waitFor();
+  assert.match(await done.textContent(), /every API token of admin were ended/);
+  assert.match(await done.textContent(), /cairnctl login/);
+  assert.equal(await meWithToken(state.laptop.token), 401, 'the password change revoked the token');
+  await page.getByText('No API tokens').waitFor();
+  const me = await page.evaluate(async () => (await fetch('/api/v1/auth/me')).status);
+  assert.equal(me, 200, 'this session stays signed in');
+  await shot('account-password-changed');
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await heading('Sign in').waitFor();
+  await page.getByLabel('Password').fill(NEW_PASSWORD);
+  await submit('Sign in');
+  await heading('Account').waitFor();
 });
 
 test('no script errors and no CSP violations', () => {

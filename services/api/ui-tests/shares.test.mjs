@@ -6,6 +6,7 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { checkA11y } from './axe.mjs';
 import { json, openScripted, ORIGIN, ScriptedApi } from './scripted-api.mjs';
 
 let browser;
@@ -66,6 +67,7 @@ const { calls } = api;
 before(async () => {
   ({ browser, page } = await openScripted(api, {
     script: 'import { renderPoolShares } from "/ui/shares.js"; renderPoolShares(document.getElementById("m"), "tank");',
+    stylesheet: true,
   }));
   page.on('dialog', async (d) => {
     if (d.type() === 'prompt') await d.accept(d.message().includes('media') ? 'media' : 'x');
@@ -87,6 +89,7 @@ test('shares show usage against the alert thresholds', async () => {
   assert.equal(await page.locator('[data-share="media"] .bar-fill').getAttribute('class'), 'bar-fill bar-ok');
   assert.match(await page.locator('.capacity').textContent(), /data 42\.0 %/);
   assert.match(await page.locator('[data-volume="base"]').textContent(), /64\.0 MiB/);
+  await checkA11y(page, 'shares');
 });
 
 test('a refused name is shown at the name field, a good one creates the share', async () => {
@@ -120,4 +123,5 @@ test('restore and scrub follow their tasks to the end', async () => {
   const slot = page.locator('.task-slot', { hasText: 'scrub of pool tank done' });
   await slot.waitFor();
   assert.equal(await slot.locator('[role=progressbar]').getAttribute('aria-valuenow'), '100');
+  await checkA11y(page, 'shares-after-scrub');
 });

@@ -19,7 +19,7 @@ async function health() {
 }
 
 function fatal(err) {
-  replace(root, h('div', { class: 'login-page' }, h('div', { class: 'card' },
+  replace(root, h('main', { class: 'login-page' }, h('div', { class: 'card' },
     h('h1', {}, 'Cannot load Cairn'),
     h('p', { class: 'form-error' }, err.message),
     h('div', { class: 'actions' }, h('button', { class: 'primary', onclick: () => start() }, 'Try again')))));

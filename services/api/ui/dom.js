@@ -43,15 +43,16 @@ export function badge(tone, text) {
 }
 
 /**
- * A progress bar 0–100 (width set through the CSSOM, which the CSP allows); `indeterminate`
- * animates it while a running task has not reported progress yet.
+ * A progress bar 0–100 (width set through the CSSOM, which the CSP allows) named `label` for
+ * screen readers; `indeterminate` animates it while a running task has not reported progress
+ * yet (and then it has no value).
  */
-export function progressBar(value, tone = 'info', indeterminate = false) {
+export function progressBar(value, tone = 'info', indeterminate = false, label = 'Progress') {
   const fill = h('div', { class: `bar-fill bar-${tone}` });
   fill.style.width = `${Math.max(0, Math.min(100, value))}%`;
   return h('div', {
-    class: indeterminate ? 'bar bar-indeterminate' : 'bar', role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': 100,
-    'aria-valuenow': value,
+    class: indeterminate ? 'bar bar-indeterminate' : 'bar', role: 'progressbar', 'aria-label': label,
+    'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': indeterminate ? null : value,
   }, fill);
 }
 

@@ -38,7 +38,7 @@ export function renderLogin(root, { health, notice, onDone }) {
       }
     }
   });
-  replace(root, h('div', { class: 'login-page' },
+  replace(root, h('main', { class: 'login-page' },
     h('header', { class: 'setup-brand' },
       h('img', { src: '/ui/icon.svg', alt: '', width: 40, height: 40 }),
       h('div', {},

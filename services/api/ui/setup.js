@@ -61,7 +61,7 @@ export function renderSetup(root, { status, health, onDone }) {
   const stepper = h('ol', { class: 'stepper', 'aria-label': 'Setup steps' });
   const counter = h('p', { class: 'step-count' });
   const card = h('section', { class: 'card setup-card' });
-  replace(root, h('div', { class: 'setup-page' },
+  replace(root, h('main', { class: 'setup-page' },
     h('header', { class: 'setup-brand' },
       h('img', { src: '/ui/icon.svg', alt: '', width: 40, height: 40 }),
       h('div', {},

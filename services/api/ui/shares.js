@@ -16,10 +16,10 @@ export function usageTone(pct) {
   return 'ok';
 }
 
-function usageBar(pct) {
+function usageBar(pct, label) {
   const tone = usageTone(pct);
   return h('div', { class: 'task-progress' },
-    progressBar(pct, tone === 'warning' ? 'critical' : tone),
+    progressBar(pct, tone === 'warning' ? 'critical' : tone, false, label),
     h('span', { class: 'pct' }, `${pct.toFixed(1)} %`));
 }
 
@@ -55,7 +55,7 @@ export function followTask(slot, task) {
       h('p', { class: 'task-msg' }, t.message),
       h('div', { class: 'task-progress' },
         progressBar(t.progress, t.state === 'failed' ? 'critical' : t.state === 'succeeded' ? 'ok' : 'info',
-          t.state === 'running' && t.progress === 0),
+          t.state === 'running' && t.progress === 0, t.message),
         h('span', { class: 'pct' }, `${t.progress} %`)));
     draw(task);
     let off = null;
@@ -186,7 +186,7 @@ function shareRow(pool, s, refresh, detail) {
       h('p', { class: 'row-title' }, s.name, ' ', s.mounted ? badge('ok', 'mounted') : badge('critical', 'not mounted'),
         s.restored_from ? h('span', { class: 'muted small' }, ` restored from ${s.restored_from}`) : null),
       h('p', { class: 'muted small' }, `${bytes(used)} used of ${bytes(s.size_bytes)} · ${s.mountpoint}`),
-      usageBar(s.used_percent || 0),
+      usageBar(s.used_percent || 0, `Space used in share ${s.name}`),
       rowErr),
     size, resizeBtn, snapBtn, delBtn);
 }
@@ -216,7 +216,7 @@ export function renderShares(container, pool) {
       const worst = Math.max(c.data_percent, c.metadata_percent);
       replace(capacity,
         h('p', {}, `Thin pool ${bytes(c.size_bytes)} · ${bytes(c.provisioned_bytes)} provisioned · data ${c.data_percent.toFixed(1)} % · metadata ${c.metadata_percent.toFixed(1)} %`),
-        usageBar(worst));
+        usageBar(worst, `Thin pool ${pool} used`));
       const vols = await get(`/api/v1/pools/${enc}/volumes`);
       replace(volumes, vols.length === 0 ? h('li', { class: 'muted' }, 'No VM volumes.') : vols.map((v) => h('li', { class: 'list-row', 'data-volume': v.name },
         h('div', { class: 'grow' },

@@ -9,6 +9,7 @@ import { renderTasks } from './tasks.js';
 import { renderStorage } from './storage.js';
 import { renderVms } from './vms.js';
 import { renderNetwork } from './network.js';
+import { renderAccount } from './account.js';
 
 /** The sections, in navigation order. */
 export const SECTIONS = [
@@ -18,6 +19,7 @@ export const SECTIONS = [
   { id: 'vms', title: 'VMs', render: renderVms },
   { id: 'alerts', title: 'Alerts', render: renderAlerts },
   { id: 'tasks', title: 'Tasks', render: renderTasks },
+  { id: 'account', title: 'Account', render: renderAccount },
 ];
 
 /** The section named by the URL's hash (`#/tasks`), or the first. */
@@ -45,7 +47,7 @@ export function renderShell(root, { health, me, onSignedOut }) {
         h('img', { src: '/ui/icon.svg', alt: '', width: 28, height: 28 }),
         h('span', { class: 'brand-name' }, 'Cairn')),
       h('div', { class: 'node' }, hostname, healthBadge),
-      h('div', { class: 'user' }, live, h('span', { class: 'who' }, me.user), signOut)),
+      h('div', { class: 'user' }, live, h('a', { class: 'who', href: '#/account', title: 'Account: password and API tokens' }, me.user), signOut)),
     nav, main));
 
   let cleanup = null;

@@ -1,6 +1,8 @@
-// SMART detail of one disk: verdict and findings, temperature against its limits, a
-// temperature history sparkline, the ATA attribute table or the NVMe / SCSI health log,
-// the self-test log, "Run short / long test" with live task progress, and per-disk settings.
+// SMART detail of one disk: verdict and findings, whether it was asleep at the last poll,
+// temperature against its limits ("not available" for drives without a sensor), SSD wear, a
+// temperature history sparkline, the ATA attribute table (with the count beside a raw value
+// that packs several counters) or the NVMe / SCSI health log, the self-test log, "Run short /
+// long test" with live task progress, and per-disk settings.
 //
 // Used by the Disks page (storage.js): `import('./smart.js')` then
 // `renderSmartDetail(container, diskId)`. Raw values and NVMe counters arrive as decimal
@@ -58,6 +60,27 @@ function ahead(ts) {
 
 const show = (v) => (v === null || v === undefined || v === '' ? '—' : String(v));
 
+/** "Endurance used: 85 %", "worn out" when the drive says so, and where the figure comes from. */
+function endurance(d) {
+  const pct = d.endurance_used_pct;
+  const e = d.endurance;
+  return h('div', { class: 'kv smart-endurance' }, h('dt', {}, 'Endurance used'),
+    typeof pct === 'number'
+      ? h('dd', {}, `${pct} %${e && e.worn_out ? ' — worn out' : ''}`,
+        e && e.source ? h('span', { class: 'muted small smart-source' }, ` · from ${e.source.replaceAll('_', ' ')}`) : null)
+      : h('dd', {}, 'not reported by the drive'));
+}
+
+/** Asleep at the last poll: when it was last read (the verdict and data are from then). */
+function standbyNotice(d) {
+  if (!d.standby) return null;
+  const mode = d.standby_mode ? `${d.standby_mode} mode` : 'standby';
+  return h('p', { class: 'notice smart-standby' },
+    d.checked_at
+      ? `Asleep (standby) — last read at ${exact(d.checked_at)}. The disk was in ${mode} at the last poll, which does not wake it: the verdict and data are from that read.`
+      : `Asleep (standby) — not read yet: the disk is in ${mode} and polling does not wake it.`);
+}
+
 function kv(label, value) {
   return h('div', { class: 'kv' }, h('dt', {}, label), h('dd', {}, show(value)));
 }
@@ -96,12 +119,20 @@ function sparkline(samples, limits) {
       warn === null ? null : ` · dashed line: warning at ${warn} °C`));
 }
 
+/** The raw value as smartctl shows it, with the count beside it where the value packs several. */
+function rawCell(a) {
+  const raw = show(a.raw_string ?? a.raw_value);
+  if (a.count === undefined || a.count === null || a.count === a.raw_value) return raw;
+  return [raw, h('span', { class: 'muted small' }, ` · count ${a.count}`)];
+}
+
 function attributesTable(attrs) {
   return h('div', { class: 'table-wrap' }, h('table', { class: 'data-table' },
     h('thead', {}, h('tr', {}, ['ID', 'Attribute', 'Value', 'Worst', 'Threshold', 'Failed', 'Raw'].map((c) => h('th', { scope: 'col' }, c)))),
     h('tbody', {}, attrs.map((a) => {
       const failing = a.when_failed === 'now';
-      const watched = WATCHED_ATTRS.has(a.id) && a.raw_value && a.raw_value !== '0';
+      const n = a.count ?? a.raw_value;
+      const watched = WATCHED_ATTRS.has(a.id) && n && n !== '0';
       return h('tr', { class: failing ? 'row-critical' : watched ? 'row-warning' : null },
         h('td', { class: 'num' }, a.id),
         h('td', {}, a.name.replaceAll('_', ' '), a.prefailure ? h('span', { class: 'muted small' }, ' · pre-fail') : null),
@@ -109,7 +140,7 @@ function attributesTable(attrs) {
         h('td', { class: 'num' }, show(a.worst)),
         h('td', { class: 'num' }, show(a.thresh)),
         h('td', {}, a.when_failed ? badge(a.when_failed === 'now' ? 'critical' : 'warning', a.when_failed) : '—'),
-        h('td', { class: 'mono' }, show(a.raw_string ?? a.raw_value)));
+        h('td', { class: 'mono' }, rawCell(a)));
     }))));
 }
 
@@ -137,7 +168,7 @@ function taskLine(t, onDone) {
       h('p', { class: failed ? 'form-error' : 'muted' }, sentence(task.message)),
       h('div', { class: 'task-progress' },
         progressBar(task.progress, failed ? 'critical' : task.state === 'succeeded' ? 'ok' : 'info',
-          task.state === 'running' && task.progress === 0),
+          task.state === 'running' && task.progress === 0, task.message),
         h('span', { class: 'pct' }, `${task.progress} %`)));
     if (task.state !== 'running') {
       if (off) off();
@@ -253,20 +284,24 @@ export async function renderSmartDetail(container, diskId) {
       h('h2', {}, `SMART · ${dev.model || d.id}`),
       h('div', { class: 'row-actions' }, runButtons)),
     h('p', { class: 'smart-verdict' }, badge(tone, label),
-      h('span', { class: 'muted small' }, ' ', checked, d.standby ? ' · the disk was in standby at the last poll' : '',
+      h('span', { class: 'muted small' }, ' ', checked, d.standby ? ' · asleep' : '',
         d.self_test_remaining !== null && d.self_test_remaining !== undefined ? ` · self-test running, ${d.self_test_remaining} % left` : '')),
+    standbyNotice(d),
     testHost,
     findings,
     h('dl', { class: 'kvs' },
       kv('Model', dev.model), kv('Serial', dev.serial), kv('Firmware', dev.firmware),
       kv('Interface', dev.protocol ? `${dev.protocol} (${dev.device_type})` : null),
-      kv('Temperature', typeof d.temperature_c === 'number' ? `${d.temperature_c} °C` : null),
+      kv('Temperature', typeof d.temperature_c === 'number' ? `${d.temperature_c} °C` : 'not available'),
       kv('Limits', limits ? `${limits.warning_c} / ${limits.critical_c} °C (${limits.source === 'drive' ? 'the drive\'s own' : limits.source === 'setting' ? 'your setting' : 'default'})` : null),
+      d.class === 'ssd' || typeof d.endurance_used_pct === 'number' ? endurance(d) : null,
       kv('Power-on time', typeof dev.power_on_hours === 'number' ? `${dev.power_on_hours} h` : null),
       kv('Next short test', ahead(d.next_short_test)),
       kv('Next long test', ahead(d.next_long_test))),
     h('h3', {}, 'Temperature'),
-    sparkline(d.history?.polls || [], limits),
+    (d.findings || []).some((f) => f.code === 'no_temperature')
+      ? h('p', { class: 'muted small' }, 'No temperature history: the drive has no temperature sensor.')
+      : sparkline(d.history?.polls || [], limits),
   ];
   if (d.attributes && d.attributes.length) body.push(h('h3', {}, 'Attributes'), attributesTable(d.attributes));
   if (d.nvme) body.push(h('h3', {}, 'NVMe health log'), logList(d.nvme, NVME_LABELS));

@@ -1,6 +1,7 @@
-// Disks & pools: the disk inventory (health from SMART, wipe by typed serial), pools with
-// state and rebuild progress, create with the usable capacity shown first, replace, add,
-// destroy by typed name. Shares of a pool come from shares.js when it is there.
+// Disks & pools: the disk inventory (health, temperature, SSD wear and sleep from SMART, wipe
+// by typed serial), pools with state and rebuild progress, create with the usable capacity
+// shown first, replace, add, destroy by typed name. Shares of a pool come from shares.js when
+// it is there.
 
 import { api, get } from './api.js';
 import { badge, emptyState, h, progressBar } from './dom.js';
@@ -63,8 +64,11 @@ function smartBadge(d) {
   if (!d.smart) return badge('neutral', 'SMART —');
   const b = badge(tone(SMART, d.smart.verdict), label(SMART, d.smart.verdict));
   const t = d.smart.temperature_c;
+  const worn = d.smart.endurance_used_pct;
   return h('span', { class: 'smart', title: (d.smart.reasons || []).join('\n') }, b,
-    t === null || t === undefined ? null : h('span', { class: 'muted small' }, ` ${t} °C`));
+    t === null || t === undefined ? null : h('span', { class: 'muted small' }, ` ${t} °C`),
+    typeof worn === 'number' ? h('span', { class: 'muted small' }, ` · ${worn} % worn`) : null,
+    d.smart.standby ? h('span', { class: 'muted small' }, ' · asleep') : null);
 }
 
 /** A dialog-like card inside `host` that asks for a typed confirmation and runs `action`. */
@@ -138,7 +142,7 @@ export async function renderStorage(main) {
       h('div', { class: 'grow' },
         h('p', { class: 'row-title' }, `${p.name} · ${p.level} · ${bytes(p.size_bytes)}`),
         h('p', { class: 'muted small' }, p.reason || `${p.members.length} disks, all in sync`),
-        p.sync ? h('div', { class: 'task-progress' }, progressBar(p.sync.percent ?? 0, 'info', p.sync.percent === null),
+        p.sync ? h('div', { class: 'task-progress' }, progressBar(p.sync.percent ?? 0, 'info', p.sync.percent === null, `Pool ${p.name}: ${p.sync.action}`),
           h('span', { class: 'pct' }, `${p.sync.action} ${p.sync.percent ?? 0} %`)) : null),
       h('button', { type: 'button', class: 'secondary small', onclick: () => drawDetail(p.name) }, 'Details')))));
   }
@@ -213,7 +217,7 @@ export async function renderStorage(main) {
         h('button', { type: 'button', class: 'link small', onclick: () => { openPool = null; detail.replaceChildren(); } }, 'Close')),
       h('p', {}, badge(tone(POOL_STATE, p.state), label(POOL_STATE, p.state)), ' ', p.reason),
       h('p', { class: 'muted small mono' }, `${p.device} · ${p.md || 'not assembled'} · VG ${p.volume_group} · created ${when(p.created)}`),
-      p.sync ? h('div', { class: 'task-progress' }, progressBar(p.sync.percent ?? 0, 'info', p.sync.percent === null),
+      p.sync ? h('div', { class: 'task-progress' }, progressBar(p.sync.percent ?? 0, 'info', p.sync.percent === null, `Pool ${p.name}: ${p.sync.action}`),
         h('span', { class: 'pct' }, `${p.sync.action} ${p.sync.percent ?? 0} %`)) : null,
       h('h3', {}, 'Members'), members,
       h('div', { class: 'actions' },

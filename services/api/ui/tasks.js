@@ -21,7 +21,7 @@ function row(t) {
     h('p', { class: 'task-msg' }, t.message),
     h('div', { class: 'task-progress' },
       progressBar(t.progress, tone === 'critical' ? 'critical' : tone === 'ok' ? 'ok' : 'info',
-        t.state === 'running' && t.progress === 0),
+        t.state === 'running' && t.progress === 0, `Progress of task #${t.id} (${t.kind})`),
       h('span', { class: 'pct' }, `${t.progress} %`)),
     h('p', { class: 'muted small', title: exact(t.created) }, `Started ${when(t.created)} · #${t.id}`));
 }
@@ -39,7 +39,7 @@ export function taskLine(t, onDone) {
     line.replaceChildren(
       h('p', { class: failed ? 'form-error' : 'muted' }, sentence(task.message)),
       progressBar(task.progress, failed ? 'critical' : task.state === 'succeeded' ? 'ok' : 'info',
-        task.state === 'running' && task.progress === 0),
+        task.state === 'running' && task.progress === 0, sentence(task.message)),
       h('span', { class: 'pct' }, `${task.progress} %`));
     if (task.state !== 'running') {
       ended = true;

@@ -59,7 +59,7 @@ function meter(label, used, total, unit) {
   const pct = total > 0 ? Math.round((used * 100) / total) : 0;
   return h('div', { class: 'task-progress', 'data-meter': label },
     h('span', { class: 'small' }, label),
-    progressBar(pct, pct > 90 ? 'critical' : 'info'),
+    progressBar(pct, pct > 90 ? 'critical' : 'info', false, label),
     h('span', { class: 'pct' }, `${used} / ${total} ${unit}`));
 }
 

@@ -177,6 +177,20 @@ pub async fn watch_addresses(
     }
 }
 
+/// After the block was printed: call `reprint` with each setup code that replaces the shown
+/// one (the API makes a new code after too many wrong entries), until the sender is gone.
+pub async fn watch_codes(
+    mut codes: tokio::sync::watch::Receiver<Option<String>>,
+    mut reprint: impl FnMut(String),
+) {
+    while codes.changed().await.is_ok() {
+        let code = codes.borrow_and_update().clone();
+        if let Some(code) = code {
+            reprint(code);
+        }
+    }
+}
+
 /// Write the block to the console device (or file) and to stdout. A console that cannot be
 /// opened is logged, not fatal: stdout still reaches the journal.
 pub fn print(console: &Path, text: &str) {
@@ -353,6 +367,21 @@ mod tests {
         let (_, u, gave_up) = wait_for_urls(&src, &listeners, Duration::from_millis(600)).await;
         assert!(!gave_up, "an IPv6 URL exists");
         assert_eq!(u, vec!["https://[fec0::5054:ff:fe12:3456]/"]);
+    }
+
+    #[tokio::test]
+    async fn a_replaced_code_is_printed_again() {
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+        let watcher = tokio::spawn(watch_codes(rx, move |c| seen_tx.send(c).unwrap()));
+        tx.send_replace(Some("ABCD-EFGH-JKMN".to_string()));
+        let got = tokio::time::timeout(Duration::from_secs(10), seen.recv()).await;
+        assert_eq!(got.unwrap().as_deref(), Some("ABCD-EFGH-JKMN"));
+        drop(tx);
+        tokio::time::timeout(Duration::from_secs(10), watcher)
+            .await
+            .unwrap()
+            .unwrap();
     }
 
     #[test]

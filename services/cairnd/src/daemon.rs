@@ -34,6 +34,15 @@ pub fn run() -> anyhow::Result<()> {
         Command::Run(cfg) => *cfg,
     };
     logging::init(cfg.log)?;
+    // cairn-init sets the open-files limit from cairnd.toml's limit_nofile; started some
+    // other way, take at least the hard limit. The API fits its connection cap to it.
+    match cairn_api::conn::raise_open_files_limit() {
+        Ok((before, after)) if before < after => {
+            tracing::info!("open-files limit raised from {before} to {after}");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot raise the open-files limit: {e}"),
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         // Blocking work: storage tools, libvirt calls, blessing, password hashing. A small
@@ -77,6 +86,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     // Kept for the exit: when the node stops, the VMs are shut down before cairnd ends.
     let vms = state.domains.vms.clone();
     let console_path = cfg.console.clone();
+    // A setup code that replaces the shown one (after too many wrong entries) is printed.
+    let new_codes = state.setup.new_codes();
     // Alert changes go out by mail and webhook as configured; ends when the server stops.
     let delivery = cairn_api::channels::spawn_delivery(state.clone());
     let server = Server::new(listeners, cert.config.clone(), state)?;
@@ -117,6 +128,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             async move {
                 let (addresses, urls, gave_up) =
                     console::wait_for_urls(&SystemAddresses, &bound, wait).await;
+                let mut new_codes = new_codes;
+                let code = new_codes.borrow_and_update().clone().unwrap_or(code);
                 let info = console::SetupInfo {
                     hostname: node::hostname(),
                     addresses,
@@ -131,26 +144,38 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
                     info.urls.join(" ")
                 );
                 let shown = info.addresses.clone();
-                console::watch_addresses(&SystemAddresses, &bound, shown, |addresses, urls| {
-                    if matches!(
+                let info = std::sync::Mutex::new(info);
+                let claimed = || {
+                    matches!(
                         setup_code::setup_state(&state_dir),
                         Ok(setup_code::SetupState::Claimed)
-                    ) {
-                        return; // set up meanwhile: the code is no longer shown
+                    )
+                };
+                let addresses_changed =
+                    console::watch_addresses(&SystemAddresses, &bound, shown, |addresses, urls| {
+                        if claimed() {
+                            return; // set up meanwhile: the code is no longer shown
+                        }
+                        let mut info = info.lock().unwrap_or_else(|e| e.into_inner());
+                        info.addresses = addresses;
+                        info.urls = urls;
+                        info.gave_up_after = None;
+                        console::print(&console_path, &console::format_block(&info));
+                        tracing::info!(
+                            "network addresses changed; setup block printed again: {}",
+                            info.urls.join(" ")
+                        );
+                    });
+                let code_changed = console::watch_codes(new_codes, |code| {
+                    if claimed() {
+                        return;
                     }
-                    let info = console::SetupInfo {
-                        addresses,
-                        urls,
-                        gave_up_after: None,
-                        ..info.clone()
-                    };
+                    let mut info = info.lock().unwrap_or_else(|e| e.into_inner());
+                    info.code = code;
                     console::print(&console_path, &console::format_block(&info));
-                    tracing::info!(
-                        "network addresses changed; setup block printed again: {}",
-                        info.urls.join(" ")
-                    );
-                })
-                .await;
+                    tracing::info!("setup code replaced; setup block printed again");
+                });
+                tokio::join!(addresses_changed, code_changed);
             }
         })),
     };

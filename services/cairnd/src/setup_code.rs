@@ -3,26 +3,14 @@
 use anyhow::Context;
 use std::path::Path;
 
-/// Crockford's base32 alphabet: no I, L, O, U.
-pub const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-/// File name under the state directory (the API's setup reads it).
+/// Crockford's base32 alphabet: no I, L, O, U (the API makes replacement codes too).
+pub use cairn_api::setup::ALPHABET;
+/// File name under the state directory (the API's setup reads it, and writes a new code
+/// there after too many wrong ones).
 pub const FILE_NAME: &str = cairn_api::setup::CODE_FILE;
 /// Written by the API's setup when it completes; from then on no code is kept and no setup
 /// block is printed.
 pub const DONE_MARKER: &str = cairn_api::setup::DONE_MARKER;
-
-/// Format 12 random bytes as a code: each byte's low 5 bits pick a symbol (32 divides 256,
-/// so the choice is uniform), in three groups of four.
-pub fn format_code(random: &[u8; 12]) -> String {
-    let mut s = String::with_capacity(14);
-    for (i, b) in random.iter().enumerate() {
-        if i > 0 && i % 4 == 0 {
-            s.push('-');
-        }
-        s.push(ALPHABET[(b & 31) as usize] as char);
-    }
-    s
-}
 
 /// Whether text is a well-formed code.
 pub fn is_valid(code: &str) -> bool {
@@ -35,9 +23,7 @@ pub fn is_valid(code: &str) -> bool {
 
 /// A new random code from the kernel's CSPRNG.
 pub fn generate() -> anyhow::Result<String> {
-    let mut buf = [0u8; 12];
-    getrandom::getrandom(&mut buf).context("cannot get random bytes for the setup code")?;
-    Ok(format_code(&buf))
+    cairn_api::setup::generate_code().context("cannot get random bytes for the setup code")
 }
 
 /// What loading found.
@@ -99,6 +85,7 @@ pub fn load_or_create(state_dir: &Path) -> anyhow::Result<Loaded> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cairn_api::setup::format_code;
     use std::os::unix::fs::PermissionsExt;
 
     #[test]

@@ -1,5 +1,5 @@
 //! cairn-core: pieces shared by cairnd, the domains and the tools (atomic files, boot records,
-//! the command runner, alert and progress sinks).
+//! the command runner, alert and progress sinks, rejected values as messages show them).
 
 pub mod alert;
 pub mod atomic;
@@ -12,6 +12,7 @@ pub mod efivar;
 pub mod entry;
 pub mod esp;
 pub mod failures;
+pub mod shown;
 pub mod slot;
 
 pub use atomic::{write_atomic, AtomicWriteError};

@@ -6,17 +6,19 @@ use std::path::PathBuf;
 pub const USAGE: &str = "\
 usage: cairnctl [--node HOST[:PORT]] [-o text|json] [--config-dir DIR] COMMAND
 commands:
-  login [--user NAME] [--fingerprint SHA256:…]
+  login [--user NAME] [--fingerprint SHA256:…] [--read-only] [--expires-days N]
                  sign in (password from the terminal, or the first line of stdin), make an
-                 API token and keep it; the node's certificate is pinned on first use
+                 API token and keep it; the node's certificate is pinned on first use. The
+                 token can do everything and lasts 90 days, unless --read-only (it may only
+                 read: GET) or --expires-days N (1 to 3650) say otherwise
   status         the node's health and who you are signed in as
   tasks          the node's long operations
   alerts         active alerts and recent changes
   task ID [--wait]  one task; with --wait, a live progress bar until it ends
   forget         revoke the stored API token on the node, then drop it and the pinned
                  certificate
-  smart [VERB …]  SMART health of every disk, one disk's detail, self-tests (see
-                 `cairnctl smart help`)
+  smart [VERB …]  SMART health of every disk, one disk's detail, self-tests, saved
+                 smartctl outputs checked offline (see `cairnctl smart help`)
   network [VERB …]  config, link status, apply a spec in try mode (countdown), confirm,
                  rollback (see `cairnctl network help`)
   vms [VERB …]   virtual machines: list, create, start, shutdown, off, reboot, clone,
@@ -41,6 +43,10 @@ pub enum Command {
     Login {
         user: String,
         fingerprint: Option<String>,
+        /// A read-only token (GET and HEAD only).
+        read_only: bool,
+        /// The token's lifetime in days (the node's default, 90, when not given).
+        expires_days: Option<u32>,
     },
     Status,
     Forget,
@@ -106,6 +112,8 @@ pub fn parse(args: &[String]) -> Result<Parsed, ArgsError> {
     let mut command: Option<String> = None;
     let mut user = "admin".to_string();
     let mut fingerprint = None;
+    let mut read_only = false;
+    let mut expires_days = None;
     let mut wait = false;
     let mut operand: Option<String> = None;
     let mut shares_rest: Vec<String> = Vec::new();
@@ -145,6 +153,20 @@ pub fn parse(args: &[String]) -> Result<Parsed, ArgsError> {
             "--config-dir" => config_dir = Some(PathBuf::from(value()?)),
             "--user" if command.as_deref() == Some("login") => user = value()?,
             "--fingerprint" if command.as_deref() == Some("login") => fingerprint = Some(value()?),
+            "--read-only" if command.as_deref() == Some("login") => read_only = true,
+            "--expires-days" if command.as_deref() == Some("login") => {
+                let v = value()?;
+                expires_days = match v.parse::<u32>() {
+                    Ok(n @ 1..=3650) => Some(n),
+                    _ => {
+                        return Err(ArgsError::BadValue {
+                            flag: flag.to_string(),
+                            value: v,
+                            reason: "expected a number of days from 1 to 3650".into(),
+                        })
+                    }
+                };
+            }
             "--wait" if command.as_deref() == Some("task") => wait = true,
             f if f.starts_with('-') => return Err(ArgsError::UnknownFlag(arg.clone())),
             c if command.is_none() && crate::storage::VERBS.contains(&c) => {
@@ -178,7 +200,12 @@ pub fn parse(args: &[String]) -> Result<Parsed, ArgsError> {
     }
     let command = match command.as_deref() {
         None => return Err(ArgsError::NoCommand),
-        Some("login") => Command::Login { user, fingerprint },
+        Some("login") => Command::Login {
+            user,
+            fingerprint,
+            read_only,
+            expires_days,
+        },
         Some("status") => Command::Status,
         Some("forget") => Command::Forget,
         Some("tasks") => Command::Tasks,
@@ -310,9 +337,32 @@ mod tests {
             a.command,
             Command::Login {
                 user: "root".into(),
-                fingerprint: Some("SHA256:AB".into())
+                fingerprint: Some("SHA256:AB".into()),
+                read_only: false,
+                expires_days: None,
             }
         );
+        let Parsed::Run(a) = p(&["login", "--read-only", "--expires-days=7"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            a.command,
+            Command::Login {
+                user: "admin".into(),
+                fingerprint: None,
+                read_only: true,
+                expires_days: Some(7),
+            }
+        );
+        for bad in ["0", "3651", "soon"] {
+            assert!(
+                matches!(
+                    p(&["login", "--expires-days", bad]),
+                    Err(ArgsError::BadValue { .. })
+                ),
+                "{bad}"
+            );
+        }
         assert_eq!(a.output, Output::Text);
     }
 

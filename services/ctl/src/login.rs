@@ -58,12 +58,36 @@ async fn pin_for(
     Ok((seen, true))
 }
 
+/// What the token `login` makes may do and how long it lasts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenOptions {
+    /// Read-only (GET and HEAD) instead of admin.
+    pub read_only: bool,
+    /// Days until it expires (the node's default, 90, when none).
+    pub expires_days: Option<u32>,
+}
+
+impl TokenOptions {
+    /// The `POST /api/v1/auth/tokens` body for a token called `name`.
+    pub fn body(&self, name: &str) -> serde_json::Value {
+        let mut body = serde_json::json!({
+            "name": name,
+            "scope": if self.read_only { "read_only" } else { "admin" },
+        });
+        if let Some(days) = self.expires_days {
+            body["expires_days"] = days.into();
+        }
+        body
+    }
+}
+
 /// Sign in, make a token named after this machine, end the session, store token and pin.
 pub async fn run(
     target: Target,
     cfg_dir: &Path,
     user: &str,
     fingerprint: Option<&str>,
+    token: TokenOptions,
     output: Output,
 ) -> anyhow::Result<()> {
     let mut cfg = config::load(cfg_dir)?;
@@ -105,15 +129,14 @@ pub async fn run(
             .header("x-csrf-token", &csrf)
     };
     let r = conn
-        .send(
-            session(Method::POST, "/api/v1/auth/tokens")
-                .json(&serde_json::json!({"name": token_name()})),
-        )
+        .send(session(Method::POST, "/api/v1/auth/tokens").json(&token.body(&token_name())))
         .await?;
     if r.status != 201 {
         return Err(api_error("cannot make an API token", &r));
     }
     let v = r.json();
+    let expires = v["expires"].as_u64();
+    let scope = v["scope"].as_str().unwrap_or("admin").to_string();
     let token = v["token"]
         .as_str()
         .context("no token in the answer")?
@@ -139,11 +162,22 @@ pub async fn run(
     cfg.current = Some(key.clone());
     config::save(cfg_dir, &cfg)?;
     match output {
-        Output::Text => println!("Logged in to {key} as {user} (API token {token_id})."),
+        Output::Text => {
+            let until = expires
+                .map(|e| format!(", expires {}", cairn_api::clock::format_utc(e)))
+                .unwrap_or_default();
+            let ro = if scope == "read_only" {
+                "read-only "
+            } else {
+                ""
+            };
+            println!("Logged in to {key} as {user} ({ro}API token {token_id}{until}).")
+        }
         Output::Json => println!(
             "{}",
             serde_json::json!({"node": key, "user": user, "token_id": token_id,
-                "fingerprint": pin.to_string(), "pinned_now": first_use})
+                "fingerprint": pin.to_string(), "pinned_now": first_use,
+                "scope": scope, "expires": expires})
         ),
     }
     Ok(())
@@ -163,6 +197,22 @@ fn token_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_options_make_the_request_body() {
+        assert_eq!(
+            TokenOptions::default().body("cli"),
+            serde_json::json!({"name": "cli", "scope": "admin"})
+        );
+        let ro = TokenOptions {
+            read_only: true,
+            expires_days: Some(7),
+        };
+        assert_eq!(
+            ro.body("cli"),
+            serde_json::json!({"name": "cli", "scope": "read_only", "expires_days": 7})
+        );
+    }
 
     #[test]
     fn token_name_fits() {

@@ -45,6 +45,19 @@ fn run() -> anyhow::Result<()> {
         }
         Parsed::Run(a) => a,
     };
+    // `smart check FILE…` judges saved smartctl outputs: no node, no sign-in (nor for help).
+    if let Command::Smart(words) = &a.command {
+        if words.first().map(String::as_str) == Some("help") {
+            println!("{}", smart::USAGE);
+            return Ok(());
+        }
+        if words.first().map(String::as_str) == Some("check") {
+            let (cmd, out) = smart::parse(words)?;
+            if let smart::SmartCmd::Check(files) = cmd {
+                return smart::check(&files, out.unwrap_or(a.output));
+            }
+        }
+    }
     let cfg_dir = config::dir(a.config_dir.as_deref())?;
     let node = match &a.node {
         Some(n) => n.clone(),
@@ -58,11 +71,20 @@ fn run() -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     match a.command {
-        Command::Login { user, fingerprint } => rt.block_on(login::run(
+        Command::Login {
+            user,
+            fingerprint,
+            read_only,
+            expires_days,
+        } => rt.block_on(login::run(
             target,
             &cfg_dir,
             &user,
             fingerprint.as_deref(),
+            login::TokenOptions {
+                read_only,
+                expires_days,
+            },
             a.output,
         )),
         Command::Status => rt.block_on(async {

@@ -1,25 +1,37 @@
-//! `cairnctl smart …`: every disk's SMART verdict, one disk's detail, and self-tests with a
-//! progress bar.
+//! `cairnctl smart …`: every disk's SMART verdict, one disk's detail, self-tests with a
+//! progress bar, and saved smartctl outputs judged offline by the service's own rules.
 
 use crate::args::Output;
 use crate::conn::api_error;
 use crate::session::Session;
 use anyhow::{bail, Context};
+use cairn_smart::{interpret_saved, Evaluation, Outcome, Severity, Verdict};
 use hyper::Method;
+use serde::Serialize;
 use serde_json::{json, Value};
+use std::io::Read;
 
 /// Usage of the `smart` command.
 pub const USAGE: &str = "\
 cairnctl smart                          every disk: id, verdict, temperature, reasons
 cairnctl smart show DISK                attributes / NVMe log, self-test log, history, settings
-cairnctl smart test DISK --kind short|long   run a self-test and follow its progress";
+cairnctl smart test DISK --kind short|long   run a self-test and follow its progress
+cairnctl smart check FILE…              judge saved `smartctl --json -x` outputs (`-` reads
+                                        stdin) offline, with the node's own rules: verdict,
+                                        reasons, temperature, endurance used, power-on hours;
+                                        exits non-zero when a file cannot be read";
 
 /// A parsed `smart` command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SmartCmd {
     List,
     Show(String),
-    Test { disk: String, kind: String },
+    Test {
+        disk: String,
+        kind: String,
+    },
+    /// Judge saved smartctl outputs (`-`: standard input); no node involved.
+    Check(Vec<String>),
 }
 
 /// The value of `-o`/`--output`.
@@ -54,6 +66,7 @@ pub fn parse(args: &[String]) -> anyhow::Result<(SmartCmd, Option<Output>)> {
                         .into(),
                 )
             }
+            _ if a == "-" => pos.push(a),
             _ if a.starts_with('-') => {
                 bail!("unknown flag {a:?} for smart (see `cairnctl smart help`)")
             }
@@ -73,6 +86,8 @@ pub fn parse(args: &[String]) -> anyhow::Result<(SmartCmd, Option<Output>)> {
                 kind,
             }
         }
+        ["check"] => bail!("smart check needs at least one FILE (or - for stdin)\n{USAGE}"),
+        ["check", files @ ..] => SmartCmd::Check(files.iter().map(|f| f.to_string()).collect()),
         other => bail!("smart: cannot use {other:?}\n{USAGE}"),
     };
     Ok((cmd, output))
@@ -124,7 +139,7 @@ pub fn detail_text(d: &Value) -> String {
     ));
     let temp = d["temperature_c"]
         .as_i64()
-        .map_or("-".to_string(), |t| format!("{t} °C"));
+        .map_or("not available".to_string(), |t| format!("{t} °C"));
     out.push_str(&format!(
         "  verdict {}  temperature {temp} (limits {} / {} °C, {})  power-on {} h\n",
         opt(&d["verdict"]),
@@ -133,6 +148,19 @@ pub fn detail_text(d: &Value) -> String {
         opt(&d["temperature_limits"]["source"]),
         opt(&dev["power_on_hours"]),
     ));
+    if let Some(used) = d["endurance"]["used_pct"].as_u64() {
+        out.push_str(&format!(
+            "  endurance used {used} % ({})\n",
+            opt(&d["endurance"]["source"])
+        ));
+    }
+    if d["standby"] == true {
+        out.push_str(&format!(
+            "  asleep ({}) at the last poll: not read; the data above was read at {} (Unix time)\n",
+            opt(&d["standby_mode"]),
+            opt(&d["checked_at"]),
+        ));
+    }
     for f in d["findings"].as_array().into_iter().flatten() {
         out.push_str(&format!(
             "  [{}] {}\n",
@@ -153,7 +181,10 @@ pub fn detail_text(d: &Value) -> String {
                 opt(&a["worst"]),
                 opt(&a["thresh"]),
                 opt(&a["when_failed"]),
-                opt(&a["raw_string"]),
+                match a["count"].as_str() {
+                    Some(c) => format!("{} (count {c})", opt(&a["raw_string"])),
+                    None => opt(&a["raw_string"]),
+                },
             ));
         }
     }
@@ -210,6 +241,143 @@ pub fn detail_text(d: &Value) -> String {
     out
 }
 
+/// One finding of an offline check.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckedReason {
+    pub code: String,
+    /// `info`, `warning` or `failing`.
+    pub level: Severity,
+    pub message: String,
+}
+
+/// What an offline check says of one saved smartctl output.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Checked {
+    pub file: String,
+    pub verdict: Verdict,
+    pub model: Option<String>,
+    pub reasons: Vec<CheckedReason>,
+    /// `None`: no reading, or a drive without a sensor (0 °C).
+    pub temperature_c: Option<i64>,
+    pub endurance_used_pct: Option<u64>,
+    pub power_on_hours: Option<u64>,
+}
+
+fn reasons_of(e: &Evaluation) -> Vec<CheckedReason> {
+    e.reasons
+        .iter()
+        .map(|r| CheckedReason {
+            code: r.code.clone(),
+            level: r.severity,
+            message: r.text.clone(),
+        })
+        .collect()
+}
+
+/// Judge one saved `smartctl --json` output with cairn-smart's rules, as the node would on
+/// its first poll of the drive (no baseline, no per-disk settings; the drive class from
+/// smartctl's rotation rate).
+pub fn judge(file: &str, bytes: &[u8]) -> Checked {
+    let (verdict, model, eval) = match interpret_saved(bytes, &cairn_smart::Context::default()) {
+        Outcome::Evaluated(doc, e) => (e.verdict, doc.model().map(str::to_string), e),
+        Outcome::Unavailable(e) => (Verdict::Unavailable, None, e),
+        Outcome::Standby { mode } => (
+            Verdict::Unavailable,
+            None,
+            Evaluation::unavailable(
+                "standby",
+                format!("the disk was asleep ({mode}): smartctl did not read it"),
+            ),
+        ),
+    };
+    Checked {
+        file: file.to_string(),
+        verdict,
+        model,
+        reasons: reasons_of(&eval),
+        temperature_c: eval.temperature_c,
+        endurance_used_pct: eval.endurance.as_ref().map(|e| e.used_pct),
+        power_on_hours: eval.power_on_hours,
+    }
+}
+
+fn level_name(l: Severity) -> &'static str {
+    match l {
+        Severity::Info => "info",
+        Severity::Warning => "warning",
+        Severity::Failing => "failing",
+    }
+}
+
+/// One checked file as text.
+pub fn checked_text(c: &Checked) -> String {
+    let mut out = format!("{}: {}", c.file, c.verdict.as_str());
+    if let Some(m) = &c.model {
+        out.push_str(&format!(" ({m})"));
+    }
+    let temp = c
+        .temperature_c
+        .map_or("not available".to_string(), |t| format!("{t} °C"));
+    let wear = c
+        .endurance_used_pct
+        .map_or("-".to_string(), |p| format!("{p} %"));
+    let hours = c
+        .power_on_hours
+        .map_or("-".to_string(), |h| format!("{h} h"));
+    out.push_str(&format!(
+        "\n  temperature {temp}  endurance used {wear}  power-on {hours}\n"
+    ));
+    for r in &c.reasons {
+        out.push_str(&format!(
+            "  {:<7}  {}: {}\n",
+            level_name(r.level),
+            r.code,
+            r.message
+        ));
+    }
+    out
+}
+
+fn read_input(file: &str) -> std::io::Result<Vec<u8>> {
+    if file == "-" {
+        let mut b = Vec::new();
+        std::io::stdin().read_to_end(&mut b)?;
+        Ok(b)
+    } else {
+        std::fs::read(file)
+    }
+}
+
+/// `cairnctl smart check FILE…`: every file judged (a file that cannot be read is named on
+/// stderr, and in the JSON as `{"file", "error"}`); an error when any could not be read.
+pub fn check(files: &[String], output: Output) -> anyhow::Result<()> {
+    let mut results = Vec::new();
+    let mut unreadable = 0;
+    for f in files {
+        match read_input(f) {
+            Ok(bytes) => {
+                let c = judge(f, &bytes);
+                if output == Output::Text {
+                    print!("{}", checked_text(&c));
+                }
+                results.push(serde_json::to_value(&c)?);
+            }
+            Err(e) => {
+                unreadable += 1;
+                eprintln!("cairnctl: {f}: cannot read: {e}");
+                results.push(json!({"file": f, "error": format!("cannot read: {e}")}));
+            }
+        }
+    }
+    if output == Output::Json {
+        println!("{}", Value::Array(results));
+    }
+    if unreadable > 0 {
+        bail!("{unreadable} of {} files could not be read", files.len());
+    }
+    Ok(())
+}
+
 async fn get(s: &Session, path: &str, doing: &str) -> anyhow::Result<Value> {
     let r = s.conn.send(s.authed(Method::GET, path)?).await?;
     if r.status.as_u16() != 200 {
@@ -262,6 +430,7 @@ pub async fn run(s: &Session, cmd: SmartCmd, output: Output) -> anyhow::Result<(
                 .with_context(|| format!("{doing}: the answer has no task"))?;
             crate::tasks::show(s, &id.to_string(), true, output).await?;
         }
+        SmartCmd::Check(files) => check(&files, output)?,
     }
     Ok(())
 }
@@ -314,6 +483,73 @@ mod tests {
             .to_string()
             .contains("short or long"));
         assert!(p(&["frob"]).is_err());
+        assert_eq!(
+            p(&["check", "a.json", "-", "-o", "json"]).unwrap(),
+            SmartCmd::Check(vec!["a.json".into(), "-".into()])
+        );
+        assert!(p(&["check"]).unwrap_err().to_string().contains("FILE"));
+    }
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/../smart/tests/fixtures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn check_uses_the_services_rules_on_a_saved_output() {
+        let name = "ata-hdd-seagate-188-packed-exos-x16-st16000nm001g.json";
+        let c = judge(name, &fixture(name));
+        assert_eq!(c.verdict, Verdict::Warning);
+        assert_eq!(
+            c.reasons,
+            [CheckedReason {
+                code: "command_timeouts".into(),
+                level: Severity::Warning,
+                message: "12 command timeouts (attribute 188)".into(),
+            }]
+        );
+        assert_eq!((c.temperature_c, c.endurance_used_pct), (Some(26), None));
+        let t = checked_text(&c);
+        assert!(
+            t.starts_with(&format!("{name}: warning (ST16000NM001G-2KK103)\n")),
+            "{t}"
+        );
+        assert!(
+            t.contains("temperature 26 °C  endurance used -  power-on ")
+                && t.contains("  warning  command_timeouts: 12 command timeouts (attribute 188)\n"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn check_says_not_available_asleep_and_unreadable_json() {
+        let name = "ata-ssd-no-temperature-sensor-transcend-ts32gmts400-edited.json";
+        let c = judge(name, &fixture(name));
+        assert_eq!((c.temperature_c, c.endurance_used_pct), (None, Some(4)));
+        assert!(checked_text(&c).contains("temperature not available  endurance used 4 %"));
+        let v = serde_json::to_value(&c).unwrap();
+        assert!(
+            v["temperature_c"].is_null() && v["endurance_used_pct"] == 4,
+            "{v}"
+        );
+        let c = judge("s", &fixture("standby-ata-os-smartctl75-built.json"));
+        assert_eq!(
+            (c.verdict, c.reasons[0].code.as_str()),
+            (Verdict::Unavailable, "standby")
+        );
+        let c = judge("t", b"{\"smartctl\": {");
+        assert_eq!(
+            (c.verdict, c.reasons[0].code.as_str()),
+            (Verdict::Unavailable, "unparsable")
+        );
+        assert!(
+            c.reasons[0].message.contains("(a saved output)"),
+            "no process, no exit code: {:?}",
+            c.reasons
+        );
     }
 
     #[test]
@@ -332,6 +568,22 @@ mod tests {
         let t = detail_text(&detail);
         assert!(t.contains("QEMU HARDDISK") && t.contains("Reallocated_Sector_Ct"));
         assert!(t.contains("temperature 30 °C (limits"), "{t}");
+        assert!(!t.contains("endurance") && !t.contains("asleep"), "{t}");
+        let asleep = json!({"id": "ata-Y", "verdict": "warning", "temperature_c": null,
+            "standby": true, "standby_mode": "STANDBY_Y", "checked_at": 1700000000,
+            "endurance": {"used_pct": 92, "source": "attribute 233 Media_Wearout_Indicator"},
+            "attributes": [{"id": 188, "name": "Command_Timeout", "raw_string": "51540393996", "count": "12"}]});
+        let a = detail_text(&asleep);
+        assert!(a.contains("temperature not available (limits"), "{a}");
+        assert!(
+            a.contains("endurance used 92 % (attribute 233 Media_Wearout_Indicator)"),
+            "{a}"
+        );
+        assert!(
+            a.contains("asleep (STANDBY_Y) at the last poll: not read; the data above was read at 1700000000"),
+            "{a}"
+        );
+        assert!(a.contains("51540393996 (count 12)"), "{a}");
         assert!(
             t.contains("passed") && t.contains("temperatures 30 31"),
             "{t}"

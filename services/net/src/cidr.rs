@@ -1,5 +1,6 @@
 //! IP prefixes in CIDR notation (`192.0.2.10/24`, `2001:db8::1/64`): parsing and containment.
 
+use cairn_core::shown::quoted;
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -72,15 +73,18 @@ impl FromStr for Cidr {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Cidr, String> {
-        let (a, p) = s
-            .split_once('/')
-            .ok_or_else(|| format!("{s:?} has no prefix length (write it as ADDRESS/PREFIX)"))?;
+        let (a, p) = s.split_once('/').ok_or_else(|| {
+            format!(
+                "{} has no prefix length (write it as ADDRESS/PREFIX)",
+                quoted(s)
+            )
+        })?;
         let addr: IpAddr = a
             .parse()
-            .map_err(|_| format!("{a:?} is not an IP address"))?;
+            .map_err(|_| format!("{} is not an IP address", quoted(a)))?;
         let prefix: u8 = p
             .parse()
-            .map_err(|_| format!("{p:?} is not a prefix length"))?;
+            .map_err(|_| format!("{} is not a prefix length", quoted(p)))?;
         if prefix > Cidr::max_prefix(&addr) {
             return Err(format!(
                 "prefix length {prefix} is longer than {}",

@@ -3,6 +3,7 @@
 use crate::cidr::Cidr;
 use crate::observed::Observed;
 use crate::spec::{BondMode, Kind, NetworkSpec};
+use cairn_core::shown::quoted;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
@@ -49,7 +50,7 @@ fn check_mac(field: &str, mac: &str) -> Result<(), FieldError> {
     {
         return err(
             field,
-            format!("{mac:?} is not a MAC address (aa:bb:cc:dd:ee:ff)"),
+            format!("{} is not a MAC address (aa:bb:cc:dd:ee:ff)", quoted(mac)),
         );
     }
     Ok(())
@@ -66,7 +67,7 @@ fn check_domain(field: &str, d: &str) -> Result<(), FieldError> {
                 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         });
     if !ok {
-        return err(field, format!("{d:?} is not a domain name"));
+        return err(field, format!("{} is not a domain name", quoted(d)));
     }
     Ok(())
 }
@@ -80,7 +81,7 @@ pub fn validate(spec: &NetworkSpec, observed: &Observed) -> Result<(), FieldErro
         let f = format!("{}.name", i.field());
         check_name(&f, i.name)?;
         if !names.insert(i.name) {
-            return err(f, format!("the name {:?} is used twice", i.name));
+            return err(f, format!("the name {} is used twice", quoted(i.name)));
         }
     }
     // Physical links exist (by MAC or name) and each kernel link is named once.
@@ -101,7 +102,7 @@ pub fn validate(spec: &NetworkSpec, observed: &Observed) -> Result<(), FieldErro
                 None => {
                     return err(
                         format!("links[{i}].name"),
-                        format!("this node has no link named {:?}", l.name),
+                        format!("this node has no link named {}", quoted(&l.name)),
                     )
                 }
             },
@@ -128,18 +129,27 @@ pub fn validate(spec: &NetworkSpec, observed: &Observed) -> Result<(), FieldErro
     let mut used: BTreeMap<&str, String> = BTreeMap::new();
     let mut enslave = |field: String, name: &str, allowed: &[Kind], owner: &str| {
         let Some(target) = spec.iface(name) else {
-            return err(field, format!("{name:?} is not an interface of this spec"));
+            return err(
+                field,
+                format!("{} is not an interface of this spec", quoted(name)),
+            );
         };
         if !allowed.contains(&target.kind) {
-            return err(field, format!("{name:?} cannot be a port of {owner}"));
+            return err(
+                field,
+                format!("{} cannot be a port of {owner}", quoted(name)),
+            );
         }
         if let Some(prev) = used.insert(target.name, owner.to_string()) {
-            return err(field, format!("{name:?} is already used by {prev}"));
+            return err(field, format!("{} is already used by {prev}", quoted(name)));
         }
         if target.ip.dhcp || !target.ip.addresses.is_empty() || target.ip.management {
             return err(
                 field,
-                format!("{name:?} is enslaved to {owner}: put its addresses on {owner} instead"),
+                format!(
+                    "{} is enslaved to {owner}: put its addresses on {owner} instead",
+                    quoted(name)
+                ),
             );
         }
         Ok(target)
@@ -163,7 +173,8 @@ pub fn validate(spec: &NetworkSpec, observed: &Observed) -> Result<(), FieldErro
                     return err(
                         format!("bonds[{i}].members[{j}]"),
                         format!(
-                            "{m:?} has MTU {mm} but the bond has {bm}: members take the bond's MTU"
+                            "{} has MTU {mm} but the bond has {bm}: members take the bond's MTU",
+                            quoted(m)
                         ),
                     );
                 }
@@ -173,7 +184,7 @@ pub fn validate(spec: &NetworkSpec, observed: &Observed) -> Result<(), FieldErro
             if !b.members.contains(p) {
                 return err(
                     format!("bonds[{i}].primary"),
-                    format!("{p:?} is not a member"),
+                    format!("{} is not a member", quoted(p)),
                 );
             }
             if b.mode == BondMode::Lacp {
@@ -216,7 +227,7 @@ pub fn validate(spec: &NetworkSpec, observed: &Observed) -> Result<(), FieldErro
                 if pm < bm {
                     return err(
                         format!("bridges[{i}].ports[{j}]"),
-                        format!("{p:?} has MTU {pm}, below the bridge's {bm}"),
+                        format!("{} has MTU {pm}, below the bridge's {bm}", quoted(p)),
                     );
                 }
             }
@@ -228,7 +239,7 @@ pub fn validate(spec: &NetworkSpec, observed: &Observed) -> Result<(), FieldErro
         let Some(parent) = spec.iface(&v.parent) else {
             return err(
                 format!("vlans[{i}].parent"),
-                format!("{:?} is not an interface of this spec", v.parent),
+                format!("{} is not an interface of this spec", quoted(&v.parent)),
             );
         };
         if parent.kind == Kind::Vlan {
@@ -252,14 +263,14 @@ pub fn validate(spec: &NetworkSpec, observed: &Observed) -> Result<(), FieldErro
         if !vids.insert((v.parent.as_str(), v.id)) {
             return err(
                 format!("vlans[{i}].id"),
-                format!("{:?} already has VLAN {}", v.parent, v.id),
+                format!("{} already has VLAN {}", quoted(&v.parent), v.id),
             );
         }
         if let (Some(vm), Some(pm)) = (v.mtu, parent.mtu) {
             if vm > pm {
                 return err(
                     format!("vlans[{i}].mtu"),
-                    format!("{vm} is above the MTU {pm} of {:?}", v.parent),
+                    format!("{vm} is above the MTU {pm} of {}", quoted(&v.parent)),
                 );
             }
         }
@@ -319,7 +330,7 @@ pub fn validate(spec: &NetworkSpec, observed: &Observed) -> Result<(), FieldErro
                 None => {
                     return err(
                         format!("routes[{i}].interface"),
-                        format!("{name:?} is not an interface of this spec"),
+                        format!("{} is not an interface of this spec", quoted(name)),
                     )
                 }
             },
@@ -375,7 +386,10 @@ pub fn validate(spec: &NetworkSpec, observed: &Observed) -> Result<(), FieldErro
             "{}.name",
             spec.iface(&name).map(|i| i.field()).unwrap_or_default()
         ),
-        reason: format!("{name:?} depends on itself through its ports or parent"),
+        reason: format!(
+            "{} depends on itself through its ports or parent",
+            quoted(&name)
+        ),
     })?;
     Ok(())
 }

@@ -84,6 +84,26 @@ impl History {
         self.polls.last()
     }
 
+    /// Rewrite every stored counter set (baseline and samples) with `f`; whether anything
+    /// changed (then the history must be saved).
+    pub fn migrate(&mut self, f: impl Fn(&Counters) -> Counters) -> bool {
+        let mut changed = false;
+        let mut apply = |c: &mut Counters| {
+            let new = f(c);
+            if new != *c {
+                *c = new;
+                changed = true;
+            }
+        };
+        if let Some(b) = self.baseline.as_mut() {
+            apply(b);
+        }
+        for s in self.polls.iter_mut().chain(self.daily.iter_mut()) {
+            apply(&mut s.counters);
+        }
+        changed
+    }
+
     /// Accept the current counter values: the rules warn again only when they grow.
     pub fn acknowledge(&mut self, now: &Counters) {
         self.baseline = Some(now.clone());
@@ -131,6 +151,24 @@ mod tests {
         h.record(s(86_400 + 5, Verdict::Healthy, 41));
         assert_eq!(h.daily.len(), 2);
         assert_eq!(h.daily[1].verdict, Verdict::Healthy);
+    }
+
+    #[test]
+    fn migrating_rewrites_the_baseline_and_every_sample_once() {
+        let mut h = History::default();
+        let mut first = s(1, Verdict::Warning, 30);
+        first.counters.command_timeouts = Some(51_540_393_996);
+        h.record(first.clone());
+        h.acknowledge(&first.counters);
+        let low = |c: &Counters| Counters {
+            command_timeouts: c.command_timeouts.map(|v| v & 0xffff),
+            ..c.clone()
+        };
+        assert!(h.migrate(low));
+        assert_eq!(h.baseline.as_ref().unwrap().command_timeouts, Some(12));
+        assert_eq!(h.polls[0].counters.command_timeouts, Some(12));
+        assert_eq!(h.daily[0].counters.command_timeouts, Some(12));
+        assert!(!h.migrate(low), "a second run changes nothing");
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! cairn-smart: the smartctl JSON model, health rules, per-disk history and the self-test schedule.
 
+pub mod endurance;
 pub mod error;
 pub mod history;
 pub mod model;
+pub mod packed;
 pub mod rules;
 pub mod schedule;
 pub mod service;
@@ -12,9 +14,10 @@ mod store;
 pub mod verdict;
 pub mod views;
 
+pub use endurance::Endurance;
 pub use error::SmartError;
 pub use model::SmartctlOutput;
-pub use rules::{interpret, Context, DriveClass, Evaluation, Outcome};
+pub use rules::{interpret, interpret_saved, Context, DriveClass, Evaluation, Outcome};
 pub use schedule::TestKind;
 pub use service::{Config, DiskSummary, SmartDetail, SmartService, SmartSummary};
 pub use settings::DiskSettings;

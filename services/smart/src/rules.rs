@@ -1,7 +1,9 @@
 //! The health rules: one smartctl document (plus the previous sample and the admin's
 //! settings) becomes a verdict with reasons.
 
+use crate::endurance::{self, Endurance};
 use crate::model::SmartctlOutput;
+use crate::packed;
 use crate::verdict::{verdict_of, Counters, Reason, Severity, Verdict, CRC, WATCHED};
 use serde::{Deserialize, Serialize};
 
@@ -87,6 +89,9 @@ pub struct Evaluation {
     pub power_on_hours: Option<u64>,
     /// Percent of a running self-test still to do.
     pub self_test_remaining: Option<u8>,
+    /// How worn the SSD is (`None`: a hard disk, or the drive does not say).
+    #[serde(default)]
+    pub endurance: Option<Endurance>,
 }
 
 impl Evaluation {
@@ -101,6 +106,7 @@ impl Evaluation {
             counters: Counters::default(),
             power_on_hours: None,
             self_test_remaining: None,
+            endurance: None,
         }
     }
 }
@@ -110,8 +116,10 @@ impl Evaluation {
 pub enum Outcome {
     /// Data was read and evaluated.
     Evaluated(Box<SmartctlOutput>, Evaluation),
-    /// The disk is spun down; `-n standby` skipped it (keep the previous sample).
-    Standby,
+    /// The disk is asleep; `-n standby` skipped it without reading it (keep the previous
+    /// sample). `mode` is smartctl's name for the power mode (`STANDBY`, `STANDBY_Y`,
+    /// `SLEEP`, `IDLE_A`, `STANDBY BY TIMER`, `LOW POWER`, `STANDBY (OS)`…).
+    Standby { mode: String },
     /// No usable data; the evaluation holds the reason.
     Unavailable(Evaluation),
 }
@@ -120,6 +128,27 @@ pub enum Outcome {
 /// anything unusable is an `Unavailable` outcome naming the reason.
 pub fn interpret(stdout: &[u8], stderr: &str, code: Option<i32>, ctx: &Context) -> Outcome {
     let code_text = code.map_or("killed by a signal".to_string(), |c| format!("exit {c}"));
+    interpret_with(stdout, stderr, code, &code_text, ctx)
+}
+
+/// Interpret a saved `smartctl --json` output (a file, no process): the same rules as
+/// [`interpret`], with the exit status the document records.
+pub fn interpret_saved(stdout: &[u8], ctx: &Context) -> Outcome {
+    interpret_with(stdout, "", None, "a saved output", ctx)
+}
+
+fn interpret_with(
+    stdout: &[u8],
+    stderr: &str,
+    code: Option<i32>,
+    code_text: &str,
+    ctx: &Context,
+) -> Outcome {
+    if let Some(mode) = stderr.lines().find_map(power_mode_skip) {
+        return Outcome::Standby {
+            mode: mode.to_string(),
+        };
+    }
     if stdout.iter().all(u8::is_ascii_whitespace) {
         let why = if stderr.is_empty() {
             "no output"
@@ -147,8 +176,10 @@ pub fn interpret(stdout: &[u8], stderr: &str, code: Option<i32>, ctx: &Context) 
     let messages = out.messages();
     let joined = messages.join("; ");
     let said = |needle: &str| messages.iter().any(|m| m.contains(needle));
-    if status & exit_bit::OPEN_FAILED != 0 && (said("STANDBY mode") || said("SLEEP mode")) {
-        return Outcome::Standby;
+    if let Some(mode) = messages.iter().find_map(|m| power_mode_skip(m)) {
+        return Outcome::Standby {
+            mode: mode.to_string(),
+        };
     }
     if said("Unknown USB bridge") {
         return Outcome::Unavailable(Evaluation::unavailable(
@@ -166,25 +197,27 @@ pub fn interpret(stdout: &[u8], stderr: &str, code: Option<i32>, ctx: &Context) 
         };
         return Outcome::Unavailable(Evaluation::unavailable("open_failed", text));
     }
-    if let Some(support) = &out.smart_support {
-        if support.available == Some(false) {
-            return Outcome::Unavailable(Evaluation::unavailable(
-                "unsupported",
-                "the device does not support SMART",
-            ));
-        }
-        if support.enabled == Some(false) {
-            return Outcome::Unavailable(Evaluation::unavailable(
-                "disabled",
-                "SMART is disabled on the device",
-            ));
-        }
-    }
     let has_data = out.smart_status.is_some()
         || out.ata_smart_attributes.is_some()
         || out.nvme_smart_health_information_log.is_some()
         || out.scsi_error_counter_log.is_some()
         || out.scsi_grown_defect_list.is_some();
+    let support = out.smart_support.as_ref();
+    if !has_data && support.is_some_and(|s| s.available == Some(false)) {
+        return Outcome::Unavailable(Evaluation::unavailable(
+            "unsupported",
+            "the device does not support SMART",
+        ));
+    }
+    // SMART "disabled" on a SCSI drive only turns its informational-exceptions reporting
+    // off: smartctl still reads the health status, the defect list, the error counters and
+    // the temperature. Whatever health data is there is evaluated.
+    if !has_data && support.is_some_and(|s| s.enabled == Some(false)) {
+        return Outcome::Unavailable(Evaluation::unavailable(
+            "disabled",
+            "SMART is disabled on the device and it reports no health data",
+        ));
+    }
     if !has_data {
         let text = if joined.is_empty() {
             format!("smartctl returned no health data ({code_text})")
@@ -207,12 +240,12 @@ pub fn counters(out: &SmartctlOutput) -> Counters {
             .fold(0u64, u64::saturating_add)
     });
     Counters {
-        reallocated_sectors: out.raw(5),
-        pending_sectors: out.raw(197),
-        offline_uncorrectable: out.raw(198),
-        reported_uncorrect: out.raw(187),
-        command_timeouts: out.raw(188),
-        crc_errors: out.raw(199),
+        reallocated_sectors: packed::counter(out, 5),
+        pending_sectors: packed::counter(out, 197),
+        offline_uncorrectable: packed::counter(out, 198),
+        reported_uncorrect: packed::counter(out, 187),
+        command_timeouts: packed::counter(out, 188),
+        crc_errors: packed::counter(out, 199),
         media_errors: nvme.and_then(|n| n.media_errors),
 
         grown_defects: out.scsi_grown_defect_list,
@@ -338,15 +371,14 @@ pub fn evaluate(out: &SmartctlOutput, status: u8, ctx: &Context) -> Evaluation {
     }
     let class = class_of(out, ctx.rotational_hint);
     let lim = limits(out, class, ctx);
-    let temperature_c = out
-        .temperature
-        .as_ref()
-        .and_then(|t| t.current)
-        .or_else(|| {
-            out.nvme_smart_health_information_log
-                .as_ref()
-                .and_then(|n| n.temperature)
-        });
+    let temperature_c = temperature(out);
+    if temperature_c.is_none() && reported_zero(out) {
+        reasons.push(Reason::new(
+            Severity::Info,
+            "no_temperature",
+            "the drive reports 0 °C: it has no temperature sensor, so its temperature is not available",
+        ));
+    }
     if let Some(t) = temperature_c {
         let src = match lim.source {
             LimitSource::Setting => "this disk's setting",
@@ -376,6 +408,18 @@ pub fn evaluate(out: &SmartctlOutput, status: u8, ctx: &Context) -> Evaluation {
             ));
         }
     }
+    let endurance = endurance::endurance(out, class);
+    if let Some(e) = &endurance {
+        endurance_rule(e, &mut reasons);
+    }
+    if out.smart_support.as_ref().and_then(|s| s.enabled) == Some(false) {
+        let text = if out.protocol() == Some("SCSI") {
+            "SMART (informational exceptions) reporting is turned off on the drive; the health data it still reports was evaluated"
+        } else {
+            "SMART is turned off on the drive; the health data it still reports was evaluated"
+        };
+        reasons.push(Reason::new(Severity::Info, "smart_disabled", text));
+    }
     let self_test_remaining = running_self_test(out);
     if let Some(r) = self_test_remaining {
         reasons.push(Reason::new(
@@ -393,6 +437,70 @@ pub fn evaluate(out: &SmartctlOutput, status: u8, ctx: &Context) -> Evaluation {
         counters,
         power_on_hours: out.power_on_time.as_ref().and_then(|p| p.hours),
         self_test_remaining,
+        endurance,
+    }
+}
+
+/// The power mode named in smartctl's "Device is in STANDBY_Y mode, exit(2)": `-n` skipped
+/// a sleeping device without reading it (ataprint, scsiprint and smartctl.cpp all print
+/// this one shape, whatever the mode is called).
+pub fn power_mode_skip(message: &str) -> Option<&str> {
+    let (mode, _) = message
+        .trim()
+        .strip_prefix("Device is in ")?
+        .split_once(" mode, exit(")?;
+    Some(mode).filter(|m| !m.is_empty())
+}
+
+/// A plausible reading, else `None`: drives without a sensor report 0 °C (and NVMe 0 K,
+/// which smartctl shows as -273 °C).
+fn sensor(t: Option<i64>) -> Option<i64> {
+    t.filter(|t| *t != 0 && *t > -60)
+}
+
+/// The current temperature in °C, or `None` when the drive has no sensor.
+pub fn temperature(out: &SmartctlOutput) -> Option<i64> {
+    sensor(out.temperature.as_ref().and_then(|t| t.current)).or_else(|| {
+        sensor(
+            out.nvme_smart_health_information_log
+                .as_ref()
+                .and_then(|n| n.temperature),
+        )
+    })
+}
+
+/// Whether the drive reported a temperature of 0 °C (no sensor) rather than none at all.
+fn reported_zero(out: &SmartctlOutput) -> bool {
+    out.temperature.as_ref().and_then(|t| t.current) == Some(0)
+        || out
+            .nvme_smart_health_information_log
+            .as_ref()
+            .and_then(|n| n.temperature)
+            == Some(0)
+}
+
+/// One rule for SSD wear on every protocol: a warning from 90 % of the rated endurance,
+/// failing when the drive says it is worn out. The text names the threshold, not the
+/// current figure, so it stays the same from one poll (and one percent) to the next.
+fn endurance_rule(e: &Endurance, reasons: &mut Vec<Reason>) {
+    if e.worn_out {
+        reasons.push(Reason::new(
+            Severity::Failing,
+            "endurance",
+            format!(
+                "the SSD is worn out: its rated endurance is used up ({})",
+                e.source
+            ),
+        ));
+    } else if e.used_pct >= 90 {
+        reasons.push(Reason::new(
+            Severity::Warning,
+            "endurance",
+            format!(
+                "the SSD has used 90 % or more of its rated endurance ({})",
+                e.source
+            ),
+        ));
     }
 }
 
@@ -631,21 +739,6 @@ fn nvme_rules(out: &SmartctlOutput, reasons: &mut Vec<Reason>) {
             ));
         }
     }
-    if let Some(used) = n.percentage_used {
-        if used >= 100 {
-            reasons.push(Reason::new(
-                Severity::Failing,
-                "endurance",
-                format!("{used}% of the rated endurance is used: the drive is worn out"),
-            ));
-        } else if used >= 90 {
-            reasons.push(Reason::new(
-                Severity::Warning,
-                "endurance",
-                format!("{used}% of the rated endurance is used"),
-            ));
-        }
-    }
 }
 
 fn counter_rules(now: &Counters, baseline: Option<&Counters>, reasons: &mut Vec<Reason>) {
@@ -710,4 +803,44 @@ pub fn running_self_test(out: &SmartctlOutput) -> Option<u8> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_power_mode_line_names_its_mode_and_nothing_else_does() {
+        assert_eq!(
+            power_mode_skip("Device is in STANDBY_Y mode, exit(2)"),
+            Some("STANDBY_Y")
+        );
+        assert_eq!(
+            power_mode_skip("Device is in STANDBY (OS) mode, exit(2)\n"),
+            Some("STANDBY (OS)")
+        );
+        assert_eq!(
+            power_mode_skip("Device is in IDLE_C BY TIMER mode, exit(3)"),
+            Some("IDLE_C BY TIMER")
+        );
+        for other in [
+            "Smartctl open device: /dev/sdb failed: No such device",
+            "Device is in  mode, exit(2)",
+            "Device placed in STANDBY mode",
+        ] {
+            assert_eq!(power_mode_skip(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn zero_degrees_is_no_sensor_and_nvme_fills_in() {
+        let t = |doc: &[u8]| temperature(&SmartctlOutput::parse(doc).unwrap());
+        assert_eq!(t(br#"{"temperature":{"current":0}}"#), None);
+        assert_eq!(t(br#"{"temperature":{"current":-273}}"#), None);
+        assert_eq!(t(br#"{"temperature":{"current":-5}}"#), Some(-5));
+        assert_eq!(
+            t(br#"{"temperature":{"current":0},"nvme_smart_health_information_log":{"temperature":41}}"#),
+            Some(41)
+        );
+    }
 }

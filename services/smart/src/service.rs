@@ -1,6 +1,7 @@
 //! The SMART service: polls every disk with smartctl, keeps per-disk history, raises one
 //! alert per change, runs on-demand and scheduled self-tests, and stores per-disk settings.
 
+use crate::endurance::Endurance;
 use crate::error::SmartError;
 use crate::history::{History, Sample};
 use crate::model::SmartctlOutput;
@@ -9,7 +10,7 @@ use crate::schedule::{self, Candidate, TestKind, TestRecord};
 use crate::settings::DiskSettings;
 use crate::verdict::{Reason, Severity, Verdict};
 use crate::views::{self, AttributeView, DeviceInfo, NvmeView, ScsiView, SelfTestView, TestResult};
-use crate::{smartctl, store};
+use crate::{packed, smartctl, store};
 use cairn_core::alert::{AlertLevel, AlertSink, Progress};
 use cairn_core::command::CommandRunner;
 use cairn_core::disk::{DiskBus, DiskRef};
@@ -64,13 +65,23 @@ pub fn system_clock() -> Clock {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SmartSummary {
     pub verdict: Verdict,
+    /// `None`: not read yet, or the drive has no temperature sensor (it reports 0 °C).
     pub temperature_c: Option<i64>,
+    /// Percent of an SSD's rated endurance used (NVMe, SCSI and SATA alike); `None` for
+    /// hard disks and SSDs that do not say.
+    #[serde(default)]
+    pub endurance_used_pct: Option<u64>,
     /// Why the verdict is what it is (warning and failing findings; for `unavailable`, why).
     pub reasons: Vec<String>,
     /// When the data was read (seconds since the Unix epoch); `None`: not yet.
     pub checked_at: Option<u64>,
-    /// The disk was spun down at the last poll; the data is from the poll before.
+    /// The disk was asleep at the last poll (not read, not woken); the verdict and the data
+    /// are from the last poll that read it, at `checked_at`.
     pub standby: bool,
+    /// smartctl's name for the power mode it found the disk in (`STANDBY`, `STANDBY_Y`,
+    /// `SLEEP`, `STANDBY BY TIMER`, `STANDBY (OS)`…), while `standby`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standby_mode: Option<String>,
     /// Percent of a running self-test still to do.
     pub self_test_remaining: Option<u8>,
 }
@@ -100,6 +111,8 @@ pub struct SmartDetail {
     pub device: DeviceInfo,
     pub class: Option<DriveClass>,
     pub temperature_limits: Option<TempLimits>,
+    /// SSD wear and where the figure comes from.
+    pub endurance: Option<Endurance>,
     pub attributes: Vec<AttributeView>,
     pub nvme: Option<NvmeView>,
     pub scsi: Option<ScsiView>,
@@ -125,7 +138,8 @@ struct Polled {
 struct DiskState {
     disk: DiskRef,
     polled: Option<Polled>,
-    standby: bool,
+    /// The power mode the disk was asleep in at the last poll.
+    standby: Option<String>,
     history: History,
     testing: bool,
 }
@@ -224,7 +238,7 @@ impl SmartService {
                     DiskState {
                         disk: d,
                         polled: None,
-                        standby: false,
+                        standby: None,
                         history,
                         testing: false,
                     },
@@ -315,17 +329,32 @@ impl SmartService {
         let outcome = rules::interpret(&out.stdout, &out.stderr_text(), out.code, &ctx);
         let evaluated = started.elapsed();
         match outcome {
-            Outcome::Standby => {
+            Outcome::Standby { mode } => {
                 if let Some(state) = self.lock().disks.get_mut(id) {
-                    state.standby = true;
+                    state.standby = Some(mode);
                 }
             }
             Outcome::Unavailable(eval) => self.store_result(id, now, 0, eval, None, false),
-            Outcome::Evaluated(doc, eval) => {
+            Outcome::Evaluated(doc, mut eval) => {
                 let status = doc
                     .exit_status()
                     .or_else(|| out.code.and_then(|c| u8::try_from(c).ok()))
                     .unwrap_or(0);
+                // Counters stored before packed raw values were read as counts (issue 14)
+                // become the counts they stand for; the sample is judged against those.
+                let migrated = self.lock().disks.get_mut(id).and_then(|s| {
+                    s.history
+                        .migrate(|c| packed::migrate(c, &doc))
+                        .then(|| s.history.baseline.clone())
+                });
+                if let Some(baseline) = migrated {
+                    tracing::info!("SMART history of {id}: packed counter values migrated");
+                    let ctx = Context {
+                        baseline: baseline.as_ref(),
+                        ..ctx
+                    };
+                    eval = rules::evaluate(&doc, status, &ctx);
+                }
                 self.store_result(id, now, status, eval, Some(Arc::new(*doc)), true);
             }
         }
@@ -349,7 +378,7 @@ impl SmartService {
             // A disk known only by its kernel name (udev has not named it yet) keeps its
             // history in memory only: the name may belong to another disk after a reboot.
             let stable = state.disk.dev.file_name() != Some(std::ffi::OsStr::new(id));
-            state.standby = false;
+            state.standby = None;
             if record {
                 state.history.record(Sample {
                     time: now,
@@ -461,6 +490,7 @@ impl SmartService {
             device: device_info(&s.disk, out.as_deref()),
             class: eval.and_then(|e| e.class),
             temperature_limits: eval.and_then(|e| e.limits),
+            endurance: eval.and_then(|e| e.endurance.clone()),
             attributes: out.as_deref().map(views::attributes).unwrap_or_default(),
             nvme: out.as_deref().and_then(views::nvme),
             scsi: out.as_deref().and_then(views::scsi),
@@ -819,13 +849,16 @@ fn summary_of(s: &DiskState) -> SmartSummary {
         None => SmartSummary {
             verdict: Verdict::Unavailable,
             temperature_c: None,
-            reasons: vec![if s.standby {
-                "the disk is in standby and has not been read yet".into()
-            } else {
-                "not checked yet".into()
+            endurance_used_pct: None,
+            reasons: vec![match &s.standby {
+                Some(mode) => format!(
+                    "the disk is asleep ({mode}) and has not been read yet: polling does not wake it"
+                ),
+                None => "not checked yet".into(),
             }],
             checked_at: None,
-            standby: s.standby,
+            standby: s.standby.is_some(),
+            standby_mode: s.standby.clone(),
             self_test_remaining: None,
         },
         Some(p) => {
@@ -842,9 +875,11 @@ fn summary_of(s: &DiskState) -> SmartSummary {
             SmartSummary {
                 verdict: p.eval.verdict,
                 temperature_c: p.eval.temperature_c,
+                endurance_used_pct: p.eval.endurance.as_ref().map(|e| e.used_pct),
                 reasons,
                 checked_at: Some(p.checked_at),
-                standby: s.standby,
+                standby: s.standby.is_some(),
+                standby_mode: s.standby.clone(),
                 self_test_remaining: p.eval.self_test_remaining,
             }
         }
@@ -1092,10 +1127,139 @@ mod tests {
         r.svc.poll_disk("ata-X").unwrap();
         let s = r.svc.summary("ata-X").unwrap();
         assert!(s.standby);
+        assert_eq!(s.standby_mode.as_deref(), Some("STANDBY"));
         assert_eq!(s.verdict, Verdict::Healthy);
         assert_eq!(s.temperature_c, Some(34));
         assert_eq!(s.checked_at, Some(1_700_000_000));
         assert_eq!(r.svc.detail("ata-X").unwrap().history.polls.len(), 1);
+        assert!(changes(&r.alerts).is_empty(), "asleep is not an alert");
+    }
+
+    #[test]
+    fn a_disk_asleep_in_any_mode_keeps_its_verdict_and_says_when_it_was_read() {
+        let r = rig();
+        r.svc.set_disks(vec![
+            disk("ata-F", "/dev/sda", DiskBus::Sata),
+            disk("scsi-N", "/dev/sdb", DiskBus::Sas),
+        ]);
+        // A failing disk read once, then asleep in a SCSI power mode: still failing, and
+        // the alert is not touched.
+        r.runner.expect(
+            "smartctl",
+            &["--json", "-x", "-n", "standby", "/dev/sda"],
+            answer(
+                "ata-hdd-failing-now-selftest-failed-usbjmicron-hitachi-hds721050dle630.json",
+                216,
+            ),
+        );
+        r.runner.expect(
+            "smartctl",
+            &["--json", "-x", "-n", "standby", "/dev/sda"],
+            answer("standby-scsi-standby-by-timer-smartctl74-built.json", 2),
+        );
+        // Never read: asleep since the first poll (smartctl 7.5's "STANDBY (OS)").
+        r.runner.expect(
+            "smartctl",
+            &["--json", "-x", "-n", "standby", "/dev/sdb"],
+            answer("standby-ata-os-smartctl75-built.json", 2),
+        );
+        r.svc.poll_disk("ata-F").unwrap();
+        r.now.fetch_add(1800, Ordering::SeqCst);
+        r.svc.poll_disk("ata-F").unwrap();
+        r.svc.poll_disk("scsi-N").unwrap();
+        let f = r.svc.summary("ata-F").unwrap();
+        assert_eq!(f.verdict, Verdict::Failing);
+        assert_eq!(
+            (f.standby, f.standby_mode.as_deref(), f.checked_at),
+            (true, Some("STANDBY BY TIMER"), Some(1_700_000_000))
+        );
+        assert_eq!(changes(&r.alerts).len(), 1, "raised once, not cleared");
+        let n = r.svc.summary("scsi-N").unwrap();
+        assert_eq!(n.verdict, Verdict::Unavailable);
+        assert!(n.standby && n.checked_at.is_none());
+        assert!(
+            n.reasons[0].contains("asleep (STANDBY (OS))") && !n.reasons[0].contains("could not"),
+            "{:?}",
+            n.reasons
+        );
+    }
+
+    #[test]
+    fn a_baseline_stored_with_a_packed_188_is_migrated_and_growth_warns() {
+        let r = rig();
+        // Acknowledged before issue 14: the packed 12/12/12 as "51540393996 timeouts".
+        let path = r.svc.history_path("ata-S");
+        std::fs::write(
+            &path,
+            r#"{"polls":[],"daily":[],"baseline":{"command_timeouts":51540393996}}"#,
+        )
+        .unwrap();
+        r.svc
+            .set_disks(vec![disk("ata-S", "/dev/sdc", DiskBus::Sata)]);
+        // One more timeout: 12/12/13. Against the stored number it would hide; against the
+        // migrated count of 12 it warns.
+        let name = "ata-hdd-seagate-188-packed-exos-x16-st16000nm001g.json";
+        let grown = String::from_utf8(fixture(name))
+            .unwrap()
+            .replace("51540393996", "51540393997");
+        r.runner
+            .expect("smartctl", &["--json", "-x"], CommandOutput::ok(grown));
+        r.svc.poll_disk("ata-S").unwrap();
+        let s = r.svc.summary("ata-S").unwrap();
+        assert_eq!(s.verdict, Verdict::Warning);
+        assert_eq!(
+            s.reasons,
+            ["13 command timeouts (attribute 188) (up from 12 accepted)"]
+        );
+        let saved: History = store::load(&path).unwrap().unwrap();
+        assert_eq!(saved.baseline.unwrap().command_timeouts, Some(12));
+        assert_eq!(saved.polls[0].counters.command_timeouts, Some(13));
+    }
+
+    #[test]
+    fn the_summary_shows_ssd_wear_and_no_temperature_for_a_sensorless_drive() {
+        let r = rig();
+        r.svc.set_disks(vec![
+            disk("ata-I", "/dev/sda", DiskBus::Sata),
+            disk("ata-T", "/dev/sdb", DiskBus::Sata),
+        ]);
+        r.runner.expect(
+            "smartctl",
+            &["--json", "-x", "-n", "standby", "/dev/sda"],
+            answer(
+                "ata-ssd-wear-92pct-intel-s3500-ssdsc2bb016t4-edited.json",
+                0,
+            ),
+        );
+        r.runner.expect(
+            "smartctl",
+            &["--json", "-x", "-n", "standby", "/dev/sdb"],
+            answer(
+                "ata-ssd-no-temperature-sensor-transcend-ts32gmts400-edited.json",
+                0,
+            ),
+        );
+        r.svc.poll_all();
+        let i = r.svc.summary("ata-I").unwrap();
+        assert_eq!(
+            (i.verdict, i.endurance_used_pct),
+            (Verdict::Warning, Some(92))
+        );
+        let d = r.svc.detail("ata-I").unwrap();
+        assert_eq!(
+            d.endurance.unwrap().source,
+            "attribute 233 Media_Wearout_Indicator"
+        );
+        let t = r.svc.summary("ata-T").unwrap();
+        assert_eq!(
+            (t.verdict, t.temperature_c, t.endurance_used_pct),
+            (Verdict::Healthy, None, Some(4))
+        );
+        let v = serde_json::to_value(&t).unwrap();
+        assert!(v["temperature_c"].is_null(), "{v}");
+        assert!(r.svc.detail("ata-T").unwrap().history.polls[0]
+            .temperature_c
+            .is_none());
     }
 
     #[test]

@@ -40,6 +40,10 @@ pub struct AttributeView {
     pub raw_value: Option<String>,
     /// smartctl's rendering of the raw value (e.g. `35 (Min/Max 20/41)`).
     pub raw_string: Option<String>,
+    /// The count the raw value stands for, where it packs several counters (Seagate's
+    /// 188: `12` for raw 51540393996); absent when the raw value is the count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<String>,
 }
 
 /// The NVMe health log; counters are decimal strings.
@@ -130,6 +134,7 @@ pub fn device(out: &SmartctlOutput) -> DeviceInfo {
 
 /// The ATA attribute table.
 pub fn attributes(out: &SmartctlOutput) -> Vec<AttributeView> {
+    let vendor = crate::packed::vendor_of(out);
     out.ata_smart_attributes
         .as_ref()
         .and_then(|a| a.table.as_ref())
@@ -145,6 +150,9 @@ pub fn attributes(out: &SmartctlOutput) -> Vec<AttributeView> {
                     prefailure: a.flags.as_ref().and_then(|f| f.prefailure) == Some(true),
                     raw_value: s(a.raw.as_ref().and_then(|r| r.value)),
                     raw_string: a.raw.as_ref().and_then(|r| r.string.clone()),
+                    count: crate::packed::count(a, vendor)
+                        .filter(|c| Some(*c) != a.raw.as_ref().and_then(|r| r.value))
+                        .map(|c| c.to_string()),
                 })
                 .collect()
         })
@@ -295,6 +303,7 @@ mod tests {
         assert_eq!(d.smartctl_version.as_deref(), Some("7.3"));
         let a = attributes(&out);
         assert_eq!(a[0].raw_value.as_deref(), Some("281474976710655"));
+        assert_eq!(a[0].count, None, "attribute 5 is not packed");
         assert!(a[0].prefailure);
         let t: Vec<TestResult> = self_tests(&out).iter().map(|t| t.result).collect();
         assert_eq!(
@@ -302,6 +311,15 @@ mod tests {
             [TestResult::Passed, TestResult::Aborted, TestResult::Failed]
         );
         assert!(nvme(&out).is_none() && scsi(&out).is_none());
+    }
+
+    #[test]
+    fn a_packed_attribute_shows_its_count_beside_the_raw_value() {
+        let doc = br#"{"model_name":"ST16000NM001G-2KK103","ata_smart_attributes":{"table":[
+          {"id":188,"name":"Command_Timeout","raw":{"value":51540393996,"string":"51540393996"}}]}}"#;
+        let a = attributes(&SmartctlOutput::parse(doc).unwrap());
+        assert_eq!(a[0].raw_value.as_deref(), Some("51540393996"));
+        assert_eq!(a[0].count.as_deref(), Some("12"));
     }
 
     #[test]

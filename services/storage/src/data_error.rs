@@ -2,6 +2,7 @@
 
 use crate::error::StorageError;
 use cairn_core::command::CommandError;
+use cairn_core::shown::clip;
 use cairn_core::AtomicWriteError;
 use std::path::PathBuf;
 
@@ -20,13 +21,13 @@ pub enum DataError {
         source: StorageError,
     },
     /// No share of that name in the pool.
-    #[error("no share {share} in pool {pool}")]
+    #[error("no share {} in pool {}", clip(share), clip(pool))]
     NoSuchShare { pool: String, share: String },
     /// No snapshot of that name in the share.
-    #[error("no snapshot {snapshot} of share {share}")]
+    #[error("no snapshot {} of share {}", clip(snapshot), clip(share))]
     NoSuchSnapshot { share: String, snapshot: String },
     /// No thin volume of that name in the pool.
-    #[error("no volume {volume} in pool {pool}")]
+    #[error("no volume {} in pool {}", clip(volume), clip(pool))]
     NoSuchVolume { pool: String, volume: String },
     /// The name is already taken (`what` is `share`, `volume` or `snapshot`).
     #[error("{what} {name} already exists")]

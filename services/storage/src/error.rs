@@ -1,6 +1,7 @@
 //! Why a storage operation failed: one variant per failure site, each naming what it touched.
 
 use cairn_core::command::CommandError;
+use cairn_core::shown::clip;
 use cairn_core::AtomicWriteError;
 use std::path::PathBuf;
 
@@ -12,10 +13,10 @@ pub enum StorageError {
     #[error("{field}: {reason}")]
     Invalid { field: String, reason: String },
     /// No disk with this id (or kernel name) is present.
-    #[error("no disk {0}")]
+    #[error("no disk {}", clip(.0))]
     NoSuchDisk(String),
     /// No pool of that name in our records.
-    #[error("no pool {0}")]
+    #[error("no pool {}", clip(.0))]
     NoSuchPool(String),
     /// The pool exists in our records but its array or volume group is not running.
     #[error("pool {name} is not usable: {reason}")]

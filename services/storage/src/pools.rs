@@ -12,6 +12,7 @@ use crate::status::{pool_status, PoolStatus};
 use crate::wipefs;
 use cairn_core::alert::Progress;
 use cairn_core::command::Invocation;
+use cairn_core::shown::clip;
 use std::time::{Duration, Instant};
 
 /// A request to create a pool.
@@ -80,7 +81,7 @@ impl Storage {
         let mut cands = Vec::new();
         for (i, s) in req.disks.iter().enumerate() {
             let disk = disks.iter().find(|d| d.matches(s)).ok_or_else(|| {
-                StorageError::invalid(format!("disks[{i}]"), format!("no disk {s}"))
+                StorageError::invalid(format!("disks[{i}]"), format!("no disk {}", clip(s)))
             })?;
             cands.push(Candidate {
                 signatures: self.fresh_signatures(disk)?,

@@ -12,6 +12,7 @@ use crate::status::PoolStatus;
 use crate::wipefs;
 use cairn_core::alert::Progress;
 use cairn_core::command::Invocation;
+use cairn_core::shown::clip;
 use std::time::{Duration, Instant};
 
 /// A rebuild that makes no progress for this long is reported as stalled.
@@ -35,7 +36,7 @@ impl Storage {
             .iter()
             .find(|d| d.matches(s))
             .cloned()
-            .ok_or_else(|| StorageError::invalid(field, format!("no disk {s}")))?;
+            .ok_or_else(|| StorageError::invalid(field, format!("no disk {}", clip(s))))?;
         let signatures = if plan::refuse_in_use(&disk, &self.records()).is_some() {
             // Refused anyway (check_candidate says why): no need to probe it.
             Vec::new()
@@ -83,7 +84,10 @@ impl Storage {
             .find(|m| m.as_str() == old || disks.iter().any(|d| d.id == **m && d.matches(old)))
             .cloned()
             .ok_or_else(|| {
-                StorageError::invalid("old", format!("{old} is not a member of pool {name}"))
+                StorageError::invalid(
+                    "old",
+                    format!("{} is not a member of pool {name}", clip(old)),
+                )
             })?;
         let new = self.usable_new_disk("new", new)?;
         Ok(ReplacePlan {

@@ -4,13 +4,14 @@ use crate::hypervisor::HvError;
 use crate::spec::Invalid;
 use crate::store::StoreError;
 use crate::volumes::VolumeError;
+use cairn_core::shown::clip;
 
 /// A failed VM operation.
 #[derive(Debug, thiserror::Error)]
 pub enum VmError {
     #[error("invalid request")]
     Invalid(#[from] Invalid),
-    #[error("no VM named {0}")]
+    #[error("no VM named {}", clip(.0))]
     NotFound(String),
     #[error("no snapshot named {snapshot} of VM {vm}")]
     NoSnapshot { vm: String, snapshot: String },

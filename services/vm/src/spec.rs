@@ -1,5 +1,6 @@
 //! The VM spec a user asks for, the stored record it resolves to, and their validation.
 
+use cairn_core::shown::quoted;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -247,7 +248,10 @@ fn check_name_len(field: &str, name: &str, max: usize) -> Result<(), Invalid> {
     } else {
         Err(invalid(
             field,
-            format!("{name:?} is not a valid name: use 1-{max} of a-z, 0-9 and '-', starting with a letter"),
+            format!(
+                "{} is not a valid name: use 1-{max} of a-z, 0-9 and '-', starting with a letter",
+                quoted(name)
+            ),
         ))
     }
 }
@@ -262,7 +266,7 @@ pub fn check_mac(field: &str, mac: &str) -> Result<(), Invalid> {
     if !ok {
         return Err(invalid(
             field,
-            format!("{mac:?} is not a MAC address (xx:xx:xx:xx:xx:xx)"),
+            format!("{} is not a MAC address (xx:xx:xx:xx:xx:xx)", quoted(mac)),
         ));
     }
     let first = u8::from_str_radix(parts[0], 16).unwrap_or(1);
@@ -277,7 +281,7 @@ fn check_file(field: &str, file: &str) -> Result<(), Invalid> {
     if file.is_empty() || file.contains('/') || file.starts_with('.') || file.contains('\0') {
         return Err(invalid(
             field,
-            format!("{file:?} is not a file name in the share"),
+            format!("{} is not a file name in the share", quoted(file)),
         ));
     }
     Ok(())
@@ -405,7 +409,8 @@ pub fn validate(spec: &VmSpec, facts: &NodeFacts) -> Result<(), Invalid> {
             return Err(invalid(
                 "cpu_model",
                 format!(
-                    "unknown CPU model {model:?}; one of {}",
+                    "unknown CPU model {}; one of {}",
+                    quoted(model),
                     CPU_MODELS.join(", ")
                 ),
             ));

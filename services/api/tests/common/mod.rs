@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use cairn_api::client::{self, ClientRequest, ClientResponse};
+use cairn_api::clock::Clock;
 use cairn_api::server::ShutdownSummary;
 use cairn_api::system::NodeSystem;
 use cairn_api::tls::{leaf_fingerprint, server_config};
@@ -11,7 +12,7 @@ use cairn_core::boot::BootStatus;
 use hyper::Method;
 use serde_json::json;
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -100,6 +101,10 @@ pub struct Running {
     pub pin: Fingerprint,
     pub system: Arc<System>,
     pub dir: tempfile::TempDir,
+    /// The server's state (shares its stores with the server).
+    pub state: ApiState,
+    /// The clock of the sign-in limits and token expiry (manual for `start_with_clock`).
+    pub clock: Clock,
     stop: oneshot::Sender<()>,
     done: tokio::task::JoinHandle<ShutdownSummary>,
 }
@@ -108,16 +113,46 @@ impl Running {
     pub async fn call(&self, req: ClientRequest) -> ClientResponse {
         client::send(self.addr, req, self.pin, T).await.unwrap()
     }
+    /// A request from the loopback address `source` (any 127.0.0.0/8 address), so the
+    /// per-address limits see a different client.
+    pub async fn call_from(&self, source: IpAddr, req: ClientRequest) -> ClientResponse {
+        client::send_from(source, self.addr, req, self.pin, T)
+            .await
+            .unwrap()
+    }
     pub async fn stop(self) {
         self.stop.send(()).unwrap();
         tokio::time::timeout(T, self.done).await.unwrap().unwrap();
     }
+    /// Stop the server and start a new one over the same state directory and clock (as a
+    /// cairnd restart does).
+    pub async fn restart(self) -> Running {
+        let Running {
+            dir,
+            clock,
+            stop,
+            done,
+            ..
+        } = self;
+        stop.send(()).unwrap();
+        tokio::time::timeout(T, done).await.unwrap().unwrap();
+        serve(dir, clock).await
+    }
 }
 
 pub async fn start() -> Running {
+    start_with_clock(Clock::system()).await
+}
+
+/// A fresh node whose limits and token expiry run on `clock`.
+pub async fn start_with_clock(clock: Clock) -> Running {
     log_buffer();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("setup-code"), format!("{CODE}\n")).unwrap();
+    serve(dir, clock).await
+}
+
+async fn serve(dir: tempfile::TempDir, clock: Clock) -> Running {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
         .unwrap()
@@ -125,9 +160,11 @@ pub async fn start() -> Running {
         .unwrap();
     let tls = server_config(cert.pem().as_bytes(), key.serialize_pem().as_bytes()).unwrap();
     let system = Arc::new(System::default());
-    let state = ApiState::open(Arc::new(Node), system.clone(), dir.path()).unwrap();
+    let state =
+        ApiState::open_with_clock(Arc::new(Node), system.clone(), dir.path(), clock.clone())
+            .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = Server::new(vec![listener], tls, state).unwrap();
+    let server = Server::new(vec![listener], tls, state.clone()).unwrap();
     let addr = server.local_addrs()[0];
     let (stop, rx) = oneshot::channel::<()>();
     let done = tokio::spawn(server.run(
@@ -141,6 +178,8 @@ pub async fn start() -> Running {
         pin: leaf_fingerprint(cert.pem().as_bytes()).unwrap(),
         system,
         dir,
+        state,
+        clock,
         stop,
         done,
     }

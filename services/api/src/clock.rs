@@ -1,0 +1,95 @@
+//! Wall-clock time for the sign-in limits and token expiry, replaceable in tests.
+//!
+//! Wall-clock (not monotonic) because the limits and expiries are persisted and must mean
+//! the same after a restart.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The system clock, or a manual one a test moves.
+#[derive(Debug, Clone, Default)]
+pub struct Clock(Option<Arc<AtomicU64>>);
+
+impl Clock {
+    /// The system's wall clock.
+    pub fn system() -> Self {
+        Clock(None)
+    }
+
+    /// A clock standing at `start_ms` (unix milliseconds) until [`Clock::advance`]d.
+    pub fn manual(start_ms: u64) -> Self {
+        Clock(Some(Arc::new(AtomicU64::new(start_ms))))
+    }
+
+    /// A manual clock at the system's current time.
+    pub fn manual_now() -> Self {
+        Self::manual(Self::system().now_ms())
+    }
+
+    /// Move a manual clock on (no effect on the system clock).
+    pub fn advance(&self, by: Duration) {
+        if let Some(ms) = &self.0 {
+            ms.fetch_add(by.as_millis() as u64, Ordering::SeqCst);
+        }
+    }
+
+    /// Unix milliseconds.
+    pub fn now_ms(&self) -> u64 {
+        match &self.0 {
+            Some(ms) => ms.load(Ordering::SeqCst),
+            None => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+        }
+    }
+
+    /// Unix seconds.
+    pub fn now_s(&self) -> u64 {
+        self.now_ms() / 1000
+    }
+}
+
+/// `YYYY-MM-DD HH:MM UTC` for unix seconds (for messages).
+pub fn format_utc(unix_s: u64) -> String {
+    let days = (unix_s / 86_400) as i64;
+    let secs = unix_s % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        secs / 3600,
+        (secs % 3600) / 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manual_clock_moves_only_when_told() {
+        let c = Clock::manual(5_000);
+        let same = c.clone();
+        assert_eq!(c.now_s(), 5);
+        same.advance(Duration::from_millis(2_500));
+        assert_eq!(c.now_ms(), 7_500);
+        assert!(Clock::system().now_s() > 1_700_000_000);
+    }
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00 UTC");
+        assert_eq!(format_utc(1_798_761_599), "2026-12-31 23:59 UTC");
+    }
+}
