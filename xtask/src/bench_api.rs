@@ -1,5 +1,7 @@
 //! `cargo xtask bench-api`: wrk against a release cairnd pinned to one core on loopback:
 //! p50/p99 latency and throughput of health and of a token-authenticated request, and RSS.
+//! `--stalled` (with `stall.rs`) and `--login-flood` (with `login_flood.rs`) measure the
+//! front door under the abuse of issue 13.
 
 use std::fs;
 use std::io::Write;

@@ -211,7 +211,7 @@ pub fn build_message(mail: &Mail<'_>, host: &str) -> Result<Message, SmtpError> 
 pub fn rfc2822(secs: u64) -> String {
     let days = (secs / 86400) as i64;
     let rem = secs % 86400;
-    let (y, m, d) = civil_from_days(days);
+    let (y, m, d) = cairn_core::civil::date_from_days(days);
     const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MON: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -224,20 +224,6 @@ pub fn rfc2822(secs: u64) -> String {
         rem / 60 % 60,
         rem % 60
     )
-}
-
-/// Howard Hinnant's days-to-civil for the proleptic Gregorian calendar.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ pub mod alert;
 pub mod atomic;
 pub mod bless;
 pub mod boot;
+pub mod civil;
 pub mod cmdline;
 pub mod command;
 pub mod disk;

@@ -160,31 +160,22 @@ pub fn scrub_due(now: u64, last: Option<u64>, interval_days: u32) -> bool {
     }
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+/// Days since 1970-01-01 of a proleptic Gregorian date.
 fn days_from_civil(y: u64, m: u64, d: u64) -> u64 {
-    let y = if m <= 2 { y - 1 } else { y } as i64;
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = m as i64;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    (era * 146_097 + doe - 719_468) as u64
+    cairn_core::civil::days_from_date(y as i64, m as u32, d as u32) as u64
 }
 
 /// (year, month, day, hour, minute) of unix time `t` in UTC.
 pub fn civil(t: u64) -> (u64, u64, u64, u64, u64) {
-    let days = (t / 86_400) as i64;
+    let (y, m, d) = cairn_core::civil::date_from_days((t / 86_400) as i64);
     let secs = t % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y as u64, m as u64, d as u64, secs / 3600, secs % 3600 / 60)
+    (
+        y as u64,
+        u64::from(m),
+        u64::from(d),
+        secs / 3600,
+        secs % 3600 / 60,
+    )
 }
 
 #[cfg(test)]
