@@ -68,7 +68,7 @@ impl ApiError {
             "method_not_allowed",
             format!(
                 "{method} is not allowed on {path}; allowed: {}",
-                allowed.join(", ")
+                allow_list(allowed)
             ),
         );
         e.allow = Some(allowed);
@@ -152,7 +152,7 @@ impl ApiError {
             },
         );
         if let Some(allowed) = self.allow {
-            if let Ok(v) = header::HeaderValue::from_str(&allowed.join(", ")) {
+            if let Ok(v) = header::HeaderValue::from_str(&allow_list(allowed)) {
                 resp.headers_mut().insert(header::ALLOW, v);
             }
         }
@@ -164,6 +164,16 @@ impl ApiError {
         }
         resp
     }
+}
+
+/// The methods of an `Allow` list: the route's, with `HEAD` wherever `GET` is (the router
+/// answers `HEAD` on every `GET` route).
+fn allow_list(allowed: &[&str]) -> String {
+    let mut list = allowed.to_vec();
+    if list.contains(&"GET") && !list.contains(&"HEAD") {
+        list.push("HEAD");
+    }
+    list.join(", ")
 }
 
 #[cfg(test)]
@@ -190,12 +200,12 @@ mod tests {
     async fn method_not_allowed_has_allow_header() {
         let r = ApiError::method_not_allowed("POST", "/api/v1/health", &["GET"]).into_response();
         assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
-        assert_eq!(r.headers()[header::ALLOW], "GET");
+        assert_eq!(r.headers()[header::ALLOW], "GET, HEAD");
         let v = body_of(r).await;
         assert_eq!(v["code"], "method_not_allowed");
         assert_eq!(
             v["message"],
-            "POST is not allowed on /api/v1/health; allowed: GET"
+            "POST is not allowed on /api/v1/health; allowed: GET, HEAD"
         );
     }
 
