@@ -15,6 +15,7 @@ const TOP_KEYS: &[&str] = &[
     "requires",
     "stop_after",
     "stop_timeout_s",
+    "limit_nofile",
     "stdio",
     "condition_kernel_cmdline",
     "readiness",
@@ -167,6 +168,36 @@ mod tests {
             fs::write(svc.join(name), text).unwrap();
         }
         dir
+    }
+
+    /// The build's key check accepts every shipped definition (cairn-init's parser, below,
+    /// is the other half: a key one knows and the other not fails the image build).
+    #[test]
+    fn shipped_definitions_pass_the_build_key_check() {
+        let dir = crate::paths::Paths::from_manifest_dir()
+            .overlay()
+            .join("etc/cairn/services");
+        let mut checked = 0;
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+                continue;
+            }
+            let file = path.file_name().unwrap().to_string_lossy().to_string();
+            let table: toml::Table = fs::read_to_string(&path).unwrap().parse().unwrap();
+            check_keys(&file, &table, "", TOP_KEYS).unwrap();
+            for (section, keys) in [("readiness", READINESS_KEYS), ("restart", RESTART_KEYS)] {
+                if let Some(sub) = table.get(section).and_then(|v| v.as_table()) {
+                    check_keys(&file, sub, &format!("{section}."), keys).unwrap();
+                }
+            }
+            checked += 1;
+        }
+        assert!(
+            checked >= 7,
+            "only {checked} service files in {}",
+            dir.display()
+        );
     }
 
     #[test]
