@@ -87,6 +87,7 @@ pub fn parse_url(url: &str) -> Result<Url, String> {
     if host.is_empty() {
         return Err("the URL has no host".into());
     }
+    check_host(&host, authority.starts_with('['))?;
     if port == 0 {
         return Err("port 0 is not valid".into());
     }
@@ -96,6 +97,36 @@ pub fn parse_url(url: &str) -> Result<Url, String> {
         port,
         path,
     })
+}
+
+/// A URL's host: an IPv6 address in brackets, an IPv4 address, or a DNS name (labels of
+/// letters, digits, `-` and `_`, at most 63 characters each, 253 in all).
+fn check_host(host: &str, bracketed: bool) -> Result<(), String> {
+    if bracketed {
+        return host
+            .parse::<std::net::Ipv6Addr>()
+            .map(|_| ())
+            .map_err(|_| format!("{} in brackets is not an IPv6 address", quoted(host)));
+    }
+    if host.parse::<std::net::Ipv4Addr>().is_ok() {
+        return Ok(());
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    };
+    if name.len() <= 253 && name.split('.').all(label_ok) {
+        return Ok(());
+    }
+    Err(format!(
+        "{} is not a host name or an IP address",
+        quoted(host)
+    ))
 }
 
 /// POST `body` as JSON to `url`; success is any 2xx answer.
@@ -198,6 +229,12 @@ pub(crate) mod tests {
             "http://h:0/",
             "http://h:x/",
             "https://h\r\n/",
+            "http://0[:1/",
+            "http://a]b/",
+            "http://[zz]/",
+            "http://-a.example/",
+            "http://a..b/",
+            "https://exa mple/",
         ] {
             assert!(parse_url(bad).is_err(), "{bad}");
         }
