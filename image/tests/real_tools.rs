@@ -72,12 +72,12 @@ fn small_image_has_the_contract_partitions_and_esp_files() {
 
     let bytes = fs::read(&inputs.output).unwrap();
     for slot in [1usize, 2] {
-        let off = layout.partitions[slot].offset_bytes as usize;
+        let off = usize::try_from(layout.partitions[slot].offset_bytes).unwrap();
         assert!(
             bytes[off..off + 300_000].iter().all(|&b| b == 0x68),
             "slot {slot}"
         );
     }
-    let state = layout.partitions[3].offset_bytes as usize;
+    let state = usize::try_from(layout.partitions[3].offset_bytes).unwrap();
     assert!(bytes[state..state + 1024 * 1024].iter().all(|&b| b == 0));
 }

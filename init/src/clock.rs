@@ -2,12 +2,12 @@
 
 use crate::supervisor::Now;
 use nix::time::{clock_gettime, ClockId};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Reads CLOCK_MONOTONIC (ms) and the wall clock (unix s).
 pub fn now() -> Now {
     let mono_ms = clock_gettime(ClockId::CLOCK_MONOTONIC)
-        .map(|t| t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000)
+        .map(|t| u64::try_from(Duration::from(t).as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0);
     let unix_s = SystemTime::now()
         .duration_since(UNIX_EPOCH)

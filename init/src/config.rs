@@ -346,20 +346,18 @@ pub fn parse_service(file: &Path, text: &str) -> Result<ServiceConfig, ConfigErr
     }
     let limit_nofile = match raw.limit_nofile {
         None => None,
-        Some(toml::Value::Integer(n))
-            if (MIN_LIMIT_NOFILE as i64..=MAX_LIMIT_NOFILE as i64).contains(&n) =>
-        {
-            Some(n as u64)
-        }
-        Some(toml::Value::Integer(n)) => {
-            return Err(invalid(
-                "limit_nofile",
-                "limit_nofile",
-                format!(
-                    "{n} is not in {MIN_LIMIT_NOFILE}..={MAX_LIMIT_NOFILE} (open files; the top is the kernel's fs.nr_open)"
-                ),
-            ))
-        }
+        Some(toml::Value::Integer(n)) => match u64::try_from(n) {
+            Ok(n) if (MIN_LIMIT_NOFILE..=MAX_LIMIT_NOFILE).contains(&n) => Some(n),
+            _ => {
+                return Err(invalid(
+                    "limit_nofile",
+                    "limit_nofile",
+                    format!(
+                        "{n} is not in {MIN_LIMIT_NOFILE}..={MAX_LIMIT_NOFILE} (open files; the top is the kernel's fs.nr_open)"
+                    ),
+                ))
+            }
+        },
         Some(other) => {
             return Err(invalid(
                 "limit_nofile",
@@ -435,14 +433,16 @@ fn parse_readiness(
             }
         },
         "tcp" => match raw.port {
-            Some(p) if (1..=65535).contains(&p) => ReadinessKind::Tcp(p as u16),
-            Some(p) => {
-                return Err(invalid(
-                    "port",
-                    "readiness.port",
-                    format!("{p} is not in 1..=65535"),
-                ))
-            }
+            Some(p) => match u16::try_from(p) {
+                Ok(port) if port >= 1 => ReadinessKind::Tcp(port),
+                _ => {
+                    return Err(invalid(
+                        "port",
+                        "readiness.port",
+                        format!("{p} is not in 1..=65535"),
+                    ))
+                }
+            },
             None => {
                 return Err(invalid(
                     "readiness",

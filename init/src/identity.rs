@@ -1,6 +1,6 @@
 //! Node identity: the machine id (kept on STATE, copied to /run) and the hostname.
 
-use crate::atomic::{write_atomic, AtomicError};
+use cairn_base::{write_atomic, AtomicWriteError};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
@@ -10,7 +10,7 @@ pub enum IdentityError {
     #[error("cannot read random bytes from /dev/urandom")]
     Random(#[source] io::Error),
     #[error("cannot write the machine id")]
-    Write(#[source] AtomicError),
+    Write(#[source] AtomicWriteError),
     #[error("cannot set the hostname to {0:?}")]
     SetHostname(String, #[source] nix::Error),
 }

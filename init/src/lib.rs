@@ -1,10 +1,8 @@
 //! cairn-init: PID 1 of a Cairn node (initramfs stage 1, stage 2 init) and its service supervisor.
 
-pub mod atomic;
 pub mod blockdev;
 pub mod cli;
 pub mod clock;
-pub mod cmdline;
 pub mod config;
 pub mod console;
 pub mod control;
@@ -22,15 +20,3 @@ pub mod stage1;
 pub mod stage2;
 pub mod supervisor;
 pub mod varskel;
-
-/// An error and its sources joined by `: ` (for log lines).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}

@@ -7,8 +7,8 @@
 //! the `/run` tmpfs, so it cannot outlive the boot; stage 2 also removes a leftover one when
 //! it starts (development runs without the mount table). See docs/decisions/0012.
 
-use crate::atomic::{write_atomic, AtomicError};
 use crate::shutdown::Kind;
+use cairn_base::{write_atomic, AtomicWriteError};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -35,7 +35,7 @@ pub enum MarkerError {
         source: io::Error,
     },
     #[error("cannot write the node-stopping marker")]
-    Write(#[source] AtomicError),
+    Write(#[source] AtomicWriteError),
     #[error("{}: cannot read the node-stopping marker", path.display())]
     Read {
         path: PathBuf,

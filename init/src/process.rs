@@ -170,7 +170,8 @@ impl ProcessOps for RealProcessOps {
             }
         })?;
         // Dropping a std Child neither waits nor kills: the reaper collects it.
-        Ok(child.id() as i32)
+        i32::try_from(child.id())
+            .map_err(|_| io::Error::other(format!("pid {} does not fit a pid_t", child.id())))
     }
 
     fn signal(&mut self, pid: i32, sig: Sig) -> io::Result<()> {

@@ -2,9 +2,9 @@
 //! recorded failure and a reboot so the boot loader falls back to the other slot.
 
 use crate::blockdev;
-use crate::cmdline::{self, Slot};
 use crate::kmod::{self, DepMap};
 use crate::log::log;
+use cairn_base::{error_chain, KernelCmdline, Slot};
 use nix::mount::MsFlags;
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
@@ -92,7 +92,7 @@ pub struct Failure {
 pub fn failure_record(time: u64, slot: Option<Slot>, reason: &str) -> String {
     serde_json::json!({
         "time": time,
-        "slot": slot.map(|s| s.letter()),
+        "slot": slot.map(Slot::as_str),
         "reason": reason,
     })
     .to_string()
@@ -216,12 +216,18 @@ pub fn prepare(ops: &mut dyn Stage1Ops, layout: &Layout) -> Result<String, Failu
     let cmdline = ops
         .read_file(Path::new("/proc/cmdline"))
         .unwrap_or_default();
-    let slot = cmdline::slot(&cmdline).map_err(|e| fail(&failure, e.to_string()))?;
+    let cmdline = KernelCmdline::parse(&cmdline);
+    let slot = cmdline
+        .slot()
+        .map_err(|e| fail(&failure, error_chain(&e)))?;
     failure.slot = Some(slot);
-    let init = cmdline::init_path(&cmdline).map_err(|e| fail(&failure, e.to_string()))?;
-    let root_label = slot.partlabel();
+    let init = cmdline
+        .init()
+        .map_err(|e| fail(&failure, error_chain(&e)))?
+        .to_string();
+    let root_label = slot.root_partlabel();
     let waited_from = ops.now_ms();
-    let (root, state) = wait_partitions(ops, &root_label);
+    let (root, state) = wait_partitions(ops, root_label);
     if root.is_some() {
         log(&format!(
             "found {root_label} after {} ms",
@@ -290,7 +296,7 @@ pub fn prepare(ops: &mut dyn Stage1Ops, layout: &Layout) -> Result<String, Failu
         let _ = ops.umount(newroot);
         return Err(fail(
             &failure,
-            format!("root of slot {} is unusable: {e}", slot.letter()),
+            format!("root of slot {} is unusable: {e}", slot.as_str()),
         ));
     }
     if let Some(dev) = failure.state_dev.clone() {
@@ -380,8 +386,8 @@ pub fn run(ops: &mut dyn Stage1Ops) -> ! {
             let slot = ops
                 .read_file(Path::new("/proc/cmdline"))
                 .ok()
-                .and_then(|c| cmdline::slot(&c).ok());
-            let letter = slot.map(|s| s.letter()).unwrap_or("?");
+                .and_then(|c| KernelCmdline::parse(&c).slot().ok());
+            let letter = slot.map(Slot::as_str).unwrap_or("?");
             log(&format!("switching root to slot {letter}"));
             let e = ops.switch_root(&layout.newroot, &init);
             Failure {

@@ -86,15 +86,17 @@ fn loopback_up() -> std::io::Result<()> {
     // SAFETY: ifreq is plain old data; all-zero is a valid value.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     for (i, b) in b"lo".iter().enumerate() {
-        req.ifr_name[i] = *b as libc::c_char;
+        req.ifr_name[i] = libc::c_char::from_ne_bytes([*b]);
     }
     // SAFETY: SIOCGIFFLAGS reads/writes a struct ifreq we own.
     if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
         return Err(std::io::Error::last_os_error());
     }
+    let up = libc::c_short::try_from(libc::IFF_UP | libc::IFF_RUNNING)
+        .map_err(|_| std::io::Error::other("IFF_UP | IFF_RUNNING does not fit ifru_flags"))?;
     // SAFETY: after SIOCGIFFLAGS the union holds ifru_flags.
     unsafe {
-        req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        req.ifr_ifru.ifru_flags |= up;
     }
     // SAFETY: SIOCSIFFLAGS reads a struct ifreq we own.
     if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
@@ -125,7 +127,7 @@ fn system_setup(settings: &Settings, mount_problems: Vec<String>) {
     let skel_into = |dest: &Path| {
         let (r, errs) = varskel::copy_missing(Path::new(varskel::DEFAULT_SKEL), dest);
         for e in &errs {
-            log(&crate::error_chain(e));
+            log(&cairn_base::error_chain(e));
         }
         if r.copied > 0 {
             log(&format!(
@@ -265,11 +267,11 @@ fn main_loop(settings: &Settings, mount_problems: Vec<String>) -> Kind {
             settings.node_stopping.display()
         )),
         Ok(false) => {}
-        Err(e) => log(&crate::error_chain(&e)),
+        Err(e) => log(&cairn_base::error_chain(&e)),
     }
     let (configs, errors) = config::load_dir(&settings.services_dir);
     for e in &errors {
-        log(&crate::error_chain(e));
+        log(&cairn_base::error_chain(e));
     }
     log(&format!(
         "{} services from {}",
@@ -290,7 +292,7 @@ fn main_loop(settings: &Settings, mount_problems: Vec<String>) -> Kind {
     let mut control = match ControlServer::bind(&settings.control_socket) {
         Ok(c) => Some(c),
         Err(e) => {
-            log(&crate::error_chain(&e));
+            log(&cairn_base::error_chain(&e));
             None
         }
     };
@@ -313,7 +315,7 @@ fn main_loop(settings: &Settings, mount_problems: Vec<String>) -> Kind {
         log(&format!("{why}: {}", kind.verb()));
         // Before any service gets SIGTERM: cairnd reads it to shut the VMs down first.
         if let Err(e) = node_stop::write(&settings.node_stopping, kind, why) {
-            log(&crate::error_chain(&e));
+            log(&cairn_base::error_chain(&e));
         }
         *shutdown = Some((kind, now.mono_ms + total_stop_ms + SHUTDOWN_SLACK_MS));
         let acts = rt.sup.shutdown(now);
@@ -389,7 +391,10 @@ fn main_loop(settings: &Settings, mount_problems: Vec<String>) -> Kind {
             match src {
                 Source::Signal => {
                     while let Some(Ok(Some(info))) = sfd.as_ref().map(|s| s.read_signal()) {
-                        match Signal::try_from(info.ssi_signo as i32) {
+                        match i32::try_from(info.ssi_signo)
+                            .map_err(|_| nix::errno::Errno::EINVAL)
+                            .and_then(Signal::try_from)
+                        {
                             Ok(Signal::SIGINT) => {
                                 request(&mut rt, Kind::Reboot, "SIGINT", &mut shutdown)
                             }

@@ -180,7 +180,7 @@ impl Fixture {
             }
             None => {
                 let garbage: Vec<u8> = (0..4 * 1024 * 1024u32)
-                    .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+                    .map(|i| (i.wrapping_mul(2654435761) >> 13).to_le_bytes()[0])
                     .collect();
                 std::fs::write(&root_img, garbage).unwrap();
             }

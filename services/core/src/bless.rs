@@ -29,7 +29,7 @@ impl EspFs for RealEspFs {
         std::fs::rename(from, to)
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        crate::atomic::sync_dir(dir)
+        cairn_base::atomic::sync_dir(dir)
     }
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
         let mut names = Vec::new();

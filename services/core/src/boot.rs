@@ -1,11 +1,12 @@
 //! What a node knows about its boot: slot, selected entry, blessing, failed attempts.
 
 use crate::bless::{bless, BlessError, BlessOutcome, EspFs};
-use crate::cmdline::KernelCmdline;
 use crate::efivar::{self, EfiVarError};
 use crate::entry::EntryName;
 use crate::failures::{self, FailureRecord};
-use crate::slot::Slot;
+// Re-exported so that `cairn_core::boot::error_chain` keeps working for the services.
+pub use cairn_base::error_chain;
+use cairn_base::{KernelCmdline, Slot};
 use std::path::{Path, PathBuf};
 
 /// How many stage 1 failure records a status carries at most (the newest ones).
@@ -172,18 +173,6 @@ pub fn read_boot_status(paths: &BootPaths, fs: &dyn EspFs, blessed: bool) -> Boo
         },
         problems,
     }
-}
-
-/// An error and its sources joined with ": ".
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(src) = cur {
-        s.push_str(": ");
-        s.push_str(&src.to_string());
-        cur = src.source();
-    }
-    s
 }
 
 /// Convenience for tests and tools: a `BootPaths` with every path under `root`.

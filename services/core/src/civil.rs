@@ -9,7 +9,11 @@ pub fn date_from_days(days: i64) -> (i64, u32, u32) {
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
+    // doy is 0..=365 and mp 0..=11 (doe is 0..146_097 by rem_euclid): the day is 1..=31 and
+    // the month 1..=12, so neither cast can lose anything.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = yoe + era * 400 + i64::from(m <= 2);
     (y, m, d)

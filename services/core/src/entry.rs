@@ -1,6 +1,6 @@
 //! systemd-boot entry file names with boot counting (`cairn-b+2-1.conf`).
 
-use crate::slot::Slot;
+use cairn_base::Slot;
 use std::fmt;
 
 /// The boot counter in an entry's file name: tries left and tries done.

@@ -88,7 +88,7 @@ pub fn append_failure(path: &Path, record: &FailureRecord) -> Result<(), Failure
     f.write_all(&line).map_err(append)?;
     f.sync_all().map_err(append)?;
     if !existed {
-        crate::atomic::sync_dir(dir).map_err(append)?;
+        cairn_base::atomic::sync_dir(dir).map_err(append)?;
     }
     Ok(())
 }

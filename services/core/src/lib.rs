@@ -1,12 +1,10 @@
-//! cairn-core: pieces shared by cairnd, the domains and the tools (atomic files, boot records,
-//! the command runner, alert and progress sinks, rejected values as messages show them).
+//! cairn-core: pieces shared by cairnd, the domains and the tools (boot records, the command
+//! runner, alert and progress sinks, rejected values as messages show them).
 
 pub mod alert;
-pub mod atomic;
 pub mod bless;
 pub mod boot;
 pub mod civil;
-pub mod cmdline;
 pub mod command;
 pub mod disk;
 pub mod efivar;
@@ -14,7 +12,8 @@ pub mod entry;
 pub mod esp;
 pub mod failures;
 pub mod shown;
-pub mod slot;
 
-pub use atomic::{write_atomic, AtomicWriteError};
-pub use slot::Slot;
+// The std-only pieces live in cairn-base (cairn-init uses them too); these paths stay for
+// the services that reach them through cairn-core.
+pub use cairn_base::cmdline;
+pub use cairn_base::{write_atomic, AtomicWriteError, Slot};

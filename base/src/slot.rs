@@ -4,17 +4,30 @@ use std::fmt;
 use std::str::FromStr;
 
 /// One of the two root slots (`cairn-root-a`, `cairn-root-b`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "lowercase")
+)]
 pub enum Slot {
+    /// The first slot: `cairn-root-a`, loader entry `cairn-a`.
     A,
+    /// The second slot: `cairn-root-b`, loader entry `cairn-b`.
     B,
 }
 
-/// A slot name that is neither `a` nor `b`.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("slot must be \"a\" or \"b\", got {0:?}")]
+/// A slot name that is neither `a` nor `b` (the rejected text).
+#[derive(Debug, PartialEq, Eq)]
 pub struct BadSlot(pub String);
+
+impl fmt::Display for BadSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "slot must be \"a\" or \"b\", got {:?}", self.0)
+    }
+}
+
+impl std::error::Error for BadSlot {}
 
 impl Slot {
     /// The lowercase letter used in partition labels, entry names and the command line.
@@ -79,6 +92,7 @@ mod tests {
         assert!("".parse::<Slot>().is_err());
     }
 
+    #[cfg(feature = "serde")]
     #[test]
     fn serializes_lowercase() {
         assert_eq!(serde_json::to_string(&Slot::A).unwrap(), "\"a\"");

@@ -1,25 +1,62 @@
 //! Atomic file replacement: temp file, fsync, rename, fsync of the directory.
 
+use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Why an atomic write failed; each variant names the step and the path involved.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 pub enum AtomicWriteError {
-    #[error("{0} has no parent directory or file name")]
+    /// The target path has no parent directory or no file name (e.g. `/`).
     BadPath(PathBuf),
-    #[error("cannot create temporary file {0}")]
-    CreateTemp(PathBuf, #[source] std::io::Error),
-    #[error("cannot write temporary file {0}")]
-    Write(PathBuf, #[source] std::io::Error),
-    #[error("cannot fsync temporary file {0}")]
-    SyncFile(PathBuf, #[source] std::io::Error),
-    #[error("cannot rename {0} over {1}")]
-    Rename(PathBuf, PathBuf, #[source] std::io::Error),
-    #[error("cannot fsync directory {0}")]
-    SyncDir(PathBuf, #[source] std::io::Error),
+    /// The temporary file beside the target could not be created.
+    CreateTemp(PathBuf, std::io::Error),
+    /// Writing the temporary file, or setting its mode, failed.
+    Write(PathBuf, std::io::Error),
+    /// fsync of the temporary file failed: its content may not be on disk.
+    SyncFile(PathBuf, std::io::Error),
+    /// The temporary file (first path) could not replace the target (second path).
+    Rename(PathBuf, PathBuf, std::io::Error),
+    /// fsync of the directory failed: the rename may not survive a crash.
+    SyncDir(PathBuf, std::io::Error),
+}
+
+impl fmt::Display for AtomicWriteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AtomicWriteError::BadPath(p) => {
+                write!(f, "{} has no parent directory or file name", p.display())
+            }
+            AtomicWriteError::CreateTemp(p, _) => {
+                write!(f, "cannot create temporary file {}", p.display())
+            }
+            AtomicWriteError::Write(p, _) => {
+                write!(f, "cannot write temporary file {}", p.display())
+            }
+            AtomicWriteError::SyncFile(p, _) => {
+                write!(f, "cannot fsync temporary file {}", p.display())
+            }
+            AtomicWriteError::Rename(from, to, _) => {
+                write!(f, "cannot rename {} over {}", from.display(), to.display())
+            }
+            AtomicWriteError::SyncDir(p, _) => write!(f, "cannot fsync directory {}", p.display()),
+        }
+    }
+}
+
+impl std::error::Error for AtomicWriteError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            AtomicWriteError::BadPath(_) => None,
+            AtomicWriteError::CreateTemp(_, e)
+            | AtomicWriteError::Write(_, e)
+            | AtomicWriteError::SyncFile(_, e)
+            | AtomicWriteError::Rename(_, _, e)
+            | AtomicWriteError::SyncDir(_, e) => Some(e),
+        }
+    }
 }
 
 /// Replace `path` with `data` so that a crash at any point leaves either the old or the new
@@ -133,5 +170,21 @@ mod tests {
     fn path_without_file_name_is_rejected() {
         let err = write_atomic(Path::new("/"), b"x", 0o644).unwrap_err();
         assert!(matches!(err, AtomicWriteError::BadPath(_)));
+    }
+
+    #[test]
+    fn replaces_a_read_only_file_and_leaves_no_temp() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("machine-id");
+        write_atomic(&p, b"one\n", 0o444).unwrap();
+        write_atomic(&p, b"two\n", 0o444).unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "two\n");
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn missing_dir_is_an_error() {
+        let e = write_atomic(Path::new("/nonexistent-dir/x"), b"", 0o644).unwrap_err();
+        assert!(matches!(e, AtomicWriteError::CreateTemp(..)), "{e}");
     }
 }

@@ -1,16 +1,44 @@
 //! Kernel command line parsing (`cairn.slot=`, `cairn.init=`, `cairn.lab=`).
 
+use std::fmt;
+
 use crate::slot::{BadSlot, Slot};
 
 /// Why a command-line option could not be used.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum CmdlineError {
-    #[error("kernel command line has no cairn.slot= option")]
+    /// No `cairn.slot=` word: stage 1 does not know which root to mount.
     MissingSlot,
-    #[error("kernel command line option cairn.slot is invalid")]
-    BadSlot(#[source] BadSlot),
-    #[error("kernel command line option cairn.init must be an absolute path, got {0:?}")]
+    /// `cairn.slot=` names neither slot.
+    BadSlot(BadSlot),
+    /// `cairn.init=` is not an absolute path (the rejected value).
     BadInit(String),
+}
+
+impl fmt::Display for CmdlineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CmdlineError::MissingSlot => {
+                f.write_str("cairn.slot missing from the kernel command line")
+            }
+            CmdlineError::BadSlot(_) => {
+                f.write_str("kernel command line option cairn.slot is invalid")
+            }
+            CmdlineError::BadInit(p) => write!(
+                f,
+                "kernel command line option cairn.init must be an absolute path, got {p:?}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for CmdlineError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CmdlineError::BadSlot(e) => Some(e),
+            CmdlineError::MissingSlot | CmdlineError::BadInit(_) => None,
+        }
+    }
 }
 
 /// A parsed kernel command line: words, each either `key=value` or a bare flag.
@@ -147,5 +175,37 @@ mod tests {
     fn empty_line() {
         let c = KernelCmdline::parse("  \n");
         assert_eq!(c, KernelCmdline::default());
+    }
+
+    #[test]
+    fn slot_parsing_as_stage_1_needs_it() {
+        let slot = |line: &str| KernelCmdline::parse(line).slot();
+        assert_eq!(slot("quiet cairn.slot=b console=ttyS0"), Ok(Slot::B));
+        assert_eq!(slot("cairn.slot=a cairn.slot=b"), Ok(Slot::B));
+        assert_eq!(slot("quiet"), Err(CmdlineError::MissingSlot));
+        assert_eq!(
+            slot("cairn.slot=c"),
+            Err(CmdlineError::BadSlot(BadSlot("c".into())))
+        );
+        assert_eq!(
+            slot("cairn.slot="),
+            Err(CmdlineError::BadSlot(BadSlot(String::new())))
+        );
+        assert_eq!(Slot::A.root_partlabel(), "cairn-root-a");
+        assert_eq!(
+            CmdlineError::MissingSlot.to_string(),
+            "cairn.slot missing from the kernel command line"
+        );
+    }
+
+    #[test]
+    fn init_parsing() {
+        let init = |line: &str| KernelCmdline::parse(line).init().map(str::to_string);
+        assert_eq!(init("quiet").unwrap(), "/sbin/init");
+        assert_eq!(
+            init("cairn.init=/lib/systemd/systemd").unwrap(),
+            "/lib/systemd/systemd"
+        );
+        assert!(init("cairn.init=systemd").is_err());
     }
 }
