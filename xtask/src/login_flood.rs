@@ -28,8 +28,11 @@ const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The source address of login `i` (from 0) of a flood: 127.0.`net`.`i + 1`.
 pub fn source(net: u8, i: usize) -> Ipv4Addr {
-    assert!(i < 254, "at most 254 sources per net");
-    Ipv4Addr::new(127, 0, net, (i + 1) as u8)
+    let host = u8::try_from(i + 1)
+        .ok()
+        .filter(|&h| h < 255)
+        .expect("at most 254 sources per net");
+    Ipv4Addr::new(127, 0, net, host)
 }
 
 /// The whole HTTP/1.1 request of one failed login (the connection closes after it).

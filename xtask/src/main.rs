@@ -8,6 +8,7 @@ mod fscopy;
 mod info;
 mod initramfs;
 mod login_flood;
+mod module_cycles;
 mod modules;
 mod paths;
 mod pipeline;
@@ -25,6 +26,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 
+use crate::module_cycles::Scope;
 use crate::paths::Paths;
 use crate::pipeline::ImageOptions;
 use crate::runner::SystemRunner;
@@ -32,12 +34,17 @@ use crate::timing::Phases;
 
 const USAGE: &str = "usage: cargo xtask image [--prebuilt DIR] [--rebuild-base]
        cargo xtask test
+       cargo xtask check-cycles [--with-tests]
        cargo xtask bench-api [--stalled | --login-flood]
 
 image  build cairn-init and cairnd (static), the cached Debian base, the squashfs root,
        the initramfs and build/out/cairn.img (plus vmlinuz, initrd, rootfs.squashfs,
        cairn.img.zst and image-info.json)
-test   fmt, clippy, unit and host tests, the image, then the QEMU lab scenarios
+test   fmt, the import cycle check, clippy, unit and host tests, the image, then the QEMU
+       lab scenarios
+check-cycles  list every import cycle between the modules of each workspace crate (every
+       `use`, `crate::`/`super::`/`self::` path and re-export); fails if there is one;
+       test-only code is left out unless --with-tests
 bench-api  wrk against a release cairnd pinned to one core: p50/p99 latency, throughput
        and RSS (docs/benchmarks.md); --stalled: health's p99 with 1,000 stalled
        connections held open from another address against none, and the ratio;
@@ -49,6 +56,7 @@ bench-api  wrk against a release cairnd pinned to one core: p50/p99 latency, thr
 enum Task {
     Image(ImageOptions),
     Test,
+    CheckCycles(Scope),
     BenchApi,
     BenchApiStalled,
     BenchApiLoginFlood,
@@ -77,6 +85,9 @@ fn parse(args: &[String]) -> Result<Task> {
         }
         "test" if rest.is_empty() => Ok(Task::Test),
         "test" => bail!("test: takes no options\n{USAGE}"),
+        "check-cycles" if rest.is_empty() => Ok(Task::CheckCycles(Scope::Code)),
+        "check-cycles" if rest == ["--with-tests"] => Ok(Task::CheckCycles(Scope::WithTests)),
+        "check-cycles" => bail!("check-cycles: the only option is --with-tests\n{USAGE}"),
         "bench-api" if rest.is_empty() => Ok(Task::BenchApi),
         "bench-api" if rest == ["--stalled"] => Ok(Task::BenchApiStalled),
         "bench-api" if rest == ["--login-flood"] => Ok(Task::BenchApiLoginFlood),
@@ -92,6 +103,7 @@ fn run() -> Result<()> {
     match parse(&args)? {
         Task::Help => println!("{USAGE}"),
         Task::Test => test_cmd::run(&mut SystemRunner, &paths)?,
+        Task::CheckCycles(scope) => module_cycles::run(&paths.root, scope)?,
         Task::BenchApi => bench_api::run(&paths)?,
         Task::BenchApiStalled => bench_api::run_stalled(&paths)?,
         Task::BenchApiLoginFlood => bench_api::run_login_flood(&paths)?,
@@ -157,6 +169,19 @@ mod tests {
                 rebuild_base: true
             })
         );
+    }
+
+    #[test]
+    fn parses_check_cycles() {
+        assert_eq!(
+            parse(&args("check-cycles")).unwrap(),
+            Task::CheckCycles(Scope::Code)
+        );
+        assert_eq!(
+            parse(&args("check-cycles --with-tests")).unwrap(),
+            Task::CheckCycles(Scope::WithTests)
+        );
+        assert!(parse(&args("check-cycles --all")).is_err());
     }
 
     #[test]

@@ -1,9 +1,10 @@
-//! `cargo xtask test`: format, lint, unit and host tests, browser and API-vs-spec tests, the
-//! image, then the QEMU lab scenarios.
+//! `cargo xtask test`: format, the import cycle check, lint, unit and host tests, browser and
+//! API-vs-spec tests, the image, then the QEMU lab scenarios.
 
 use anyhow::Result;
 
 use crate::cargo_build::cargo;
+use crate::module_cycles;
 use crate::paths::Paths;
 use crate::pipeline::{self, ImageOptions};
 use crate::runner::{Runner, SystemRunner, ToolCommand};
@@ -25,6 +26,10 @@ pub const FAST_PHASES: &[(&str, &[&str])] = &[
     ),
     ("unit + host tests", &["nextest", "run", "--workspace"]),
 ];
+
+/// The import cycle check (`cargo xtask check-cycles`), run in-process right after `fmt`: it
+/// takes a second, so it fails before clippy and the tests take their minutes.
+pub const CYCLES_PHASE: &str = "import cycles";
 
 /// The browser test of the web UI (Debian's Chromium driven by playwright-core against a
 /// local cairnd), relative to the repository root; it installs what it is missing.
@@ -71,8 +76,13 @@ fn cargo_phase(
 }
 
 fn run_phases(runner: &mut dyn Runner, paths: &Paths, phases: &mut Phases) -> Result<()> {
-    for phase in FAST_PHASES {
+    for (i, phase) in FAST_PHASES.iter().enumerate() {
         cargo_phase(runner, phases, *phase)?;
+        if i == 0 {
+            phases.run(CYCLES_PHASE, || {
+                module_cycles::run(&paths.root, module_cycles::Scope::Code)
+            })?;
+        }
     }
     let ui_script = paths.root.join(UI_PHASE.1);
     phases.run(UI_PHASE.0, || {
