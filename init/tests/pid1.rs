@@ -470,6 +470,14 @@ fn supervises_readiness_control_orphans_and_ordered_shutdown() {
     let out = node.cli(&["svc", "restart", "late"]);
     assert!(out.status.success());
     assert!(!marker.exists() && !seen.exists());
+    // `late` has no readiness: the restart returns once it is spawned, so wait until the
+    // new process has logged its start (on a loaded machine that can take a moment) before
+    // the log is cleared for the shutdown order.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while read_order().iter().filter(|l| *l == "start late").count() < 2 {
+        assert!(Instant::now() < deadline, "late did not start again");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     // Ordered shutdown on SIGTERM: the marker first, then dependents first, stop_after
     // after the service it names.
