@@ -76,9 +76,9 @@ fn cargo_phase(
 }
 
 fn run_phases(runner: &mut dyn Runner, paths: &Paths, phases: &mut Phases) -> Result<()> {
-    for (i, phase) in FAST_PHASES.iter().enumerate() {
+    for phase in FAST_PHASES {
         cargo_phase(runner, phases, *phase)?;
-        if i == 0 {
+        if phase.0 == "fmt" {
             phases.run(CYCLES_PHASE, || {
                 module_cycles::run(&paths.root, module_cycles::Scope::Code)
             })?;
