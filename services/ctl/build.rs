@@ -1,5 +1,6 @@
-//! Writes cairnctl's man page (`cairnctl.1`) and shell completions (bash, zsh, fish) to
-//! OUT_DIR, from the same command tree the binary parses with.
+//! Writes cairnctl's man pages (`cairnctl.1`, and `cairnctl-VERB….1` for every verb) and
+//! shell completions (bash, zsh, fish) to OUT_DIR, from the same command tree the binary
+//! parses with.
 
 use clap::CommandFactory;
 use clap_complete::Shell;
@@ -13,11 +14,8 @@ mod cli;
 fn main() -> std::io::Result<()> {
     println!("cargo:rerun-if-changed=src/cli");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    clap_mangen::generate_to(cli::Cli::command(), &out)?;
     let mut cmd = cli::Cli::command();
-    cmd.build();
-    let mut page = Vec::new();
-    clap_mangen::Man::new(cmd.clone()).render(&mut page)?;
-    std::fs::write(out.join("cairnctl.1"), page)?;
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
         clap_complete::generate_to(shell, &mut cmd, "cairnctl", &out)?;
     }

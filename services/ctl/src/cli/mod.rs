@@ -285,6 +285,86 @@ mod tests {
         );
     }
 
+    /// The spellings the docs, the README and the lab scenarios use.
+    #[test]
+    fn documented_command_lines_parse() {
+        for line in [
+            "--node 10.0.2.15 login",
+            "login --user admin --fingerprint SHA256:AB --read-only --expires-days 30",
+            "status",
+            "-o json status",
+            "tasks",
+            "task 7 --wait",
+            "alerts",
+            "forget",
+            "disks",
+            "-o json disks",
+            "disks show virtio-A",
+            "disks wipe virtio-A --serial S1",
+            "pools",
+            "pools show tank",
+            "pools create tank --level raid5 a b c --yes",
+            "pools create tank --level single a -y",
+            "pools replace tank old new",
+            "pools add tank d",
+            "pools add tank d --yes",
+            "pools destroy tank --confirm tank",
+            "shares tank",
+            "shares mirror -o json",
+            "shares list mirror",
+            "shares create tank docs --size 10G",
+            "shares create mirror docs --size 256M",
+            "shares resize tank docs --size 20G",
+            "shares delete tank docs --confirm docs",
+            "snapshots tank docs",
+            "snapshot create tank docs before-upgrade",
+            "snapshot delete tank docs before-upgrade",
+            "snapshot list mirror docs -o json",
+            "snapshot schedule tank docs --hourly 24 --daily 7 --weekly 4",
+            "restore tank docs before-upgrade docs-old",
+            "volumes tank",
+            "volume create tank base --size 8G",
+            "volume clone tank base web1",
+            "volume snapshot tank base s1",
+            "volume delete tank web1",
+            "scrub tank",
+            "scrub tank --interval 7",
+            "capacity tank",
+            "smart",
+            "smart -o json",
+            "smart list",
+            "smart show nvme-X",
+            "smart show nvme-X -o json",
+            "smart test ata-X --kind short",
+            "smart check a.json - -o json",
+            "network",
+            "network status",
+            "network apply n.json --confirm --timeout 30",
+            "network confirm",
+            "network rollback",
+            "vms",
+            "-o json vms",
+            "vms show guest",
+            "vms create guest --vcpus 1 --memory 32 --machine pc --disk tank:1:ide \
+             --iso tank/isos/d.iso --boot disk,cdrom",
+            "vms start guest",
+            "vms off r1",
+            "vms shutdown guest --timeout 3",
+            "vms reboot guest --force",
+            "vms clone guest c1 c2 --snapshot s1",
+            "vms snapshot guest s1",
+            "vms restore guest s1 r1",
+            "vms autostart guest on",
+            "vms delete r1 --yes --delete-disks",
+            "vms console guest",
+        ] {
+            let words = line.split_whitespace();
+            if let Err(e) = p(&words.collect::<Vec<_>>()) {
+                panic!("{line}: {e}");
+            }
+        }
+    }
+
     #[test]
     fn every_verb_has_help() {
         fn walk(cmd: &clap::Command, path: &mut Vec<String>) {
