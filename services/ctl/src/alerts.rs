@@ -1,6 +1,6 @@
 //! `cairnctl alerts`: what is wrong on the node now, and recent alert changes.
 
-use crate::args::Output;
+use crate::cli::Output;
 use crate::session::Session;
 
 /// List active alerts (most severe first) and the latest changes.

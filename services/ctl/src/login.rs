@@ -1,6 +1,6 @@
 //! `cairnctl login`: pin the certificate on first use, sign in, make and keep an API token.
 
-use crate::args::Output;
+use crate::cli::Output;
 use crate::config::{self, NodeEntry};
 use crate::conn::{api_error, changed_certificate, Conn, TIMEOUT};
 use crate::target::Target;

@@ -1,7 +1,7 @@
 //! cairnctl: the command-line client of a Cairn node's API.
 
 mod alerts;
-mod args;
+mod cli;
 mod config;
 mod conn;
 mod login;
@@ -16,12 +16,14 @@ mod tasks;
 mod vms;
 
 use anyhow::Context;
-use args::{Command, Parsed};
+use cli::{Cli, Command, Output};
 use std::process::ExitCode;
 use target::Target;
 
 fn main() -> ExitCode {
-    match run() {
+    // A command line that cannot be used, --help and --version: clap prints and exits.
+    let cli = Cli::parse_from_args(std::env::args_os()).unwrap_or_else(|e| e.exit());
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("cairnctl: {e:#}");
@@ -30,36 +32,16 @@ fn main() -> ExitCode {
     }
 }
 
-fn run() -> anyhow::Result<()> {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let a = match args::parse(&argv)? {
-        Parsed::Help => {
-            println!("{}", args::USAGE);
-            println!("shares, snapshots, volumes and scrubs:\n{}", shares::USAGE);
-            println!("disks and pools:\n{}", storage::USAGE);
-            return Ok(());
-        }
-        Parsed::Version => {
-            println!("cairnctl {}", cairn_api::VERSION);
-            return Ok(());
-        }
-        Parsed::Run(a) => a,
-    };
-    // `smart check FILE…` judges saved smartctl outputs: no node, no sign-in (nor for help).
-    if let Command::Smart(words) = &a.command {
-        if words.first().map(String::as_str) == Some("help") {
-            println!("{}", smart::USAGE);
-            return Ok(());
-        }
-        if words.first().map(String::as_str) == Some("check") {
-            let (cmd, out) = smart::parse(words)?;
-            if let smart::SmartCmd::Check(files) = cmd {
-                return smart::check(&files, out.unwrap_or(a.output));
-            }
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let output = cli.output.unwrap_or(Output::Text);
+    // `smart check FILE…` judges saved smartctl outputs: no node, no sign-in.
+    if let Command::Smart(args) = &cli.command {
+        if let smart::SmartCmd::Check(files) = smart::command(args.clone()) {
+            return smart::check(&files, output);
         }
     }
-    let cfg_dir = config::dir(a.config_dir.as_deref())?;
-    let node = match &a.node {
+    let cfg_dir = config::dir(cli.config_dir.as_deref())?;
+    let node = match &cli.node {
         Some(n) => n.clone(),
         None => config::load(&cfg_dir)?
             .current
@@ -70,13 +52,13 @@ fn run() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    match a.command {
-        Command::Login {
+    match cli.command {
+        Command::Login(cli::LoginArgs {
             user,
             fingerprint,
             read_only,
             expires_days,
-        } => rt.block_on(login::run(
+        }) => rt.block_on(login::run(
             target,
             &cfg_dir,
             &user,
@@ -85,60 +67,43 @@ fn run() -> anyhow::Result<()> {
                 read_only,
                 expires_days,
             },
-            a.output,
+            output,
         )),
         Command::Status => rt.block_on(async {
             let s = session::Session::open(target, &cfg_dir).await?;
-            status::run(&s, a.output).await
+            status::run(&s, output).await
         }),
         Command::Tasks => rt.block_on(async {
             let s = session::Session::open(target, &cfg_dir).await?;
-            tasks::list(&s, a.output).await
+            tasks::list(&s, output).await
         }),
         Command::Alerts => rt.block_on(async {
             let s = session::Session::open(target, &cfg_dir).await?;
-            alerts::list(&s, a.output).await
+            alerts::list(&s, output).await
         }),
-        Command::Task { id, wait } => rt.block_on(async {
+        Command::Task(cli::TaskArgs { id, wait }) => rt.block_on(async {
             let s = session::Session::open(target, &cfg_dir).await?;
-            tasks::show(&s, &id, wait, a.output).await
+            tasks::show(&s, &id, wait, output).await
         }),
-        Command::Shares(verb, rest) => rt.block_on(async {
-            let (v, out) = shares::parse(&verb, &rest).map_err(anyhow::Error::msg)?;
+        Command::Shares(c) => rt.block_on(async {
             let s = session::Session::open(target, &cfg_dir).await?;
-            shares::run(&s, v, out.unwrap_or(a.output)).await
+            shares::run(&s, shares::verb(c), output).await
         }),
-        Command::Storage(verb, rest) => rt.block_on(async {
-            let (v, out) = storage::parse(&verb, &rest).map_err(anyhow::Error::msg)?;
+        Command::Storage(c) => rt.block_on(async {
             let s = session::Session::open(target, &cfg_dir).await?;
-            storage::run(&s, v, out.unwrap_or(a.output)).await
+            storage::run(&s, storage::verb(c), output).await
         }),
-        Command::Smart(words) => rt.block_on(async {
-            if words.first().map(String::as_str) == Some("help") {
-                println!("{}", smart::USAGE);
-                return Ok(());
-            }
-            let (cmd, out) = smart::parse(&words)?;
+        Command::Smart(a) => rt.block_on(async {
             let s = session::Session::open(target, &cfg_dir).await?;
-            smart::run(&s, cmd, out.unwrap_or(a.output)).await
+            smart::run(&s, smart::command(a), output).await
         }),
-        Command::Vms(words) => rt.block_on(async {
-            if words.first().map(String::as_str) == Some("help") {
-                println!("{}", vms::USAGE);
-                return Ok(());
-            }
-            let cmd = vms::parse(&words)?;
+        Command::Vms(a) => rt.block_on(async {
             let s = session::Session::open(target, &cfg_dir).await?;
-            vms::run(&s, cmd, a.output).await
+            vms::run(&s, vms::command(a), output).await
         }),
-        Command::Network(words) => rt.block_on(async {
-            if words.first().map(String::as_str) == Some("help") {
-                println!("{}", network::USAGE);
-                return Ok(());
-            }
-            let cmd = network::parse(&words)?;
+        Command::Network(a) => rt.block_on(async {
             let s = session::Session::open(target, &cfg_dir).await?;
-            network::run(&s, cmd, a.output).await
+            network::run(&s, network::command(a), output).await
         }),
         Command::Forget => rt.block_on(forget(target, &cfg_dir)),
     }

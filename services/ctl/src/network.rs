@@ -1,7 +1,8 @@
 //! `cairnctl network`: show the config and link status, apply a spec in try mode with a
 //! countdown, confirm or roll back.
 
-use crate::args::Output;
+use crate::cli::network::{NetworkArgs, NetworkCommand};
+use crate::cli::Output;
 use crate::conn::api_error;
 use crate::session::Session;
 use anyhow::Context;
@@ -10,16 +11,6 @@ use serde_json::{json, Value};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-/// Usage of the `network` verbs.
-pub const USAGE: &str = "\
-  network                          the confirmed config and any pending change
-  network status                   links: carrier, speed, MTU, addresses, bonds, bridges
-  network apply FILE [--confirm] [--timeout S]
-                                   apply a spec (JSON) in try mode; shows the countdown to
-                                   rollback; --confirm keeps it once the node still answers
-  network confirm                  keep the pending change
-  network rollback                 drop the pending change now";
 
 /// A parsed `network` command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,44 +26,24 @@ pub enum NetworkCmd {
     Rollback,
 }
 
-/// Parse the words after `network`.
-pub fn parse(words: &[String]) -> anyhow::Result<NetworkCmd> {
-    let mut it = words.iter();
-    let cmd = match it.next().map(String::as_str) {
+/// The command a command line asks for.
+pub fn command(args: NetworkArgs) -> NetworkCmd {
+    match args.command {
         None => NetworkCmd::Show,
-        Some("status") => NetworkCmd::Status,
-        Some("confirm") => NetworkCmd::Confirm,
-        Some("rollback") => NetworkCmd::Rollback,
-        Some("apply") => {
-            let mut file = None;
-            let mut confirm = false;
-            let mut timeout_s = None;
-            while let Some(w) = it.next() {
-                match w.as_str() {
-                    "--confirm" => confirm = true,
-                    "--timeout" => {
-                        let v = it.next().context("--timeout needs seconds")?;
-                        timeout_s = Some(v.parse().with_context(|| {
-                            format!("--timeout {v:?} is not a number of seconds")
-                        })?);
-                    }
-                    f if file.is_none() && !f.starts_with("--") => file = Some(PathBuf::from(f)),
-                    other => anyhow::bail!("network apply: unexpected {other:?}\n{USAGE}"),
-                }
-            }
-            let file = file.context("network apply needs a FILE with the spec (JSON)")?;
-            return Ok(NetworkCmd::Apply {
-                file,
-                confirm,
-                timeout_s,
-            });
-        }
-        Some(other) => anyhow::bail!("unknown network command {other:?}\n{USAGE}"),
-    };
-    if let Some(extra) = it.next() {
-        anyhow::bail!("network: unexpected {extra:?}\n{USAGE}");
+        Some(NetworkCommand::Status) => NetworkCmd::Status,
+        Some(NetworkCommand::Confirm) => NetworkCmd::Confirm,
+        Some(NetworkCommand::Rollback) => NetworkCmd::Rollback,
+        Some(NetworkCommand::Apply {
+            file,
+            confirm,
+            timeout,
+        }) => NetworkCmd::Apply {
+            // The command tree refuses an apply without a FILE.
+            file: file.unwrap_or_default(),
+            confirm,
+            timeout_s: timeout,
+        },
     }
-    Ok(cmd)
 }
 
 /// One line per link.
@@ -326,8 +297,15 @@ async fn countdown(s: &Session, remaining: u64) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
+    use crate::cli::{Cli, Command};
+
+    /// `cairnctl network WORDS…` through the command tree.
     fn p(s: &[&str]) -> anyhow::Result<NetworkCmd> {
-        parse(&s.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+        let argv = ["cairnctl", "network"].into_iter().chain(s.iter().copied());
+        match Cli::parse_from_args(argv)?.command {
+            Command::Network(a) => Ok(command(a)),
+            other => anyhow::bail!("not a network verb: {other:?}"),
+        }
     }
 
     #[test]

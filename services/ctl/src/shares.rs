@@ -1,40 +1,15 @@
 //! `cairnctl shares|snapshots|snapshot|restore|volumes|volume|scrub|capacity`: shares, snapshots, thin volumes and scrubs of a pool.
 
-use crate::args::{Output, VerbArgs};
+use crate::cli::shares::{
+    PoolRef, ShareCommand, ShareRef, ShareSize, SharesArgs, SharesCommand, SnapshotCommand,
+    SnapshotRef, VolumeCommand, VolumeCopy,
+};
+use crate::cli::Output;
 use crate::conn::api_error;
 use crate::session::Session;
 use crate::tasks;
 use hyper::Method;
 use serde_json::{json, Value};
-
-/// The verbs this module handles (the rest of the command line is parsed by [`parse`]).
-pub const VERBS: &[&str] = &[
-    "shares",
-    "snapshots",
-    "snapshot",
-    "restore",
-    "volumes",
-    "volume",
-    "scrub",
-    "capacity",
-];
-
-/// Usage lines for `--help`.
-pub const USAGE: &str = "\
-  shares [list] POOL                shares of a pool with their usage
-  shares create POOL NAME --size SIZE   create a share (SIZE like 10G, 512M, bytes)
-  shares resize POOL NAME --size SIZE   grow a share
-  shares delete POOL NAME --confirm NAME  delete a share and its snapshots
-  snapshots POOL SHARE              snapshots of a share (also: snapshot list POOL SHARE)
-  snapshot create|delete POOL SHARE NAME
-  snapshot schedule POOL SHARE [--hourly N] [--daily N] [--weekly N]  retention counts
-  restore POOL SHARE SNAPSHOT NEW_SHARE   restore a snapshot as a new share (progress bar)
-  volumes POOL                      thin volumes (VM disks)
-  volume create POOL NAME --size SIZE | volume clone|snapshot POOL SOURCE NAME
-  volume delete POOL NAME
-  scrub POOL [--interval DAYS]      scrub now with a progress bar (md check + btrfs scrub),
-                                    or set the days between scheduled scrubs
-  capacity POOL                     thin pool and share usage";
 
 /// One parsed verb.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,189 +91,95 @@ pub enum Verb {
     },
 }
 
-/// Parse a size: bytes, or a number with K, M, G or T (binary units, optional `iB`/`B`).
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let t = t
-        .strip_suffix("iB")
-        .or_else(|| t.strip_suffix('B'))
-        .unwrap_or(t);
-    let (num, mult) = match t.chars().last() {
-        Some('K' | 'k') => (&t[..t.len() - 1], 1u64 << 10),
-        Some('M' | 'm') => (&t[..t.len() - 1], 1 << 20),
-        Some('G' | 'g') => (&t[..t.len() - 1], 1 << 30),
-        Some('T' | 't') => (&t[..t.len() - 1], 1 << 40),
-        _ => (t, 1),
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size (like 10G, 512M or a byte count)"))?;
-    if !(n.is_finite() && n > 0.0) {
-        return Err(format!("{s:?} must be a positive size"));
-    }
-    let bytes = n * mult as f64;
-    if bytes > u64::MAX as f64 {
-        return Err(format!("{s:?} is too large"));
-    }
-    Ok(bytes as u64)
-}
-
-/// Parse `verb` and its arguments; also returns an `-o` given among them.
-pub fn parse(verb: &str, rest: &[String]) -> Result<(Verb, Option<Output>), String> {
-    let args = VerbArgs::parse(rest, false)?;
-    let pos = &args.pos;
-    let flag = |n: &str| args.flag(n);
-    let known = |allowed: &[&str]| args.known(verb, allowed);
-    let size = || -> Result<u64, String> {
-        parse_size(&flag("size").ok_or(format!("{verb}: --size SIZE is required"))?)
-            .map_err(|e| format!("--size: {e}"))
-    };
-    let want = |n: usize, shape: &str| args.want(n, verb, shape);
-    let p = |i: usize| pos[i].clone();
-    let sub = pos.first().map(String::as_str);
-    let v = match (verb, sub) {
-        ("shares", Some("create" | "resize")) => {
-            want(3, &format!("{} POOL NAME --size SIZE", p(0)))?;
-            known(&["size"])?;
-            let (pool, name, size) = (p(1), p(2), size()?);
-            if p(0) == "create" {
+/// The verb a command line asks for.
+pub fn verb(command: SharesCommand) -> Verb {
+    match command {
+        SharesCommand::Shares(SharesArgs {
+            command: None,
+            pool,
+        }) => Verb::ListShares {
+            // clap requires POOL when no share verb is given.
+            pool: pool.unwrap_or_default(),
+        },
+        SharesCommand::Shares(SharesArgs {
+            command: Some(share),
+            ..
+        }) => match share {
+            ShareCommand::List(PoolRef { pool }) => Verb::ListShares { pool },
+            ShareCommand::Create(ShareSize { pool, name, size }) => {
                 Verb::CreateShare { pool, name, size }
-            } else {
+            }
+            ShareCommand::Resize(ShareSize { pool, name, size }) => {
                 Verb::ResizeShare { pool, name, size }
             }
+            ShareCommand::Delete {
+                pool,
+                name,
+                confirm,
+            } => Verb::DeleteShare {
+                pool,
+                name,
+                confirm,
+            },
+        },
+        SharesCommand::Snapshots(ShareRef { pool, share })
+        | SharesCommand::Snapshot(SnapshotCommand::List(ShareRef { pool, share })) => {
+            Verb::ListSnapshots { pool, share }
         }
-        ("shares", Some("delete")) => {
-            want(3, "delete POOL NAME --confirm NAME")?;
-            known(&["confirm"])?;
-            Verb::DeleteShare {
-                pool: p(1),
-                name: p(2),
-                confirm: flag("confirm").ok_or("shares delete: --confirm NAME is required")?,
-            }
+        SharesCommand::Snapshot(SnapshotCommand::Create(SnapshotRef { pool, share, name })) => {
+            Verb::CreateSnapshot { pool, share, name }
         }
-        ("shares", Some("list")) if pos.len() == 2 => {
-            known(&[])?;
-            Verb::ListShares { pool: p(1) }
+        SharesCommand::Snapshot(SnapshotCommand::Delete(SnapshotRef { pool, share, name })) => {
+            Verb::DeleteSnapshot { pool, share, name }
         }
-        ("shares", _) => {
-            want(1, "POOL")?;
-            known(&[])?;
-            Verb::ListShares { pool: p(0) }
+        SharesCommand::Snapshot(SnapshotCommand::Schedule {
+            pool,
+            share,
+            hourly,
+            daily,
+            weekly,
+        }) => Verb::Schedule {
+            pool,
+            share,
+            counts: [("hourly", hourly), ("daily", daily), ("weekly", weekly)]
+                .into_iter()
+                .filter_map(|(k, n)| n.map(|n| (k.to_string(), n)))
+                .collect(),
+        },
+        SharesCommand::Restore {
+            pool,
+            share,
+            snapshot,
+            new_share,
+        } => Verb::Restore {
+            pool,
+            share,
+            snapshot,
+            new_share,
+        },
+        SharesCommand::Volumes(PoolRef { pool }) => Verb::ListVolumes { pool },
+        SharesCommand::Volume(VolumeCommand::Create { pool, name, size }) => {
+            Verb::CreateVolume { pool, name, size }
         }
-        ("snapshots", _) => {
-            want(2, "POOL SHARE")?;
-            known(&[])?;
-            Verb::ListSnapshots {
-                pool: p(0),
-                share: p(1),
-            }
+        SharesCommand::Volume(VolumeCommand::Clone(VolumeCopy { pool, source, name })) => {
+            Verb::CloneVolume { pool, source, name }
         }
-        ("snapshot", Some("create" | "delete")) => {
-            want(4, &format!("{} POOL SHARE NAME", p(0)))?;
-            known(&[])?;
-            let (pool, share, name) = (p(1), p(2), p(3));
-            if p(0) == "create" {
-                Verb::CreateSnapshot { pool, share, name }
-            } else {
-                Verb::DeleteSnapshot { pool, share, name }
-            }
+        SharesCommand::Volume(VolumeCommand::Snapshot(VolumeCopy { pool, source, name })) => {
+            Verb::SnapshotVolume { pool, source, name }
         }
-        ("snapshot", Some("schedule")) => {
-            want(
-                3,
-                "schedule POOL SHARE [--hourly N] [--daily N] [--weekly N]",
-            )?;
-            known(&["hourly", "daily", "weekly"])?;
-            let counts = args
-                .flags
-                .iter()
-                .map(|(k, v)| {
-                    v.parse::<u32>()
-                        .map(|n| (k.clone(), n))
-                        .map_err(|_| format!("--{k}: {v:?} is not a count"))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            Verb::Schedule {
-                pool: p(1),
-                share: p(2),
-                counts,
-            }
+        SharesCommand::Volume(VolumeCommand::Delete { pool, name }) => {
+            Verb::DeleteVolume { pool, name }
         }
-        ("snapshot", Some("list")) => {
-            want(3, "list POOL SHARE")?;
-            known(&[])?;
-            Verb::ListSnapshots {
-                pool: p(1),
-                share: p(2),
-            }
-        }
-        ("snapshot", _) => {
-            return Err("usage: cairnctl snapshot create|delete|list|schedule …".into())
-        }
-        ("restore", _) => {
-            want(4, "POOL SHARE SNAPSHOT NEW_SHARE")?;
-            known(&[])?;
-            Verb::Restore {
-                pool: p(0),
-                share: p(1),
-                snapshot: p(2),
-                new_share: p(3),
-            }
-        }
-        ("volumes", _) => {
-            want(1, "POOL")?;
-            known(&[])?;
-            Verb::ListVolumes { pool: p(0) }
-        }
-        ("volume", Some("create")) => {
-            want(3, "create POOL NAME --size SIZE")?;
-            known(&["size"])?;
-            Verb::CreateVolume {
-                pool: p(1),
-                name: p(2),
-                size: size()?,
-            }
-        }
-        ("volume", Some("clone" | "snapshot")) => {
-            want(4, &format!("{} POOL SOURCE NAME", p(0)))?;
-            known(&[])?;
-            let (pool, source, name) = (p(1), p(2), p(3));
-            if p(0) == "clone" {
-                Verb::CloneVolume { pool, source, name }
-            } else {
-                Verb::SnapshotVolume { pool, source, name }
-            }
-        }
-        ("volume", Some("delete")) => {
-            want(3, "delete POOL NAME")?;
-            known(&[])?;
-            Verb::DeleteVolume {
-                pool: p(1),
-                name: p(2),
-            }
-        }
-        ("volume", _) => return Err("usage: cairnctl volume create|clone|snapshot|delete …".into()),
-        ("scrub", _) => {
-            want(1, "POOL [--interval DAYS]")?;
-            known(&["interval"])?;
-            match flag("interval") {
-                Some(d) => Verb::ScrubInterval {
-                    pool: p(0),
-                    days: d
-                        .parse()
-                        .map_err(|_| format!("--interval: {d:?} is not a number of days"))?,
-                },
-                None => Verb::Scrub { pool: p(0) },
-            }
-        }
-        ("capacity", _) => {
-            want(1, "POOL")?;
-            known(&[])?;
-            Verb::Capacity { pool: p(0) }
-        }
-        _ => return Err(format!("unknown command {verb:?}")),
-    };
-    Ok((v, args.output))
+        SharesCommand::Scrub {
+            pool,
+            interval: None,
+        } => Verb::Scrub { pool },
+        SharesCommand::Scrub {
+            pool,
+            interval: Some(days),
+        } => Verb::ScrubInterval { pool, days },
+        SharesCommand::Capacity(PoolRef { pool }) => Verb::Capacity { pool },
+    }
 }
 
 /// A size for people: `1.5 GiB`.
@@ -648,19 +529,23 @@ pub async fn run(s: &Session, verb: Verb, output: Output) -> anyhow::Result<()> 
 mod tests {
     use super::*;
 
+    use crate::cli::{Cli, Command};
+
     fn args(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
     }
 
-    #[test]
-    fn sizes_use_binary_units() {
-        assert_eq!(parse_size("10G"), Ok(10 << 30));
-        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
-        assert_eq!(parse_size("1.5g"), Ok(3 << 29));
-        assert_eq!(parse_size("4096"), Ok(4096));
-        assert!(parse_size("ten").is_err());
-        assert!(parse_size("-1G").is_err());
-        assert!(parse_size("0").is_err());
+    /// `cairnctl VERB REST…` through the command tree: the verb and any `-o`.
+    fn parse(verb: &str, rest: &[String]) -> Result<(Verb, Option<Output>), String> {
+        let argv = ["cairnctl", verb]
+            .into_iter()
+            .map(String::from)
+            .chain(rest.iter().cloned());
+        let cli = Cli::parse_from_args(argv).map_err(|e| e.to_string())?;
+        match cli.command {
+            Command::Shares(c) => Ok((super::verb(c), cli.output)),
+            other => Err(format!("not a shares verb: {other:?}")),
+        }
     }
 
     #[test]

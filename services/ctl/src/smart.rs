@@ -1,7 +1,8 @@
 //! `cairnctl smart …`: every disk's SMART verdict, one disk's detail, self-tests with a
 //! progress bar, and saved smartctl outputs judged offline by the service's own rules.
 
-use crate::args::Output;
+use crate::cli::smart::{SmartArgs, SmartCommand};
+use crate::cli::Output;
 use crate::conn::api_error;
 use crate::session::Session;
 use anyhow::{bail, Context};
@@ -10,16 +11,6 @@ use hyper::Method;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::io::Read;
-
-/// Usage of the `smart` command.
-pub const USAGE: &str = "\
-cairnctl smart                          every disk: id, verdict, temperature, reasons
-cairnctl smart show DISK                attributes / NVMe log, self-test log, history, settings
-cairnctl smart test DISK --kind short|long   run a self-test and follow its progress
-cairnctl smart check FILE…              judge saved `smartctl --json -x` outputs (`-` reads
-                                        stdin) offline, with the node's own rules: verdict,
-                                        reasons, temperature, endurance used, power-on hours;
-                                        exits non-zero when a file cannot be read";
 
 /// A parsed `smart` command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,63 +25,14 @@ pub enum SmartCmd {
     Check(Vec<String>),
 }
 
-/// The value of `-o`/`--output`.
-fn output_value(v: &str) -> anyhow::Result<Output> {
-    match v {
-        "text" => Ok(Output::Text),
-        "json" => Ok(Output::Json),
-        _ => bail!("-o: {v:?} is not valid: expected text or json"),
+/// The command a command line asks for.
+pub fn command(args: SmartArgs) -> SmartCmd {
+    match args.command {
+        None | Some(SmartCommand::List) => SmartCmd::List,
+        Some(SmartCommand::Show { disk }) => SmartCmd::Show(disk),
+        Some(SmartCommand::Test { disk, kind }) => SmartCmd::Test { disk, kind },
+        Some(SmartCommand::Check { files }) => SmartCmd::Check(files),
     }
-}
-
-/// Parse the words after `smart`; also returns an `-o` given among them (like every other
-/// verb, `cairnctl smart show DISK -o json` works).
-pub fn parse(args: &[String]) -> anyhow::Result<(SmartCmd, Option<Output>)> {
-    let mut pos: Vec<&str> = Vec::new();
-    let mut kind: Option<String> = None;
-    let mut output = None;
-    let mut it = args.iter().map(String::as_str);
-    while let Some(a) = it.next() {
-        match a.split_once('=') {
-            Some(("--kind", v)) => kind = Some(v.to_string()),
-            Some(("--output", v)) => output = Some(output_value(v)?),
-            _ if a == "-o" || a == "--output" => {
-                output = Some(output_value(
-                    it.next().context("-o needs a value: text or json")?,
-                )?)
-            }
-            _ if a == "--kind" => {
-                kind = Some(
-                    it.next()
-                        .context("--kind needs a value: short or long")?
-                        .into(),
-                )
-            }
-            _ if a == "-" => pos.push(a),
-            _ if a.starts_with('-') => {
-                bail!("unknown flag {a:?} for smart (see `cairnctl smart help`)")
-            }
-            _ => pos.push(a),
-        }
-    }
-    let cmd = match pos.as_slice() {
-        [] | ["list"] => SmartCmd::List,
-        ["show", d] => SmartCmd::Show(d.to_string()),
-        ["test", d] => {
-            let kind = kind.context("smart test needs --kind short|long")?;
-            if kind != "short" && kind != "long" {
-                bail!("--kind: {kind:?} is not valid: expected short or long");
-            }
-            SmartCmd::Test {
-                disk: d.to_string(),
-                kind,
-            }
-        }
-        ["check"] => bail!("smart check needs at least one FILE (or - for stdin)\n{USAGE}"),
-        ["check", files @ ..] => SmartCmd::Check(files.iter().map(|f| f.to_string()).collect()),
-        other => bail!("smart: cannot use {other:?}\n{USAGE}"),
-    };
-    Ok((cmd, output))
 }
 
 /// One disk as a table line: `ID  VERDICT  TEMP  REASONS`.
@@ -438,6 +380,21 @@ pub async fn run(s: &Session, cmd: SmartCmd, output: Output) -> anyhow::Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::cli::{Cli, Command};
+
+    /// `cairnctl smart ARGS…` through the command tree: the command and any `-o`.
+    fn parse(args: &[String]) -> anyhow::Result<(SmartCmd, Option<Output>)> {
+        let argv = ["cairnctl", "smart"]
+            .into_iter()
+            .map(String::from)
+            .chain(args.iter().cloned());
+        let cli = Cli::parse_from_args(argv)?;
+        match cli.command {
+            Command::Smart(a) => Ok((command(a), cli.output)),
+            other => anyhow::bail!("not a smart verb: {other:?}"),
+        }
+    }
 
     fn p(s: &[&str]) -> anyhow::Result<SmartCmd> {
         parse(&s.iter().map(|a| a.to_string()).collect::<Vec<_>>()).map(|(c, _)| c)

@@ -1,6 +1,6 @@
 //! `cairnctl status`: the node's health and who the stored token signs in as.
 
-use crate::args::Output;
+use crate::cli::Output;
 use crate::conn::api_error;
 use crate::session::Session;
 use cairn_api::client::ClientRequest;

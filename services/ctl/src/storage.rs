@@ -1,6 +1,7 @@
 //! `cairnctl disks|pools`: the disk inventory, wipe by serial, and pool create and add (capacity shown first), show, replace, destroy.
 
-use crate::args::{Output, VerbArgs};
+use crate::cli::storage::{DisksArgs, DisksCommand, PoolsArgs, PoolsCommand, StorageCommand};
+use crate::cli::Output;
 use crate::conn::api_error;
 use crate::session::Session;
 use crate::shares::human;
@@ -8,23 +9,6 @@ use crate::tasks;
 use hyper::Method;
 use serde_json::{json, Value};
 use std::io::{BufRead, IsTerminal, Write};
-
-/// The verbs this module handles.
-pub const VERBS: &[&str] = &["disks", "pools"];
-
-/// Usage lines for `--help`.
-pub const USAGE: &str = "\
-  disks                             every disk: id, model, serial, size, bus, usage, SMART
-  disks show DISK                   one disk with its partitions and signatures
-  disks wipe DISK --serial SERIAL   erase everything on a disk (type its serial to confirm)
-  pools                             pools with state and rebuild progress
-  pools show NAME                   one pool with its members
-  pools create NAME --level single|raid1|raid5|raid6|raid10 DISK... [--yes]
-                                    shows the usable capacity, asks, then builds (progress bar)
-  pools replace NAME OLD NEW        replace member OLD by blank disk NEW; waits for the rebuild
-  pools add NAME DISK [--yes]       shows the capacity after the add, asks, then adds the
-                                    disk and grows the pool (progress bar)
-  pools destroy NAME --confirm NAME destroy a pool and all its data";
 
 /// One parsed verb.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,98 +47,37 @@ pub enum Verb {
     },
 }
 
-/// Parse `verb` and its arguments; also returns an `-o` given among them.
-pub fn parse(verb: &str, rest: &[String]) -> Result<(Verb, Option<Output>), String> {
-    let args = VerbArgs::parse(rest, true)?;
-    let pos = &args.pos;
-    let flag = |n: &str| args.flag(n);
-    let known = |allowed: &[&str]| args.known(verb, allowed);
-    let want = |n: usize, shape: &str| args.want(n, verb, shape);
-    let p = |i: usize| pos[i].clone();
-    let yes = args.yes;
-    if yes
-        && !(verb == "pools" && matches!(pos.first().map(String::as_str), Some("create" | "add")))
-    {
-        return Err(format!(
-            "{verb}: --yes is only for pools create and pools add"
-        ));
+/// The verb a command line asks for.
+pub fn verb(command: StorageCommand) -> Verb {
+    match command {
+        StorageCommand::Disks(DisksArgs { command: None }) => Verb::Disks,
+        StorageCommand::Disks(DisksArgs {
+            command: Some(DisksCommand::Show { disk }),
+        }) => Verb::ShowDisk { disk },
+        StorageCommand::Disks(DisksArgs {
+            command: Some(DisksCommand::Wipe { disk, serial }),
+        }) => Verb::Wipe { disk, serial },
+        StorageCommand::Pools(PoolsArgs { command: None }) => Verb::Pools,
+        StorageCommand::Pools(PoolsArgs {
+            command: Some(pool),
+        }) => match pool {
+            PoolsCommand::Show { name } => Verb::ShowPool { name },
+            PoolsCommand::Create {
+                name,
+                level,
+                disks,
+                yes,
+            } => Verb::Create {
+                name,
+                level,
+                disks,
+                yes,
+            },
+            PoolsCommand::Replace { name, old, new } => Verb::Replace { name, old, new },
+            PoolsCommand::Add { name, disk, yes } => Verb::Add { name, disk, yes },
+            PoolsCommand::Destroy { name, confirm } => Verb::Destroy { name, confirm },
+        },
     }
-    let v = match (verb, pos.first().map(String::as_str)) {
-        ("disks", None) => {
-            known(&[])?;
-            Verb::Disks
-        }
-        ("disks", Some("show")) => {
-            want(2, "show DISK")?;
-            known(&[])?;
-            Verb::ShowDisk { disk: p(1) }
-        }
-        ("disks", Some("wipe")) => {
-            want(2, "wipe DISK --serial SERIAL")?;
-            known(&["serial"])?;
-            Verb::Wipe {
-                disk: p(1),
-                serial: flag("serial")
-                    .ok_or("disks wipe: --serial SERIAL is required (type the disk's serial)")?,
-            }
-        }
-        ("disks", Some(other)) => return Err(format!("disks: unknown subcommand {other:?}")),
-        ("pools", None) => {
-            known(&[])?;
-            Verb::Pools
-        }
-        ("pools", Some("show")) => {
-            want(2, "show NAME")?;
-            known(&[])?;
-            Verb::ShowPool { name: p(1) }
-        }
-        ("pools", Some("create")) => {
-            known(&["level"])?;
-            if pos.len() < 3 {
-                return Err(
-                    "usage: cairnctl pools create NAME --level LEVEL DISK... [--yes]".into(),
-                );
-            }
-            Verb::Create {
-                name: p(1),
-                level: flag("level").ok_or(
-                    "pools create: --level is required (single, raid1, raid5, raid6, raid10)",
-                )?,
-                disks: pos[2..].to_vec(),
-                yes,
-            }
-        }
-        ("pools", Some("replace")) => {
-            want(4, "replace NAME OLD NEW")?;
-            known(&[])?;
-            Verb::Replace {
-                name: p(1),
-                old: p(2),
-                new: p(3),
-            }
-        }
-        ("pools", Some("add")) => {
-            want(3, "add NAME DISK [--yes]")?;
-            known(&[])?;
-            Verb::Add {
-                name: p(1),
-                disk: p(2),
-                yes,
-            }
-        }
-        ("pools", Some("destroy")) => {
-            want(2, "destroy NAME --confirm NAME")?;
-            known(&["confirm"])?;
-            Verb::Destroy {
-                name: p(1),
-                confirm: flag("confirm")
-                    .ok_or("pools destroy: --confirm NAME is required (type the pool's name)")?,
-            }
-        }
-        ("pools", Some(other)) => return Err(format!("pools: unknown subcommand {other:?}")),
-        _ => return Err(format!("unknown command {verb:?}")),
-    };
-    Ok((v, args.output))
 }
 
 async fn call(
@@ -510,11 +433,16 @@ pub async fn run(s: &Session, verb: Verb, output: Output) -> anyhow::Result<()> 
 mod tests {
     use super::*;
 
+    use crate::cli::{Cli, Command};
+
+    /// `cairnctl VERB REST…` through the command tree: the verb and any `-o`.
     fn p(verb: &str, rest: &[&str]) -> Result<(Verb, Option<Output>), String> {
-        parse(
-            verb,
-            &rest.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-        )
+        let argv = ["cairnctl", verb].into_iter().chain(rest.iter().copied());
+        let cli = Cli::parse_from_args(argv).map_err(|e| e.to_string())?;
+        match cli.command {
+            Command::Storage(c) => Ok((super::verb(c), cli.output)),
+            other => Err(format!("not a disks or pools verb: {other:?}")),
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `cairnctl tasks` and `cairnctl task ID [--wait]`: long operations, with a live progress bar.
 
-use crate::args::Output;
+use crate::cli::Output;
 use crate::session::Session;
 use anyhow::Context;
 use std::io::{IsTerminal, Write};

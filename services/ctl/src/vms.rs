@@ -1,7 +1,8 @@
 //! `cairnctl vms …`: list, create, start, shut down, power off, reboot, clone, snapshot,
 //! delete VMs, and follow a VM's serial console.
 
-use crate::args::Output;
+use crate::cli::vms::{CreateArgs, VmRef, VmsArgs, VmsCommand};
+use crate::cli::Output;
 use crate::conn::{api_error, TIMEOUT};
 use crate::session::Session;
 use crate::shares::human;
@@ -10,23 +11,6 @@ use cairn_api::client::{self, ClientRequest};
 use hyper::Method;
 use serde_json::{json, Value};
 use std::io::Write;
-
-/// Usage of the `vms` command.
-pub const USAGE: &str = "\
-cairnctl vms                              list VMs with state and the node's resources
-cairnctl vms show NAME
-cairnctl vms create NAME --vcpus N --memory MIB [--disk POOL:SIZE_GIB[:BUS]]…
-         [--clone-disk VM:DISK[:SNAPSHOT]]… [--iso POOL/SHARE/FILE]… [--nic BRIDGE[=MAC]]…
-         [--machine pc|q35] [--cpu MODEL] [--boot disk,cdrom,network] [--autostart]
-cairnctl vms start|off NAME
-cairnctl vms shutdown NAME [--timeout SECONDS]    ACPI, then power off after the timeout
-cairnctl vms reboot NAME [--force]
-cairnctl vms clone NAME NEW_NAME… [--snapshot SNAP]   several names: one batch, all or nothing
-cairnctl vms snapshot NAME SNAP
-cairnctl vms restore NAME SNAP NEW_NAME
-cairnctl vms autostart NAME on|off
-cairnctl vms delete NAME --yes [--delete-disks]
-cairnctl vms console NAME                 follow the serial console (Ctrl-C ends)";
 
 /// A parsed `vms` command line.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,195 +54,92 @@ pub enum VmCmd {
     Console(String),
 }
 
-fn num<T: std::str::FromStr>(flag: &str, v: &str) -> anyhow::Result<T> {
-    v.parse()
-        .map_err(|_| anyhow::anyhow!("{flag}: {v:?} is not a number"))
+/// The command a command line asks for.
+pub fn command(args: VmsArgs) -> VmCmd {
+    let Some(command) = args.command else {
+        return VmCmd::List;
+    };
+    match command {
+        VmsCommand::Show(VmRef { name }) => VmCmd::Show(name),
+        VmsCommand::Create(create) => VmCmd::Create(spec(create)),
+        VmsCommand::Start(VmRef { name }) => VmCmd::Start(name),
+        VmsCommand::Off(VmRef { name }) => VmCmd::Off(name),
+        VmsCommand::Console(VmRef { name }) => VmCmd::Console(name),
+        VmsCommand::Shutdown { name, timeout } => VmCmd::Shutdown {
+            name,
+            timeout_s: timeout,
+        },
+        VmsCommand::Reboot { name, force } => VmCmd::Reboot { name, force },
+        VmsCommand::Clone {
+            name,
+            new,
+            snapshot,
+        } => VmCmd::Clone {
+            name,
+            new,
+            snapshot,
+        },
+        VmsCommand::Snapshot { name, snap } => VmCmd::Snapshot { name, snap },
+        VmsCommand::Restore {
+            name,
+            snap,
+            new_name,
+        } => VmCmd::Restore {
+            name,
+            snap,
+            new: new_name,
+        },
+        VmsCommand::Autostart { name, on } => VmCmd::Autostart { name, on },
+        // clap refuses a delete without --yes.
+        VmsCommand::Delete {
+            name, delete_disks, ..
+        } => VmCmd::Delete { name, delete_disks },
+    }
 }
 
-/// Parse the words after `vms`.
-pub fn parse(args: &[String]) -> anyhow::Result<VmCmd> {
-    let mut pos: Vec<&str> = Vec::new();
-    let mut flags: Vec<(&str, Option<&str>)> = Vec::new();
-    let mut it = args.iter().map(String::as_str).peekable();
-    const VALUED: &[&str] = &[
-        "--vcpus",
-        "--memory",
-        "--disk",
-        "--clone-disk",
-        "--iso",
-        "--nic",
-        "--machine",
-        "--cpu",
-        "--boot",
-        "--timeout",
-        "--snapshot",
-    ];
-    while let Some(a) = it.next() {
-        if let Some((f, v)) = a.split_once('=').filter(|(f, _)| f.starts_with("--")) {
-            flags.push((f, Some(v)));
-        } else if VALUED.contains(&a) {
-            let v = it.next().with_context(|| format!("{a} needs a value"))?;
-            flags.push((a, Some(v)));
-        } else if a.starts_with("--") {
-            flags.push((a, None));
-        } else {
-            pos.push(a);
+/// The VM spec the API takes, from `vms create`'s flags: new disks first, then clones,
+/// then ISOs.
+fn spec(c: CreateArgs) -> Value {
+    let mut disks = Vec::new();
+    for d in c.disk {
+        let mut v = json!({"source": "new", "pool": d.pool, "size_bytes": d.size_bytes});
+        if let Some(bus) = d.bus {
+            v["bus"] = json!(bus);
         }
+        disks.push(v);
     }
-    let flag = |name: &str| flags.iter().find(|(f, _)| *f == name).map(|(_, v)| *v);
-    let has = |name: &str| flag(name).is_some();
-    let all = |name: &str| -> Vec<&str> {
-        flags
-            .iter()
-            .filter(|(f, _)| *f == name)
-            .filter_map(|(_, v)| *v)
-            .collect()
-    };
-    let known: &[&str] = match pos.first().copied() {
-        Some("create") => &[
-            "--vcpus",
-            "--memory",
-            "--disk",
-            "--clone-disk",
-            "--iso",
-            "--nic",
-            "--machine",
-            "--cpu",
-            "--boot",
-            "--autostart",
-        ],
-        Some("shutdown") => &["--timeout"],
-        Some("reboot") => &["--force"],
-        Some("clone") => &["--snapshot"],
-        Some("delete") => &["--yes", "--delete-disks"],
-        _ => &[],
-    };
-    if let Some((f, _)) = flags.iter().find(|(f, _)| !known.contains(f)) {
-        bail!("unknown flag {f} here\n{USAGE}");
+    for d in c.clone_disk {
+        let mut v = json!({"source": "clone", "vm": d.vm, "disk": d.disk});
+        if let Some(s) = d.snapshot {
+            v["snapshot"] = json!(s);
+        }
+        disks.push(v);
     }
-    let need = |i: usize, what: &str| -> anyhow::Result<String> {
-        pos.get(i)
-            .map(|s| s.to_string())
-            .with_context(|| format!("missing {what}\n{USAGE}"))
-    };
-    let cmd = match pos.first().copied() {
-        None => VmCmd::List,
-        Some("show") => VmCmd::Show(need(1, "NAME")?),
-        Some("start") => VmCmd::Start(need(1, "NAME")?),
-        Some("off") => VmCmd::Off(need(1, "NAME")?),
-        Some("console") => VmCmd::Console(need(1, "NAME")?),
-        Some("shutdown") => VmCmd::Shutdown {
-            name: need(1, "NAME")?,
-            timeout_s: flag("--timeout")
-                .flatten()
-                .map(|v| num("--timeout", v))
-                .transpose()?,
-        },
-        Some("reboot") => VmCmd::Reboot {
-            name: need(1, "NAME")?,
-            force: has("--force"),
-        },
-        Some("clone") => VmCmd::Clone {
-            name: need(1, "NAME")?,
-            new: {
-                need(2, "NEW_NAME")?;
-                pos[2..].iter().map(|s| s.to_string()).collect()
-            },
-            snapshot: flag("--snapshot").flatten().map(str::to_string),
-        },
-        Some("snapshot") => VmCmd::Snapshot {
-            name: need(1, "NAME")?,
-            snap: need(2, "SNAP")?,
-        },
-        Some("restore") => VmCmd::Restore {
-            name: need(1, "NAME")?,
-            snap: need(2, "SNAP")?,
-            new: need(3, "NEW_NAME")?,
-        },
-        Some("autostart") => VmCmd::Autostart {
-            name: need(1, "NAME")?,
-            on: match need(2, "on|off")?.as_str() {
-                "on" => true,
-                "off" => false,
-                o => bail!("autostart: {o:?} is not on or off"),
-            },
-        },
-        Some("delete") => {
-            if !has("--yes") {
-                bail!("deleting a VM needs --yes (add --delete-disks to delete its disks too)");
-            }
-            VmCmd::Delete {
-                name: need(1, "NAME")?,
-                delete_disks: has("--delete-disks"),
-            }
-        }
-        Some("create") => {
-            let name = need(1, "NAME")?;
-            let vcpus: u32 = num(
-                "--vcpus",
-                flag("--vcpus").flatten().context("--vcpus is required")?,
-            )?;
-            let memory: u64 = num(
-                "--memory",
-                flag("--memory").flatten().context("--memory is required")?,
-            )?;
-            let mut disks = Vec::new();
-            for d in all("--disk") {
-                let p: Vec<&str> = d.split(':').collect();
-                let (pool, size) = match p.as_slice() {
-                    [pool, size] | [pool, size, _] => (*pool, num::<f64>("--disk", size)?),
-                    _ => bail!("--disk {d:?}: expected POOL:SIZE_GIB[:BUS]"),
-                };
-                let mut v = json!({"source": "new", "pool": pool,
-                    "size_bytes": ((size * 1073741824.0) as u64) / 512 * 512});
-                if let Some(bus) = p.get(2) {
-                    v["bus"] = json!(bus);
-                }
-                disks.push(v);
-            }
-            for d in all("--clone-disk") {
-                let p: Vec<&str> = d.split(':').collect();
-                let mut v = match p.as_slice() {
-                    [vm, disk] | [vm, disk, _] => {
-                        json!({"source": "clone", "vm": vm, "disk": num::<usize>("--clone-disk", disk)?})
-                    }
-                    _ => bail!("--clone-disk {d:?}: expected VM:DISK[:SNAPSHOT]"),
-                };
-                if let Some(s) = p.get(2) {
-                    v["snapshot"] = json!(s);
-                }
-                disks.push(v);
-            }
-            for i in all("--iso") {
-                let p: Vec<&str> = i.splitn(3, '/').collect();
-                let [pool, share, file] = p.as_slice() else {
-                    bail!("--iso {i:?}: expected POOL/SHARE/FILE");
-                };
-                disks.push(json!({"source": "iso", "pool": pool, "share": share, "file": file, "bus": "sata"}));
-            }
-            let nics: Vec<Value> = all("--nic")
-                .into_iter()
-                .map(|n| match n.split_once('=') {
-                    Some((b, m)) => json!({"bridge": b, "mac": m}),
-                    None => json!({"bridge": n}),
-                })
-                .collect();
-            let mut spec = json!({"name": name, "vcpus": vcpus, "memory_mib": memory,
-                "disks": disks, "nics": nics, "autostart": has("--autostart")});
-            if let Some(Some(m)) = flag("--machine") {
-                spec["machine"] = json!(m);
-            }
-            if let Some(Some(c)) = flag("--cpu") {
-                spec["cpu_model"] = json!(c);
-            }
-            if let Some(Some(b)) = flag("--boot") {
-                spec["boot"] = json!(b.split(',').collect::<Vec<_>>());
-            }
-            VmCmd::Create(spec)
-        }
-        Some(other) => bail!("unknown vms command {other:?}\n{USAGE}"),
-    };
-    Ok(cmd)
+    for i in c.iso {
+        disks.push(
+            json!({"source": "iso", "pool": i.pool, "share": i.share, "file": i.file, "bus": "sata"}),
+        );
+    }
+    let nics: Vec<Value> = c
+        .nic
+        .into_iter()
+        .map(|n| match n.mac {
+            Some(m) => json!({"bridge": n.bridge, "mac": m}),
+            None => json!({"bridge": n.bridge}),
+        })
+        .collect();
+    let mut spec = json!({"name": c.name, "vcpus": c.vcpus, "memory_mib": c.memory,
+        "disks": disks, "nics": nics, "autostart": c.autostart});
+    if let Some(m) = c.machine {
+        spec["machine"] = json!(m);
+    }
+    if let Some(cpu) = c.cpu {
+        spec["cpu_model"] = json!(cpu);
+    }
+    if let Some(b) = c.boot {
+        spec["boot"] = json!(b.split(',').collect::<Vec<_>>());
+    }
+    spec
 }
 
 async fn call(
@@ -609,8 +490,15 @@ async fn console(s: &Session, name: &str, output: Output) -> anyhow::Result<()> 
 mod tests {
     use super::*;
 
+    use crate::cli::{Cli, Command};
+
+    /// `cairnctl vms WORDS…` through the command tree.
     fn p(s: &[&str]) -> anyhow::Result<VmCmd> {
-        parse(&s.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+        let argv = ["cairnctl", "vms"].into_iter().chain(s.iter().copied());
+        match Cli::parse_from_args(argv)?.command {
+            Command::Vms(a) => Ok(command(a)),
+            other => anyhow::bail!("not a vms verb: {other:?}"),
+        }
     }
 
     #[test]
