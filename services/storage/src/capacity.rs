@@ -1,9 +1,9 @@
 //! Capacity alerts at 85/90/95 %: thin pool data and metadata (`pool/<p>/capacity`) and each share (`pool/<p>/share/<s>/capacity`).
 
 use crate::data_error::DataError;
+use crate::lvm;
 use crate::names;
 use crate::service::Storage;
-use crate::volume;
 use cairn_core::alert::{AlertLevel, AlertSink};
 
 /// The thresholds, highest first: at or above the percent, the level.
@@ -68,7 +68,7 @@ impl Storage {
     /// Read the thin pool's and every mounted share's usage of `pool`.
     pub fn capacity(&self, pool: &str) -> Result<Capacity, DataError> {
         self.pool_usable(pool)?;
-        let rows = volume::list_lvs(self.runner(), pool)?;
+        let rows = lvm::list_lvs(self.runner(), pool)?;
         let thin = rows
             .iter()
             .find(|r| r.name == names::THIN_POOL_LV)
