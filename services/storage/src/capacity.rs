@@ -7,10 +7,10 @@ use crate::service::Storage;
 use cairn_core::alert::{AlertLevel, AlertSink};
 
 /// The thresholds, highest first: at or above the percent, the level.
-pub const THRESHOLDS: [(f64, AlertLevel); 3] = [
-    (95.0, AlertLevel::Critical),
-    (90.0, AlertLevel::Warning),
-    (85.0, AlertLevel::Warning),
+pub const THRESHOLDS: [(u8, AlertLevel); 3] = [
+    (95, AlertLevel::Critical),
+    (90, AlertLevel::Warning),
+    (85, AlertLevel::Warning),
 ];
 
 /// The alert key of pool `pool`'s thin pool capacity.
@@ -27,8 +27,8 @@ pub fn share_key(pool: &str, share: &str) -> String {
 pub fn band(percent: f64) -> Option<(u8, AlertLevel)> {
     THRESHOLDS
         .iter()
-        .find(|(t, _)| percent >= *t)
-        .map(|(t, l)| (*t as u8, *l))
+        .find(|(t, _)| percent >= f64::from(*t))
+        .map(|(t, l)| (*t, *l))
 }
 
 /// Raise, change or clear the alert `key` for `what` at `percent`. The message names only

@@ -28,7 +28,10 @@ impl LvRow {
     }
 
     /// Bytes of the LV in use, from size and data percent.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     pub fn used_bytes(&self) -> u64 {
+        // A percentage of a size in bytes: not negative and below 2^64 (`as` from f64
+        // saturates anyway); f64's 53 bits are exact to the byte up to 8 PiB.
         (self.size_bytes as f64 * self.data_percent / 100.0).round() as u64
     }
 }
@@ -48,6 +51,14 @@ pub fn lvs(pool: &str) -> Invocation {
             &names::vg_name(pool),
         ],
     )
+}
+
+/// A byte count of the report (`--units b --nosuffix`), 0 when absent.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn bytes(v: &serde_json::Value) -> u64 {
+    // Whole bytes below 2^64 as LVM prints them; `as` from f64 saturates (NaN or a negative
+    // number gives 0), and f64 is exact to the byte up to 8 PiB.
+    num(v) as u64
 }
 
 fn num(v: &serde_json::Value) -> f64 {
@@ -70,7 +81,7 @@ pub fn parse_lvs(json: &str) -> Result<Vec<LvRow>, String> {
         .iter()
         .map(|r| LvRow {
             name: text(&r["lv_name"]),
-            size_bytes: num(&r["lv_size"]) as u64,
+            size_bytes: bytes(&r["lv_size"]),
             data_percent: num(&r["data_percent"]),
             metadata_percent: num(&r["metadata_percent"]),
             origin: text(&r["origin"]),
