@@ -301,12 +301,16 @@ impl Storage {
         tracing::info!(pool, kernel = %kernel, "md check started");
         progress.progress(1, &format!("checking array {kernel}"));
         let mut watch = StallWatch::new(timing.stall);
+        let mut shown_pct = 0;
         loop {
             let a = md::read_md(paths, &kernel);
             if a.sync_action != "check" {
                 break;
             }
-            let pct = a.sync_percent().unwrap_or(0);
+            // The kernel writes `none` to `sync_completed` as the check ends, before
+            // `sync_action` turns idle: keep the last percentage rather than go back to 0.
+            let pct = a.sync_percent().unwrap_or(0).max(shown_pct);
+            shown_pct = pct;
             progress.progress(
                 // pct ≤ 100: at most 50.
                 u8::try_from(1 + u32::from(pct) * 49 / 100).unwrap_or(50),
