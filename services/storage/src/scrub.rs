@@ -268,7 +268,7 @@ impl Storage {
         let paths = self.paths();
         let kernel = md::kernel_name(paths, pool).ok_or_else(|| DataError::Pool {
             pool: pool.to_string(),
-            source: crate::StorageError::PoolUnusable {
+            source: crate::error::StorageError::PoolUnusable {
                 name: pool.to_string(),
                 reason: "its array is not assembled".into(),
             },

@@ -113,3 +113,53 @@ pub(super) fn configure(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observed::ObservedBond;
+    use crate::spec::BondMode;
+
+    fn observed(mode: &str, miimon: u32, lacp: Option<&str>) -> ObservedLink {
+        ObservedLink {
+            name: "bond0".into(),
+            kind: Some("bond".into()),
+            bond: Some(ObservedBond {
+                mode: mode.into(),
+                miimon,
+                lacp_rate: lacp.map(str::to_string),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_mode_and_the_other_options_are_told_apart() {
+        let want = BondOptions {
+            mode: BondMode::Lacp,
+            miimon: 100,
+            lacp_rate: Some(LacpRate::Fast),
+            xmit_hash_policy: None,
+        };
+        assert_eq!(
+            bond_matches(&observed("802.3ad", 100, Some("fast")), &want),
+            (true, true)
+        );
+        // Another miimon or LACP rate is changed in place; another mode is not.
+        assert_eq!(
+            bond_matches(&observed("802.3ad", 200, Some("fast")), &want),
+            (true, false)
+        );
+        assert_eq!(
+            bond_matches(&observed("802.3ad", 100, Some("slow")), &want),
+            (true, false)
+        );
+        assert!(!bond_matches(&observed("active-backup", 100, Some("fast")), &want).0);
+        // A link that is no bond matches nothing.
+        assert_eq!(
+            bond_matches(&ObservedLink::default(), &want),
+            (false, false)
+        );
+    }
+}

@@ -42,3 +42,49 @@ pub(super) fn configure(
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observed::Observed;
+    use crate::spec::NetworkSpec;
+    use std::collections::BTreeMap;
+
+    fn link(index: u32, name: &str, kind: Option<&str>, vlan: Option<(u16, u32)>) -> ObservedLink {
+        ObservedLink {
+            index,
+            name: name.into(),
+            kind: kind.map(str::to_string),
+            vlan,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_vlan_with_another_id_or_parent_is_made_again() {
+        let spec: NetworkSpec = serde_json::from_value(serde_json::json!({
+            "links": [{"name": "ens4"}, {"name": "ens5"}],
+            "vlans": [{"name": "v20", "parent": "ens4", "id": 20}],
+        }))
+        .unwrap();
+        let observed = Observed {
+            links: vec![link(3, "ens4", None, None), link(4, "ens5", None, None)],
+            routes: vec![],
+        };
+        let ctx = Context::new(&spec, &observed, BTreeMap::new());
+        let vlan = |kind, id, parent| link(9, "v20", Some(kind), Some((id, parent)));
+        assert!(!must_recreate(&ctx, &vlan("vlan", 20, 3), "v20"));
+        assert!(
+            must_recreate(&ctx, &vlan("vlan", 21, 3), "v20"),
+            "another id"
+        );
+        assert!(
+            must_recreate(&ctx, &vlan("vlan", 20, 4), "v20"),
+            "another parent"
+        );
+        assert!(
+            must_recreate(&ctx, &vlan("bridge", 20, 3), "v20"),
+            "no VLAN"
+        );
+    }
+}
