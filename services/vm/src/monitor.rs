@@ -2,8 +2,9 @@
 //! with a slow safety-net poll), defines the stored VMs libvirt lacks, starts the autostart
 //! VMs once their disks exist, and runs the `vm-stats` thread.
 
+use crate::error::chain;
 use crate::hypervisor::{HvEvent, Lifecycle, RunState};
-use crate::service::{chain, state_name, Vms};
+use crate::service::{state_name, Vms};
 use crate::spec::{DiskKind, VmRecord};
 use crate::stats::{DISK_USAGE_INTERVAL, STATS_INTERVAL};
 use std::path::Path;
