@@ -198,9 +198,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    t.duration_since(UNIX_EPOCH).map(millis).unwrap_or(0)
+}
+
+/// A duration in whole milliseconds (saturating: no duration here comes near 584 million
+/// years).
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl Network {
@@ -387,11 +391,11 @@ impl Network {
                 });
             }
         };
-        let netlink_ms = netlink_start.elapsed().as_millis() as u64;
+        let netlink_ms = millis(netlink_start.elapsed());
         let report = ApplyReport {
             ops: ops.iter().map(|o| o.to_string()).collect(),
             netlink_ms,
-            total_ms: start.elapsed().as_millis() as u64,
+            total_ms: millis(start.elapsed()),
             dhcp,
         };
         let mut inner = lock(&self.inner);

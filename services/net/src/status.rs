@@ -85,8 +85,8 @@ pub fn link_status(obs: &Observed, sys_net: &Path, managed: &[String]) -> Vec<Li
         // speed/duplex read EINVAL on links without carrier: reported as unknown.
         let speed = read_trim(&dir.join("speed"))
             .and_then(|s| s.parse::<i64>().ok())
-            .filter(|s| *s > 0)
-            .map(|s| s as u32);
+            .and_then(|s| u32::try_from(s).ok())
+            .filter(|s| *s > 0);
         let duplex = read_trim(&dir.join("duplex")).filter(|d| d != "unknown");
         let bond = l.bond.as_ref().map(|b| {
             let members = obs

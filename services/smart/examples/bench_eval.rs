@@ -23,15 +23,17 @@ fn main() {
         // Warm up, and make sure the work is not optimised away.
         let mut verdicts = 0usize;
         for _ in 0..50 {
-            verdicts +=
-                matches!(interpret(&bytes, "", Some(0), &ctx), Outcome::Evaluated(..)) as usize;
+            verdicts += usize::from(matches!(
+                interpret(&bytes, "", Some(0), &ctx),
+                Outcome::Evaluated(..)
+            ));
         }
         let start = Instant::now();
         for _ in 0..ROUNDS {
-            verdicts += matches!(
+            verdicts += usize::from(matches!(
                 interpret(std::hint::black_box(&bytes), "", Some(0), &ctx),
                 Outcome::Evaluated(..)
-            ) as usize;
+            ));
         }
         let us = start.elapsed().as_secs_f64() * 1e6 / f64::from(ROUNDS);
         total += us;

@@ -5,8 +5,8 @@
 //! name as much as its number (233 is Intel's Media_Wearout_Indicator but WD's NAND writes
 //! on some drives), so attributes are matched by number *and* smartctl's name for them.
 
+use crate::drive_class::DriveClass;
 use crate::model::{AtaAttribute, SmartctlOutput};
-use crate::rules::DriveClass;
 use serde::{Deserialize, Serialize};
 
 /// How a wear attribute says how much life is left.

@@ -1,5 +1,6 @@
 //! cairn-smart: the smartctl JSON model, health rules, per-disk history and the self-test schedule.
 
+pub mod drive_class;
 pub mod endurance;
 pub mod error;
 pub mod history;
@@ -7,6 +8,7 @@ pub mod model;
 pub mod packed;
 pub mod rules;
 pub mod schedule;
+pub mod self_test;
 pub mod service;
 pub mod settings;
 pub mod smartctl;

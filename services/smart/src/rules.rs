@@ -1,6 +1,7 @@
 //! The health rules: one smartctl document (plus the previous sample and the admin's
 //! settings) becomes a verdict with reasons.
 
+pub use crate::drive_class::DriveClass;
 use crate::endurance::{self, Endurance};
 use crate::model::SmartctlOutput;
 use crate::packed;
@@ -25,24 +26,6 @@ pub mod exit_bit {
     pub const ERROR_LOG: u8 = 1 << 6;
     /// The self-test log has errors.
     pub const SELF_TEST_ERRORS: u8 = 1 << 7;
-}
-
-/// Spinning disk or flash: picks the temperature defaults.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DriveClass {
-    Hdd,
-    Ssd,
-}
-
-impl DriveClass {
-    /// Default (warning, critical) limits in °C.
-    pub fn default_limits(self) -> (i64, i64) {
-        match self {
-            DriveClass::Hdd => (45, 55),
-            DriveClass::Ssd => (60, 70),
-        }
-    }
 }
 
 /// Where the temperature limits came from.

@@ -15,7 +15,7 @@ fn judge(name: &str, ctx: &Context) -> (Verdict, Vec<String>, Vec<String>, Optio
     let exit = serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()["smartctl"]
         ["exit_status"]
         .as_i64()
-        .map(|c| c as i32);
+        .map(|c| i32::try_from(c).unwrap());
     match interpret(&bytes, "", exit, ctx) {
         Outcome::Evaluated(_, e) => {
             let hard = e

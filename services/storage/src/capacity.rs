@@ -1,16 +1,16 @@
 //! Capacity alerts at 85/90/95 %: thin pool data and metadata (`pool/<p>/capacity`) and each share (`pool/<p>/share/<s>/capacity`).
 
 use crate::data_error::DataError;
+use crate::lvm;
 use crate::names;
 use crate::service::Storage;
-use crate::volume;
 use cairn_core::alert::{AlertLevel, AlertSink};
 
 /// The thresholds, highest first: at or above the percent, the level.
-pub const THRESHOLDS: [(f64, AlertLevel); 3] = [
-    (95.0, AlertLevel::Critical),
-    (90.0, AlertLevel::Warning),
-    (85.0, AlertLevel::Warning),
+pub const THRESHOLDS: [(u8, AlertLevel); 3] = [
+    (95, AlertLevel::Critical),
+    (90, AlertLevel::Warning),
+    (85, AlertLevel::Warning),
 ];
 
 /// The alert key of pool `pool`'s thin pool capacity.
@@ -27,8 +27,8 @@ pub fn share_key(pool: &str, share: &str) -> String {
 pub fn band(percent: f64) -> Option<(u8, AlertLevel)> {
     THRESHOLDS
         .iter()
-        .find(|(t, _)| percent >= *t)
-        .map(|(t, l)| (*t as u8, *l))
+        .find(|(t, _)| percent >= f64::from(*t))
+        .map(|(t, l)| (*t, *l))
 }
 
 /// Raise, change or clear the alert `key` for `what` at `percent`. The message names only
@@ -68,7 +68,7 @@ impl Storage {
     /// Read the thin pool's and every mounted share's usage of `pool`.
     pub fn capacity(&self, pool: &str) -> Result<Capacity, DataError> {
         self.pool_usable(pool)?;
-        let rows = volume::list_lvs(self.runner(), pool)?;
+        let rows = lvm::list_lvs(self.runner(), pool)?;
         let thin = rows
             .iter()
             .find(|r| r.name == names::THIN_POOL_LV)

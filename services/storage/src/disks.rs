@@ -134,7 +134,9 @@ impl Storage {
         let cmds = wipefs::wipe_commands(&disk, &md_devs);
         let n = cmds.len();
         for (i, inv) in cmds.iter().enumerate() {
-            progress.progress((i * 100 / n) as u8, &format!("running {}", inv.program));
+            // i < n: below 100, so it fits.
+            let pct = u8::try_from(i * 100 / n).unwrap_or(100);
+            progress.progress(pct, &format!("running {}", inv.program));
             self.run_step(&format!("wiping disk {}", disk.id), inv)?;
         }
         let left = wipefs::list(self.runner(), &disk.dev.display().to_string())?;

@@ -350,7 +350,11 @@ pub mod fake {
     /// `disk/by-id/virtio-SERIAL` link.
     pub fn add_virtio_disks(root: &Path, serials: &[&str]) {
         for (i, ser) in serials.iter().enumerate() {
-            let name = format!("vd{}", char::from(b'b' + i as u8));
+            let letter = u8::try_from(i).ok().and_then(|i| b'b'.checked_add(i));
+            let name = format!(
+                "vd{}",
+                char::from(letter.expect("a test names a few disks"))
+            );
             let majmin = format!("254:{}", 16 * (i + 1));
             let udev = format!("E:ID_SERIAL={ser}\nS:disk/by-id/virtio-{ser}\n");
             add_disk(root, &virtio(&name, &majmin, &udev));

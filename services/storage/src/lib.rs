@@ -9,6 +9,7 @@ pub mod disks;
 pub mod error;
 pub mod inventory;
 pub mod level;
+pub mod lvm;
 pub mod md;
 pub mod monitor;
 pub mod names;

@@ -78,7 +78,8 @@ impl MdArray {
         if total == 0 {
             return None;
         }
-        Some(((done.min(total) * 100) / total) as u8)
+        // done ≤ total: at most 100, so it fits.
+        u8::try_from(done.min(total) * 100 / total).ok()
     }
 }
 

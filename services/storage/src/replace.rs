@@ -225,8 +225,11 @@ impl Storage {
             if syncing {
                 let pct = a.sync_percent().unwrap_or(0);
                 progress.progress(
-                    base.saturating_add((pct as u16 * span as u16 / 100) as u8)
-                        .min(99),
+                    // pct ≤ 100: the share of `span` fits in it.
+                    base.saturating_add(
+                        u8::try_from(u16::from(pct) * u16::from(span) / 100).unwrap_or(span),
+                    )
+                    .min(99),
                     &format!(
                         "{}: {pct}%",
                         if a.sync_action == "reshape" {

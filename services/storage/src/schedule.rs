@@ -98,7 +98,7 @@ pub fn parse_auto_name(name: &str) -> Option<(Kind, u64)> {
     }
     Some((
         kind,
-        days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60,
+        days_from_civil(y, mo, d)? * 86_400 + h * 3600 + mi * 60,
     ))
 }
 
@@ -160,17 +160,26 @@ pub fn scrub_due(now: u64, last: Option<u64>, interval_days: u32) -> bool {
     }
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(y: u64, m: u64, d: u64) -> u64 {
-    cairn_core::civil::days_from_date(y as i64, m as u32, d as u32) as u64
+/// Days since 1970-01-01 of a proleptic Gregorian date; `None` before 1970 or beyond
+/// what the types hold.
+fn days_from_civil(y: u64, m: u64, d: u64) -> Option<u64> {
+    let days = cairn_core::civil::days_from_date(
+        i64::try_from(y).ok()?,
+        u32::try_from(m).ok()?,
+        u32::try_from(d).ok()?,
+    );
+    u64::try_from(days).ok()
 }
 
 /// (year, month, day, hour, minute) of unix time `t` in UTC.
 pub fn civil(t: u64) -> (u64, u64, u64, u64, u64) {
-    let (y, m, d) = cairn_core::civil::date_from_days((t / 86_400) as i64);
+    // u64::MAX / 86 400 is far below i64::MAX: the day always fits.
+    let day = i64::try_from(t / 86_400).unwrap_or(i64::MAX);
+    let (y, m, d) = cairn_core::civil::date_from_days(day);
     let secs = t % 86_400;
     (
-        y as u64,
+        // Day 0 or later is 1970 or later.
+        u64::try_from(y).unwrap_or(0),
         u64::from(m),
         u64::from(d),
         secs / 3600,

@@ -209,7 +209,12 @@ impl Storage {
             if !self.is_mounted(&mnt) {
                 continue;
             }
-            let st = self.btrfs_scrub(share, &mnt, progress, (lo as u8, hi as u8), timing)?;
+            // i < n: both stay within 50..=100.
+            let range = (
+                u8::try_from(lo).unwrap_or(100),
+                u8::try_from(hi).unwrap_or(100),
+            );
+            let st = self.btrfs_scrub(share, &mnt, progress, range, timing)?;
             uncorrectable += st.uncorrectable_errors;
             result.bytes_scrubbed += st.bytes_scrubbed;
             result.share_errors.insert(
@@ -263,7 +268,7 @@ impl Storage {
         let paths = self.paths();
         let kernel = md::kernel_name(paths, pool).ok_or_else(|| DataError::Pool {
             pool: pool.to_string(),
-            source: crate::StorageError::PoolUnusable {
+            source: crate::error::StorageError::PoolUnusable {
                 name: pool.to_string(),
                 reason: "its array is not assembled".into(),
             },
@@ -296,14 +301,19 @@ impl Storage {
         tracing::info!(pool, kernel = %kernel, "md check started");
         progress.progress(1, &format!("checking array {kernel}"));
         let mut watch = StallWatch::new(timing.stall);
+        let mut shown_pct = 0;
         loop {
             let a = md::read_md(paths, &kernel);
             if a.sync_action != "check" {
                 break;
             }
-            let pct = a.sync_percent().unwrap_or(0);
+            // The kernel writes `none` to `sync_completed` as the check ends, before
+            // `sync_action` turns idle: keep the last percentage rather than go back to 0.
+            let pct = a.sync_percent().unwrap_or(0).max(shown_pct);
+            shown_pct = pct;
             progress.progress(
-                (1 + u32::from(pct) * 49 / 100) as u8,
+                // pct ≤ 100: at most 50.
+                u8::try_from(1 + u32::from(pct) * 49 / 100).unwrap_or(50),
                 &format!("checking array {kernel}: {pct} %"),
             );
             watch.observe(
@@ -357,10 +367,11 @@ impl Storage {
                 }
                 return Ok(st);
             }
-            let frac = (st.bytes_scrubbed.min(used) * 100 / used) as u32;
+            // At most 100.
+            let frac = u32::try_from(st.bytes_scrubbed.min(used) * 100 / used).unwrap_or(100);
             let span = u32::from(range.1 - range.0);
             progress.progress(
-                range.0 + (frac * span / 100) as u8,
+                range.0 + u8::try_from(frac * span / 100).unwrap_or(range.1 - range.0),
                 &format!("scrubbing share {share}: {frac} %"),
             );
             watch.observe(

@@ -6,10 +6,11 @@
 use crate::btrfs::{self, FsUsage};
 use crate::commit_throttle::Commit;
 use crate::data_error::DataError;
+use crate::lvm;
 use crate::names;
 use crate::schedule::SnapshotSchedule;
 use crate::service::Storage;
-use crate::volume::{self, validate_name};
+use crate::volume::validate_name;
 use cairn_core::alert::AlertLevel;
 use cairn_core::command::{run_ok, Invocation};
 use std::path::{Path, PathBuf};
@@ -274,7 +275,7 @@ impl Storage {
             .shares
             .iter()
             .any(|s| s.pool == pool && s.name == name)
-            || volume::list_lvs(self.runner(), pool)?
+            || lvm::list_lvs(self.runner(), pool)?
                 .iter()
                 .any(|r| r.name == lv)
         {
@@ -283,7 +284,7 @@ impl Storage {
                 name: name.to_string(),
             });
         }
-        run_ok(self.runner(), &volume::create_thin(pool, &lv, size_bytes)).map_err(|e| {
+        run_ok(self.runner(), &lvm::create_thin(pool, &lv, size_bytes)).map_err(|e| {
             DataError::command(format!("create the thin volume of share {name}"), e)
         })?;
         let mnt = self.share_mountpoint(pool, name);
@@ -291,7 +292,7 @@ impl Storage {
             self.undo_share(pool, name, &mnt);
             return Err(e);
         }
-        let size = volume::list_lvs(self.runner(), pool)
+        let size = lvm::list_lvs(self.runner(), pool)
             .ok()
             .and_then(|rows| rows.into_iter().find(|r| r.name == lv))
             .map(|r| r.size_bytes)
@@ -350,7 +351,7 @@ impl Storage {
         }
         let _ = self
             .runner()
-            .run(&volume::remove(pool, &names::share_lv(name)));
+            .run(&lvm::remove(pool, &names::share_lv(name)));
         let _ = self
             .runner()
             .run(&Invocation::new("rmdir", [mnt.display().to_string()]));
@@ -392,12 +393,12 @@ impl Storage {
         if !self.is_mounted(&mnt) {
             return Err(DataError::invalid("name", "the share is not mounted"));
         }
-        run_ok(self.runner(), &volume::extend(pool, &lv, size_bytes)).map_err(|e| {
+        run_ok(self.runner(), &lvm::extend(pool, &lv, size_bytes)).map_err(|e| {
             DataError::command(format!("extend the thin volume of share {name}"), e)
         })?;
         run_ok(self.runner(), &btrfs::resize_max(&mnt))
             .map_err(|e| DataError::command(format!("grow the filesystem of share {name}"), e))?;
-        let size = volume::list_lvs(self.runner(), pool)
+        let size = lvm::list_lvs(self.runner(), pool)
             .ok()
             .and_then(|rows| rows.into_iter().find(|r| r.name == lv))
             .map(|r| r.size_bytes)
@@ -437,11 +438,11 @@ impl Storage {
             })?;
         }
         let lv = names::share_lv(name);
-        if volume::list_lvs(self.runner(), pool)?
+        if lvm::list_lvs(self.runner(), pool)?
             .iter()
             .any(|r| r.name == lv)
         {
-            run_ok(self.runner(), &volume::remove(pool, &lv)).map_err(|e| {
+            run_ok(self.runner(), &lvm::remove(pool, &lv)).map_err(|e| {
                 DataError::command(format!("remove the thin volume of share {name}"), e)
             })?;
         }
@@ -491,7 +492,7 @@ impl Storage {
             let key = format!("pool/{pool}/share/{}/mount", rec.name);
             let lv = names::share_lv(&rec.name);
             let dev = names::lv_path(pool, &lv);
-            let result = run_ok(self.runner(), &volume::activate(pool, &lv))
+            let result = run_ok(self.runner(), &lvm::activate(pool, &lv))
                 .and_then(|_| run_ok(self.runner(), &mkdir(&mnt)))
                 .and_then(|_| run_ok(self.runner(), &btrfs::mount(&dev, &mnt)));
             match result {

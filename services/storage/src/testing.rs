@@ -1,10 +1,10 @@
 //! Test fixtures for the share, snapshot, volume, scrub and capacity tests: a Storage on a recording runner with pool `tank` assembled.
 
+use crate::level::Level;
 use crate::md::fake::add_array;
 use crate::paths::SystemPaths;
 use crate::records::{PoolRecord, Records};
 use crate::service::Storage;
-use crate::Level;
 use cairn_core::alert::RecordingAlerts;
 use cairn_core::command::{CommandOutput, RecordingRunner};
 use std::sync::Arc;

@@ -71,7 +71,8 @@ impl UdevEntry {
             match i {
                 1 => 2,
                 2 => 1,
-                _ => i as u8,
+                // ORDER has a handful of entries.
+                _ => u8::try_from(i).unwrap_or(u8::MAX),
             }
         };
         names

@@ -85,10 +85,10 @@ mod tests {
     fn a_new_reader_gets_the_tail() {
         let dir = tempfile::tempdir().unwrap();
         let p = console_path(dir.path(), "vm");
-        let big = vec![b'x'; (TAIL_BYTES + 10) as usize];
+        let big = vec![b'x'; usize::try_from(TAIL_BYTES + 10).unwrap()];
         std::fs::write(&p, &big).unwrap();
         let (b, c) = read_from(&p, None, 1 << 20).unwrap();
-        assert_eq!(b.len() as u64, TAIL_BYTES);
+        assert_eq!(u64::try_from(b.len()).unwrap(), TAIL_BYTES);
         assert_eq!(c.offset, TAIL_BYTES + 10);
     }
 }

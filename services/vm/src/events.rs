@@ -5,7 +5,7 @@
 //! own with a lifecycle callback and a close callback; both send into a channel, so callers
 //! only see [`HvEvent`]s.
 
-use crate::hypervisor::{HvError, HvEvent, Lifecycle};
+use crate::hv_types::{HvError, HvEvent, Lifecycle};
 use std::ffi::{c_int, c_void, CStr};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, OnceLock};
@@ -106,7 +106,8 @@ impl Subscription {
             sys::virConnectDomainEventRegisterAny(
                 conn.as_ptr(),
                 std::ptr::null_mut(),
-                sys::VIR_DOMAIN_EVENT_ID_LIFECYCLE as c_int,
+                // An enum value of libvirt's (0): it fits in a C int.
+                sys::VIR_DOMAIN_EVENT_ID_LIFECYCLE.cast_signed(),
                 generic,
                 event_tx,
                 Some(free_sender),
@@ -186,80 +187,5 @@ unsafe extern "C" fn free_sender(opaque: *mut c_void) {
         // SAFETY: `opaque` came from `Box::into_raw` of a `Box<Sender<HvEvent>>` and libvirt
         // calls this once per registration, after the callback can no longer run.
         drop(unsafe { Box::from_raw(opaque.cast::<Sender<HvEvent>>()) });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    //! Real events from libvirt's built-in `test:///default` driver.
-    use super::*;
-    use crate::hypervisor::Hypervisor;
-    use crate::libvirt::Libvirt;
-    use crate::spec::VmRecord;
-    use crate::xml::{domain_xml, Accelerator};
-    use std::sync::mpsc::{channel, Receiver};
-    use std::time::Instant;
-
-    fn record(name: &str) -> VmRecord {
-        serde_json::from_value(serde_json::json!({
-            "name": name, "uuid": crate::ids::new_uuid(), "vcpus": 1, "memory_mib": 64,
-            "disks": [], "nics": [], "boot": ["disk"], "cpu_model": "qemu64",
-            "machine": "pc", "autostart": false,
-        }))
-        .unwrap()
-    }
-
-    /// The next event for domain `name`, waiting up to `within`.
-    fn next_for(rx: &Receiver<HvEvent>, name: &str, within: Duration) -> Lifecycle {
-        let deadline = Instant::now() + within;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(HvEvent::Domain { name: n, event }) if n == name => return event,
-                Ok(_) => continue,
-                Err(e) => panic!("no event for domain {name} within {within:?}: {e}"),
-            }
-        }
-    }
-
-    #[test]
-    fn lifecycle_events_arrive_from_the_test_driver() {
-        let lv = Libvirt::open("test:///default").unwrap();
-        let (tx, rx) = channel();
-        lv.subscribe(tx).unwrap();
-        let xml = domain_xml(&record("ev1"), Accelerator::Tcg, "/q", "/tmp/ev1.log");
-        let within = Duration::from_secs(5);
-        lv.define(&xml).unwrap();
-        assert_eq!(next_for(&rx, "ev1", within), Lifecycle::Defined);
-        let t0 = Instant::now();
-        lv.start("ev1").unwrap();
-        assert_eq!(next_for(&rx, "ev1", within), Lifecycle::Started);
-        eprintln!("start -> event: {:?}", t0.elapsed());
-        lv.destroy("ev1").unwrap();
-        assert_eq!(next_for(&rx, "ev1", within), Lifecycle::Stopped);
-        assert_eq!(Lifecycle::Stopped.state(), Some(crate::RunState::ShutOff));
-        lv.undefine("ev1").unwrap();
-        assert_eq!(next_for(&rx, "ev1", within), Lifecycle::Undefined);
-    }
-
-    #[test]
-    fn a_new_subscription_replaces_the_old_one() {
-        let lv = Libvirt::open("test:///default").unwrap();
-        let (tx1, rx1) = channel();
-        lv.subscribe(tx1).unwrap();
-        let (tx2, rx2) = channel();
-        lv.subscribe(tx2).unwrap();
-        let xml = domain_xml(&record("ev2"), Accelerator::Tcg, "/q", "/tmp/ev2.log");
-        lv.define(&xml).unwrap();
-        assert_eq!(
-            next_for(&rx2, "ev2", Duration::from_secs(5)),
-            Lifecycle::Defined
-        );
-        // The first subscription was dropped: its lifecycle callback is gone. (The test
-        // driver keeps no close callback, so the close callback's sender stays leaked and
-        // the channel open.)
-        let got = rx1.recv_timeout(Duration::from_millis(300));
-        assert!(got.is_err(), "the old subscription still delivers: {got:?}");
-        lv.undefine("ev2").unwrap();
     }
 }

@@ -1,15 +1,17 @@
-//! The VM service: creates, starts, stops, clones and deletes VMs, keeps their state current
-//! from libvirt's domain events (with a slow safety-net poll), and starts autostart VMs once
-//! libvirtd answers.
+//! The VM service: creates, starts, stops, snapshots and deletes VMs and keeps their records
+//! and last known states (the `monitor` module follows libvirt's events, `clones` makes
+//! clones, `stats` keeps the live statistics).
 
 use crate::console::{self, Cursor};
+pub use crate::error::chain;
 use crate::error::VmError;
 use crate::host::Host;
-use crate::hypervisor::{DomainSample, HvError, HvEvent, Hypervisor, Lifecycle, RunState};
+use crate::hypervisor::{Hypervisor, RunState};
 use crate::spec::{
     self, BootDevice, Disk, DiskKind, DiskSource, Nic, NodeFacts, VmRecord, VmSpec,
     DEFAULT_CPU_MODEL,
 };
+use crate::stats::{self, StatsCache, VmStats};
 use crate::store::Store;
 use crate::volumes::{disk_volume, snapshot_volume, VolumeError, Volumes};
 use crate::xml::{domain_xml, Accelerator};
@@ -20,32 +22,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// How often libvirt is polled for domain states while there are no domain events (libvirtd
-/// down, restarting, or the subscription failing), and how often autostart looks again.
-pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
-/// How often every domain's state is read while events flow: a safety net for an event
-/// lost in a reconnect.
-pub const SAFETY_POLL_INTERVAL: Duration = Duration::from_secs(30);
-/// The first wait before subscribing to domain events again; it doubles up to
-/// [`RESUBSCRIBE_MAX`].
-pub const RESUBSCRIBE_MIN: Duration = Duration::from_millis(250);
-/// The longest wait between two subscription attempts.
-pub const RESUBSCRIBE_MAX: Duration = Duration::from_secs(5);
-/// After this long without a subscription the monitor logs an error (it keeps trying, and
-/// polls every [`POLL_INTERVAL`] meanwhile).
-pub const RESUBSCRIBE_DEADLINE: Duration = Duration::from_secs(60);
 /// Memory kept for the node itself (cairnd, libvirtd, QEMU overhead) when admitting VMs.
 pub const HOST_RESERVE_MIB: u64 = 256;
-/// How long autostart waits for a VM's disks to appear after libvirt is up.
-pub const AUTOSTART_WAIT: Duration = Duration::from_secs(300);
 /// Default time a guest gets to act on an ACPI shutdown before it is powered off.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
-/// How often the `vm-stats` thread reads the counters of running VMs: CPU use is averaged
-/// over this interval.
-pub const STATS_INTERVAL: Duration = Duration::from_secs(2);
-/// How often the pool space of the VMs' disk volumes is read (one `lvs` per pool): space
-/// changes slowly, and each `lvs` takes LVM's lock that clone batches and creates need.
-pub const DISK_USAGE_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Where the service keeps things.
 #[derive(Debug, Clone)]
@@ -70,62 +50,6 @@ pub struct VmStatus {
     /// Pool space allocated by its disk volumes (thin LVs' data in use, summed); `None`
     /// until first read or when a disk's pool or volume cannot be read.
     pub disk_allocated_bytes: Option<u64>,
-}
-
-/// A running VM's live statistics, read from libvirt every [`STATS_INTERVAL`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct VmStats {
-    /// When the counters were read (Unix time, ms).
-    pub sampled_at_unix_ms: u64,
-    /// CPU use between the last two samples, in percent of all its vCPUs (100 = every
-    /// vCPU busy): the QEMU process's CPU time over wall time × vCPUs, capped at 100.
-    /// `None` on the first sample after the VM started.
-    pub cpu_percent: Option<f64>,
-    /// vCPUs it runs with.
-    pub vcpus: u32,
-    /// Memory the guest has now (libvirt's current memory).
-    pub memory_bytes: u64,
-    /// Resident memory of its QEMU process on the node, when libvirt reports it.
-    pub memory_rss_bytes: Option<u64>,
-    /// Bytes read and written since it started, per disk (`index` into its `disks`); a disk
-    /// libvirt gives no counters for is left out.
-    pub disks: Vec<DiskStats>,
-}
-
-/// One disk's I/O since the VM started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct DiskStats {
-    pub index: usize,
-    pub read_bytes: u64,
-    pub written_bytes: u64,
-}
-
-/// CPU use in percent of `vcpus` vCPUs from two readings of a domain's CPU time `wall`
-/// apart: `(cpu_now - cpu_before) / (wall × vcpus) × 100`, capped at 100 (QEMU's own
-/// threads count too) and rounded to 0.1. `None` when it cannot be told: no wall time, no
-/// vCPUs, or a CPU time that went back (the domain was restarted in between).
-pub fn cpu_percent(cpu_before_ns: u64, cpu_now_ns: u64, wall: Duration, vcpus: u32) -> Option<f64> {
-    let wall_ns = wall.as_nanos() as f64;
-    if wall_ns <= 0.0 || vcpus == 0 || cpu_now_ns < cpu_before_ns {
-        return None;
-    }
-    let pct = (cpu_now_ns - cpu_before_ns) as f64 / (wall_ns * f64::from(vcpus)) * 100.0;
-    Some((pct.min(100.0) * 10.0).round() / 10.0)
-}
-
-/// The last sample of a running VM.
-struct Sampled {
-    at: Instant,
-    raw: DomainSample,
-    stats: VmStats,
-}
-
-/// The stats thread's results.
-#[derive(Default)]
-struct StatsCache {
-    running: BTreeMap<String, Sampled>,
-    /// VM → pool space of its disk volumes (`None`: could not be read).
-    disk_allocated: BTreeMap<String, Option<u64>>,
 }
 
 /// The node's resources and what VMs commit of them.
@@ -158,19 +82,21 @@ pub enum ShutdownOutcome {
     AlreadyOff,
 }
 
-struct Inner {
-    records: BTreeMap<String, VmRecord>,
-    states: BTreeMap<String, RunState>,
-    connected: bool,
+/// The records and last known states, under one lock.
+pub(crate) struct Inner {
+    pub(crate) records: BTreeMap<String, VmRecord>,
+    pub(crate) states: BTreeMap<String, RunState>,
+    /// Whether libvirt answered the last call that read the states.
+    pub(crate) connected: bool,
 }
 
 /// The VM service of a node.
 pub struct Vms {
-    cfg: VmsConfig,
-    hv: Arc<dyn Hypervisor>,
-    volumes: Arc<dyn Volumes>,
-    host: Arc<dyn Host>,
-    store: Store,
+    pub(crate) cfg: VmsConfig,
+    pub(crate) hv: Arc<dyn Hypervisor>,
+    pub(crate) volumes: Arc<dyn Volumes>,
+    pub(crate) host: Arc<dyn Host>,
+    pub(crate) store: Store,
     inner: Mutex<Inner>,
     /// Serializes changes (create, clone, delete…) so names and volumes cannot race.
     change: Mutex<()>,
@@ -178,7 +104,8 @@ pub struct Vms {
     stats: Mutex<StatsCache>,
 }
 
-fn vol_err(op: String) -> impl FnOnce(VolumeError) -> VmError {
+/// Wraps a volume failure of operation `op`.
+pub(crate) fn vol_err(op: String) -> impl FnOnce(VolumeError) -> VmError {
     move |source| VmError::Volume { op, source }
 }
 
@@ -208,11 +135,11 @@ impl Vms {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn lock_change(&self) -> MutexGuard<'_, ()> {
+    pub(crate) fn lock_change(&self) -> MutexGuard<'_, ()> {
         self.change.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -225,7 +152,7 @@ impl Vms {
         self.host.accelerator()
     }
 
-    fn xml(&self, r: &VmRecord) -> String {
+    pub(crate) fn xml(&self, r: &VmRecord) -> String {
         let log = console::console_path(&self.cfg.console_dir, &r.name);
         domain_xml(
             r,
@@ -268,140 +195,18 @@ impl Vms {
         }
     }
 
-    /// Once libvirt answers: define every stored VM libvirt lacks (our records are the truth).
-    /// Returns the autostart VMs that are off: what [`Vms::autostart_ready`] should start.
-    pub fn reconcile(&self) -> Vec<String> {
-        let records: Vec<VmRecord> = self.lock().records.values().cloned().collect();
-        let states = self.lock().states.clone();
-        let mut pending = Vec::new();
-        for r in records {
-            if !states.contains_key(&r.name) {
-                if let Err(e) = self.hv.define(&self.xml(&r)) {
-                    tracing::error!("cannot define VM {}: {}", r.name, chain(&e));
-                    continue;
-                }
-            }
-            let state = states.get(&r.name).copied().unwrap_or(RunState::ShutOff);
-            if r.autostart && !state.is_active() {
-                pending.push(r.name.clone());
-            }
-        }
-        self.poll();
-        pending
-    }
-
-    /// Start those of `pending` whose disks exist now (pools are assembled at boot alongside
-    /// us); returns the names started and removes them, and those that failed, from `pending`.
-    pub fn autostart_ready(&self, pending: &mut Vec<String>) -> Vec<String> {
-        let mut started = Vec::new();
-        let mut keep = Vec::new();
-        for name in pending.drain(..) {
-            let Ok(r) = self.record(&name) else { continue };
-            // Pools are assembled by storage at boot, alongside us: wait until every pool
-            // the VM uses is there (then missing devices are activated by start).
-            let pools: std::collections::BTreeSet<String> = match self.volumes.pools() {
-                Ok(p) => p.into_iter().collect(),
-                Err(_) => Default::default(),
-            };
-            let ready = r.disks.iter().all(|d| {
-                self.host.exists(Path::new(&d.path))
-                    || (d.kind == DiskKind::Disk
-                        && pools.contains(&d.pool)
-                        && self
-                            .volumes
-                            .usage(&d.pool)
-                            .is_ok_and(|u| u.iter().any(|v| v.name == d.volume)))
-            });
-            if !ready {
-                keep.push(name);
-                continue;
-            }
-            match self.start(&name) {
-                Ok(()) => {
-                    tracing::info!("autostart: started VM {name}");
-                    started.push(name);
-                }
-                Err(e) => tracing::error!("autostart of VM {name} failed: {}", chain(&e)),
-            }
-        }
-        *pending = keep;
-        started
-    }
-
-    /// Apply one domain event to the known states at once: the state the event implies, or
-    /// a fresh read of every state when the event does not say (`Shutdown`, unknown events).
-    pub fn apply_event(&self, name: &str, event: Lifecycle) {
-        let before = self.lock().states.get(name).copied();
-        match (event, event.state()) {
-            (Lifecycle::Undefined, _) => {
-                self.lock().states.remove(name);
-            }
-            // A new definition is shut off; a redefinition (every start does one) keeps the
-            // state.
-            (Lifecycle::Defined, _) => {
-                self.lock()
-                    .states
-                    .entry(name.to_string())
-                    .or_insert(RunState::ShutOff);
-            }
-            (_, Some(state)) => {
-                self.lock().states.insert(name.to_string(), state);
-            }
-            (_, None) => {
-                self.poll();
-            }
-        }
-        let inner = self.lock();
-        let after = inner.states.get(name).copied();
-        if !inner.records.contains_key(name) {
-            return;
-        }
-        let shown = |s: Option<RunState>| s.map(state_name).unwrap_or_else(|| "unknown".into());
-        if after != before {
-            tracing::info!(
-                "VM {name}: {} -> {} (libvirt event {event:?})",
-                shown(before),
-                shown(after),
-            );
-        } else {
-            // A poll (the safety net, or one after a resubscription) got there first.
-            tracing::info!(
-                "VM {name}: libvirt event {event:?} (state already {})",
-                shown(after)
-            );
-        }
-    }
-
-    /// The monitor loop (run on its own thread, for ever): subscribes to libvirt's domain
-    /// events and applies each at once, reads every state right after each (re)subscription
-    /// and every [`SAFETY_POLL_INTERVAL`] after that (every [`POLL_INTERVAL`] while it has no
-    /// subscription, resubscribing with a backoff), and starts the autostart VMs once, as soon
-    /// as libvirt first answers and their disks exist, for up to [`AUTOSTART_WAIT`].
-    /// Also starts the `vm-stats` thread ([`Vms::stats_loop`]).
-    pub fn monitor(self: Arc<Self>) {
-        let stats = self.clone();
-        if let Err(e) = std::thread::Builder::new()
-            .name("vm-stats".into())
-            .spawn(move || stats.stats_loop())
-        {
-            tracing::error!("cannot start the VM statistics thread: {e}");
-        }
-        self.monitor_until(&|| false);
-    }
-
-    /// Read the running VMs' counters every [`STATS_INTERVAL`] and their disks' pool
-    /// space every [`DISK_USAGE_INTERVAL`], for ever (on its own thread, so a slow `lvs`
-    /// or libvirt call never delays state events).
-    pub fn stats_loop(&self) {
-        let mut next_usage = Instant::now();
-        loop {
-            let now = Instant::now();
-            self.sample_stats(now, unix_ms());
-            if now >= next_usage {
-                self.refresh_disk_usage();
-                next_usage = now + DISK_USAGE_INTERVAL;
-            }
-            std::thread::sleep(STATS_INTERVAL.saturating_sub(now.elapsed()));
+    fn status_of(&self, inner: &Inner, stats: &StatsCache, r: &VmRecord) -> VmStatus {
+        let state = inner
+            .states
+            .get(&r.name)
+            .copied()
+            .unwrap_or(RunState::Unknown);
+        VmStatus {
+            record: r.clone(),
+            state,
+            // A VM that stopped since the last sample has none.
+            stats: stats.vm_stats(&r.name).filter(|_| state.is_active()),
+            disk_allocated_bytes: stats.disk_allocated(&r.name),
         }
     }
 
@@ -425,216 +230,14 @@ impl Vms {
                     .collect()
             }
         };
-        let mut fresh = BTreeMap::new();
-        for (name, paths) in running {
-            let raw = match self.hv.sample(&name, &paths) {
-                Ok(Some(raw)) => raw,
-                Ok(None) => continue,
-                Err(e) => {
-                    tracing::debug!("cannot read the statistics of VM {name}: {}", chain(&e));
-                    continue;
-                }
-            };
-            let cpu = {
-                let cache = self.lock_stats();
-                // Only counters of the same run compare (it may have restarted in between).
-                let same_run = |prev: &&Sampled| prev.raw.run_id == raw.run_id;
-                cache.running.get(&name).filter(same_run).and_then(|prev| {
-                    cpu_percent(
-                        prev.raw.cpu_time_ns,
-                        raw.cpu_time_ns,
-                        now.saturating_duration_since(prev.at),
-                        raw.vcpus,
-                    )
-                })
-            };
-            let disks = paths
-                .iter()
-                .enumerate()
-                .filter_map(|(index, p)| {
-                    raw.disks.get(p).map(|io| DiskStats {
-                        index,
-                        read_bytes: io.read_bytes,
-                        written_bytes: io.written_bytes,
-                    })
-                })
-                .collect();
-            let stats = VmStats {
-                sampled_at_unix_ms: now_unix_ms,
-                cpu_percent: cpu,
-                vcpus: raw.vcpus,
-                memory_bytes: raw.memory_kib.saturating_mul(1024),
-                memory_rss_bytes: raw.rss_kib.map(|k| k.saturating_mul(1024)),
-                disks,
-            };
-            fresh.insert(
-                name,
-                Sampled {
-                    at: now,
-                    raw,
-                    stats,
-                },
-            );
-        }
-        self.lock_stats().running = fresh;
+        stats::sample_running(self.hv.as_ref(), &self.stats, running, now, now_unix_ms);
     }
 
     /// Read the pool space of every VM's disk volumes now (one `usage` per pool in use).
     pub fn refresh_disk_usage(&self) {
         let records: Vec<VmRecord> = self.lock().records.values().cloned().collect();
-        let mut pools: BTreeMap<String, Option<BTreeMap<String, u64>>> = BTreeMap::new();
-        for d in records.iter().flat_map(|r| &r.disks) {
-            if d.kind != DiskKind::Disk || pools.contains_key(&d.pool) {
-                continue;
-            }
-            let used = match self.volumes.usage(&d.pool) {
-                Ok(list) => Some(list.into_iter().map(|v| (v.name, v.used_bytes)).collect()),
-                Err(e) => {
-                    tracing::debug!("cannot read the volumes of pool {}: {e}", d.pool);
-                    None
-                }
-            };
-            pools.insert(d.pool.clone(), used);
-        }
-        let allocated = records
-            .iter()
-            .map(|r| {
-                let sum = r
-                    .disks
-                    .iter()
-                    .filter(|d| d.kind == DiskKind::Disk)
-                    .map(|d| {
-                        pools
-                            .get(&d.pool)
-                            .and_then(|p| p.as_ref())
-                            .and_then(|p| p.get(&d.volume).copied())
-                    })
-                    .sum::<Option<u64>>();
-                (r.name.clone(), sum)
-            })
-            .collect();
-        self.lock_stats().disk_allocated = allocated;
-    }
-
-    /// [`Vms::monitor`] until `stop` says so (checked at least once a second).
-    fn monitor_until(&self, stop: &dyn Fn() -> bool) {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let mut autostart: Option<(Instant, Vec<String>)> = None;
-        let mut next_autostart = Instant::now();
-        let mut subscribed = false;
-        let mut down_since = Instant::now();
-        let mut next_try = Instant::now();
-        let mut backoff = RESUBSCRIBE_MIN;
-        let mut warned = false;
-        let mut next_poll = Instant::now();
-        while !stop() {
-            let now = Instant::now();
-            if !subscribed && now >= next_try {
-                match self.hv.subscribe(tx.clone()) {
-                    Ok(()) => {
-                        tracing::info!(
-                            "libvirt domain events subscribed{}",
-                            if warned {
-                                format!(" after {} s", down_since.elapsed().as_secs())
-                            } else {
-                                String::new()
-                            }
-                        );
-                        subscribed = true;
-                        backoff = RESUBSCRIBE_MIN;
-                        warned = false;
-                        // Whatever happened while there were no events: read it all now.
-                        next_poll = now;
-                    }
-                    Err(e) => {
-                        if !warned && down_since.elapsed() >= RESUBSCRIBE_DEADLINE {
-                            tracing::error!(
-                                "no libvirt domain events for {} s (polling every {} s meanwhile): {}",
-                                down_since.elapsed().as_secs(),
-                                POLL_INTERVAL.as_secs(),
-                                chain(&e)
-                            );
-                            warned = true;
-                        }
-                        next_try = now + backoff;
-                        backoff = (backoff * 2).min(RESUBSCRIBE_MAX);
-                    }
-                }
-            }
-            if now >= next_poll {
-                let answered = self.poll();
-                if answered && autostart.is_none() {
-                    let list = self.reconcile();
-                    tracing::info!("libvirt is up; {} VM(s) to autostart", list.len());
-                    autostart = Some((Instant::now(), list));
-                }
-                if !answered && subscribed {
-                    // libvirtd does not answer calls: the event connection is likely gone too.
-                    tracing::warn!("libvirt does not answer; subscribing to its events again");
-                    subscribed = false;
-                    down_since = now;
-                    next_try = now;
-                }
-                next_poll = now
-                    + if subscribed {
-                        SAFETY_POLL_INTERVAL
-                    } else {
-                        POLL_INTERVAL
-                    };
-            }
-            if let Some((since, list)) = autostart.as_mut() {
-                if !list.is_empty() && Instant::now() >= next_autostart {
-                    self.autostart_ready(list);
-                    if !list.is_empty() && since.elapsed() > AUTOSTART_WAIT {
-                        tracing::error!(
-                            "autostart: gave up on {list:?}: their disks did not appear within {} s",
-                            AUTOSTART_WAIT.as_secs()
-                        );
-                        list.clear();
-                    }
-                    next_autostart = Instant::now() + POLL_INTERVAL;
-                }
-            }
-            let mut wake = next_poll.min(Instant::now() + Duration::from_secs(1));
-            if !subscribed {
-                wake = wake.min(next_try);
-            }
-            if autostart.as_ref().is_some_and(|(_, l)| !l.is_empty()) {
-                wake = wake.min(next_autostart);
-            }
-            match rx.recv_timeout(wake.saturating_duration_since(Instant::now())) {
-                Ok(HvEvent::Domain { name, event }) => self.apply_event(&name, event),
-                Ok(HvEvent::Lost) => {
-                    tracing::warn!("libvirt closed the event connection; subscribing again");
-                    subscribed = false;
-                    down_since = Instant::now();
-                    next_try = Instant::now();
-                    // Marks libvirt disconnected now if it is down.
-                    next_poll = Instant::now();
-                }
-                // `tx` is ours, so the channel cannot disconnect; a timeout is the next turn.
-                Err(_) => {}
-            }
-        }
-    }
-
-    fn status_of(&self, inner: &Inner, stats: &StatsCache, r: &VmRecord) -> VmStatus {
-        let state = inner
-            .states
-            .get(&r.name)
-            .copied()
-            .unwrap_or(RunState::Unknown);
-        VmStatus {
-            record: r.clone(),
-            state,
-            // A VM that stopped since the last sample has none.
-            stats: stats
-                .running
-                .get(&r.name)
-                .filter(|_| state.is_active())
-                .map(|s| s.stats.clone()),
-            disk_allocated_bytes: stats.disk_allocated.get(&r.name).copied().flatten(),
-        }
+        let allocated = stats::disk_allocation(self.volumes.as_ref(), &records);
+        self.lock_stats().set_disk_allocated(allocated);
     }
 
     /// Every VM with its last known state and statistics.
@@ -659,7 +262,7 @@ impl Vms {
         Ok(self.status_of(&inner, &stats, r))
     }
 
-    fn record(&self, name: &str) -> Result<VmRecord, VmError> {
+    pub(crate) fn record(&self, name: &str) -> Result<VmRecord, VmError> {
         self.lock()
             .records
             .get(name)
@@ -704,7 +307,7 @@ impl Vms {
         }
     }
 
-    fn facts(&self) -> Result<NodeFacts, VmError> {
+    pub(crate) fn facts(&self) -> Result<NodeFacts, VmError> {
         let cap = self.hv.capacity()?;
         let pools = self.volumes.pools().map_err(vol_err("list pools".into()))?;
         Ok(NodeFacts {
@@ -755,7 +358,8 @@ impl Vms {
         let n = spec.disks.len().max(1);
         let mut disks = Vec::new();
         for (i, d) in spec.disks.iter().enumerate() {
-            progress.progress((i * 80 / n) as u8, &format!("disk {i}"));
+            // i < n: at most 79, so it fits.
+            progress.progress(u8::try_from(i * 80 / n).unwrap_or(80), &format!("disk {i}"));
             let vol = disk_volume(&spec.name, i);
             let disk = match &d.source {
                 DiskSource::New { pool, size_bytes } => {
@@ -906,7 +510,9 @@ impl Vms {
                 progress.progress(100, "the guest powered off");
                 return Ok(ShutdownOutcome::Graceful);
             }
-            let pct = (start.elapsed().as_millis() * 90 / timeout.as_millis().max(1)) as u8;
+            // Below 90 while the loop runs (elapsed < timeout).
+            let pct = u8::try_from(start.elapsed().as_millis() * 90 / timeout.as_millis().max(1))
+                .unwrap_or(90);
             progress.progress(
                 pct,
                 &format!(
@@ -1124,316 +730,14 @@ impl Vms {
         Ok(())
     }
 
-    /// A new VM `new_name` whose disks are copy-on-write clones of `source`'s (or of its
-    /// snapshot `snapshot`), with new MACs on the same bridges. A running source gives a
-    /// crash-consistent copy.
-    pub fn clone_vm(
-        &self,
-        source: &str,
-        new_name: &str,
-        snapshot: Option<&str>,
-        autostart: Option<bool>,
-        progress: &dyn Progress,
-    ) -> Result<VmStatus, VmError> {
-        let clone = NewClone {
-            name: new_name.to_string(),
-            autostart,
-        };
-        let mut made = self.clone_vms(source, &[clone], snapshot, progress)?;
-        Ok(made.vms.remove(0))
-    }
-
-    /// Many clones of `source` (see [`Vms::clone_vm`]) in one go: every disk volume of every
-    /// clone in one storage batch per pool while, at the same time, each clone is defined in
-    /// libvirt (its disks' device paths are known beforehand), then one store write. All or
-    /// nothing: on a failure whatever was made is removed (and undefined) again and the error
-    /// names the clone (or its volume) that failed. Each clone's `autostart` defaults to the
-    /// source's.
-    pub fn clone_vms(
-        &self,
-        source: &str,
-        clones: &[NewClone],
-        snapshot: Option<&str>,
-        progress: &dyn Progress,
-    ) -> Result<ClonedVms, VmError> {
-        let _g = self.lock_change();
-        let src = self.record(source)?;
-        if let Some(s) = snapshot {
-            if !src.snapshots.contains_key(s) {
-                return Err(VmError::NoSnapshot {
-                    vm: source.into(),
-                    snapshot: s.into(),
-                });
-            }
-        }
-        if clones.is_empty() {
-            return Err(spec::invalid("clones", "name at least one clone").into());
-        }
-        let facts = self.facts()?;
-        let mut specs = Vec::new();
-        for (i, c) in clones.iter().enumerate() {
-            let field = if clones.len() == 1 {
-                "name".to_string()
-            } else {
-                format!("clones[{i}].name")
-            };
-            spec::check_name(&field, &c.name)?;
-            if facts.vms.contains(&c.name) || clones[..i].iter().any(|o| o.name == c.name) {
-                return Err(
-                    spec::invalid(&field, format!("a VM named {} exists already", c.name)).into(),
-                );
-            }
-            let spec = clone_spec(&src, &c.name, snapshot, c.autostart);
-            spec::validate(&spec, &facts)?;
-            specs.push(spec);
-        }
-        // Every disk of every clone, grouped by pool: (disk index, source volume, new volume).
-        let mut by_pool: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-        for (i, d) in src.disks.iter().enumerate() {
-            if d.kind != DiskKind::Disk {
-                continue;
-            }
-            let source_vol = match snapshot {
-                None => d.volume.clone(),
-                Some(s) => src.snapshots[s].get(i).cloned().flatten().ok_or_else(|| {
-                    VmError::NoSnapshot {
-                        vm: source.into(),
-                        snapshot: s.into(),
-                    }
-                })?,
-            };
-            for c in clones {
-                by_pool
-                    .entry(d.pool.clone())
-                    .or_default()
-                    .push((source_vol.clone(), disk_volume(&c.name, i)));
-            }
-        }
-        for d in src.disks.iter().filter(|d| d.kind == DiskKind::Cdrom) {
-            if !self.host.is_file(Path::new(&d.path)) {
-                return Err(spec::invalid(
-                    "disks",
-                    format!("the CD-ROM image {} of VM {source} is gone", d.path),
-                )
-                .into());
-            }
-        }
-        let total = by_pool.values().map(Vec::len).sum::<usize>();
-        progress.progress(
-            5,
-            &format!(
-                "cloning {total} disk volume(s) for {} VM(s) in one storage batch",
-                clones.len()
-            ),
-        );
-        // The records first: storage names a volume's device path before making it, so
-        // libvirt defines the clones while storage makes their volumes.
-        let records: Vec<VmRecord> = specs
-            .iter()
-            .map(|spec| {
-                let disks = src
-                    .disks
-                    .iter()
-                    .enumerate()
-                    .map(|(i, d)| match d.kind {
-                        DiskKind::Disk => {
-                            let vol = disk_volume(&spec.name, i);
-                            Disk {
-                                kind: DiskKind::Disk,
-                                bus: d.bus,
-                                pool: d.pool.clone(),
-                                path: self
-                                    .volumes
-                                    .path(&d.pool, &vol)
-                                    .to_string_lossy()
-                                    .into_owned(),
-                                origin: Some(match snapshot {
-                                    None => d.volume.clone(),
-                                    Some(s) => src.snapshots[s]
-                                        .get(i)
-                                        .cloned()
-                                        .flatten()
-                                        .unwrap_or_default(),
-                                }),
-                                volume: vol,
-                            }
-                        }
-                        DiskKind::Cdrom => d.clone(),
-                    })
-                    .collect();
-                new_record(spec, disks)
-            })
-            .collect();
-        let ((volumes, volumes_took), (defined, define_failed, defines_took)) =
-            std::thread::scope(|s| {
-                let storage = s.spawn(|| {
-                    let t0 = Instant::now();
-                    (
-                        self.clone_volumes(source, &by_pool, clones.len()),
-                        t0.elapsed(),
-                    )
-                });
-                let defines = self.define_clones(&records, progress);
-                match storage.join() {
-                    Ok(v) => (v, defines),
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
-            });
-        let t_define = Instant::now();
-        let made = match volumes {
-            Ok(made) => made,
-            Err(e) => {
-                // Storage removed what it made; the definitions go too.
-                self.undo_clones(&defined, &[]);
-                return Err(e);
-            }
-        };
-        let made_pairs: Vec<(String, String)> = made
-            .iter()
-            .map(|(p, v, _)| (p.clone(), v.clone()))
-            .collect();
-        if let Some((vm, e)) = define_failed {
-            self.undo_clones(&defined, &made_pairs);
-            return Err(VmError::DefineClone { vm, source: e });
-        }
-        // Storage made the volumes where it said it would; were it to differ, the record and
-        // the domain follow storage.
-        let mut records = records;
-        for r in &mut records {
-            let mut moved = false;
-            for d in r.disks.iter_mut().filter(|d| d.kind == DiskKind::Disk) {
-                if let Some((_, _, path)) =
-                    made.iter().find(|(p, v, _)| *p == d.pool && *v == d.volume)
-                {
-                    let path = path.to_string_lossy().into_owned();
-                    if d.path != path {
-                        tracing::warn!(
-                            "clone {}: {} is at {path}, not {}",
-                            r.name,
-                            d.volume,
-                            d.path
-                        );
-                        d.path = path;
-                        moved = true;
-                    }
-                }
-            }
-            if moved {
-                if let Err(e) = self.hv.define(&self.xml(r)) {
-                    self.undo_clones(&defined, &made_pairs);
-                    return Err(VmError::DefineClone {
-                        vm: r.name.clone(),
-                        source: e,
-                    });
-                }
-            }
-        }
-        let made = made_pairs;
-        {
-            let mut inner = self.lock();
-            let mut next = inner.records.clone();
-            for r in &records {
-                next.insert(r.name.clone(), r.clone());
-            }
-            if let Err(e) = self.store.save(&next) {
-                drop(inner);
-                self.undo_clones(&defined, &made);
-                return Err(e.into());
-            }
-            inner.records = next;
-            for r in &records {
-                inner.states.insert(r.name.clone(), RunState::ShutOff);
-            }
-        }
-        let define_took = defines_took + t_define.elapsed();
-        tracing::info!(
-            "cloned {source} as {} VM(s): disk volumes {:.2} s, libvirt definitions (meanwhile) {:.2} s, then records {:.2} s",
-            records.len(),
-            volumes_took.as_secs_f64(),
-            defines_took.as_secs_f64(),
-            t_define.elapsed().as_secs_f64()
-        );
-        progress.progress(100, &format!("created {} VM(s)", records.len()));
-        Ok(ClonedVms {
-            vms: records
-                .iter()
-                .map(|r| self.get(&r.name))
-                .collect::<Result<_, _>>()?,
-            volumes_took,
-            define_took,
-        })
-    }
-
-    /// A batch clone's volumes, one storage batch per pool: `(pool, volume, device path)`
-    /// of each made. On a failure the ones made in earlier pools are removed again (storage
-    /// removes those of the failed batch itself).
-    fn clone_volumes(
-        &self,
-        source: &str,
-        by_pool: &BTreeMap<String, Vec<(String, String)>>,
-        vms: usize,
-    ) -> Result<Vec<(String, String, PathBuf)>, VmError> {
-        let mut made = Vec::new();
-        for (pool, pairs) in by_pool {
-            match self.volumes.clone_many(pool, pairs) {
-                Ok(paths) => {
-                    for ((_, vol), path) in pairs.iter().zip(paths) {
-                        made.push((pool.clone(), vol.clone(), path));
-                    }
-                }
-                Err(e) => {
-                    let made: Vec<(String, String)> =
-                        made.into_iter().map(|(p, v, _)| (p, v)).collect();
-                    self.remove_volumes(&made);
-                    return Err(vol_err(format!(
-                        "clone the disks of {vms} VM(s) from {source} on pool {pool}"
-                    ))(e));
-                }
-            }
-        }
-        Ok(made)
-    }
-
-    /// Define every clone in libvirt, in order, until one fails: the names defined, the
-    /// failure, and how long it took.
-    fn define_clones(
-        &self,
-        records: &[VmRecord],
-        progress: &dyn Progress,
-    ) -> (Vec<String>, Option<(String, HvError)>, Duration) {
-        let t0 = Instant::now();
-        let mut defined = Vec::new();
-        for (k, r) in records.iter().enumerate() {
-            progress.progress(
-                (5 + k * 85 / records.len()) as u8,
-                &format!("defining VM {} in libvirt", r.name),
-            );
-            if let Err(e) = self.hv.define(&self.xml(r)) {
-                return (defined, Some((r.name.clone(), e)), t0.elapsed());
-            }
-            defined.push(r.name.clone());
-        }
-        (defined, None, t0.elapsed())
-    }
-
     /// Remove volumes made by a failed operation (logged, not returned: the operation's own
     /// error is what the caller needs).
-    fn remove_volumes(&self, made: &[(String, String)]) {
+    pub(crate) fn remove_volumes(&self, made: &[(String, String)]) {
         for (pool, vol) in made.iter().rev() {
             if let Err(e) = self.volumes.delete(pool, vol) {
                 tracing::error!("cleanup: cannot delete volume {vol} of pool {pool}: {e}");
             }
         }
-    }
-
-    /// Undo a failed batch clone: undefine the domains defined, remove the volumes made.
-    fn undo_clones(&self, defined: &[String], made: &[(String, String)]) {
-        for name in defined {
-            if let Err(e) = self.hv.undefine(name) {
-                tracing::error!("cleanup: cannot undefine VM {name}: {e}");
-            }
-        }
-        self.remove_volumes(made);
     }
 
     /// Snapshot every disk of a VM (thin snapshots; a running VM gives a crash-consistent one).
@@ -1543,81 +847,9 @@ pub struct NodeStopReport {
     pub forced: Vec<String>,
 }
 
-/// The VMs a batch clone made, and where its time went.
-#[derive(Debug, Clone)]
-pub struct ClonedVms {
-    pub vms: Vec<VmStatus>,
-    /// Making every disk volume (the storage batches).
-    pub volumes_took: Duration,
-    /// Defining the VMs in libvirt (while storage made the volumes) and then storing their
-    /// records.
-    pub define_took: Duration,
-}
-
-/// One clone of a batch ([`Vms::clone_vms`]).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewClone {
-    pub name: String,
-    /// Autostart of the new VM; the source's when absent.
-    #[serde(default)]
-    pub autostart: Option<bool>,
-}
-
-/// The spec of a clone `new_name` of VM `src` (of its snapshot `snapshot`): the same shape,
-/// disks cloned, CD-ROMs kept, new MACs.
-fn clone_spec(
-    src: &VmRecord,
-    new_name: &str,
-    snapshot: Option<&str>,
-    autostart: Option<bool>,
-) -> VmSpec {
-    VmSpec {
-        name: new_name.to_string(),
-        vcpus: src.vcpus,
-        memory_mib: src.memory_mib,
-        disks: src
-            .disks
-            .iter()
-            .enumerate()
-            .map(|(i, d)| spec::DiskSpec {
-                bus: d.bus,
-                source: match d.kind {
-                    DiskKind::Disk => DiskSource::Clone {
-                        vm: src.name.clone(),
-                        disk: i,
-                        snapshot: snapshot.map(str::to_string),
-                    },
-                    DiskKind::Cdrom => {
-                        let (share, file) =
-                            d.volume.split_once('/').unwrap_or((d.volume.as_str(), ""));
-                        DiskSource::Iso {
-                            pool: d.pool.clone(),
-                            share: share.to_string(),
-                            file: file.to_string(),
-                        }
-                    }
-                },
-            })
-            .collect(),
-        nics: src
-            .nics
-            .iter()
-            .map(|n| spec::NicSpec {
-                bridge: n.bridge.clone(),
-                mac: None,
-            })
-            .collect(),
-        boot: src.boot.clone(),
-        cpu_model: Some(src.cpu_model.clone()),
-        machine: src.machine,
-        autostart: autostart.unwrap_or(src.autostart),
-    }
-}
-
 /// The record of a new VM from its validated spec and the disks made for it (new UUID, MACs
 /// for NICs without one, default boot order and CPU model).
-fn new_record(spec: &VmSpec, disks: Vec<Disk>) -> VmRecord {
+pub(crate) fn new_record(spec: &VmSpec, disks: Vec<Disk>) -> VmRecord {
     VmRecord {
         name: spec.name.clone(),
         uuid: crate::ids::new_uuid(),
@@ -1658,14 +890,6 @@ fn write_at_start(path: &Path, image: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
-/// Milliseconds since the Unix epoch now.
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// A state's API name.
 pub fn state_name(s: RunState) -> String {
     serde_json::to_value(s)
@@ -1674,51 +898,40 @@ pub fn state_name(s: RunState) -> String {
         .unwrap_or_else(|| format!("{s:?}"))
 }
 
-/// An error and its sources on one line.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
+/// A hypervisor and host double, and a service on them, for the tests of the VM service's
+/// modules.
 #[cfg(test)]
-mod tests {
+pub(crate) mod double {
     use super::*;
-    use crate::hypervisor::{HvError, NodeCapacity};
+    use crate::hypervisor::{DomainSample, HvError, HvEvent, Lifecycle, NodeCapacity};
     use crate::volumes::double::RecordingVolumes;
-    use cairn_core::alert::NoProgress;
     use std::collections::BTreeSet;
 
     /// A hypervisor double: domains in a map; `ignores_acpi` keeps guests running on
     /// shutdown, like the lab's test guest.
     #[derive(Default)]
-    struct FakeHv {
-        domains: Mutex<BTreeMap<String, (String, RunState)>>,
-        calls: Mutex<Vec<String>>,
-        ignores_acpi: bool,
+    pub(crate) struct FakeHv {
+        pub(crate) domains: Mutex<BTreeMap<String, (String, RunState)>>,
+        pub(crate) calls: Mutex<Vec<String>>,
+        pub(crate) ignores_acpi: bool,
         /// Refuse to define this domain.
-        fail_define: Mutex<Option<String>>,
+        pub(crate) fail_define: Mutex<Option<String>>,
         /// The event subscriber, if subscribed.
-        events: Mutex<Option<std::sync::mpsc::Sender<HvEvent>>>,
+        pub(crate) events: Mutex<Option<std::sync::mpsc::Sender<HvEvent>>>,
         /// Refuse this many subscriptions (libvirtd restarting).
-        refuse_subscribe: Mutex<u32>,
+        pub(crate) refuse_subscribe: Mutex<u32>,
         /// CPU time (ns) each domain reports in a sample.
-        cpu_ns: Mutex<BTreeMap<String, u64>>,
+        pub(crate) cpu_ns: Mutex<BTreeMap<String, u64>>,
         /// libvirt's id of each running domain (a new one every start).
-        run_id: Mutex<BTreeMap<String, u32>>,
+        pub(crate) run_id: Mutex<BTreeMap<String, u32>>,
         /// How long a power-off takes, and how many run at once now / at most.
-        destroy_takes: Mutex<Duration>,
-        destroying: std::sync::atomic::AtomicUsize,
-        most_destroying: std::sync::atomic::AtomicUsize,
+        pub(crate) destroy_takes: Mutex<Duration>,
+        pub(crate) destroying: std::sync::atomic::AtomicUsize,
+        pub(crate) most_destroying: std::sync::atomic::AtomicUsize,
     }
 
     impl FakeHv {
-        fn set(&self, name: &str, s: RunState) -> Result<(), HvError> {
+        pub(crate) fn set(&self, name: &str, s: RunState) -> Result<(), HvError> {
             let mut d = self.domains.lock().unwrap();
             let e = d
                 .get_mut(name)
@@ -1726,23 +939,23 @@ mod tests {
             e.1 = s;
             Ok(())
         }
-        fn log(&self, l: String) {
+        pub(crate) fn log(&self, l: String) {
             self.calls.lock().unwrap().push(l);
         }
         /// Change a domain's state behind the service's back (like `virsh destroy`) and
         /// send the event libvirt would.
-        fn out_of_band(&self, name: &str, s: RunState, event: Lifecycle) {
+        pub(crate) fn out_of_band(&self, name: &str, s: RunState, event: Lifecycle) {
             self.set(name, s).unwrap();
             self.send(HvEvent::Domain {
                 name: name.into(),
                 event,
             });
         }
-        fn send(&self, ev: HvEvent) {
+        pub(crate) fn send(&self, ev: HvEvent) {
             let tx = self.events.lock().unwrap().clone();
             tx.expect("not subscribed").send(ev).unwrap();
         }
-        fn count(&self, call: &str) -> usize {
+        pub(crate) fn count(&self, call: &str) -> usize {
             self.calls
                 .lock()
                 .unwrap()
@@ -1872,7 +1085,7 @@ mod tests {
     }
 
     /// Wait up to `within` for `cond`, naming what was awaited on failure.
-    fn wait_until(what: &str, within: Duration, cond: impl Fn() -> bool) {
+    pub(crate) fn wait_until(what: &str, within: Duration, cond: impl Fn() -> bool) {
         let t0 = Instant::now();
         while !cond() {
             assert!(t0.elapsed() < within, "{what}: not within {within:?}");
@@ -1881,7 +1094,8 @@ mod tests {
     }
 
     #[derive(Default)]
-    struct FakeHost(Arc<Mutex<bool>>);
+    pub(crate) struct FakeHost(pub(crate) Arc<Mutex<bool>>);
+
     impl Host for FakeHost {
         fn exists(&self, _: &Path) -> bool {
             *self.0.lock().unwrap()
@@ -1897,15 +1111,15 @@ mod tests {
         }
     }
 
-    struct Fixture {
-        _dir: tempfile::TempDir,
-        hv: Arc<FakeHv>,
-        vols: Arc<RecordingVolumes>,
-        present: Arc<Mutex<bool>>,
-        vms: Vms,
+    pub(crate) struct Fixture {
+        pub(crate) _dir: tempfile::TempDir,
+        pub(crate) hv: Arc<FakeHv>,
+        pub(crate) vols: Arc<RecordingVolumes>,
+        pub(crate) present: Arc<Mutex<bool>>,
+        pub(crate) vms: Vms,
     }
 
-    fn fixture(ignores_acpi: bool) -> Fixture {
+    pub(crate) fn fixture(ignores_acpi: bool) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let hv = Arc::new(FakeHv {
             ignores_acpi,
@@ -1933,7 +1147,7 @@ mod tests {
         }
     }
 
-    fn spec(name: &str) -> VmSpec {
+    pub(crate) fn spec(name: &str) -> VmSpec {
         serde_json::from_value(serde_json::json!({
             "name": name, "vcpus": 1, "memory_mib": 32, "machine": "pc", "autostart": true,
             "disks": [{"source": "new", "pool": "tank", "size_bytes": 10737418240u64, "bus": "ide"}],
@@ -1941,6 +1155,15 @@ mod tests {
         }))
         .unwrap()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::double::{fixture, spec, FakeHost};
+    use super::*;
+    use crate::stats::DiskStats;
+    use crate::volumes::double::RecordingVolumes;
+    use cairn_core::alert::NoProgress;
 
     #[test]
     fn create_makes_a_volume_stores_and_defines() {
@@ -2067,23 +1290,136 @@ mod tests {
     }
 
     #[test]
-    fn cpu_percent_is_cpu_time_over_wall_time_and_vcpus() {
-        let s = Duration::from_secs(1);
-        // One of two vCPUs busy for the whole second: 50 %.
-        assert_eq!(cpu_percent(0, 1_000_000_000, s, 2), Some(50.0));
-        assert_eq!(cpu_percent(5, 5, s, 1), Some(0.0));
-        // 0.25 s over 2 s on one vCPU; rounded to 0.1.
-        assert_eq!(
-            cpu_percent(1_000, 250_001_000, Duration::from_secs(2), 1),
-            Some(12.5)
+    fn node_stop_of_cooperative_guests_does_not_wait_for_the_timeout() {
+        let f = fixture(false);
+        f.vms.create(&spec("a"), &NoProgress).unwrap();
+        f.vms.start("a").unwrap();
+        let t0 = Instant::now();
+        let r = f.vms.shutdown_all(Duration::from_secs(30));
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        assert_eq!((r.graceful, r.forced), (vec!["a".to_string()], vec![]));
+    }
+
+    #[test]
+    fn shutdown_of_a_cooperative_guest_is_graceful() {
+        let f = fixture(false);
+        f.vms.create(&spec("g"), &NoProgress).unwrap();
+        f.vms.start("g").unwrap();
+        let out = f
+            .vms
+            .shutdown("g", Duration::from_secs(5), &NoProgress)
+            .unwrap();
+        assert_eq!(out, ShutdownOutcome::Graceful);
+        assert!(!f
+            .hv
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| c.starts_with("destroy")));
+    }
+
+    #[test]
+    fn memory_is_admitted_against_the_node() {
+        let f = fixture(false);
+        let mut s = spec("big");
+        s.memory_mib = 1600;
+        f.vms.create(&s, &NoProgress).unwrap();
+        let mut s2 = spec("big2");
+        s2.memory_mib = 1600;
+        f.vms.create(&s2, &NoProgress).unwrap();
+        f.vms.start("big").unwrap();
+        let e = f.vms.start("big2").unwrap_err();
+        assert!(
+            matches!(
+                e,
+                VmError::NoMemory {
+                    need_mib: 1600,
+                    free_mib: 192,
+                    ..
+                }
+            ),
+            "{e:?}"
         );
-        assert_eq!(cpu_percent(0, 333_333_333, s, 1), Some(33.3));
-        // QEMU's own threads can add more than the vCPUs: capped.
-        assert_eq!(cpu_percent(0, 3_000_000_000, s, 2), Some(100.0));
-        // Cannot be told: no time passed, no vCPUs, the counter went back (a restart).
-        assert_eq!(cpu_percent(0, 10, Duration::ZERO, 1), None);
-        assert_eq!(cpu_percent(0, 10, s, 0), None);
-        assert_eq!(cpu_percent(10, 5, s, 1), None);
+        let r = f.vms.resources();
+        assert_eq!(
+            (r.memory_running_mib, r.memory_defined_mib, r.vcpus_running),
+            (1600, 3200, 1)
+        );
+        assert_eq!(r.accelerator, Accelerator::Tcg);
+    }
+
+    #[test]
+    fn delete_needs_off_and_removes_disks_on_request() {
+        let f = fixture(false);
+        f.vms.create(&spec("g"), &NoProgress).unwrap();
+        f.vms.snapshot("g", "s1").unwrap();
+        f.vms.create(&spec("k"), &NoProgress).unwrap();
+        f.vms.start("g").unwrap();
+        assert!(matches!(
+            f.vms.delete("g", true),
+            Err(VmError::WrongState { .. })
+        ));
+        f.vms.force_off("g").unwrap();
+        f.vms.delete("g", true).unwrap();
+        f.vms.delete("k", false).unwrap();
+        assert_eq!(f.vols.names(), ["k-disk0"]);
+        assert!(f.vms.list().is_empty());
+        assert!(matches!(f.vms.get("g"), Err(VmError::NotFound(_))));
+    }
+
+    #[test]
+    fn iso_must_exist_on_the_share() {
+        let f = fixture(false);
+        let mut s = spec("g");
+        s.disks.push(serde_json::from_value(serde_json::json!(
+            {"source": "iso", "pool": "tank", "share": "isos", "file": "missing.iso", "bus": "ide"}
+        )).unwrap());
+        let e = f.vms.create(&s, &NoProgress).unwrap_err();
+        assert!(
+            matches!(e, VmError::Invalid(ref i) if i.field == "disks[1].file"),
+            "{e:?}"
+        );
+        assert!(f.vols.names().is_empty());
+        s.disks[1] = serde_json::from_value(serde_json::json!(
+            {"source": "iso", "pool": "tank", "share": "isos", "file": "debian.iso", "bus": "ide"}
+        ))
+        .unwrap();
+        let vm = f.vms.create(&s, &NoProgress).unwrap();
+        assert_eq!(
+            vm.record.disks[1].path,
+            "/var/lib/cairn/shares/tank/isos/debian.iso"
+        );
+    }
+
+    #[test]
+    fn images_are_written_to_the_disk_start() {
+        let f = fixture(false);
+        f.vms.create(&spec("g"), &NoProgress).unwrap();
+        let dev = f._dir.path().join("dev");
+        std::fs::write(&dev, vec![0u8; 4096]).unwrap();
+        f.vms
+            .update("g", |r| r.disks[0].path = dev.to_string_lossy().into())
+            .unwrap();
+        f.vms.write_image("g", 0, b"BOOT").unwrap();
+        // The (fake) host reports the device missing, so it was activated first.
+        assert!(f
+            .vols
+            .calls
+            .lock()
+            .unwrap()
+            .contains(&"activate tank g-disk0".to_string()));
+        let got = std::fs::read(&dev).unwrap();
+        assert_eq!((&got[..4], got.len()), (&b"BOOT"[..], 4096));
+        assert!(matches!(
+            f.vms.write_image("g", 3, b"x"),
+            Err(VmError::Invalid(_))
+        ));
+        f.vms.start("g").unwrap();
+        assert!(matches!(
+            f.vms.write_image("g", 0, b"x"),
+            Err(VmError::WrongState { .. })
+        ));
     }
 
     #[test]
@@ -2207,7 +1543,7 @@ mod tests {
             fn delete(&self, p: &str, n: &str) -> Result<(), VolumeError> {
                 self.0.delete(p, n)
             }
-            fn usage(&self, p: &str) -> Result<Vec<crate::VolumeUse>, VolumeError> {
+            fn usage(&self, p: &str) -> Result<Vec<crate::volumes::VolumeUse>, VolumeError> {
                 if self.0.fail.lock().unwrap().as_deref() == Some("usage") {
                     return Err(VolumeError("injected: usage".into()));
                 }
@@ -2215,7 +1551,7 @@ mod tests {
                     .0
                     .usage(p)?
                     .into_iter()
-                    .map(|v| crate::VolumeUse {
+                    .map(|v| crate::volumes::VolumeUse {
                         used_bytes: if v.name.ends_with("disk1") { 7 } else { 100 },
                         ..v
                     })
@@ -2239,410 +1575,5 @@ mod tests {
         *f.vols.fail.lock().unwrap() = Some("usage".into());
         vms.refresh_disk_usage();
         assert_eq!(vms.get("a").unwrap().disk_allocated_bytes, None);
-    }
-
-    #[test]
-    fn node_stop_of_cooperative_guests_does_not_wait_for_the_timeout() {
-        let f = fixture(false);
-        f.vms.create(&spec("a"), &NoProgress).unwrap();
-        f.vms.start("a").unwrap();
-        let t0 = Instant::now();
-        let r = f.vms.shutdown_all(Duration::from_secs(30));
-        assert!(t0.elapsed() < Duration::from_secs(5));
-        assert_eq!((r.graceful, r.forced), (vec!["a".to_string()], vec![]));
-    }
-
-    #[test]
-    fn shutdown_of_a_cooperative_guest_is_graceful() {
-        let f = fixture(false);
-        f.vms.create(&spec("g"), &NoProgress).unwrap();
-        f.vms.start("g").unwrap();
-        let out = f
-            .vms
-            .shutdown("g", Duration::from_secs(5), &NoProgress)
-            .unwrap();
-        assert_eq!(out, ShutdownOutcome::Graceful);
-        assert!(!f
-            .hv
-            .calls
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|c| c.starts_with("destroy")));
-    }
-
-    #[test]
-    fn clones_are_cow_clones_with_new_macs() {
-        let f = fixture(false);
-        let g = f.vms.create(&spec("g"), &NoProgress).unwrap();
-        let c = f.vms.clone_vm("g", "g1", None, None, &NoProgress).unwrap();
-        assert!(f
-            .vols
-            .calls
-            .lock()
-            .unwrap()
-            .contains(&"clone_many tank g-disk0>g1-disk0".to_string()));
-        assert_eq!(c.record.disks[0].origin.as_deref(), Some("g-disk0"));
-        assert_ne!(c.record.nics[0].mac, g.record.nics[0].mac);
-        assert_eq!(c.record.nics[0].bridge, "br0");
-        assert!(c.record.autostart);
-        // Snapshot, then restore it as a new VM.
-        f.vms.snapshot("g", "s1").unwrap();
-        assert!(f.vols.names().contains(&"g-disk0-snap-s1".to_string()));
-        let r = f
-            .vms
-            .clone_vm("g", "r1", Some("s1"), Some(false), &NoProgress)
-            .unwrap();
-        assert_eq!(r.record.disks[0].origin.as_deref(), Some("g-disk0-snap-s1"));
-        assert!(!r.record.autostart);
-        let e = f
-            .vms
-            .clone_vm("g", "r2", Some("nope"), None, &NoProgress)
-            .unwrap_err();
-        assert!(matches!(e, VmError::NoSnapshot { .. }), "{e:?}");
-    }
-
-    fn batch(names: &[&str]) -> Vec<NewClone> {
-        names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| NewClone {
-                name: n.to_string(),
-                autostart: (i == 0).then_some(false),
-            })
-            .collect()
-    }
-
-    #[test]
-    fn a_batch_clone_is_one_storage_batch_and_one_store_write() {
-        let f = fixture(false);
-        f.vms.create(&spec("g"), &NoProgress).unwrap();
-        f.vols.calls.lock().unwrap().clear();
-        let made = f
-            .vms
-            .clone_vms("g", &batch(&["c1", "c2", "c3"]), None, &NoProgress)
-            .unwrap();
-        let made = made.vms;
-        assert_eq!(made.len(), 3);
-        assert_eq!(
-            *f.vols.calls.lock().unwrap(),
-            ["clone_many tank g-disk0>c1-disk0 g-disk0>c2-disk0 g-disk0>c3-disk0"]
-        );
-        // Autostart per clone, the source's by default.
-        assert!(!made[0].record.autostart && made[1].record.autostart);
-        let macs: BTreeSet<_> = made.iter().map(|v| v.record.nics[0].mac.clone()).collect();
-        assert_eq!(macs.len(), 3);
-        for c in ["c1", "c2", "c3"] {
-            assert!(f.hv.domains.lock().unwrap().contains_key(c), "{c}");
-        }
-        // All three are in the store: a reopened service lists them.
-        let again = Vms::open(
-            f.vms.cfg.clone(),
-            f.hv.clone(),
-            f.vols.clone(),
-            Arc::new(FakeHost::default()),
-        )
-        .unwrap();
-        assert_eq!(again.list().len(), 4);
-    }
-
-    #[test]
-    fn a_batch_with_a_bad_or_taken_name_changes_nothing() {
-        let f = fixture(false);
-        f.vms.create(&spec("g"), &NoProgress).unwrap();
-        f.vols.calls.lock().unwrap().clear();
-        let field = |e: VmError| match e {
-            VmError::Invalid(i) => i.field,
-            e => panic!("{e:?}"),
-        };
-        let e = f
-            .vms
-            .clone_vms("g", &batch(&["c1", "c1"]), None, &NoProgress)
-            .unwrap_err();
-        assert_eq!(field(e), "clones[1].name");
-        let e = f
-            .vms
-            .clone_vms("g", &batch(&["c1", "g"]), None, &NoProgress)
-            .unwrap_err();
-        assert_eq!(field(e), "clones[1].name");
-        let e = f
-            .vms
-            .clone_vms("g", &batch(&["c1", "Bad!"]), None, &NoProgress)
-            .unwrap_err();
-        assert_eq!(field(e), "clones[1].name");
-        let e = f.vms.clone_vms("g", &[], None, &NoProgress).unwrap_err();
-        assert_eq!(field(e), "clones");
-        assert!(f.vols.calls.lock().unwrap().is_empty());
-        assert_eq!(f.vms.list().len(), 1);
-    }
-
-    #[test]
-    fn a_failed_batch_clone_names_the_clone_and_leaves_nothing() {
-        let f = fixture(false);
-        f.vms.create(&spec("g"), &NoProgress).unwrap();
-        *f.hv.fail_define.lock().unwrap() = Some("c2".into());
-        let e = f
-            .vms
-            .clone_vms("g", &batch(&["c1", "c2", "c3"]), None, &NoProgress)
-            .unwrap_err();
-        assert!(chain(&e).contains("clone c2"), "{}", chain(&e));
-        assert_eq!(f.vols.names(), ["g-disk0"]);
-        assert_eq!(
-            f.hv.domains.lock().unwrap().keys().collect::<Vec<_>>(),
-            ["g"]
-        );
-        assert_eq!(f.vms.list().len(), 1);
-        // A storage failure: the batch is refused as a whole and no VM is made.
-        *f.hv.fail_define.lock().unwrap() = None;
-        *f.vols.fail.lock().unwrap() = Some("clone_many".into());
-        let e = f
-            .vms
-            .clone_vms("g", &batch(&["c1", "c2"]), None, &NoProgress)
-            .unwrap_err();
-        assert!(matches!(e, VmError::Volume { .. }), "{e:?}");
-        assert_eq!(f.vms.list().len(), 1);
-        assert_eq!(f.vols.names(), ["g-disk0"]);
-        // The clones were defined while storage worked, and undefined again.
-        let calls = f.hv.calls.lock().unwrap().clone();
-        assert!(
-            calls.ends_with(&[
-                "define c1".to_string(),
-                "define c2".to_string(),
-                "undefine c1".to_string(),
-                "undefine c2".to_string()
-            ]),
-            "{calls:?}"
-        );
-        assert_eq!(
-            f.hv.domains.lock().unwrap().keys().collect::<Vec<_>>(),
-            ["g"]
-        );
-    }
-
-    #[test]
-    fn memory_is_admitted_against_the_node() {
-        let f = fixture(false);
-        let mut s = spec("big");
-        s.memory_mib = 1600;
-        f.vms.create(&s, &NoProgress).unwrap();
-        let mut s2 = spec("big2");
-        s2.memory_mib = 1600;
-        f.vms.create(&s2, &NoProgress).unwrap();
-        f.vms.start("big").unwrap();
-        let e = f.vms.start("big2").unwrap_err();
-        assert!(
-            matches!(
-                e,
-                VmError::NoMemory {
-                    need_mib: 1600,
-                    free_mib: 192,
-                    ..
-                }
-            ),
-            "{e:?}"
-        );
-        let r = f.vms.resources();
-        assert_eq!(
-            (r.memory_running_mib, r.memory_defined_mib, r.vcpus_running),
-            (1600, 3200, 1)
-        );
-        assert_eq!(r.accelerator, Accelerator::Tcg);
-    }
-
-    #[test]
-    fn delete_needs_off_and_removes_disks_on_request() {
-        let f = fixture(false);
-        f.vms.create(&spec("g"), &NoProgress).unwrap();
-        f.vms.snapshot("g", "s1").unwrap();
-        f.vms.create(&spec("k"), &NoProgress).unwrap();
-        f.vms.start("g").unwrap();
-        assert!(matches!(
-            f.vms.delete("g", true),
-            Err(VmError::WrongState { .. })
-        ));
-        f.vms.force_off("g").unwrap();
-        f.vms.delete("g", true).unwrap();
-        f.vms.delete("k", false).unwrap();
-        assert_eq!(f.vols.names(), ["k-disk0"]);
-        assert!(f.vms.list().is_empty());
-        assert!(matches!(f.vms.get("g"), Err(VmError::NotFound(_))));
-    }
-
-    #[test]
-    fn autostart_defines_missing_domains_and_starts_them() {
-        let f = fixture(false);
-        f.vms.create(&spec("a"), &NoProgress).unwrap();
-        let mut s = spec("b");
-        s.autostart = false;
-        f.vms.create(&s, &NoProgress).unwrap();
-        // libvirt lost its definitions (e.g. a fresh /var/lib/libvirt), and the node just
-        // booted: storage has not assembled the pool yet.
-        f.hv.domains.lock().unwrap().clear();
-        f.vols.pools.lock().unwrap().clear();
-        f.vms.poll();
-        let mut pending = f.vms.reconcile();
-        assert_eq!(pending, ["a"]);
-        // Its pool is not there yet: it waits.
-        assert!(f.vms.autostart_ready(&mut pending).is_empty());
-        assert_eq!(pending, ["a"]);
-        // The pool is assembled, the clone's device is not active: start activates it.
-        f.vols.pools.lock().unwrap().push("tank".into());
-        assert_eq!(f.vms.autostart_ready(&mut pending), ["a"]);
-        assert!(pending.is_empty());
-        assert!(f
-            .vols
-            .calls
-            .lock()
-            .unwrap()
-            .contains(&"activate tank a-disk0".to_string()));
-        let states = f.hv.states().unwrap();
-        assert_eq!(states.get("a"), Some(&RunState::Running));
-        assert_eq!(states.get("b"), Some(&RunState::ShutOff));
-        // A device that exists is not activated again.
-        *f.present.lock().unwrap() = true;
-        f.vms.start("b").unwrap();
-        let calls = f.vols.calls.lock().unwrap().clone();
-        assert!(
-            !calls.iter().any(|c| c.starts_with("activate tank b")),
-            "{calls:?}"
-        );
-    }
-
-    #[test]
-    fn iso_must_exist_on_the_share() {
-        let f = fixture(false);
-        let mut s = spec("g");
-        s.disks.push(serde_json::from_value(serde_json::json!(
-            {"source": "iso", "pool": "tank", "share": "isos", "file": "missing.iso", "bus": "ide"}
-        )).unwrap());
-        let e = f.vms.create(&s, &NoProgress).unwrap_err();
-        assert!(
-            matches!(e, VmError::Invalid(ref i) if i.field == "disks[1].file"),
-            "{e:?}"
-        );
-        assert!(f.vols.names().is_empty());
-        s.disks[1] = serde_json::from_value(serde_json::json!(
-            {"source": "iso", "pool": "tank", "share": "isos", "file": "debian.iso", "bus": "ide"}
-        ))
-        .unwrap();
-        let vm = f.vms.create(&s, &NoProgress).unwrap();
-        assert_eq!(
-            vm.record.disks[1].path,
-            "/var/lib/cairn/shares/tank/isos/debian.iso"
-        );
-    }
-
-    #[test]
-    fn images_are_written_to_the_disk_start() {
-        let f = fixture(false);
-        f.vms.create(&spec("g"), &NoProgress).unwrap();
-        let dev = f._dir.path().join("dev");
-        std::fs::write(&dev, vec![0u8; 4096]).unwrap();
-        f.vms
-            .update("g", |r| r.disks[0].path = dev.to_string_lossy().into())
-            .unwrap();
-        f.vms.write_image("g", 0, b"BOOT").unwrap();
-        // The (fake) host reports the device missing, so it was activated first.
-        assert!(f
-            .vols
-            .calls
-            .lock()
-            .unwrap()
-            .contains(&"activate tank g-disk0".to_string()));
-        let got = std::fs::read(&dev).unwrap();
-        assert_eq!((&got[..4], got.len()), (&b"BOOT"[..], 4096));
-        assert!(matches!(
-            f.vms.write_image("g", 3, b"x"),
-            Err(VmError::Invalid(_))
-        ));
-        f.vms.start("g").unwrap();
-        assert!(matches!(
-            f.vms.write_image("g", 0, b"x"),
-            Err(VmError::WrongState { .. })
-        ));
-    }
-
-    #[test]
-    fn events_update_the_state_at_once() {
-        let f = fixture(false);
-        f.vms.create(&spec("g"), &NoProgress).unwrap();
-        f.vms.apply_event("g", Lifecycle::Started);
-        assert_eq!(f.vms.get("g").unwrap().state, RunState::Running);
-        f.vms.apply_event("g", Lifecycle::Suspended);
-        assert_eq!(f.vms.get("g").unwrap().state, RunState::Paused);
-        // A redefinition (every start does one) keeps the state.
-        f.vms.apply_event("g", Lifecycle::Defined);
-        assert_eq!(f.vms.get("g").unwrap().state, RunState::Paused);
-        f.vms.apply_event("g", Lifecycle::Stopped);
-        assert_eq!(f.vms.get("g").unwrap().state, RunState::ShutOff);
-        let r = f.vms.resources();
-        assert_eq!(r.memory_running_mib, 0);
-        f.vms.apply_event("g", Lifecycle::Crashed);
-        assert_eq!(f.vms.get("g").unwrap().state, RunState::Crashed);
-        // An event that does not say the state: it is read from libvirt.
-        f.hv.set("g", RunState::Running).unwrap();
-        f.vms.apply_event("g", Lifecycle::Other(42));
-        assert_eq!(f.vms.get("g").unwrap().state, RunState::Running);
-        assert_eq!(f.vms.resources().memory_running_mib, 32);
-        // A domain undefined behind our back: its state is unknown until redefined.
-        f.vms.apply_event("g", Lifecycle::Undefined);
-        assert_eq!(f.vms.get("g").unwrap().state, RunState::Unknown);
-        f.vms.apply_event("g", Lifecycle::Defined);
-        assert_eq!(f.vms.get("g").unwrap().state, RunState::ShutOff);
-        // Events of domains we do not manage are kept out of the API (not listed).
-        f.vms.apply_event("virsh-made", Lifecycle::Started);
-        assert_eq!(f.vms.list().len(), 1);
-    }
-
-    #[test]
-    fn the_monitor_follows_events_and_resubscribes_after_libvirtd_restarts() {
-        let f = fixture(false);
-        f.vms.create(&spec("g"), &NoProgress).unwrap();
-        let stop = std::sync::atomic::AtomicBool::new(false);
-        let fast = Duration::from_secs(2);
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                f.vms
-                    .monitor_until(&|| stop.load(std::sync::atomic::Ordering::SeqCst))
-            });
-            wait_until("first subscription", fast, || f.hv.count("subscribe") == 1);
-            // The full read after subscribing, then autostart of `g` (its pool is there).
-            wait_until("autostart of g", fast, || {
-                f.vms.get("g").unwrap().state == RunState::Running
-            });
-            // Powered off behind our back: the event alone updates the state, long before
-            // the safety-net poll.
-            let t0 = Instant::now();
-            f.hv.out_of_band("g", RunState::ShutOff, Lifecycle::Stopped);
-            wait_until("shut_off from the event", fast, || {
-                f.vms.get("g").unwrap().state == RunState::ShutOff
-            });
-            assert!(t0.elapsed() < SAFETY_POLL_INTERVAL / 10);
-            f.hv.out_of_band("g", RunState::Running, Lifecycle::Started);
-            wait_until("running from the event", fast, || {
-                f.vms.get("g").unwrap().state == RunState::Running
-            });
-            // libvirtd restarts: the connection is lost, the next two subscriptions are
-            // refused, and a change made meanwhile (no event) shows after the full read that
-            // follows the resubscription.
-            *f.hv.refuse_subscribe.lock().unwrap() = 2;
-            f.hv.set("g", RunState::Paused).unwrap();
-            f.hv.send(HvEvent::Lost);
-            wait_until("resubscribed after two refusals", fast * 2, || {
-                f.hv.count("subscribe") == 2
-            });
-            assert_eq!(f.hv.count("subscribe refused"), 2);
-            wait_until("state read after resubscribing", fast, || {
-                f.vms.get("g").unwrap().state == RunState::Paused
-            });
-            // Events flow again on the new subscription.
-            f.hv.out_of_band("g", RunState::ShutOff, Lifecycle::Stopped);
-            wait_until("shut_off after the restart", fast, || {
-                f.vms.get("g").unwrap().state == RunState::ShutOff
-            });
-            // Autostart ran once only, not again after the reconnection.
-            assert_eq!(f.hv.count("start g"), 1);
-            stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        });
     }
 }

@@ -46,7 +46,12 @@ fn target(bus: DiskBus, index: usize) -> String {
         DiskBus::Sata => "sd",
         DiskBus::Ide => "hd",
     };
-    format!("{prefix}{}", (b'a' + index as u8) as char)
+    // Specs have at most `MAX_DISKS` (8) disks: the letter stays within `a..=h`.
+    let letter = u8::try_from(index)
+        .ok()
+        .and_then(|i| b'a'.checked_add(i))
+        .map_or('?', char::from);
+    format!("{prefix}{letter}")
 }
 
 fn bus_name(bus: DiskBus) -> &'static str {

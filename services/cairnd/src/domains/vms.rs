@@ -89,7 +89,7 @@ impl Volumes for StorageVolumes {
         // Storage's own activation command for its volume LVs (`lvchange -ay -K`).
         self.storage()?;
         let lv = cairn_storage::names::volume_lv(name);
-        run_ok(&SystemRunner, &cairn_storage::volume::activate(pool, &lv))
+        run_ok(&SystemRunner, &cairn_storage::lvm::activate(pool, &lv))
             .map(drop)
             .map_err(err)
     }
