@@ -3,7 +3,7 @@
 //! failures from all addresses), and an overall pace for the whole node.
 
 use crate::clock::Clock;
-use crate::store::{self, StoreError};
+use cairn_core::store::{self, StoreError};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};

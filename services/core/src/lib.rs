@@ -15,6 +15,7 @@ pub mod esp;
 pub mod failures;
 pub mod shown;
 pub mod slot;
+pub mod store;
 
 pub use atomic::{write_atomic, AtomicWriteError};
 pub use slot::Slot;

@@ -202,6 +202,7 @@ where
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::testing::one_request;
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
     #[test]
@@ -240,40 +241,9 @@ pub(crate) mod tests {
         }
     }
 
-    /// A one-shot HTTP server: answers `status` and returns the request it got.
-    pub(crate) async fn one_request(
-        status: u16,
-    ) -> (u16, tokio::task::JoinHandle<(String, String)>) {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = l.local_addr().unwrap().port();
-        let h = tokio::spawn(async move {
-            let (s, _) = l.accept().await.unwrap();
-            let mut r = BufReader::new(s);
-            let mut head = String::new();
-            let mut len = 0;
-            loop {
-                let mut line = String::new();
-                r.read_line(&mut line).await.unwrap();
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap();
-                }
-                if line == "\r\n" {
-                    break;
-                }
-                head.push_str(&line);
-            }
-            let mut body = vec![0; len];
-            r.read_exact(&mut body).await.unwrap();
-            let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n");
-            r.get_mut().write_all(answer.as_bytes()).await.unwrap();
-            (head, String::from_utf8(body).unwrap())
-        });
-        (port, h)
-    }
-
     #[tokio::test]
     async fn posts_json_and_reports_status() {
-        let tls = crate::tls::public_client_config().unwrap();
+        let tls = crate::outbound::public_client_config().unwrap();
         let (port, server) = one_request(204).await;
         let url = parse_url(&format!("http://127.0.0.1:{port}/hook?k=1")).unwrap();
         let s = post_json(
@@ -304,10 +274,11 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn https_needs_a_trusted_certificate() {
         // The API's own self-signed server is not in the public roots.
-        let (cert, key) = crate::tls::tests::self_signed();
-        let acceptor = tokio_rustls::TlsAcceptor::from(
-            crate::tls::server_config(cert.as_bytes(), key.as_bytes()).unwrap(),
-        );
+        let (cert, key) = crate::testing::self_signed();
+        let acceptor = tokio_rustls::TlsAcceptor::from(crate::testing::server_config(
+            cert.as_bytes(),
+            key.as_bytes(),
+        ));
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = l.local_addr().unwrap().port();
         tokio::spawn(async move {
@@ -315,7 +286,7 @@ pub(crate) mod tests {
             let _ = acceptor.accept(s).await;
         });
         let url = parse_url(&format!("https://localhost:{port}/")).unwrap();
-        let tls = crate::tls::public_client_config().unwrap();
+        let tls = crate::outbound::public_client_config().unwrap();
         let e = post_json(&url, b"{}".to_vec(), tls, Duration::from_secs(5))
             .await
             .unwrap_err();

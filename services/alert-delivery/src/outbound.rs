@@ -2,7 +2,7 @@
 //! optionally start TLS with server-name verification.
 
 use rustls::pki_types::ServerName;
-use rustls::ClientConfig;
+use rustls::{ClientConfig, RootCertStore};
 use std::sync::Arc;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -21,6 +21,25 @@ pub enum ConnectError {
     Name(String),
     #[error("TLS with {0} failed")]
     Tls(String, #[source] std::io::Error),
+}
+
+/// A client configuration trusting `roots` (ring provider, HTTP/1.1 only).
+pub fn client_config(roots: RootCertStore) -> Result<Arc<ClientConfig>, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(cfg))
+}
+
+/// A client configuration trusting the public web PKI (Mozilla's roots, built in, so it
+/// does not depend on the system's CA bundle): for mail servers and webhooks.
+pub fn public_client_config() -> Result<Arc<ClientConfig>, rustls::Error> {
+    let roots = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    client_config(roots)
 }
 
 /// Connect to `host:port`, trying every address it resolves to.
@@ -62,6 +81,12 @@ pub async fn tls(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn public_roots_are_loaded() {
+        assert!(webpki_roots::TLS_SERVER_ROOTS.len() > 100);
+        assert!(public_client_config().is_ok());
+    }
 
     #[tokio::test]
     async fn tries_each_address_and_names_failures() {
