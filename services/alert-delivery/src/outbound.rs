@@ -11,14 +11,19 @@ use tokio_rustls::TlsConnector;
 /// Why an outbound connection failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
+    /// The name did not resolve; the host.
     #[error("cannot resolve {0}")]
     Resolve(String, #[source] std::io::Error),
+    /// The name resolved to nothing; the host.
     #[error("{0} has no address")]
     NoAddress(String),
+    /// No address took the connection (the last error); host and port.
     #[error("cannot connect to {0}:{1}")]
     Connect(String, u16, #[source] std::io::Error),
+    /// The host cannot be a TLS server name.
     #[error("{0:?} is not a valid TLS server name")]
     Name(String),
+    /// The handshake or certificate check failed; the host.
     #[error("TLS with {0} failed")]
     Tls(String, #[source] std::io::Error),
 }

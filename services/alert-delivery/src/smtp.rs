@@ -25,8 +25,11 @@ pub enum Security {
 /// Where and how to send.
 #[derive(Debug, Clone)]
 pub struct Server<'a> {
+    /// The mail server's name (also the name its certificate must carry).
     pub host: &'a str,
+    /// Its port.
     pub port: u16,
+    /// STARTTLS, implicit TLS or none.
     pub security: Security,
     /// User name and password (AUTH PLAIN or LOGIN, whichever the server offers).
     pub login: Option<(&'a str, &'a str)>,
@@ -37,35 +40,71 @@ pub struct Server<'a> {
 /// One message.
 #[derive(Debug, Clone)]
 pub struct Mail<'a> {
+    /// The sender address.
     pub from: &'a str,
+    /// The recipient addresses.
     pub to: &'a [String],
+    /// The subject (control characters are dropped).
     pub subject: &'a str,
+    /// The plain-text body.
     pub body: &'a str,
 }
 
 /// Why a message was not sent.
 #[derive(Debug, thiserror::Error)]
 pub enum SmtpError {
+    /// An address lettre refuses; which one and why.
     #[error("{field} is not a usable mail address: {reason}")]
-    Address { field: String, reason: String },
-    #[error("cannot build the message: {0}")]
-    Message(String),
-    #[error("cannot set up TLS for {host}: {reason}")]
-    TlsSetup { host: String, reason: String },
-    #[error("cannot connect to {host}:{port}: {reason}")]
-    Connect {
-        host: String,
-        port: u16,
+    Address {
+        /// `from` or `to[i]`.
+        field: String,
+        /// lettre's reason.
         reason: String,
     },
+    /// The message could not be built (or no random bytes for its id).
+    #[error("cannot build the message: {0}")]
+    Message(String),
+    /// lettre's TLS parameters could not be built.
+    #[error("cannot set up TLS for {host}: {reason}")]
+    TlsSetup {
+        /// The mail server.
+        host: String,
+        /// lettre's reason.
+        reason: String,
+    },
+    /// No connection to the mail server.
+    #[error("cannot connect to {host}:{port}: {reason}")]
+    Connect {
+        /// The mail server.
+        host: String,
+        /// Its port.
+        port: u16,
+        /// Why, as lettre says.
+        reason: String,
+    },
+    /// The TLS handshake or certificate check failed.
     #[error("TLS with {host} failed (is its certificate valid for that name and signed by a trusted authority?): {reason}")]
-    Tls { host: String, reason: String },
+    Tls {
+        /// The mail server.
+        host: String,
+        /// Why, as lettre says.
+        reason: String,
+    },
+    /// STARTTLS was asked for but not offered.
     #[error("the mail server does not offer STARTTLS; use security \"tls\" or another server")]
     NoStarttls,
+    /// The server refused with an SMTP reply.
     #[error("the mail server answered {code}: {text}")]
-    Reply { code: String, text: String },
+    Reply {
+        /// The reply code, e.g. `535`.
+        code: String,
+        /// The reply text.
+        text: String,
+    },
+    /// The exchange broke off otherwise.
     #[error("the mail exchange failed: {0}")]
     Protocol(String),
+    /// The whole exchange took longer than allowed.
     #[error("no answer from the mail server within {0:?}")]
     Timeout(Duration),
 }
@@ -213,17 +252,22 @@ pub fn build_message(mail: &Mail<'_>, host: &str) -> Result<Message, SmtpError> 
 
 /// `Mon, 23 Nov 2026 01:02:03 +0000` for Unix seconds (alert texts).
 pub fn rfc2822(secs: u64) -> String {
-    let days = (secs / 86400) as i64;
+    let days = secs / 86400;
     let rem = secs % 86400;
-    let (y, m, d) = cairn_core::civil::date_from_days(days);
+    // u64 seconds / 86400 is below 2^47 days: always an i64.
+    let (y, m, d) = cairn_core::civil::date_from_days(i64::try_from(days).unwrap_or(i64::MAX));
     const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MON: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
     format!(
         "{}, {d:02} {} {y} {:02}:{:02}:{:02} +0000",
-        WD[(days % 7) as usize],
-        MON[(m - 1) as usize],
+        WD.get(usize::try_from(days % 7).unwrap_or_default())
+            .copied()
+            .unwrap_or_default(),
+        MON.get(usize::try_from(m.saturating_sub(1)).unwrap_or_default())
+            .copied()
+            .unwrap_or_default(),
         rem / 3600,
         rem / 60 % 60,
         rem % 60

@@ -10,15 +10,20 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufRea
 
 /// What a scripted test server saw.
 pub struct Seen {
+    /// Every command line, in order (AUTH lines with their credentials).
     pub commands: Vec<String>,
+    /// The message as sent after DATA (dot lines included, the final dot not).
     pub data: String,
 }
 
 /// How the scripted server protects the session.
 #[derive(Clone)]
 pub enum Mode {
+    /// No TLS offered.
     Plain,
+    /// STARTTLS offered, then TLS with this acceptor.
     Starttls(tokio_rustls::TlsAcceptor),
+    /// TLS with this acceptor from the first byte.
     Implicit(tokio_rustls::TlsAcceptor),
 }
 
@@ -30,6 +35,8 @@ pub async fn server(
     serve(tls.map_or(Mode::Plain, Mode::Starttls)).await
 }
 
+/// A scripted SMTP server on loopback for one session in `mode`: its port, and what it
+/// saw when the session ends.
 pub async fn serve(mode: Mode) -> (u16, tokio::task::JoinHandle<Seen>) {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = l.local_addr().unwrap().port();
@@ -107,7 +114,9 @@ pub async fn serve(mode: Mode) -> (u16, tokio::task::JoinHandle<Seen>) {
 
 /// Lets the scripted server swap a plain stream for a TLS one.
 pub trait Stream: tokio::io::AsyncBufRead + AsyncWrite + Unpin + Send {
+    /// The TCP stream under a plain session (for STARTTLS).
     fn into_tcp(self: Box<Self>) -> tokio::net::TcpStream;
+    /// Whether TLS has not started yet.
     fn is_plain(&self) -> bool;
 }
 

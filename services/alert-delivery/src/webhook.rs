@@ -14,8 +14,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 /// A parsed webhook URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Url {
+    /// `https://` (else `http://`).
     pub https: bool,
+    /// Name or address (an IPv6 address without brackets).
     pub host: String,
+    /// Given or the scheme's default.
     pub port: u16,
     /// Path and query, starting with `/`.
     pub path: String,
@@ -24,14 +27,19 @@ pub struct Url {
 /// Why a webhook could not be delivered.
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
+    /// No connection (or no TLS) to the webhook's host.
     #[error(transparent)]
     Connect(#[from] ConnectError),
+    /// The HTTP exchange broke off; the host.
     #[error("HTTP exchange with {0} failed")]
     Http(String, #[source] hyper::Error),
-    #[error("cannot build the request: {0}")]
+    /// The request could not be built from the URL.
+    #[error("cannot build the request")]
     Request(#[source] hyper::http::Error),
+    /// The host answered with a status other than 2xx.
     #[error("{0} answered HTTP {1}")]
     Status(String, StatusCode),
+    /// The exchange took longer than allowed.
     #[error("no answer from {0} within {1:?}")]
     Timeout(String, Duration),
 }

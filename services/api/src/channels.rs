@@ -6,8 +6,9 @@ use crate::request::Ctx;
 use crate::response::{json, Body};
 use crate::validate;
 use cairn_alert_delivery::smtp::Security;
+pub use cairn_alert_delivery::Kind;
+use cairn_alert_delivery::MAX_RECIPIENTS;
 use cairn_alert_delivery::{webhook, ChannelsError, EmailChannel, WebhookChannel};
-pub use cairn_alert_delivery::{Kind, MAX_RECIPIENTS};
 use cairn_core::alert::AlertLevel;
 use hyper::{Response, StatusCode};
 

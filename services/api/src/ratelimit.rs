@@ -84,7 +84,7 @@ pub fn key(ip: IpAddr) -> IpAddr {
 }
 
 fn ms(d: Duration) -> u64 {
-    d.as_millis() as u64
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl Backoff {

@@ -23,7 +23,8 @@ pub fn is_valid(code: &str) -> bool {
 
 /// A new random code from the kernel's CSPRNG.
 pub fn generate() -> anyhow::Result<String> {
-    cairn_api::identity::setup::generate_code().context("cannot get random bytes for the setup code")
+    cairn_api::identity::setup::generate_code()
+        .context("cannot get random bytes for the setup code")
 }
 
 /// What loading found.

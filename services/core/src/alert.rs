@@ -10,7 +10,7 @@ pub enum AlertLevel {
     Critical,
 }
 
-/// Where a domain raises and clears alerts. The API's alert registry implements it; it
+/// Where a domain raises and clears alerts. cairn-tasks' alert registry implements it; it
 /// deduplicates (a raise of an already-raised key at the same level is not a change) and
 /// delivers changes by mail and webhook.
 pub trait AlertSink: Send + Sync {
@@ -21,14 +21,14 @@ pub trait AlertSink: Send + Sync {
     fn clear(&self, key: &str, message: &str) -> bool;
 }
 
-/// Where a long operation reports progress (a task of the API implements it).
+/// Where a long operation reports progress (a task of cairn-tasks implements it).
 pub trait Progress: Send + Sync {
     /// Percent done (0–100) and what is happening now.
     fn progress(&self, percent: u8, message: &str);
 }
 
 /// Where a domain starts a long operation of its own (a scheduled scrub) as a task users
-/// see beside the ones they started; the API's task registry implements it.
+/// see beside the ones they started; cairn-tasks' task registry implements it.
 pub trait TaskStarter: Send + Sync {
     /// The running side of a started task.
     type Run: TaskRun;

@@ -1,9 +1,9 @@
 //! Who a request is from and what it may do: the principal, how it proved itself, and the
 //! CSRF and read-only rules.
 
+use super::error::IdentityError;
 use super::sessions::Session;
 use super::tokens::{Scope, TokenInfo};
-use super::IdentityError;
 use crate::secret::ct_eq;
 
 /// What a request carries to prove who it is from (as the edge read it).

@@ -2,7 +2,7 @@
 //! password checks: at most [`CONCURRENT`] at a time, each over one block buffer kept for
 //! the life of the process, so a login flood neither takes the CPUs nor grows the memory.
 
-use super::IdentityError;
+use super::error::IdentityError;
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -2,8 +2,8 @@
 //! servers, each validated and persisted so an interrupted setup resumes; completing it
 //! applies them, writes the node config and the `setup-done` marker and retires the code.
 
+use super::error::IdentityError;
 use super::users::{Users, ADMIN};
-use super::IdentityError;
 use crate::clock::Clock;
 use crate::ratelimit::{Backoff, BackoffPolicy};
 use crate::secret::{ct_eq, digest, random_hex, RandomError};
