@@ -280,10 +280,6 @@ pub(crate) mod tests {
     //! implicit TLS); lettre is the client under test.
     use super::*;
     use crate::testing::{serve, server, test_pki, Mode, Seen};
-    use base64::Engine;
-    use rustls::ClientConfig;
-    use std::sync::Arc;
-    use tokio::io::{AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
     #[test]
     fn dates() {
