@@ -1,149 +1,20 @@
-//! The event bus (task progress, alerts) and its server-sent event stream `/api/v1/events`.
+//! `GET /api/v1/events`: the event bus as a server-sent event stream.
 
 use crate::error::ApiError;
 use crate::response::{build, Body};
-use crate::tasks::Task;
+pub use cairn_tasks::events::{Event, EventBus, EventKind, Subscription};
+pub use cairn_tasks::stream::{KEEPALIVE, MAX_STREAMS};
+pub use cairn_tasks::{now_s, AlertLevel, AlertState};
 use http_body_util::BodyExt;
 use hyper::body::{Bytes, Frame};
 use hyper::{Response, StatusCode};
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::mpsc;
 
-/// How many events a slow subscriber may fall behind before it skips some.
-pub const BACKLOG: usize = 256;
-/// Most event streams open at once (each holds a connection and a task).
-pub const MAX_STREAMS: usize = 64;
-/// A comment line is sent this often so proxies and clients see the stream is alive.
-pub const KEEPALIVE: Duration = Duration::from_secs(15);
-
-pub use cairn_core::alert::AlertLevel;
-
-/// Whether an alert condition began or ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AlertState {
-    Raised,
-    Cleared,
-}
-
-/// An alert change, as published by a domain.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Alert {
-    /// Stable key of the condition (e.g. `disk/WWN/smart`), so raise and clear pair up.
-    pub key: String,
-    pub level: AlertLevel,
-    pub state: AlertState,
-    pub message: String,
-    /// Seconds since the Unix epoch.
-    pub time: u64,
-}
-
-/// What happened.
-#[derive(Debug, Clone, PartialEq)]
-pub enum EventKind {
-    /// A task was created or changed (the task as it is now).
-    Task(Task),
-    /// An alert was raised or cleared.
-    Alert(Alert),
-}
-
-/// One event, numbered in publication order.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Event {
-    pub id: u64,
-    pub kind: EventKind,
-}
-
-impl Event {
-    /// The event in server-sent event form (`id:`, `event:`, `data:`, blank line).
-    pub fn to_sse(&self) -> String {
-        let (name, data) = match &self.kind {
-            EventKind::Task(t) => ("task", serde_json::to_string(t)),
-            EventKind::Alert(a) => ("alert", serde_json::to_string(a)),
-        };
-        let data = data.unwrap_or_else(|e| format!(r#"{{"error":"cannot encode: {e}"}}"#));
-        format!("id: {}\nevent: {name}\ndata: {data}\n\n", self.id)
-    }
-}
-
-struct BusInner {
-    tx: broadcast::Sender<Event>,
-    next: AtomicU64,
-    closed: watch::Sender<bool>,
-}
-
-/// Publishes events to every current subscriber; shared by all domains.
-#[derive(Clone)]
-pub struct EventBus {
-    inner: Arc<BusInner>,
-}
-
-impl Default for EventBus {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// A subscriber's view of the bus.
-pub struct Subscription {
-    pub events: broadcast::Receiver<Event>,
-    pub closed: watch::Receiver<bool>,
-}
-
-impl EventBus {
-    pub fn new() -> Self {
-        let (tx, _) = broadcast::channel(BACKLOG);
-        let (closed, _) = watch::channel(false);
-        EventBus {
-            inner: Arc::new(BusInner {
-                tx,
-                next: AtomicU64::new(1),
-                closed,
-            }),
-        }
-    }
-
-    /// Publish an event; returns its id. Without subscribers it is simply dropped.
-    pub fn publish(&self, kind: EventKind) -> u64 {
-        let id = self.inner.next.fetch_add(1, Ordering::Relaxed);
-        let _ = self.inner.tx.send(Event { id, kind });
-        id
-    }
-
-    /// Receive events published from now on.
-    pub fn subscribe(&self) -> Subscription {
-        Subscription {
-            events: self.inner.tx.subscribe(),
-            closed: self.inner.closed.subscribe(),
-        }
-    }
-
-    /// How many subscribers are listening now.
-    pub fn subscribers(&self) -> usize {
-        self.inner.tx.receiver_count()
-    }
-
-    /// End every event stream (on shutdown, so connections can drain).
-    pub fn close(&self) {
-        self.inner.closed.send_replace(true);
-    }
-}
-
-/// Seconds since the Unix epoch.
-pub fn now_s() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// A response body fed from a channel, ending when the sender is dropped.
-struct ChannelBody(mpsc::Receiver<Bytes>);
+/// A response body fed from a channel of chunks, ending when the sender is dropped.
+struct ChannelBody(mpsc::Receiver<String>);
 
 impl hyper::body::Body for ChannelBody {
     type Data = Bytes;
@@ -153,7 +24,9 @@ impl hyper::body::Body for ChannelBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.0.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
+        self.0
+            .poll_recv(cx)
+            .map(|b| b.map(|b| Ok(Frame::data(Bytes::from(b)))))
     }
 }
 
@@ -164,48 +37,13 @@ pub fn get(
     bus: &EventBus,
     still_allowed: impl Fn() -> bool + Send + 'static,
 ) -> Result<Response<Body>, ApiError> {
-    if bus.subscribers() >= MAX_STREAMS {
-        return Err(ApiError::new(
+    let rx = cairn_tasks::stream(bus, still_allowed).map_err(|e| {
+        ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "too_many_streams",
-            format!("{MAX_STREAMS} event streams are open already; close one and retry"),
-        ));
-    }
-    let mut sub = bus.subscribe();
-    let (tx, rx) = mpsc::channel::<Bytes>(32);
-    tokio::spawn(async move {
-        if tx
-            .send(Bytes::from_static(b"retry: 3000\n: connected\n\n"))
-            .await
-            .is_err()
-        {
-            return;
-        }
-        let mut tick = tokio::time::interval(KEEPALIVE);
-        tick.tick().await;
-        loop {
-            let chunk = tokio::select! {
-                r = sub.events.recv() => match r {
-                    Ok(ev) => ev.to_sse(),
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        format!(": {n} events were skipped (client too slow)\n\n")
-                    }
-                    Err(broadcast::error::RecvError::Closed) => break,
-                },
-                _ = tick.tick() => {
-                    if !still_allowed() {
-                        break;
-                    }
-                    ": keepalive\n\n".to_string()
-                }
-                _ = sub.closed.wait_for(|c| *c) => break,
-                _ = tx.closed() => break,
-            };
-            if tx.send(Bytes::from(chunk)).await.is_err() {
-                break;
-            }
-        }
-    });
+            e.to_string(),
+        )
+    })?;
     Ok(build(
         StatusCode::OK,
         "text/event-stream",
@@ -217,46 +55,7 @@ pub fn get(
 mod tests {
     use super::*;
     use hyper::body::Body as _;
-
-    #[test]
-    fn sse_form() {
-        let ev = Event {
-            id: 7,
-            kind: EventKind::Alert(Alert {
-                key: "k".into(),
-                level: AlertLevel::Warning,
-                state: AlertState::Raised,
-                message: "m".into(),
-                time: 1,
-            }),
-        };
-        assert_eq!(
-            ev.to_sse(),
-            "id: 7\nevent: alert\ndata: {\"key\":\"k\",\"level\":\"warning\",\"state\":\"raised\",\"message\":\"m\",\"time\":1}\n\n"
-        );
-    }
-
-    #[tokio::test]
-    async fn subscribers_get_events_in_order() {
-        let bus = EventBus::new();
-        assert_eq!(bus.subscribers(), 0);
-        let mut sub = bus.subscribe();
-        assert_eq!(bus.subscribers(), 1);
-        let alert = |state| {
-            EventKind::Alert(Alert {
-                key: "x".into(),
-                level: AlertLevel::Info,
-                state,
-                message: "m".into(),
-                time: 1,
-            })
-        };
-        let a = bus.publish(alert(AlertState::Raised));
-        let b = bus.publish(alert(AlertState::Cleared));
-        assert!(b > a);
-        assert_eq!(sub.events.recv().await.unwrap().id, a);
-        assert_eq!(sub.events.recv().await.unwrap().id, b);
-    }
+    use std::sync::atomic::Ordering;
 
     async fn next_chunk(body: &mut Body) -> String {
         let f = std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx))
@@ -306,7 +105,7 @@ mod tests {
         assert_eq!(resp.headers()["content-type"], "text/event-stream");
         let mut body = resp.into_body();
         assert!(next_chunk(&mut body).await.contains("connected"));
-        crate::alerts::AlertRegistry::new(bus.clone()).raise(
+        cairn_tasks::AlertRegistry::new(bus.clone()).raise(
             "k",
             AlertLevel::Critical,
             "pool degraded",

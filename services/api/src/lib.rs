@@ -1,6 +1,7 @@
 //! cairn-api: the HTTPS API server (routing, resources, TLS, the web UI) and a pinned HTTPS
 //! client.
 
+pub mod account;
 pub mod alerts;
 pub mod auth;
 pub mod channels;
@@ -12,24 +13,20 @@ pub mod error;
 pub mod events;
 pub mod fingerprint;
 pub mod health;
+pub mod identity;
 pub mod network;
 pub mod openapi;
-pub mod outbound;
-pub mod password;
 pub mod ratelimit;
 pub mod request;
 pub mod response;
 pub mod router;
 pub mod secret;
 pub mod server;
-pub mod sessions;
 pub mod setup;
 pub mod shares;
 pub mod smart;
-pub mod smtp;
 pub mod state;
 pub mod storage;
-pub mod store;
 pub mod system;
 pub mod tasks;
 #[cfg(test)]
@@ -39,10 +36,8 @@ pub mod timezones;
 pub mod tls;
 pub mod tokens;
 pub mod ui;
-pub mod users;
 pub mod validate;
 pub mod vms;
-pub mod webhook;
 
 pub use error::ApiError;
 pub use fingerprint::Fingerprint;

@@ -3,7 +3,7 @@
 //! failures from all addresses), and an overall pace for the whole node.
 
 use crate::clock::Clock;
-use crate::store::{self, StoreError};
+use cairn_core::store::{self, StoreError};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -84,7 +84,7 @@ pub fn key(ip: IpAddr) -> IpAddr {
 }
 
 fn ms(d: Duration) -> u64 {
-    d.as_millis() as u64
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl Backoff {

@@ -1,6 +1,6 @@
 //! One request as handlers see it: client address, headers, body, path parameters, user.
 
-use crate::auth::Principal;
+use crate::identity::Principal;
 use crate::error::ApiError;
 use crate::state::ApiState;
 use cairn_core::shown::{clip, clip_spans};

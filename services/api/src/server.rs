@@ -7,7 +7,7 @@ use crate::request::Ctx;
 use crate::response::Body;
 use crate::router::{route, Access, Op};
 use crate::state::ApiState;
-use crate::{alerts, auth, channels, events, health, openapi, setup, tasks, timezones, ui};
+use crate::{account, alerts, auth, channels, events, health, openapi, setup, tasks, timezones, tokens, ui};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Bytes;
 use hyper::service::service_fn;
@@ -408,11 +408,11 @@ where
     let routed = match route(req.method(), req.uri().path()) {
         Err(e) if e.code == "method_not_allowed" => return Err(e),
         Err(e) if ui::is_ui_path(req.uri().path()) => return Err(e),
-        Err(_) if !state.setup.is_claimed() => return Err(ApiError::not_claimed()),
+        Err(_) if !state.identity.setup().is_claimed() => return Err(ApiError::not_claimed()),
         Err(e) => return Err(e),
         Ok(r) => r,
     };
-    if !state.setup.is_claimed() && !matches!(routed.op.access(), Access::Public | Access::Setup) {
+    if !state.identity.setup().is_claimed() && !matches!(routed.op.access(), Access::Public | Access::Setup) {
         return Err(ApiError::not_claimed());
     }
     let (parts, ()) = req.into_parts();
@@ -470,13 +470,13 @@ async fn dispatch(ctx: &Ctx<'_>, op: Op) -> Result<Response<Body>, ApiError> {
         Op::SetupTimezone => setup::timezone(ctx),
         Op::SetupNtp => setup::ntp(ctx),
         Op::SetupComplete => setup::complete(ctx),
-        Op::Login => auth::login(ctx).await,
-        Op::Logout => auth::logout(ctx),
-        Op::Me => auth::me(ctx),
-        Op::ChangePassword => auth::change_password(ctx).await,
-        Op::ListTokens => auth::list_tokens(ctx),
-        Op::CreateToken => auth::create_token(ctx),
-        Op::RevokeToken => auth::revoke_token(ctx),
+        Op::Login => account::login(ctx).await,
+        Op::Logout => account::logout(ctx),
+        Op::Me => account::me(ctx),
+        Op::ChangePassword => account::change_password(ctx).await,
+        Op::ListTokens => tokens::list_tokens(ctx),
+        Op::CreateToken => tokens::create_token(ctx),
+        Op::RevokeToken => tokens::revoke_token(ctx),
         Op::ListTimezones => Ok(timezones::get(ctx)),
         Op::GetTime => crate::time::get(ctx).await,
         Op::PutTime => crate::time::put(ctx).await,
@@ -845,7 +845,7 @@ mod tests {
         // An interrupted setup resumes: a new API state over the same directory keeps the
         // progress and the token.
         let again = ApiState::open(Arc::new(FixedNode), s.system.clone(), s.dir.path()).unwrap();
-        assert!(!again.setup.is_claimed());
+        assert!(!again.identity.setup().is_claimed());
         let saved = std::fs::read_to_string(s.dir.path().join(setup::PROGRESS_FILE)).unwrap();
         assert!(
             saved.contains("nas-01") && !saved.contains(&token),
@@ -867,7 +867,7 @@ mod tests {
         let s = start().await;
         let r = set_up(&s).await;
         assert_eq!(r.json()["user"], "admin");
-        assert!(s.state.setup.is_claimed());
+        assert!(s.state.identity.setup().is_claimed());
         let dir = s.dir.path();
         assert!(dir.join(setup::DONE_MARKER).exists());
         assert!(!dir.join(setup::CODE_FILE).exists());
@@ -881,7 +881,7 @@ mod tests {
         assert_eq!(node.timezone, "Europe/Berlin");
         assert_eq!(node.ntp_servers, vec!["pool.ntp.org"]);
         assert_eq!(*s.system.0.lock().unwrap(), vec!["nas-01".to_string()]);
-        let users = std::fs::read_to_string(dir.join(crate::users::FILE_NAME)).unwrap();
+        let users = std::fs::read_to_string(dir.join(crate::identity::users::FILE_NAME)).unwrap();
         assert!(users.contains("$argon2id$") && !users.contains(PASSWORD));
         let r = s
             .call(
@@ -1235,8 +1235,8 @@ mod tests {
         }
 
         // Webhook: the test action is a task; real alerts go out through the delivery loop.
-        let delivery = channels::spawn_delivery(s.state.clone());
-        let (port, hook) = crate::webhook::tests::one_request(200).await;
+        let delivery = cairn_alert_delivery::spawn_delivery(s.state.channels.clone(), &s.state.events);
+        let (port, hook) = cairn_alert_delivery::testing::one_request(200).await;
         let url = format!("http://127.0.0.1:{port}/hook");
         let r = s
             .call(put(
@@ -1259,7 +1259,7 @@ mod tests {
             (json!(true), json!("cairn-abc123"))
         );
 
-        let (port, hook) = crate::webhook::tests::one_request(200).await;
+        let (port, hook) = cairn_alert_delivery::testing::one_request(200).await;
         let url = format!("http://127.0.0.1:{port}/hook");
         s.call(put(
             "/api/v1/alerts/channels/webhook",
@@ -1284,9 +1284,9 @@ mod tests {
         );
 
         // Email over STARTTLS to a scripted server; the password is kept but never shown.
-        let (acceptor, client) = crate::smtp::tests::test_pki();
+        let (acceptor, client) = cairn_alert_delivery::testing::test_pki();
         s.state.channels.trust(client);
-        let (port, smtp) = crate::smtp::tests::server(Some(acceptor)).await;
+        let (port, smtp) = cairn_alert_delivery::testing::server(Some(acceptor)).await;
         let r = s
             .call(put(
                 "/api/v1/alerts/channels/email",
@@ -1334,7 +1334,7 @@ mod tests {
             "{}",
             t.message
         );
-        let saved = std::fs::read_to_string(s.dir.path().join(channels::FILE_NAME)).unwrap();
+        let saved = std::fs::read_to_string(s.dir.path().join(cairn_alert_delivery::channels::FILE_NAME)).unwrap();
         assert!(saved.contains("\"password\": \"p\""));
         s.stop.send(()).unwrap();
         tokio::time::timeout(T, s.done).await.unwrap().unwrap();

@@ -1,10 +1,7 @@
 //! Shares (btrfs on thin LVs), their snapshots, thin volumes for VMs, scrubs and capacity (backed by cairn-storage).
 
-mod schedules;
 #[cfg(test)]
 mod tests;
-
-pub use schedules::spawn_schedules;
 
 use crate::domains::unavailable;
 use crate::error::ApiError;
@@ -425,11 +422,5 @@ pub(crate) fn scrub_message(
     pool: &str,
     r: cairn_storage::scrub::ScrubResult,
 ) -> Result<String, DataError> {
-    let errors: u64 = r.share_errors.values().sum();
-    Ok(format!(
-        "scrub of pool {pool} done: {} mismatched sector(s) in the array, {errors} error(s) in {} share(s), {} bytes verified",
-        r.mismatch_cnt,
-        r.share_errors.len(),
-        r.bytes_scrubbed
-    ))
+    Ok(cairn_storage::schedule_loop::scrub_message(pool, &r))
 }

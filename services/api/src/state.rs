@@ -1,24 +1,15 @@
-//! What the API serves from: node facts, system access, stores, sessions, events, tasks and
-//! alerts.
+//! What the API serves from: node facts, system access, identity, events, tasks, alerts and
+//! their delivery channels, and the domains' services.
 
-use crate::alerts::AlertRegistry;
-use crate::auth::{CHECK_BURST, CHECK_INTERVAL, LOGIN_BACKOFF, LOGIN_LIMITS_FILE};
-use crate::channels::Channels;
 use crate::clock::Clock;
-use crate::events::EventBus;
-use crate::password::{self, Checks};
-use crate::ratelimit::{Backoff, Pace};
-use crate::sessions::Sessions;
-use crate::setup::Setup;
-use crate::store::StoreError;
+use crate::identity::Identity;
 use crate::system::NodeSystem;
-use crate::tasks::TaskRegistry;
-use crate::tokens::Tokens;
-use crate::users::Users;
+use cairn_alert_delivery::{Channels, ChannelsError};
 use cairn_core::boot::BootStatus;
+use cairn_core::store::StoreError;
+use cairn_tasks::{AlertRegistry, EventBus, TaskRegistry};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Facts about the node, provided by the daemon (and by tests).
 pub trait NodeInfo: Send + Sync + 'static {
@@ -30,25 +21,34 @@ pub trait NodeInfo: Send + Sync + 'static {
     fn boot(&self) -> BootStatus;
 }
 
+/// Why the API state could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Users, tokens, sign-in limits or setup progress could not be read.
+    #[error("cannot load identity and setup")]
+    Identity(#[source] StoreError),
+    /// The alert channels could not be loaded.
+    #[error("cannot load the alert channels")]
+    Channels(#[source] ChannelsError),
+}
+
 /// Shared state of every request handler.
 #[derive(Clone)]
 pub struct ApiState {
+    /// Hostname, uptime, boot facts.
     pub node: Arc<dyn NodeInfo>,
+    /// Hostname, time and zone changes on the system.
     pub system: Arc<dyn NodeSystem>,
+    /// Task and alert changes, for event streams and delivery.
     pub events: EventBus,
+    /// Long operations.
     pub tasks: TaskRegistry,
+    /// Conditions the domains raised.
     pub alerts: AlertRegistry,
+    /// Where alerts are delivered (cairnd runs the delivery loop).
     pub channels: Arc<Channels>,
-    pub setup: Arc<Setup>,
-    pub users: Arc<Users>,
-    pub sessions: Arc<Sessions>,
-    pub tokens: Arc<Tokens>,
-    /// Failed password checks per address (kept on STATE).
-    pub login_limiter: Arc<Backoff>,
-    /// Password checks from all addresses together.
-    pub check_pace: Arc<Pace>,
-    /// The queue of password checks and hashings.
-    pub passwords: Arc<Checks>,
+    /// Users, sessions, tokens, sign-in limits and setup.
+    pub identity: Arc<Identity>,
     /// The time of the sign-in limits and token expiry.
     pub clock: Clock,
     /// The domains' services (set by the daemon; absent ones answer 503).
@@ -61,7 +61,7 @@ impl ApiState {
         node: Arc<dyn NodeInfo>,
         system: Arc<dyn NodeSystem>,
         state_dir: &Path,
-    ) -> Result<Self, StoreError> {
+    ) -> Result<Self, StateError> {
         Self::open_with_clock(node, system, state_dir, Clock::system())
     }
 
@@ -71,36 +71,24 @@ impl ApiState {
         system: Arc<dyn NodeSystem>,
         state_dir: &Path,
         clock: Clock,
-    ) -> Result<Self, StoreError> {
+    ) -> Result<Self, StateError> {
         let events = EventBus::new();
+        let hostname = {
+            let node = node.clone();
+            move || node.hostname()
+        };
         Ok(ApiState {
             node,
             system,
             tasks: TaskRegistry::new(events.clone()),
             alerts: AlertRegistry::new(events.clone()),
-            channels: Arc::new(Channels::open(
-                state_dir,
-                crate::tls::public_client_config().map_err(StoreError::Tls)?,
-            )?),
+            channels: Arc::new(Channels::open(state_dir, hostname).map_err(StateError::Channels)?),
             events,
-            setup: Arc::new(Setup::open_with_clock(state_dir, clock.clone())?),
-            users: Arc::new(Users::open(state_dir)?),
-            sessions: Arc::new(Sessions::default()),
-            tokens: Arc::new(Tokens::open(state_dir, clock.clone())?),
-            login_limiter: Arc::new(Backoff::persistent(
-                LOGIN_BACKOFF,
-                clock.clone(),
-                &state_dir.join(LOGIN_LIMITS_FILE),
-            )?),
-            check_pace: Arc::new(Pace::new(CHECK_BURST, CHECK_INTERVAL, clock.clone())),
-            passwords: Checks::new(password::CONCURRENT, password::MAX_WAITING),
+            identity: Arc::new(
+                Identity::open(state_dir, clock.clone()).map_err(StateError::Identity)?,
+            ),
             clock,
             domains: crate::domains::Domains::default(),
         })
-    }
-
-    /// How long sessions last.
-    pub fn sessions_ttl(&self) -> Duration {
-        crate::sessions::TTL
     }
 }

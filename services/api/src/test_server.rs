@@ -38,12 +38,12 @@ pub struct TestServer {
 /// fresh self-signed certificate, and make an admin API token for the calls.
 pub async fn serve(state: ApiState) -> TestServer {
     let (_, token) = state
-        .tokens
-        .create(crate::tokens::NewToken {
+        .identity
+        .make_token(crate::identity::tokens::NewToken {
             user: "admin",
             name: "test",
-            scope: crate::tokens::Scope::Admin,
-            days: crate::tokens::DEFAULT_DAYS,
+            scope: crate::identity::tokens::Scope::Admin,
+            days: crate::identity::tokens::DEFAULT_DAYS,
             parent: None,
         })
         .unwrap();

@@ -37,7 +37,8 @@ async fn view(ctx: &Ctx<'_>, cfg: &NodeConfig) -> Result<Response<Body>, ApiErro
 
 fn config(ctx: &Ctx<'_>) -> Result<NodeConfig, ApiError> {
     ctx.state
-        .setup
+        .identity
+        .setup()
         .node_config()?
         .ok_or_else(|| ApiError::internal("the node is set up but its node.json is missing"))
 }
@@ -87,7 +88,7 @@ pub async fn put(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
         })
         .await
         .map_err(|e| ApiError::internal(format!("applying the time settings failed: {e}")))??;
-        ctx.state.setup.save_node_config(&next)?;
+        ctx.state.identity.setup().save_node_config(&next)?;
         tracing::info!(timezone = %next.timezone, servers = ?next.ntp_servers, "time settings changed");
     }
     view(ctx, &next).await

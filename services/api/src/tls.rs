@@ -26,25 +26,6 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// A client configuration trusting `roots` (HTTP/1.1 only).
-pub fn client_config(roots: rustls::RootCertStore) -> Result<Arc<rustls::ClientConfig>, TlsError> {
-    let cfg = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(TlsError::Versions)?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(cfg))
-}
-
-/// A client configuration trusting the public web PKI (Mozilla's roots, built in, so it
-/// does not depend on the system's CA bundle): for mail servers and webhooks.
-pub fn public_client_config() -> Result<Arc<rustls::ClientConfig>, TlsError> {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    client_config(roots)
-}
-
 /// Parse the certificate chain from PEM (leaf first).
 pub fn certs_from_pem(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs = CertificateDer::pem_slice_iter(pem)
@@ -98,12 +79,6 @@ pub(crate) mod tests {
             leaf_fingerprint(cert.as_bytes()).unwrap(),
             Fingerprint::of_der(&der[0])
         );
-    }
-
-    #[test]
-    fn public_roots_are_loaded() {
-        assert!(webpki_roots::TLS_SERVER_ROOTS.len() > 100);
-        assert!(public_client_config().is_ok());
     }
 
     #[test]

@@ -87,9 +87,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let vms = state.domains.vms.clone();
     let console_path = cfg.console.clone();
     // A setup code that replaces the shown one (after too many wrong entries) is printed.
-    let new_codes = state.setup.new_codes();
+    let new_codes = state.identity.setup().new_codes();
     // Alert changes go out by mail and webhook as configured; ends when the server stops.
-    let delivery = cairn_api::channels::spawn_delivery(state.clone());
+    let delivery = cairn_alert_delivery::spawn_delivery(state.channels.clone(), &state.events);
     let server = Server::new(listeners, cert.config.clone(), state)?;
     let bound = server.local_addrs();
     let shown: Vec<String> = bound.iter().map(|a| a.to_string()).collect();

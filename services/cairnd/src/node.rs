@@ -25,7 +25,7 @@ pub fn hostname() -> String {
 /// Seconds since boot, including suspended time (CLOCK_BOOTTIME).
 pub fn uptime_s() -> u64 {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
-        .map(|t| t.tv_sec().max(0) as u64)
+        .map(|t| u64::try_from(t.tv_sec()).unwrap_or(0))
         .unwrap_or(0)
 }
 

@@ -4,13 +4,13 @@ use anyhow::Context;
 use std::path::Path;
 
 /// Crockford's base32 alphabet: no I, L, O, U (the API makes replacement codes too).
-pub use cairn_api::setup::ALPHABET;
+pub use cairn_api::identity::setup::ALPHABET;
 /// File name under the state directory (the API's setup reads it, and writes a new code
 /// there after too many wrong ones).
-pub const FILE_NAME: &str = cairn_api::setup::CODE_FILE;
+pub const FILE_NAME: &str = cairn_api::identity::setup::CODE_FILE;
 /// Written by the API's setup when it completes; from then on no code is kept and no setup
 /// block is printed.
-pub const DONE_MARKER: &str = cairn_api::setup::DONE_MARKER;
+pub const DONE_MARKER: &str = cairn_api::identity::setup::DONE_MARKER;
 
 /// Whether text is a well-formed code.
 pub fn is_valid(code: &str) -> bool {
@@ -23,7 +23,8 @@ pub fn is_valid(code: &str) -> bool {
 
 /// A new random code from the kernel's CSPRNG.
 pub fn generate() -> anyhow::Result<String> {
-    cairn_api::setup::generate_code().context("cannot get random bytes for the setup code")
+    cairn_api::identity::setup::generate_code()
+        .context("cannot get random bytes for the setup code")
 }
 
 /// What loading found.
@@ -85,7 +86,7 @@ pub fn load_or_create(state_dir: &Path) -> anyhow::Result<Loaded> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_api::setup::format_code;
+    use cairn_api::identity::setup::format_code;
     use std::os::unix::fs::PermissionsExt;
 
     #[test]

@@ -1,4 +1,5 @@
-//! How domains report alerts and task progress without depending on the API crate.
+//! How domains report alerts, task progress and tasks of their own without depending on the
+//! API or the task runtime.
 
 /// How serious an alert is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -9,7 +10,7 @@ pub enum AlertLevel {
     Critical,
 }
 
-/// Where a domain raises and clears alerts. The API's alert registry implements it; it
+/// Where a domain raises and clears alerts. cairn-tasks' alert registry implements it; it
 /// deduplicates (a raise of an already-raised key at the same level is not a change) and
 /// delivers changes by mail and webhook.
 pub trait AlertSink: Send + Sync {
@@ -20,10 +21,28 @@ pub trait AlertSink: Send + Sync {
     fn clear(&self, key: &str, message: &str) -> bool;
 }
 
-/// Where a long operation reports progress (a task of the API implements it).
+/// Where a long operation reports progress (a task of cairn-tasks implements it).
 pub trait Progress: Send + Sync {
     /// Percent done (0–100) and what is happening now.
     fn progress(&self, percent: u8, message: &str);
+}
+
+/// Where a domain starts a long operation of its own (a scheduled scrub) as a task users
+/// see beside the ones they started; cairn-tasks' task registry implements it.
+pub trait TaskStarter: Send + Sync {
+    /// The running side of a started task.
+    type Run: TaskRun;
+    /// Start a task of `kind` (e.g. `pool.scrub`) with a first message.
+    fn start_task(&self, kind: &str, message: &str) -> Self::Run;
+}
+
+/// The running side of a task a domain started: progress, then one outcome. Dropping it
+/// without an outcome marks the task failed.
+pub trait TaskRun: Progress + Send + 'static {
+    /// The task succeeded; `message` says with what.
+    fn succeed(self, message: &str);
+    /// The task failed; `message` says why.
+    fn fail(self, message: &str);
 }
 
 /// Discards progress (for callers that do not show it).

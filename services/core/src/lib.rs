@@ -12,6 +12,7 @@ pub mod entry;
 pub mod esp;
 pub mod failures;
 pub mod shown;
+pub mod store;
 
 // The std-only pieces live in cairn-base (cairn-init uses them too); these paths stay for
 // the services that reach them through cairn-core.

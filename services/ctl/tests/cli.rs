@@ -225,11 +225,11 @@ fn login_pins_stores_a_token_and_status_reports() {
         &format!("{PASSWORD}\n"),
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let before = n.api.tokens.list("admin").len();
+    let before = n.api.identity.list_tokens("admin").len();
     let out = cairnctl(cfg.path(), &["--node", &node_arg, "forget"], "");
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stderr).is_empty(), "{}", text(&out.stderr));
-    assert_eq!(n.api.tokens.list("admin").len(), before - 1);
+    assert_eq!(n.api.identity.list_tokens("admin").len(), before - 1);
 }
 
 #[test]

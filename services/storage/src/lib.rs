@@ -19,6 +19,7 @@ pub mod pools;
 pub mod records;
 pub mod replace;
 pub mod schedule;
+pub mod schedule_loop;
 pub mod scrub;
 pub mod service;
 pub mod share;

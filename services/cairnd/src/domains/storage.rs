@@ -26,7 +26,7 @@ pub fn start(state: &mut ApiState, cfg: &Config) -> anyhow::Result<()> {
     )?);
     state.domains.storage = Some(storage.clone());
     // Scheduled snapshots, capacity alerts and scheduled scrubs (every minute).
-    cairn_api::shares::spawn_schedules(state.clone());
+    cairn_storage::schedule_loop::spawn_schedules(storage.clone(), state.tasks.clone());
     tokio::spawn(async move {
         let s = storage.clone();
         let boot = tokio::task::spawn_blocking(move || {

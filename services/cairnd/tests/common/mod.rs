@@ -170,8 +170,9 @@ impl Drop for Daemon {
 
 /// SIGTERM, wait for a clean exit, and return every log line cairnd wrote.
 pub fn stop(mut d: Daemon) -> Vec<String> {
+    let pid = libc::pid_t::try_from(d.child.id()).expect("a child's pid fits in pid_t");
     // SAFETY: plain kill(2) on our own child's pid.
-    let rc = unsafe { libc::kill(d.child.id() as i32, libc::SIGTERM) };
+    let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
     assert_eq!(rc, 0);
     let deadline = Instant::now() + Duration::from_secs(3);
     let status = loop {

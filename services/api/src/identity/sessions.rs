@@ -1,7 +1,7 @@
 //! Browser sessions: random ids (kept only as SHA-256) with a CSRF token and an expiry.
 
-use crate::events::now_s;
 use crate::secret::{digest, random_hex, RandomError};
+use cairn_tasks::now_s;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

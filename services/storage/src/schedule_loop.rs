@@ -1,31 +1,36 @@
-//! The storage data loop: every minute, scheduled snapshots, capacity alerts, and scheduled scrubs started as tasks.
+//! The storage data loop: every minute, scheduled snapshots, capacity alerts, and scheduled
+//! scrubs started as tasks the user sees.
 
-use crate::state::ApiState;
-use cairn_storage::scrub::ScrubTiming;
+use crate::scrub::{ScrubResult, ScrubTiming};
+use crate::Storage;
+use cairn_core::alert::{TaskRun, TaskStarter};
+use cairn_core::boot::error_chain;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How often the loop runs.
 pub const TICK: Duration = Duration::from_secs(60);
 
-/// Run the storage data schedules in the background for as long as the runtime lives (no-op
-/// ticks while the storage service is absent).
-pub fn spawn_schedules(state: ApiState) -> tokio::task::JoinHandle<()> {
+/// Run the storage data schedules in the background for as long as the runtime lives;
+/// scheduled scrubs become tasks of `tasks`.
+pub fn spawn_schedules<T>(storage: Arc<Storage>, tasks: T) -> tokio::task::JoinHandle<()>
+where
+    T: TaskStarter + 'static,
+{
     tokio::spawn(async move {
         // The first run one tick after start: boot assembly and share mounts go first.
         let mut every = tokio::time::interval_at(tokio::time::Instant::now() + TICK, TICK);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
-            tick(&state).await;
+            tick(&storage, &tasks).await;
         }
     })
 }
 
 /// One run: snapshots and capacity on a blocking thread, then scrubs that are due as tasks.
-pub async fn tick(state: &ApiState) {
-    let Some(st) = state.domains.storage.clone() else {
-        return;
-    };
+pub async fn tick<T: TaskStarter>(storage: &Arc<Storage>, tasks: &T) {
+    let st = storage;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -56,18 +61,24 @@ pub async fn tick(state: &ApiState) {
         if st.pool_usable(&pool).is_err() {
             continue;
         }
-        let handle = state
-            .tasks
-            .start("pool.scrub", &format!("scheduled scrub of pool {pool}"));
+        let handle = tasks.start_task("pool.scrub", &format!("scheduled scrub of pool {pool}"));
         let st = st.clone();
         tokio::task::spawn_blocking(move || {
             match st.scrub_pool(&pool, &handle, ScrubTiming::default()) {
-                Ok(r) => match super::scrub_message(&pool, r) {
-                    Ok(m) => handle.succeed(&m),
-                    Err(e) => handle.fail(&e.to_string()),
-                },
-                Err(e) => handle.fail(&super::chain(&e)),
+                Ok(r) => handle.succeed(&scrub_message(&pool, &r)),
+                Err(e) => handle.fail(&error_chain(&e)),
             }
         });
     }
+}
+
+/// How a finished scrub of `pool` is reported (the task's last message).
+pub fn scrub_message(pool: &str, r: &ScrubResult) -> String {
+    let errors: u64 = r.share_errors.values().sum();
+    format!(
+        "scrub of pool {pool} done: {} mismatched sector(s) in the array, {errors} error(s) in {} share(s), {} bytes verified",
+        r.mismatch_cnt,
+        r.share_errors.len(),
+        r.bytes_scrubbed
+    )
 }

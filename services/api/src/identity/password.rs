@@ -2,7 +2,7 @@
 //! password checks: at most [`CONCURRENT`] at a time, each over one block buffer kept for
 //! the life of the process, so a login flood neither takes the CPUs nor grows the memory.
 
-use crate::error::ApiError;
+use super::error::IdentityError;
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,21 +35,23 @@ pub enum PasswordError {
 }
 
 /// Check the policy; the error names `field` and says what is needed.
-pub fn check_policy(field: &str, password: &str) -> Result<(), ApiError> {
+pub fn check_policy(field: &str, password: &str) -> Result<(), IdentityError> {
     let n = password.chars().count();
     if n < MIN_LEN {
-        return Err(ApiError::invalid(
-            field,
-            format!(
+        return Err(IdentityError::Invalid {
+            field: field.to_string(),
+            message: format!(
                 "the password must be at least {MIN_LEN} characters long (this one has {n}); a few unrelated words make a good one"
             ),
-        ));
+        });
     }
     if n > MAX_LEN {
-        return Err(ApiError::invalid(
-            field,
-            format!("the password must be at most {MAX_LEN} characters long (this one has {n})"),
-        ));
+        return Err(IdentityError::Invalid {
+            field: field.to_string(),
+            message: format!(
+                "the password must be at most {MAX_LEN} characters long (this one has {n})"
+            ),
+        });
     }
     Ok(())
 }
@@ -137,16 +139,11 @@ pub fn verify(password: &str, phc: &str) -> bool {
     verify_with(password, phc, &mut new_buffer())
 }
 
-/// 503 `busy`: the node is doing as many password checks as it will; try again shortly.
-pub fn busy(wait: Duration) -> ApiError {
-    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-    let mut e = ApiError::new(
-        hyper::StatusCode::SERVICE_UNAVAILABLE,
-        "busy",
-        format!("the node is checking too many passwords right now; try again in {secs} s"),
-    );
-    e.retry_after = Some(Duration::from_secs(secs));
-    e
+/// `busy`: the node is doing as many password checks as it will; try again after `wait`
+/// (rounded up to whole seconds, at least one).
+pub fn busy(wait: Duration) -> IdentityError {
+    let secs = wait.as_nanos().div_ceil(1_000_000_000).max(1);
+    IdentityError::Busy(Duration::from_secs(u64::try_from(secs).unwrap_or(u64::MAX)))
 }
 
 /// The queue of password checks: [`CONCURRENT`] run at once on blocking threads, each in a
@@ -180,8 +177,8 @@ impl Checks {
         })
     }
 
-    /// Take a place in the queue; 503 `busy` when it is full.
-    pub fn enter(self: &Arc<Self>) -> Result<Ticket, ApiError> {
+    /// Take a place in the queue; `busy` when it is full.
+    pub fn enter(self: &Arc<Self>) -> Result<Ticket, IdentityError> {
         let n = self.waiting.fetch_add(1, Ordering::SeqCst);
         let ticket = Ticket {
             checks: self.clone(),
@@ -198,12 +195,12 @@ impl Checks {
     }
 
     /// Hash a new password in turn.
-    pub async fn hash(self: &Arc<Self>, password: &str) -> Result<String, ApiError> {
+    pub async fn hash(self: &Arc<Self>, password: &str) -> Result<String, IdentityError> {
         let pw = password.to_string();
         self.enter()?
             .run(move |mem| hash_with(&pw, mem))
             .await?
-            .map_err(|e| ApiError::internal(e.to_string()))
+            .map_err(|e| IdentityError::Check(e.to_string()))
     }
 }
 
@@ -213,14 +210,14 @@ impl Ticket {
     pub async fn run<T: Send + 'static>(
         self,
         f: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, IdentityError> {
         let checks = self.checks.clone();
         let permit = checks
             .permits
             .clone()
             .acquire_owned()
             .await
-            .map_err(|_| ApiError::internal("the password check queue is closed"))?;
+            .map_err(|_| IdentityError::Check("the password check queue is closed".into()))?;
         drop(self);
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -239,7 +236,7 @@ impl Ticket {
             out
         })
         .await
-        .map_err(|e| ApiError::internal(format!("password check failed: {e}")))
+        .map_err(|e| IdentityError::Check(format!("password check failed: {e}")))
     }
 }
 
@@ -305,10 +302,11 @@ impl Checks {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ApiError;
 
     #[test]
     fn policy_is_length_based_with_clear_message() {
-        let e = check_policy("password", "short pw").unwrap_err();
+        let e = ApiError::from(check_policy("password", "short pw").unwrap_err());
         assert_eq!(e.field.as_deref(), Some("password"));
         assert!(
             e.message.contains("at least 12 characters"),
@@ -367,7 +365,7 @@ mod tests {
             .unwrap();
         let a = checks.enter().unwrap();
         let b = checks.enter().unwrap();
-        let e = checks.enter().err().expect("the queue is full");
+        let e = ApiError::from(checks.enter().err().expect("the queue is full"));
         assert_eq!((e.status.as_u16(), e.code), (503, "busy"));
         assert_eq!(e.retry_after, Some(BUSY_RETRY));
         drop(b);

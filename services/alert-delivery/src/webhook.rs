@@ -14,8 +14,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 /// A parsed webhook URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Url {
+    /// `https://` (else `http://`).
     pub https: bool,
+    /// Name or address (an IPv6 address without brackets).
     pub host: String,
+    /// Given or the scheme's default.
     pub port: u16,
     /// Path and query, starting with `/`.
     pub path: String,
@@ -24,14 +27,19 @@ pub struct Url {
 /// Why a webhook could not be delivered.
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
+    /// No connection (or no TLS) to the webhook's host.
     #[error(transparent)]
     Connect(#[from] ConnectError),
+    /// The HTTP exchange broke off; the host.
     #[error("HTTP exchange with {0} failed")]
     Http(String, #[source] hyper::Error),
-    #[error("cannot build the request: {0}")]
+    /// The request could not be built from the URL.
+    #[error("cannot build the request")]
     Request(#[source] hyper::http::Error),
+    /// The host answered with a status other than 2xx.
     #[error("{0} answered HTTP {1}")]
     Status(String, StatusCode),
+    /// The exchange took longer than allowed.
     #[error("no answer from {0} within {1:?}")]
     Timeout(String, Duration),
 }
@@ -200,9 +208,9 @@ where
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    use crate::testing::one_request;
 
     #[test]
     fn urls() {
@@ -240,40 +248,9 @@ pub(crate) mod tests {
         }
     }
 
-    /// A one-shot HTTP server: answers `status` and returns the request it got.
-    pub(crate) async fn one_request(
-        status: u16,
-    ) -> (u16, tokio::task::JoinHandle<(String, String)>) {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = l.local_addr().unwrap().port();
-        let h = tokio::spawn(async move {
-            let (s, _) = l.accept().await.unwrap();
-            let mut r = BufReader::new(s);
-            let mut head = String::new();
-            let mut len = 0;
-            loop {
-                let mut line = String::new();
-                r.read_line(&mut line).await.unwrap();
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap();
-                }
-                if line == "\r\n" {
-                    break;
-                }
-                head.push_str(&line);
-            }
-            let mut body = vec![0; len];
-            r.read_exact(&mut body).await.unwrap();
-            let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n");
-            r.get_mut().write_all(answer.as_bytes()).await.unwrap();
-            (head, String::from_utf8(body).unwrap())
-        });
-        (port, h)
-    }
-
     #[tokio::test]
     async fn posts_json_and_reports_status() {
-        let tls = crate::tls::public_client_config().unwrap();
+        let tls = crate::outbound::public_client_config().unwrap();
         let (port, server) = one_request(204).await;
         let url = parse_url(&format!("http://127.0.0.1:{port}/hook?k=1")).unwrap();
         let s = post_json(
@@ -304,10 +281,11 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn https_needs_a_trusted_certificate() {
         // The API's own self-signed server is not in the public roots.
-        let (cert, key) = crate::tls::tests::self_signed();
-        let acceptor = tokio_rustls::TlsAcceptor::from(
-            crate::tls::server_config(cert.as_bytes(), key.as_bytes()).unwrap(),
-        );
+        let (cert, key) = crate::testing::self_signed();
+        let acceptor = tokio_rustls::TlsAcceptor::from(crate::testing::server_config(
+            cert.as_bytes(),
+            key.as_bytes(),
+        ));
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = l.local_addr().unwrap().port();
         tokio::spawn(async move {
@@ -315,7 +293,7 @@ pub(crate) mod tests {
             let _ = acceptor.accept(s).await;
         });
         let url = parse_url(&format!("https://localhost:{port}/")).unwrap();
-        let tls = crate::tls::public_client_config().unwrap();
+        let tls = crate::outbound::public_client_config().unwrap();
         let e = post_json(&url, b"{}".to_vec(), tls, Duration::from_secs(5))
             .await
             .unwrap_err();

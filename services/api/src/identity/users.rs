@@ -1,6 +1,6 @@
 //! Local users and their argon2id password hashes (`users.json` on STATE).
 
-use crate::store::{self, StoreError};
+use cairn_core::store::{self, StoreError};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 

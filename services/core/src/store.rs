@@ -1,24 +1,26 @@
-//! Small JSON documents on STATE, written atomically with mode 0600.
+//! Small JSON documents on STATE (users, tokens, alert channels), written atomically with
+//! mode 0600; a damaged one is moved aside at start-up.
 
 use std::path::{Path, PathBuf};
 
 /// Why a stored document could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The file exists but could not be read.
     #[error("cannot read {0}")]
     Read(PathBuf, #[source] std::io::Error),
+    /// The file is not the JSON document expected.
     #[error("{0} is not valid: {1}")]
     Parse(PathBuf, #[source] serde_json::Error),
+    /// The value could not be encoded as JSON.
     #[error("cannot encode {0}")]
     Encode(PathBuf, #[source] serde_json::Error),
+    /// The atomic replace failed.
     #[error("cannot write {0}")]
-    Write(PathBuf, #[source] cairn_core::AtomicWriteError),
+    Write(PathBuf, #[source] crate::AtomicWriteError),
+    /// The file could not be removed or moved aside.
     #[error("cannot remove {0}")]
     Remove(PathBuf, #[source] std::io::Error),
-    #[error(transparent)]
-    Random(#[from] crate::secret::RandomError),
-    #[error("cannot set up outbound TLS")]
-    Tls(#[source] crate::tls::TlsError),
 }
 
 /// Read a document; `None` when the file does not exist.
@@ -41,7 +43,11 @@ pub fn load_or_quarantine<T: serde::de::DeserializeOwned>(
     match load(path) {
         Err(StoreError::Parse(_, e)) => {
             let mut aside = path.as_os_str().to_owned();
-            aside.push(format!(".corrupt.{}", crate::events::now_s()));
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            aside.push(format!(".corrupt.{now}"));
             let aside = PathBuf::from(aside);
             std::fs::rename(path, &aside).map_err(|e| StoreError::Remove(path.to_path_buf(), e))?;
             tracing::error!(
@@ -60,8 +66,7 @@ pub fn save<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), StoreErro
     let mut bytes =
         serde_json::to_vec_pretty(value).map_err(|e| StoreError::Encode(path.to_path_buf(), e))?;
     bytes.push(b'\n');
-    cairn_core::write_atomic(path, &bytes, 0o600)
-        .map_err(|e| StoreError::Write(path.to_path_buf(), e))
+    crate::write_atomic(path, &bytes, 0o600).map_err(|e| StoreError::Write(path.to_path_buf(), e))
 }
 
 /// Remove a file; a missing file is fine.

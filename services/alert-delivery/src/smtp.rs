@@ -25,8 +25,11 @@ pub enum Security {
 /// Where and how to send.
 #[derive(Debug, Clone)]
 pub struct Server<'a> {
+    /// The mail server's name (also the name its certificate must carry).
     pub host: &'a str,
+    /// Its port.
     pub port: u16,
+    /// STARTTLS, implicit TLS or none.
     pub security: Security,
     /// User name and password (AUTH PLAIN or LOGIN, whichever the server offers).
     pub login: Option<(&'a str, &'a str)>,
@@ -37,35 +40,71 @@ pub struct Server<'a> {
 /// One message.
 #[derive(Debug, Clone)]
 pub struct Mail<'a> {
+    /// The sender address.
     pub from: &'a str,
+    /// The recipient addresses.
     pub to: &'a [String],
+    /// The subject (control characters are dropped).
     pub subject: &'a str,
+    /// The plain-text body.
     pub body: &'a str,
 }
 
 /// Why a message was not sent.
 #[derive(Debug, thiserror::Error)]
 pub enum SmtpError {
+    /// An address lettre refuses; which one and why.
     #[error("{field} is not a usable mail address: {reason}")]
-    Address { field: String, reason: String },
-    #[error("cannot build the message: {0}")]
-    Message(String),
-    #[error("cannot set up TLS for {host}: {reason}")]
-    TlsSetup { host: String, reason: String },
-    #[error("cannot connect to {host}:{port}: {reason}")]
-    Connect {
-        host: String,
-        port: u16,
+    Address {
+        /// `from` or `to[i]`.
+        field: String,
+        /// lettre's reason.
         reason: String,
     },
+    /// The message could not be built (or no random bytes for its id).
+    #[error("cannot build the message: {0}")]
+    Message(String),
+    /// lettre's TLS parameters could not be built.
+    #[error("cannot set up TLS for {host}: {reason}")]
+    TlsSetup {
+        /// The mail server.
+        host: String,
+        /// lettre's reason.
+        reason: String,
+    },
+    /// No connection to the mail server.
+    #[error("cannot connect to {host}:{port}: {reason}")]
+    Connect {
+        /// The mail server.
+        host: String,
+        /// Its port.
+        port: u16,
+        /// Why, as lettre says.
+        reason: String,
+    },
+    /// The TLS handshake or certificate check failed.
     #[error("TLS with {host} failed (is its certificate valid for that name and signed by a trusted authority?): {reason}")]
-    Tls { host: String, reason: String },
+    Tls {
+        /// The mail server.
+        host: String,
+        /// Why, as lettre says.
+        reason: String,
+    },
+    /// STARTTLS was asked for but not offered.
     #[error("the mail server does not offer STARTTLS; use security \"tls\" or another server")]
     NoStarttls,
+    /// The server refused with an SMTP reply.
     #[error("the mail server answered {code}: {text}")]
-    Reply { code: String, text: String },
+    Reply {
+        /// The reply code, e.g. `535`.
+        code: String,
+        /// The reply text.
+        text: String,
+    },
+    /// The exchange broke off otherwise.
     #[error("the mail exchange failed: {0}")]
     Protocol(String),
+    /// The whole exchange took longer than allowed.
     #[error("no answer from the mail server within {0:?}")]
     Timeout(Duration),
 }
@@ -197,11 +236,15 @@ pub fn build_message(mail: &Mail<'_>, host: &str) -> Result<Message, SmtpError> 
     for (i, to) in mail.to.iter().enumerate() {
         b = b.to(mailbox(&format!("to[{i}]"), to)?);
     }
-    let mut id = [0u8; 12];
-    getrandom::getrandom(&mut id).map_err(|e| SmtpError::Message(e.to_string()))?;
+    // 96 random bits, shown as 24 hex digits.
+    let mut id = [0u8; 16];
+    getrandom::getrandom(&mut id[4..]).map_err(|e| SmtpError::Message(e.to_string()))?;
     let subject: String = mail.subject.chars().filter(|c| !c.is_control()).collect();
     b.subject(subject)
-        .message_id(Some(format!("<{}@{host}>", crate::secret::hex(&id))))
+        .message_id(Some(format!(
+            "<{}@{host}>",
+            format_args!("{:024x}", u128::from_be_bytes(id))
+        )))
         .header(ContentType::TEXT_PLAIN)
         .body(mail.body.to_string())
         .map_err(|e| SmtpError::Message(e.to_string()))
@@ -209,17 +252,22 @@ pub fn build_message(mail: &Mail<'_>, host: &str) -> Result<Message, SmtpError> 
 
 /// `Mon, 23 Nov 2026 01:02:03 +0000` for Unix seconds (alert texts).
 pub fn rfc2822(secs: u64) -> String {
-    let days = (secs / 86400) as i64;
+    let days = secs / 86400;
     let rem = secs % 86400;
-    let (y, m, d) = cairn_core::civil::date_from_days(days);
+    // u64 seconds / 86400 is below 2^47 days: always an i64.
+    let (y, m, d) = cairn_core::civil::date_from_days(i64::try_from(days).unwrap_or(i64::MAX));
     const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MON: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
     format!(
         "{}, {d:02} {} {y} {:02}:{:02}:{:02} +0000",
-        WD[(days % 7) as usize],
-        MON[(m - 1) as usize],
+        WD.get(usize::try_from(days % 7).unwrap_or_default())
+            .copied()
+            .unwrap_or_default(),
+        MON.get(usize::try_from(m.saturating_sub(1)).unwrap_or_default())
+            .copied()
+            .unwrap_or_default(),
         rem / 3600,
         rem / 60 % 60,
         rem % 60
@@ -231,10 +279,7 @@ pub(crate) mod tests {
     //! The peer for these tests is a small scripted SMTP responder (plain, STARTTLS or
     //! implicit TLS); lettre is the client under test.
     use super::*;
-    use base64::Engine;
-    use rustls::ClientConfig;
-    use std::sync::Arc;
-    use tokio::io::{AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+    use crate::testing::{serve, server, test_pki, Mode, Seen};
 
     #[test]
     fn dates() {
@@ -281,154 +326,6 @@ pub(crate) mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().starts_with("from is not a usable"), "{e}");
-    }
-
-    /// What a scripted test server saw.
-    pub(crate) struct Seen {
-        pub commands: Vec<String>,
-        pub data: String,
-    }
-
-    /// How the scripted server protects the session.
-    #[derive(Clone)]
-    pub(crate) enum Mode {
-        Plain,
-        Starttls(tokio_rustls::TlsAcceptor),
-        Implicit(tokio_rustls::TlsAcceptor),
-    }
-
-    /// A scripted SMTP server on loopback for one session: offers STARTTLS when `tls` is
-    /// given, accepts AUTH PLAIN for user `u` password `p`.
-    pub(crate) async fn server(
-        tls: Option<tokio_rustls::TlsAcceptor>,
-    ) -> (u16, tokio::task::JoinHandle<Seen>) {
-        serve(tls.map_or(Mode::Plain, Mode::Starttls)).await
-    }
-
-    pub(crate) async fn serve(mode: Mode) -> (u16, tokio::task::JoinHandle<Seen>) {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = l.local_addr().unwrap().port();
-        let h = tokio::spawn(async move {
-            let (s, _) = l.accept().await.unwrap();
-            let mut seen = Seen {
-                commands: Vec::new(),
-                data: String::new(),
-            };
-            let (mut io, starttls): (Box<dyn Stream>, _) = match &mode {
-                Mode::Plain => (Box::new(BufReader::new(s)), None),
-                Mode::Starttls(a) => (Box::new(BufReader::new(s)), Some(a.clone())),
-                Mode::Implicit(a) => match a.accept(s).await {
-                    Ok(t) => (Box::new(BufReader::new(t)), None),
-                    Err(_) => return seen,
-                },
-            };
-            if io.write_all(b"220 test ESMTP\r\n").await.is_err() {
-                return seen;
-            }
-            loop {
-                let mut line = String::new();
-                match io.read_line(&mut line).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-                let cmd = line.trim_end().to_string();
-                seen.commands.push(cmd.clone());
-                let upper = cmd.to_ascii_uppercase();
-                let answer: &[u8] = if upper.starts_with("EHLO") {
-                    if starttls.is_some() && io.is_plain() {
-                        b"250-test\r\n250-8BITMIME\r\n250-AUTH PLAIN LOGIN\r\n250 STARTTLS\r\n"
-                    } else {
-                        b"250-test\r\n250-8BITMIME\r\n250 AUTH PLAIN LOGIN\r\n"
-                    }
-                } else if upper == "STARTTLS" {
-                    io.write_all(b"220 go ahead\r\n").await.unwrap();
-                    let acceptor = starttls.clone().unwrap();
-                    match acceptor.accept(io.into_tcp()).await {
-                        Ok(s) => io = Box::new(BufReader::new(s)),
-                        Err(_) => break,
-                    }
-                    continue;
-                } else if upper.starts_with("AUTH PLAIN") {
-                    let ok = base64::engine::general_purpose::STANDARD.encode("\0u\0p");
-                    if cmd.ends_with(&ok) {
-                        b"235 ok\r\n"
-                    } else {
-                        b"535 5.7.8 bad credentials\r\n"
-                    }
-                } else if upper == "DATA" {
-                    io.write_all(b"354 go\r\n").await.unwrap();
-                    loop {
-                        let mut l = String::new();
-                        if io.read_line(&mut l).await.unwrap_or(0) == 0 || l == ".\r\n" {
-                            break;
-                        }
-                        seen.data.push_str(&l);
-                    }
-                    b"250 queued\r\n"
-                } else if upper == "QUIT" {
-                    let _ = io.write_all(b"221 bye\r\n").await;
-                    break;
-                } else {
-                    b"250 ok\r\n"
-                };
-                if io.write_all(answer).await.is_err() {
-                    break;
-                }
-            }
-            seen
-        });
-        (port, h)
-    }
-
-    /// Lets the scripted server swap a plain stream for a TLS one.
-    pub(crate) trait Stream: tokio::io::AsyncBufRead + AsyncWrite + Unpin + Send {
-        fn into_tcp(self: Box<Self>) -> tokio::net::TcpStream;
-        fn is_plain(&self) -> bool;
-    }
-
-    impl Stream for BufReader<tokio::net::TcpStream> {
-        fn into_tcp(self: Box<Self>) -> tokio::net::TcpStream {
-            self.into_inner()
-        }
-        fn is_plain(&self) -> bool {
-            true
-        }
-    }
-
-    impl Stream for BufReader<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
-        fn into_tcp(self: Box<Self>) -> tokio::net::TcpStream {
-            unreachable!("TLS is started once")
-        }
-        fn is_plain(&self) -> bool {
-            false
-        }
-    }
-
-    /// A CA and a `localhost` certificate it signed: (server acceptor, what a client must
-    /// trust: a rustls config for webhooks and the CA for mail).
-    pub(crate) fn test_pki() -> (tokio_rustls::TlsAcceptor, crate::channels::Trust) {
-        let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
-            .unwrap()
-            .signed_by(&key, &ca, &ca_key)
-            .unwrap();
-        let server =
-            crate::tls::server_config(leaf.pem().as_bytes(), key.serialize_pem().as_bytes())
-                .unwrap();
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(ca.der().clone()).unwrap();
-        let client: Arc<ClientConfig> = crate::tls::client_config(roots).unwrap();
-        (
-            tokio_rustls::TlsAcceptor::from(server),
-            crate::channels::Trust {
-                client,
-                roots: vec![ca.der().clone()],
-            },
-        )
     }
 
     fn mail(to: &[String]) -> Mail<'_> {

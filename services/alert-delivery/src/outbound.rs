@@ -2,7 +2,7 @@
 //! optionally start TLS with server-name verification.
 
 use rustls::pki_types::ServerName;
-use rustls::ClientConfig;
+use rustls::{ClientConfig, RootCertStore};
 use std::sync::Arc;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -11,16 +11,40 @@ use tokio_rustls::TlsConnector;
 /// Why an outbound connection failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
+    /// The name did not resolve; the host.
     #[error("cannot resolve {0}")]
     Resolve(String, #[source] std::io::Error),
+    /// The name resolved to nothing; the host.
     #[error("{0} has no address")]
     NoAddress(String),
+    /// No address took the connection (the last error); host and port.
     #[error("cannot connect to {0}:{1}")]
     Connect(String, u16, #[source] std::io::Error),
+    /// The host cannot be a TLS server name.
     #[error("{0:?} is not a valid TLS server name")]
     Name(String),
+    /// The handshake or certificate check failed; the host.
     #[error("TLS with {0} failed")]
     Tls(String, #[source] std::io::Error),
+}
+
+/// A client configuration trusting `roots` (ring provider, HTTP/1.1 only).
+pub fn client_config(roots: RootCertStore) -> Result<Arc<ClientConfig>, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(cfg))
+}
+
+/// A client configuration trusting the public web PKI (Mozilla's roots, built in, so it
+/// does not depend on the system's CA bundle): for mail servers and webhooks.
+pub fn public_client_config() -> Result<Arc<ClientConfig>, rustls::Error> {
+    let roots = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    client_config(roots)
 }
 
 /// Connect to `host:port`, trying every address it resolves to.
@@ -62,6 +86,12 @@ pub async fn tls(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn public_roots_are_loaded() {
+        assert!(webpki_roots::TLS_SERVER_ROOTS.len() > 100);
+        assert!(public_client_config().is_ok());
+    }
 
     #[tokio::test]
     async fn tries_each_address_and_names_failures() {
