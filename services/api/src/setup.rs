@@ -468,7 +468,7 @@ pub fn complete(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
             .as_ref()
             .ok_or_else(|| crate::domains::unavailable("network"))?;
         net.apply_confirmed(spec)
-            .map_err(crate::network::api_error)?;
+            .map_err(crate::network_error::api_error)?;
     }
     commit(
         &setup.dir,

@@ -66,7 +66,7 @@ pub async fn tick(state: &ApiState) {
                     Ok(m) => handle.succeed(&m),
                     Err(e) => handle.fail(&e.to_string()),
                 },
-                Err(e) => handle.fail(&super::chain(&e)),
+                Err(e) => handle.fail(&cairn_core::boot::error_chain(&e)),
             }
         });
     }
