@@ -26,33 +26,34 @@ pub enum NetAction {
     Rollback,
 }
 
-/// What a [`NetAction`] answers; serializes to the action's own document (no tag).
+/// What a [`NetAction`] answers; serializes to the action's own document (no tag). The
+/// documents are boxed: they differ in size by hundreds of bytes.
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum NetOutcome {
-    View(NetworkView),
-    Status(NetworkStatus),
-    Pending(PendingView),
+    View(Box<NetworkView>),
+    Status(Box<NetworkStatus>),
+    Pending(Box<PendingView>),
     /// The spec that is now confirmed, as `{"spec": …}`.
     Confirmed {
-        spec: NetworkSpec,
+        spec: Box<NetworkSpec>,
     },
-    RolledBack(ApplyReport),
+    RolledBack(Box<ApplyReport>),
 }
 
 impl NetAction {
     /// Run the action (may block: applying talks to the kernel and waits for links).
     pub fn run(self, network: &Arc<Network>) -> Result<NetOutcome, NetError> {
         Ok(match self {
-            NetAction::View => NetOutcome::View(network.view()?),
-            NetAction::Status => NetOutcome::Status(network.status()?),
+            NetAction::View => NetOutcome::View(Box::new(network.view()?)),
+            NetAction::Status => NetOutcome::Status(Box::new(network.status()?)),
             NetAction::TryApply { spec, timeout } => {
-                NetOutcome::Pending(network.try_apply(spec, timeout)?)
+                NetOutcome::Pending(Box::new(network.try_apply(spec, timeout)?))
             }
             NetAction::Confirm => NetOutcome::Confirmed {
-                spec: network.confirm()?,
+                spec: Box::new(network.confirm()?),
             },
-            NetAction::Rollback => NetOutcome::RolledBack(network.rollback()?),
+            NetAction::Rollback => NetOutcome::RolledBack(Box::new(network.rollback()?)),
         })
     }
 }
