@@ -253,11 +253,11 @@ async fn connection(
 mod tests {
     use super::*;
     use crate::client::{self, ClientRequest, ClientResponse};
-    use crate::{channels, setup, ui};
     use crate::fingerprint::Fingerprint;
     use crate::health::tests::FixedNode;
     use crate::system::NodeSystem;
     use crate::tls::{leaf_fingerprint, server_config, tests::self_signed};
+    use crate::{channels, setup, ui};
     use hyper::Method;
     use serde_json::json;
     use std::path::PathBuf;
