@@ -7,15 +7,15 @@ mod tests;
 pub use schedules::spawn_schedules;
 
 use crate::error::ApiError;
-use crate::executor::{Domain, TaskText};
+use crate::executor::{self, Domain};
 use crate::request::Ctx;
 use crate::response::{json, no_content, Body};
 use crate::routes::{Access, Route};
 use cairn_storage::schedule::SnapshotSchedule;
-use cairn_storage::scrub::ScrubTiming;
-use cairn_storage::{DataError, Storage, StorageError};
+use cairn_storage::{DataError, ShareTask, Storage, StorageError};
 use hyper::{Response, StatusCode};
 use serde::Deserialize;
+use std::sync::Arc;
 
 /// Operations of this resource group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,6 +165,17 @@ pub const SHARES: Domain<Storage, DataError> = Domain {
     api_error,
 };
 
+crate::task_action!(ShareTask, Storage, DataError);
+
+/// Check `task`, then run it as a task (202); a refusal answers 4xx and starts nothing.
+async fn run_task(
+    ctx: &Ctx<'_>,
+    storage: Arc<Storage>,
+    task: ShareTask,
+) -> Result<Response<Body>, ApiError> {
+    executor::check_then_run(&SHARES, ctx, storage, move |s| task.check(s).map(|()| task)).await
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateShareReq {
@@ -270,49 +281,13 @@ pub async fn handle(ctx: &Ctx<'_>, op: SharesOp) -> Result<Response<Body>, ApiEr
         }
         SharesOp::RestoreSnapshot => {
             let req: RestoreReq = ctx.json()?;
-            cairn_storage::volume::validate_name("new_share", &req.new_share).map_err(api_error)?;
-            // Check what can be checked before answering, so bad input gets a 4xx, not a task.
-            {
-                let (pool, share, snap, new) = (
-                    pool.clone(),
-                    second.clone(),
-                    third.clone(),
-                    req.new_share.clone(),
-                );
-                SHARES
-                    .blocking(st.clone(), move |s| {
-                        if !s.snapshots(&pool, &share)?.iter().any(|x| x.name == snap) {
-                            return Err(DataError::NoSuchSnapshot {
-                                share,
-                                snapshot: snap,
-                            });
-                        }
-                        if s.share_record(&pool, &new).is_ok() {
-                            return Err(DataError::invalid(
-                                "new_share",
-                                "a share of that name exists",
-                            ));
-                        }
-                        Ok(())
-                    })
-                    .await?;
-            }
-            let msg = format!("restoring {second}@{third} as share {}", req.new_share);
-            Ok(SHARES.task(
-                ctx,
-                st,
-                TaskText {
-                    kind: "share.restore",
-                    message: &msg,
-                },
-                move |s, h| {
-                    let new = s.restore_snapshot(&pool, &second, &third, &req.new_share, h)?;
-                    Ok(format!(
-                        "share {} restored from {second}@{third}",
-                        new.record.name
-                    ))
-                },
-            ))
+            let task = ShareTask::RestoreSnapshot {
+                pool,
+                share: second,
+                snapshot: third,
+                new_share: req.new_share,
+            };
+            run_task(ctx, st, task).await
         }
         SharesOp::GetSchedule => {
             let v = SHARES
@@ -380,24 +355,7 @@ pub async fn handle(ctx: &Ctx<'_>, op: SharesOp) -> Result<Response<Body>, ApiEr
                 .await?;
             Ok(json(StatusCode::OK, &v))
         }
-        SharesOp::StartScrub => {
-            {
-                let pool = pool.clone();
-                SHARES
-                    .blocking(st.clone(), move |s| s.pool_usable(&pool))
-                    .await?;
-            }
-            let msg = format!("scrubbing pool {pool}");
-            Ok(SHARES.task(
-                ctx,
-                st,
-                TaskText {
-                    kind: "pool.scrub",
-                    message: &msg,
-                },
-                move |s, h| scrub_message(&pool, s.scrub_pool(&pool, h, ScrubTiming::default())?),
-            ))
-        }
+        SharesOp::StartScrub => run_task(ctx, st, ShareTask::Scrub { pool }).await,
         SharesOp::PutScrubSchedule => {
             let req: ScrubScheduleReq = ctx.json()?;
             SHARES
@@ -420,11 +378,5 @@ pub(crate) fn scrub_message(
     pool: &str,
     r: cairn_storage::scrub::ScrubResult,
 ) -> Result<String, DataError> {
-    let errors: u64 = r.share_errors.values().sum();
-    Ok(format!(
-        "scrub of pool {pool} done: {} mismatched sector(s) in the array, {errors} error(s) in {} share(s), {} bytes verified",
-        r.mismatch_cnt,
-        r.share_errors.len(),
-        r.bytes_scrubbed
-    ))
+    Ok(cairn_storage::action::scrub_summary(pool, &r))
 }

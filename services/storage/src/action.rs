@@ -2,11 +2,13 @@
 //! [`StorageTask`] that carries what the check found (the plan, the disk), and the task runs
 //! from that without computing it again.
 
+use crate::data_error::DataError;
 use crate::error::StorageError;
 use crate::inventory::Disk;
 use crate::plan::CreatePlan;
 use crate::pools::CreatePool;
 use crate::replace::ReplacePlan;
+use crate::scrub::{ScrubResult, ScrubTiming};
 use crate::service::Storage;
 use cairn_core::alert::Progress;
 
@@ -149,4 +151,107 @@ impl StorageTask {
         };
         Ok(done.to_string())
     }
+}
+
+/// A share or pool-data action that runs as a task (errors are [`DataError`]s).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShareTask {
+    /// Copy `snapshot` of `share` into a new share `new_share` of `pool`.
+    RestoreSnapshot {
+        pool: String,
+        share: String,
+        snapshot: String,
+        new_share: String,
+    },
+    /// Check the pool's array, then every share's checksums.
+    Scrub { pool: String },
+}
+
+impl ShareTask {
+    /// Check what can be checked before the task starts (bad input gets a 4xx, not a task).
+    pub fn check(&self, storage: &Storage) -> Result<(), DataError> {
+        match self {
+            ShareTask::RestoreSnapshot {
+                pool,
+                share,
+                snapshot,
+                new_share,
+            } => {
+                crate::volume::validate_name("new_share", new_share)?;
+                if !storage
+                    .snapshots(pool, share)?
+                    .iter()
+                    .any(|x| x.name == *snapshot)
+                {
+                    return Err(DataError::NoSuchSnapshot {
+                        share: share.clone(),
+                        snapshot: snapshot.clone(),
+                    });
+                }
+                if storage.share_record(pool, new_share).is_ok() {
+                    return Err(DataError::invalid(
+                        "new_share",
+                        "a share of that name exists",
+                    ));
+                }
+                Ok(())
+            }
+            ShareTask::Scrub { pool } => storage.pool_usable(pool),
+        }
+    }
+
+    /// The task kind the API and the events show.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ShareTask::RestoreSnapshot { .. } => "share.restore",
+            ShareTask::Scrub { .. } => "pool.scrub",
+        }
+    }
+
+    /// The task's first message.
+    pub fn message(&self) -> String {
+        match self {
+            ShareTask::RestoreSnapshot {
+                share,
+                snapshot,
+                new_share,
+                ..
+            } => format!("restoring {share}@{snapshot} as share {new_share}"),
+            ShareTask::Scrub { pool } => format!("scrubbing pool {pool}"),
+        }
+    }
+
+    /// Run the action (blocks); `Ok` carries the finished task's message.
+    pub fn run(self, storage: &Storage, progress: &dyn Progress) -> Result<String, DataError> {
+        match self {
+            ShareTask::RestoreSnapshot {
+                pool,
+                share,
+                snapshot,
+                new_share,
+            } => {
+                let new =
+                    storage.restore_snapshot(&pool, &share, &snapshot, &new_share, progress)?;
+                Ok(format!(
+                    "share {} restored from {share}@{snapshot}",
+                    new.record.name
+                ))
+            }
+            ShareTask::Scrub { pool } => {
+                let result = storage.scrub_pool(&pool, progress, ScrubTiming::default())?;
+                Ok(scrub_summary(&pool, &result))
+            }
+        }
+    }
+}
+
+/// The message of a finished scrub of `pool` (the task's, and the scheduled scrub's).
+pub fn scrub_summary(pool: &str, r: &ScrubResult) -> String {
+    let errors: u64 = r.share_errors.values().sum();
+    format!(
+        "scrub of pool {pool} done: {} mismatched sector(s) in the array, {errors} error(s) in {} share(s), {} bytes verified",
+        r.mismatch_cnt,
+        r.share_errors.len(),
+        r.bytes_scrubbed
+    )
 }

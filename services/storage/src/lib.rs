@@ -31,7 +31,7 @@ pub mod volume;
 pub mod watch;
 pub mod wipefs;
 
-pub use action::{StorageRequest, StorageTask};
+pub use action::{ShareTask, StorageRequest, StorageTask};
 pub use data_error::DataError;
 pub use disks::{DiskView, Usage};
 pub use error::StorageError;
