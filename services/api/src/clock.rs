@@ -30,7 +30,7 @@ impl Clock {
     /// Move a manual clock on (no effect on the system clock).
     pub fn advance(&self, by: Duration) {
         if let Some(ms) = &self.0 {
-            ms.fetch_add(by.as_millis() as u64, Ordering::SeqCst);
+            ms.fetch_add(millis(by), Ordering::SeqCst);
         }
     }
 
@@ -40,7 +40,7 @@ impl Clock {
             Some(ms) => ms.load(Ordering::SeqCst),
             None => SystemTime::now()
                 .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
+                .map(millis)
                 .unwrap_or(0),
         }
     }
@@ -51,9 +51,16 @@ impl Clock {
     }
 }
 
+/// A duration in whole milliseconds (saturating: u64 milliseconds last 584 million years).
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// `YYYY-MM-DD HH:MM UTC` for unix seconds (for messages).
 pub fn format_utc(unix_s: u64) -> String {
-    let (y, m, d) = cairn_core::civil::date_from_days((unix_s / 86_400) as i64);
+    // u64::MAX / 86 400 days fit in an i64.
+    let days = i64::try_from(unix_s / 86_400).unwrap_or(i64::MAX);
+    let (y, m, d) = cairn_core::civil::date_from_days(days);
     let secs = unix_s % 86_400;
     format!(
         "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",

@@ -24,7 +24,7 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// covers retransmits and ends slowloris-style trickles. Over HTTP/2 the first request must
 /// arrive within this long after the handshake.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a request body (at most [`crate::server::MAX_BODY`], 64 KiB) may take in all: a
+/// How long a request body (at most [`crate::exchange::MAX_BODY`], 64 KiB) may take in all: a
 /// client that stalls is answered 408 and, over HTTP/1.1, disconnected. 30 s is 2 KiB/s.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// A connection with no request in progress for this long is closed (HTTP/2: GOAWAY). An

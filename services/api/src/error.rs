@@ -124,7 +124,8 @@ impl ApiError {
 
     /// 429 `rate_limited`, with the wait before the next attempt.
     pub fn rate_limited(wait: Duration) -> Self {
-        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        // Whole seconds, rounded up (a wait of 0.2 s says 1 s).
+        let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
         let mut e = Self::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",

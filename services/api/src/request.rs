@@ -1,7 +1,7 @@
 //! One request as handlers see it: client address, headers, body, path parameters, user.
 
-use crate::identity::Principal;
 use crate::error::ApiError;
+use crate::identity::Principal;
 use crate::state::ApiState;
 use cairn_core::shown::{clip, clip_spans};
 use hyper::body::Bytes;

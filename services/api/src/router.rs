@@ -1,7 +1,11 @@
-//! Typed routing: a method and path become an [`Op`] (with its path parameter) or an error.
+//! Typed routing: the table of route groups, where a method and path become an [`Op`] (with
+//! its path parameters) or an error.
 
 use crate::error::ApiError;
+pub use crate::routes::Access;
+use crate::routes::{matches, Route};
 use hyper::Method;
+use std::sync::LazyLock;
 
 /// Everything the API can be asked to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,21 +48,10 @@ pub enum Op {
     Smart(crate::smart::SmartOp),
     /// Network spec, try/confirm, status (`network` module).
     Network(crate::network::NetworkOp),
+    /// The setup wizard's network step (`setup_network` module).
+    SetupNetwork(crate::setup_network::SetupNetworkOp),
     /// Virtual machines (`vms` module).
     Vms(crate::vms::VmOp),
-}
-
-/// Who may call an operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Anyone, at any time (health, the spec, time zone names, the web UI's files).
-    Public,
-    /// Anyone while the node is not set up (the setup steps check the setup token).
-    Setup,
-    /// Anyone once the node is set up (login).
-    Login,
-    /// A signed-in user (session cookie plus CSRF token, or an API token).
-    User,
 }
 
 impl Op {
@@ -69,6 +62,7 @@ impl Op {
             Op::Shares(o) => o.access(),
             Op::Smart(o) => o.access(),
             Op::Network(o) => o.access(),
+            Op::SetupNetwork(o) => o.access(),
             Op::Vms(o) => o.access(),
             Op::GetHealth | Op::GetOpenApi | Op::ListTimezones | Op::UiIndex | Op::UiAsset => {
                 Access::Public
@@ -102,31 +96,39 @@ impl Op {
     }
 }
 
-/// One resource: its path pattern (`{name}` matches one segment) and its methods.
-pub struct Route {
-    pub path: &'static str,
-    pub methods: &'static [(&'static str, Op)],
-    pub allowed: &'static [&'static str],
+/// Every route of the API, in matching order: the core's, then each resource file's (whose
+/// own op is wrapped into [`Op`]). The OpenAPI spec must list exactly these (a test checks).
+pub fn all_routes() -> impl Iterator<Item = &'static Route<Op>> {
+    static ALL: LazyLock<Vec<Route<Op>>> = LazyLock::new(|| {
+        let mut all: Vec<Route<Op>> = CORE_ROUTES.iter().map(|r| lift(r, |o| o)).collect();
+        all.extend(crate::storage::ROUTES.iter().map(|r| lift(r, Op::Storage)));
+        all.extend(crate::shares::ROUTES.iter().map(|r| lift(r, Op::Shares)));
+        all.extend(crate::smart::ROUTES.iter().map(|r| lift(r, Op::Smart)));
+        all.extend(crate::network::ROUTES.iter().map(|r| lift(r, Op::Network)));
+        all.extend(
+            crate::setup_network::ROUTES
+                .iter()
+                .map(|r| lift(r, Op::SetupNetwork)),
+        );
+        all.extend(crate::vms::ROUTES.iter().map(|r| lift(r, Op::Vms)));
+        all
+    });
+    ALL.iter()
 }
 
-/// Every group of routes: the core's and each domain module's. The OpenAPI spec must list
-/// exactly these (a test checks).
-pub const ROUTE_GROUPS: &[&[Route]] = &[
-    CORE_ROUTES,
-    crate::storage::ROUTES,
-    crate::shares::ROUTES,
-    crate::smart::ROUTES,
-    crate::network::ROUTES,
-    crate::vms::ROUTES,
-];
-
-/// Every route of the API, in matching order.
-pub fn all_routes() -> impl Iterator<Item = &'static Route> {
-    ROUTE_GROUPS.iter().flat_map(|g| g.iter())
+/// A resource file's route with its op wrapped into the router's [`Op`]. Built once, for the
+/// static table of [`all_routes`].
+fn lift<O: Copy>(r: &'static Route<O>, wrap: fn(O) -> Op) -> Route<Op> {
+    let methods: Vec<(&'static str, Op)> = r.methods.iter().map(|(m, o)| (*m, wrap(*o))).collect();
+    Route {
+        path: r.path,
+        methods: Vec::leak(methods),
+        allowed: r.allowed,
+    }
 }
 
 /// The core's routes (health, spec, tasks, events, alerts, setup, auth, UI).
-pub const CORE_ROUTES: &[Route] = &[
+pub const CORE_ROUTES: &[Route<Op>] = &[
     Route {
         path: "/api/v1/health",
         methods: &[("GET", Op::GetHealth)],
@@ -276,26 +278,6 @@ pub struct Routed {
     pub params: Vec<String>,
 }
 
-/// Match a path against a pattern; returns the parameter segments, in order.
-fn matches(pattern: &str, path: &str) -> Option<Vec<String>> {
-    let mut param = Vec::new();
-    let mut p = pattern.split('/');
-    let mut s = path.split('/');
-    loop {
-        match (p.next(), s.next()) {
-            (None, None) => return Some(param),
-            (Some(pp), Some(ss)) if pp.starts_with('{') && pp.ends_with('}') => {
-                if ss.is_empty() {
-                    return None;
-                }
-                param.push(ss.to_string());
-            }
-            (Some(pp), Some(ss)) if pp == ss => {}
-            _ => return None,
-        }
-    }
-}
-
 /// Map method and path to an operation. A trailing slash is ignored. `HEAD` is answered
 /// wherever `GET` is (the server leaves out the body).
 pub fn route(method: &Method, path: &str) -> Result<Routed, ApiError> {
@@ -406,15 +388,6 @@ mod tests {
         let e = op(Method::DELETE, "/api/v1/health").unwrap_err();
         assert_eq!(e.code, "method_not_allowed");
         assert_eq!(e.allow, Some(&["GET"][..]));
-    }
-
-    #[test]
-    fn several_parameters_are_captured_in_order() {
-        assert_eq!(
-            matches("/a/{x}/b/{y}", "/a/1/b/2"),
-            Some(vec!["1".to_string(), "2".to_string()])
-        );
-        assert_eq!(matches("/a/{x}/b/{y}", "/a/1/c/2"), None);
     }
 
     #[test]

@@ -166,7 +166,7 @@ pub fn complete(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
                 .ok_or_else(|| crate::domains::unavailable("network"))?;
             net.apply_confirmed(spec)
                 .map(|_| ())
-                .map_err(crate::network::api_error)
+                .map_err(crate::network_error::api_error)
         },
     )?;
     session_response(state, &new)

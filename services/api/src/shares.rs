@@ -3,15 +3,13 @@
 #[cfg(test)]
 mod tests;
 
-use crate::domains::unavailable;
 use crate::error::ApiError;
+use crate::executor::{self, Domain};
 use crate::request::Ctx;
 use crate::response::{json, no_content, Body};
-use crate::router::{Access, Op, Route};
-use crate::tasks::TaskHandle;
+use crate::routes::{Access, Route};
 use cairn_storage::schedule::SnapshotSchedule;
-use cairn_storage::scrub::ScrubTiming;
-use cairn_storage::{DataError, Storage, StorageError};
+use cairn_storage::{DataError, ShareTask, Storage, StorageError};
 use hyper::{Response, StatusCode};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -49,116 +47,97 @@ impl SharesOp {
     }
 }
 
-const fn op(o: SharesOp) -> Op {
-    Op::Shares(o)
-}
-
 /// The routes of this group (the OpenAPI fragment `openapi/shares.json` lists the same).
-pub const ROUTES: &[Route] = &[
+pub const ROUTES: &[Route<SharesOp>] = &[
     Route {
         path: "/api/v1/pools/{pool}/shares",
         methods: &[
-            ("GET", op(SharesOp::ListShares)),
-            ("POST", op(SharesOp::CreateShare)),
+            ("GET", SharesOp::ListShares),
+            ("POST", SharesOp::CreateShare),
         ],
         allowed: &["GET", "POST"],
     },
     Route {
         path: "/api/v1/pools/{pool}/shares/{share}",
         methods: &[
-            ("GET", op(SharesOp::GetShare)),
-            ("PATCH", op(SharesOp::ResizeShare)),
-            ("DELETE", op(SharesOp::DeleteShare)),
+            ("GET", SharesOp::GetShare),
+            ("PATCH", SharesOp::ResizeShare),
+            ("DELETE", SharesOp::DeleteShare),
         ],
         allowed: &["GET", "PATCH", "DELETE"],
     },
     Route {
         path: "/api/v1/pools/{pool}/shares/{share}/snapshots",
         methods: &[
-            ("GET", op(SharesOp::ListSnapshots)),
-            ("POST", op(SharesOp::CreateSnapshot)),
+            ("GET", SharesOp::ListSnapshots),
+            ("POST", SharesOp::CreateSnapshot),
         ],
         allowed: &["GET", "POST"],
     },
     Route {
         path: "/api/v1/pools/{pool}/shares/{share}/snapshots/{snapshot}",
-        methods: &[("DELETE", op(SharesOp::DeleteSnapshot))],
+        methods: &[("DELETE", SharesOp::DeleteSnapshot)],
         allowed: &["DELETE"],
     },
     Route {
         path: "/api/v1/pools/{pool}/shares/{share}/snapshots/{snapshot}/restore",
-        methods: &[("POST", op(SharesOp::RestoreSnapshot))],
+        methods: &[("POST", SharesOp::RestoreSnapshot)],
         allowed: &["POST"],
     },
     Route {
         path: "/api/v1/pools/{pool}/shares/{share}/snapshot-schedule",
         methods: &[
-            ("GET", op(SharesOp::GetSchedule)),
-            ("PUT", op(SharesOp::PutSchedule)),
+            ("GET", SharesOp::GetSchedule),
+            ("PUT", SharesOp::PutSchedule),
         ],
         allowed: &["GET", "PUT"],
     },
     Route {
         path: "/api/v1/pools/{pool}/volumes",
         methods: &[
-            ("GET", op(SharesOp::ListVolumes)),
-            ("POST", op(SharesOp::CreateVolume)),
+            ("GET", SharesOp::ListVolumes),
+            ("POST", SharesOp::CreateVolume),
         ],
         allowed: &["GET", "POST"],
     },
     Route {
         path: "/api/v1/pools/{pool}/volumes/{volume}",
         methods: &[
-            ("GET", op(SharesOp::GetVolume)),
-            ("DELETE", op(SharesOp::DeleteVolume)),
+            ("GET", SharesOp::GetVolume),
+            ("DELETE", SharesOp::DeleteVolume),
         ],
         allowed: &["GET", "DELETE"],
     },
     Route {
         path: "/api/v1/pools/{pool}/volumes/{volume}/clone",
-        methods: &[("POST", op(SharesOp::CloneVolume))],
+        methods: &[("POST", SharesOp::CloneVolume)],
         allowed: &["POST"],
     },
     Route {
         path: "/api/v1/pools/{pool}/volumes/{volume}/snapshot",
-        methods: &[("POST", op(SharesOp::SnapshotVolume))],
+        methods: &[("POST", SharesOp::SnapshotVolume)],
         allowed: &["POST"],
     },
     Route {
         path: "/api/v1/pools/{pool}/scrub",
-        methods: &[
-            ("GET", op(SharesOp::GetScrub)),
-            ("POST", op(SharesOp::StartScrub)),
-        ],
+        methods: &[("GET", SharesOp::GetScrub), ("POST", SharesOp::StartScrub)],
         allowed: &["GET", "POST"],
     },
     Route {
         path: "/api/v1/pools/{pool}/scrub-schedule",
-        methods: &[("PUT", op(SharesOp::PutScrubSchedule))],
+        methods: &[("PUT", SharesOp::PutScrubSchedule)],
         allowed: &["PUT"],
     },
     Route {
         path: "/api/v1/pools/{pool}/capacity",
-        methods: &[("GET", op(SharesOp::GetCapacity))],
+        methods: &[("GET", SharesOp::GetCapacity)],
         allowed: &["GET"],
     },
 ];
 
-/// An error with its sources, for messages.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
 /// The API error for a storage data error.
 pub fn api_error(e: DataError) -> ApiError {
-    let detail = chain(&e);
+    let detail = cairn_core::boot::error_chain(&e);
     if let DataError::Invalid { field, reason } = &e {
         return ApiError::invalid(field, reason.clone());
     }
@@ -176,41 +155,22 @@ pub fn api_error(e: DataError) -> ApiError {
     }
 }
 
-fn service(ctx: &Ctx<'_>) -> Result<Arc<Storage>, ApiError> {
-    ctx.state
-        .domains
-        .storage
-        .clone()
-        .ok_or_else(|| unavailable("storage"))
-}
+/// How the API reaches the storage service's shares, snapshots, volumes and scrubs.
+pub const SHARES: Domain<Storage, DataError> = Domain {
+    name: "storage",
+    service: |d| d.storage.clone(),
+    api_error,
+};
 
-/// Run a blocking storage call off the async threads.
-async fn blocking<T: Send + 'static>(
-    st: Arc<Storage>,
-    f: impl FnOnce(&Storage) -> Result<T, DataError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(move || f(&st))
-        .await
-        .map_err(|e| ApiError::internal(format!("the storage call did not finish: {e}")))?
-        .map_err(api_error)
-}
+crate::task_action!(ShareTask, Storage, DataError);
 
-/// Start a task running `f` on a blocking thread; answers 202 with the task.
-fn task(
+/// Check `task`, then run it as a task (202); a refusal answers 4xx and starts nothing.
+async fn run_task(
     ctx: &Ctx<'_>,
-    st: Arc<Storage>,
-    kind: &str,
-    message: &str,
-    f: impl FnOnce(&Storage, &TaskHandle) -> Result<String, DataError> + Send + 'static,
-) -> Response<Body> {
-    let handle = ctx.state.tasks.start(kind, message);
-    let id = handle.id();
-    let snapshot = ctx.state.tasks.get(id);
-    tokio::task::spawn_blocking(move || match f(&st, &handle) {
-        Ok(msg) => handle.succeed(&msg),
-        Err(e) => handle.fail(&chain(&e)),
-    });
-    json(StatusCode::ACCEPTED, &snapshot)
+    storage: Arc<Storage>,
+    task: ShareTask,
+) -> Result<Response<Body>, ApiError> {
+    executor::check_then_run(&SHARES, ctx, storage, move |s| task.check(s).map(|()| task)).await
 }
 
 #[derive(Deserialize)]
@@ -259,168 +219,153 @@ struct ScrubScheduleReq {
 
 /// Run one operation.
 pub async fn handle(ctx: &Ctx<'_>, op: SharesOp) -> Result<Response<Body>, ApiError> {
-    let st = service(ctx)?;
+    let st = SHARES.service(ctx)?;
     let pool = ctx.param_at(0).to_string();
     let second = ctx.param_at(1).to_string();
     let third = ctx.param_at(2).to_string();
     match op {
         SharesOp::ListShares => {
-            let v = blocking(st, move |s| s.shares(&pool)).await?;
+            let v = SHARES.blocking(st, move |s| s.shares(&pool)).await?;
             Ok(json(StatusCode::OK, &v))
         }
         SharesOp::CreateShare => {
             let req: CreateShareReq = ctx.json()?;
-            let v = blocking(st, move |s| {
-                s.create_share(&pool, &req.name, req.size_bytes)
-            })
-            .await?;
+            let v = SHARES
+                .blocking(st, move |s| {
+                    s.create_share(&pool, &req.name, req.size_bytes)
+                })
+                .await?;
             Ok(json(StatusCode::CREATED, &v))
         }
         SharesOp::GetShare => {
-            let v = blocking(st, move |s| s.share(&pool, &second)).await?;
+            let v = SHARES
+                .blocking(st, move |s| s.share(&pool, &second))
+                .await?;
             Ok(json(StatusCode::OK, &v))
         }
         SharesOp::ResizeShare => {
             let req: ResizeReq = ctx.json()?;
-            let v = blocking(st, move |s| s.resize_share(&pool, &second, req.size_bytes)).await?;
+            let v = SHARES
+                .blocking(st, move |s| s.resize_share(&pool, &second, req.size_bytes))
+                .await?;
             Ok(json(StatusCode::OK, &v))
         }
         SharesOp::DeleteShare => {
             let req: ConfirmReq = ctx.json()?;
-            blocking(st, move |s| s.delete_share(&pool, &second, &req.confirm)).await?;
+            SHARES
+                .blocking(st, move |s| s.delete_share(&pool, &second, &req.confirm))
+                .await?;
             Ok(no_content())
         }
         SharesOp::ListSnapshots => {
-            let v = blocking(st, move |s| s.snapshots(&pool, &second)).await?;
+            let v = SHARES
+                .blocking(st, move |s| s.snapshots(&pool, &second))
+                .await?;
             Ok(json(StatusCode::OK, &v))
         }
         SharesOp::CreateSnapshot => {
             let req: NameReq = ctx.json()?;
-            let v = blocking(st, move |s| s.create_snapshot(&pool, &second, &req.name)).await?;
+            let v = SHARES
+                .blocking(st, move |s| s.create_snapshot(&pool, &second, &req.name))
+                .await?;
             Ok(json(StatusCode::CREATED, &v))
         }
         SharesOp::DeleteSnapshot => {
-            blocking(st, move |s| s.delete_snapshot(&pool, &second, &third)).await?;
+            SHARES
+                .blocking(st, move |s| s.delete_snapshot(&pool, &second, &third))
+                .await?;
             Ok(no_content())
         }
         SharesOp::RestoreSnapshot => {
             let req: RestoreReq = ctx.json()?;
-            cairn_storage::volume::validate_name("new_share", &req.new_share).map_err(api_error)?;
-            // Check what can be checked before answering, so bad input gets a 4xx, not a task.
-            {
-                let (pool, share, snap, new) = (
-                    pool.clone(),
-                    second.clone(),
-                    third.clone(),
-                    req.new_share.clone(),
-                );
-                blocking(st.clone(), move |s| {
-                    if !s.snapshots(&pool, &share)?.iter().any(|x| x.name == snap) {
-                        return Err(DataError::NoSuchSnapshot {
-                            share,
-                            snapshot: snap,
-                        });
-                    }
-                    if s.share_record(&pool, &new).is_ok() {
-                        return Err(DataError::invalid(
-                            "new_share",
-                            "a share of that name exists",
-                        ));
-                    }
-                    Ok(())
-                })
-                .await?;
-            }
-            let msg = format!("restoring {second}@{third} as share {}", req.new_share);
-            Ok(task(ctx, st, "share.restore", &msg, move |s, h| {
-                let new = s.restore_snapshot(&pool, &second, &third, &req.new_share, h)?;
-                Ok(format!(
-                    "share {} restored from {second}@{third}",
-                    new.record.name
-                ))
-            }))
+            let task = ShareTask::RestoreSnapshot {
+                pool,
+                share: second,
+                snapshot: third,
+                new_share: req.new_share,
+            };
+            run_task(ctx, st, task).await
         }
         SharesOp::GetSchedule => {
-            let v = blocking(st, move |s| Ok(s.share_record(&pool, &second)?.schedule)).await?;
+            let v = SHARES
+                .blocking(st, move |s| Ok(s.share_record(&pool, &second)?.schedule))
+                .await?;
             Ok(json(StatusCode::OK, &v))
         }
         SharesOp::PutSchedule => {
             let req: SnapshotSchedule = ctx.json()?;
-            let v = blocking(st, move |s| s.set_snapshot_schedule(&pool, &second, req)).await?;
+            let v = SHARES
+                .blocking(st, move |s| s.set_snapshot_schedule(&pool, &second, req))
+                .await?;
             Ok(json(StatusCode::OK, &v))
         }
         SharesOp::ListVolumes => {
-            let v = blocking(st, move |s| s.volumes(&pool)).await?;
+            let v = SHARES.blocking(st, move |s| s.volumes(&pool)).await?;
             Ok(json(StatusCode::OK, &v))
         }
         SharesOp::CreateVolume => {
             let req: CreateVolumeReq = ctx.json()?;
-            let v = blocking(st, move |s| {
-                s.create_volume(&pool, &req.name, req.size_bytes)
-            })
-            .await?;
+            let v = SHARES
+                .blocking(st, move |s| {
+                    s.create_volume(&pool, &req.name, req.size_bytes)
+                })
+                .await?;
             Ok(json(StatusCode::CREATED, &v))
         }
         SharesOp::GetVolume => {
-            let v = blocking(st, move |s| s.volume(&pool, &second)).await?;
+            let v = SHARES
+                .blocking(st, move |s| s.volume(&pool, &second))
+                .await?;
             Ok(json(StatusCode::OK, &v))
         }
         SharesOp::DeleteVolume => {
-            blocking(st, move |s| s.delete_volume(&pool, &second)).await?;
+            SHARES
+                .blocking(st, move |s| s.delete_volume(&pool, &second))
+                .await?;
             Ok(no_content())
         }
         SharesOp::CloneVolume => {
             let req: NameReq = ctx.json()?;
-            let v = blocking(st, move |s| s.clone_volume(&pool, &second, &req.name)).await?;
+            let v = SHARES
+                .blocking(st, move |s| s.clone_volume(&pool, &second, &req.name))
+                .await?;
             Ok(json(StatusCode::CREATED, &v))
         }
         SharesOp::SnapshotVolume => {
             let req: NameReq = ctx.json()?;
-            let v = blocking(st, move |s| s.snapshot_volume(&pool, &second, &req.name)).await?;
+            let v = SHARES
+                .blocking(st, move |s| s.snapshot_volume(&pool, &second, &req.name))
+                .await?;
             Ok(json(StatusCode::CREATED, &v))
         }
         SharesOp::GetScrub => {
-            let v = blocking(st, move |s| {
-                let state = s.scrub_state()?;
-                Ok(serde_json::json!({
-                    "pool": pool,
-                    "interval_days": s.scrub_interval(&pool)?,
-                    "last_started": state.last_started.get(&pool),
-                    "last": state.last.get(&pool),
-                }))
-            })
-            .await?;
+            let v = SHARES
+                .blocking(st, move |s| {
+                    let state = s.scrub_state()?;
+                    Ok(serde_json::json!({
+                        "pool": pool,
+                        "interval_days": s.scrub_interval(&pool)?,
+                        "last_started": state.last_started.get(&pool),
+                        "last": state.last.get(&pool),
+                    }))
+                })
+                .await?;
             Ok(json(StatusCode::OK, &v))
         }
-        SharesOp::StartScrub => {
-            {
-                let pool = pool.clone();
-                blocking(st.clone(), move |s| s.pool_usable(&pool)).await?;
-            }
-            let msg = format!("scrubbing pool {pool}");
-            Ok(task(ctx, st, "pool.scrub", &msg, move |s, h| {
-                scrub_message(&pool, s.scrub_pool(&pool, h, ScrubTiming::default())?)
-            }))
-        }
+        SharesOp::StartScrub => run_task(ctx, st, ShareTask::Scrub { pool }).await,
         SharesOp::PutScrubSchedule => {
             let req: ScrubScheduleReq = ctx.json()?;
-            blocking(st, move |s| s.set_scrub_interval(&pool, req.interval_days)).await?;
+            SHARES
+                .blocking(st, move |s| s.set_scrub_interval(&pool, req.interval_days))
+                .await?;
             Ok(json(
                 StatusCode::OK,
                 &serde_json::json!({"interval_days": req.interval_days}),
             ))
         }
         SharesOp::GetCapacity => {
-            let v = blocking(st, move |s| s.capacity(&pool)).await?;
+            let v = SHARES.blocking(st, move |s| s.capacity(&pool)).await?;
             Ok(json(StatusCode::OK, &v))
         }
     }
-}
-
-/// The task message of a finished scrub.
-pub(crate) fn scrub_message(
-    pool: &str,
-    r: cairn_storage::scrub::ScrubResult,
-) -> Result<String, DataError> {
-    Ok(cairn_storage::schedule_loop::scrub_message(pool, &r))
 }

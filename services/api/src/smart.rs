@@ -1,14 +1,15 @@
 //! SMART detail, history, self-tests and per-disk settings (backed by cairn-smart).
 
 use crate::error::ApiError;
+use crate::executor::{self, Domain};
 use crate::request::Ctx;
 use crate::response::{json, Body};
-use crate::router::{Access, Route};
+use crate::routes::{Access, Route};
 use cairn_core::shown::clip;
+use cairn_smart::action::SmartTask;
 use cairn_smart::{DiskSettings, SmartError, SmartService, TestKind};
 use hyper::{Response, StatusCode};
 use serde_json::{Map, Value};
-use std::sync::Arc;
 
 /// Operations of this resource group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,29 +28,28 @@ impl SmartOp {
     }
 }
 
-use crate::router::Op::Smart as M;
 use SmartOp::*;
 
 /// The routes of this group (the OpenAPI fragment `openapi/smart.json` lists the same).
-pub const ROUTES: &[Route] = &[
+pub const ROUTES: &[Route<SmartOp>] = &[
     Route {
         path: "/api/v1/smart",
-        methods: &[("GET", M(List))],
+        methods: &[("GET", List)],
         allowed: &["GET"],
     },
     Route {
         path: "/api/v1/smart/{disk}",
-        methods: &[("GET", M(Get))],
+        methods: &[("GET", Get)],
         allowed: &["GET"],
     },
     Route {
         path: "/api/v1/smart/{disk}/selftest",
-        methods: &[("POST", M(SelfTest))],
+        methods: &[("POST", SelfTest)],
         allowed: &["POST"],
     },
     Route {
         path: "/api/v1/smart/{disk}/settings",
-        methods: &[("GET", M(GetSettings)), ("PUT", M(PutSettings))],
+        methods: &[("GET", GetSettings), ("PUT", PutSettings)],
         allowed: &["GET", "PUT"],
     },
 ];
@@ -73,30 +73,14 @@ pub fn api_error(e: &SmartError) -> ApiError {
     }
 }
 
-fn service(ctx: &Ctx<'_>) -> Result<Arc<SmartService>, ApiError> {
-    ctx.state
-        .domains
-        .smart
-        .clone()
-        .ok_or_else(|| crate::domains::unavailable("smart"))
-}
+/// How the API reaches the SMART service.
+pub const SMART: Domain<SmartService, SmartError> = Domain {
+    name: "SMART",
+    service: |d| d.smart.clone(),
+    api_error: |e| api_error(&e),
+};
 
-/// Run a blocking SMART call off the async threads.
-async fn blocking<T: Send + 'static>(
-    svc: Arc<SmartService>,
-    f: impl FnOnce(&SmartService) -> Result<T, SmartError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(move || f(&svc))
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                format!("SMART call panicked: {e}"),
-            )
-        })?
-        .map_err(|e| api_error(&e))
-}
+crate::task_action!(SmartTask, SmartService, SmartError);
 
 fn not_found(id: &str) -> ApiError {
     api_error(&SmartError::UnknownDisk(clip(id).into_owned()))
@@ -171,7 +155,7 @@ fn parse_settings(body: &Value) -> Result<(DiskSettings, bool), ApiError> {
 
 /// Run one operation.
 pub async fn handle(ctx: &Ctx<'_>, op: SmartOp) -> Result<Response<Body>, ApiError> {
-    let svc = service(ctx)?;
+    let svc = SMART.service(ctx)?;
     let id = ctx.param().to_string();
     match op {
         List => Ok(json(
@@ -183,35 +167,22 @@ pub async fn handle(ctx: &Ctx<'_>, op: SmartOp) -> Result<Response<Body>, ApiErr
             Ok(json(StatusCode::OK, &d))
         }
         GetSettings => {
-            let s = svc.settings(&id).map_err(|e| api_error(&e))?;
+            let s = SMART.inline(&svc, |s| s.settings(&id))?;
             Ok(json(StatusCode::OK, &s))
         }
         PutSettings => {
             let body: Value = ctx.json()?;
             let (settings, acknowledge) = parse_settings(&body)?;
-            let s = blocking(svc, move |s| s.set_settings(&id, settings, acknowledge)).await?;
+            let s = SMART
+                .blocking(svc, move |s| s.set_settings(&id, settings, acknowledge))
+                .await?;
             Ok(json(StatusCode::OK, &s))
         }
         SelfTest => {
             let body: Value = ctx.json()?;
             let kind = parse_kind(&body)?;
-            svc.check_self_test(&id).map_err(|e| api_error(&e))?;
-            let handle = ctx.state.tasks.start(
-                "smart.selftest",
-                &format!("{} self-test of {id}", kind.as_str()),
-            );
-            let task_id = handle.id();
-            tokio::task::spawn_blocking(move || match svc.run_self_test(&id, kind, &handle) {
-                Ok(done) => handle.succeed(&done),
-                Err(e) => handle.fail(&cairn_core::boot::error_chain(&e)),
-            });
-            let body = ctx
-                .state
-                .tasks
-                .get(task_id)
-                .map(|t| serde_json::to_value(t).unwrap_or_default())
-                .unwrap_or_else(|| serde_json::json!({ "id": task_id }));
-            Ok(json(StatusCode::ACCEPTED, &body))
+            let task = SmartTask::SelfTest { disk: id, kind };
+            executor::check_then_run(&SMART, ctx, svc, move |s| task.check(s).map(|()| task)).await
         }
     }
 }
@@ -225,6 +196,7 @@ mod tests {
     use cairn_core::disk::{DiskBus, DiskRef};
     use hyper::Method;
     use serde_json::json;
+    use std::sync::Arc;
     use std::time::Duration;
 
     /// The served API plus the SMART service's recording runner.

@@ -1,10 +1,11 @@
 //! Disks and pools (backed by cairn-storage): inventory, wipe, create with a plan, status, replace, add with a plan, destroy.
 
 use crate::error::ApiError;
+use crate::executor::{self, Domain};
 use crate::request::Ctx;
 use crate::response::{json, Body};
-use crate::router::{Access, Route};
-use cairn_storage::{Storage, StorageError};
+use crate::routes::{Access, Route};
+use cairn_storage::{Storage, StorageError, StorageRequest, StorageTask};
 use hyper::{Response, StatusCode};
 use std::sync::Arc;
 
@@ -31,55 +32,54 @@ impl StorageOp {
     }
 }
 
-use crate::router::Op::Storage as S;
 use StorageOp::*;
 
 /// The routes of this group (the OpenAPI fragment `openapi/storage.json` lists the same).
 /// `/api/v1/pools/plan` comes before `/api/v1/pools/{pool}` (and `plan` is not a valid pool name).
-pub const ROUTES: &[Route] = &[
+pub const ROUTES: &[Route<StorageOp>] = &[
     Route {
         path: "/api/v1/disks",
-        methods: &[("GET", S(ListDisks))],
+        methods: &[("GET", ListDisks)],
         allowed: &["GET"],
     },
     Route {
         path: "/api/v1/disks/{disk}",
-        methods: &[("GET", S(GetDisk))],
+        methods: &[("GET", GetDisk)],
         allowed: &["GET"],
     },
     Route {
         path: "/api/v1/disks/{disk}/wipe",
-        methods: &[("POST", S(WipeDisk))],
+        methods: &[("POST", WipeDisk)],
         allowed: &["POST"],
     },
     Route {
         path: "/api/v1/pools",
-        methods: &[("GET", S(ListPools)), ("POST", S(CreatePool))],
+        methods: &[("GET", ListPools), ("POST", CreatePool)],
         allowed: &["GET", "POST"],
     },
     Route {
         path: "/api/v1/pools/plan",
-        methods: &[("POST", S(PlanPool))],
+        methods: &[("POST", PlanPool)],
         allowed: &["POST"],
     },
     Route {
         path: "/api/v1/pools/{pool}",
-        methods: &[("GET", S(GetPool)), ("DELETE", S(DestroyPool))],
+        methods: &[("GET", GetPool), ("DELETE", DestroyPool)],
         allowed: &["GET", "DELETE"],
     },
     Route {
         path: "/api/v1/pools/{pool}/replace",
-        methods: &[("POST", S(ReplaceDisk))],
+        methods: &[("POST", ReplaceDisk)],
         allowed: &["POST"],
     },
     Route {
         path: "/api/v1/pools/{pool}/add",
-        methods: &[("POST", S(AddDisk))],
+        methods: &[("POST", AddDisk)],
         allowed: &["POST"],
     },
     Route {
         path: "/api/v1/pools/{pool}/add/plan",
-        methods: &[("POST", S(PlanAdd))],
+        methods: &[("POST", PlanAdd)],
         allowed: &["POST"],
     },
 ];
@@ -126,55 +126,22 @@ pub fn api_error(e: &StorageError) -> ApiError {
     }
 }
 
-fn service(ctx: &Ctx<'_>) -> Result<Arc<Storage>, ApiError> {
-    ctx.state
-        .domains
-        .storage
-        .clone()
-        .ok_or_else(|| crate::domains::unavailable("storage"))
-}
+/// How the API reaches the storage service (disks and pools).
+pub const STORAGE: Domain<Storage, StorageError> = Domain {
+    name: "storage",
+    service: |d| d.storage.clone(),
+    api_error: |e| api_error(&e),
+};
 
-/// Run a blocking storage call off the async threads.
-async fn blocking<T: Send + 'static>(
-    storage: Arc<Storage>,
-    f: impl FnOnce(&Storage) -> Result<T, StorageError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(move || f(&storage))
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                format!("storage call panicked: {e}"),
-            )
-        })?
-        .map_err(|e| api_error(&e))
-}
+crate::task_action!(StorageTask, Storage, StorageError);
 
-/// Start a task of `kind` that runs `f` with the task as its progress sink; answers 202.
-fn task(
+/// Check `request`, then run it as a task (202); a refusal answers 4xx and runs nothing.
+async fn check_then_run(
     ctx: &Ctx<'_>,
     storage: Arc<Storage>,
-    kind: &str,
-    message: &str,
-    done: &'static str,
-    f: impl FnOnce(&Storage, &dyn cairn_core::alert::Progress) -> Result<(), StorageError>
-        + Send
-        + 'static,
-) -> Response<Body> {
-    let handle = ctx.state.tasks.start(kind, message);
-    let id = handle.id();
-    tokio::task::spawn_blocking(move || match f(&storage, &handle) {
-        Ok(()) => handle.succeed(done),
-        Err(e) => handle.fail(&cairn_core::boot::error_chain(&e)),
-    });
-    let body = ctx
-        .state
-        .tasks
-        .get(id)
-        .map(|t| serde_json::to_value(t).unwrap_or_default())
-        .unwrap_or_else(|| serde_json::json!({ "id": id }));
-    json(StatusCode::ACCEPTED, &body)
+    request: StorageRequest,
+) -> Result<Response<Body>, ApiError> {
+    executor::check_then_run(&STORAGE, ctx, storage, move |s| request.check(s)).await
 }
 
 /// A disk as the API shows it: the inventory plus the SMART summary when the SMART
@@ -198,111 +165,79 @@ fn smart_summary(ctx: &Ctx<'_>, id: &str) -> serde_json::Value {
 
 /// Run one operation.
 pub async fn handle(ctx: &Ctx<'_>, op: StorageOp) -> Result<Response<Body>, ApiError> {
-    let storage = service(ctx)?;
+    let storage = STORAGE.service(ctx)?;
     match op {
         ListDisks => {
-            let disks = blocking(storage, |s| s.disks()).await?;
+            let disks = STORAGE.blocking(storage, |s| s.disks()).await?;
             let list: Vec<_> = disks.iter().map(|d| disk_json(ctx, d)).collect();
             Ok(json(StatusCode::OK, &serde_json::json!({ "disks": list })))
         }
         GetDisk => {
             let id = ctx.param().to_string();
-            let d = blocking(storage, move |s| s.disk(&id)).await?;
+            let d = STORAGE.blocking(storage, move |s| s.disk(&id)).await?;
             Ok(json(StatusCode::OK, &disk_json(ctx, &d)))
         }
         WipeDisk => {
             let body: WipeBody = ctx.json()?;
-            let id = ctx.param().to_string();
-            let (i2, c2) = (id.clone(), body.confirm_serial.clone());
-            let disk = blocking(storage.clone(), move |s| s.check_wipe(&i2, &c2)).await?;
-            Ok(task(
-                ctx,
-                storage,
-                "disk.wipe",
-                &format!("wiping disk {}", disk.id),
-                "disk wiped",
-                move |s, p| s.wipe_disk(&id, &body.confirm_serial, p).map(drop),
-            ))
+            let request = StorageRequest::WipeDisk {
+                disk: ctx.param().to_string(),
+                confirm_serial: body.confirm_serial,
+            };
+            check_then_run(ctx, storage, request).await
         }
         ListPools => {
-            let pools = blocking(storage, |s| s.pools()).await?;
+            let pools = STORAGE.blocking(storage, |s| s.pools()).await?;
             Ok(json(StatusCode::OK, &serde_json::json!({ "pools": pools })))
         }
         PlanPool => {
             let req: cairn_storage::CreatePool = ctx.json()?;
-            let plan = blocking(storage, move |s| s.plan_pool(&req)).await?;
+            let plan = STORAGE
+                .blocking(storage, move |s| s.plan_pool(&req))
+                .await?;
             Ok(json(StatusCode::OK, &plan))
         }
         CreatePool => {
             let req: cairn_storage::CreatePool = ctx.json()?;
-            let r2 = req.clone();
-            let plan = blocking(storage.clone(), move |s| s.plan_pool(&r2)).await?;
-            Ok(task(
-                ctx,
-                storage,
-                "pool.create",
-                &format!(
-                    "creating pool {} ({}, {} disks, {} bytes usable)",
-                    plan.name,
-                    plan.level,
-                    plan.disks.len(),
-                    plan.usable_bytes
-                ),
-                "pool created",
-                move |s, p| s.create_pool(&req, p).map(drop),
-            ))
+            check_then_run(ctx, storage, StorageRequest::CreatePool(req)).await
         }
         GetPool => {
             let name = ctx.param().to_string();
-            let st = blocking(storage, move |s| s.pool_status(&name)).await?;
+            let st = STORAGE
+                .blocking(storage, move |s| s.pool_status(&name))
+                .await?;
             Ok(json(StatusCode::OK, &st))
         }
         DestroyPool => {
             let body: DestroyBody = ctx.json()?;
-            let name = ctx.param().to_string();
-            let (n2, c2) = (name.clone(), body.confirm_name.clone());
-            blocking(storage.clone(), move |s| s.check_destroy(&n2, &c2)).await?;
-            Ok(task(
-                ctx,
-                storage,
-                "pool.destroy",
-                &format!("destroying pool {name}"),
-                "pool destroyed",
-                move |s, p| s.destroy_pool(&name, &body.confirm_name, p),
-            ))
+            let request = StorageRequest::DestroyPool {
+                pool: ctx.param().to_string(),
+                confirm_name: body.confirm_name,
+            };
+            check_then_run(ctx, storage, request).await
         }
         ReplaceDisk => {
             let body: ReplaceBody = ctx.json()?;
-            let name = ctx.param().to_string();
-            let (n2, o2, w2) = (name.clone(), body.old.clone(), body.new.clone());
-            let plan = blocking(storage.clone(), move |s| s.check_replace(&n2, &o2, &w2)).await?;
-            Ok(task(
-                ctx,
-                storage,
-                "pool.replace",
-                &format!("replacing {} by {} in pool {name}", plan.old, plan.new.id),
-                "rebuild complete",
-                move |s, p| s.replace_disk(&name, &body.old, &body.new, p).map(drop),
-            ))
+            let request = StorageRequest::ReplaceDisk {
+                pool: ctx.param().to_string(),
+                old: body.old,
+                new: body.new,
+            };
+            check_then_run(ctx, storage, request).await
         }
         AddDisk => {
             let body: AddBody = ctx.json()?;
-            let name = ctx.param().to_string();
-            let (n2, d2) = (name.clone(), body.disk.clone());
-            let (_, disk) = blocking(storage.clone(), move |s| s.check_add(&n2, &d2)).await?;
-            Ok(task(
-                ctx,
-                storage,
-                "pool.add",
-                &format!("adding {} to pool {name}", disk.id),
-                "disk added",
-                move |s, p| s.add_disk(&name, &body.disk, p).map(drop),
-            ))
+            let request = StorageRequest::AddDisk {
+                pool: ctx.param().to_string(),
+                disk: body.disk,
+            };
+            check_then_run(ctx, storage, request).await
         }
         PlanAdd => {
             let body: AddBody = ctx.json()?;
             let name = ctx.param().to_string();
-            let plan = blocking(storage, move |s| s.plan_add(&name, &body.disk)).await?;
+            let plan = STORAGE
+                .blocking(storage, move |s| s.plan_add(&name, &body.disk))
+                .await?;
             Ok(json(StatusCode::OK, &plan))
         }
     }
@@ -629,6 +564,55 @@ mod tests {
                 .status,
             404
         );
+    }
+
+    #[tokio::test]
+    async fn create_probes_each_disk_once_and_runs_the_checked_plan() {
+        let api = start(true).await;
+        add_array(
+            api.tree.path(),
+            "tank",
+            "md127",
+            3,
+            0,
+            ("resync", "5 / 10"),
+            &[
+                ("vdb", "0", "in_sync"),
+                ("vdc", "1", "in_sync"),
+                ("vdd", "2", "in_sync"),
+            ],
+        );
+        api.runner.expect(
+            "mdadm",
+            &["--detail", "--export"],
+            CommandOutput::ok("MD_UUID=aa:bb:cc:dd\n"),
+        );
+        let r = api
+            .call(
+                Method::POST,
+                "/api/v1/pools",
+                Some(json!({"name": "tank", "level": "raid5", "disks": ["vdb", "vdc", "vdd"]})),
+            )
+            .await;
+        assert_eq!(r.status, 202, "{:?}", r.json());
+        let t = api.finished(r.json()["id"].as_u64().unwrap()).await;
+        assert_eq!(t.state, crate::tasks::TaskState::Succeeded, "{}", t.message);
+        let lines = api.runner.command_lines();
+        for dev in ["/dev/vdb", "/dev/vdc", "/dev/vdd"] {
+            let probes = lines
+                .iter()
+                .filter(|l| l.starts_with("wipefs") && l.ends_with(dev))
+                .count();
+            assert_eq!(probes, 1, "wipefs on {dev}: {lines:?}");
+        }
+        assert_eq!(
+            lines.iter().filter(|l| l.starts_with("wipefs")).count(),
+            3,
+            "{lines:?}"
+        );
+        assert!(lines
+            .iter()
+            .any(|l| l.starts_with("mdadm --create /dev/md/tank")));
     }
 
     #[tokio::test]

@@ -2,12 +2,13 @@
 
 mod console;
 
-use crate::domains::unavailable;
 use crate::error::ApiError;
+use crate::executor::{self, Domain};
 use crate::request::Ctx;
 use crate::response::{json, no_content, Body};
-use crate::router::{Access, Route};
+use crate::routes::{Access, Route};
 use cairn_core::shown::clip;
+use cairn_vm::action::VmTask;
 use cairn_vm::error::VmError;
 use cairn_vm::hypervisor::HvError;
 use cairn_vm::{VmSpec, Vms};
@@ -45,81 +46,75 @@ impl VmOp {
 }
 
 /// The routes of this group (the OpenAPI fragment `openapi/vms.json` lists the same).
-pub const ROUTES: &[Route] = &[
+pub const ROUTES: &[Route<VmOp>] = &[
     Route {
         path: "/api/v1/vms",
-        methods: &[
-            ("GET", crate::router::Op::Vms(VmOp::List)),
-            ("POST", crate::router::Op::Vms(VmOp::Create)),
-        ],
+        methods: &[("GET", VmOp::List), ("POST", VmOp::Create)],
         allowed: &["GET", "POST"],
     },
     Route {
         path: "/api/v1/vms/{vm}",
-        methods: &[
-            ("GET", crate::router::Op::Vms(VmOp::Get)),
-            ("DELETE", crate::router::Op::Vms(VmOp::Delete)),
-        ],
+        methods: &[("GET", VmOp::Get), ("DELETE", VmOp::Delete)],
         allowed: &["GET", "DELETE"],
     },
     Route {
         path: "/api/v1/vms/{vm}/start",
-        methods: &[("POST", crate::router::Op::Vms(VmOp::Start))],
+        methods: &[("POST", VmOp::Start)],
         allowed: &["POST"],
     },
     Route {
         path: "/api/v1/vms/{vm}/shutdown",
-        methods: &[("POST", crate::router::Op::Vms(VmOp::Shutdown))],
+        methods: &[("POST", VmOp::Shutdown)],
         allowed: &["POST"],
     },
     Route {
         path: "/api/v1/vms/{vm}/off",
-        methods: &[("POST", crate::router::Op::Vms(VmOp::Off))],
+        methods: &[("POST", VmOp::Off)],
         allowed: &["POST"],
     },
     Route {
         path: "/api/v1/vms/{vm}/reboot",
-        methods: &[("POST", crate::router::Op::Vms(VmOp::Reboot))],
+        methods: &[("POST", VmOp::Reboot)],
         allowed: &["POST"],
     },
     Route {
         path: "/api/v1/vms/{vm}/clone",
-        methods: &[("POST", crate::router::Op::Vms(VmOp::Clone))],
+        methods: &[("POST", VmOp::Clone)],
         allowed: &["POST"],
     },
     Route {
         path: "/api/v1/vms/{vm}/autostart",
-        methods: &[("PUT", crate::router::Op::Vms(VmOp::Autostart))],
+        methods: &[("PUT", VmOp::Autostart)],
         allowed: &["PUT"],
     },
     Route {
         path: "/api/v1/vms/{vm}/snapshots",
-        methods: &[("POST", crate::router::Op::Vms(VmOp::Snapshot))],
+        methods: &[("POST", VmOp::Snapshot)],
         allowed: &["POST"],
     },
     Route {
         path: "/api/v1/vms/{vm}/snapshots/{snapshot}",
-        methods: &[("DELETE", crate::router::Op::Vms(VmOp::DeleteSnapshot))],
+        methods: &[("DELETE", VmOp::DeleteSnapshot)],
         allowed: &["DELETE"],
     },
     Route {
         path: "/api/v1/vms/{vm}/snapshots/{snapshot}/restore",
-        methods: &[("POST", crate::router::Op::Vms(VmOp::Restore))],
+        methods: &[("POST", VmOp::Restore)],
         allowed: &["POST"],
     },
     Route {
         path: "/api/v1/vms/{vm}/disks/{disk}/image",
-        methods: &[("PUT", crate::router::Op::Vms(VmOp::WriteImage))],
+        methods: &[("PUT", VmOp::WriteImage)],
         allowed: &["PUT"],
     },
     Route {
         path: "/api/v1/vms/{vm}/console",
-        methods: &[("GET", crate::router::Op::Vms(VmOp::Console))],
+        methods: &[("GET", VmOp::Console)],
         allowed: &["GET"],
     },
     Route {
         path: "/api/v1/vms/{vm}/console/stream",
-        methods: &[("GET", crate::router::Op::Vms(VmOp::ConsoleStream))],
+        methods: &[("GET", VmOp::ConsoleStream)],
         allowed: &["GET"],
     },
 ];
@@ -154,42 +149,12 @@ pub fn api_error(e: VmError) -> ApiError {
     }
 }
 
-fn service(ctx: &Ctx<'_>) -> Result<Arc<Vms>, ApiError> {
-    ctx.state
-        .domains
-        .vms
-        .clone()
-        .ok_or_else(|| unavailable("VM"))
-}
-
-/// Run a blocking VM call off the async threads.
-async fn blocking<T: Send + 'static>(
-    vms: Arc<Vms>,
-    f: impl FnOnce(&Vms) -> Result<T, VmError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(move || f(&vms))
-        .await
-        .map_err(|e| ApiError::internal(format!("the VM call did not finish: {e}")))?
-        .map_err(api_error)
-}
-
-/// Start a task running `f` on a blocking thread; answers 202 with the task.
-fn task(
-    ctx: &Ctx<'_>,
-    vms: Arc<Vms>,
-    kind: &str,
-    message: &str,
-    f: impl FnOnce(&Vms, &crate::tasks::TaskHandle) -> Result<String, VmError> + Send + 'static,
-) -> Response<Body> {
-    let handle = ctx.state.tasks.start(kind, message);
-    let id = handle.id();
-    let task = ctx.state.tasks.get(id);
-    tokio::task::spawn_blocking(move || match f(&vms, &handle) {
-        Ok(msg) => handle.succeed(&msg),
-        Err(e) => handle.fail(&cairn_vm::service::chain(&e)),
-    });
-    json(StatusCode::ACCEPTED, &task)
-}
+/// How the API reaches the VM service.
+pub const VMS: Domain<Vms, VmError> = Domain {
+    name: "VM",
+    service: |d| d.vms.clone(),
+    api_error,
+};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -312,13 +277,20 @@ fn optional_json<T: serde::de::DeserializeOwned + Default>(ctx: &Ctx<'_>) -> Res
     }
 }
 
+crate::task_action!(VmTask, Vms, VmError);
+
+/// Check `task`, then run it as a task (202); a refusal answers 4xx and starts nothing.
+async fn run_task(ctx: &Ctx<'_>, vms: Arc<Vms>, task: VmTask) -> Result<Response<Body>, ApiError> {
+    executor::check_then_run(&VMS, ctx, vms, move |v| task.check(v).map(|()| task)).await
+}
+
 /// Run one operation.
 pub async fn handle(ctx: &Ctx<'_>, op: VmOp) -> Result<Response<Body>, ApiError> {
-    let vms = service(ctx)?;
+    let vms = VMS.service(ctx)?;
     let name = ctx.param_at(0).to_string();
     match op {
         VmOp::List => {
-            let (list, res) = blocking(vms, |v| Ok((v.list(), v.resources()))).await?;
+            let (list, res) = VMS.blocking(vms, |v| Ok((v.list(), v.resources()))).await?;
             Ok(json(
                 StatusCode::OK,
                 &serde_json::json!({"vms": list, "resources": res}),
@@ -326,16 +298,10 @@ pub async fn handle(ctx: &Ctx<'_>, op: VmOp) -> Result<Response<Body>, ApiError>
         }
         VmOp::Create => {
             let spec: VmSpec = ctx.json()?;
-            let checked = spec.clone();
-            blocking(vms.clone(), move |v| v.check(&checked)).await?;
-            let msg = format!("creating VM {}", spec.name);
-            Ok(task(ctx, vms, "vm.create", &msg, move |v, h| {
-                v.create(&spec, h)
-                    .map(|s| format!("created VM {}", s.record.name))
-            }))
+            run_task(ctx, vms, VmTask::Create(spec)).await
         }
         VmOp::Get => {
-            let vm = blocking(vms, move |v| v.get(&name)).await?;
+            let vm = VMS.blocking(vms, move |v| v.get(&name)).await?;
             Ok(json(StatusCode::OK, &vm))
         }
         VmOp::Delete => {
@@ -346,20 +312,11 @@ pub async fn handle(ctx: &Ctx<'_>, op: VmOp) -> Result<Response<Body>, ApiError>
                     format!("type the VM's name ({}) to confirm", clip(&name)),
                 ));
             }
-            blocking(vms, move |v| v.delete(&name, req.delete_disks)).await?;
+            VMS.blocking(vms, move |v| v.delete(&name, req.delete_disks))
+                .await?;
             Ok(no_content())
         }
-        VmOp::Start => {
-            blocking(vms.clone(), {
-                let name = name.clone();
-                move |v| v.get(&name)
-            })
-            .await?;
-            let msg = format!("starting VM {name}");
-            Ok(task(ctx, vms, "vm.start", &msg, move |v, _| {
-                v.start(&name).map(|()| format!("VM {name} is running"))
-            }))
-        }
+        VmOp::Start => run_task(ctx, vms, VmTask::Start { vm: name }).await,
         VmOp::Shutdown => {
             let req: ShutdownReq = optional_json(ctx)?;
             let timeout = req
@@ -372,103 +329,62 @@ pub async fn handle(ctx: &Ctx<'_>, op: VmOp) -> Result<Response<Body>, ApiError>
                     format!("between 1 and {MAX_SHUTDOWN_TIMEOUT_S} seconds"),
                 ));
             }
-            blocking(vms.clone(), {
-                let name = name.clone();
-                move |v| v.get(&name)
-            })
-            .await?;
-            let msg = format!("shutting down VM {name}");
-            Ok(task(ctx, vms, "vm.shutdown", &msg, move |v, h| {
-                use cairn_vm::service::ShutdownOutcome::*;
-                v.shutdown(&name, timeout, h).map(|o| match o {
-                    Graceful => format!("VM {name} shut down"),
-                    Forced => format!(
-                        "VM {name} did not shut down within {} s and was powered off",
-                        timeout.as_secs()
-                    ),
-                    AlreadyOff => format!("VM {name} was not running"),
-                })
-            }))
+            run_task(ctx, vms, VmTask::Shutdown { vm: name, timeout }).await
         }
         VmOp::Off => {
-            let vm = blocking(vms, move |v| v.force_off(&name).and_then(|()| v.get(&name))).await?;
+            let vm = VMS
+                .blocking(vms, move |v| v.force_off(&name).and_then(|()| v.get(&name)))
+                .await?;
             Ok(json(StatusCode::OK, &vm))
         }
         VmOp::Reboot => {
             let req: RebootReq = optional_json(ctx)?;
-            let vm = blocking(vms, move |v| {
-                v.reboot(&name, req.force).and_then(|()| v.get(&name))
-            })
-            .await?;
+            let vm = VMS
+                .blocking(vms, move |v| {
+                    v.reboot(&name, req.force).and_then(|()| v.get(&name))
+                })
+                .await?;
             Ok(json(StatusCode::OK, &vm))
         }
         VmOp::Clone => {
             let req: CloneReq = ctx.json()?;
             let clones = req.clones()?;
-            let batch = req.clones.is_some();
-            let src = name.clone();
-            let names: Vec<String> = clones.iter().map(|c| c.name.clone()).collect();
-            blocking(vms.clone(), move |v| {
-                names.iter().enumerate().try_for_each(|(i, n)| {
-                    v.check_new_name(&src, n).map_err(|e| match e {
-                        VmError::Invalid(mut inv) if batch => {
-                            inv.field = format!("clones[{i}].{}", inv.field);
-                            VmError::Invalid(inv)
-                        }
-                        e => e,
-                    })
-                })
-            })
-            .await?;
-            let list = clones
-                .iter()
-                .map(|c| c.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ");
-            let msg = format!("cloning VM {name} as {list}");
-            Ok(task(ctx, vms, "vm.clone", &msg, move |v, h| {
-                v.clone_vms(&name, &clones, req.snapshot.as_deref(), h)
-                    .map(|made| {
-                        let names: Vec<&str> =
-                            made.vms.iter().map(|s| s.record.name.as_str()).collect();
-                        format!(
-                            "created VM {} from {name} (disk volumes {:.1} s, libvirt {:.1} s)",
-                            names.join(", "),
-                            made.volumes_took.as_secs_f64(),
-                            made.define_took.as_secs_f64()
-                        )
-                    })
-            }))
+            let task = VmTask::Clone {
+                vm: name,
+                clones,
+                snapshot: req.snapshot,
+                batch: req.clones.is_some(),
+            };
+            run_task(ctx, vms, task).await
         }
         VmOp::Restore => {
             let req: RestoreReq = ctx.json()?;
-            let snap = ctx.param_at(1).to_string();
-            let (src, new) = (name.clone(), req.name.clone());
-            blocking(vms.clone(), move |v| v.check_new_name(&src, &new)).await?;
-            let msg = format!("restoring snapshot {snap} of VM {name} as {}", req.name);
-            Ok(task(ctx, vms, "vm.restore", &msg, move |v, h| {
-                v.clone_vm(&name, &req.name, Some(&snap), req.autostart, h)
-                    .map(|s| {
-                        format!(
-                            "created VM {} from snapshot {snap} of {name}",
-                            s.record.name
-                        )
-                    })
-            }))
+            let task = VmTask::Restore {
+                vm: name,
+                snapshot: ctx.param_at(1).to_string(),
+                name: req.name,
+                autostart: req.autostart,
+            };
+            run_task(ctx, vms, task).await
         }
         VmOp::Autostart => {
             let req: AutostartReq = ctx.json()?;
-            let vm = blocking(vms, move |v| v.set_autostart(&name, req.autostart)).await?;
+            let vm = VMS
+                .blocking(vms, move |v| v.set_autostart(&name, req.autostart))
+                .await?;
             Ok(json(StatusCode::OK, &vm))
         }
         VmOp::Snapshot => {
             let req: SnapshotReq = ctx.json()?;
-            let vm = blocking(vms, move |v| v.snapshot(&name, &req.name)).await?;
+            let vm = VMS
+                .blocking(vms, move |v| v.snapshot(&name, &req.name))
+                .await?;
             Ok(json(StatusCode::CREATED, &vm))
         }
         VmOp::DeleteSnapshot => {
             let snap = ctx.param_at(1).to_string();
-            blocking(vms, move |v| v.delete_snapshot(&name, &snap)).await?;
+            VMS.blocking(vms, move |v| v.delete_snapshot(&name, &snap))
+                .await?;
             Ok(no_content())
         }
         VmOp::WriteImage => {
@@ -484,18 +400,19 @@ pub async fn handle(ctx: &Ctx<'_>, op: VmOp) -> Result<Response<Body>, ApiError>
             if image.is_empty() {
                 return Err(ApiError::invalid("data_base64", "the image is empty"));
             }
-            blocking(vms, move |v| v.write_image(&name, disk, &image)).await?;
+            VMS.blocking(vms, move |v| v.write_image(&name, disk, &image))
+                .await?;
             Ok(no_content())
         }
         VmOp::Console => {
-            let (bytes, _) = blocking(vms, move |v| v.console(&name, None)).await?;
+            let (bytes, _) = VMS.blocking(vms, move |v| v.console(&name, None)).await?;
             Ok(crate::response::build(
                 StatusCode::OK,
                 "text/plain; charset=utf-8",
                 crate::response::full(bytes),
             ))
         }
-        VmOp::ConsoleStream => console::stream(vms, name).await,
+        VmOp::ConsoleStream => console::stream(&VMS, vms, name).await,
     }
 }
 

@@ -177,7 +177,11 @@ async fn the_setup_code_limit_holds_across_a_restart() {
         "still held back after the restart, even with the right code"
     );
     assert_eq!(retry_after(&r), 1);
-    assert_eq!(s.state.identity.setup().wrong_codes(), 4, "the total is kept too");
+    assert_eq!(
+        s.state.identity.setup().wrong_codes(),
+        4,
+        "the total is kept too"
+    );
     // The code itself is the same after the restart.
     let r = s.call_from(client(2, 2), code(CODE)).await;
     assert_eq!(r.status, 200, "{:?}", r.json());
@@ -208,7 +212,11 @@ async fn too_many_wrong_codes_from_all_addresses_replace_the_code() {
     assert_ne!(new, CODE);
     let stored = std::fs::read_to_string(s.dir.path().join("setup-code")).unwrap();
     assert_eq!(stored.trim(), new, "stored where cairnd keeps it");
-    assert_eq!(s.state.identity.setup().wrong_codes(), 0, "the count starts again");
+    assert_eq!(
+        s.state.identity.setup().wrong_codes(),
+        0,
+        "the count starts again"
+    );
     let r = s.call_from(client(3, 30), code(CODE)).await;
     assert_eq!(r.status, 401, "the old code is refused");
     let r = s.call_from(client(3, 31), code(&new)).await;

@@ -1,5 +1,6 @@
 //! cairn-net: the declarative network spec, validation, the rtnetlink planner and apply, safe apply.
 
+pub mod action;
 pub mod cidr;
 pub mod dhcp;
 pub mod monitor;

@@ -1,5 +1,6 @@
 //! cairn-smart: the smartctl JSON model, health rules, per-disk history and the self-test schedule.
 
+pub mod action;
 pub mod drive_class;
 pub mod endurance;
 pub mod error;

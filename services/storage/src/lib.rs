@@ -1,5 +1,6 @@
 //! cairn-storage: disk inventory, pools (md → LVM thin), shares (btrfs), snapshots, thin volumes, scrub.
 
+pub mod action;
 pub mod assemble;
 pub mod btrfs;
 pub mod capacity;
@@ -32,6 +33,7 @@ pub mod volume;
 pub mod watch;
 pub mod wipefs;
 
+pub use action::{ShareTask, StorageRequest, StorageTask};
 pub use data_error::DataError;
 pub use disks::{DiskView, Usage};
 pub use error::StorageError;

@@ -152,12 +152,7 @@ pub fn plan_create(
     records: &Records,
 ) -> Result<CreatePlan, StorageError> {
     validate_name(name)?;
-    if records.get(name).is_some() {
-        return Err(StorageError::invalid(
-            "name",
-            format!("pool {name} already exists"),
-        ));
-    }
+    name_free(name, records)?;
     let n = cands.len();
     if n < level.min_disks() {
         return Err(StorageError::invalid(
@@ -217,6 +212,32 @@ pub fn plan_create(
     })
 }
 
+/// Whether no pool is named `name` yet.
+fn name_free(name: &str, records: &Records) -> Result<(), StorageError> {
+    if records.get(name).is_some() {
+        return Err(StorageError::invalid(
+            "name",
+            format!("pool {name} already exists"),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `plan`'s name and disks are still free in `records` (re-checked when the plan runs,
+/// after other requests may have created a pool).
+pub fn still_free(plan: &CreatePlan, records: &Records) -> Result<(), StorageError> {
+    name_free(&plan.name, records)?;
+    for (i, id) in plan.disks.iter().enumerate() {
+        if let Some(p) = records.pool_of(id) {
+            return Err(StorageError::invalid(
+                format!("disks[{i}]"),
+                format!("disk {id} is a member of pool {}", p.name),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The device path a command gets for `disk`: its by-id link when it has one (stable while
 /// the command runs), else its kernel node.
 pub fn disk_path(disk: &Disk) -> String {
@@ -248,7 +269,7 @@ pub fn create_commands(name: &str, level: Level, cands: &[Candidate]) -> Vec<Inv
     args.extend(cands.iter().map(|c| disk_path(&c.disk)));
     let vg = names::vg_name(name);
     let member = cands.iter().map(|c| c.disk.size_bytes).min().unwrap_or(0);
-    let pool_bytes = level.usable_bytes(cands.len(), member) / 100 * THIN_POOL_PERCENT as u64;
+    let pool_bytes = level.usable_bytes(cands.len(), member) / 100 * u64::from(THIN_POOL_PERCENT);
     vec![
         Invocation::new("mdadm", args),
         Invocation::new("pvcreate", ["--yes".to_string(), md.clone()]),
@@ -471,5 +492,30 @@ mod tests {
         let p = plan_create("m", Level::Raid1, &c, &Records::default()).unwrap();
         assert_eq!(p.usable_bytes, 256 << 20);
         assert!(p.notes[0].contains("differ in size"));
+    }
+
+    #[test]
+    fn a_carried_plan_is_refused_once_its_name_or_disks_are_taken() {
+        let p = plan_create(
+            "tank",
+            Level::Raid1,
+            &blank(&["a", "b"]),
+            &Records::default(),
+        )
+        .unwrap();
+        still_free(&p, &Records::default()).unwrap();
+        let taken = |name: &str, members: &[&str]| Records {
+            pools: vec![crate::records::PoolRecord {
+                name: name.into(),
+                level: Level::Raid1,
+                md_uuid: "u".into(),
+                members: members.iter().map(|m| m.to_string()).collect(),
+                created: 0,
+            }],
+        };
+        let e = still_free(&p, &taken("tank", &["x"])).unwrap_err();
+        assert_eq!(e.field(), Some("name"));
+        let e = still_free(&p, &taken("other", &["b"])).unwrap_err();
+        assert_eq!(e.field(), Some("disks[1]"));
     }
 }

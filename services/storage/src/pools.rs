@@ -108,16 +108,29 @@ impl Storage {
         progress: &dyn Progress,
     ) -> Result<PoolStatus, StorageError> {
         let plan = self.plan_pool(req)?;
+        self.create_planned(&plan, progress)
+    }
+
+    /// Create the pool of `plan`, checked by [`Storage::plan_pool`] (which probed the disks):
+    /// nothing is probed again. Under the claim of the pool and its disks, only the records are
+    /// read again, so a pool made or joined since the check is still refused.
+    pub fn create_planned(
+        &self,
+        plan: &CreatePlan,
+        progress: &dyn Progress,
+    ) -> Result<PoolStatus, StorageError> {
         let mut keys = vec![format!("pool:{}", plan.name)];
         keys.extend(plan.disks.iter().map(|d| format!("disk:{d}")));
         let _busy = self.claim(&keys)?;
+        plan::still_free(plan, &self.records())?;
         let name = plan.name.clone();
         let total = plan.commands.len();
         let mut md_created = false;
         let result = (|| {
             for (i, inv) in plan.commands.iter().enumerate() {
                 progress.progress(
-                    (5 + i * 90 / total) as u8,
+                    // i < total: at most 95.
+                    u8::try_from(5 + i * 90 / total).unwrap_or(100),
                     &format!("{} ({}/{total})", step_name(inv), i + 1),
                 );
                 self.run_step(&format!("creating pool {name}: {}", step_name(inv)), inv)?;

@@ -1,7 +1,7 @@
 //! The storage data loop: every minute, scheduled snapshots, capacity alerts, and scheduled
 //! scrubs started as tasks the user sees.
 
-use crate::scrub::{ScrubResult, ScrubTiming};
+use crate::scrub::ScrubTiming;
 use crate::Storage;
 use cairn_core::alert::{TaskRun, TaskStarter};
 use cairn_core::boot::error_chain;
@@ -65,20 +65,9 @@ pub async fn tick<T: TaskStarter>(storage: &Arc<Storage>, tasks: &T) {
         let st = st.clone();
         tokio::task::spawn_blocking(move || {
             match st.scrub_pool(&pool, &handle, ScrubTiming::default()) {
-                Ok(r) => handle.succeed(&scrub_message(&pool, &r)),
+                Ok(r) => handle.succeed(&crate::action::scrub_summary(&pool, &r)),
                 Err(e) => handle.fail(&error_chain(&e)),
             }
         });
     }
-}
-
-/// How a finished scrub of `pool` is reported (the task's last message).
-pub fn scrub_message(pool: &str, r: &ScrubResult) -> String {
-    let errors: u64 = r.share_errors.values().sum();
-    format!(
-        "scrub of pool {pool} done: {} mismatched sector(s) in the array, {errors} error(s) in {} share(s), {} bytes verified",
-        r.mismatch_cnt,
-        r.share_errors.len(),
-        r.bytes_scrubbed
-    )
 }

@@ -1,5 +1,6 @@
 //! cairn-vm: VM specs, libvirt domain XML, lifecycle through libvirt, clones and snapshots.
 
+pub mod action;
 pub mod clones;
 pub mod console;
 pub mod error;

@@ -2,10 +2,11 @@
 //! is written, as server-sent events (`event: console`, the text in `data:` lines; joining
 //! a block's data lines with `\n` gives the text back), until the client goes away.
 
-use super::{api_error, blocking};
 use crate::error::ApiError;
+use crate::executor::Domain;
 use crate::response::{build, Body};
 use cairn_vm::console::Cursor;
+use cairn_vm::error::VmError;
 use cairn_vm::Vms;
 use http_body_util::BodyExt;
 use hyper::body::{Bytes, Frame};
@@ -48,11 +49,17 @@ pub fn sse(bytes: &[u8]) -> Bytes {
     Bytes::from(out)
 }
 
-/// Follow VM `name`'s console.
-pub async fn stream(vms: Arc<Vms>, name: String) -> Result<Response<Body>, ApiError> {
+/// Follow VM `name`'s console; `domain` maps the VM service's errors.
+pub async fn stream(
+    domain: &'static Domain<Vms, VmError>,
+    vms: Arc<Vms>,
+    name: String,
+) -> Result<Response<Body>, ApiError> {
     let first = {
         let name = name.clone();
-        blocking(vms.clone(), move |v| v.console(&name, None)).await?
+        domain
+            .blocking(vms.clone(), move |v| v.console(&name, None))
+            .await?
     };
     let (tx, rx) = mpsc::channel::<Bytes>(16);
     tokio::spawn(async move {
@@ -84,7 +91,7 @@ pub async fn stream(vms: Arc<Vms>, name: String) -> Result<Response<Body>, ApiEr
                 }
                 // The VM was deleted, or the file cannot be read: end the stream with why.
                 Ok(Err(e)) => {
-                    let msg = format!("\n[console ended: {}]\n", api_error(e).message);
+                    let msg = format!("\n[console ended: {}]\n", (domain.api_error)(e).message);
                     let _ = tx.send(sse(msg.as_bytes())).await;
                     return;
                 }
