@@ -64,7 +64,7 @@ pub fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<Option<Prin
                 return Err(ApiError::unauthorized(format!(
                     "the API token {:?} expired on {}; run `cairnctl login` again",
                     t.name,
-                    crate::clock::format_utc(t.expires)
+                    cairn_core::civil::format_utc(t.expires)
                 )))
             }
             Lookup::Unknown => {

@@ -1,16 +1,13 @@
-//! cairn-api: the HTTPS API server (routing, resources, TLS, the web UI) and a pinned HTTPS
-//! client.
+//! cairn-api: the HTTPS API server (routing, resources, TLS, the web UI).
 
 pub mod alerts;
 pub mod auth;
 pub mod channels;
-pub mod client;
 pub mod clock;
 pub mod conn;
 pub mod domains;
 pub mod error;
 pub mod events;
-pub mod fingerprint;
 pub mod health;
 pub mod network;
 pub mod openapi;
@@ -44,8 +41,8 @@ pub mod validate;
 pub mod vms;
 pub mod webhook;
 
+pub use cairn_client::Fingerprint;
 pub use error::ApiError;
-pub use fingerprint::Fingerprint;
 pub use server::Server;
 pub use state::{ApiState, NodeInfo};
 

@@ -493,11 +493,10 @@ async fn dispatch(ctx: &Ctx<'_>, op: Op) -> Result<Response<Body>, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::{self, ClientRequest, ClientResponse};
-    use crate::fingerprint::Fingerprint;
     use crate::health::tests::FixedNode;
     use crate::system::NodeSystem;
     use crate::tls::{leaf_fingerprint, server_config, tests::self_signed};
+    use cairn_client::{self as client, ClientRequest, ClientResponse, Fingerprint};
     use hyper::Method;
     use serde_json::json;
     use std::path::PathBuf;

@@ -40,7 +40,7 @@ fn run() -> anyhow::Result<()> {
             return Ok(());
         }
         Parsed::Version => {
-            println!("cairnctl {}", cairn_api::VERSION);
+            println!("cairnctl {}", env!("CARGO_PKG_VERSION"));
             return Ok(());
         }
         Parsed::Run(a) => a,
