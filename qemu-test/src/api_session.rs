@@ -8,11 +8,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use cairn_client::Fingerprint;
 use serde_json::{json, Value};
 
 use crate::deadline::Deadline;
 use crate::error::LabError;
-use crate::fingerprint::Fingerprint;
 use crate::https::{self, HttpRequest, HttpResponse, Trust};
 use crate::node::Node;
 

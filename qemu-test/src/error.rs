@@ -192,18 +192,14 @@ pub enum LabError {
         class: String,
         desc: String,
     },
-    #[error("TLS setup for {addr}")]
-    Tls {
-        addr: SocketAddr,
-        #[source]
-        source: rustls::Error,
-    },
     #[error("HTTPS request to {addr}")]
-    Http {
+    Https {
         addr: SocketAddr,
         #[source]
-        source: std::io::Error,
+        source: cairn_client::ClientError,
     },
+    #[error("{method:?} is not an HTTP method")]
+    HttpMethod { method: String },
     #[error("HTTPS response from {addr}: {detail}")]
     HttpResponse { addr: SocketAddr, detail: String },
     #[error("health answer is not JSON: {body}")]

@@ -10,7 +10,6 @@ pub mod disks;
 pub mod error;
 pub mod esp;
 pub mod ext4;
-pub mod fingerprint;
 pub mod gpt;
 pub mod host_disk;
 pub mod https;

@@ -1,6 +1,6 @@
 //! The `CAIRN SETUP` block cairnd prints on the console at first boot: URL, fingerprint, setup code.
 
-use crate::fingerprint::Fingerprint;
+use cairn_client::Fingerprint;
 
 /// Marker of the block's first line.
 pub const SETUP_MARKER: &str = "CAIRN SETUP";
@@ -35,7 +35,7 @@ impl SetupParser {
             }
         } else if let Some(rest) = after_key(line, "Fingerprint:") {
             let text = rest.split_whitespace().next().unwrap_or("");
-            if let Some(fp) = Fingerprint::parse(text) {
+            if let Ok(fp) = text.parse::<Fingerprint>() {
                 self.fingerprint = Some((fp, text.to_string()));
             }
         } else if let Some(rest) = after_key(line, "Setup code:") {

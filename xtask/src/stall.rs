@@ -11,10 +11,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
+use cairn_client::{PinnedTls, Trust};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 /// The stalled connections' source address (wrk uses 127.0.0.1, a client of its own).
 pub const SOURCE: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
@@ -22,51 +21,10 @@ pub const SOURCE: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 pub const STALLED_REQUEST: &[u8] = b"POST /api/v1/auth/login HTTP/1.1\r\nhost: bench\r\n\
 content-type: application/json\r\ncontent-length: 100\r\n\r\n{\"user\"";
 
-/// Trusts any certificate: a benchmark against our own cairnd on loopback.
-#[derive(Debug)]
-struct AnyCert(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyCert {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// TLS client settings trusting any certificate (also used by `--login-flood`).
+/// TLS client settings trusting any certificate, a benchmark against our own cairnd on
+/// loopback (also used by `--login-flood`).
 pub fn client_config() -> Result<Arc<ClientConfig>> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cfg = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
-        .with_no_client_auth();
-    Ok(Arc::new(cfg))
+    Ok(PinnedTls::new(Trust::Record, &[])?.config)
 }
 
 type Stalled = StreamOwned<ClientConnection, TcpStream>;

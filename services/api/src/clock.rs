@@ -56,19 +56,6 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// `YYYY-MM-DD HH:MM UTC` for unix seconds (for messages).
-pub fn format_utc(unix_s: u64) -> String {
-    // u64::MAX / 86 400 days fit in an i64.
-    let days = i64::try_from(unix_s / 86_400).unwrap_or(i64::MAX);
-    let (y, m, d) = cairn_core::civil::date_from_days(days);
-    let secs = unix_s % 86_400;
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
-        secs / 3600,
-        (secs % 3600) / 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,12 +68,5 @@ mod tests {
         same.advance(Duration::from_millis(2_500));
         assert_eq!(c.now_ms(), 7_500);
         assert!(Clock::system().now_s() > 1_700_000_000);
-    }
-
-    #[test]
-    fn utc_dates() {
-        assert_eq!(format_utc(0), "1970-01-01 00:00 UTC");
-        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00 UTC");
-        assert_eq!(format_utc(1_798_761_599), "2026-12-31 23:59 UTC");
     }
 }

@@ -25,13 +25,6 @@ pub struct ApiError {
     pub retry_after: Option<Duration>,
 }
 
-#[derive(serde::Serialize)]
-struct ErrorBody<'a> {
-    code: &'a str,
-    message: &'a str,
-    field: Option<&'a str>,
-}
-
 impl ApiError {
     /// An error with a status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
@@ -146,10 +139,10 @@ impl ApiError {
     pub fn into_response(self) -> Response<Body> {
         let mut resp = json(
             self.status,
-            &ErrorBody {
-                code: self.code,
-                message: &clip_to(&self.message, MAX_MESSAGE_CHARS),
-                field: self.field.as_deref(),
+            &cairn_client::ErrorBody {
+                code: self.code.to_string(),
+                message: clip_to(&self.message, MAX_MESSAGE_CHARS).into_owned(),
+                field: self.field.clone(),
             },
         );
         if let Some(allowed) = self.allow {

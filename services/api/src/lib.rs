@@ -1,11 +1,9 @@
-//! cairn-api: the HTTPS API server (routing, resources, TLS, the web UI) and a pinned HTTPS
-//! client.
+//! cairn-api: the HTTPS API server (routing, resources, TLS, the web UI).
 
 pub mod account;
 pub mod alerts;
 pub mod auth;
 pub mod channels;
-pub mod client;
 pub mod clock;
 pub mod conn;
 pub mod dispatch;
@@ -14,7 +12,6 @@ pub mod error;
 pub mod events;
 pub mod exchange;
 pub mod executor;
-pub mod fingerprint;
 pub mod health;
 pub mod identity;
 pub mod network;
@@ -45,8 +42,8 @@ pub mod ui;
 pub mod validate;
 pub mod vms;
 
+pub use cairn_client::Fingerprint;
 pub use error::ApiError;
-pub use fingerprint::Fingerprint;
 pub use server::Server;
 pub use state::{ApiState, NodeInfo};
 

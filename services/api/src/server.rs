@@ -252,12 +252,11 @@ async fn connection(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::{self, ClientRequest, ClientResponse};
-    use crate::fingerprint::Fingerprint;
     use crate::health::tests::FixedNode;
     use crate::system::NodeSystem;
     use crate::tls::{leaf_fingerprint, server_config, tests::self_signed};
     use crate::{setup, ui};
+    use cairn_client::{self as client, ClientRequest, ClientResponse, Fingerprint};
     use hyper::Method;
     use serde_json::json;
     use std::path::PathBuf;

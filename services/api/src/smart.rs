@@ -190,8 +190,8 @@ pub async fn handle(ctx: &Ctx<'_>, op: SmartOp) -> Result<Response<Body>, ApiErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::{self, ClientRequest};
     use crate::test_server::{claimed_state, serve, TestServer, T};
+    use cairn_client::{self as client, ClientRequest};
     use cairn_core::command::{CommandOutput, RecordingRunner};
     use cairn_core::disk::{DiskBus, DiskRef};
     use hyper::Method;

@@ -245,8 +245,8 @@ pub async fn handle(ctx: &Ctx<'_>, op: StorageOp) -> Result<Response<Body>, ApiE
 
 #[cfg(test)]
 mod tests {
-    use crate::client::{self, ClientRequest};
     use crate::test_server::{claimed_state, serve, TestServer, T};
+    use cairn_client::{self as client, ClientRequest};
     use cairn_core::command::{CommandOutput, RecordingRunner};
     use cairn_storage::inventory::fake::{add_disk, virtio, FakeDisk};
     use cairn_storage::md::fake::add_array;

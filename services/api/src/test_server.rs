@@ -1,12 +1,11 @@
 //! A claimed node's API served over real HTTPS on loopback, for the domain modules' tests.
 
-use crate::client::{self, ClientRequest, ClientResponse};
-use crate::fingerprint::Fingerprint;
 use crate::health::tests::{FixedNode, NoSystem};
 use crate::server::Server;
 use crate::state::ApiState;
 use crate::tasks::{Task, TaskState};
 use crate::tls::{leaf_fingerprint, server_config, tests::self_signed};
+use cairn_client::{self as client, ClientRequest, ClientResponse, Fingerprint};
 use hyper::Method;
 use serde_json::Value;
 use std::net::SocketAddr;

@@ -1,6 +1,6 @@
 //! rustls server configuration (ring provider) from PEM certificate and key.
 
-use crate::fingerprint::Fingerprint;
+use cairn_client::Fingerprint;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
@@ -21,10 +21,7 @@ pub enum TlsError {
     CertKey(#[source] rustls::Error),
 }
 
-/// The ring crypto provider (no aws-lc).
-pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
+pub use cairn_client::provider;
 
 /// Parse the certificate chain from PEM (leaf first).
 pub fn certs_from_pem(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {

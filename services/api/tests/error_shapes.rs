@@ -3,7 +3,7 @@
 
 mod common;
 
-use cairn_api::client::{ClientRequest, ClientResponse};
+use cairn_client::{ClientRequest, ClientResponse};
 use common::{cookie_of, set_up, start, Running, CODE};
 use hyper::Method;
 use serde_json::{json, Value};

@@ -5,10 +5,11 @@
 
 mod common;
 
-use cairn_api::client::{self, pinned_connector, ClientRequest};
 use cairn_api::conn::{Limits, Tracker};
 use cairn_api::tls::{leaf_fingerprint, server_config};
-use cairn_api::{ApiState, Fingerprint, Server};
+use cairn_api::{ApiState, Server};
+use cairn_client::Fingerprint;
+use cairn_client::{self as client, pinned_connector, ClientRequest};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper::{Method, Request, StatusCode};

@@ -6,8 +6,8 @@
 
 mod common;
 
-use cairn_api::client::{self, ClientRequest, ClientResponse};
 use cairn_api::clock::Clock;
+use cairn_client::{self as client, ClientRequest, ClientResponse};
 use common::{cookie_of, set_up, start_with_clock, Running, CODE, PASSWORD, T};
 use hyper::Method;
 use serde_json::{json, Value};

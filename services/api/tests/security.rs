@@ -4,8 +4,8 @@
 
 mod common;
 
-use cairn_api::client::ClientRequest;
 use cairn_api::router::{all_routes, Access};
+use cairn_client::ClientRequest;
 use common::{cookie_of, log_buffer, set_up, start, CODE, PASSWORD};
 use hyper::Method;
 use serde_json::json;

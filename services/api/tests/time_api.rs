@@ -3,7 +3,7 @@
 
 mod common;
 
-use cairn_api::client::ClientRequest;
+use cairn_client::ClientRequest;
 use common::{cookie_of, set_up, start};
 use hyper::Method;
 use serde_json::json;

@@ -2,7 +2,8 @@
 
 mod common;
 
-use cairn_api::{client, tls::leaf_fingerprint, Fingerprint};
+use cairn_api::tls::leaf_fingerprint;
+use cairn_client::{self as client, Fingerprint};
 use common::{setup_block, start, stop, Machine, READY_DEADLINE};
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;

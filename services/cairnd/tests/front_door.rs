@@ -3,8 +3,7 @@
 
 mod common;
 
-use cairn_api::client::{self, ClientRequest, ClientResponse};
-use cairn_api::Fingerprint;
+use cairn_client::{self as client, ClientRequest, ClientResponse, Fingerprint};
 use common::{setup_block, start_with, stop, Daemon, Machine};
 use hyper::Method;
 use serde_json::json;

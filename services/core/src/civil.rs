@@ -31,9 +31,29 @@ pub fn days_from_date(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// `YYYY-MM-DD HH:MM UTC` for unix seconds (for messages).
+pub fn format_utc(unix_s: u64) -> String {
+    // u64::MAX / 86_400 is below 2^48: the day count always fits an i64.
+    let days = i64::try_from(unix_s / 86_400).unwrap_or(i64::MAX / 2);
+    let (y, m, d) = date_from_days(days);
+    let secs = unix_s % 86_400;
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        secs / 3600,
+        (secs % 3600) / 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00 UTC");
+        assert_eq!(format_utc(1_798_761_599), "2026-12-31 23:59 UTC");
+    }
 
     #[test]
     fn known_dates_both_ways() {

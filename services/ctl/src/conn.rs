@@ -1,8 +1,9 @@
 //! Pinned HTTPS calls to a node, with clear messages for a changed certificate and API errors.
 
 use crate::target::Target;
-use cairn_api::client::{self, ClientError, ClientRequest, ClientResponse};
-use cairn_api::Fingerprint;
+use cairn_client::{
+    self as client, ClientError, ClientRequest, ClientResponse, ErrorBody, Fingerprint,
+};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -64,14 +65,14 @@ pub fn api_error(doing: &str, r: &ClientResponse) -> anyhow::Error {
 /// The text of an API error body: the field it names (when it names one) comes first, so
 /// `--confirm` mistakes read `confirm: type the share's name …`.
 fn message(doing: &str, status: u16, v: &serde_json::Value) -> anyhow::Error {
-    match (
-        v["message"].as_str(),
-        v["code"].as_str(),
-        v["field"].as_str(),
-    ) {
-        (Some(m), Some(c), Some(f)) => anyhow::anyhow!("{doing}: {f}: {m} ({c})"),
-        (Some(m), Some(c), None) => anyhow::anyhow!("{doing}: {m} ({c})"),
-        _ => anyhow::anyhow!("{doing}: the node answered HTTP {status}"),
+    match ErrorBody::from_json(v) {
+        Some(ErrorBody {
+            code,
+            message,
+            field: Some(f),
+        }) => anyhow::anyhow!("{doing}: {f}: {message} ({code})"),
+        Some(ErrorBody { code, message, .. }) => anyhow::anyhow!("{doing}: {message} ({code})"),
+        None => anyhow::anyhow!("{doing}: the node answered HTTP {status}"),
     }
 }
 

@@ -5,8 +5,7 @@ use crate::config::{self, NodeEntry};
 use crate::conn::{api_error, changed_certificate, Conn, TIMEOUT};
 use crate::target::Target;
 use anyhow::Context;
-use cairn_api::client::{self, ClientRequest};
-use cairn_api::Fingerprint;
+use cairn_client::{self as client, ClientRequest, Fingerprint};
 use hyper::Method;
 use std::io::{BufRead, IsTerminal};
 use std::path::Path;
@@ -164,7 +163,7 @@ pub async fn run(
     match output {
         Output::Text => {
             let until = expires
-                .map(|e| format!(", expires {}", cairn_api::clock::format_utc(e)))
+                .map(|e| format!(", expires {}", cairn_core::civil::format_utc(e)))
                 .unwrap_or_default();
             let ro = if scope == "read_only" {
                 "read-only "

@@ -4,7 +4,7 @@ use crate::config::{self, NodeEntry};
 use crate::conn::{api_error, Conn, TIMEOUT};
 use crate::target::Target;
 use anyhow::Context;
-use cairn_api::client::{self, ClientRequest, EventStream};
+use cairn_client::{self as client, ClientRequest, EventStream};
 use hyper::Method;
 use std::path::Path;
 

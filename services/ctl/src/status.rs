@@ -3,7 +3,7 @@
 use crate::cli::Output;
 use crate::conn::api_error;
 use crate::session::Session;
-use cairn_api::client::ClientRequest;
+use cairn_client::ClientRequest;
 use hyper::Method;
 
 /// Show health and identity.

@@ -7,7 +7,7 @@ use crate::conn::{api_error, TIMEOUT};
 use crate::session::Session;
 use crate::shares::human;
 use anyhow::{bail, Context};
-use cairn_api::client::{self, ClientRequest};
+use cairn_client::{self as client, ClientRequest};
 use hyper::Method;
 use serde_json::{json, Value};
 use std::io::Write;

@@ -1,9 +1,9 @@
 //! cairnctl against a real HTTPS API server on loopback (the cairn-api server in-process).
 
-use cairn_api::client::{self, ClientRequest};
 use cairn_api::system::NodeSystem;
 use cairn_api::tls::{leaf_fingerprint, server_config};
-use cairn_api::{ApiState, Fingerprint, NodeInfo, Server};
+use cairn_api::{ApiState, NodeInfo, Server};
+use cairn_client::{self as client, ClientRequest, Fingerprint};
 use cairn_core::boot::BootStatus;
 use hyper::Method;
 use serde_json::json;

@@ -106,7 +106,7 @@ impl Identity {
                 Lookup::Expired(t) => {
                     return Err(IdentityError::TokenExpired {
                         name: t.name,
-                        expires: crate::clock::format_utc(t.expires),
+                        expires: cairn_core::civil::format_utc(t.expires),
                     })
                 }
                 Lookup::Unknown => return Err(IdentityError::TokenUnknown),

@@ -118,7 +118,7 @@ mod tests {
             text,
             "event: console\ndata: HEARTBEAT 1\ndata: HEARTBEAT 2\ndata: \n\n"
         );
-        let ev = crate::client::parse_sse_block(text).unwrap();
+        let ev = cairn_client::parse_sse_block(text).unwrap();
         assert_eq!(ev.event, "console");
         assert_eq!(ev.data, "HEARTBEAT 1\nHEARTBEAT 2\n");
     }

@@ -2,12 +2,13 @@
 //! temporary state directory, with a recording system and every log line captured.
 #![allow(dead_code)]
 
-use cairn_api::client::{self, ClientRequest, ClientResponse};
 use cairn_api::clock::Clock;
 use cairn_api::server::ShutdownSummary;
 use cairn_api::system::NodeSystem;
 use cairn_api::tls::{leaf_fingerprint, server_config};
-use cairn_api::{ApiState, Fingerprint, NodeInfo, Server};
+use cairn_api::{ApiState, NodeInfo, Server};
+use cairn_client::Fingerprint;
+use cairn_client::{self as client, ClientRequest, ClientResponse};
 use cairn_core::boot::BootStatus;
 use hyper::Method;
 use serde_json::json;
