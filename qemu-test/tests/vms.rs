@@ -60,7 +60,11 @@ fn pool_data(node: &mut Node) -> Result<(u64, u64)> {
     ensure!(f.len() == 3, "unexpected lvs output: {out:?}");
     let size: f64 = f[0].parse()?;
     let pct: f64 = f[1].parse()?;
-    Ok(((size * pct / 100.0) as u64, f[2].parse()?))
+    // A percentage (0–100, from lvs) of a size in bytes: never negative, never above the
+    // size, and whole bytes are all the callers compare.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let used = (size * pct / 100.0) as u64;
+    Ok((used, f[2].parse()?))
 }
 
 #[test]
