@@ -194,7 +194,8 @@ fn vm_events() -> Result<()> {
     common::pool::create_single_pool(&api, POOL, &serial, Deadline::secs(300))?;
 
     // A VM with an empty disk: SeaBIOS finds nothing to boot and waits, running.
-    api.run_task("POST",
+    api.run_task(
+        "POST",
         "/api/v1/vms",
         &json!({"name": VM, "vcpus": 1, "memory_mib": 32, "machine": "pc", "autostart": false,
                 "disks": [{"source": "new", "pool": POOL, "size_bytes": 1u64 << 30, "bus": "ide"}]}),
