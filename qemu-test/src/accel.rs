@@ -485,7 +485,7 @@ pub fn resolve(
             source: Source::Forced,
             reason: format!("forced by {ENV_FORCE}={}", accel.name()),
             probe_ms: None,
-            deadline_ms: PROBE_DEADLINE.as_millis() as u64,
+            deadline_ms: millis(PROBE_DEADLINE),
             run: key.to_string(),
             nested,
             nested_note,
@@ -508,7 +508,7 @@ pub fn resolve(
     }
     let started = Instant::now();
     let outcome = probe(&dir);
-    let probe_ms = started.elapsed().as_millis() as u64;
+    let probe_ms = millis(started.elapsed());
     let (accel, reason) = decide(&outcome);
     let (nested, nested_note) = nested(accel);
     let d = Decision {
@@ -516,7 +516,7 @@ pub fn resolve(
         source: Source::Probe,
         reason,
         probe_ms: Some(probe_ms),
-        deadline_ms: PROBE_DEADLINE.as_millis() as u64,
+        deadline_ms: millis(PROBE_DEADLINE),
         run: key.to_string(),
         nested,
         nested_note,
@@ -644,6 +644,11 @@ pub fn current_label() -> &'static str {
         Some(d) => d.accel.label(),
         None => "accelerator undecided",
     }
+}
+
+/// `d` in whole milliseconds (a probe's times are seconds; `u64::MAX` only past 584 million years).
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Prints a benchmark line to stdout: `BENCH [TCG] <text>` (the run's accelerator, so figures

@@ -150,6 +150,80 @@ impl ApiSession {
         })
     }
 
+    /// Start a task (`method path` with `body` must answer 202 with the task's id) and wait
+    /// for it to succeed within `deadline`; returns the finished task as
+    /// [`ApiSession::wait_task`] does (with `"progress_seen"`) and prints how long it took.
+    pub fn run_task(
+        &self,
+        method: &str,
+        path: &str,
+        body: &Value,
+        deadline: Deadline,
+    ) -> Result<Value, LabError> {
+        let r = self.call(method, path, Some(body))?;
+        let id = match r.json()["id"].as_u64() {
+            Some(id) if r.status == 202 => id,
+            _ => {
+                return Err(LabError::TaskNotStarted {
+                    addr: self.addr,
+                    method: method.to_string(),
+                    path: path.to_string(),
+                    status: r.status,
+                    body: r.body,
+                })
+            }
+        };
+        let started = std::time::Instant::now();
+        let done = self
+            .wait_task(id, deadline)
+            .map_err(|source| LabError::TaskOf {
+                method: method.to_string(),
+                path: path.to_string(),
+                source: Box::new(source),
+            })?;
+        eprintln!(
+            "cairn-lab: {method} {path}: task {id}: {} ({:.1} s)",
+            done["message"].as_str().unwrap_or_default(),
+            started.elapsed().as_secs_f64()
+        );
+        Ok(done)
+    }
+
+    /// Send a request that must be refused as invalid: a 422 whose `field` names `field`.
+    /// Returns the error's JSON (for checks of its message).
+    pub fn expect_invalid(
+        &self,
+        method: &str,
+        path: &str,
+        body: &Value,
+        field: &str,
+    ) -> Result<Value, LabError> {
+        let r = self.call(method, path, Some(body))?;
+        let v = r.json();
+        if r.status == 422 && v["field"] == field {
+            return Ok(v);
+        }
+        Err(LabError::NotInvalid {
+            addr: self.addr,
+            request: format!("{method} {path} {body}"),
+            field: field.to_string(),
+            status: r.status,
+            body: r.body,
+        })
+    }
+
+    /// Poll `GET /api/v1/pools/{pool}` until `done` accepts it (returned), within
+    /// `deadline`; `what` names the condition in the error.
+    pub fn wait_pool(
+        &self,
+        pool: &str,
+        what: &str,
+        deadline: Deadline,
+        done: impl FnMut(&Value) -> bool,
+    ) -> Result<Value, LabError> {
+        self.wait_for(&format!("/api/v1/pools/{pool}"), what, deadline, done)
+    }
+
     /// Poll `GET path` until `done` accepts its JSON (returned), within `deadline`; `what`
     /// names the condition in the error.
     pub fn wait_for(
@@ -181,6 +255,15 @@ impl ApiSession {
             last: format!("waiting for {what}: {last}"),
         })
     }
+}
+
+/// The progress values a task passed through, in order, as [`ApiSession::wait_task`] kept
+/// them under `"progress_seen"` (empty when the task reported none).
+pub fn progress_seen(task: &Value) -> Vec<u64> {
+    task["progress_seen"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default()
 }
 
 fn check(addr: SocketAddr, method: &str, path: &str, r: HttpResponse) -> Result<Value, LabError> {

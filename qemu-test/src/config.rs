@@ -197,9 +197,11 @@ pub fn disk_port(i: usize) -> String {
 pub fn mac(node: u32, nic: usize) -> String {
     format!(
         "52:54:00:{:02x}:{:02x}:{:02x}",
-        (std::process::id() & 0xff) as u8,
-        node as u8,
-        nic as u8
+        // The low byte of each: the pid keeps concurrent labs apart, the node and NIC
+        // numbers are small.
+        std::process::id() & 0xff,
+        node & 0xff,
+        nic & 0xff
     )
 }
 

@@ -50,7 +50,7 @@ impl Node {
 
     /// Hot-plugs a new blank disk of `size_mib` on `bus` (virtio or NVMe: they sit on a
     /// PCIe root port) into the running node, on the next spare port
-    /// ([`crate::NodeConfig::hotplug_ports`]). Returns its index; it stays attached on later
+    /// ([`crate::config::NodeConfig::hotplug_ports`]). Returns its index; it stays attached on later
     /// launches.
     pub fn hot_add_disk(
         &mut self,

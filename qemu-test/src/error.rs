@@ -216,6 +216,30 @@ pub enum LabError {
         status: u16,
         body: String,
     },
+    #[error("{method} {path} on {addr} did not start a task: want 202 with a task id, got {status}: {body}")]
+    TaskNotStarted {
+        addr: SocketAddr,
+        method: String,
+        path: String,
+        status: u16,
+        body: String,
+    },
+    #[error("the task of {method} {path}")]
+    TaskOf {
+        method: String,
+        path: String,
+        #[source]
+        source: Box<LabError>,
+    },
+    #[error("{request} on {addr}: want 422 naming {field}, got {status}: {body}")]
+    NotInvalid {
+        addr: SocketAddr,
+        /// Method, path and JSON body of the request.
+        request: String,
+        field: String,
+        status: u16,
+        body: String,
+    },
     #[error("task {id} on {addr} {outcome}: {detail}")]
     Task {
         addr: SocketAddr,

@@ -1,38 +1,16 @@
 //! A lab run: one results directory (build/lab-results/<scenario>-<timestamp>/) and the nodes in it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use crate::accel::{self, Decision};
+use crate::accel::Decision;
 use crate::artifacts::{workspace_root, Artifacts};
 use crate::config::NodeConfig;
 use crate::error::LabError;
+use crate::lab_shared::LabShared;
 use crate::node::Node;
 use crate::timestamp::now_compact;
-
-/// State shared between a lab and its nodes.
-#[derive(Debug)]
-pub(crate) struct LabShared {
-    pub(crate) dir: PathBuf,
-    pub(crate) failed: AtomicBool,
-    /// The kernel the accelerator probe boots (the one the nodes boot).
-    pub(crate) kernel: PathBuf,
-    /// The run's accelerator, once a node needed it.
-    pub(crate) accel: OnceLock<Decision>,
-}
-
-impl LabShared {
-    /// The lab run's accelerator: decided on first use (see `accel::for_run`: forced,
-    /// cached for the run, or probed), then the same for every node of this lab.
-    pub(crate) fn accel(&self) -> Result<&Decision, LabError> {
-        if let Some(d) = self.accel.get() {
-            return Ok(d);
-        }
-        let d = accel::for_run(&self.kernel)?;
-        Ok(self.accel.get_or_init(|| d))
-    }
-}
 
 /// One lab run.
 pub struct Lab {

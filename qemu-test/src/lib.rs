@@ -14,6 +14,7 @@ pub mod gpt;
 pub mod host_disk;
 pub mod https;
 pub mod lab;
+mod lab_shared;
 pub mod labnet;
 pub mod node;
 pub mod qmp;

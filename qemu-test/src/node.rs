@@ -23,7 +23,7 @@ use crate::ext4::{self, SuperblockState};
 use crate::gpt;
 use crate::host_disk::{self, HostDiskWatch};
 use crate::https::{self, HttpResponse, Trust};
-use crate::lab::LabShared;
+use crate::lab_shared::LabShared;
 use crate::qmp::Qmp;
 use crate::serial::{Serial, SerialMatch};
 use crate::setup::{SetupInfo, SetupParser, BLOCK_LINES, SETUP_MARKER};

@@ -157,7 +157,7 @@ fn accel_probe() -> Result<()> {
                 "the probe took {ms} ms, over its deadline ({limit:?}): {decision:?}"
             );
             ensure!(
-                decision.deadline_ms == accel::PROBE_DEADLINE.as_millis() as u64,
+                u128::from(decision.deadline_ms) == accel::PROBE_DEADLINE.as_millis(),
                 "{decision:?}"
             );
             // Once per run: the run's cache holds the same decision.

@@ -79,7 +79,7 @@ fn host_disk_full() -> Result<()> {
     let filler = small.0.join("filler");
     std::fs::write(
         &filler,
-        vec![0xa5u8; ((SMALL_FS_MIB - LEFT_FREE_MIB) << 20) as usize],
+        vec![0xa5u8; usize::try_from((SMALL_FS_MIB - LEFT_FREE_MIB) << 20)?],
     )?;
 
     node.launch()?;

@@ -48,17 +48,6 @@ fn wait_libvirtd(node: &mut Node, not_pid: Option<i64>, d: Deadline) -> Result<i
     )
 }
 
-/// Start a task-returning call and wait for the task.
-fn run_task(api: &ApiSession, method: &str, path: &str, body: &Value, d: Deadline) -> Result<()> {
-    let t = api.expect(method, path, Some(body))?;
-    let id = t["id"]
-        .as_u64()
-        .with_context(|| format!("{method} {path}: no task in {t}"))?;
-    api.wait_task(id, d)
-        .with_context(|| format!("task of {method} {path}"))?;
-    Ok(())
-}
-
 /// Poll `GET /api/v1/vms/VM` (every 50 ms) until its state is `want`; returns when it was
 /// first seen.
 fn wait_state(api: &ApiSession, want: &str, d: Deadline) -> Result<Instant> {
@@ -205,8 +194,7 @@ fn vm_events() -> Result<()> {
     common::pool::create_single_pool(&api, POOL, &serial, Deadline::secs(300))?;
 
     // A VM with an empty disk: SeaBIOS finds nothing to boot and waits, running.
-    run_task(
-        &api,
+    api.run_task(
         "POST",
         "/api/v1/vms",
         &json!({"name": VM, "vcpus": 1, "memory_mib": 32, "machine": "pc", "autostart": false,
@@ -219,8 +207,7 @@ fn vm_events() -> Result<()> {
         vm["state"] == "shut_off" && vm["stats"].is_null(),
         "a shut-off VM must show null stats: {vm}"
     );
-    run_task(
-        &api,
+    api.run_task(
         "POST",
         &format!("/api/v1/vms/{VM}/start"),
         &json!({}),

@@ -11,7 +11,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use cairn_lab::api_session::ApiSession;
 use cairn_lab::{Deadline, Lab, Node};
 use common::guest::{base64, build_images as build_guest_images, wait_beats};
 use serde_json::{json, Value};
@@ -51,28 +50,6 @@ fn node_up(node: &mut Node, d: Deadline) -> Result<()> {
     )
 }
 
-/// Start a task-returning call and wait for the task; returns the finished task.
-fn run_task(
-    api: &ApiSession,
-    method: &str,
-    path: &str,
-    body: &Value,
-    d: Deadline,
-) -> Result<Value> {
-    let t = api.expect(method, path, Some(body))?;
-    let id = t["id"]
-        .as_u64()
-        .with_context(|| format!("{method} {path}: no task in {t}"))?;
-    let t0 = Instant::now();
-    let done = api.wait_task(id, d)?;
-    eprintln!(
-        "vms: {method} {path}: {} ({:.1} s)",
-        done["message"].as_str().unwrap_or_default(),
-        t0.elapsed().as_secs_f64()
-    );
-    Ok(done)
-}
-
 /// Thin pool data in use, in bytes, and its chunk size (asserted with lvs on the lab shell).
 fn pool_data(node: &mut Node) -> Result<(u64, u64)> {
     let out = node.shell_check(
@@ -83,7 +60,11 @@ fn pool_data(node: &mut Node) -> Result<(u64, u64)> {
     ensure!(f.len() == 3, "unexpected lvs output: {out:?}");
     let size: f64 = f[0].parse()?;
     let pct: f64 = f[1].parse()?;
-    Ok(((size * pct / 100.0) as u64, f[2].parse()?))
+    // A percentage (0–100, from lvs) of a size in bytes: never negative, never above the
+    // size, and whole bytes are all the callers compare.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let used = (size * pct / 100.0) as u64;
+    Ok((used, f[2].parse()?))
 }
 
 #[test]
@@ -198,8 +179,7 @@ fn vms() -> Result<()> {
 
     // The guest: a 10 GiB thin disk on IDE (the guest does ATA PIO), its image written
     // through the API, autostart on.
-    run_task(
-        &api,
+    api.run_task(
         "POST",
         "/api/v1/vms",
         &json!({"name": "guest", "vcpus": 1, "memory_mib": 32, "machine": "pc", "autostart": true,
@@ -214,8 +194,7 @@ fn vms() -> Result<()> {
     )?;
 
     let asked = Instant::now();
-    run_task(
-        &api,
+    api.run_task(
         "POST",
         "/api/v1/vms/guest/start",
         &json!({}),
@@ -236,8 +215,7 @@ fn vms() -> Result<()> {
     ensure!(vm["state"] == "running", "guest state: {vm}");
 
     // ACPI shutdown: the guest ignores it; after the timeout it is powered off.
-    let t = run_task(
-        &api,
+    let t = api.run_task(
         "POST",
         "/api/v1/vms/guest/shutdown",
         &json!({"timeout_s": 8}),
@@ -283,8 +261,7 @@ fn vms() -> Result<()> {
         .map(|i| json!({"name": format!("c{i}"), "autostart": i <= AUTOSTART_CLONES}))
         .collect();
     let t0 = Instant::now();
-    let done = run_task(
-        &api,
+    let done = api.run_task(
         "POST",
         "/api/v1/vms/guest/clone",
         &json!({"clones": clones}),

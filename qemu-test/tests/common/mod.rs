@@ -7,6 +7,8 @@ pub mod cairnctl;
 pub mod guest;
 #[allow(dead_code)]
 pub mod pool;
+#[allow(dead_code)]
+pub mod shares;
 
 use anyhow::{bail, ensure, Context, Result};
 use cairn_lab::status::{self, ServiceState};

@@ -18,15 +18,12 @@ pub fn create_single_pool(
         .and_then(|d| d["id"].as_str())
         .with_context(|| format!("no disk with serial {serial} in {disks}"))?
         .to_string();
-    let t = api.expect(
+    api.run_task(
         "POST",
         "/api/v1/pools",
-        Some(&serde_json::json!({"name": pool, "level": "single", "disks": [id]})),
-    )?;
-    let task = t["id"]
-        .as_u64()
-        .with_context(|| format!("POST /api/v1/pools: no task in {t}"))?;
-    api.wait_task(task, deadline)
-        .with_context(|| format!("creating pool {pool} through the storage API"))?;
+        &serde_json::json!({"name": pool, "level": "single", "disks": [id]}),
+        deadline,
+    )
+    .with_context(|| format!("creating pool {pool} through the storage API"))?;
     Ok(())
 }
