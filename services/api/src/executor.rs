@@ -43,7 +43,6 @@ pub trait TaskAction: Send + 'static {
 
 /// Implement [`TaskAction`] for a domain's task enum that has the same methods inherently
 /// (`kind`, `message`, `run`): the domain crates do not depend on the API.
-#[macro_export]
 macro_rules! task_action {
     ($task:ty, $service:ty, $error:ty) => {
         impl $crate::executor::TaskAction for $task {
@@ -65,6 +64,7 @@ macro_rules! task_action {
         }
     };
 }
+pub(crate) use task_action;
 
 impl<S: ?Sized + Send + Sync + 'static, E: Send + 'static> Domain<S, E> {
     /// The running service, or 503 when this node does not run it.

@@ -5,6 +5,9 @@ use crate::state::{ApiState, NodeInfo};
 use cairn_core::boot::BootStatus;
 use hyper::{Response, StatusCode};
 
+/// The API version reported by `GET /api/v1/health`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 /// The health document.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Health {
@@ -20,7 +23,7 @@ pub struct Health {
 pub fn health(node: &dyn NodeInfo) -> Health {
     Health {
         status: "ok",
-        version: crate::VERSION,
+        version: VERSION,
         hostname: node.hostname(),
         uptime_s: node.uptime_s(),
         boot: node.boot(),

@@ -44,8 +44,6 @@ pub mod vms;
 
 pub use cairn_client::Fingerprint;
 pub use error::ApiError;
+pub use health::VERSION;
 pub use server::Server;
 pub use state::{ApiState, NodeInfo};
-
-/// The API version reported by `GET /api/v1/health`.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -85,7 +85,7 @@ mod tests {
     fn is_openapi_3() {
         let s = spec();
         assert!(s["openapi"].as_str().unwrap().starts_with("3."));
-        assert_eq!(s["info"]["version"], crate::VERSION);
+        assert_eq!(s["info"]["version"], crate::health::VERSION);
     }
 
     /// Fails when a route of the router is missing from the spec, or the spec names a route

@@ -162,7 +162,7 @@ pub const SHARES: Domain<Storage, DataError> = Domain {
     api_error,
 };
 
-crate::task_action!(ShareTask, Storage, DataError);
+crate::executor::task_action!(ShareTask, Storage, DataError);
 
 /// Check `task`, then run it as a task (202); a refusal answers 4xx and starts nothing.
 async fn run_task(

@@ -133,7 +133,7 @@ pub const STORAGE: Domain<Storage, StorageError> = Domain {
     api_error: |e| api_error(&e),
 };
 
-crate::task_action!(StorageTask, Storage, StorageError);
+crate::executor::task_action!(StorageTask, Storage, StorageError);
 
 /// Check `request`, then run it as a task (202); a refusal answers 4xx and runs nothing.
 async fn check_then_run(

@@ -66,6 +66,19 @@ pub struct Config {
     pub init_socket: PathBuf,
 }
 
+impl Config {
+    /// Whether this cairnd runs on a booted Cairn node (`cairn.slot=` on the kernel command
+    /// line and cairn-init's control socket present). Domains that change the machine
+    /// (disks, network) start only there: a developer's cairnd, the UI tests' and the API
+    /// fuzzer's must never touch the host's disks or network; their routes answer 503.
+    pub fn on_appliance(&self) -> bool {
+        let text = std::fs::read_to_string(&self.boot.cmdline).unwrap_or_default();
+        text.split_whitespace()
+            .any(|w| w.starts_with("cairn.slot="))
+            && self.init_socket.exists()
+    }
+}
+
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {

@@ -1,7 +1,8 @@
 //! Blocking requests for sync callers (the lab, xtask): each call runs the async client on
 //! a runtime of its own, so no caller needs tokio.
 
-use crate::https::{send_trusting, ClientError, ClientRequest, ClientResponse};
+use crate::error::ClientError;
+use crate::https::{send_trusting, ClientRequest, ClientResponse};
 use crate::tls::Trust;
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -5,17 +5,19 @@
 #![warn(missing_docs)]
 
 pub mod blocking;
+pub mod error;
 pub mod error_body;
 pub mod fingerprint;
 pub mod https;
 pub mod sse;
 pub mod tls;
 
+pub use error::ClientError;
 pub use error_body::ErrorBody;
 pub use fingerprint::{Fingerprint, FingerprintError};
 pub use https::{
-    fetch_fingerprint, get, request, send, send_from, send_trusting, stream, ClientError,
-    ClientRequest, ClientResponse,
+    fetch_fingerprint, get, request, send, send_from, send_trusting, stream, ClientRequest,
+    ClientResponse,
 };
 pub use sse::{parse_sse_block, EventStream, SseEvent};
 pub use tls::{pinned_connector, provider, PinnedTls, Trust, VersionsError};

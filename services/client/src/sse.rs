@@ -1,6 +1,6 @@
 //! Server-sent event streams (`text/event-stream`, e.g. `/api/v1/events`) read event by event.
 
-use crate::https::ClientError;
+use crate::error::ClientError;
 use http_body_util::BodyExt;
 use hyper::StatusCode;
 use std::net::SocketAddr;

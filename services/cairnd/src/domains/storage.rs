@@ -14,7 +14,7 @@ pub const MEMBER_WAIT: Duration = Duration::from_secs(30);
 /// Open the storage service, record it in `state`, and start its background work: boot
 /// assembly, share mounts, then the udev/poll watch loop.
 pub fn start(state: &mut ApiState, cfg: &Config) -> anyhow::Result<()> {
-    if !super::on_appliance(cfg) {
+    if !cfg.on_appliance() {
         tracing::info!("storage: not a booted Cairn node; not managing disks");
         return Ok(());
     }
