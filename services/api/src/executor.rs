@@ -5,7 +5,7 @@ use crate::domains::{unavailable, Domains};
 use crate::error::ApiError;
 use crate::request::Ctx;
 use crate::response::{json, Body};
-use cairn_core::alert::Progress;
+use cairn_core::alert::{Progress, TaskAction};
 use cairn_core::boot::error_chain;
 use hyper::{Response, StatusCode};
 use std::sync::Arc;
@@ -25,46 +25,6 @@ pub struct TaskText<'a> {
     pub kind: &'a str,
     pub message: &'a str,
 }
-
-/// A domain call that runs as a task: checked before it starts, then run with the task as its
-/// progress sink. The domain owns the type (its kinds, messages and done-texts).
-pub trait TaskAction: Send + 'static {
-    /// The service the action runs on.
-    type Service: ?Sized + Send + Sync + 'static;
-    /// The service's error; its chain becomes the failed task's message.
-    type Error: std::error::Error + Send + 'static;
-    /// The task kind, e.g. `pool.create`.
-    fn kind(&self) -> &'static str;
-    /// The task's first message, from what the check found.
-    fn message(&self) -> String;
-    /// Run the action; `Ok` carries the finished task's message.
-    fn run(self, service: &Self::Service, progress: &dyn Progress) -> Result<String, Self::Error>;
-}
-
-/// Implement [`TaskAction`] for a domain's task enum that has the same methods inherently
-/// (`kind`, `message`, `run`): the domain crates do not depend on the API.
-macro_rules! task_action {
-    ($task:ty, $service:ty, $error:ty) => {
-        impl $crate::executor::TaskAction for $task {
-            type Service = $service;
-            type Error = $error;
-            fn kind(&self) -> &'static str {
-                <$task>::kind(self)
-            }
-            fn message(&self) -> String {
-                <$task>::message(self)
-            }
-            fn run(
-                self,
-                service: &$service,
-                progress: &dyn cairn_core::alert::Progress,
-            ) -> Result<String, $error> {
-                <$task>::run(self, service, progress)
-            }
-        }
-    };
-}
-pub(crate) use task_action;
 
 impl<S: ?Sized + Send + Sync + 'static, E: Send + 'static> Domain<S, E> {
     /// The running service, or 503 when this node does not run it.

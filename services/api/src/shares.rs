@@ -162,8 +162,6 @@ pub const SHARES: Domain<Storage, DataError> = Domain {
     api_error,
 };
 
-crate::executor::task_action!(ShareTask, Storage, DataError);
-
 /// Check `task`, then run it as a task (202); a refusal answers 4xx and starts nothing.
 async fn run_task(
     ctx: &Ctx<'_>,

@@ -80,8 +80,6 @@ pub const SMART: Domain<SmartService, SmartError> = Domain {
     api_error: |e| api_error(&e),
 };
 
-crate::executor::task_action!(SmartTask, SmartService, SmartError);
-
 fn not_found(id: &str) -> ApiError {
     api_error(&SmartError::UnknownDisk(clip(id).into_owned()))
 }

@@ -5,7 +5,7 @@ use crate::executor::{self, Domain};
 use crate::request::Ctx;
 use crate::response::{json, Body};
 use crate::routes::{Access, Route};
-use cairn_storage::{Storage, StorageError, StorageRequest, StorageTask};
+use cairn_storage::{Storage, StorageError, StorageRequest};
 use hyper::{Response, StatusCode};
 use std::sync::Arc;
 
@@ -132,8 +132,6 @@ pub const STORAGE: Domain<Storage, StorageError> = Domain {
     service: |d| d.storage.clone(),
     api_error: |e| api_error(&e),
 };
-
-crate::executor::task_action!(StorageTask, Storage, StorageError);
 
 /// Check `request`, then run it as a task (202); a refusal answers 4xx and runs nothing.
 async fn check_then_run(

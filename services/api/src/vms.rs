@@ -277,8 +277,6 @@ fn optional_json<T: serde::de::DeserializeOwned + Default>(ctx: &Ctx<'_>) -> Res
     }
 }
 
-crate::executor::task_action!(VmTask, Vms, VmError);
-
 /// Check `task`, then run it as a task (202); a refusal answers 4xx and starts nothing.
 async fn run_task(ctx: &Ctx<'_>, vms: Arc<Vms>, task: VmTask) -> Result<Response<Body>, ApiError> {
     executor::check_then_run(&VMS, ctx, vms, move |v| task.check(v).map(|()| task)).await

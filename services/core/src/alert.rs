@@ -45,6 +45,23 @@ pub trait TaskRun: Progress + Send + 'static {
     fn fail(self, message: &str);
 }
 
+/// A domain operation that runs as a task the user sees (a typed action the API executes):
+/// checked before it starts, then run with the task as its progress sink. The domain owns
+/// the type, so its task kinds, messages and done-texts live beside the code that does the
+/// work; the API's executor runs any of them the same way.
+pub trait TaskAction: Send + 'static {
+    /// The service the action runs on.
+    type Service: ?Sized + Send + Sync + 'static;
+    /// The service's error; its chain becomes the failed task's message.
+    type Error: std::error::Error + Send + 'static;
+    /// The task kind, e.g. `pool.create`.
+    fn kind(&self) -> &'static str;
+    /// The task's first message, from what the check found.
+    fn message(&self) -> String;
+    /// Run the action; `Ok` carries the finished task's message.
+    fn run(self, service: &Self::Service, progress: &dyn Progress) -> Result<String, Self::Error>;
+}
+
 /// Discards progress (for callers that do not show it).
 pub struct NoProgress;
 

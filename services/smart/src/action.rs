@@ -4,7 +4,7 @@
 use crate::error::SmartError;
 use crate::schedule::TestKind;
 use crate::service::SmartService;
-use cairn_core::alert::Progress;
+use cairn_core::alert::{Progress, TaskAction};
 
 /// A SMART action that runs as a task.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,23 +20,28 @@ impl SmartTask {
             SmartTask::SelfTest { disk, .. } => smart.check_self_test(disk),
         }
     }
+}
+
+impl TaskAction for SmartTask {
+    type Service = SmartService;
+    type Error = SmartError;
 
     /// The task kind the API and the events show.
-    pub fn kind(&self) -> &'static str {
+    fn kind(&self) -> &'static str {
         match self {
             SmartTask::SelfTest { .. } => "smart.selftest",
         }
     }
 
     /// The task's first message.
-    pub fn message(&self) -> String {
+    fn message(&self) -> String {
         match self {
             SmartTask::SelfTest { disk, kind } => format!("{} self-test of {disk}", kind.as_str()),
         }
     }
 
     /// Run the action (blocks for the test's duration); `Ok` carries the result's summary.
-    pub fn run(self, smart: &SmartService, progress: &dyn Progress) -> Result<String, SmartError> {
+    fn run(self, smart: &SmartService, progress: &dyn Progress) -> Result<String, SmartError> {
         match self {
             SmartTask::SelfTest { disk, kind } => smart.run_self_test(&disk, kind, progress),
         }

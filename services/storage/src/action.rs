@@ -10,7 +10,7 @@ use crate::pools::CreatePool;
 use crate::replace::ReplacePlan;
 use crate::scrub::{ScrubResult, ScrubTiming};
 use crate::service::Storage;
-use cairn_core::alert::Progress;
+use cairn_core::alert::{Progress, TaskAction};
 
 /// A request to change disks or pools, as a caller names things (ids, kernel names, paths).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,9 +89,12 @@ impl StorageRequest {
     }
 }
 
-impl StorageTask {
+impl TaskAction for StorageTask {
+    type Service = Storage;
+    type Error = StorageError;
+
     /// The task kind the API and the events show.
-    pub fn kind(&self) -> &'static str {
+    fn kind(&self) -> &'static str {
         match self {
             StorageTask::WipeDisk { .. } => "disk.wipe",
             StorageTask::CreatePool(_) => "pool.create",
@@ -102,7 +105,7 @@ impl StorageTask {
     }
 
     /// The task's first message, from what the check found.
-    pub fn message(&self) -> String {
+    fn message(&self) -> String {
         match self {
             StorageTask::WipeDisk { disk, .. } => format!("wiping disk {}", disk.id),
             StorageTask::CreatePool(plan) => format!(
@@ -121,7 +124,7 @@ impl StorageTask {
     }
 
     /// Run the action (blocks); `Ok` carries the finished task's message.
-    pub fn run(self, storage: &Storage, progress: &dyn Progress) -> Result<String, StorageError> {
+    fn run(self, storage: &Storage, progress: &dyn Progress) -> Result<String, StorageError> {
         let done = match self {
             StorageTask::WipeDisk {
                 disk,
@@ -199,9 +202,14 @@ impl ShareTask {
             ShareTask::Scrub { pool } => storage.pool_usable(pool),
         }
     }
+}
+
+impl TaskAction for ShareTask {
+    type Service = Storage;
+    type Error = DataError;
 
     /// The task kind the API and the events show.
-    pub fn kind(&self) -> &'static str {
+    fn kind(&self) -> &'static str {
         match self {
             ShareTask::RestoreSnapshot { .. } => "share.restore",
             ShareTask::Scrub { .. } => "pool.scrub",
@@ -209,7 +217,7 @@ impl ShareTask {
     }
 
     /// The task's first message.
-    pub fn message(&self) -> String {
+    fn message(&self) -> String {
         match self {
             ShareTask::RestoreSnapshot {
                 share,
@@ -222,7 +230,7 @@ impl ShareTask {
     }
 
     /// Run the action (blocks); `Ok` carries the finished task's message.
-    pub fn run(self, storage: &Storage, progress: &dyn Progress) -> Result<String, DataError> {
+    fn run(self, storage: &Storage, progress: &dyn Progress) -> Result<String, DataError> {
         match self {
             ShareTask::RestoreSnapshot {
                 pool,

@@ -4,7 +4,7 @@
 use crate::error::VmError;
 use crate::service::ShutdownOutcome;
 use crate::{NewClone, VmSpec, Vms};
-use cairn_core::alert::Progress;
+use cairn_core::alert::{Progress, TaskAction};
 use std::time::Duration;
 
 /// A VM action that runs as a task.
@@ -53,9 +53,14 @@ impl VmTask {
             VmTask::Restore { vm, name, .. } => vms.check_new_name(vm, name),
         }
     }
+}
+
+impl TaskAction for VmTask {
+    type Service = Vms;
+    type Error = VmError;
 
     /// The task kind the API and the events show.
-    pub fn kind(&self) -> &'static str {
+    fn kind(&self) -> &'static str {
         match self {
             VmTask::Create(_) => "vm.create",
             VmTask::Start { .. } => "vm.start",
@@ -66,7 +71,7 @@ impl VmTask {
     }
 
     /// The task's first message.
-    pub fn message(&self) -> String {
+    fn message(&self) -> String {
         match self {
             VmTask::Create(spec) => format!("creating VM {}", spec.name),
             VmTask::Start { vm } => format!("starting VM {vm}"),
@@ -82,7 +87,7 @@ impl VmTask {
     }
 
     /// Run the action (blocks); `Ok` carries the finished task's message.
-    pub fn run(self, vms: &Vms, progress: &dyn Progress) -> Result<String, VmError> {
+    fn run(self, vms: &Vms, progress: &dyn Progress) -> Result<String, VmError> {
         match self {
             VmTask::Create(spec) => vms
                 .create(&spec, progress)
