@@ -1,5 +1,6 @@
 //! One appliance node under QEMU: its disk copy, firmware, sockets, console, shell, QMP and API.
 
+use cairn_base::error_chain;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
@@ -679,18 +680,6 @@ impl Drop for Node {
             self.remove_disks();
         }
     }
-}
-
-/// An error and its sources on one line (`a: b: c`).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        src = s.source();
-    }
-    out
 }
 
 /// The last `n` lines of `text`.

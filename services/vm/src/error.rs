@@ -59,14 +59,5 @@ pub enum VmError {
     },
 }
 
-/// An error and its sources on one line.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
+/// An error and its sources on one line (the workspace's one `error_chain`).
+pub use cairn_core::boot::error_chain as chain;
