@@ -141,14 +141,12 @@ impl TaskAction for StorageTask {
                 storage.destroy_pool(&pool, &confirm_name, progress)?;
                 "pool destroyed"
             }
-            StorageTask::ReplaceDisk { pool, old, new, .. } => {
-                storage.replace_disk(&pool, &old, &new, progress)?;
+            StorageTask::ReplaceDisk { pool, plan, .. } => {
+                storage.replace_planned(&pool, &plan, progress)?;
                 "rebuild complete"
             }
-            StorageTask::AddDisk {
-                pool, requested, ..
-            } => {
-                storage.add_disk(&pool, &requested, progress)?;
+            StorageTask::AddDisk { pool, disk, .. } => {
+                storage.add_checked(&pool, &disk, progress)?;
                 "disk added"
             }
         };

@@ -69,6 +69,17 @@ impl Storage {
         Ok(rec)
     }
 
+    /// Refuse disk `id` (request field `field`) when a pool record names it as a member.
+    fn still_not_member(&self, field: &str, id: &str) -> Result<(), StorageError> {
+        match self.records().pool_of(id) {
+            Some(p) => Err(StorageError::invalid(
+                field,
+                format!("disk {id} is a member of pool {}", p.name),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Check a replace request without changing anything.
     pub fn check_replace(
         &self,
@@ -108,7 +119,21 @@ impl Storage {
         progress: &dyn Progress,
     ) -> Result<PoolStatus, StorageError> {
         let p = self.check_replace(name, old, new)?;
+        self.replace_planned(name, &p, progress)
+    }
+
+    /// Replace as [`Storage::check_replace`] found (it probed the new disk): nothing is probed
+    /// again. Under the claim only the records are read again, so a disk that joined a pool
+    /// since the check is still refused. Blocks until the rebuild is done.
+    pub fn replace_planned(
+        &self,
+        name: &str,
+        p: &ReplacePlan,
+        progress: &dyn Progress,
+    ) -> Result<PoolStatus, StorageError> {
         let _busy = self.claim(&[format!("pool:{name}"), format!("disk:{}", p.new.id)])?;
+        self.running_record(name)?;
+        self.still_not_member("new", &p.new.id)?;
         let md_dev = names::md_path(name).display().to_string();
         let new_dev = plan::disk_path(&p.new);
         let disks = self.refresh_disks()?;
@@ -328,10 +353,24 @@ impl Storage {
         disk: &str,
         progress: &dyn Progress,
     ) -> Result<PoolStatus, StorageError> {
-        let (rec, disk) = self.check_add(name, disk)?;
+        let (_, disk) = self.check_add(name, disk)?;
+        self.add_checked(name, &disk, progress)
+    }
+
+    /// Add `disk` as [`Storage::check_add`] found it (probed then, not again). Under the claim
+    /// the pool's record is read again (its member count sets the new array size), and a
+    /// disk that joined a pool since the check is still refused. Blocks until the sync is done.
+    pub fn add_checked(
+        &self,
+        name: &str,
+        disk: &Disk,
+        progress: &dyn Progress,
+    ) -> Result<PoolStatus, StorageError> {
         let _busy = self.claim(&[format!("pool:{name}"), format!("disk:{}", disk.id)])?;
+        let rec = self.running_record(name)?;
+        self.still_not_member("disk", &disk.id)?;
         let md_dev = names::md_path(name).display().to_string();
-        let dev = plan::disk_path(&disk);
+        let dev = plan::disk_path(disk);
         let n = rec.members.len() + 1;
         progress.progress(2, &format!("adding {}", disk.id));
         self.run_step(
@@ -416,6 +455,7 @@ mod tests {
     use crate::md::fake::add_array;
     use crate::paths::SystemPaths;
     use crate::service::Storage;
+    use crate::StorageError;
     use cairn_core::alert::{NoProgress, RecordingAlerts};
     use cairn_core::command::{CommandOutput, RecordingRunner};
     use std::path::Path;
@@ -537,6 +577,62 @@ mod tests {
             .iter()
             .all(|l| l.starts_with("wipefs --json")));
         assert_eq!(s.records().pools[0].members.len(), 3);
+    }
+
+    #[test]
+    fn a_checked_replace_and_add_probe_the_new_disk_once() {
+        // The API checks before it answers 202 and the task runs what the check found:
+        // `wipefs` runs once per new disk, in the check.
+        let t = tempfile::tempdir().unwrap();
+        let (r, s) = setup(t.path());
+        remove_disk(t.path(), "vdd");
+        add_array(
+            t.path(),
+            "tank",
+            "md127",
+            3,
+            0,
+            ("idle", "none"),
+            &[
+                ("vdb", "0", "in_sync"),
+                ("vdc", "1", "in_sync"),
+                ("vde", "2", "in_sync"),
+            ],
+        );
+        let plan = s.check_replace("tank", "virtio-D", "vde").unwrap();
+        s.replace_planned("tank", &plan, &NoProgress).unwrap();
+        let probes = |r: &RecordingRunner| {
+            r.command_lines()
+                .iter()
+                .filter(|l| l.starts_with("wipefs"))
+                .count()
+        };
+        assert_eq!(probes(&r), 1, "{:?}", r.command_lines());
+
+        let t = tempfile::tempdir().unwrap();
+        let (r, s) = setup(t.path());
+        add_array(t.path(), "tank", "md127", 4, 0, ("idle", "none"), &[]);
+        r.expect("wipefs", &["--json"], CommandOutput::ok(""));
+        let (_, disk) = s.check_add("tank", "vde").unwrap();
+        s.add_checked("tank", &disk, &NoProgress).unwrap();
+        assert_eq!(probes(&r), 1, "{:?}", r.command_lines());
+        assert_eq!(s.records().pools[0].members.len(), 4);
+    }
+
+    #[test]
+    fn a_checked_add_is_refused_when_the_disk_joined_a_pool_since() {
+        let t = tempfile::tempdir().unwrap();
+        let (r, s) = setup(t.path());
+        add_array(t.path(), "tank", "md127", 4, 0, ("idle", "none"), &[]);
+        r.expect("wipefs", &["--json"], CommandOutput::ok(""));
+        let (_, disk) = s.check_add("tank", "vde").unwrap();
+        s.add_checked("tank", &disk, &NoProgress).unwrap();
+        let e = s.add_checked("tank", &disk, &NoProgress).unwrap_err();
+        assert!(
+            matches!(&e, StorageError::Invalid { field, .. } if field == "disk"),
+            "{e}"
+        );
+        assert_eq!(s.records().pools[0].members.len(), 4);
     }
 
     #[test]
