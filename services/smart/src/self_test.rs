@@ -5,7 +5,7 @@ use crate::error::SmartError;
 use crate::model::SmartctlOutput;
 use crate::rules;
 use crate::schedule::{self, TestKind};
-use crate::service::{candidates, SmartService};
+use crate::service::{candidates, DiskState, SmartService};
 use crate::smartctl;
 use crate::store;
 use crate::views::{self, SelfTestView, TestResult};
@@ -65,16 +65,7 @@ impl SmartService {
             .disks
             .get(id)
             .ok_or_else(|| SmartError::UnknownDisk(id.to_string()))?;
-        if s.disk.bus == DiskBus::Virtio {
-            return Err(SmartError::Unavailable {
-                disk: id.to_string(),
-                reason: "virtio disks are virtual and have no SMART self-tests".into(),
-            });
-        }
-        if s.testing {
-            return Err(SmartError::TestRunning(id.to_string()));
-        }
-        Ok(())
+        may_start_test(id, s)
     }
 
     /// Run a self-test now and follow it to the end, reporting the drive's progress.
@@ -91,15 +82,7 @@ impl SmartService {
                 .disks
                 .get_mut(id)
                 .ok_or_else(|| SmartError::UnknownDisk(id.to_string()))?;
-            if s.disk.bus == DiskBus::Virtio {
-                return Err(SmartError::Unavailable {
-                    disk: id.to_string(),
-                    reason: "virtio disks are virtual and have no SMART self-tests".into(),
-                });
-            }
-            if s.testing {
-                return Err(SmartError::TestRunning(id.to_string()));
-            }
+            may_start_test(id, s)?;
             s.testing = true;
             s.disk.dev.clone()
         };
@@ -264,6 +247,20 @@ fn finished(
             reason: "did not run: the drive accepted the command but neither reported progress nor logged a result".into(),
         }),
     }
+}
+
+/// Whether a self-test may start on disk `id` (state `s`): not virtual, none of ours running.
+fn may_start_test(id: &str, s: &DiskState) -> Result<(), SmartError> {
+    if s.disk.bus == DiskBus::Virtio {
+        return Err(SmartError::Unavailable {
+            disk: id.to_string(),
+            reason: "virtio disks are virtual and have no SMART self-tests".into(),
+        });
+    }
+    if s.testing {
+        return Err(SmartError::TestRunning(id.to_string()));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
