@@ -90,6 +90,11 @@ pub struct ServiceConfig {
     /// At shutdown (or when both are being stopped), stop this service only after these
     /// have stopped. Ordering only: it starts nothing and stops nothing by itself.
     pub stop_after: Vec<String>,
+    /// At boot (and at every start), start this service only once these are ready, have
+    /// failed or are disabled. Ordering only: unlike `requires`, their failure or restart
+    /// neither stops this service nor keeps it from starting. Used so the admin's page
+    /// (cairnd) gets the CPU before heavy services it does not need (libvirtd).
+    pub start_after: Vec<String>,
     pub stop_timeout_s: u64,
     pub stdio: Stdio,
     pub condition_kernel_cmdline: Option<String>,
@@ -112,6 +117,7 @@ impl ServiceConfig {
             working_dir: PathBuf::from("/"),
             requires: Vec::new(),
             stop_after: Vec::new(),
+            start_after: Vec::new(),
             stop_timeout_s: DEFAULT_STOP_TIMEOUT_S,
             stdio: Stdio::Journal,
             condition_kernel_cmdline: None,
@@ -177,6 +183,8 @@ struct RawService {
     requires: Vec<String>,
     #[serde(default)]
     stop_after: Vec<String>,
+    #[serde(default)]
+    start_after: Vec<String>,
     stop_timeout_s: Option<u64>,
     stdio: Option<String>,
     condition_kernel_cmdline: Option<String>,
@@ -315,6 +323,18 @@ pub fn parse_service(file: &Path, text: &str) -> Result<ServiceConfig, ConfigErr
         };
         return Err(invalid("stop_after", "stop_after", reason));
     }
+    for a in &raw.start_after {
+        let reason = if !valid_name(a) {
+            format!("{a:?} is not a service name")
+        } else if *a == name {
+            "a service cannot start after itself".into()
+        } else if raw.requires.contains(a) {
+            format!("{a:?} is also in requires, which already starts this service after it")
+        } else {
+            continue;
+        };
+        return Err(invalid("start_after", "start_after", reason));
+    }
     let stop_timeout_s = raw.stop_timeout_s.unwrap_or(DEFAULT_STOP_TIMEOUT_S);
     if stop_timeout_s == 0 {
         return Err(invalid(
@@ -377,6 +397,7 @@ pub fn parse_service(file: &Path, text: &str) -> Result<ServiceConfig, ConfigErr
         working_dir: PathBuf::from(working_dir),
         requires: raw.requires,
         stop_after: raw.stop_after,
+        start_after: raw.start_after,
         stop_timeout_s,
         stdio,
         condition_kernel_cmdline: raw.condition_kernel_cmdline,
@@ -769,6 +790,25 @@ start_limit_interval_s = 20
         assert_eq!(
             e.to_string(),
             "/etc/cairn/services/svc.toml:2: limit_nofile: \"lots\" is not a number of open files (e.g. limit_nofile = 65536)"
+        );
+    }
+
+    #[test]
+    fn start_after_parses_and_is_validated() {
+        let s = parse("exec = \"/bin/true\"\nstart_after = [\"cairnd\"]\n").unwrap();
+        assert_eq!(s.start_after, vec!["cairnd"]);
+        let e = parse("exec = \"/bin/true\"\nstart_after = [\"svc\"]\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/etc/cairn/services/svc.toml:2: start_after: a service cannot start after itself"
+        );
+        let e =
+            parse("exec = \"/bin/true\"\nrequires = [\"a\"]\nstart_after = [\"a\"]\n").unwrap_err();
+        assert!(e.to_string().contains("also in requires"), "{e}");
+        let e = parse("exec = \"/bin/true\"\nstart_after = [\"../x\"]\n").unwrap_err();
+        assert!(
+            e.to_string().contains("start_after: \"../x\" is not"),
+            "{e}"
         );
     }
 

@@ -183,7 +183,13 @@ impl Supervisor {
                 .requires
                 .iter()
                 .find(|r| !names.contains(*r))
-                .map(|r| format!("requires unknown service {r:?}"));
+                .map(|r| format!("requires unknown service {r:?}"))
+                .or_else(|| {
+                    cfg.start_after
+                        .iter()
+                        .find(|r| !names.contains(*r))
+                        .map(|r| format!("start_after names unknown service {r:?}"))
+                });
             let (state, reason) = if let Some(b) = &broken {
                 (State::Failed, Some(b.clone()))
             } else if !enabled {
@@ -221,10 +227,13 @@ impl Supervisor {
         let mut indeg: BTreeMap<String, usize> = svcs
             .iter()
             .map(|(n, s)| {
+                // `start_after` orders starts like `requires`: a cycle through it would
+                // leave every service in it waiting.
                 let known = s
                     .cfg
                     .requires
                     .iter()
+                    .chain(&s.cfg.start_after)
                     .filter(|r| svcs.contains_key(*r))
                     .count();
                 (n.clone(), known)
@@ -239,7 +248,7 @@ impl Supervisor {
         while let Some(n) = ready.pop_first() {
             indeg.remove(&n);
             for (m, s) in &svcs {
-                if s.cfg.requires.contains(&n) {
+                if s.cfg.requires.contains(&n) || s.cfg.start_after.contains(&n) {
                     if let Some(d) = indeg.get_mut(m) {
                         *d -= 1;
                         if *d == 0 {
@@ -861,6 +870,16 @@ impl Supervisor {
                             _ => all_ready = false,
                         }
                     }
+                    // Ordering only: wait while one is on its way up; ready, failed,
+                    // stopped or disabled all let this one start.
+                    if failure.is_none() && all_ready {
+                        all_ready = s.cfg.start_after.iter().all(|dep| {
+                            !matches!(
+                                self.svcs[dep].state,
+                                State::Waiting | State::Starting | State::BackingOff
+                            )
+                        });
+                    }
                     if let Some(why) = failure {
                         self.fail(&name, why, true, acts);
                         changed = true;
@@ -1031,6 +1050,65 @@ mod tests {
                 .position(|l| l == line)
                 .unwrap_or_else(|| panic!("{line:?} not in {:?}", self.log))
         }
+    }
+
+    fn after(mut c: ServiceConfig, start_after: &[&str]) -> ServiceConfig {
+        c.start_after = start_after.iter().map(|s| s.to_string()).collect();
+        c
+    }
+
+    #[test]
+    fn start_after_orders_the_start_but_a_failure_does_not_hold_it_back() {
+        let mut sim = Sim::new(vec![
+            with_ready(svc("cairnd", &[]), ReadinessKind::Notify),
+            after(svc("libvirtd", &[]), &["cairnd"]),
+        ]);
+        sim.boot();
+        // libvirtd needs nothing, but waits until cairnd is up.
+        assert_eq!(sim.spawns, vec!["cairnd"]);
+        assert_eq!(sim.state("libvirtd"), State::Waiting);
+        sim.ready("cairnd");
+        assert_eq!(sim.spawns, vec!["cairnd", "libvirtd"]);
+        assert_eq!(sim.state("libvirtd"), State::Ready);
+        // cairnd failing for good stops nothing that only starts after it.
+        sim.exit("cairnd", ExitStatus::Code(1));
+        assert_eq!(sim.state("libvirtd"), State::Ready);
+
+        // A service listed in start_after that fails to start lets the other start anyway.
+        let mut sim = Sim::new(vec![
+            with_ready(svc("cairnd", &[]), ReadinessKind::Notify),
+            after(svc("libvirtd", &[]), &["cairnd"]),
+        ]);
+        sim.fail_spawn.insert("cairnd".into());
+        sim.boot();
+        for _ in 0..20 {
+            if sim.state("cairnd") == State::Failed {
+                break;
+            }
+            sim.advance(60_000);
+        }
+        assert_eq!(sim.state("cairnd"), State::Failed);
+        assert!(
+            sim.spawns.contains(&"libvirtd".to_string()),
+            "{:?}",
+            sim.spawns
+        );
+    }
+
+    #[test]
+    fn start_after_unknown_or_in_a_cycle_is_reported() {
+        let sim = Sim::new(vec![after(svc("a", &[]), &["nope"])]);
+        assert_eq!(sim.state("a"), State::Failed);
+        assert_eq!(
+            sim.reason("a").as_deref(),
+            Some("start_after names unknown service \"nope\"")
+        );
+        let sim = Sim::new(vec![
+            after(svc("a", &["b"]), &[]),
+            after(svc("b", &[]), &["a"]),
+        ]);
+        assert_eq!(sim.state("a"), State::Failed);
+        assert_eq!(sim.reason("b").as_deref(), Some("dependency cycle"));
     }
 
     #[test]

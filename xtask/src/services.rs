@@ -16,6 +16,7 @@ const TOP_KEYS: &[&str] = &[
     "stop_after",
     "stop_timeout_s",
     "limit_nofile",
+    "start_after",
     "stdio",
     "condition_kernel_cmdline",
     "readiness",
@@ -217,13 +218,16 @@ mod tests {
             "journald",
             "lab-shell",
             "udev-trigger",
+            "udev-trigger-net",
             "udevd",
         ] {
             assert!(names.contains(&want), "{want} is not shipped: {names:?}");
         }
         assert_eq!(by_name("cairnd").requires, ["journald"]);
         assert_eq!(by_name("udevd").requires, ["journald"]);
-        assert_eq!(by_name("udev-trigger").requires, ["udevd"]);
+        // The NICs are replayed and named first (the management address sooner), then the rest.
+        assert_eq!(by_name("udev-trigger-net").requires, ["udevd"]);
+        assert_eq!(by_name("udev-trigger").requires, ["udev-trigger-net"]);
         // The journal moves to STATE once journald runs, so it survives a reboot.
         assert_eq!(by_name("journal-flush").requires, ["journald"]);
         assert_eq!(by_name("journal-flush").args, ["--flush"]);
