@@ -522,7 +522,7 @@ pub fn service_timings(lines: &[SerialLine], switch_at: Instant) -> Vec<ServiceT
                 ));
             }
         } else if let Some(c) = ready.captures(&line.text) {
-            if let Some((s, at)) = out.iter_mut().find(|(s, _)| s.name == c[1].to_string()) {
+            if let Some((s, at)) = out.iter_mut().find(|(s, _)| s.name == c[1]) {
                 if s.ready.is_none() {
                     s.ready = Some(line.at.saturating_duration_since(*at));
                 }

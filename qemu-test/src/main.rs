@@ -239,9 +239,7 @@ fn cmd_bench(args: &[String]) -> Result<()> {
     let ctx = bench::DocContext {
         when: cairn_lab::timestamp::now_readable(),
         commit: git_commit(),
-        command: format!("cairn-lab bench {}", args.join(" "))
-            .trim_end()
-            .to_string(),
+        command: bench_command_line(args, &cairn_lab::artifacts::workspace_root()),
         cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
     };
     let section = report.doc_section(&ctx);
@@ -256,6 +254,23 @@ fn cmd_bench(args: &[String]) -> Result<()> {
     }
     println!("{}", report.verdict_summary());
     Ok(())
+}
+
+/// The bench's command line as the document shows it: paths under the repository root
+/// relative to it (xtask passes an absolute path).
+fn bench_command_line(args: &[String], root: &std::path::Path) -> String {
+    let shown: Vec<String> = args
+        .iter()
+        .map(|a| {
+            std::path::Path::new(a)
+                .strip_prefix(root)
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| a.clone())
+        })
+        .collect();
+    format!("cairn-lab bench {}", shown.join(" "))
+        .trim_end()
+        .to_string()
 }
 
 /// `git rev-parse --short HEAD` here, or `unknown` (not a repository, no git).
@@ -310,6 +325,17 @@ mod tests {
             "{err:#}"
         );
         assert!(!git_commit().is_empty());
+        assert_eq!(
+            bench_command_line(
+                &v(&["--update-doc", "/repo/docs/benchmarks.md"]),
+                std::path::Path::new("/repo")
+            ),
+            "cairn-lab bench --update-doc docs/benchmarks.md"
+        );
+        assert_eq!(
+            bench_command_line(&[], std::path::Path::new("/repo")),
+            "cairn-lab bench"
+        );
     }
 
     #[test]
