@@ -1455,6 +1455,17 @@ mod tests {
     }
 
     #[test]
+    fn benchmarks_md_has_one_boot_block() {
+        let path = crate::artifacts::workspace_root().join("docs/benchmarks.md");
+        let doc = std::fs::read_to_string(&path).unwrap();
+        let new = replace_block(&doc, "x").unwrap();
+        // the block comes before the older boot sections it supersedes
+        let b = new.find(DOC_BEGIN).unwrap();
+        let older = new.find("### Boot, re-run 2026-12-07 04:45 UTC").unwrap();
+        assert!(b < older);
+    }
+
+    #[test]
     fn update_doc_writes_atomically_or_not_at_all() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("benchmarks.md");
