@@ -253,6 +253,20 @@ pub enum LabError {
         waited: Duration,
         last: String,
     },
+    #[error("cairnd on {addr}: its domains did not finish starting within {waited:?}; still starting: {starting}")]
+    DomainsStarting {
+        addr: SocketAddr,
+        waited: Duration,
+        starting: String,
+    },
+    #[error("cairnd on {addr}: the {domain} domain failed to start: {reason}")]
+    DomainFailed {
+        addr: SocketAddr,
+        domain: String,
+        reason: String,
+    },
+    #[error("{}: {detail}; nothing was written", path.display())]
+    DocMarkers { path: PathBuf, detail: String },
 }
 
 impl LabError {

@@ -11,6 +11,7 @@ pub mod error;
 pub mod esp;
 pub mod ext4;
 pub mod gpt;
+pub mod health;
 pub mod host_disk;
 pub mod https;
 pub mod lab;

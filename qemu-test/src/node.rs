@@ -22,6 +22,7 @@ use crate::error::LabError;
 use crate::esp::Esp;
 use crate::ext4::{self, SuperblockState};
 use crate::gpt;
+use crate::health::{self, Strictness};
 use crate::host_disk::{self, HostDiskWatch};
 use crate::https::{self, HttpResponse, Trust};
 use crate::lab_shared::LabShared;
@@ -501,6 +502,18 @@ impl Node {
             addr,
             waited: deadline.total(),
             last,
+        })
+    }
+
+    /// Waits until the API answers ([`Node::wait_health`]) and cairnd's domains have
+    /// finished starting (health's `"ready": true`; see `health.rs`): what every use of a
+    /// domain route waits for, also after a reboot or a restart of cairnd. A `failed`
+    /// domain fails at once with its reason; on timeout the error names the domains still
+    /// starting. Returns the health JSON.
+    pub fn wait_ready(&mut self, deadline: Deadline) -> Result<Value, LabError> {
+        let addr = self.api_addr();
+        health::wait_domains(addr, deadline, Strictness::FailOnFailed, |d| {
+            self.wait_health(d)
         })
     }
 

@@ -14,6 +14,26 @@ pub fn utc_compact(secs: u64) -> String {
     )
 }
 
+/// `YYYY-mm-dd HH:MM UTC` for the given seconds since the Unix epoch (for documents).
+pub fn utc_readable(secs: u64) -> String {
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(secs / 86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        (rem % 3600) / 60
+    )
+}
+
+/// `utc_readable` for now.
+pub fn now_readable() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    utc_readable(secs)
+}
+
 /// `utc_compact` for now.
 pub fn now_compact() -> String {
     let secs = SystemTime::now()
@@ -50,5 +70,6 @@ mod tests {
         assert_eq!(utc_compact(1_795_393_312), "20261123T002152Z");
         // leap day 2024-02-29 12:00:00
         assert_eq!(utc_compact(1_709_208_000), "20240229T120000Z");
+        assert_eq!(utc_readable(1_795_393_312), "2026-11-23 00:21 UTC");
     }
 }

@@ -46,7 +46,8 @@ fn restart() -> Result<()> {
         after.last_exit_signal == Some(9),
         "last exit should be SIGKILL: {after:?}"
     );
-    let health = node.wait_health(d)?;
+    // The new cairnd answers before its domains have started: wait for them too.
+    let health = node.wait_ready(d)?;
     ensure!(health["status"] == "ok", "health after restart: {health}");
     node.finish();
     Ok(())

@@ -33,18 +33,15 @@ fn thin_data_percent(node: &mut Node) -> Result<f64> {
         .with_context(|| format!("no data_percent in {out}"))
 }
 
-/// Power the node off (ACPI) and boot it again; returns once cairnd answers.
+/// Power the node off (ACPI) and boot it again; returns once cairnd answers and its domains
+/// are ready.
 fn reboot(node: &mut Node, api: &ApiSession) -> Result<()> {
     node.powerdown(Deadline::secs(180))
         .context("powering the node down")?;
     node.launch()?;
     node.wait_serial("cairn-init: cairnd ready", Deadline::secs(300))?;
-    api.wait_for(
-        "/api/v1/health",
-        "the API after reboot",
-        Deadline::secs(120),
-        |v| v["status"] == "ok",
-    )?;
+    api.wait_ready(Deadline::secs(120))
+        .context("the API and its domains after reboot")?;
     Ok(())
 }
 

@@ -77,22 +77,20 @@ fn healthy(p: &Value) -> bool {
     p["state"] == "healthy" && p["sync"].is_null()
 }
 
-/// Power the node off (ACPI) and boot it again; returns once cairnd answers.
+/// Power the node off (ACPI) and boot it again; returns once cairnd answers and its domains
+/// are ready.
 fn reboot(node: &mut Node, api: &ApiSession) -> Result<()> {
     node.powerdown(Deadline::secs(120))
         .context("powering the node down")?;
     boot(node, api)
 }
 
-/// Launch the (powered-off) node and wait until cairnd answers with the pinned certificate.
+/// Launch the (powered-off) node and wait until cairnd answers with the pinned certificate
+/// and its domains are ready.
 fn boot(node: &mut Node, api: &ApiSession) -> Result<()> {
     node.launch()?;
-    api.wait_for(
-        "/api/v1/health",
-        "the API after boot",
-        Deadline::secs(300),
-        |v| v["status"] == "ok",
-    )?;
+    api.wait_ready(Deadline::secs(300))
+        .context("the API and its domains after boot")?;
     Ok(())
 }
 

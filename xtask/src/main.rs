@@ -1,4 +1,4 @@
-//! xtask: the Cairn build pipeline (`cargo xtask image`) and the full test run (`cargo xtask test`).
+//! xtask: the Cairn build pipeline (`cargo xtask image`), the full test run (`cargo xtask test`) and the QEMU lab with its boot bench (`cargo xtask lab`).
 
 mod base;
 mod bench_api;
@@ -7,6 +7,7 @@ mod elf;
 mod fscopy;
 mod info;
 mod initramfs;
+mod lab_cmd;
 mod login_flood;
 mod module_cycles;
 mod modules;
@@ -34,6 +35,7 @@ use crate::timing::Phases;
 
 const USAGE: &str = "usage: cargo xtask image [--prebuilt DIR] [--rebuild-base]
        cargo xtask test
+       cargo xtask lab [--full]
        cargo xtask check-cycles [--with-tests]
        cargo xtask bench-api [--stalled | --login-flood]
 
@@ -42,6 +44,11 @@ image  build cairn-init and cairnd (static), the cached Debian base, the squashf
        cairn.img.zst and image-info.json)
 test   fmt, the import cycle check, clippy, unit and host tests, the image, then the QEMU
        lab scenarios
+lab    the QEMU lab scenarios as `test` runs them (the image first if build/out lacks it);
+       --full also runs the scenarios outside the CI set (none yet: later multi-node
+       ones) and then the boot bench (`cairn-lab bench --update-doc docs/benchmarks.md`),
+       which prints each figure beside its target and replaces the boot block of
+       docs/benchmarks.md with its results
 check-cycles  list every import cycle between the modules of each workspace crate (every
        `use`, `crate::`/`super::`/`self::` path and re-export); fails if there is one;
        test-only code is left out unless --with-tests
@@ -56,6 +63,7 @@ bench-api  wrk against a release cairnd pinned to one core: p50/p99 latency, thr
 enum Task {
     Image(ImageOptions),
     Test,
+    Lab(lab_cmd::LabOptions),
     CheckCycles(Scope),
     BenchApi,
     BenchApiStalled,
@@ -85,6 +93,9 @@ fn parse(args: &[String]) -> Result<Task> {
         }
         "test" if rest.is_empty() => Ok(Task::Test),
         "test" => bail!("test: takes no options\n{USAGE}"),
+        "lab" => Ok(Task::Lab(
+            lab_cmd::parse(rest).map_err(|e| anyhow::anyhow!("{e}\n{USAGE}"))?,
+        )),
         "check-cycles" if rest.is_empty() => Ok(Task::CheckCycles(Scope::Code)),
         "check-cycles" if rest == ["--with-tests"] => Ok(Task::CheckCycles(Scope::WithTests)),
         "check-cycles" => bail!("check-cycles: the only option is --with-tests\n{USAGE}"),
@@ -103,6 +114,7 @@ fn run() -> Result<()> {
     match parse(&args)? {
         Task::Help => println!("{USAGE}"),
         Task::Test => test_cmd::run(&mut SystemRunner, &paths)?,
+        Task::Lab(opts) => lab_cmd::run(&mut SystemRunner, &paths, opts)?,
         Task::CheckCycles(scope) => module_cycles::run(&paths.root, scope)?,
         Task::BenchApi => bench_api::run(&paths)?,
         Task::BenchApiStalled => bench_api::run_stalled(&paths)?,
@@ -151,6 +163,16 @@ mod tests {
     fn parses_tasks_and_options() {
         assert_eq!(parse(&args("")).unwrap(), Task::Help);
         assert_eq!(parse(&args("test")).unwrap(), Task::Test);
+        assert_eq!(
+            parse(&args("lab")).unwrap(),
+            Task::Lab(lab_cmd::LabOptions { full: false })
+        );
+        assert_eq!(
+            parse(&args("lab --full")).unwrap(),
+            Task::Lab(lab_cmd::LabOptions { full: true })
+        );
+        let err = parse(&args("lab --quick")).unwrap_err().to_string();
+        assert!(err.contains("--quick") && err.contains("usage:"), "{err}");
         assert_eq!(parse(&args("bench-api")).unwrap(), Task::BenchApi);
         assert_eq!(
             parse(&args("bench-api --stalled")).unwrap(),

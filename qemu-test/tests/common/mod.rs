@@ -19,14 +19,14 @@ use serde_json::Value;
 pub const CORE_SERVICES: [&str; 3] = ["journald", "udevd", "cairnd"];
 
 /// Waits until the node is fully up and checks what every booted node must show: the API
-/// answers with the pinned certificate, PID 1 is cairn-init, journald, udevd and cairnd are
+/// answers with the pinned certificate and its domains have started (`node.wait_ready`), PID 1 is cairn-init, journald, udevd and cairnd are
 /// ready under it, and cairnd's log lines are in the journal. Returns the health JSON.
 pub fn check_node_up(node: &mut Node, deadline: Deadline) -> Result<Value> {
     node.wait_serial("cairn-init: all services ready", deadline)
         .context("waiting for cairn-init to report every service ready")?;
     let health = node
-        .wait_health(deadline)
-        .context("waiting for GET /api/v1/health over the lab network (pinned certificate)")?;
+        .wait_ready(deadline)
+        .context("waiting for GET /api/v1/health over the lab network (pinned certificate) to say the domains are ready")?;
     ensure!(
         health["status"] == "ok",
         "health status is not ok: {health}"

@@ -60,7 +60,7 @@ pub fn node_with_pool(lab: &Lab, cfg: NodeConfig) -> Result<(Node, ApiSession)> 
     // Only cairnd matters here: wait for it rather than for every service (a slow NTP
     // service must not fail a storage scenario).
     node.wait_serial("cairn-init: cairnd ready", Deadline::secs(300))?;
-    node.wait_health(Deadline::secs(300))?;
+    node.wait_ready(Deadline::secs(300))?;
     let api = node.claim(Deadline::secs(300))?;
 
     // --- A raid1 pool over two disks (the storage API) ---------------------------------------
