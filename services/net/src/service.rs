@@ -256,6 +256,34 @@ impl Network {
         wait: Duration,
     ) -> Result<Option<ApplyReport>, NetError> {
         let deadline = Instant::now() + wait;
+        loop {
+            let before = self.wait_for_links(reset, deadline, wait)?;
+            match self.boot(reset) {
+                // udev renamed a NIC between the plan and its apply (eth1 → enp0s3): the
+                // plan named a link that is gone. Plan again from what is there now.
+                Err(e @ NetError::Apply { .. }) if Instant::now() < deadline => {
+                    let now = self.sys.observe().map_err(NetError::Observe)?;
+                    if physical_names(&now) == before {
+                        return Err(e);
+                    }
+                    tracing::warn!(
+                        "network: a link was renamed while the boot config was applied ({}); planning again",
+                        cairn_core::boot::error_chain(&e)
+                    );
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Waits (until `deadline`) for the links the boot apply needs and for udev to have named
+    /// every physical link; returns the physical links' names it saw last.
+    fn wait_for_links(
+        &self,
+        reset: bool,
+        deadline: Instant,
+        wait: Duration,
+    ) -> Result<Vec<String>, NetError> {
         let spec = lock(&self.inner).confirmed.clone();
         // Also before a reset: it finds the management link through the old spec's names,
         // and udev may not have renamed the NICs yet (eth0 → enp0s2).
@@ -268,20 +296,19 @@ impl Network {
                     Some("a physical link".to_string())
                 }
                 None if reset => None,
-                None => break,
+                None => return Ok(physical_names(&obs)),
             }
             .or_else(|| self.unnamed_by_udev(&obs));
             match waiting_for {
-                None => break,
+                None => return Ok(physical_names(&obs)),
                 Some(what) if Instant::now() >= deadline => {
                     tracing::warn!("network: still waiting after {wait:?}: {what}");
-                    break;
+                    return Ok(physical_names(&obs));
                 }
                 // poll while udev's coldplug loads drivers and names NICs; bounded above
                 Some(_) => std::thread::sleep(Duration::from_millis(100)),
             }
         }
-        self.boot(reset)
     }
 
     /// The physical links udev has not processed yet (their names may still change), as a
@@ -673,6 +700,10 @@ fn default_route_link(obs: &Observed) -> Option<String> {
         .find(|n| physical(obs).any(|l| &l.name == n))
 }
 
+fn physical_names(obs: &Observed) -> Vec<String> {
+    physical(obs).map(|l| l.name.clone()).collect()
+}
+
 fn first_physical(obs: &Observed) -> Option<String> {
     physical(obs).next().map(|l| l.name.clone())
 }
@@ -844,6 +875,90 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(t.elapsed() < Duration::from_secs(5));
+    }
+
+    /// The system of a boot where udev renames `ens5` to `enp0s5` right as the first op
+    /// on it is applied (the op fails: no such link).
+    struct RenamedDuringApply {
+        inner: RecordingSystem,
+        renamed: std::sync::atomic::AtomicBool,
+    }
+
+    impl NetSystem for RenamedDuringApply {
+        fn observe(&self) -> Result<Observed, NetlinkError> {
+            self.inner.observe()
+        }
+        fn apply(&self, op: &crate::plan::Op) -> Result<(), NetlinkError> {
+            use std::sync::atomic::Ordering;
+            if op.to_string().contains("ens5") && !self.renamed.swap(true, Ordering::SeqCst) {
+                let mut obs = self.inner.observed.lock().unwrap();
+                for l in obs.links.iter_mut().filter(|l| l.name == "ens5") {
+                    l.name = "enp0s5".into();
+                }
+                return Err(NetlinkError::NoSuchLink {
+                    what: op.to_string(),
+                    name: "ens5".into(),
+                });
+            }
+            self.inner.apply(op)
+        }
+    }
+
+    #[test]
+    fn boot_plans_again_when_a_link_is_renamed_during_the_apply() {
+        let (net, sys, _, dir) = setup(Duration::from_secs(60));
+        // A confirmed spec on disk, as after setup.
+        net.try_apply(spec_static(), None).unwrap();
+        net.confirm().unwrap();
+        let renaming = Arc::new(RenamedDuringApply {
+            inner: RecordingSystem::default(),
+            renamed: false.into(),
+        });
+        // ens5 is the NIC with this MAC; the spec names it by MAC, as the page does.
+        let mut observed = sys.observed.lock().unwrap().clone();
+        for l in observed.links.iter_mut().filter(|l| l.name == "ens5") {
+            l.mac = Some("52:54:00:00:00:05".into());
+        }
+        *renaming.inner.observed.lock().unwrap() = observed;
+        let boot = Network::new(
+            renaming.clone(),
+            Arc::new(RecordingRunner::new()),
+            Arc::new(RecordingAlerts::default()),
+            NetworkOptions::new(dir.path().join("network")),
+        )
+        .unwrap();
+        let mut spec = spec_static();
+        spec.links.push(
+            serde_json::from_value(json!({"name": "lan5", "mac": "52:54:00:00:00:05",
+                                          "addresses": ["10.8.0.2/24"]}))
+            .unwrap(),
+        );
+        lock(&boot.inner).confirmed = Some(spec);
+        // The first plan maps lan5 to ens5, which udev renames during the apply; the boot
+        // plans again and applies lan5's config to enp0s5.
+        boot.boot_when_links_exist(false, Duration::from_secs(20))
+            .unwrap()
+            .unwrap();
+        assert!(renaming.renamed.load(std::sync::atomic::Ordering::SeqCst));
+        let applied = renaming.inner.applied.lock().unwrap();
+        assert!(
+            applied.iter().any(|o| o.to_string().contains("enp0s5")),
+            "{applied:?}"
+        );
+    }
+
+    #[test]
+    fn boot_does_not_retry_a_failure_that_is_not_a_rename() {
+        let (net, sys, _, _dir) = setup(Duration::from_secs(60));
+        net.try_apply(spec_static(), None).unwrap();
+        net.confirm().unwrap();
+        *sys.fail_on.lock().unwrap() = Some("ens4".into());
+        let t = Instant::now();
+        let e = net
+            .boot_when_links_exist(false, Duration::from_secs(20))
+            .unwrap_err();
+        assert!(matches!(e, NetError::Apply { .. }), "{e:?}");
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     }
 
     #[test]
