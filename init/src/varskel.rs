@@ -36,16 +36,57 @@ pub struct SkelReport {
 
 /// Copies every entry of `skel` that is missing under `dest`. Errors are collected per
 /// entry; a missing skeleton is not an error (nothing to copy).
+///
+/// Files are written under temporary names, made durable with one `syncfs` of the
+/// destination's filesystem, then renamed: a crash never leaves a partial file under a real
+/// name (a later boot would keep it), and a first boot pays for one sync, not one per file
+/// (113 files took 2.3 s of `fsync`s on a fresh STATE under TCG).
 pub fn copy_missing(skel: &Path, dest: &Path) -> (SkelReport, Vec<SkelError>) {
     let mut report = SkelReport::default();
     let mut errors = Vec::new();
+    let mut written = Vec::new();
     if skel.is_dir() {
-        copy_dir(skel, dest, &mut report, &mut errors);
+        copy_dir(skel, dest, &mut report, &mut errors, &mut written);
+    }
+    if written.is_empty() {
+        return (report, errors);
+    }
+    if let Err(source) = sync_fs(dest) {
+        // Not durable: leave the real names absent, so the next boot copies again.
+        for (tmp, _) in &written {
+            let _ = fs::remove_file(tmp);
+        }
+        errors.push(SkelError::Create {
+            path: dest.to_path_buf(),
+            source,
+        });
+        report.copied -= written.len();
+        return (report, errors);
+    }
+    for (tmp, d) in written {
+        if let Err(source) = fs::rename(&tmp, &d) {
+            let _ = fs::remove_file(&tmp);
+            report.copied -= 1;
+            errors.push(SkelError::Create { path: d, source });
+        }
     }
     (report, errors)
 }
 
-fn copy_dir(src: &Path, dest: &Path, report: &mut SkelReport, errors: &mut Vec<SkelError>) {
+/// `syncfs(2)` of the filesystem holding `dir`.
+fn sync_fs(dir: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let f = fs::File::open(dir)?;
+    nix::unistd::syncfs(f.as_raw_fd()).map_err(io::Error::from)
+}
+
+fn copy_dir(
+    src: &Path,
+    dest: &Path,
+    report: &mut SkelReport,
+    errors: &mut Vec<SkelError>,
+    written: &mut Vec<(PathBuf, PathBuf)>,
+) {
     let entries = match fs::read_dir(src) {
         Ok(e) => e,
         Err(source) => {
@@ -72,7 +113,7 @@ fn copy_dir(src: &Path, dest: &Path, report: &mut SkelReport, errors: &mut Vec<S
             Ok(existing) => {
                 // Present: never overwritten; descend only dir-into-dir.
                 if meta.is_dir() && existing.is_dir() {
-                    copy_dir(&s, &d, report, errors);
+                    copy_dir(&s, &d, report, errors, written);
                 }
                 continue;
             }
@@ -87,9 +128,9 @@ fn copy_dir(src: &Path, dest: &Path, report: &mut SkelReport, errors: &mut Vec<S
         } else if meta.is_dir() {
             fs::create_dir(&d)
                 .and_then(|_| own(&d, &meta))
-                .map(|_| copy_dir(&s, &d, report, errors))
+                .map(|_| copy_dir(&s, &d, report, errors, written))
         } else if meta.is_file() {
-            copy_file(&s, &d, &meta)
+            copy_file(&s, &d, &meta).map(|tmp| written.push((tmp, d.clone())))
         } else {
             report.skipped_special += 1;
             continue;
@@ -112,24 +153,22 @@ fn copy_symlink(s: &Path, d: &Path, meta: &fs::Metadata) -> io::Result<()> {
     std::os::unix::fs::lchown(d, Some(meta.uid()), Some(meta.gid()))
 }
 
-/// Copies through a temporary name so a crash never leaves a partial file under the real
-/// name (which a later boot would then keep).
-fn copy_file(s: &Path, d: &Path, meta: &fs::Metadata) -> io::Result<()> {
+/// Copies `s` to a temporary name beside `d` (not yet durable, not yet renamed) and returns
+/// that name.
+fn copy_file(s: &Path, d: &Path, meta: &fs::Metadata) -> io::Result<PathBuf> {
     let name = d
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = d.with_file_name(format!(".{name}.skel-tmp"));
-    let r = (|| {
-        fs::copy(s, &tmp)?;
-        own(&tmp, meta)?;
-        fs::File::open(&tmp)?.sync_all()?;
-        fs::rename(&tmp, d)
-    })();
-    if r.is_err() {
-        let _ = fs::remove_file(&tmp);
+    let r = fs::copy(s, &tmp).and_then(|_| own(&tmp, meta));
+    match r {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e)
+        }
     }
-    r
 }
 
 #[cfg(test)]
