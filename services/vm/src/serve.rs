@@ -144,7 +144,7 @@ mod tests {
             &hv,
             "garbage\n\n{\"id\":4,\"call\":\"fly\"}\n{\"id\":5,\"call\":\"states\"}\n",
         );
-        let mut got = vec![next(&rx), next(&rx)];
+        let mut got = [next(&rx), next(&rx)];
         got.sort_by_key(|l| match l {
             Line::Response(r) => r.id,
             Line::Event(_) => 0,
