@@ -156,3 +156,84 @@ fn states_capacity_and_events_against_the_test_driver() {
     assert_eq!(states["ok"]["states"]["test"], "shut_off", "{states}");
     assert!(h.finish().success());
 }
+
+/// Whether process `pid` is gone (or a zombie nobody reaped yet).
+fn gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // "pid (comm) S …": the state follows the last ')'.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+#[test]
+fn the_helper_dies_with_its_parent_even_with_stdin_open() {
+    // A shell starts the helper on the shell's own stdin and stdout, prints its pid and
+    // waits; the test holds stdin open, so only the parent's death can end the helper.
+    let mut sh = Command::new("/bin/sh")
+        .args([
+            "-c",
+            // A background command's stdin would be /dev/null; fd 3 keeps the pipe.
+            "exec 3<&0; \"$0\" test:///default <&3 3<&- & echo $!; wait",
+            env!("CARGO_BIN_EXE_cairn-virt"),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = sh.stdin.take().unwrap();
+    let mut out = BufReader::new(sh.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let pid: u32 = line.trim().parse().unwrap();
+    // Its answer shows it is past its setup (the death signal is armed).
+    writeln!(stdin, "{}", json!({"id": 1, "call": "capacity"})).unwrap();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert!(line.contains("\"id\":1"), "{line}");
+    sh.kill().unwrap();
+    sh.wait().unwrap();
+    let t0 = Instant::now();
+    while !gone(pid) {
+        assert!(
+            t0.elapsed() < WITHIN,
+            "cairn-virt {pid} outlived its parent"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(stdin);
+}
+
+#[test]
+fn remote_hypervisor_over_the_real_helper() {
+    use cairn_vm::hypervisor::{HvError, HvEvent, Hypervisor, Lifecycle, RunState};
+    use cairn_vm::RemoteHypervisor;
+    let hv = RemoteHypervisor::with_uri(env!("CARGO_BIN_EXE_cairn-virt"), "test:///default");
+    assert!(hv.capacity().unwrap().cpus > 0);
+    assert_eq!(hv.states().unwrap().get("test"), Some(&RunState::Running));
+    let (tx, rx) = channel();
+    hv.subscribe(tx).unwrap();
+    hv.destroy("test").unwrap();
+    loop {
+        match rx.recv_timeout(WITHIN).expect("the stopped event") {
+            HvEvent::Domain { name, event } if name == "test" => {
+                assert_eq!(event, Lifecycle::Stopped);
+                break;
+            }
+            _ => continue,
+        }
+    }
+    assert_eq!(hv.sample("test", &[]).unwrap(), None);
+    assert_eq!(
+        hv.start("nope").unwrap_err(),
+        HvError::NotDefined("nope".into())
+    );
+    // A URI that cannot connect: the variant the API turns into a 503.
+    let down = RemoteHypervisor::with_uri(env!("CARGO_BIN_EXE_cairn-virt"), "test:///nonexistent");
+    let e = down.states().unwrap_err();
+    assert!(matches!(e, HvError::Connect { .. }), "{e:?}");
+    let text = cairn_core::boot::error_chain(&e);
+    assert!(text.contains("test:///nonexistent"), "{text}");
+}
