@@ -1,5 +1,4 @@
-//! Release build of our binaries: cairn-init static (glibc crt-static; it runs in the
-//! initramfs), cairnd dynamic against the rootfs's Debian libraries (it links libvirt).
+//! Release build of our binaries: cairn-init static (glibc crt-static; it runs in the initramfs), cairnd and the libvirt helper cairn-virt dynamic against the rootfs's Debian libraries.
 
 use std::path::{Path, PathBuf};
 
@@ -28,12 +27,23 @@ pub fn build_command() -> ToolCommand {
 }
 
 /// The build command of cairnd: an ordinary dynamic release build. The build host and the
-/// rootfs are both Debian 12, so the libraries it links (glibc, libvirt) are the rootfs's;
+/// rootfs are both Debian 12, so the libraries it links (glibc) are the rootfs's;
 /// `stage` checks that every one of them is in the staged root.
 pub fn daemon_build_command() -> ToolCommand {
+    dynamic_build_command("cairnd")
+}
+
+/// The build command of the libvirt helper cairn-virt, dynamic like cairnd (it links
+/// libvirt). A cargo run of its own: built together, cargo would unify cairn-vm's features
+/// and cairnd would get the `libvirt` feature too.
+pub fn helper_build_command() -> ToolCommand {
+    dynamic_build_command("cairn-virt")
+}
+
+fn dynamic_build_command(package: &str) -> ToolCommand {
     ToolCommand::new(&cargo())
         .args(["build", "--release", "--target", TARGET])
-        .args(["-p", "cairnd"])
+        .args(["-p", package])
         .env("RUSTFLAGS", "")
 }
 
@@ -53,7 +63,7 @@ pub fn check_static(runner: &mut dyn Runner, binary: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Builds (or, with `prebuilt`, takes from that directory) and checks both binaries.
+/// Builds (or, with `prebuilt`, takes from that directory) and checks the binaries.
 pub fn binaries(
     runner: &mut dyn Runner,
     paths: &Paths,
@@ -73,22 +83,39 @@ pub fn binaries(
             runner
                 .run(&daemon_build_command())
                 .context("building cairnd")?;
-            let daemon = paths.target().join(TARGET).join("release").join("cairnd");
-            return checked(runner, init, daemon);
+            runner
+                .run(&helper_build_command())
+                .context("building cairn-virt")?;
+            let release = paths.target().join(TARGET).join("release");
+            return checked(
+                runner,
+                Binaries {
+                    cairn_init: init,
+                    cairnd: release.join("cairnd"),
+                    cairn_virt: release.join("cairn-virt"),
+                },
+            );
         }
     };
-    checked(runner, dir.join("cairn-init"), dir.join("cairnd"))
+    checked(
+        runner,
+        Binaries {
+            cairn_init: dir.join("cairn-init"),
+            cairnd: dir.join("cairnd"),
+            cairn_virt: dir.join("cairn-virt"),
+        },
+    )
 }
 
-/// Both binaries exist and cairn-init is static.
-fn checked(runner: &mut dyn Runner, cairn_init: PathBuf, cairnd: PathBuf) -> Result<Binaries> {
-    for bin in [&cairn_init, &cairnd] {
+/// Every binary exists and cairn-init is static.
+fn checked(runner: &mut dyn Runner, bins: Binaries) -> Result<Binaries> {
+    for bin in [&bins.cairn_init, &bins.cairnd, &bins.cairn_virt] {
         if !bin.is_file() {
             bail!("{} was not built", bin.display());
         }
     }
-    check_static(runner, &cairn_init)?;
-    Ok(Binaries { cairn_init, cairnd })
+    check_static(runner, &bins.cairn_init)?;
+    Ok(bins)
 }
 
 #[cfg(test)]
@@ -114,10 +141,32 @@ mod tests {
     }
 
     #[test]
-    fn the_daemon_builds_dynamically() {
+    fn the_daemon_and_the_helper_build_dynamically_each_on_its_own() {
         let cmd = daemon_build_command();
         assert!(cmd.display().ends_with("-p cairnd"), "{}", cmd.display());
         assert_eq!(cmd.env, [("RUSTFLAGS".to_string(), String::new())]);
+        let cmd = helper_build_command();
+        let line = cmd.display();
+        assert!(
+            line.ends_with("build --release --target x86_64-unknown-linux-gnu -p cairn-virt"),
+            "{line}"
+        );
+        assert!(!line.contains("cairnd"), "{line}");
+        assert_eq!(cmd.env, [("RUSTFLAGS".to_string(), String::new())]);
+    }
+
+    #[test]
+    fn the_build_runs_init_cairnd_then_the_helper() {
+        let mut r = RecordingRunner::default();
+        // Nothing is built (the runner records): whether the check then finds files depends
+        // on earlier real builds in target/, so only the commands are checked.
+        let _ = binaries(&mut r, &Paths::from_manifest_dir(), None);
+        let lines = r.lines();
+        let builds: Vec<&String> = lines.iter().filter(|c| c.contains(" build ")).collect();
+        assert_eq!(builds.len(), 3, "{lines:?}");
+        assert!(builds[0].ends_with("-p cairn-init"), "{builds:?}");
+        assert!(builds[1].ends_with("-p cairnd"), "{builds:?}");
+        assert!(builds[2].ends_with("-p cairn-virt"), "{builds:?}");
     }
 
     #[test]
@@ -136,11 +185,20 @@ mod tests {
     }
 
     #[test]
-    fn prebuilt_directory_must_hold_both() {
+    fn prebuilt_directory_must_hold_all_three() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("cairn-init"), b"").unwrap();
         let mut r = RecordingRunner::default();
         let err = binaries(&mut r, &Paths::from_manifest_dir(), Some(dir.path())).unwrap_err();
         assert!(err.to_string().contains("cairnd was not built"), "{err}");
+        std::fs::write(dir.path().join("cairnd"), b"").unwrap();
+        let err = binaries(&mut r, &Paths::from_manifest_dir(), Some(dir.path())).unwrap_err();
+        assert!(
+            err.to_string().contains("cairn-virt was not built"),
+            "{err}"
+        );
+        std::fs::write(dir.path().join("cairn-virt"), b"").unwrap();
+        let bins = binaries(&mut r, &Paths::from_manifest_dir(), Some(dir.path())).unwrap();
+        assert_eq!(bins.cairn_virt, dir.path().join("cairn-virt"));
     }
 }

@@ -96,10 +96,9 @@ pub fn run(
             &bins,
             &paths.stage(),
         )?;
-        // cairnd is dynamically linked: every library it needs must be in the root.
-        crate::elf::closure(runner, &paths.stage(), "/usr/sbin/cairnd").context(
-            "cairnd's shared libraries are not all in the rootfs (add their package to rootfs/packages.txt)",
-        )?;
+        // cairnd and cairn-virt are dynamically linked: every library they need must be in
+        // the root.
+        stage::check_libraries(runner, &paths.stage())?;
         let names = services::check(&paths.stage())?;
         println!(
             "xtask: services: {}",

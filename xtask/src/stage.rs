@@ -23,11 +23,19 @@ pub const SYMLINKS: &[(&str, &str)] = &[
     ("usr/sbin/init", "cairn-init"),
 ];
 
+/// Where the libvirt helper is installed (cairnd starts it from there: `cairn_vm::remote`).
+pub const HELPER_DEST: &str = "usr/libexec/cairn/cairn-virt";
+
+/// Our dynamically linked programs in the root: every library they need must be in it.
+pub const DYNAMIC_PROGRAMS: &[&str] = &["/usr/sbin/cairnd", "/usr/libexec/cairn/cairn-virt"];
+
 /// Our binaries: (source, destination in the root).
 #[derive(Debug, Clone)]
 pub struct Binaries {
     pub cairn_init: PathBuf,
     pub cairnd: PathBuf,
+    /// The libvirt helper `cairn-virt` (links libvirt, so cairnd does not).
+    pub cairn_virt: PathBuf,
 }
 
 /// The single kernel version under `root`/usr/lib/modules.
@@ -64,6 +72,9 @@ fn force_symlink(root: &Path, link: &str, target: &str) -> Result<()> {
 
 fn install(src: &Path, root: &Path, dest: &str) -> Result<()> {
     let path = root.join(dest);
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
     if fs::symlink_metadata(&path).is_ok() {
         fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
     }
@@ -86,6 +97,18 @@ pub fn make_var_skeleton(root: &Path) -> Result<()> {
         let path = root.join(dir);
         fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
         fs::set_permissions(&path, fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(())
+}
+
+/// Fails unless every library each of [`DYNAMIC_PROGRAMS`] needs is in the staged root.
+pub fn check_libraries(runner: &mut dyn Runner, stage: &Path) -> Result<()> {
+    for program in DYNAMIC_PROGRAMS {
+        crate::elf::closure(runner, stage, program).with_context(|| {
+            format!(
+                "{program}'s shared libraries are not all in the rootfs (add their package to rootfs/packages.txt)"
+            )
+        })?;
     }
     Ok(())
 }
@@ -146,6 +169,7 @@ pub fn assemble(
     }
     install(&binaries.cairn_init, stage, "usr/sbin/cairn-init")?;
     install(&binaries.cairnd, stage, "usr/sbin/cairnd")?;
+    install(&binaries.cairn_virt, stage, HELPER_DEST)?;
     for (link, target) in SYMLINKS {
         force_symlink(stage, link, target)?;
     }
@@ -214,9 +238,11 @@ mod tests {
         .unwrap();
         fs::write(d.join("init-bin"), b"init").unwrap();
         fs::write(d.join("cairnd-bin"), b"cairnd").unwrap();
+        fs::write(d.join("virt-bin"), b"cairn-virt").unwrap();
         let bins = Binaries {
             cairn_init: d.join("init-bin"),
             cairnd: d.join("cairnd-bin"),
+            cairn_virt: d.join("virt-bin"),
         };
         let stage = d.join("out/stage");
         fs::create_dir_all(&stage).unwrap();
@@ -251,6 +277,16 @@ mod tests {
             Path::new("/var/lib/cairn/localtime")
         );
         assert_eq!(fs::read(stage.join("usr/sbin/cairnd")).unwrap(), b"cairnd");
+        let helper = stage.join(HELPER_DEST);
+        assert_eq!(fs::read(&helper).unwrap(), b"cairn-virt");
+        assert_eq!(
+            fs::metadata(&helper).unwrap().permissions().mode() & 0o7777,
+            0o755
+        );
+        assert_eq!(
+            Path::new("/").join(HELPER_DEST),
+            Path::new(DYNAMIC_PROGRAMS[1])
+        );
         assert_eq!(fs::read_dir(stage.join("run")).unwrap().count(), 0);
         assert!(stage.join(VAR_SKEL).join("log").is_dir());
         assert_eq!(fs::read_dir(stage.join("var")).unwrap().count(), 0);
@@ -266,6 +302,7 @@ mod tests {
         let bins = Binaries {
             cairn_init: dir.path().join("a"),
             cairnd: dir.path().join("b"),
+            cairn_virt: dir.path().join("c"),
         };
         let err = assemble(
             &mut r,
@@ -276,5 +313,40 @@ mod tests {
         );
         assert!(err.unwrap_err().to_string().contains("cp -a"));
         assert_eq!(r.calls.len(), 1);
+    }
+
+    #[test]
+    fn the_library_check_covers_cairnd_and_the_helper() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("usr/lib/x86_64-linux-gnu")).unwrap();
+        fs::write(dir.path().join("usr/lib/x86_64-linux-gnu/libc.so.6"), b"").unwrap();
+        let mut r = RecordingRunner::default();
+        // cairnd: no interpreter, libc; libc: nothing; the helper: libvirt, missing.
+        for out in [
+            "",
+            " (NEEDED) Shared library: [libc.so.6]\n",
+            "",
+            "",
+            " (NEEDED) Shared library: [libvirt.so.0]\n",
+        ] {
+            r.outputs.push(("readelf".into(), out.into()));
+        }
+        let err = check_libraries(&mut r, dir.path()).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("/usr/libexec/cairn/cairn-virt's shared libraries")
+                && text.contains("libvirt.so.0"),
+            "{text}"
+        );
+        let programs: Vec<String> = r
+            .lines()
+            .into_iter()
+            .filter(|c| c.contains(" -l "))
+            .collect();
+        assert_eq!(programs.len(), 2, "{:?}", r.lines());
+        assert!(
+            programs[1].ends_with("usr/libexec/cairn/cairn-virt"),
+            "{programs:?}"
+        );
     }
 }

@@ -5,7 +5,7 @@
 //! own with a lifecycle callback and a close callback; both send into a channel, so callers
 //! only see [`HvEvent`]s.
 
-use crate::hv_types::{HvError, HvEvent, Lifecycle};
+use crate::hv_types::{HvError, HvEvent, LibvirtError, Lifecycle};
 use std::ffi::{c_int, c_void, CStr};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, OnceLock};
@@ -41,7 +41,9 @@ pub fn start_event_loop() -> Result<(), HvError> {
                 .map_err(|e| Arc::new(e) as LoopError)
         })
         .clone()
-        .map_err(|source| HvError::EventLoop { source })
+        .map_err(|e| HvError::EventLoop {
+            source: LibvirtError::new(e.to_string()),
+        })
 }
 
 /// Domain lifecycle events of one libvirt connection, sent to a channel until dropped.
@@ -57,11 +59,11 @@ impl Subscription {
         start_event_loop()?;
         let mut conn = Connect::open(Some(uri)).map_err(|source| HvError::Connect {
             uri: uri.to_string(),
-            source,
+            source: source.into(),
         })?;
-        let failed = |source| HvError::Subscribe {
+        let failed = |source: virt::error::Error| HvError::Subscribe {
             uri: uri.to_string(),
-            source,
+            source: source.into(),
         };
         let close_tx = Box::into_raw(Box::new(tx.clone())).cast::<c_void>();
         // SAFETY: `conn` is an open connection. `on_close` has libvirt's

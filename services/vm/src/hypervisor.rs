@@ -1,8 +1,8 @@
-//! The narrow interface to the hypervisor, so the service can be tested with a recording
-//! double; `Libvirt` (in the `libvirt` module) is the real one.
+//! The narrow interface to the hypervisor, so the service can be tested with a recording double; `Libvirt` (the `libvirt` feature) is the real one, which cairnd reaches through the helper process (`RemoteHypervisor`).
 
 pub use crate::hv_types::{
-    DiskIo, DomainSample, HvError, HvEvent, Lifecycle, NodeCapacity, RunState,
+    DiskIo, DomainSample, HvError, HvEvent, LibvirtError, Lifecycle, NodeCapacity, RunState,
+    SYSTEM_URI,
 };
 use std::collections::BTreeMap;
 use std::sync::mpsc::Sender;

@@ -12,8 +12,7 @@ use virt::connect::Connect;
 use virt::domain::Domain;
 use virt::sys;
 
-/// The system libvirtd of a node.
-pub const SYSTEM_URI: &str = "qemu:///system";
+pub use crate::hv_types::SYSTEM_URI;
 
 /// A libvirt connection (blocking; call from `spawn_blocking` or a thread).
 pub struct Libvirt {
@@ -42,7 +41,7 @@ impl Libvirt {
         event_loop();
         let conn = Connect::open(Some(uri)).map_err(|source| HvError::Connect {
             uri: uri.to_string(),
-            source,
+            source: source.into(),
         })?;
         Ok(Libvirt {
             uri: uri.to_string(),
@@ -67,7 +66,7 @@ impl Libvirt {
                 }
                 let conn = Connect::open(Some(&self.uri)).map_err(|source| HvError::Connect {
                     uri: self.uri.clone(),
-                    source,
+                    source: source.into(),
                 })?;
                 *guard = Some(conn);
             }
@@ -95,9 +94,9 @@ impl Libvirt {
         self.with(|c| {
             let d = self.domain(c, name)?;
             f(&d).map_err(|source| HvError::Call {
-                op,
+                op: op.into(),
                 name: name.to_string(),
-                source,
+                source: source.into(),
             })
         })
     }
@@ -143,9 +142,9 @@ impl Hypervisor for Libvirt {
     fn capacity(&self) -> Result<NodeCapacity, HvError> {
         self.with(|c| {
             let info = c.get_node_info().map_err(|source| HvError::Call {
-                op: "node info",
+                op: "node info".into(),
                 name: String::new(),
-                source,
+                source: source.into(),
             })?;
             Ok(NodeCapacity {
                 cpus: info.cpus,
@@ -159,9 +158,9 @@ impl Hypervisor for Libvirt {
             Domain::define_xml(c, xml)
                 .map(|_| ())
                 .map_err(|source| HvError::Call {
-                    op: "define",
+                    op: "define".into(),
                     name: String::new(),
-                    source,
+                    source: source.into(),
                 })
         })
     }
@@ -196,10 +195,10 @@ impl Hypervisor for Libvirt {
         self.with(|c| {
             let d = self.domain(c, name)?;
             let call = |op: &'static str| {
-                move |source| HvError::Call {
-                    op,
+                move |source: virt::error::Error| HvError::Call {
+                    op: op.into(),
                     name: name.to_string(),
-                    source,
+                    source: source.into(),
                 }
             };
             let info = d
@@ -248,9 +247,9 @@ impl Hypervisor for Libvirt {
             let domains = c
                 .list_all_domains(sys::VIR_CONNECT_LIST_DOMAINS_PERSISTENT)
                 .map_err(|source| HvError::Call {
-                    op: "list domains",
+                    op: "list domains".into(),
                     name: String::new(),
-                    source,
+                    source: source.into(),
                 })?;
             let mut out = BTreeMap::new();
             for d in domains {

@@ -6,7 +6,7 @@ use cairn_api::ApiState;
 use cairn_core::command::{run_ok, SystemRunner};
 use cairn_storage::Storage;
 use cairn_vm::host::SysHost;
-use cairn_vm::libvirt::{Libvirt, SYSTEM_URI};
+use cairn_vm::remote::{RemoteHypervisor, HELPER_PATH};
 use cairn_vm::{Vms, VmsConfig, VolumeError, VolumeUse, Volumes};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -147,7 +147,7 @@ pub fn start(state: &mut ApiState, cfg: &Config) -> anyhow::Result<()> {
             console_dir: PathBuf::from(CONSOLE_DIR),
             emulator: EMULATOR.to_string(),
         },
-        Arc::new(Libvirt::new(SYSTEM_URI)),
+        Arc::new(RemoteHypervisor::new(HELPER_PATH)),
         Arc::new(StorageVolumes(state.domains.storage.clone())),
         Arc::new(SysHost {
             forced: forced_accel(),
