@@ -373,7 +373,10 @@ mod tests {
         assert!(slot.get().is_none());
         let took = slot.set_ready(Arc::new(7));
         assert_eq!(*slot.service("storage").unwrap(), 7);
-        assert_eq!(slot.health().took_ms, Some(took.as_millis() as u64));
+        assert_eq!(
+            slot.health().took_ms,
+            Some(u64::try_from(took.as_millis()).unwrap())
+        );
         assert_eq!(slot.health().state, "ready");
         assert_eq!(*Slot::ready(Arc::new(3)).get().unwrap(), 3);
     }
