@@ -110,4 +110,10 @@ test('with every domain ready or absent the strip is empty and takes no space', 
   await page.getByRole('heading', { name: 'Nodes' }).waitFor();
   assert.equal(await strip.textContent(), '');
   assert.equal(await strip.isVisible(), false);
+  // The Nodes page lists each domain's start, absent ones calmly.
+  const vms = page.locator('[data-domain="vms"]');
+  await vms.waitFor();
+  assert.match(await vms.textContent(), /^Not on this nodeVMslibvirtd is not installed on this node$/);
+  assert.match(await page.locator('[data-domain="storage"]').textContent(), /Running.*started in 4\.1 s/);
+  await shot('nodes');
 });
