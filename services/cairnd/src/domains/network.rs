@@ -1,7 +1,7 @@
 //! Starts the network domain: applies the confirmed spec at boot (or resets the management
 //! link to DHCP on `cairn.net=reset`), then watches links for alerts.
 
-use super::{Shared, Start};
+use super::shared::{Shared, Start};
 use crate::cli::Config;
 use anyhow::Context;
 use cairn_core::command::{run_ok, CommandRunner, Invocation, SystemRunner};

@@ -1,6 +1,6 @@
 //! Starts the SMART domain: polls every disk of the storage inventory with smartctl.
 
-use super::{needed, Shared, Start, DEPENDENCY_WAIT};
+use super::shared::{needed, Shared, Start, DEPENDENCY_WAIT};
 use crate::cli::Config;
 use cairn_core::command::SystemRunner;
 use cairn_smart::{service::system_clock, SmartService};

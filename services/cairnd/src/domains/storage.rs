@@ -1,6 +1,6 @@
 //! Starts the storage domain: assembles our pools from their records, mounts their shares, and watches disks and pool health.
 
-use super::{Shared, Start};
+use super::shared::{Shared, Start};
 use crate::cli::Config;
 use cairn_core::command::SystemRunner;
 use cairn_storage::{Storage, SystemPaths};

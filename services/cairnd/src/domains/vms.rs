@@ -1,7 +1,7 @@
 //! Starts the vms domain's service (libvirt, thin volumes from storage) and records its
 //! handle in its slot.
 
-use super::{Shared, Start};
+use super::shared::{Shared, Start};
 use crate::cli::Config;
 use cairn_api::domains::Slot;
 use cairn_core::command::{run_ok, SystemRunner};
