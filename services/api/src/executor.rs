@@ -1,7 +1,7 @@
 //! The one executor of domain calls: a domain's service looked up, then a call run inline, on a
 //! blocking thread, or as a task with progress that answers 202 at once.
 
-use crate::domains::{unavailable, Domains};
+use crate::domains::{Domains, Slot};
 use crate::error::ApiError;
 use crate::request::Ctx;
 use crate::response::{json, Body};
@@ -14,8 +14,8 @@ use std::sync::Arc;
 pub struct Domain<S: ?Sized + 'static, E: 'static> {
     /// The domain as messages name it ("storage", "VM").
     pub name: &'static str,
-    /// The running service, if the daemon started it.
-    pub service: fn(&Domains) -> Option<Arc<S>>,
+    /// The domain's slot (starting, ready, failed or absent).
+    pub slot: fn(&Domains) -> &Slot<S>,
     /// The API error (status, code, field) for one of the service's errors.
     pub api_error: fn(E) -> ApiError,
 }
@@ -27,9 +27,10 @@ pub struct TaskText<'a> {
 }
 
 impl<S: ?Sized + Send + Sync + 'static, E: Send + 'static> Domain<S, E> {
-    /// The running service, or 503 when this node does not run it.
+    /// The running service, or 503: `starting` (with `Retry-After`) while the daemon is
+    /// still starting it, `unavailable` when its start failed or this node does not run it.
     pub fn service(&self, ctx: &Ctx<'_>) -> Result<Arc<S>, ApiError> {
-        (self.service)(&ctx.state.domains).ok_or_else(|| unavailable(self.name))
+        (self.slot)(&ctx.state.domains).service(self.name)
     }
 
     /// Run `f` on the async thread (for calls that only read memory).

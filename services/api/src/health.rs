@@ -1,5 +1,6 @@
-//! `GET /api/v1/health`: liveness, version, hostname, uptime and boot status.
+//! `GET /api/v1/health`: liveness, version, hostname, uptime, boot status and the domains' start.
 
+use crate::domains::{Domains, DomainsHealth};
 use crate::response::{json, Body};
 use crate::state::{ApiState, NodeInfo};
 use cairn_core::boot::BootStatus;
@@ -17,22 +18,29 @@ pub struct Health {
     /// Seconds since the node booted.
     pub uptime_s: u64,
     pub boot: BootStatus,
+    /// No domain is still starting.
+    pub ready: bool,
+    /// Each domain's start: `starting` | `ready` | `failed` | `absent`.
+    pub domains: DomainsHealth,
 }
 
-/// Gather the health document from the node facts.
-pub fn health(node: &dyn NodeInfo) -> Health {
+/// Gather the health document from the node facts and the domains' slots.
+pub fn health(node: &dyn NodeInfo, domains: &Domains) -> Health {
+    let domains = domains.health();
     Health {
         status: "ok",
         version: VERSION,
         hostname: node.hostname(),
         uptime_s: node.uptime_s(),
         boot: node.boot(),
+        ready: domains.ready(),
+        domains,
     }
 }
 
 /// Handle `GET /api/v1/health`.
 pub fn get(state: &ApiState) -> Response<Body> {
-    json(StatusCode::OK, &health(state.node.as_ref()))
+    json(StatusCode::OK, &health(state.node.as_ref(), &state.domains))
 }
 
 #[cfg(test)]
@@ -80,7 +88,22 @@ pub(crate) mod tests {
 
     #[test]
     fn document_shape() {
-        let v = serde_json::to_value(health(&FixedNode)).unwrap();
+        let domains = Domains::starting();
+        domains
+            .storage
+            .set_failed("no disk inventory: lsblk failed");
+        domains
+            .network
+            .set_failed("cannot open netlink: permission denied");
+        domains
+            .vms
+            .set_absent("libvirtd is not installed on this node");
+        let mut v = serde_json::to_value(health(&FixedNode, &domains)).unwrap();
+        // Start times vary; their presence is what counts.
+        for d in ["storage", "network"] {
+            assert!(v["domains"][d]["took_ms"].is_u64(), "{v}");
+            v["domains"][d]["took_ms"] = 0.into();
+        }
         assert_eq!(
             v,
             serde_json::json!({
@@ -94,8 +117,17 @@ pub(crate) mod tests {
                     "blessed": true,
                     "failed_attempts": [{"slot": "b", "entry": "cairn-b", "tries": 3}],
                     "stage1_failures": []
+                },
+                "ready": false,
+                "domains": {
+                    "storage": {"state": "failed", "took_ms": 0, "reason": "no disk inventory: lsblk failed"},
+                    "smart": {"state": "starting"},
+                    "network": {"state": "failed", "took_ms": 0, "reason": "cannot open netlink: permission denied"},
+                    "vms": {"state": "absent", "reason": "libvirtd is not installed on this node"}
                 }
             })
         );
+        domains.smart.set_absent("no disks");
+        assert!(health(&FixedNode, &domains).ready);
     }
 }

@@ -59,7 +59,7 @@ pub const ROUTES: &[Route<NetworkOp>] = &[
 /// How the API reaches the network service.
 pub const NETWORK: Domain<Network, NetError> = Domain {
     name: "network",
-    service: |d| d.network.clone(),
+    slot: |d| &d.network,
     api_error,
 };
 

@@ -159,11 +159,7 @@ pub fn complete(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
         |spec| -> Result<(), ApiError> {
             // Applied and confirmed at once: the admin reaches the node at the address they
             // chose (the console's `cairn.net=reset` brings DHCP back if that was wrong).
-            let net = state
-                .domains
-                .network
-                .as_ref()
-                .ok_or_else(|| crate::domains::unavailable("network"))?;
+            let net = state.domains.network.service("network")?;
             net.apply_confirmed(spec)
                 .map(|_| ())
                 .map_err(crate::network_error::api_error)

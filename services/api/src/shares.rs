@@ -158,7 +158,7 @@ pub fn api_error(e: DataError) -> ApiError {
 /// How the API reaches the storage service's shares, snapshots, volumes and scrubs.
 pub const SHARES: Domain<Storage, DataError> = Domain {
     name: "storage",
-    service: |d| d.storage.clone(),
+    slot: |d| &d.storage,
     api_error,
 };
 

@@ -76,7 +76,7 @@ pub fn api_error(e: &SmartError) -> ApiError {
 /// How the API reaches the SMART service.
 pub const SMART: Domain<SmartService, SmartError> = Domain {
     name: "SMART",
-    service: |d| d.smart.clone(),
+    slot: |d| &d.smart,
     api_error: |e| api_error(&e),
 };
 
@@ -255,7 +255,7 @@ mod tests {
             .unwrap();
             svc.set_disks(disks);
             poll(&runner, &svc);
-            state.domains.smart = Some(Arc::new(svc));
+            state.domains.smart = crate::domains::Slot::ready(Arc::new(svc));
         }
         Api {
             server: serve(state).await,

@@ -129,7 +129,7 @@ pub fn api_error(e: &StorageError) -> ApiError {
 /// How the API reaches the storage service (disks and pools).
 pub const STORAGE: Domain<Storage, StorageError> = Domain {
     name: "storage",
-    service: |d| d.storage.clone(),
+    slot: |d| &d.storage,
     api_error: |e| api_error(&e),
 };
 
@@ -155,7 +155,7 @@ fn smart_summary(ctx: &Ctx<'_>, id: &str) -> serde_json::Value {
     ctx.state
         .domains
         .smart
-        .as_ref()
+        .get()
         .and_then(|s| s.summary(id))
         .and_then(|s| serde_json::to_value(s).ok())
         .unwrap_or(serde_json::Value::Null)
@@ -295,7 +295,7 @@ mod tests {
         let mut state = claimed_state(dir.path());
         let runner = Arc::new(RecordingRunner::new());
         if with_storage {
-            state.domains.storage = Some(Arc::new(
+            state.domains.storage = crate::domains::Slot::ready(Arc::new(
                 Storage::open(
                     runner.clone(),
                     &dir.path().join("state"),

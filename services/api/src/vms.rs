@@ -152,7 +152,7 @@ pub fn api_error(e: VmError) -> ApiError {
 /// How the API reaches the VM service.
 pub const VMS: Domain<Vms, VmError> = Domain {
     name: "VM",
-    service: |d| d.vms.clone(),
+    slot: |d| &d.vms,
     api_error,
 };
 

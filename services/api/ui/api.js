@@ -3,6 +3,12 @@
 const SETUP_TOKEN_KEY = 'cairn.setup-token';
 let csrfToken = null;
 let onSignedOut = null;
+let onStarting = null;
+
+/** The domains as health names them (the keys) and as sentences name them. */
+export const DOMAIN_LABELS = { storage: 'Storage', smart: 'SMART', network: 'Network', vms: 'VMs' };
+/** A 503 `starting` message's service name ("the VM service is…") to health's domain key. */
+const DOMAIN_KEYS = { storage: 'storage', SMART: 'smart', smart: 'smart', network: 'network', VM: 'vms', vms: 'vms' };
 
 /** An error answer of the API: `{code, message, field}`, its status and Retry-After. */
 export class ApiError extends Error {
@@ -18,6 +24,14 @@ export class ApiError extends Error {
 /** Keep the session's CSRF token (from login, setup or /auth/me). */
 export function setCsrf(token) {
   csrfToken = token || null;
+}
+
+/**
+ * Called with the domain key (`storage`, `vms`…) when a request answers 503 `starting`; the
+ * shell then re-shows the section once health says the domain is ready. `null` to stop.
+ */
+export function whenStarting(fn) {
+  onStarting = fn;
 }
 
 /** Called when a signed-in request is refused because the session ended. */
@@ -70,6 +84,16 @@ export async function api(method, path, { body, setup = false, signedIn = false 
       Number(resp.headers.get('Retry-After')) || null,
     );
     if (signedIn && resp.status === 401 && onSignedOut) onSignedOut(err);
+    if (err.code === 'starting') {
+      // The domain is still starting on the node: say which, not the raw error.
+      const m = /^the (\S+) service/.exec(err.message);
+      err.domain = (m && DOMAIN_KEYS[m[1]]) || null;
+      const label = DOMAIN_LABELS[err.domain] || 'This part of the node';
+      err.message = onStarting
+        ? `${label} is still starting. This page loads by itself once it is ready.`
+        : `${label} is still starting on this node. Try again in a moment.`;
+      if (onStarting) onStarting(err.domain);
+    }
     throw err;
   }
   return data;

@@ -1,6 +1,6 @@
 // Nodes: this node's health, version, uptime and boot slot, from /api/v1/health.
 
-import { api } from './api.js';
+import { api, DOMAIN_LABELS } from './api.js';
 import { badge, emptyState, h } from './dom.js';
 import { duration, exact } from './format.js';
 
@@ -13,6 +13,17 @@ function bootRows(boot) {
       : badge('warning', 'Not yet confirmed')],
   ];
   return rows.map(([k, v]) => h('div', { class: 'kv' }, h('dt', {}, k), h('dd', {}, v)));
+}
+
+/** Each domain's start (health's `domains`), one row each; nothing for an older node. */
+function domainRows(domains) {
+  const tone = { ready: 'ok', starting: 'info', failed: 'critical', absent: 'neutral' };
+  const word = { ready: 'Running', starting: 'Starting', failed: 'Failed', absent: 'Not on this node' };
+  return Object.entries(domains || {}).map(([k, d]) => h('li', { class: 'list-row', 'data-domain': k },
+    badge(tone[d.state] || 'neutral', word[d.state] || d.state),
+    h('span', { class: 'grow' }, DOMAIN_LABELS[k] || k),
+    d.reason ? h('span', { class: 'muted' }, d.reason)
+      : (typeof d.took_ms === 'number' ? h('span', { class: 'muted' }, `started in ${(d.took_ms / 1000).toFixed(1)} s`) : null)));
 }
 
 /** Render the Nodes section into `main`; returns a cleanup function. */
@@ -41,6 +52,9 @@ export async function renderNodes(main) {
         h('div', { class: 'kv' }, h('dt', {}, 'Version'), h('dd', {}, health.version)),
         h('div', { class: 'kv' }, h('dt', {}, 'Up for'), h('dd', {}, duration(health.uptime_s))),
         bootRows(boot))),
+    health.domains ? h('article', { class: 'card' },
+      h('h2', {}, 'Services'),
+      h('ul', { class: 'list' }, domainRows(health.domains))) : null,
     h('article', { class: 'card' },
       h('h2', {}, 'Boot history'),
       problems === 0

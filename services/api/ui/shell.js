@@ -1,6 +1,6 @@
 // The dashboard shell: header (node name, health, sign-out), navigation and the sections.
 
-import { api, get } from './api.js';
+import { api, DOMAIN_LABELS, get, whenStarting } from './api.js';
 import { badge, h, replace } from './dom.js';
 import { connect, disconnect, on } from './events.js';
 import { renderNodes } from './nodes.js';
@@ -41,6 +41,8 @@ export function renderShell(root, { health, me, onSignedOut }) {
     })));
   const signOut = h('button', { type: 'button', class: 'secondary small', onclick: doSignOut }, 'Sign out');
   const main = h('main', { class: 'main', id: 'main', tabindex: '-1' });
+  // The domains still starting and those that failed (from health); empty when all run.
+  const strip = h('div', { class: 'domains-strip', role: 'status', 'aria-live': 'polite' });
   replace(root, h('div', { class: 'shell' },
     h('header', { class: 'topbar' },
       h('a', { class: 'brand', href: '#/nodes' },
@@ -48,7 +50,7 @@ export function renderShell(root, { health, me, onSignedOut }) {
         h('span', { class: 'brand-name' }, 'Cairn')),
       h('div', { class: 'node' }, hostname, healthBadge),
       h('div', { class: 'user' }, live, h('a', { class: 'who', href: '#/account', title: 'Account: password and API tokens' }, me.user), signOut)),
-    nav, main));
+    strip, nav, main));
 
   let cleanup = null;
   let stopped = false;
@@ -97,6 +99,58 @@ export function renderShell(root, { health, me, onSignedOut }) {
   }
   drawHealth();
 
+  // While a domain starts: the strip says which, health is polled every 2 s, and a section
+  // whose request answered 503 `starting` is shown again once its domain is no longer
+  // starting. A failed domain stays shown with its reason; absent ones are not mentioned.
+  const STARTING_POLL_MS = 2000;
+  const waiting = new Set();
+  let poll = null;
+  const domainsOf = (hl) => (hl && hl.domains) || {};
+  function drawStrip() {
+    const ds = Object.entries(domainsOf(lastHealth));
+    const starting = ds.filter(([, d]) => d.state === 'starting').map(([k]) => k);
+    const failed = ds.filter(([, d]) => d.state === 'failed');
+    const names = starting.map((k) => {
+      const label = DOMAIN_LABELS[k] || k;
+      return label === 'SMART' || label === 'VMs' ? label : label.toLowerCase();
+    });
+    replace(strip,
+      starting.length ? h('p', { class: 'notice' }, `Starting: ${names.join(', ')}…`) : null,
+      failed.map(([k, d]) => h('p', { class: 'form-error', 'data-domain': k },
+        `${DOMAIN_LABELS[k] || k} failed to start: ${d.reason || 'no reason given'}`)));
+  }
+  function stillStarting(key) {
+    const d = domainsOf(lastHealth)[key];
+    return key ? !d || d.state === 'starting' : !lastHealth || lastHealth.ready === false;
+  }
+  function schedulePoll() {
+    const busy = (lastHealth && lastHealth.ready === false) || waiting.size > 0;
+    if (!busy || poll || stopped) return;
+    poll = setTimeout(async () => {
+      poll = null;
+      try {
+        lastHealth = await api('GET', '/api/v1/health');
+      } catch {
+        lastHealth = null;
+      }
+      afterHealth();
+    }, STARTING_POLL_MS);
+  }
+  function afterHealth() {
+    drawHealth();
+    drawStrip();
+    const done = [...waiting].filter((k) => !stillStarting(k));
+    done.forEach((k) => waiting.delete(k));
+    if (done.length) show();
+    schedulePoll();
+  }
+  whenStarting((key) => {
+    waiting.add(key);
+    schedulePoll();
+  });
+  drawStrip();
+  schedulePoll();
+
   async function refreshCounts() {
     try {
       const [alerts, tasks] = await Promise.all([get('/api/v1/alerts'), get('/api/v1/tasks')]);
@@ -120,7 +174,7 @@ export function renderShell(root, { health, me, onSignedOut }) {
     } catch {
       lastHealth = null;
     }
-    drawHealth();
+    afterHealth();
     // Also notices a session that ended (the sign-in page then says so).
     refreshCounts();
   }, 30000)];
@@ -141,6 +195,8 @@ export function renderShell(root, { health, me, onSignedOut }) {
     stopped = true;
     if (cleanup) cleanup();
     timers.forEach(clearInterval);
+    if (poll) clearTimeout(poll);
+    whenStarting(null);
     offs.forEach((off) => off());
     window.removeEventListener('hashchange', onHash);
     window.removeEventListener('resize', onResize);

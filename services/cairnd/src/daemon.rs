@@ -82,9 +82,14 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         &cfg.state_dir,
     )
     .context("cannot load the API state")?;
-    domains::start(&mut state, &cfg);
-    // Kept for the exit: when the node stops, the VMs are shut down before cairnd ends.
-    let vms = state.domains.vms.clone();
+    // The domains start after the API serves (decision 0023); until each is ready its
+    // routes answer 503 `starting` and health says `starting`.
+    state.domains = cairn_api::domains::Domains::starting();
+    let shared = domains::Shared {
+        alerts: state.alerts.clone(),
+        tasks: state.tasks.clone(),
+        domains: state.domains.clone(),
+    };
     let console_path = cfg.console.clone();
     // A setup code that replaces the shown one (after too many wrong entries) is printed.
     let new_codes = state.identity.setup().new_codes();
@@ -98,7 +103,10 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         cairn_api::VERSION,
         shown.join(", ")
     );
+    // READY for cairn-init means "serving TLS": the domains have not started yet.
     notify::ready();
+    // Each on a thread of its own; returns at once.
+    domains::start(&shared, &cfg);
 
     // Blessing: the API is being served, so this boot is good.
     let paths = cfg.boot.clone();
@@ -187,8 +195,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     delivery.abort();
     // The API no longer serves; if cairn-init is stopping the node (not just cairnd), shut
     // the VMs down while libvirtd still runs (it stops after cairnd: stop_after).
+    // The VM service, if it became ready.
     node_stop::before_exit(
-        vms,
+        shared.domains.vms.get(),
         Path::new(cairn_init::node_stop::DEFAULT_MARKER),
         Path::new(system::PROC_CMDLINE),
         &console_path,

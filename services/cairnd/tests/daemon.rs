@@ -88,6 +88,29 @@ fn serves_health_blesses_and_keeps_identity_across_restart() {
             "stage1_failures": [{"time": 1763856000, "slot": "a", "reason": "root partition cairn-root-a: bad squashfs"}]
         })
     );
+    // Not a booted node: every domain settles as absent with its reason, and health is
+    // then ready (absent domains do not hold it back).
+    let deadline = Instant::now() + READY_DEADLINE;
+    let v = loop {
+        let v = get_health(&rt, d.addr, pin);
+        if v["ready"] == true {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "domains not settled: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for name in ["storage", "smart", "network", "vms"] {
+        let dom = &v["domains"][name];
+        assert!(
+            ["absent", "ready", "failed"].contains(&dom["state"].as_str().unwrap()),
+            "{name}: {dom}"
+        );
+    }
+    assert_eq!(v["domains"]["storage"]["state"], "absent", "{v}");
+    assert!(v["domains"]["smart"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("storage"));
     let entries = m.p("esp/loader/entries");
     assert!(entries.join("cairn-b.conf").exists(), "entry renamed");
     assert!(!entries.join("cairn-b+2-1.conf").exists());

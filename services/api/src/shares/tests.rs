@@ -94,7 +94,7 @@ async fn start(runner: RecordingRunner, with_storage: bool) -> Running {
             SystemPaths::under(dir.path()),
         )
         .unwrap();
-        state.domains.storage = Some(Arc::new(storage));
+        state.domains.storage = crate::domains::Slot::ready(Arc::new(storage));
     }
     Running {
         server: serve(state).await,

@@ -1,9 +1,9 @@
 //! Starts the network domain: applies the confirmed spec at boot (or resets the management
 //! link to DHCP on `cairn.net=reset`), then watches links for alerts.
 
+use super::shared::{Shared, Start};
 use crate::cli::Config;
 use anyhow::Context;
-use cairn_api::ApiState;
 use cairn_core::command::{run_ok, CommandRunner, Invocation, SystemRunner};
 use cairn_net::dhcp::DhcpPaths;
 use cairn_net::netlink::Netlink;
@@ -48,16 +48,15 @@ fn read_cmdline(text: &str) -> (bool, bool, Option<Duration>) {
 /// command line and cairn-init's control socket present): elsewhere (a developer's machine,
 /// the UI tests' cairnd) cairnd must not reconfigure the host's network, and the routes
 /// answer 503.
-pub fn start(state: &mut ApiState, cfg: &Config) -> anyhow::Result<()> {
+pub fn start(shared: &Shared, cfg: &Config) -> anyhow::Result<Start<Network>> {
     let text = std::fs::read_to_string(&cfg.boot.cmdline).unwrap_or_default();
     let (node, reset, try_s) = read_cmdline(&text);
     if !node || !cfg.init_socket.exists() {
-        tracing::info!(
-            "network: not a booted Cairn node (cairn.slot= on the command line and {} needed); \
+        return Ok(Start::Absent(format!(
+            "not a booted Cairn node (cairn.slot= on the command line and {} needed); \
              not managing the network",
             cfg.init_socket.display()
-        );
-        return Ok(());
+        )));
     }
     let mut opts = NetworkOptions::new(cfg.state_dir.join("network"));
     opts.dhcp = Some(DhcpPaths::default());
@@ -69,7 +68,7 @@ pub fn start(state: &mut ApiState, cfg: &Config) -> anyhow::Result<()> {
     let net = Network::new(
         Arc::new(netlink),
         Arc::new(SystemRunner),
-        Arc::new(state.alerts.clone()),
+        Arc::new(shared.alerts.clone()),
         opts,
     )
     .context("cannot load the network config")?;
@@ -97,8 +96,7 @@ pub fn start(state: &mut ApiState, cfg: &Config) -> anyhow::Result<()> {
             n.start_monitor();
         })
         .context("cannot start the network boot thread")?;
-    state.domains.network = Some(net);
-    Ok(())
+    Ok(Start::Ready(net))
 }
 
 /// `modprobe` the modules of [`PRELOAD`]; a failure is logged (the first apply then loads

@@ -1,7 +1,7 @@
 //! Starts the storage domain: assembles our pools from their records, mounts their shares, and watches disks and pool health.
 
+use super::shared::{Shared, Start};
 use crate::cli::Config;
-use cairn_api::ApiState;
 use cairn_core::command::SystemRunner;
 use cairn_storage::{Storage, SystemPaths};
 use std::sync::Arc;
@@ -11,22 +11,23 @@ use std::time::Duration;
 /// alongside cairnd) before starting the pool without the missing ones.
 pub const MEMBER_WAIT: Duration = Duration::from_secs(30);
 
-/// Open the storage service, record it in `state`, and start its background work: boot
-/// assembly, share mounts, then the udev/poll watch loop.
-pub fn start(state: &mut ApiState, cfg: &Config) -> anyhow::Result<()> {
+/// Open the storage service (its disk inventory) and start its background work: boot
+/// assembly, share mounts, then the udev/poll watch loop. Runs inside the async runtime.
+pub fn start(shared: &Shared, cfg: &Config) -> anyhow::Result<Start<Storage>> {
     if !cfg.on_appliance() {
-        tracing::info!("storage: not a booted Cairn node; not managing disks");
-        return Ok(());
+        return Ok(Start::Absent(
+            "not a booted Cairn node; not managing disks".into(),
+        ));
     }
     let storage = Arc::new(Storage::open(
         Arc::new(SystemRunner),
         &cfg.state_dir,
-        Arc::new(state.alerts.clone()),
+        Arc::new(shared.alerts.clone()),
         SystemPaths::system(),
     )?);
-    state.domains.storage = Some(storage.clone());
     // Scheduled snapshots, capacity alerts and scheduled scrubs (every minute).
-    cairn_storage::schedule_loop::spawn_schedules(storage.clone(), state.tasks.clone());
+    cairn_storage::schedule_loop::spawn_schedules(storage.clone(), shared.tasks.clone());
+    let service = storage.clone();
     tokio::spawn(async move {
         let s = storage.clone();
         let boot = tokio::task::spawn_blocking(move || {
@@ -50,5 +51,5 @@ pub fn start(state: &mut ApiState, cfg: &Config) -> anyhow::Result<()> {
         }
         cairn_storage::watch::run(storage).await;
     });
-    Ok(())
+    Ok(Start::Ready(service))
 }

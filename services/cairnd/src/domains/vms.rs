@@ -1,8 +1,9 @@
 //! Starts the vms domain's service (libvirt, thin volumes from storage) and records its
-//! handle in the API state.
+//! handle in its slot.
 
+use super::shared::{Shared, Start};
 use crate::cli::Config;
-use cairn_api::ApiState;
+use cairn_api::domains::Slot;
 use cairn_core::command::{run_ok, SystemRunner};
 use cairn_storage::Storage;
 use cairn_vm::host::SysHost;
@@ -16,14 +17,15 @@ const EMULATOR: &str = "/usr/bin/qemu-system-x86_64";
 /// Where virtlogd writes the VM consoles (on STATE, like all of /var).
 const CONSOLE_DIR: &str = "/var/log/libvirt/qemu";
 
-/// cairn-vm's volumes over the storage service's thin volumes.
-struct StorageVolumes(Option<Arc<Storage>>);
+/// cairn-vm's volumes over the storage service's thin volumes; storage is looked up in its
+/// slot at each call (it may still be starting when the VM service is ready).
+struct StorageVolumes(Slot<Storage>);
 
 impl StorageVolumes {
-    fn storage(&self) -> Result<&Storage, VolumeError> {
+    fn storage(&self) -> Result<Arc<Storage>, VolumeError> {
         self.0
-            .as_deref()
-            .ok_or_else(|| VolumeError("the storage service is not running on this node".into()))
+            .service("storage")
+            .map_err(|e| VolumeError(e.message))
     }
 }
 
@@ -33,7 +35,7 @@ fn err(e: impl std::error::Error) -> VolumeError {
 
 impl Volumes for StorageVolumes {
     fn pools(&self) -> Result<Vec<String>, VolumeError> {
-        match &self.0 {
+        match self.0.get() {
             None => Ok(Vec::new()),
             Some(s) => Ok(s
                 .pools()
@@ -137,9 +139,11 @@ fn forced_accel() -> Option<cairn_vm::Accelerator> {
 /// Start the VM service: libvirt is connected lazily (libvirtd may start after cairnd); a
 /// monitor thread waits for it, starts the autostart VMs once, and keeps VM states current
 /// from libvirt's domain events (resubscribing after libvirtd restarts; decision 0013).
-pub fn start(state: &mut ApiState, cfg: &Config) -> anyhow::Result<()> {
+pub fn start(shared: &Shared, cfg: &Config) -> anyhow::Result<Start<Vms>> {
     if !Path::new("/usr/sbin/libvirtd").exists() {
-        anyhow::bail!("libvirtd is not installed on this node");
+        return Ok(Start::Absent(
+            "libvirtd is not installed on this node".into(),
+        ));
     }
     let vms = Arc::new(Vms::open(
         VmsConfig {
@@ -148,7 +152,7 @@ pub fn start(state: &mut ApiState, cfg: &Config) -> anyhow::Result<()> {
             emulator: EMULATOR.to_string(),
         },
         Arc::new(RemoteHypervisor::new(HELPER_PATH)),
-        Arc::new(StorageVolumes(state.domains.storage.clone())),
+        Arc::new(StorageVolumes(shared.domains.storage.clone())),
         Arc::new(SysHost {
             forced: forced_accel(),
         }),
@@ -157,6 +161,5 @@ pub fn start(state: &mut ApiState, cfg: &Config) -> anyhow::Result<()> {
     std::thread::Builder::new()
         .name("vm-monitor".into())
         .spawn(move || monitor.monitor())?;
-    state.domains.vms = Some(vms);
-    Ok(())
+    Ok(Start::Ready(vms))
 }
