@@ -12,6 +12,10 @@ use crate::stage::Binaries;
 /// The target triple the binaries are built for (explicit, so RUSTFLAGS skip build scripts).
 pub const TARGET: &str = "x86_64-unknown-linux-gnu";
 
+/// The cargo profile of the binaries in the image (`[profile.appliance]` in the root
+/// Cargo.toml: release with fat LTO, one codegen unit, size-optimised; issue 12).
+pub const PROFILE: &str = "appliance";
+
 /// The cargo of this toolchain.
 pub fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
@@ -21,7 +25,7 @@ pub fn cargo() -> String {
 /// build scripts).
 pub fn build_command() -> ToolCommand {
     ToolCommand::new(&cargo())
-        .args(["build", "--release", "--target", TARGET])
+        .args(["build", "--profile", PROFILE, "--target", TARGET])
         .args(["-p", "cairn-init"])
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
 }
@@ -42,7 +46,7 @@ pub fn helper_build_command() -> ToolCommand {
 
 fn dynamic_build_command(package: &str) -> ToolCommand {
     ToolCommand::new(&cargo())
-        .args(["build", "--release", "--target", TARGET])
+        .args(["build", "--profile", PROFILE, "--target", TARGET])
         .args(["-p", package])
         .env("RUSTFLAGS", "")
 }
@@ -79,14 +83,14 @@ pub fn binaries(
             runner
                 .run(&build_command().env("CARGO_TARGET_DIR", &static_dir.to_string_lossy()))
                 .context("building cairn-init (static)")?;
-            let init = static_dir.join(TARGET).join("release").join("cairn-init");
+            let init = static_dir.join(TARGET).join(PROFILE).join("cairn-init");
             runner
                 .run(&daemon_build_command())
                 .context("building cairnd")?;
             runner
                 .run(&helper_build_command())
                 .context("building cairn-virt")?;
-            let release = paths.target().join(TARGET).join("release");
+            let release = paths.target().join(TARGET).join(PROFILE);
             return checked(
                 runner,
                 Binaries {
@@ -128,7 +132,7 @@ mod tests {
         let cmd = build_command();
         let line = cmd.display();
         assert!(
-            line.ends_with("build --release --target x86_64-unknown-linux-gnu -p cairn-init"),
+            line.ends_with("build --profile appliance --target x86_64-unknown-linux-gnu -p cairn-init"),
             "{line}"
         );
         assert_eq!(
@@ -148,7 +152,7 @@ mod tests {
         let cmd = helper_build_command();
         let line = cmd.display();
         assert!(
-            line.ends_with("build --release --target x86_64-unknown-linux-gnu -p cairn-virt"),
+            line.ends_with("build --profile appliance --target x86_64-unknown-linux-gnu -p cairn-virt"),
             "{line}"
         );
         assert!(!line.contains("cairnd"), "{line}");
