@@ -218,25 +218,7 @@ impl ApiSession {
     /// of cairnd, before domain routes are used. Returns the health JSON.
     pub fn wait_ready(&self, deadline: Deadline) -> Result<Value, LabError> {
         health::wait_domains(self.addr, deadline, Strictness::FailOnFailed, |d| {
-            let r = https::get(
-                self.addr,
-                "/api/v1/health",
-                Trust::Pinned(self.fingerprint),
-                d.capped(Duration::from_secs(10)),
-            )?;
-            if r.status != 200 {
-                return Err(LabError::ApiStatus {
-                    addr: self.addr,
-                    method: "GET".into(),
-                    path: "/api/v1/health".into(),
-                    status: r.status,
-                    body: r.body,
-                });
-            }
-            serde_json::from_str(&r.body).map_err(|source| LabError::HealthJson {
-                body: r.body.clone(),
-                source,
-            })
+            health::fetch(self.addr, Trust::Pinned(self.fingerprint), d)
         })
     }
 

@@ -3,12 +3,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use regex::Regex;
-use serde_json::Value;
 
 use crate::accel::Accel;
 use crate::config::{BootMode, NodeConfig};
@@ -274,29 +272,6 @@ pub fn run(
     Ok(report)
 }
 
-/// One `GET /api/v1/health` that must answer 200 with JSON.
-fn fetch_health(addr: SocketAddr, trust: Trust, deadline: Deadline) -> Result<Value, LabError> {
-    let r = https::get(
-        addr,
-        "/api/v1/health",
-        trust,
-        deadline.capped(Duration::from_secs(10)),
-    )?;
-    if r.status != 200 {
-        return Err(LabError::ApiStatus {
-            addr,
-            method: "GET".into(),
-            path: "/api/v1/health".into(),
-            status: r.status,
-            body: r.body,
-        });
-    }
-    serde_json::from_str(&r.body).map_err(|source| LabError::HealthJson {
-        body: r.body.clone(),
-        source,
-    })
-}
-
 fn cairn_run(
     lab: &Lab,
     options: &BenchOptions,
@@ -339,7 +314,7 @@ fn cairn_run(
         "run {i}: API answering; waiting for health to say the domains are ready (`\"ready\": true`)"
     ));
     let health = health::wait_domains(addr, deadline, Strictness::Settle, |d| {
-        fetch_health(addr, Trust::Pinned(seen), d)
+        health::fetch(addr, Trust::Pinned(seen), d)
     })?;
     let domains_at = Instant::now();
     let domains = health::domains(&health);
@@ -367,7 +342,7 @@ fn cairn_run(
     progress(&format!("run {i}: setting the node up (claim)"));
     node.claim_now(deadline)?;
     health::wait_domains(addr, deadline, Strictness::Settle, |d| {
-        fetch_health(addr, Trust::Pinned(setup.fingerprint), d)
+        health::fetch(addr, Trust::Pinned(setup.fingerprint), d)
     })?;
     let pid = cairnd_pid(&mut node, deadline)?;
     let status = node.shell_check(

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::deadline::Deadline;
 use crate::error::LabError;
+use crate::https::{self, Trust};
 
 /// The domains health reports, in its order.
 pub const DOMAINS: [&str; 4] = ["storage", "smart", "network", "vms"];
@@ -135,6 +136,29 @@ pub fn wait_domains(
         // poll interval; the deadline bounds the whole wait
         std::thread::sleep(Duration::from_millis(250).min(deadline.remaining()));
     }
+}
+
+/// One `GET /api/v1/health` that must answer 200 with JSON.
+pub fn fetch(addr: SocketAddr, trust: Trust, deadline: Deadline) -> Result<Value, LabError> {
+    let r = https::get(
+        addr,
+        "/api/v1/health",
+        trust,
+        deadline.capped(Duration::from_secs(10)),
+    )?;
+    if r.status != 200 {
+        return Err(LabError::ApiStatus {
+            addr,
+            method: "GET".into(),
+            path: "/api/v1/health".into(),
+            status: r.status,
+            body: r.body,
+        });
+    }
+    serde_json::from_str(&r.body).map_err(|source| LabError::HealthJson {
+        body: r.body.clone(),
+        source,
+    })
 }
 
 #[cfg(test)]

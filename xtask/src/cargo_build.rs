@@ -132,7 +132,9 @@ mod tests {
         let cmd = build_command();
         let line = cmd.display();
         assert!(
-            line.ends_with("build --profile appliance --target x86_64-unknown-linux-gnu -p cairn-init"),
+            line.ends_with(
+                "build --profile appliance --target x86_64-unknown-linux-gnu -p cairn-init"
+            ),
             "{line}"
         );
         assert_eq!(
@@ -152,7 +154,9 @@ mod tests {
         let cmd = helper_build_command();
         let line = cmd.display();
         assert!(
-            line.ends_with("build --profile appliance --target x86_64-unknown-linux-gnu -p cairn-virt"),
+            line.ends_with(
+                "build --profile appliance --target x86_64-unknown-linux-gnu -p cairn-virt"
+            ),
             "{line}"
         );
         assert!(!line.contains("cairnd"), "{line}");
