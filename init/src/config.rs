@@ -98,6 +98,9 @@ pub struct ServiceConfig {
     pub stop_timeout_s: u64,
     pub stdio: Stdio,
     pub condition_kernel_cmdline: Option<String>,
+    /// Start at boot only if this absolute path exists then (e.g. etcd once the node is in a
+    /// cluster). An explicit `cairn-init svc start` starts the service anyway.
+    pub condition_path_exists: Option<PathBuf>,
     pub readiness: Readiness,
     pub restart: Restart,
     /// The open-files limit (soft and hard `RLIMIT_NOFILE`) set in the child before exec;
@@ -121,6 +124,7 @@ impl ServiceConfig {
             stop_timeout_s: DEFAULT_STOP_TIMEOUT_S,
             stdio: Stdio::Journal,
             condition_kernel_cmdline: None,
+            condition_path_exists: None,
             readiness: Readiness {
                 kind: ReadinessKind::Started,
                 timeout_s: DEFAULT_READY_TIMEOUT_S,
@@ -130,12 +134,27 @@ impl ServiceConfig {
         }
     }
 
-    /// Whether the condition (if any) holds for this kernel command line.
+    /// Whether the conditions (if any) hold for this kernel command line and file system.
     pub fn condition_met(&self, cmdline: &str) -> bool {
-        match &self.condition_kernel_cmdline {
-            None => true,
-            Some(word) => cmdline.split_whitespace().any(|w| w == word),
+        self.unmet_condition(cmdline).is_none()
+    }
+
+    /// The first condition that does not hold, said for the service's status.
+    pub fn unmet_condition(&self, cmdline: &str) -> Option<String> {
+        if let Some(word) = &self.condition_kernel_cmdline {
+            if !cmdline.split_whitespace().any(|w| w == word) {
+                return Some(format!("condition_kernel_cmdline {word:?} not met"));
+            }
         }
+        if let Some(path) = &self.condition_path_exists {
+            if !path.exists() {
+                return Some(format!(
+                    "condition_path_exists: {} does not exist",
+                    path.display()
+                ));
+            }
+        }
+        None
     }
 }
 
@@ -188,6 +207,7 @@ struct RawService {
     stop_timeout_s: Option<u64>,
     stdio: Option<String>,
     condition_kernel_cmdline: Option<String>,
+    condition_path_exists: Option<String>,
     readiness: Option<RawReadiness>,
     restart: Option<RawRestart>,
     limit_nofile: Option<toml::Value>,
@@ -364,6 +384,17 @@ pub fn parse_service(file: &Path, text: &str) -> Result<ServiceConfig, ConfigErr
             ));
         }
     }
+    let condition_path_exists = match &raw.condition_path_exists {
+        None => None,
+        Some(p) if p.starts_with('/') => Some(PathBuf::from(p)),
+        Some(p) => {
+            return Err(invalid(
+                "condition_path_exists",
+                "condition_path_exists",
+                format!("{p:?} is not an absolute path"),
+            ))
+        }
+    };
     let limit_nofile = match raw.limit_nofile {
         None => None,
         Some(toml::Value::Integer(n)) => match u64::try_from(n) {
@@ -401,6 +432,7 @@ pub fn parse_service(file: &Path, text: &str) -> Result<ServiceConfig, ConfigErr
         stop_timeout_s,
         stdio,
         condition_kernel_cmdline: raw.condition_kernel_cmdline,
+        condition_path_exists,
         readiness,
         restart,
         limit_nofile,
@@ -658,6 +690,31 @@ start_limit_interval_s = 20
         assert_eq!(s.restart.backoff_max_ms, 800);
         assert!(s.condition_met("quiet cairn.lab=1"));
         assert!(!s.condition_met("quiet cairn.lab=10"));
+    }
+
+    #[test]
+    fn condition_path_exists_checks_the_path_at_evaluation() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("etcd.yaml");
+        let s = parse(&format!(
+            "exec = \"/bin/true\"\ncondition_path_exists = \"{}\"\n",
+            marker.display()
+        ))
+        .unwrap();
+        assert_eq!(
+            s.unmet_condition(""),
+            Some(format!(
+                "condition_path_exists: {} does not exist",
+                marker.display()
+            ))
+        );
+        std::fs::write(&marker, "x").unwrap();
+        assert!(s.condition_met(""));
+        let err = parse("exec = \"/bin/true\"\ncondition_path_exists = \"etc/x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("condition_path_exists"), "{err}");
+        assert!(err.contains("not an absolute path"), "{err}");
     }
 
     #[test]

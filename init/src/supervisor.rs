@@ -178,7 +178,8 @@ impl Supervisor {
         let names: BTreeSet<String> = configs.iter().map(|c| c.name.clone()).collect();
         let mut svcs = BTreeMap::new();
         for cfg in configs {
-            let enabled = cfg.condition_met(cmdline);
+            let unmet = cfg.unmet_condition(cmdline);
+            let enabled = unmet.is_none();
             let broken = cfg
                 .requires
                 .iter()
@@ -192,12 +193,8 @@ impl Supervisor {
                 });
             let (state, reason) = if let Some(b) = &broken {
                 (State::Failed, Some(b.clone()))
-            } else if !enabled {
-                let word = cfg.condition_kernel_cmdline.clone().unwrap_or_default();
-                (
-                    State::Stopped,
-                    Some(format!("condition_kernel_cmdline {word:?} not met")),
-                )
+            } else if let Some(unmet) = unmet {
+                (State::Stopped, Some(unmet))
             } else {
                 (State::Waiting, None)
             };

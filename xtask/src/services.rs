@@ -19,6 +19,7 @@ const TOP_KEYS: &[&str] = &[
     "start_after",
     "stdio",
     "condition_kernel_cmdline",
+    "condition_path_exists",
     "readiness",
     "restart",
 ];
