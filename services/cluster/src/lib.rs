@@ -1,10 +1,21 @@
 //! cairn-cluster: the cluster CA, join tokens, the etcd member and client, membership and the
 //! create / join / leave / remove orchestration (DESIGN.md §2 "Cluster and HA", issue 16).
 
+pub mod accept;
 pub mod action;
+pub mod create;
+pub mod ctx;
 pub mod error;
+pub mod etcd_wait;
+pub mod join;
+pub mod local;
+pub mod peer;
+pub mod process;
+pub mod records;
 pub mod service;
+pub mod status;
 pub mod types;
+pub mod validate;
 
 pub use error::ClusterError;
 pub use service::ClusterService;

@@ -1,0 +1,75 @@
+//! Starts the cluster domain (its state on STATE; etcd's lease loop when a member) and its
+//! cluster port once the node has a node certificate.
+
+use super::shared::{Shared, Start};
+use crate::addrs::{AddressSource, SystemAddresses};
+use crate::cli::Config;
+use anyhow::Context;
+use cairn_api::domains::Slot;
+use cairn_cluster::service::{ClusterPaths, LocalNames};
+use cairn_cluster::types::NameInventory;
+use cairn_cluster::ClusterService;
+use cairn_storage::Storage;
+use cairn_vm::Vms;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// etcd's data directory on the appliance (STATE).
+const ETCD_DATA: &str = "/var/lib/cairn/etcd";
+
+/// The names this node uses, read from the storage and VM slots at the time of asking.
+struct SlotNames {
+    storage: Slot<Storage>,
+    vms: Slot<Vms>,
+}
+
+impl LocalNames for SlotNames {
+    fn names(&self) -> NameInventory {
+        let pools = self
+            .storage
+            .get()
+            .and_then(|s| s.pools().ok())
+            .map(|p| p.into_iter().map(|p| p.name).collect())
+            .unwrap_or_default();
+        let vms = self
+            .vms
+            .get()
+            .map(|v| v.list().into_iter().map(|s| s.record.name).collect())
+            .unwrap_or_default();
+        // Admin accounts become cluster-wide settings (issue 17): a joining node takes the
+        // cluster's, so they are not a clash.
+        NameInventory {
+            pools,
+            vms,
+            users: Vec::new(),
+        }
+    }
+
+    fn addresses(&self) -> Vec<IpAddr> {
+        SystemAddresses.addresses().unwrap_or_default()
+    }
+}
+
+/// Open the cluster state; a member's lease loop starts with it.
+pub fn start(shared: &Shared, cfg: &Config) -> anyhow::Result<Start<ClusterService>> {
+    let etcd_data = if cfg.on_appliance() {
+        PathBuf::from(ETCD_DATA)
+    } else {
+        cfg.state_dir.join("etcd")
+    };
+    let names = Arc::new(SlotNames {
+        storage: shared.domains.storage.clone(),
+        vms: shared.domains.vms.clone(),
+    });
+    let service = ClusterService::open(
+        ClusterPaths {
+            dir: cfg.state_dir.join("cluster"),
+            etcd_data,
+        },
+        &crate::node::hostname(),
+        names,
+    )
+    .context("cannot open the cluster state")?;
+    Ok(Start::Ready(Arc::new(service)))
+}

@@ -1,0 +1,49 @@
+//! What every cluster operation works with: the node, its files, its tools and etcd's timing.
+
+use crate::local::LocalFiles;
+use crate::types::NameInventory;
+use cairn_core::command::CommandRunner;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Names and addresses this node already has, asked at create and join time.
+pub trait LocalNames: Send + Sync {
+    /// Its pools, VMs and users (a clash with the cluster's is refused at join).
+    fn names(&self) -> NameInventory;
+    /// Its own IP addresses (the cluster address must be one of them).
+    fn addresses(&self) -> Vec<IpAddr>;
+}
+
+/// etcd's timing for every member of the cluster (decision 0026).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EtcdTiming {
+    pub heartbeat_ms: u64,
+    pub election_ms: u64,
+    /// The node leases' TTL (≥ 1.5 × the election timeout, which etcd would raise it to).
+    pub lease_ttl_s: u64,
+}
+
+/// The timing new clusters get (measured in the lab under TCG, decision 0026).
+pub const ETCD_TIMING: EtcdTiming = EtcdTiming {
+    heartbeat_ms: 250,
+    election_ms: 2500,
+    lease_ttl_s: 10,
+};
+
+/// How long etcd may take to serve after `cairn-init svc start etcd`.
+pub const ETCD_START_WAIT: Duration = Duration::from_secs(120);
+
+/// The node and its means.
+pub struct Ctx {
+    pub files: LocalFiles,
+    /// etcd's data directory.
+    pub etcd_data: PathBuf,
+    pub node_name: String,
+    pub names: Arc<dyn LocalNames>,
+    pub runner: Arc<dyn CommandRunner>,
+    pub timing: EtcdTiming,
+    /// Where this node's etcd answers clients (tests: a loopback port of their own).
+    pub local_etcd: String,
+}

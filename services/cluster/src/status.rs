@@ -1,0 +1,88 @@
+//! The cluster as this node sees it: records, liveness and quorum put together.
+
+use crate::local::LocalState;
+use crate::membership;
+use crate::records::NodeRecord;
+use crate::types::{
+    ClusterMode, ClusterStatus, EtcdMemberView, FailoverView, NodeView, QuorumView, Role,
+};
+
+/// What this node could read from etcd (absent when it reached no quorum).
+pub struct Observed {
+    pub nodes: Vec<NodeRecord>,
+    /// Node name → seconds since the epoch of its last liveness refresh.
+    pub alive: Vec<(String, u64)>,
+    /// etcd members: name, hex id, learner.
+    pub members: Vec<(String, String, bool)>,
+}
+
+/// Put the status together; `observed` is `None` when etcd could not be read, and
+/// `reachable` lists the voters whose etcd answered.
+pub fn assemble(
+    state: &LocalState,
+    observed: Option<&Observed>,
+    reachable: &[String],
+    now_s: u64,
+    lease_ttl_s: u64,
+) -> ClusterStatus {
+    let nodes: Vec<NodeView> = match observed {
+        Some(o) => o
+            .nodes
+            .iter()
+            .map(|n| {
+                let last = o.alive.iter().find(|(name, _)| *name == n.name).map(|x| x.1);
+                let (liveness, ago) =
+                    membership::liveness(last.is_some(), last, now_s, lease_ttl_s);
+                NodeView {
+                    name: n.name.clone(),
+                    address: n.address,
+                    role: n.role,
+                    liveness,
+                    last_seen_s_ago: ago,
+                    etcd_member: o
+                        .members
+                        .iter()
+                        .find(|(name, _, _)| *name == n.name)
+                        .map(|(_, id, learner)| EtcdMemberView {
+                            id: id.clone(),
+                            learner: *learner,
+                        }),
+                    bridges: Vec::new(),
+                }
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let voters: Vec<String> = match observed {
+        Some(o) => o
+            .nodes
+            .iter()
+            .filter(|n| n.role != Role::Client)
+            .map(|n| n.name.clone())
+            .collect(),
+        None => state
+            .etcd_endpoints
+            .iter()
+            .map(|e| e.trim_start_matches("https://").to_string())
+            .collect(),
+    };
+    let has_quorum = observed.is_some();
+    let workers = nodes.iter().filter(|n| n.role != Role::Witness).count();
+    let witness = nodes.iter().any(|n| n.role == Role::Witness);
+    let failover = membership::failover(workers, voters.len(), witness);
+    ClusterStatus {
+        mode: ClusterMode::Member,
+        this_node: state.node_name.clone(),
+        cluster: Some(state.cluster.clone()),
+        quorum: Some(QuorumView {
+            has_quorum,
+            reachable: reachable.to_vec(),
+            voters,
+        }),
+        nodes,
+        failover: Some(FailoverView {
+            automatic: failover.is_none(),
+            reason: failover,
+        }),
+    }
+}
