@@ -90,23 +90,84 @@ pub struct Member {
 }
 
 /// A client of `endpoints` (`https://ip:port`) with mutual TLS; `timeout` bounds connecting
-/// and every request. Connecting is lazy: the first call reports an unreachable cluster.
+/// and every request. With several endpoints, each is asked for its status first (in
+/// parallel, within `timeout`) and only those that answer with a leader are used: the
+/// balancer would otherwise send some requests to a dead member. With one endpoint the
+/// connection is lazy and the first call reports an unreachable member. A client does not
+/// follow members that die later: on a transport error, connect again.
 pub async fn connect(
     endpoints: &[String],
     tls: &EtcdTls,
     timeout: Duration,
 ) -> Result<Client, EtcdError> {
-    connect_with(endpoints, tls, timeout, Some(timeout)).await
+    let live = live_endpoints(endpoints, tls, timeout).await?;
+    connect_with(&live, tls, timeout, Some(timeout)).await
 }
 
 /// A client whose requests have no overall timeout (only connecting is bounded), for one
-/// long-blocking call or stream (keepalive, watch, campaign, snapshot).
+/// long-blocking call or stream (keepalive, watch, campaign, snapshot). Endpoints are
+/// probed as in [`connect`].
 pub async fn connect_unbounded(
     endpoints: &[String],
     tls: &EtcdTls,
     connect_timeout: Duration,
 ) -> Result<Client, EtcdError> {
-    connect_with(endpoints, tls, connect_timeout, None).await
+    let live = live_endpoints(endpoints, tls, connect_timeout).await?;
+    connect_with(&live, tls, connect_timeout, None).await
+}
+
+/// The endpoints that answer `status` with a leader within `timeout` (all of them when only
+/// one is given). None answering is an error naming each endpoint's failure.
+pub async fn live_endpoints(
+    endpoints: &[String],
+    tls: &EtcdTls,
+    timeout: Duration,
+) -> Result<Vec<String>, EtcdError> {
+    if endpoints.len() <= 1 {
+        return Ok(endpoints.to_vec());
+    }
+    let mut probes = tokio::task::JoinSet::new();
+    for (i, ep) in endpoints.iter().enumerate() {
+        let ep = ep.clone();
+        let tls = tls.clone();
+        probes.spawn(async move {
+            let r = tokio::time::timeout(timeout, async {
+                let mut c =
+                    connect_with(std::slice::from_ref(&ep), &tls, timeout, Some(timeout)).await?;
+                let (_, leader) = status(&mut c).await?;
+                if leader == 0 {
+                    return Err(EtcdError::Unexpected {
+                        op: "status".into(),
+                        reason: "no leader".into(),
+                    });
+                }
+                Ok(())
+            })
+            .await;
+            let r = match r {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("no answer within {timeout:?}")),
+            };
+            (i, ep, r)
+        });
+    }
+    let mut live = Vec::new();
+    let mut failures = Vec::new();
+    while let Some(done) = probes.join_next().await {
+        match done {
+            Ok((i, ep, Ok(()))) => live.push((i, ep)),
+            Ok((_, ep, Err(e))) => failures.push(format!("{ep}: {e}")),
+            Err(e) => failures.push(format!("probe: {e}")),
+        }
+    }
+    if live.is_empty() {
+        return Err(EtcdError::Unexpected {
+            op: "connect".into(),
+            reason: format!("no member answered: {}", failures.join("; ")),
+        });
+    }
+    live.sort();
+    Ok(live.into_iter().map(|(_, ep)| ep).collect())
 }
 
 async fn connect_with(
@@ -185,11 +246,7 @@ pub async fn promote_learner_with_retry(
         };
         let text = err.to_string();
         if text.contains("can only promote a learner member which is in sync")
-            || text.contains("leader changed")
-            || text.contains("no leader")
-            || text.contains("timed out")
-            || text.contains("Unavailable")
-            || text.contains("transport")
+            || is_transient(&text)
         {
             // Not caught up yet, or a transient failure: retry.
         } else if text.contains("can only promote a learner member") {
@@ -216,12 +273,45 @@ pub async fn promote_learner_with_retry(
     }
 }
 
-/// Remove member `id`.
-pub async fn remove_member(c: &mut Client, id: u64) -> Result<(), EtcdError> {
-    c.member_remove(id)
-        .await
-        .map(|_| ())
-        .map_err(call(format!("member remove {id:x}")))
+/// Remove member `id`, retrying with backoff until `deadline` while etcd refuses because the
+/// cluster would be unhealthy without it (etcd's strict reconfiguration check wants the other
+/// voters connected for 5 s first) or the leader changes. A dead member is removed at once.
+pub async fn remove_member(c: &mut Client, id: u64, deadline: Instant) -> Result<(), EtcdError> {
+    let op = format!("member remove {id:x}");
+    let started = Instant::now();
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let err = match c.member_remove(id).await {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        let text = err.to_string();
+        if !(text.contains("unhealthy cluster")
+            || text.contains("re-configuration failed due to not enough started members")
+            || is_transient(&text))
+        {
+            return Err(EtcdError::Call { op, source: err });
+        }
+        let now = Instant::now();
+        if now + backoff > deadline {
+            return Err(EtcdError::Timeout {
+                op,
+                waited_for: "the other voters to be connected and healthy".into(),
+                waited: now - started,
+                last: text,
+            });
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(1));
+    }
+}
+
+fn is_transient(text: &str) -> bool {
+    text.contains("leader changed")
+        || text.contains("no leader")
+        || text.contains("timed out")
+        || text.contains("Unavailable")
+        || text.contains("transport")
 }
 
 /// The id of the member `c` reaches first and the leader's id, from `status` (one endpoint).
