@@ -61,13 +61,12 @@ where
     let start = Instant::now();
     let deadline = start + within;
     loop {
-        let last: String;
         let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left.max(Duration::from_millis(10)), f()).await {
+        let last = match tokio::time::timeout(left.max(Duration::from_millis(10)), f()).await {
             Ok(Ok(v)) => return v,
-            Ok(Err(e)) => last = e,
-            Err(_) => last = "the check itself timed out".to_string(),
-        }
+            Ok(Err(e)) => e,
+            Err(_) => "the check itself timed out".to_string(),
+        };
         if Instant::now() >= deadline {
             panic!("gave up waiting for {what} after {within:?}: {last}");
         }
