@@ -818,22 +818,32 @@ async fn snapshot_saved_and_restored_into_a_new_cluster() {
 }
 
 /// Measurements for the timeouts decision (run by hand, also inside lab nodes):
-/// `CAIRN_FSYNC_DIR=/var/lib/cairn cargo test -p cairn-cluster --test etcd_real -- --ignored
-/// --nocapture measure_fsync_and_heartbeat`. Prints fsync latency percentiles of 4 KiB
-/// writes in `CAIRN_FSYNC_DIR` (default: a temp dir), then, with two etcd members, the
-/// round trip of `status` calls and etcd's peer round-trip histogram
-/// (`etcd_network_peer_round_trip_time_seconds`, read with curl when present).
+///
+/// `cargo test -p cairn-cluster --test etcd_real -- --ignored --nocapture measure`
+///
+/// - fsync: `CAIRN_SAMPLES` (500) × (4 KiB write + fdatasync) in `CAIRN_FSYNC_DIR` (default:
+///   the temp dir; on a node `/var/lib/cairn`), as percentiles.
+/// - heartbeat: for `CAIRN_MEASURE_S` seconds (35: etcd samples its peer round trip every
+///   30 s), `status` round trips to every member every 100 ms, then etcd's own histograms
+///   `etcd_network_peer_round_trip_time_seconds` and `etcd_disk_wal_fsync_duration_seconds`
+///   from each member's `/metrics` (read with curl). Against a running cluster when
+///   `CAIRN_ETCD_ENDPOINTS` (comma-separated `https://ip:2379`) is set, with
+///   `CAIRN_ETCD_CA`, `CAIRN_ETCD_CERT`, `CAIRN_ETCD_KEY` (default: the node's files in
+///   `/var/lib/cairn/cluster/`); otherwise two local members on loopback.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn measure_fsync_and_heartbeat() {
     use std::io::Write;
+    let env_num = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(d)
+    };
     let dir = std::env::var_os("CAIRN_FSYNC_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
-    let samples: usize = std::env::var("CAIRN_SAMPLES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(500);
+    let samples = usize::try_from(env_num("CAIRN_SAMPLES", 500)).unwrap_or(500);
     let path = dir.join(format!(".cairn-fsync-probe-{}", std::process::id()));
     let mut f = std::fs::File::create(&path).expect("probe file");
     let block = [0x5au8; 4096];
@@ -852,64 +862,108 @@ async fn measure_fsync_and_heartbeat() {
         percentiles(&mut lat)
     );
 
-    if !have_etcd() {
-        return;
-    }
-    let c = TestCluster::start(2).await;
-    for i in 0..2 {
-        let mut cl = c.client(i).await;
-        let mut rtt = Vec::with_capacity(samples);
-        for _ in 0..samples {
-            let t = std::time::Instant::now();
-            cl.status().await.expect("status");
-            rtt.push(t.elapsed());
-        }
-        println!(
-            "status round trip to {}: {}",
-            c.procs[i].name,
-            percentiles(&mut rtt)
+    // Targets: a running cluster, or two local members.
+    let local;
+    let (endpoints, tls, files): (Vec<String>, EtcdTls, [PathBuf; 3]) =
+        if let Ok(eps) = std::env::var("CAIRN_ETCD_ENDPOINTS") {
+            let file = |k: &str, d: &str| {
+                PathBuf::from(
+                    std::env::var(k).unwrap_or_else(|_| format!("/var/lib/cairn/cluster/{d}")),
+                )
+            };
+            let files = [
+                file("CAIRN_ETCD_CA", "ca.pem"),
+                file("CAIRN_ETCD_CERT", "node.pem"),
+                file("CAIRN_ETCD_KEY", "node.key"),
+            ];
+            let read = |p: &PathBuf| {
+                std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            };
+            let tls = EtcdTls {
+                ca_pem: read(&files[0]),
+                cert_pem: read(&files[1]),
+                key_pem: read(&files[2]),
+            };
+            (
+                eps.split(',').map(|s| s.trim().to_string()).collect(),
+                tls,
+                files,
+            )
+        } else {
+            if !have_etcd() {
+                return;
+            }
+            local = TestCluster::start(2).await;
+            let d = &local.procs[0].dir;
+            (
+                local.procs.iter().map(|p| p.endpoint()).collect(),
+                local.tls.clone(),
+                [d.join("ca.pem"), d.join("node.pem"), d.join("node.key")],
+            )
+        };
+    let mut clients = Vec::new();
+    for ep in &endpoints {
+        clients.push(
+            etcd::connect(std::slice::from_ref(ep), &tls, CLIENT_TIMEOUT)
+                .await
+                .expect("connect"),
         );
     }
-    // Let the members exchange heartbeats, then read their own peer round-trip histograms.
-    let mut cl = c.client(0).await;
-    for i in 0..200 {
-        cl.put(format!("/cairn/measure/{i}"), "x", None)
-            .await
-            .expect("put");
-    }
-    if Path::new("/usr/bin/curl").exists() {
-        for p in &c.procs {
-            let out = Command::new("/usr/bin/curl")
-                .args(["-s", "--cacert"])
-                .arg(p.dir.join("ca.pem"))
-                .arg("--cert")
-                .arg(p.dir.join("node.pem"))
-                .arg("--key")
-                .arg(p.dir.join("node.key"))
-                .arg(format!("{}/metrics", p.endpoint()))
-                .output()
-                .expect("curl");
-            let text = String::from_utf8_lossy(&out.stdout);
-            println!("{} etcd_network_peer_round_trip_time_seconds:", p.name);
-            for line in text
-                .lines()
-                .filter(|l| l.starts_with("etcd_network_peer_round_trip_time_seconds"))
-            {
-                println!("  {line}");
-            }
-            for line in text.lines().filter(|l| {
-                l.starts_with("etcd_disk_wal_fsync_duration_seconds_sum")
-                    || l.starts_with("etcd_disk_wal_fsync_duration_seconds_count")
-            }) {
-                println!("  {line}");
+    let measure = Duration::from_secs(env_num("CAIRN_MEASURE_S", 35));
+    println!("measuring status round trips for {measure:?} ...");
+    let mut rtts: Vec<Vec<Duration>> = vec![Vec::new(); clients.len()];
+    let mut errors = vec![0usize; clients.len()];
+    let end = Instant::now() + measure;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    while Instant::now() < end {
+        tick.tick().await;
+        for (i, c) in clients.iter_mut().enumerate() {
+            let t = std::time::Instant::now();
+            match c.status().await {
+                Ok(_) => rtts[i].push(t.elapsed()),
+                Err(_) => errors[i] += 1,
             }
         }
-    } else {
-        println!("curl not found: etcd's peer round-trip histogram not read");
+    }
+    for (i, ep) in endpoints.iter().enumerate() {
+        println!(
+            "status round trip to {ep}: {} errors={}",
+            percentiles(&mut rtts[i]),
+            errors[i]
+        );
+    }
+    if !Path::new("/usr/bin/curl").exists() {
+        println!("curl not found: etcd's own histograms not read");
+        return;
+    }
+    for ep in &endpoints {
+        let out = Command::new("/usr/bin/curl")
+            .args(["-s", "--max-time", "5", "--cacert"])
+            .arg(&files[0])
+            .arg("--cert")
+            .arg(&files[1])
+            .arg("--key")
+            .arg(&files[2])
+            .arg(format!("{ep}/metrics"))
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout);
+        println!("{ep} /metrics:");
+        for line in text.lines().filter(|l| {
+            l.starts_with("etcd_network_peer_round_trip_time_seconds")
+                || l.starts_with("etcd_disk_wal_fsync_duration_seconds")
+                || l.starts_with("etcd_server_leader_changes_seen_total")
+                || l.starts_with("etcd_server_heartbeat_send_failures_total")
+        }) {
+            println!("  {line}");
+        }
     }
 }
 
 fn percentiles(v: &mut [Duration]) -> String {
+    if v.is_empty() {
+        return "no samples".to_string();
+    }
     v.sort();
     let at = |q: f64| {
         let idx = ((v.len() as f64 - 1.0) * q).round();
