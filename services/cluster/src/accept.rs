@@ -48,8 +48,15 @@ pub async fn accept(
         .files
         .read(&ctx.files.ca_key())
         .map_err(ClusterError::Files)?;
-    let node_cert_pem = ca::sign_node_csr(&ca_cert_pem, &ca_key_pem, &req.csr_pem, &req.node_name)
-        .map_err(|e| ClusterError::Invalid {
+    let node_cert_pem = ca::sign_node_csr(
+        &ca_cert_pem,
+        &ca_key_pem,
+        &req.csr_pem,
+        &req.node_name,
+        &[req.address, std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)],
+        std::time::SystemTime::now(),
+    )
+    .map_err(|e| ClusterError::Invalid {
             field: "csr_pem",
             reason: cairn_base::error_chain::error_chain(&e),
         })?;
@@ -70,7 +77,8 @@ pub async fn accept(
     }
 
     let mut initial_cluster: Vec<String> = Vec::new();
-    let members = etcd::member_list(client).await.map_err(ClusterError::EtcdOp)?;
+    let mut admin = client.clone();
+    let members = etcd::member_list(&mut admin).await.map_err(ClusterError::EtcdOp)?;
     for m in &members {
         if let Some(url) = m.peer_urls.first() {
             initial_cluster.push(format!("{}={url}", m.name));
@@ -79,7 +87,7 @@ pub async fn accept(
     if role != Role::Client {
         let peer = records::peer_url(req.address);
         // etcd takes one learner at a time: a second join waits (the joining node retries).
-        etcd::add_learner(client, &peer).await.map_err(|e| {
+        etcd::add_learner(&mut admin, &peer).await.map_err(|e| {
             ClusterError::Conflict(format!(
                 "etcd did not take the new member yet ({}); the join is retried",
                 cairn_base::error_chain::error_chain(&e)

@@ -8,6 +8,7 @@ use crate::types::{ClusterInfo, CreateCluster, Role};
 use crate::{ca, etcd_conf, etcd_wait};
 use cairn_core::alert::Progress;
 use std::net::{IpAddr, Ipv4Addr};
+use std::time::SystemTime;
 
 /// Make this standalone node the first voter of a new cluster.
 pub async fn create(
@@ -17,7 +18,7 @@ pub async fn create(
     progress: &dyn Progress,
 ) -> Result<LocalState, ClusterError> {
     progress.progress(5, "making the cluster CA");
-    let ca = ca::create_ca(&req.name).map_err(ClusterError::Certificates)?;
+    let ca = ca::create_ca(&req.name, SystemTime::now()).map_err(ClusterError::Certificates)?;
     let fingerprint = ca::fingerprint(&ca.cert_pem).map_err(ClusterError::Certificates)?;
     let cluster = ClusterInfo {
         name: req.name.clone(),
@@ -34,33 +35,35 @@ pub async fn create(
         .map_err(ClusterError::Files)?;
 
     progress.progress(15, "issuing this node's certificate");
-    let node = ca::issue_node_cert(
+    let (node_key_pem, node_cert_pem) = ca::issue_node_cert(
         &ca.cert_pem,
         &ca.key_pem,
         &ctx.node_name,
         &[req.address, IpAddr::V4(Ipv4Addr::LOCALHOST)],
+        SystemTime::now(),
     )
     .map_err(ClusterError::Certificates)?;
     files
-        .write(&files.node_cert(), node.cert_pem.as_bytes(), 0o644)
+        .write(&files.node_cert(), node_cert_pem.as_bytes(), 0o644)
         .map_err(ClusterError::Files)?;
     files
-        .write(&files.node_key(), node.key_pem.as_bytes(), 0o600)
+        .write(&files.node_key(), node_key_pem.as_bytes(), 0o600)
         .map_err(ClusterError::Files)?;
 
     progress.progress(25, "starting etcd (a cluster of one)");
     // A fresh cluster starts from an empty data directory (a standalone node has none; a
     // node that left keeps none either).
     etcd_wait::clear_data_dir(&ctx.etcd_data)?;
-    let conf = etcd_conf::EtcdMemberConf::new_cluster(
+    let mut conf = etcd_conf::EtcdMemberConf::new(
         &ctx.node_name,
-        &ctx.etcd_data,
+        ctx.etcd_data.clone(),
         req.address,
         &cluster.id,
-        &etcd_wait::tls_paths(files),
-        ctx.timing.heartbeat_ms,
-        ctx.timing.election_ms,
+        etcd_wait::tls_paths(files),
     );
+    conf.heartbeat_ms = ctx.timing.heartbeat_ms;
+    conf.election_ms = ctx.timing.election_ms;
+    conf.listen_any = ctx.listen_any;
     let yaml = conf.to_yaml().map_err(ClusterError::EtcdConf)?;
     files
         .write(&files.etcd_conf(), yaml.as_bytes(), 0o600)
@@ -93,7 +96,7 @@ pub async fn create(
             role: Role::Voter,
             joined_at: now_s,
             names: ctx.names.names(),
-            cert_serial: ca::cert_info(&node.cert_pem)
+            cert_serial: ca::cert_info(&node_cert_pem)
                 .map_err(ClusterError::Certificates)?
                 .serial_hex,
         },

@@ -46,4 +46,6 @@ pub struct Ctx {
     pub timing: EtcdTiming,
     /// Where this node's etcd answers clients (tests: a loopback port of their own).
     pub local_etcd: String,
+    /// etcd listens on the wildcard address (the appliance) rather than the cluster address.
+    pub listen_any: bool,
 }

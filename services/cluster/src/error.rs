@@ -33,7 +33,7 @@ pub enum ClusterError {
     Files(#[source] crate::local::LocalError),
     /// etcd's configuration could not be built.
     #[error("etcd configuration")]
-    EtcdConf(#[source] crate::etcd_conf::EtcdConfError),
+    EtcdConf(#[source] crate::etcd_conf::ConfError),
     /// etcd's data directory could not be emptied.
     #[error("cannot empty etcd's data directory {}", path.display())]
     DataDir {

@@ -3,18 +3,18 @@
 
 use crate::error::ClusterError;
 use crate::etcd::{self, EtcdTls};
-use crate::etcd_conf::TlsPaths;
+use crate::etcd_conf::EtcdTlsFiles;
 use crate::local::LocalFiles;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// The certificate files etcd is configured with (the node certificate serves as peer,
 /// server and client certificate).
-pub fn tls_paths(files: &LocalFiles) -> TlsPaths {
-    TlsPaths {
-        ca: files.ca_cert(),
-        cert: files.node_cert(),
-        key: files.node_key(),
+pub fn tls_paths(files: &LocalFiles) -> EtcdTlsFiles {
+    EtcdTlsFiles {
+        trusted_ca_file: files.ca_cert(),
+        cert_file: files.node_cert(),
+        key_file: files.node_key(),
     }
 }
 

@@ -10,7 +10,7 @@ use crate::types::{JoinCluster, JoinGrant, JoinRequest, Role};
 use crate::{ca, etcd, etcd_conf, etcd_wait, peer};
 use cairn_core::alert::Progress;
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How long a join keeps asking while etcd has another learner to promote first.
 const JOIN_QUEUE_WAIT: Duration = Duration::from_secs(300);
@@ -24,13 +24,11 @@ pub async fn join(
     now_s: u64,
     progress: &dyn Progress,
 ) -> Result<LocalState, ClusterError> {
-    let token = JoinToken::parse(&req.token).map_err(|e| ClusterError::Invalid {
-        field: "token",
-        reason: cairn_base::error_chain::error_chain(&e),
-    })?;
-    token.check_expiry(now_s).map_err(|e| ClusterError::Invalid {
-        field: "token",
-        reason: cairn_base::error_chain::error_chain(&e),
+    let token = JoinToken::parse(&req.token, SystemTime::now()).map_err(|e| {
+        ClusterError::Invalid {
+            field: "token",
+            reason: cairn_base::error_chain::error_chain(&e),
+        }
     })?;
 
     progress.progress(5, "checking the cluster's certificate authority");
@@ -38,17 +36,17 @@ pub async fn join(
     let (member, ca_pem) = peer::fetch_matching_ca(&token.endpoints, &token.ca_fingerprint).await?;
 
     progress.progress(15, "asking the cluster for a node certificate");
-    let csr = ca::node_csr(
+    let (node_key_pem, csr_pem) = ca::node_csr(
         &ctx.node_name,
         &[req.address, IpAddr::V4(Ipv4Addr::LOCALHOST)],
     )
     .map_err(ClusterError::Certificates)?;
     let join_req = JoinRequest {
-        secret: token.secret.clone(),
+        secret: token.secret.to_text(),
         node_name: ctx.node_name.clone(),
         address: req.address,
         witness: req.witness,
-        csr_pem: csr.csr_pem.clone(),
+        csr_pem,
         names: ctx.names.names(),
     };
     let grant = post_until_queued(member, &ca_pem, &join_req, progress).await?;
@@ -65,7 +63,7 @@ pub async fn join(
         .write(&files.node_cert(), grant.node_cert_pem.as_bytes(), 0o644)
         .map_err(ClusterError::Files)?;
     files
-        .write(&files.node_key(), csr.key_pem.as_bytes(), 0o600)
+        .write(&files.node_key(), node_key_pem.as_bytes(), 0o600)
         .map_err(ClusterError::Files)?;
     let tls = etcd_wait::client_tls(files)?;
 
@@ -73,16 +71,18 @@ pub async fn join(
     if grant.role != Role::Client {
         progress.progress(35, "starting etcd as a learner");
         etcd_wait::clear_data_dir(&ctx.etcd_data)?;
-        let conf = etcd_conf::EtcdMemberConf::join_cluster(
+        let mut conf = etcd_conf::EtcdMemberConf::new(
             &ctx.node_name,
-            &ctx.etcd_data,
+            ctx.etcd_data.clone(),
             req.address,
             &grant.cluster.id,
-            &grant.etcd_initial_cluster,
-            &etcd_wait::tls_paths(files),
-            grant.etcd_heartbeat_ms,
-            grant.etcd_election_ms,
+            etcd_wait::tls_paths(files),
         );
+        conf.initial_cluster = grant.etcd_initial_cluster.clone();
+        conf.state = etcd_conf::InitialState::Existing;
+        conf.heartbeat_ms = grant.etcd_heartbeat_ms;
+        conf.election_ms = grant.etcd_election_ms;
+        conf.listen_any = ctx.listen_any;
         let yaml = conf.to_yaml().map_err(ClusterError::EtcdConf)?;
         files
             .write(&files.etcd_conf(), yaml.as_bytes(), 0o600)
@@ -97,10 +97,10 @@ pub async fn join(
         etcd_wait::wait_serving(&ctx.local_etcd, &tls, ETCD_START_WAIT).await?;
 
         progress.progress(70, "becoming a voter");
-        let client = etcd::connect(&grant.etcd_endpoints, &tls, Duration::from_secs(10))
+        let mut client = etcd::connect(&grant.etcd_endpoints, &tls, Duration::from_secs(10))
             .await
             .map_err(ClusterError::EtcdOp)?;
-        let me = etcd::member_list(&client)
+        let me = etcd::member_list(&mut client)
             .await
             .map_err(ClusterError::EtcdOp)?
             .into_iter()
@@ -112,7 +112,7 @@ pub async fn join(
                 ))
             })?;
         if me.is_learner {
-            etcd::promote_learner_with_retry(&client, me.id, Instant::now() + PROMOTE_WAIT)
+            etcd::promote_learner_with_retry(&mut client, me.id, Instant::now() + PROMOTE_WAIT)
                 .await
                 .map_err(ClusterError::EtcdOp)?;
         }

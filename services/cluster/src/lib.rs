@@ -3,17 +3,23 @@
 
 pub mod accept;
 pub mod action;
+pub mod ca;
 pub mod create;
 pub mod ctx;
 pub mod error;
+pub mod etcd;
+pub mod etcd_conf;
 pub mod etcd_wait;
 pub mod join;
+pub mod lease;
 pub mod local;
+pub mod membership;
 pub mod peer;
 pub mod process;
 pub mod records;
 pub mod service;
 pub mod status;
+pub mod token;
 pub mod types;
 pub mod validate;
 

@@ -2,6 +2,7 @@
 
 use crate::error::ClusterError;
 use crate::types::{JoinGrant, JoinRequest};
+use cairn_client::ErrorBody;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -37,17 +38,40 @@ pub async fn fetch_matching_ca(
     })
 }
 
-/// Post the join request to `member`, trusting exactly `ca_pem`.
+/// Post the join request to `member`, trusting exactly `ca_pem`; the member's refusals come
+/// back as the same errors it raised (409 conflict, 403 token, 422 field).
 pub async fn post_join(
     member: SocketAddr,
     ca_pem: &str,
     req: &JoinRequest,
 ) -> Result<JoinGrant, ClusterError> {
-    let resp = cairn_client::cluster::post_join(member, ca_pem, req, CALL_TIMEOUT)
+    let body = serde_json::to_value(req).map_err(|source| ClusterError::Record {
+        key: "join request".into(),
+        source,
+    })?;
+    let resp = cairn_client::cluster::post_join(member, ca_pem, &body, CALL_TIMEOUT)
         .await
         .map_err(|source| ClusterError::Peer {
             addr: member,
             source: Box::new(source),
         })?;
-    Ok(resp)
+    let json = resp.json();
+    if resp.status.as_u16() == 200 {
+        return serde_json::from_value(json).map_err(|source| ClusterError::Record {
+            key: format!("join grant from {member}"),
+            source,
+        });
+    }
+    let message = ErrorBody::from_json(&json)
+        .map(|b| b.message)
+        .unwrap_or_else(|| format!("HTTP {}", resp.status));
+    Err(match resp.status.as_u16() {
+        409 => ClusterError::Conflict(message),
+        403 => ClusterError::TokenRefused(message),
+        422 => ClusterError::Invalid {
+            field: "join request",
+            reason: message,
+        },
+        _ => ClusterError::Conflict(format!("{member} refused the join: {message}")),
+    })
 }
