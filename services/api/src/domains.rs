@@ -229,21 +229,28 @@ pub struct DomainHealth {
     pub reason: Option<String>,
 }
 
-/// The four domains in the health document.
+/// The domains in the health document.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DomainsHealth {
     pub storage: DomainHealth,
     pub smart: DomainHealth,
     pub network: DomainHealth,
     pub vms: DomainHealth,
+    pub cluster: DomainHealth,
 }
 
 impl DomainsHealth {
     /// No domain is still starting (failed and absent ones do not hold it back).
     pub fn ready(&self) -> bool {
-        [&self.storage, &self.smart, &self.network, &self.vms]
-            .iter()
-            .all(|d| d.state != "starting")
+        [
+            &self.storage,
+            &self.smart,
+            &self.network,
+            &self.vms,
+            &self.cluster,
+        ]
+        .iter()
+        .all(|d| d.state != "starting")
     }
 }
 
@@ -256,26 +263,32 @@ pub struct Domains {
     pub vms: Slot<cairn_vm::Vms>,
     pub smart: Slot<cairn_smart::SmartService>,
     pub network: Slot<cairn_net::Network>,
+    /// The cluster domain (issue 16): standalone, joining or a member.
+    pub cluster: Slot<cairn_cluster::ClusterService>,
 }
 
 impl Domains {
-    /// Every domain starting.
+    /// Every domain starting, but the cluster: it stays absent ("not started by this
+    /// program") until the daemon's start of it begins the slot ([`Slot::begin`]), so a
+    /// daemon that does not start it yet still becomes ready.
     pub fn starting() -> Self {
         Domains {
             storage: Slot::starting(),
             vms: Slot::starting(),
             smart: Slot::starting(),
             network: Slot::starting(),
+            cluster: Slot::default(),
         }
     }
 
-    /// The four domains as the health document shows them.
+    /// The domains as the health document shows them.
     pub fn health(&self) -> DomainsHealth {
         DomainsHealth {
             storage: self.storage.health(),
             smart: self.smart.health(),
             network: self.network.health(),
             vms: self.vms.health(),
+            cluster: self.cluster.health(),
         }
     }
 }
@@ -390,6 +403,10 @@ mod tests {
         d.network.set_absent("not a booted Cairn node");
         assert!(!d.health().ready(), "vms still starting");
         d.vms.set_failed("libvirt");
+        assert!(d.health().ready(), "the cluster is absent until begun");
+        d.cluster.begin();
+        assert!(!d.health().ready(), "cluster still starting");
+        d.cluster.set_absent("not started by this program");
         assert!(d.health().ready());
         let v = serde_json::to_value(d.health()).unwrap();
         assert_eq!(v["storage"]["state"], "failed");

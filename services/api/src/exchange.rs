@@ -88,7 +88,7 @@ fn without_body(resp: &mut Response<Body>) {
 }
 
 /// 414 or 431 when the request's target or headers are over the API's limits.
-fn head_over_limits<B>(req: &Request<B>) -> Option<ApiError> {
+pub fn head_over_limits<B>(req: &Request<B>) -> Option<ApiError> {
     let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
     if target > conn::MAX_URI {
         return Some(ApiError::new(

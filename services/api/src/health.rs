@@ -89,6 +89,7 @@ pub(crate) mod tests {
     #[test]
     fn document_shape() {
         let domains = Domains::starting();
+        domains.cluster.begin();
         domains
             .storage
             .set_failed("no disk inventory: lsblk failed");
@@ -123,11 +124,17 @@ pub(crate) mod tests {
                     "storage": {"state": "failed", "took_ms": 0, "reason": "no disk inventory: lsblk failed"},
                     "smart": {"state": "starting"},
                     "network": {"state": "failed", "took_ms": 0, "reason": "cannot open netlink: permission denied"},
-                    "vms": {"state": "absent", "reason": "libvirtd is not installed on this node"}
+                    "vms": {"state": "absent", "reason": "libvirtd is not installed on this node"},
+                    "cluster": {"state": "starting"}
                 }
             })
         );
         domains.smart.set_absent("no disks");
+        assert!(
+            !health(&FixedNode, &domains).ready,
+            "cluster still starting"
+        );
+        domains.cluster.set_absent("not a booted Cairn node");
         assert!(health(&FixedNode, &domains).ready);
     }
 }

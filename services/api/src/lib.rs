@@ -5,6 +5,8 @@ pub mod alerts;
 pub mod auth;
 pub mod channels;
 pub mod clock;
+pub mod cluster;
+pub mod cluster_port;
 pub mod conn;
 pub mod dispatch;
 pub mod domains;

@@ -15,6 +15,7 @@ pub const FRAGMENTS: &[(&str, &str)] = &[
     ("smart", include_str!("../openapi/smart.json")),
     ("network", include_str!("../openapi/network.json")),
     ("vms", include_str!("../openapi/vms.json")),
+    ("cluster", include_str!("../openapi/cluster.json")),
 ];
 
 /// Merge the fragments' paths and schemas into the core document. A name defined twice is

@@ -3,9 +3,13 @@
 
 use crate::conn::{self, Activity, CloseReason, Ended, Limits, Tracked, Tracker, Watched};
 use crate::exchange::handle;
+use crate::response::Body;
 use crate::state::ApiState;
+use hyper::body::Incoming;
 use hyper::service::service_fn;
+use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls::pki_types::CertificateDer;
 use rustls::ServerConfig;
 use std::convert::Infallible;
 use std::future::Future;
@@ -95,60 +99,118 @@ impl Server {
     /// Serve until `shutdown` completes; then stop accepting, let in-flight connections
     /// finish for at most `grace`, and return.
     pub async fn run(self, shutdown: impl Future<Output = ()>, grace: Duration) -> ShutdownSummary {
-        let tracker = self.tracker;
-        let (stop_tx, stop_rx) = watch::channel(false);
+        let state = self.state;
+        let events = state.events.clone();
+        let limits = self.limits;
         let listeners: Vec<TcpListener> = self.listeners.into_iter().map(|(l, _)| l).collect();
-        tokio::pin!(shutdown);
-        loop {
-            let accepted = tokio::select! {
-                _ = &mut shutdown => break,
-                a = accept_any(&listeners) => a,
-            };
-            match accepted {
-                Ok((tcp, peer)) => match tracker.open(peer.ip()) {
-                    Ok(slot) => {
-                        tokio::spawn(connection(
-                            tcp,
-                            peer,
-                            slot,
-                            self.acceptor.clone(),
-                            self.state.clone(),
-                            self.limits,
-                            stop_rx.clone(),
-                        ));
-                    }
-                    // Over its share: closed at once, before any TLS work.
-                    Err(why) => {
-                        drop(tcp);
-                        tracker.log_refusal(peer, why);
-                    }
-                },
-                Err(e) => {
-                    // Out of file descriptors and the like: log, pause briefly so the loop
-                    // does not spin, and keep serving.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+        serve(
+            Served {
+                listeners,
+                acceptor: self.acceptor,
+                limits,
+                tracker: self.tracker,
+            },
+            shutdown,
+            grace,
+            move || events.close(),
+            move |req, info| {
+                let state = state.clone();
+                async move { handle(&state, info.peer, req, &limits).await }
+            },
+        )
+        .await
+    }
+}
+
+/// What a handler knows of the connection a request came on.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The certificate chain the client presented in the TLS handshake (leaf first), when
+    /// the server asked for one and it was given (the cluster port; never on the main API).
+    pub client_certs: Option<Vec<CertificateDer<'static>>>,
+}
+
+/// The listening side of a server: its sockets, TLS, limits and connection count.
+pub struct Served {
+    pub listeners: Vec<TcpListener>,
+    pub acceptor: TlsAcceptor,
+    pub limits: Limits,
+    pub tracker: Arc<Tracker>,
+}
+
+/// Accept connections on `served` and answer each request with `handler` until `shutdown`
+/// completes; then stop accepting, run `on_stop`, let in-flight connections finish for at
+/// most `grace`, and return. The main API and the cluster port both run on this.
+pub async fn serve<H, F>(
+    served: Served,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+    on_stop: impl FnOnce(),
+    handler: H,
+) -> ShutdownSummary
+where
+    H: Fn(Request<Incoming>, Arc<ConnInfo>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    let Served {
+        listeners,
+        acceptor,
+        limits,
+        tracker,
+    } = served;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut shutdown => break,
+            a = accept_any(&listeners) => a,
+        };
+        match accepted {
+            Ok((tcp, peer)) => match tracker.open(peer.ip()) {
+                Ok(slot) => {
+                    tokio::spawn(connection(
+                        tcp,
+                        peer,
+                        slot,
+                        acceptor.clone(),
+                        limits,
+                        stop_rx.clone(),
+                        handler.clone(),
+                    ));
                 }
+                // Over its share: closed at once, before any TLS work.
+                Err(why) => {
+                    drop(tcp);
+                    tracker.log_refusal(peer, why);
+                }
+            },
+            Err(e) => {
+                // Out of file descriptors and the like: log, pause briefly so the loop
+                // does not spin, and keep serving.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
-        drop(listeners);
-        tracing::info!("shutting down: no new connections");
-        self.state.events.close();
-        let _ = stop_tx.send(true);
-        let open = tracker.total();
-        let drained = tokio::time::timeout(grace, tracker.all_closed())
-            .await
-            .is_ok();
-        if drained {
-            tracing::info!("all {open} open connections finished");
-        } else {
-            tracing::warn!(
-                "connections still open after {} ms; closing them",
-                grace.as_millis()
-            );
-        }
-        ShutdownSummary { drained }
     }
+    drop(listeners);
+    tracing::info!("shutting down: no new connections");
+    on_stop();
+    let _ = stop_tx.send(true);
+    let open = tracker.total();
+    let drained = tokio::time::timeout(grace, tracker.all_closed())
+        .await
+        .is_ok();
+    if drained {
+        tracing::info!("all {open} open connections finished");
+    } else {
+        tracing::warn!(
+            "connections still open after {} ms; closing them",
+            grace.as_millis()
+        );
+    }
+    ShutdownSummary { drained }
 }
 
 /// Accept from whichever listener has a connection first.
@@ -169,15 +231,18 @@ async fn accept_any(
 /// One connection: TLS handshake (abandoned on shutdown or after its deadline), then HTTP
 /// until the client is done, a deadline passes, or graceful shutdown closes it. `_slot`
 /// keeps it counted against its address and the total until it ends.
-async fn connection(
+async fn connection<H, F>(
     tcp: tokio::net::TcpStream,
     peer: SocketAddr,
     _slot: conn::Slot,
     acceptor: TlsAcceptor,
-    state: ApiState,
     limits: Limits,
     mut stop: watch::Receiver<bool>,
-) {
+    handler: H,
+) where
+    H: Fn(Request<Incoming>, Arc<ConnInfo>) -> F + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
     let _ = tcp.set_nodelay(true);
     let handshake = tokio::time::timeout(limits.handshake, acceptor.accept(tcp));
     let tls = tokio::select! {
@@ -194,6 +259,14 @@ async fn connection(
             }
         },
     };
+    let info = Arc::new(ConnInfo {
+        peer,
+        client_certs: tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .map(|c| c.iter().map(|d| d.clone().into_owned()).collect()),
+    });
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -208,13 +281,14 @@ async fn connection(
         .keep_alive_timeout(limits.h2_ping_timeout)
         .max_header_list_size(conn::HTTP2_MAX_HEADER_LIST);
     let activity = Activity::new();
+    let handler = Arc::new(handler);
     let svc = service_fn({
         let activity = activity.clone();
         move |req| {
             let in_flight = activity.begin();
-            let state = state.clone();
+            let answer = handler(req, info.clone());
             async move {
-                let resp = handle(&state, peer, req, &limits).await;
+                let resp = answer.await;
                 Ok::<_, Infallible>(resp.map(|b| Tracked::new(b, in_flight)))
             }
         }

@@ -33,6 +33,22 @@ pub enum ClientError {
     /// The whole exchange took longer than its timeout.
     #[error("no answer from {0} within {1:?}")]
     Timeout(SocketAddr, Duration),
+    /// A cluster member's answer was not what the call needs (not 200, not a CA PEM).
+    #[error("{0} answered HTTP {1}: {2}")]
+    Status(SocketAddr, u16, String),
+    /// A cluster CA certificate (PEM) or a member certificate cannot be used.
+    #[error("{0}")]
+    Pem(String),
+    /// The CA a member showed is not the one the join token names: nothing secret was sent.
+    #[error("the cluster CA of {addr} ({got}) does not match the token's ({expected}); nothing was sent to it")]
+    CaMismatch {
+        /// The member asked.
+        addr: SocketAddr,
+        /// The fingerprint the token names.
+        expected: String,
+        /// The fingerprint of the CA the member served.
+        got: String,
+    },
     /// A blocking call could not start its runtime.
     #[error("cannot start a runtime for a blocking request")]
     Runtime(#[source] std::io::Error),

@@ -208,14 +208,25 @@ pub(crate) async fn open(
     source: Option<IpAddr>,
 ) -> Result<Opened, ClientError> {
     let pinned = PinnedTls::new(trust, &[])?;
-    let tcp = connect(addr, source).await?;
     let seen = || {
         pinned
             .seen()
             .map_or_else(|| "none".to_string(), |f| f.to_string())
     };
-    let tls = pinned
-        .connector()
+    open_with(addr, req, pinned.connector(), source, seen).await
+}
+
+/// Connect, handshake with `connector`, and send; the caller reads the body. `seen` says
+/// which certificate the server showed when the handshake fails.
+pub(crate) async fn open_with(
+    addr: SocketAddr,
+    req: ClientRequest,
+    connector: tokio_rustls::TlsConnector,
+    source: Option<IpAddr>,
+    seen: impl Fn() -> String,
+) -> Result<Opened, ClientError> {
+    let tcp = connect(addr, source).await?;
+    let tls = connector
         .connect(ServerName::IpAddress(addr.ip().into()), tcp)
         .await
         .map_err(|e| ClientError::Handshake(addr, seen(), e))?;
@@ -259,17 +270,33 @@ pub(crate) async fn open(
     })
 }
 
-async fn send_inner(
+/// Send `req` to a cluster member at `addr` over HTTPS/1.1, trusting exactly the cluster CA
+/// of `tls` (and presenting its member certificate, if it has one), all within `timeout`.
+pub async fn send_with(
     addr: SocketAddr,
     req: ClientRequest,
-    trust: Trust,
-    source: Option<IpAddr>,
+    tls: &crate::cluster::MemberTls,
+    timeout: Duration,
 ) -> Result<ClientResponse, ClientError> {
+    let fut = async {
+        let opened = open_with(addr, req, tls.connector(), None, || {
+            "one not signed by the cluster CA".to_string()
+        })
+        .await?;
+        read_whole(addr, opened).await
+    };
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| ClientError::Timeout(addr, timeout))?
+}
+
+/// Read an opened answer's body whole.
+async fn read_whole(addr: SocketAddr, opened: Opened) -> Result<ClientResponse, ClientError> {
     let Opened {
         response,
         driver,
         peer,
-    } = open(addr, req, trust, source).await?;
+    } = opened;
     let status = response.status();
     let headers = response.headers().clone();
     let body = response.into_body().collect().await.map_err(|e| {
@@ -283,6 +310,16 @@ async fn send_inner(
         body: body.to_bytes(),
         peer,
     })
+}
+
+async fn send_inner(
+    addr: SocketAddr,
+    req: ClientRequest,
+    trust: Trust,
+    source: Option<IpAddr>,
+) -> Result<ClientResponse, ClientError> {
+    let opened = open(addr, req, trust, source).await?;
+    read_whole(addr, opened).await
 }
 
 /// Open a server-sent event stream (e.g. `/api/v1/events`) within `timeout`, trusting only

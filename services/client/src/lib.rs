@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod blocking;
+pub mod cluster;
 pub mod error;
 pub mod error_body;
 pub mod fingerprint;
@@ -16,8 +17,8 @@ pub use error::ClientError;
 pub use error_body::ErrorBody;
 pub use fingerprint::{Fingerprint, FingerprintError};
 pub use https::{
-    fetch_fingerprint, get, request, send, send_from, send_trusting, stream, ClientRequest,
-    ClientResponse,
+    fetch_fingerprint, get, request, send, send_from, send_trusting, send_with, stream,
+    ClientRequest, ClientResponse,
 };
 pub use sse::{parse_sse_block, EventStream, SseEvent};
 pub use tls::{pinned_connector, provider, PinnedTls, Trust, VersionsError};

@@ -29,6 +29,13 @@ pub enum Trust {
 #[error("TLS protocol versions are not supported by the ring provider")]
 pub struct VersionsError(#[source] rustls::Error);
 
+impl VersionsError {
+    /// The error of a configuration builder that refused the default protocol versions.
+    pub(crate) fn from_rustls(e: rustls::Error) -> Self {
+        VersionsError(e)
+    }
+}
+
 /// Accepts the certificate [`Trust`] allows and records the last one it saw.
 #[derive(Debug)]
 struct PinVerifier {
