@@ -73,11 +73,24 @@ pub fn api_error(e: &ClusterError) -> ApiError {
         ClusterError::TokenRefused(_) => {
             ApiError::new(StatusCode::FORBIDDEN, "token_refused", e.to_string())
         }
-        ClusterError::Unfinished(_) => ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "not_implemented",
-            e.to_string(),
+        // The joining node saw no member with the token's CA: nothing secret was sent.
+        ClusterError::CaMismatch { .. } => ApiError::conflict("ca_mismatch", e.to_string()),
+        // etcd or another member did not answer in time: the cluster is unavailable from here.
+        ClusterError::Etcd { .. }
+        | ClusterError::EtcdOp(_)
+        | ClusterError::Peer { .. }
+        | ClusterError::Timeout { .. } => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cluster_unavailable",
+            cairn_core::boot::error_chain(e),
         ),
+        ClusterError::Certificates(_)
+        | ClusterError::Files(_)
+        | ClusterError::EtcdConf(_)
+        | ClusterError::DataDir { .. }
+        | ClusterError::Service { .. }
+        | ClusterError::Record { .. }
+        | ClusterError::Runtime(_) => ApiError::internal(cairn_core::boot::error_chain(e)),
     }
 }
 

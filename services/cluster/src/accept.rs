@@ -53,13 +53,16 @@ pub async fn accept(
         &ca_key_pem,
         &req.csr_pem,
         &req.node_name,
-        &[req.address, std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)],
+        &[
+            req.address,
+            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        ],
         std::time::SystemTime::now(),
     )
     .map_err(|e| ClusterError::Invalid {
-            field: "csr_pem",
-            reason: cairn_base::error_chain::error_chain(&e),
-        })?;
+        field: "csr_pem",
+        reason: cairn_base::error_chain::error_chain(&e),
+    })?;
 
     let voters = nodes.iter().filter(|n| n.role != Role::Client).count();
     let role = if req.witness {
@@ -78,7 +81,9 @@ pub async fn accept(
 
     let mut initial_cluster: Vec<String> = Vec::new();
     let mut admin = client.clone();
-    let members = etcd::member_list(&mut admin).await.map_err(ClusterError::EtcdOp)?;
+    let members = etcd::member_list(&mut admin)
+        .await
+        .map_err(ClusterError::EtcdOp)?;
     for m in &members {
         if let Some(url) = m.peer_urls.first() {
             initial_cluster.push(format!("{}={url}", m.name));

@@ -23,7 +23,9 @@ pub enum ClusterError {
     #[error("join token refused: {0}")]
     TokenRefused(String),
     /// No endpoint of the token showed the CA it names: nothing secret was sent.
-    #[error("no member showed the CA {expected} the token names, so nothing secret was sent ({seen})")]
+    #[error(
+        "no member showed the CA {expected} the token names, so nothing secret was sent ({seen})"
+    )]
     CaMismatch { expected: String, seen: String },
     /// Certificates or keys could not be made, read or checked.
     #[error("cluster certificates")]

@@ -22,7 +22,9 @@ pub fn tls_paths(files: &LocalFiles) -> EtcdTlsFiles {
 pub fn client_tls(files: &LocalFiles) -> Result<EtcdTls, ClusterError> {
     Ok(EtcdTls {
         ca_pem: files.read(&files.ca_cert()).map_err(ClusterError::Files)?,
-        cert_pem: files.read(&files.node_cert()).map_err(ClusterError::Files)?,
+        cert_pem: files
+            .read(&files.node_cert())
+            .map_err(ClusterError::Files)?,
         key_pem: files.read(&files.node_key()).map_err(ClusterError::Files)?,
     })
 }
@@ -46,8 +48,8 @@ pub async fn wait_serving(
     wait: Duration,
 ) -> Result<etcd_client::Client, ClusterError> {
     let start = Instant::now();
-    let mut last = String::from("no attempt");
     loop {
+        let last;
         match etcd::connect(&[endpoint.to_string()], tls, Duration::from_secs(3)).await {
             Ok(mut client) => match client.status().await {
                 Ok(_) => return Ok(client),

@@ -24,12 +24,11 @@ pub async fn join(
     now_s: u64,
     progress: &dyn Progress,
 ) -> Result<LocalState, ClusterError> {
-    let token = JoinToken::parse(&req.token, SystemTime::now()).map_err(|e| {
-        ClusterError::Invalid {
+    let token =
+        JoinToken::parse(&req.token, SystemTime::now()).map_err(|e| ClusterError::Invalid {
             field: "token",
             reason: cairn_base::error_chain::error_chain(&e),
-        }
-    })?;
+        })?;
 
     progress.progress(5, "checking the cluster's certificate authority");
     // Nothing secret is sent until a member has shown the CA the token names.
@@ -112,9 +111,13 @@ pub async fn join(
                 ))
             })?;
         if me.is_learner {
-            etcd::promote_learner_with_retry(&mut client, me.id, Instant::now() + PROMOTE_WAIT)
-                .await
-                .map_err(ClusterError::EtcdOp)?;
+            etcd::promote_learner_with_retry(
+                &mut client,
+                me.id,
+                tokio::time::Instant::now() + PROMOTE_WAIT,
+            )
+            .await
+            .map_err(ClusterError::EtcdOp)?;
         }
         endpoints.push(records::client_url(req.address));
     }

@@ -9,10 +9,18 @@ pub const ETCD_SERVICE: &str = "etcd";
 
 /// Start or stop the etcd service through cairn-init.
 pub fn start_etcd(runner: &dyn CommandRunner) -> Result<(), CommandError> {
-    run_ok(runner, &Invocation::new(CAIRN_INIT, ["svc", "start", ETCD_SERVICE])).map(|_| ())
+    run_ok(
+        runner,
+        &Invocation::new(CAIRN_INIT, ["svc", "start", ETCD_SERVICE]),
+    )
+    .map(|_| ())
 }
 
 /// Stop the etcd service (a leave, or before its data is replaced).
 pub fn stop_etcd(runner: &dyn CommandRunner) -> Result<(), CommandError> {
-    run_ok(runner, &Invocation::new(CAIRN_INIT, ["svc", "stop", ETCD_SERVICE])).map(|_| ())
+    run_ok(
+        runner,
+        &Invocation::new(CAIRN_INIT, ["svc", "stop", ETCD_SERVICE]),
+    )
+    .map(|_| ())
 }

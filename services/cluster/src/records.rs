@@ -6,6 +6,7 @@ use crate::types::{ClusterInfo, NameInventory, Role, ETCD_CLIENT_PORT, ETCD_PEER
 use etcd_client::{Client, Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::net::IpAddr;
+use std::time::Duration;
 
 /// The cluster record.
 pub const CLUSTER_KEY: &str = "/cairn/cluster";
@@ -52,19 +53,29 @@ pub struct RevokedRecord {
 pub fn new_cluster_id() -> String {
     let mut b = [0u8; 8];
     if getrandom::getrandom(&mut b).is_err() {
-        b = std::process::id().to_le_bytes().repeat(2).try_into().unwrap_or([0; 8]);
+        b = std::process::id()
+            .to_le_bytes()
+            .repeat(2)
+            .try_into()
+            .unwrap_or([0; 8]);
     }
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// etcd's client URL at `addr`.
 pub fn client_url(addr: IpAddr) -> String {
-    format!("https://{}", std::net::SocketAddr::new(addr, ETCD_CLIENT_PORT))
+    format!(
+        "https://{}",
+        std::net::SocketAddr::new(addr, ETCD_CLIENT_PORT)
+    )
 }
 
 /// etcd's peer URL at `addr`.
 pub fn peer_url(addr: IpAddr) -> String {
-    format!("https://{}", std::net::SocketAddr::new(addr, ETCD_PEER_PORT))
+    format!(
+        "https://{}",
+        std::net::SocketAddr::new(addr, ETCD_PEER_PORT)
+    )
 }
 
 fn etcd_err(what: &'static str) -> impl FnOnce(etcd_client::Error) -> ClusterError {
@@ -154,22 +165,33 @@ pub async fn delete_node(client: &Client, name: &str) -> Result<(), ClusterError
     Ok(())
 }
 
-/// Liveness: node name → seconds since the epoch of its last refresh (present keys only).
-pub async fn alive(client: &Client) -> Result<Vec<(String, u64)>, ClusterError> {
+/// Liveness keys present: node name and how long ago its lease was last kept alive (from
+/// the lease's remaining TTL: granted − remaining; `None` if etcd could not tell).
+pub async fn alive(client: &Client) -> Result<Vec<(String, Option<Duration>)>, ClusterError> {
     let resp = client
         .kv_client()
         .get(ALIVE_PREFIX, Some(GetOptions::new().with_prefix()))
         .await
         .map_err(etcd_err("read the liveness keys"))?;
-    Ok(resp
-        .kvs()
-        .iter()
-        .filter_map(|kv| {
-            let name = kv.key_str().ok()?.strip_prefix(ALIVE_PREFIX)?.to_string();
-            let at = kv.value_str().ok()?.trim().parse().ok()?;
-            Some((name, at))
-        })
-        .collect())
+    let mut out = Vec::new();
+    for kv in resp.kvs() {
+        let Some(name) = kv
+            .key_str()
+            .ok()
+            .and_then(|k| k.strip_prefix(ALIVE_PREFIX))
+            .map(String::from)
+        else {
+            continue;
+        };
+        let since = match client.lease_client().time_to_live(kv.lease(), None).await {
+            Ok(t) if t.ttl() >= 0 && t.granted_ttl() >= t.ttl() => Some(Duration::from_secs(
+                u64::try_from(t.granted_ttl() - t.ttl()).unwrap_or(0),
+            )),
+            _ => None,
+        };
+        out.push((name, since));
+    }
+    Ok(out)
 }
 
 /// Store a token (by its secret's hash) on a lease of its TTL, so etcd drops it when it

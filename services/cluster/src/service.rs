@@ -43,10 +43,16 @@ pub struct ClusterService {
     state: Mutex<Option<LocalState>>,
     /// A create or join is running (a second one is refused).
     busy: AtomicBool,
-    /// The liveness lease of this node while it is a member.
-    keeper: Mutex<Option<lease::LeaseKeeper>>,
+    /// The liveness lease of this node while it is a member, and the task that (re)starts it.
+    keeper: Arc<Mutex<Option<lease::LeaseKeeper>>>,
+    keeper_start: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Whether this node is a member (cairnd starts the cluster port when it becomes one).
     member_tx: tokio::sync::watch::Sender<bool>,
+}
+
+/// How long a member removal may wait for etcd to call the cluster healthy.
+fn member_deadline() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(60)
 }
 
 fn now_s() -> u64 {
@@ -71,6 +77,7 @@ impl ClusterService {
             Arc::new(SystemRunner),
             ETCD_TIMING,
             records::client_url(std::net::Ipv4Addr::LOCALHOST.into()),
+            true,
         )
     }
 
@@ -83,6 +90,7 @@ impl ClusterService {
         runner: Arc<dyn CommandRunner>,
         timing: EtcdTiming,
         local_etcd: String,
+        listen_any: bool,
     ) -> Result<Self, ClusterError> {
         let files = LocalFiles { dir: paths.dir };
         let state = files.load().map_err(ClusterError::Files)?;
@@ -102,12 +110,14 @@ impl ClusterService {
                 runner,
                 timing,
                 local_etcd,
+                listen_any,
             }),
             rt,
             member_tx: tokio::sync::watch::Sender::new(state.is_some()),
             state: Mutex::new(state.clone()),
             busy: AtomicBool::new(false),
-            keeper: Mutex::new(None),
+            keeper: Arc::new(Mutex::new(None)),
+            keeper_start: Mutex::new(None),
         };
         if let Some(state) = state {
             service.start_liveness(&state);
@@ -172,20 +182,66 @@ impl ClusterService {
                 return;
             }
         };
-        let _guard = self.rt.enter();
-        let keeper = lease::LeaseKeeper::start(
-            state.etcd_endpoints.clone(),
+        let cfg = lease::LeaseConfig {
+            endpoints: state.etcd_endpoints.clone(),
             tls,
-            self.ctx.timing.lease_ttl_s,
-            format!("{}{}", records::ALIVE_PREFIX, state.node_name),
-        );
-        *self.keeper.lock().unwrap_or_else(|e| e.into_inner()) = Some(keeper);
+            ttl: Duration::from_secs(self.ctx.timing.lease_ttl_s),
+            keys: vec![(
+                format!("{}{}", records::ALIVE_PREFIX, state.node_name),
+                state.node_name.clone().into_bytes(),
+            )],
+            request_timeout: STATUS_TIMEOUT,
+        };
+        let slot = self.keeper.clone();
+        // etcd may not serve yet (a boot, a cluster without quorum): keep trying.
+        let task = self.rt.spawn(async move {
+            let mut logged = false;
+            loop {
+                match lease::LeaseKeeper::start(cfg.clone()).await {
+                    Ok(k) => {
+                        tracing::info!("cluster: this node's liveness lease is held");
+                        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(k);
+                        return;
+                    }
+                    Err(e) if !logged => {
+                        logged = true;
+                        tracing::warn!(
+                            "cluster: no liveness lease yet, retrying: {}",
+                            cairn_base::error_chain::error_chain(&e)
+                        );
+                    }
+                    Err(_) => {}
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        });
+        if let Some(old) = self
+            .keeper_start
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(task)
+        {
+            old.abort();
+        }
     }
 
-    fn etcd_client(
-        &self,
-        state: &LocalState,
-    ) -> Result<etcd_client::Client, ClusterError> {
+    /// Stop the liveness lease (revoked: a graceful leave).
+    fn stop_liveness(&self) {
+        if let Some(t) = self
+            .keeper_start
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            t.abort();
+        }
+        let keeper = self.keeper.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(k) = keeper {
+            let _ = self.block(async move { k.shutdown(true).await });
+        }
+    }
+
+    fn etcd_client(&self, state: &LocalState) -> Result<etcd_client::Client, ClusterError> {
         let tls = etcd_wait::client_tls(&self.ctx.files)?;
         let endpoints = state.etcd_endpoints.clone();
         self.block(async move { etcd::connect(&endpoints, &tls, STATUS_TIMEOUT).await })
@@ -218,7 +274,6 @@ impl ClusterService {
             &state,
             observed.as_ref(),
             &reachable,
-            now_s(),
             self.ctx.timing.lease_ttl_s,
         )
     }
@@ -236,10 +291,7 @@ impl ClusterService {
         Ok(())
     }
 
-    fn exclusive<T>(
-        &self,
-        f: impl FnOnce() -> Result<T, ClusterError>,
-    ) -> Result<T, ClusterError> {
+    fn exclusive<T>(&self, f: impl FnOnce() -> Result<T, ClusterError>) -> Result<T, ClusterError> {
         if self.busy.swap(true, Ordering::SeqCst) {
             return Err(ClusterError::Conflict(
                 "a cluster create or join is already running".into(),
@@ -297,23 +349,35 @@ impl ClusterService {
                 .filter(|n| n.name != state.node_name && n.role != Role::Witness)
                 .map(|n| SocketAddr::new(n.address, CLUSTER_PORT)),
         );
-        let now = now_s();
-        let token = JoinToken::new(endpoints, &state.cluster.ca_fingerprint, ttl, now);
+        let token = JoinToken::new(
+            endpoints,
+            &state.cluster.ca_fingerprint,
+            Duration::from_secs(ttl),
+            SystemTime::now(),
+        )
+        .map_err(|e| ClusterError::Invalid {
+            field: "token",
+            reason: cairn_base::error_chain::error_chain(&e),
+        })?;
+        let text = token.encode().map_err(|e| ClusterError::Invalid {
+            field: "token",
+            reason: cairn_base::error_chain::error_chain(&e),
+        })?;
         let record = TokenRecord {
             expires_at: token.expires_at,
             issued_by: state.node_name.clone(),
         };
-        let hash = token.secret_hash();
+        let hash = token.secret.hash();
         self.block(async move { records::put_token(&client, &hash, &record, ttl).await })?;
         Ok(TokenView {
-            token: token.encode(),
+            token: text,
             expires_at: token.expires_at,
         })
     }
 
     /// Check a join request of the admin (token format, address, not already a member).
     pub fn check_join(&self, req: &JoinCluster) -> Result<(), ClusterError> {
-        JoinToken::parse(&req.token).map_err(|e| ClusterError::Invalid {
+        JoinToken::parse(&req.token, SystemTime::now()).map_err(|e| ClusterError::Invalid {
             field: "token",
             reason: cairn_base::error_chain::error_chain(&e),
         })?;
@@ -395,13 +459,14 @@ impl ClusterService {
                 )
                 .await?;
                 records::delete_node(&client, &name).await?;
-                if let Some(m) = etcd::member_list(&client)
+                let mut admin = client.clone();
+                if let Some(m) = etcd::member_list(&mut admin)
                     .await
                     .map_err(ClusterError::EtcdOp)?
                     .into_iter()
                     .find(|m| m.name == name)
                 {
-                    etcd::remove_member(&client, m.id)
+                    etcd::remove_member(&mut admin, m.id, member_deadline())
                         .await
                         .map_err(ClusterError::EtcdOp)?;
                 }
@@ -409,7 +474,7 @@ impl ClusterService {
             })?;
         }
         progress.progress(60, "stopping etcd");
-        self.keeper.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.stop_liveness();
         if state.role != Role::Client {
             crate::process::stop_etcd(self.ctx.runner.as_ref()).map_err(|source| {
                 ClusterError::Service {
@@ -459,13 +524,14 @@ impl ClusterService {
                     reason: format!("{node} is not a node of this cluster"),
                 });
             };
-            if let Some(m) = etcd::member_list(&client)
+            let mut admin = client.clone();
+            if let Some(m) = etcd::member_list(&mut admin)
                 .await
                 .map_err(ClusterError::EtcdOp)?
                 .into_iter()
                 .find(|m| m.name == node)
             {
-                etcd::remove_member(&client, m.id)
+                etcd::remove_member(&mut admin, m.id, member_deadline())
                     .await
                     .map_err(ClusterError::EtcdOp)?;
             }
@@ -487,10 +553,7 @@ impl ClusterService {
 }
 
 /// Read nodes, liveness and members; probe each voter's etcd for the reachable list.
-async fn observe(
-    endpoints: Vec<String>,
-    tls: etcd::EtcdTls,
-) -> (Option<Observed>, Vec<String>) {
+async fn observe(endpoints: Vec<String>, tls: etcd::EtcdTls) -> (Option<Observed>, Vec<String>) {
     let mut reachable = Vec::new();
     for e in &endpoints {
         if let Ok(mut c) = etcd::connect(std::slice::from_ref(e), &tls, STATUS_TIMEOUT).await {
@@ -505,7 +568,8 @@ async fn observe(
     let read = async {
         let nodes = records::nodes(&client).await?;
         let alive = records::alive(&client).await?;
-        let members = etcd::member_list(&client)
+        let mut admin = client.clone();
+        let members = etcd::member_list(&mut admin)
             .await
             .map_err(ClusterError::EtcdOp)?
             .into_iter()
@@ -523,7 +587,11 @@ async fn observe(
             let names = o
                 .nodes
                 .iter()
-                .filter(|n| reachable.iter().any(|r| r.starts_with(&n.address.to_string())))
+                .filter(|n| {
+                    reachable
+                        .iter()
+                        .any(|r| r.starts_with(&n.address.to_string()))
+                })
                 .map(|n| n.name.clone())
                 .collect();
             (Some(o), names)

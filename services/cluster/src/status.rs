@@ -3,15 +3,14 @@
 use crate::local::LocalState;
 use crate::membership;
 use crate::records::NodeRecord;
-use crate::types::{
-    ClusterMode, ClusterStatus, EtcdMemberView, FailoverView, NodeView, QuorumView, Role,
-};
+use crate::types::{ClusterMode, ClusterStatus, EtcdMemberView, NodeView, QuorumView, Role};
+use std::time::Duration;
 
 /// What this node could read from etcd (absent when it reached no quorum).
 pub struct Observed {
     pub nodes: Vec<NodeRecord>,
-    /// Node name → seconds since the epoch of its last liveness refresh.
-    pub alive: Vec<(String, u64)>,
+    /// Nodes whose liveness key exists, with the time since their last keepalive.
+    pub alive: Vec<(String, Option<Duration>)>,
     /// etcd members: name, hex id, learner.
     pub members: Vec<(String, String, bool)>,
 }
@@ -22,7 +21,6 @@ pub fn assemble(
     state: &LocalState,
     observed: Option<&Observed>,
     reachable: &[String],
-    now_s: u64,
     lease_ttl_s: u64,
 ) -> ClusterStatus {
     let nodes: Vec<NodeView> = match observed {
@@ -30,23 +28,25 @@ pub fn assemble(
             .nodes
             .iter()
             .map(|n| {
-                let last = o.alive.iter().find(|(name, _)| *name == n.name).map(|x| x.1);
-                let (liveness, ago) =
-                    membership::liveness(last.is_some(), last, now_s, lease_ttl_s);
+                let alive = o.alive.iter().find(|(name, _)| *name == n.name);
+                let view = membership::liveness(
+                    alive.is_some(),
+                    alive.and_then(|a| a.1),
+                    Duration::from_secs(lease_ttl_s),
+                );
+                let (liveness, ago) = (view.liveness, view.since_seen.map(|d| d.as_secs()));
                 NodeView {
                     name: n.name.clone(),
                     address: n.address,
                     role: n.role,
                     liveness,
                     last_seen_s_ago: ago,
-                    etcd_member: o
-                        .members
-                        .iter()
-                        .find(|(name, _, _)| *name == n.name)
-                        .map(|(_, id, learner)| EtcdMemberView {
+                    etcd_member: o.members.iter().find(|(name, _, _)| *name == n.name).map(
+                        |(_, id, learner)| EtcdMemberView {
                             id: id.clone(),
                             learner: *learner,
-                        }),
+                        },
+                    ),
                     bridges: Vec::new(),
                 }
             })
@@ -67,9 +67,8 @@ pub fn assemble(
             .collect(),
     };
     let has_quorum = observed.is_some();
-    let workers = nodes.iter().filter(|n| n.role != Role::Witness).count();
-    let witness = nodes.iter().any(|n| n.role == Role::Witness);
-    let failover = membership::failover(workers, voters.len(), witness);
+    let roles: Vec<Role> = nodes.iter().map(|n| n.role).collect();
+    let failover = membership::failover(&roles);
     ClusterStatus {
         mode: ClusterMode::Member,
         this_node: state.node_name.clone(),
@@ -80,9 +79,6 @@ pub fn assemble(
             voters,
         }),
         nodes,
-        failover: Some(FailoverView {
-            automatic: failover.is_none(),
-            reason: failover,
-        }),
+        failover: Some(failover),
     }
 }

@@ -5,15 +5,21 @@ use super::shared::{Shared, Start};
 use crate::addrs::{AddressSource, SystemAddresses};
 use crate::cli::Config;
 use anyhow::Context;
+use cairn_api::cluster_port::{self, ClusterPeer, RunningPort};
 use cairn_api::domains::Slot;
 use cairn_cluster::service::{ClusterPaths, LocalNames};
 use cairn_cluster::types::NameInventory;
+use cairn_cluster::types::CLUSTER_PORT;
 use cairn_cluster::ClusterService;
 use cairn_storage::Storage;
 use cairn_vm::Vms;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How long the cluster port lets in-flight requests finish when it stops.
+const PORT_GRACE: Duration = Duration::from_secs(5);
 
 /// etcd's data directory on the appliance (STATE).
 const ETCD_DATA: &str = "/var/lib/cairn/etcd";
@@ -71,5 +77,45 @@ pub fn start(shared: &Shared, cfg: &Config) -> anyhow::Result<Start<ClusterServi
         names,
     )
     .context("cannot open the cluster state")?;
-    Ok(Start::Ready(Arc::new(service)))
+    let service = Arc::new(service);
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => {
+            rt.spawn(cluster_port(service.clone()));
+        }
+        Err(_) => tracing::warn!("cluster: no runtime, so no cluster port"),
+    }
+    Ok(Start::Ready(service))
+}
+
+/// Serve the cluster port while this node is a member: started at boot when it is one, when
+/// a create or join succeeds, stopped when it leaves.
+async fn cluster_port(service: Arc<ClusterService>) {
+    let mut member = service.membership();
+    let bind = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), CLUSTER_PORT);
+    let mut running: Option<RunningPort> = None;
+    loop {
+        let is_member = *member.borrow_and_update();
+        match (is_member, running.is_some()) {
+            (true, false) => {
+                let peer: Arc<dyn ClusterPeer> = service.clone();
+                match cluster_port::start(peer, bind, PORT_GRACE).await {
+                    Ok(port) => running = port,
+                    Err(e) => tracing::error!(
+                        "cluster: the cluster port did not start: {}",
+                        cairn_core::boot::error_chain(&e)
+                    ),
+                }
+            }
+            (false, true) => {
+                if let Some(port) = running.take() {
+                    port.stop().await;
+                    tracing::info!("cluster port stopped: this node left its cluster");
+                }
+            }
+            _ => {}
+        }
+        if member.changed().await.is_err() {
+            return;
+        }
+    }
 }

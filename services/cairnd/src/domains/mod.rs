@@ -1,5 +1,6 @@
-//! Starts each domain's service (storage, SMART, network, VMs) in parallel, after the API serves, into its slot.
+//! Starts each domain's service (storage, SMART, network, VMs, cluster) in parallel, after the API serves, into its slot.
 
+mod cluster;
 mod network;
 mod shared;
 mod smart;
@@ -26,6 +27,8 @@ pub fn start(shared: &Shared, cfg: &Config) {
     spawn("network", d.network.clone(), move || network::start(&s, &c));
     let (s, c) = (shared.clone(), cfg.clone());
     spawn("vms", d.vms.clone(), move || vms::start(&s, &c));
+    let (s, c) = (shared.clone(), cfg.clone());
+    spawn("cluster", d.cluster.clone(), move || cluster::start(&s, &c));
 }
 
 /// Run one domain's start on a thread of its own (inside the async runtime, when there is
