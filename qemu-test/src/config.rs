@@ -1,5 +1,6 @@
 //! What a node looks like (boot mode, CPUs, memory, disks, NICs) and the QEMU command line for it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::accel::Accel;
@@ -61,6 +62,9 @@ pub struct NodeConfig {
     pub api_port: Option<u16>,
     pub disks: Vec<DiskSpec>,
     pub nics: Vec<NicSpec>,
+    /// MAC addresses given to NICs by index (see [`NodeConfig::nic_with_mac`]); a NIC not
+    /// listed gets [`mac`]'s.
+    pub nic_macs: BTreeMap<usize, String>,
     pub watchdog: bool,
     /// Empty PCIe root ports kept for disks hot-plugged later (see [`disk_port`]).
     pub hotplug_ports: usize,
@@ -85,6 +89,7 @@ impl NodeConfig {
             api_port: None,
             disks: Vec::new(),
             nics: vec![NicSpec::Management],
+            nic_macs: BTreeMap::new(),
             watchdog: true,
             hotplug_ports: 0,
             cpu_model: None,
@@ -114,6 +119,28 @@ impl NodeConfig {
     pub fn nic(mut self, nic: NicSpec) -> NodeConfig {
         self.nics.push(nic);
         self
+    }
+
+    /// Adds a NIC with a MAC address of the caller's choosing (e.g. the cluster lab's
+    /// per-network plan), instead of [`mac`]'s.
+    pub fn nic_with_mac(mut self, nic: NicSpec, mac: &str) -> NodeConfig {
+        self.nic_macs.insert(self.nics.len(), mac.to_string());
+        self.nics.push(nic);
+        self
+    }
+
+    /// Gives the NIC number `nic` (0: the management NIC) this MAC address.
+    pub fn set_nic_mac(mut self, nic: usize, mac: &str) -> NodeConfig {
+        self.nic_macs.insert(nic, mac.to_string());
+        self
+    }
+
+    /// The MAC address of NIC number `nic` of this node, node number `node_no` of its lab.
+    pub fn nic_mac(&self, node_no: u32, nic: usize) -> String {
+        self.nic_macs
+            .get(&nic)
+            .cloned()
+            .unwrap_or_else(|| mac(node_no, nic))
     }
 
     /// Adds kernel command-line words.
@@ -347,8 +374,12 @@ pub fn qemu_args(
                 format!("user,id=net{i},hostfwd=tcp:127.0.0.1:{api_port}-:443")
             }
             NicSpec::User => format!("user,id=net{i}"),
+            // vnet_hdr=off: the host kernel hands QEMU every frame with its checksums filled
+            // in. With the virtio header, a UDP packet sent from the lab namespace (the lab's
+            // dnsmasq) reaches the guest with only a partial checksum, which the guest's
+            // kernel accepts but dhcpcd's raw socket drops: every DHCP offer would be lost.
             NicSpec::Tap(ifname) => {
-                format!("tap,id=net{i},ifname={ifname},script=no,downscript=no")
+                format!("tap,id=net{i},ifname={ifname},script=no,downscript=no,vnet_hdr=off")
             }
         };
         push(&[
@@ -358,7 +389,7 @@ pub fn qemu_args(
             &format!(
                 "virtio-net-pci,netdev=net{i},id={},mac={}",
                 nic_id(i),
-                mac(node_no, i)
+                cfg.nic_mac(node_no, i)
             ),
         ]);
     }
@@ -464,6 +495,12 @@ mod tests {
         assert!(a.contains("id=nic1"));
         assert!(a.contains("-smp 2 -m 2048"));
         assert!(!a.contains("-kernel"));
+        let tap = NodeConfig::new("n1", BootMode::DirectKernel).nic(NicSpec::Tap("t0".into()));
+        let a = qemu_args(&tap, 1, &paths(0), 1234, Accel::Tcg).join(" ");
+        assert!(
+            a.contains("-netdev tap,id=net1,ifname=t0,script=no,downscript=no,vnet_hdr=off "),
+            "{a}"
+        );
     }
 
     #[test]
@@ -506,6 +543,21 @@ mod tests {
         assert!(kvm.contains("-accel kvm -smp 1 -m 1024 -cpu max "), "{kvm}");
         let tcg = qemu_args(&max, 1, &paths(0), 8443, Accel::Tcg).join(" ");
         assert!(tcg.contains("-accel tcg -smp 1 -m 1024 -cpu max "), "{tcg}");
+    }
+
+    #[test]
+    fn chosen_macs_replace_the_default_ones() {
+        let cfg = NodeConfig::new("n1", BootMode::DirectKernel)
+            .set_nic_mac(0, "52:54:00:01:01:00")
+            .nic_with_mac(NicSpec::User, "52:54:00:77:01:01")
+            .nic(NicSpec::User);
+        assert_eq!(cfg.nic_mac(1, 0), "52:54:00:01:01:00");
+        assert_eq!(cfg.nic_mac(1, 1), "52:54:00:77:01:01");
+        assert_eq!(cfg.nic_mac(1, 2), mac(1, 2));
+        let a = qemu_args(&cfg, 1, &paths(0), 8443, Accel::Tcg).join(" ");
+        assert!(a.contains("id=nic0,mac=52:54:00:01:01:00"), "{a}");
+        assert!(a.contains("id=nic1,mac=52:54:00:77:01:01"), "{a}");
+        assert!(a.contains(&format!("id=nic2,mac={}", mac(1, 2))), "{a}");
     }
 
     #[test]

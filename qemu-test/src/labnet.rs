@@ -28,6 +28,10 @@ pub enum LabNetError {
     NotRoot,
     #[error("QEMU did not create tap {tap} within {waited:?}")]
     NoTap { tap: String, waited: Duration },
+    #[error("{tap} is not a tap of this lab network (its taps: {known})")]
+    UnknownTap { tap: String, known: String },
+    #[error("this lab has {bridges} networks; there is no network {network}")]
+    NoNetwork { network: usize, bridges: usize },
 }
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -143,7 +147,15 @@ impl LabNet {
     /// After each launch: wait for QEMU to create every tap in the test's namespace, then
     /// move them into the lab namespace, onto their bridges, up.
     pub fn attach(&mut self, deadline: Deadline) -> Result<(), LabNetError> {
-        for (name, network) in &self.taps {
+        let all: Vec<String> = self.taps.iter().map(|(t, _)| t.clone()).collect();
+        self.attach_taps(&all, deadline)
+    }
+
+    /// [`LabNet::attach`] for some taps only: those of one node QEMU relaunched, while the
+    /// other nodes' taps stay where they are.
+    pub fn attach_taps(&mut self, names: &[String], deadline: Deadline) -> Result<(), LabNetError> {
+        for name in names {
+            let network = self.network_of(name)?;
             while !Path::new("/sys/class/net").join(name).exists() {
                 if deadline.expired() {
                     return Err(LabNetError::NoTap {
@@ -155,9 +167,54 @@ impl LabNet {
                 std::thread::sleep(Duration::from_millis(20));
             }
             run("ip", &["link", "set", name, "netns", &self.netns])?;
-            self.ip(&["link", "set", name, "master", &self.bridges[*network]])?;
+            self.ip(&["link", "set", name, "master", &self.bridges[network]])?;
             self.ip(&["link", "set", name, "up"])?;
         }
+        Ok(())
+    }
+
+    /// The lab network a tap was made for.
+    fn network_of(&self, tap: &str) -> Result<usize, LabNetError> {
+        self.taps
+            .iter()
+            .find(|(t, _)| t == tap)
+            .map(|(_, n)| *n)
+            .ok_or_else(|| LabNetError::UnknownTap {
+                tap: tap.to_string(),
+                known: self
+                    .taps
+                    .iter()
+                    .map(|(t, _)| t.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            })
+    }
+
+    /// Sets an attached tap's bridge port up or down (in the lab namespace): down, nothing
+    /// passes between the NIC behind it and the bridge, as with a cable pulled at the
+    /// switch (the node's NIC keeps its carrier).
+    pub fn set_tap_up(&self, tap: &str, up: bool) -> Result<(), LabNetError> {
+        self.network_of(tap)?;
+        self.ip(&["link", "set", tap, if up { "up" } else { "down" }])?;
+        Ok(())
+    }
+
+    /// The bridge of lab network `network` (`lan0`, …; inside [`LabNet::netns`]).
+    pub fn bridge(&self, network: usize) -> Result<&str, LabNetError> {
+        self.bridges
+            .get(network)
+            .map(String::as_str)
+            .ok_or(LabNetError::NoNetwork {
+                network,
+                bridges: self.bridges.len(),
+            })
+    }
+
+    /// Gives the bridge of lab network `network` an address (`cidr`, e.g. `10.77.0.254/24`)
+    /// in the lab namespace: the lab's own end of that network (its DHCP server's).
+    pub fn add_bridge_address(&self, network: usize, cidr: &str) -> Result<(), LabNetError> {
+        let br = self.bridge(network)?.to_string();
+        self.ip(&["addr", "add", cidr, "dev", &br])?;
         Ok(())
     }
 
@@ -239,6 +296,31 @@ mod tests {
         run("ip", &["tuntap", "add", "dev", &tap, "mode", "tap"]).unwrap();
         net.attach(Deadline::secs(5)).unwrap();
         assert!(net.ip(&["link", "show", &tap]).is_ok());
+        // its bridge port down and up again; an unknown tap or network is refused
+        net.set_tap_up(&tap, false).unwrap();
+        let shown = net.ip(&["-o", "link", "show", &tap]).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&shown.stdout).contains(",UP"),
+            "{shown:?}"
+        );
+        net.set_tap_up(&tap, true).unwrap();
+        assert!(matches!(
+            net.set_tap_up("nosuchtap", false),
+            Err(LabNetError::UnknownTap { .. })
+        ));
+        assert!(matches!(
+            net.attach_taps(&["nosuchtap".to_string()], Deadline::secs(1)),
+            Err(LabNetError::UnknownTap { .. })
+        ));
+        assert!(matches!(
+            net.add_bridge_address(3, "10.1.2.3/24"),
+            Err(LabNetError::NoNetwork { network: 3, .. })
+        ));
+        net.add_bridge_address(0, "10.77.0.254/24").unwrap();
+        let out = a
+            .exec("ping", &["-c", "1", "-W", "5", "10.77.0.254"])
+            .unwrap();
+        assert!(String::from_utf8_lossy(&out.stdout).contains("1 received"));
         let out = a
             .exec("ping", &["-c", "1", "-W", "5", "10.77.0.2"])
             .unwrap();

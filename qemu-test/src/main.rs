@@ -7,13 +7,21 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use cairn_lab::bench::{self, BenchOptions};
-use cairn_lab::{Accel, BootMode, Deadline, Lab, NodeConfig};
+use cairn_lab::{
+    Accel, BootMode, Bus, ClusterOptions, Deadline, Lab, LabCluster, LabNic, NicSpec, Node,
+    NodeConfig,
+};
 
 const USAGE: &str = "usage:
   cairn-lab run [--nodes N] [--port PORT] [--direct]
                                               boot N nodes (default 1; UEFI) on ports PORT,
                                               PORT+1, … (default 8443) and print their setup
-                                              URLs, codes and the accelerator (KVM or TCG)
+                                              URLs, codes, the accelerator (KVM or TCG) and
+                                              their cluster addresses: each node has two
+                                              NICs on the lab's cluster bridge (10.77.0.0/24),
+                                              one on its replication bridge (10.78.0.0/24),
+                                              two spare NICs, three blank data disks and a
+                                              watchdog (lab bridges need root)
   cairn-lab bench [--runs N] [--cpus N] [--memory MIB] [--update-doc PATH]
                                               boot timeline, per-service start → ready,
                                               cairnd's domains and memory after setup,
@@ -101,6 +109,29 @@ fn install_signal_handlers() -> Result<()> {
 /// At most this many nodes for `run --nodes` (2 GiB each).
 const MAX_RUN_NODES: u16 = 8;
 
+/// The nodes `cairn-lab run` booted: a cluster lab (lab bridges, root), or one plain node
+/// when lab bridges cannot be made here.
+enum Booted {
+    Cluster(Box<LabCluster>),
+    Single(Box<Node>),
+}
+
+impl Booted {
+    fn nodes(&mut self) -> Vec<&mut Node> {
+        match self {
+            Booted::Cluster(c) => c.nodes().iter_mut().map(|n| n.node()).collect(),
+            Booted::Single(n) => vec![n.as_mut()],
+        }
+    }
+
+    fn finish(self) {
+        match self {
+            Booted::Cluster(c) => c.finish(),
+            Booted::Single(n) => n.finish(),
+        }
+    }
+}
+
 fn cmd_run(args: &[String]) -> Result<()> {
     check_args(args, &["--port", "--nodes"], &["--direct"])?;
     let port: u16 = opt(args, "--port")?.unwrap_or(8443);
@@ -114,6 +145,11 @@ fn cmd_run(args: &[String]) -> Result<()> {
     } else {
         BootMode::Uefi
     };
+    // Lab bridges need root; one node can do without them (its spare NICs on user networking).
+    let no_bridges = LabCluster::unavailable();
+    if let (Some(why), true) = (&no_bridges, nodes > 1) {
+        bail!("{nodes} nodes need the cluster lab's bridges: {why}");
+    }
     install_signal_handlers()?;
     let lab = Lab::new("run").context("preparing the lab")?;
     let accel = lab
@@ -124,23 +160,38 @@ fn cmd_run(args: &[String]) -> Result<()> {
     if accel.accel == Accel::Kvm {
         println!("  {}", accel.nested_note);
     }
-    let mut started = Vec::new();
-    for (i, port) in ports.iter().enumerate() {
-        let cfg = NodeConfig::new(&format!("node{}", i + 1), mode.clone())
-            .api_port(*port)
-            .size(2, 2048);
-        let node = lab
-            .start(cfg)
-            .with_context(|| format!("starting node{}", i + 1))?;
+    let mut booted = match &no_bridges {
+        None => {
+            let opts = ClusterOptions {
+                mode,
+                cpus: 2,
+                memory_mib: 2048,
+                first_api_port: Some(port),
+                ..ClusterOptions::default()
+            };
+            Booted::Cluster(Box::new(
+                LabCluster::start(&lab, nodes.into(), &opts)
+                    .context("starting the nodes on the cluster lab's bridges")?,
+            ))
+        }
+        Some(why) => {
+            println!("No lab bridges ({why}): node1's two spare NICs are on QEMU user networking.");
+            Booted::Single(Box::new(
+                lab.start(single_node_config(mode, port))
+                    .context("starting node1")?,
+            ))
+        }
+    };
+    for node in booted.nodes() {
         println!(
             "Booting {} under QEMU ({}); console log: {}",
             node.name(),
             accel.accel,
             node.dir().join("serial.log").display()
         );
-        started.push(node);
     }
-    for (node, port) in started.iter_mut().zip(&ports) {
+    let several = nodes > 1;
+    for (i, (node, port)) in booted.nodes().into_iter().zip(&ports).enumerate() {
         let setup = node.wait_setup(Deadline::secs(300)).with_context(|| {
             format!(
                 "{}: waiting for the CAIRN SETUP block on the console",
@@ -155,18 +206,25 @@ fn cmd_run(args: &[String]) -> Result<()> {
         })?;
         println!(
             "{}",
-            setup_url_line(node.name(), *port, accel.accel, nodes > 1)
+            setup_url_line(node.name(), *port, accel.accel, several)
         );
         println!("Setup code: {}", setup.code);
         println!("Certificate fingerprint: {}", setup.fingerprint_text);
         println!("(the node's own addresses: {})", setup.urls.join(" "));
+        if no_bridges.is_none() {
+            println!("{}", cluster_lines(i + 1));
+        }
+        println!(
+            "Data disks (blank): {}",
+            cairn_lab::cluster_lab::disk_serials(i + 1).join(", ")
+        );
     }
     println!(
         "Press Ctrl-C to power the {} down.",
-        if nodes > 1 { "nodes" } else { "node" }
+        if several { "nodes" } else { "node" }
     );
     while !STOP.load(Ordering::SeqCst) {
-        for node in started.iter_mut() {
+        for node in booted.nodes() {
             if !node.is_running() {
                 bail!(
                     "QEMU of {} exited unexpectedly; see {}",
@@ -179,18 +237,61 @@ fn cmd_run(args: &[String]) -> Result<()> {
         std::thread::sleep(Duration::from_millis(200));
     }
     println!("Powering down…");
-    for node in started.iter_mut() {
+    for node in booted.nodes() {
         node.qmp()
             .and_then(|q| q.system_powerdown(Deadline::secs(10)))
             .with_context(|| format!("{}: pressing the power button", node.name()))?;
     }
-    for mut node in started {
+    for node in booted.nodes() {
         node.wait_exit(Deadline::secs(60))
             .with_context(|| format!("{}: powering down (ACPI) within 60 s", node.name()))?;
         println!("{} powered down.", node.name());
-        node.finish();
     }
+    booted.finish();
     Ok(())
+}
+
+/// node1 without lab bridges: today's node plus the three blank data disks and two spare
+/// NICs every `cairn-lab run` node gets (the spares on QEMU user networking).
+fn single_node_config(mode: BootMode, port: u16) -> NodeConfig {
+    let mb = cairn_lab::cluster_lab::DATA_DISK_MIB;
+    let mut cfg = NodeConfig::new("node1", mode)
+        .api_port(port)
+        .size(2, 2048)
+        .disk(Bus::Virtio, mb)
+        .disk(Bus::Ahci, mb)
+        .disk(Bus::Nvme, mb)
+        .nic(NicSpec::User)
+        .nic(NicSpec::User);
+    for (d, serial) in cfg
+        .disks
+        .iter_mut()
+        .zip(cairn_lab::cluster_lab::disk_serials(1))
+    {
+        d.serial = serial;
+    }
+    cfg
+}
+
+/// What `run` prints about node `index`'s lab networks (the cluster lab's address plan).
+fn cluster_lines(index: usize) -> String {
+    let addr = |nic: LabNic| {
+        nic.address(index)
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "none".into())
+    };
+    format!(
+        "Cluster address: {} (NIC a {}; NIC b {} {}, for a bond), replication {} ({}), \
+         spare NICs {} {} (no DHCP)",
+        addr(LabNic::ClusterA),
+        LabNic::ClusterA.mac(index),
+        addr(LabNic::ClusterB),
+        LabNic::ClusterB.mac(index),
+        addr(LabNic::Replication),
+        LabNic::Replication.mac(index),
+        LabNic::SpareA.mac(index),
+        LabNic::SpareB.mac(index),
+    )
 }
 
 /// The forwarded API ports of `nodes` nodes from `first` on.
@@ -336,6 +437,32 @@ mod tests {
             bench_command_line(&[], std::path::Path::new("/repo")),
             "cairn-lab bench"
         );
+    }
+
+    #[test]
+    fn run_prints_the_cluster_plan_and_a_single_node_gets_disks_and_spares() {
+        let line = cluster_lines(2);
+        assert!(
+            line.starts_with("Cluster address: 10.77.0.12 (NIC a 52:54:00:77:02:01; NIC b 10.77.0.22 52:54:00:77:02:02"),
+            "{line}"
+        );
+        assert!(
+            line.contains("replication 10.78.0.12 (52:54:00:78:02:01)"),
+            "{line}"
+        );
+        assert!(
+            line.contains("spare NICs 52:54:00:79:02:01 52:54:00:79:02:02"),
+            "{line}"
+        );
+        let cfg = single_node_config(BootMode::Uefi, 8443);
+        assert_eq!(cfg.api_port, Some(8443));
+        assert_eq!(cfg.disks.len(), 3);
+        assert_eq!(cfg.disks[0].serial, "NODE1VIRTIO");
+        assert_eq!(
+            cfg.nics,
+            [NicSpec::Management, NicSpec::User, NicSpec::User]
+        );
+        assert!(cfg.watchdog);
     }
 
     #[test]

@@ -152,7 +152,7 @@ impl Node {
 
     /// The MAC address of NIC number `nic` (as given to QEMU).
     pub fn mac(&self, nic: usize) -> String {
-        crate::config::mac(self.no, nic)
+        self.cfg.nic_mac(self.no, nic)
     }
 
     /// Where the node's API is reachable from the host.

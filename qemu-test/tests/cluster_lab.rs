@@ -1,0 +1,120 @@
+//! Scenario cluster_lab: the cluster lab itself (no cluster is formed). Two nodes on the
+//! lab's cluster bridge get their known addresses from the lab's DHCP server with the
+//! factory network config, node1 pings node2's cluster address over the bridge, still does
+//! with the cluster link its route used pulled, and each node shows its three data disks in
+//! the API and its watchdog device.
+
+mod common;
+
+use anyhow::{ensure, Context, Result};
+use cairn_lab::{ClusterOptions, Deadline, Lab, LabCluster, LabNic};
+
+#[test]
+#[ignore = "QEMU lab: needs a built image (cargo xtask image); run by ./dev test"]
+fn cluster_lab() -> Result<()> {
+    let Some(lab) = Lab::for_test("cluster_lab") else {
+        return Ok(());
+    };
+    if let Some(why) = LabCluster::unavailable() {
+        eprintln!("SKIP lab scenario cluster_lab: {why}");
+        return Ok(());
+    }
+    let mut cluster = LabCluster::start(&lab, 2, &ClusterOptions::default())?;
+    for node in cluster.nodes() {
+        common::check_node_up(node, Deadline::secs(400))
+            .with_context(|| format!("{} coming up", node.name()))?;
+    }
+    cluster.claim_all(Deadline::secs(300))?;
+
+    // Every lab-bridge NIC with a planned address has it (DHCP on every interface is the
+    // factory default).
+    for node in cluster.nodes() {
+        for nic in [LabNic::ClusterA, LabNic::ClusterB, LabNic::Replication] {
+            let want = nic.address(node.index()).context("planned address")?;
+            let name = node.nic_name(nic, Deadline::secs(30))?;
+            let d = Deadline::secs(120);
+            loop {
+                let shown = node.shell_check(
+                    &format!("ip -4 -o addr show dev {name}"),
+                    Deadline::secs(30),
+                )?;
+                if shown.contains(&format!(" {want}/24 ")) {
+                    println!("{} {} ({name}): {want}", node.name(), nic.label());
+                    break;
+                }
+                ensure!(
+                    !d.expired(),
+                    "{} {} ({name}) has no {want}/24 after {:?}: {shown}",
+                    node.name(),
+                    nic.label(),
+                    d.total()
+                );
+                // poll interval for the DHCP lease; the deadline bounds the wait
+                std::thread::sleep(std::time::Duration::from_millis(500).min(d.remaining()));
+            }
+        }
+    }
+    println!("leases: {:?}", cluster.leases());
+
+    let target = cluster.node(2)?.cluster_address();
+    let node1 = cluster.node(1)?;
+    let took = node1.wait_ping(target, Deadline::secs(60))?;
+    println!("node1 reaches node2's {target} over the cluster bridge ({took:?})");
+    let route = node1.shell_check(&format!("ip -o route get {target}"), Deadline::secs(30))?;
+    let dev = route
+        .split_whitespace()
+        .skip_while(|w| *w != "dev")
+        .nth(1)
+        .with_context(|| format!("no dev in `ip route get {target}`: {route}"))?
+        .to_string();
+    let a = node1.nic_name(LabNic::ClusterA, Deadline::secs(30))?;
+    let b = node1.nic_name(LabNic::ClusterB, Deadline::secs(30))?;
+    let (pulled, other) = if dev == a {
+        (LabNic::ClusterA, &b)
+    } else {
+        ensure!(
+            dev == b,
+            "node1 reaches {target} through {dev}, not a cluster NIC ({a}, {b})"
+        );
+        (LabNic::ClusterB, &a)
+    };
+    node1.set_link(pulled, false, Deadline::secs(10))?;
+    let took = node1.wait_ping(target, Deadline::secs(60))?;
+    let route = node1.shell_check(&format!("ip -o route get {target}"), Deadline::secs(30))?;
+    cairn_lab::bench_println!(
+        "cluster_lab: {} ({dev}) pulled: node1 reaches {target} again after {:.1} s, now {}",
+        pulled.label(),
+        took.as_secs_f64(),
+        route.trim()
+    );
+    ensure!(
+        route.contains(&format!(" dev {other} ")),
+        "with {dev} pulled the route should use {other}: {route}"
+    );
+    node1.set_link(pulled, true, Deadline::secs(10))?;
+
+    for node in cluster.nodes() {
+        let disks = node.api()?.expect("GET", "/api/v1/disks", None)?;
+        let serials: Vec<String> = disks["disks"]
+            .as_array()
+            .context("disks array")?
+            .iter()
+            .filter_map(|d| d["serial"].as_str().map(String::from))
+            .collect();
+        for want in node.disk_serials() {
+            ensure!(
+                serials.contains(&want),
+                "{}: no data disk {want} in GET /api/v1/disks: {serials:?}",
+                node.name()
+            );
+        }
+        let wd = node.shell_run("test -c /dev/watchdog", Deadline::secs(30))?;
+        ensure!(wd.code == 0, "{}: no /dev/watchdog", node.name());
+        println!(
+            "{}: data disks {serials:?}, /dev/watchdog present",
+            node.name()
+        );
+    }
+    cluster.finish();
+    Ok(())
+}
