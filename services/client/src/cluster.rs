@@ -3,7 +3,8 @@
 //! member trusting exactly that CA (a root store of one).
 
 use crate::error::ClientError;
-use crate::https::{send_trusting, send_with, ClientRequest, ClientResponse};
+use crate::error_body::ErrorBody;
+use crate::https::{open_with, read_whole, send_trusting, ClientRequest, ClientResponse};
 use crate::tls::{provider, Trust};
 use hyper::Method;
 use rustls::client::WebPkiServerVerifier;
@@ -52,7 +53,7 @@ pub async fn fetch_ca(addr: SocketAddr, timeout: Duration) -> Result<String, Cli
     )
     .await?;
     if r.status != 200 {
-        let message = crate::ErrorBody::from_json(&r.json())
+        let message = ErrorBody::from_json(&r.json())
             .map_or_else(|| "no error body".to_string(), |b| b.message);
         return Err(ClientError::Status(addr, r.status.as_u16(), message));
     }
@@ -126,6 +127,26 @@ impl MemberTls {
     pub fn connector(&self) -> TlsConnector {
         TlsConnector::from(self.config.clone())
     }
+}
+
+/// Send `req` to a cluster member at `addr` over HTTPS/1.1, trusting exactly the cluster CA
+/// of `tls` (and presenting its member certificate, if it has one), all within `timeout`.
+pub async fn send_with(
+    addr: SocketAddr,
+    req: ClientRequest,
+    tls: &MemberTls,
+    timeout: Duration,
+) -> Result<ClientResponse, ClientError> {
+    let fut = async {
+        let opened = open_with(addr, req, tls.connector(), None, || {
+            "one not signed by the cluster CA".to_string()
+        })
+        .await?;
+        read_whole(addr, opened).await
+    };
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| ClientError::Timeout(addr, timeout))?
 }
 
 /// `POST` a join request (JSON) to the member at `addr`, trusting exactly `ca_pem` (fetched

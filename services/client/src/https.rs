@@ -270,28 +270,11 @@ pub(crate) async fn open_with(
     })
 }
 
-/// Send `req` to a cluster member at `addr` over HTTPS/1.1, trusting exactly the cluster CA
-/// of `tls` (and presenting its member certificate, if it has one), all within `timeout`.
-pub async fn send_with(
-    addr: SocketAddr,
-    req: ClientRequest,
-    tls: &crate::cluster::MemberTls,
-    timeout: Duration,
-) -> Result<ClientResponse, ClientError> {
-    let fut = async {
-        let opened = open_with(addr, req, tls.connector(), None, || {
-            "one not signed by the cluster CA".to_string()
-        })
-        .await?;
-        read_whole(addr, opened).await
-    };
-    tokio::time::timeout(timeout, fut)
-        .await
-        .map_err(|_| ClientError::Timeout(addr, timeout))?
-}
-
 /// Read an opened answer's body whole.
-async fn read_whole(addr: SocketAddr, opened: Opened) -> Result<ClientResponse, ClientError> {
+pub(crate) async fn read_whole(
+    addr: SocketAddr,
+    opened: Opened,
+) -> Result<ClientResponse, ClientError> {
     let Opened {
         response,
         driver,

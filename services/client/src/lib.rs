@@ -13,12 +13,13 @@ pub mod https;
 pub mod sse;
 pub mod tls;
 
+pub use cluster::send_with;
 pub use error::ClientError;
 pub use error_body::ErrorBody;
 pub use fingerprint::{Fingerprint, FingerprintError};
 pub use https::{
-    fetch_fingerprint, get, request, send, send_from, send_trusting, send_with, stream,
-    ClientRequest, ClientResponse,
+    fetch_fingerprint, get, request, send, send_from, send_trusting, stream, ClientRequest,
+    ClientResponse,
 };
 pub use sse::{parse_sse_block, EventStream, SseEvent};
 pub use tls::{pinned_connector, provider, PinnedTls, Trust, VersionsError};
