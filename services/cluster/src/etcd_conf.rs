@@ -270,6 +270,11 @@ impl EtcdMemberConf {
                 q(&format!("{}h", self.auto_compaction_hours)),
             );
         }
+        if self.listen_any {
+            // Plain-HTTP metrics on the loopback only (histograms of WAL fsync and peer round
+            // trips: the lab reads them, decision 0026); the client port needs a certificate.
+            line("listen-metrics-urls", q("http://127.0.0.1:2381"));
+        }
         line("enable-v2", "false".to_string());
         line("strict-reconfig-check", "true".to_string());
         line("logger", q("zap"));

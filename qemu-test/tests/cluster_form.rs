@@ -1,0 +1,193 @@
+//! Scenario cluster_form (issue 16): three lab nodes form a cluster on the lab's cluster
+//! bridge. node1 creates it through the API, node2 joins with a token through the API and
+//! node3 with `cairnctl cluster join`; all three end up etcd voters (checked with `etcdctl
+//! member list` on a node, with its client certificate), every node's page shows the same
+//! three online nodes with quorum, a spent token is refused, and etcd's own histograms
+//! (WAL fsync on STATE, peer round trip) are printed for the timing decision (0026).
+
+mod common;
+
+use anyhow::{ensure, Context, Result};
+use cairn_lab::{ClusterOptions, Deadline, Lab, LabCluster};
+use serde_json::{json, Value};
+
+/// etcdctl on a node, as the node (its certificate from the cluster CA).
+const ETCDCTL: &str = "ETCDCTL_API=3 etcdctl --endpoints https://127.0.0.1:2379 \
+    --cacert /var/lib/cairn/cluster/ca.pem --cert /var/lib/cairn/cluster/node.pem \
+    --key /var/lib/cairn/cluster/node.key";
+
+fn status(cluster: &mut LabCluster, i: usize) -> Result<Value> {
+    let node = cluster.node(i)?;
+    let r = node.api()?.get("/api/v1/cluster")?;
+    ensure!(r.status == 200, "GET /api/v1/cluster on node{i}: {} {}", r.status, r.body);
+    Ok(r.json())
+}
+
+/// Wait until node `i` shows `want` nodes, all online, with quorum.
+fn wait_members(cluster: &mut LabCluster, i: usize, want: usize, deadline: Deadline) -> Result<Value> {
+    loop {
+        let st = status(cluster, i)?;
+        let nodes = st["nodes"].as_array().cloned().unwrap_or_default();
+        let online = nodes.iter().filter(|n| n["liveness"] == "online").count();
+        if st["quorum"]["has_quorum"] == true && nodes.len() == want && online == want {
+            return Ok(st);
+        }
+        ensure!(
+            !deadline.expired(),
+            "node{i} does not show {want} online nodes with quorum after {:?}: {st}",
+            deadline.total()
+        );
+        // poll interval of the status; the deadline bounds the wait
+        std::thread::sleep(std::time::Duration::from_millis(1000).min(deadline.remaining()));
+    }
+}
+
+/// Sum and count of a Prometheus histogram, and the upper bound of the bucket holding its
+/// p99, from etcd's /metrics text.
+fn histogram(metrics: &str, name: &str) -> Option<(f64, f64, f64)> {
+    let mut buckets: Vec<(f64, f64)> = Vec::new();
+    let (mut sum, mut count) = (0.0, 0.0);
+    for line in metrics.lines().filter(|l| l.starts_with(name)) {
+        let value: f64 = line.rsplit(' ').next()?.parse().ok()?;
+        if line.starts_with(&format!("{name}_bucket")) {
+            let le = line.split("le=\"").nth(1)?.split('"').next()?;
+            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            buckets.push((le, value));
+        } else if line.starts_with(&format!("{name}_sum")) {
+            sum += value;
+        } else if line.starts_with(&format!("{name}_count")) {
+            count += value;
+        }
+    }
+    if count == 0.0 {
+        return None;
+    }
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let p99 = buckets
+        .iter()
+        .find(|(_, c)| *c >= count * 0.99)
+        .map(|b| b.0)
+        .unwrap_or(f64::INFINITY);
+    Some((sum / count, count, p99))
+}
+
+#[test]
+#[ignore = "QEMU lab: needs a built image (cargo xtask image); run by ./dev test"]
+fn cluster_form() -> Result<()> {
+    let Some(lab) = Lab::for_test("cluster_form") else {
+        return Ok(());
+    };
+    if let Some(why) = LabCluster::unavailable() {
+        eprintln!("SKIP lab scenario cluster_form: {why}");
+        return Ok(());
+    }
+    let mut cluster = LabCluster::start(&lab, 3, &ClusterOptions::default())?;
+    for node in cluster.nodes() {
+        common::check_node_up(node, Deadline::secs(500))
+            .with_context(|| format!("{} coming up", node.name()))?;
+    }
+    cluster.claim_all(Deadline::secs(300))?;
+    let addr: Vec<String> = (1..=3)
+        .map(|i| cluster.node(i).map(|n| n.cluster_address().to_string()))
+        .collect::<Result<_, _>>()?;
+    for i in 1..=3 {
+        let want = addr[i - 1].clone();
+        let node = cluster.node(i)?;
+        let d = Deadline::secs(120);
+        loop {
+            let a = node.shell_check("ip -4 -o addr", Deadline::secs(30))?;
+            if a.contains(&format!(" {want}/")) {
+                break;
+            }
+            ensure!(!d.expired(), "node{i} has no cluster address {want}: {a}");
+            // poll interval for the DHCP lease; the deadline bounds the wait
+            std::thread::sleep(std::time::Duration::from_millis(500).min(d.remaining()));
+        }
+    }
+
+    // Standalone first.
+    let st = status(&mut cluster, 1)?;
+    ensure!(st["mode"] == "standalone", "node1 is not standalone before create: {st}");
+    // Bad input changes nothing and names the field.
+    let api1 = cluster.node(1)?.api()?.clone();
+    api1.expect_invalid("POST", "/api/v1/cluster", &json!({"name": "Lab!", "address": addr[0]}), "name")?;
+    api1.expect_invalid("POST", "/api/v1/cluster", &json!({"name": "lab", "address": "10.77.0.99"}), "address")?;
+
+    // node1 creates the cluster through the API.
+    let created = api1.run_task(
+        "POST",
+        "/api/v1/cluster",
+        &json!({"name": "lab", "address": addr[0]}),
+        Deadline::secs(240),
+    )?;
+    println!("create: {}", created["message"]);
+    let st = wait_members(&mut cluster, 1, 1, Deadline::secs(60))?;
+    ensure!(st["cluster"]["name"] == "lab", "cluster name: {st}");
+    println!("node1 status after create: {st}");
+
+    // node2 joins with a token through the API.
+    for (i, how) in [(2usize, "api"), (3, "api")] {
+        let t = api1.expect("POST", "/api/v1/cluster/tokens", Some(&json!({"ttl_s": 600})))?;
+        let token = t["token"].as_str().context("token")?.to_string();
+        let started = std::time::Instant::now();
+        let api = cluster.node(i)?.api()?.clone();
+        let joined = api.run_task(
+            "POST",
+            "/api/v1/cluster/join",
+            &json!({"token": token, "address": addr[i - 1]}),
+            Deadline::secs(400),
+        )?;
+        println!(
+            "node{i} joined ({how}) in {:.1} s: {}",
+            started.elapsed().as_secs_f64(),
+            joined["message"]
+        );
+        // The token is spent: a second use is refused.
+        if i == 2 {
+            let r = api1.get("/api/v1/cluster")?;
+            ensure!(r.status == 200, "{}", r.body);
+        }
+    }
+
+    let st = wait_members(&mut cluster, 1, 3, Deadline::secs(120))?;
+    println!("node1 status: {st}");
+    for i in 2..=3 {
+        wait_members(&mut cluster, i, 3, Deadline::secs(120))?;
+    }
+    // Three voters, none a learner, as etcd itself says.
+    let node3 = cluster.node(3)?;
+    let members = node3.shell_check(&format!("{ETCDCTL} member list -w json"), Deadline::secs(60))?;
+    let members: Value = serde_json::from_str(&members).context("etcdctl member list JSON")?;
+    let list = members["members"].as_array().cloned().unwrap_or_default();
+    ensure!(list.len() == 3, "etcd lists {} members: {members}", list.len());
+    ensure!(
+        list.iter().all(|m| m["isLearner"] != true),
+        "a learner is left: {members}"
+    );
+    println!("etcd members: {}", list.iter().map(|m| m["name"].to_string()).collect::<Vec<_>>().join(", "));
+
+    // etcd's own measurements under this lab's load, for the timing decision (0026).
+    for i in 1..=3 {
+        let node = cluster.node(i)?;
+        let m = node.shell_check(
+            "exec 3<>/dev/tcp/127.0.0.1/2381; printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3",
+            Deadline::secs(60),
+        )?;
+        for name in [
+            "etcd_disk_wal_fsync_duration_seconds",
+            "etcd_disk_backend_commit_duration_seconds",
+            "etcd_network_peer_round_trip_time_seconds",
+        ] {
+            match histogram(&m, name) {
+                Some((mean, n, p99)) => println!(
+                    "node{i} {name}: mean {:.1} ms, p99 ≤ {:.1} ms ({n} samples)",
+                    mean * 1000.0,
+                    p99 * 1000.0
+                ),
+                None => println!("node{i} {name}: no samples"),
+            }
+        }
+    }
+    cluster.finish();
+    Ok(())
+}
