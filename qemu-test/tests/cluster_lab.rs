@@ -31,28 +31,13 @@ fn cluster_lab() -> Result<()> {
     // factory default).
     for node in cluster.nodes() {
         for nic in [LabNic::ClusterA, LabNic::ClusterB, LabNic::Replication] {
-            let want = nic.address(node.index()).context("planned address")?;
-            let name = node.nic_name(nic, Deadline::secs(30))?;
-            let d = Deadline::secs(120);
-            loop {
-                let shown = node.shell_check(
-                    &format!("ip -4 -o addr show dev {name}"),
-                    Deadline::secs(30),
-                )?;
-                if shown.contains(&format!(" {want}/24 ")) {
-                    println!("{} {} ({name}): {want}", node.name(), nic.label());
-                    break;
-                }
-                ensure!(
-                    !d.expired(),
-                    "{} {} ({name}) has no {want}/24 after {:?}: {shown}",
-                    node.name(),
-                    nic.label(),
-                    d.total()
-                );
-                // poll interval for the DHCP lease; the deadline bounds the wait
-                std::thread::sleep(std::time::Duration::from_millis(500).min(d.remaining()));
-            }
+            let ifname = node.wait_address(nic, Deadline::secs(120))?;
+            println!(
+                "{} {} ({ifname}): {}",
+                node.name(),
+                nic.label(),
+                nic.address(node.index()).context("planned address")?
+            );
         }
     }
     println!("leases: {:?}", cluster.leases());
