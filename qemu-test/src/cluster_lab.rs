@@ -71,6 +71,17 @@ pub enum ClusterLabError {
         mac: String,
         seen: String,
     },
+    #[error("{node}'s {nic} ({ifname}) has no {want}/24 after {waited:?}; it shows: {shown}")]
+    NoAddress {
+        node: String,
+        nic: &'static str,
+        ifname: String,
+        want: Ipv4Addr,
+        waited: Duration,
+        shown: String,
+    },
+    #[error("{node}'s {nic} gets no address from the lab's DHCP server")]
+    NotPlanned { node: String, nic: &'static str },
     #[error("{node} did not reach {target} within {waited:?}; last ping: {last}")]
     Unreachable {
         node: String,
@@ -352,6 +363,42 @@ impl ClusterNode {
                     .collect::<Vec<_>>()
                     .join(" "),
             })
+    }
+
+    /// Waits until one of its DHCP-served NICs (cluster a/b, replication) has its planned
+    /// address (the lab's DHCP lease); returns the NIC's kernel name.
+    pub fn wait_address(
+        &mut self,
+        nic: LabNic,
+        deadline: Deadline,
+    ) -> Result<String, ClusterLabError> {
+        let want = nic
+            .address(self.index)
+            .ok_or_else(|| ClusterLabError::NotPlanned {
+                node: self.node.name().to_string(),
+                nic: nic.label(),
+            })?;
+        let ifname = self.nic_name(nic, deadline)?;
+        loop {
+            let shown = self
+                .node
+                .shell_check(&format!("ip -4 -o addr show dev {ifname}"), deadline)?;
+            if shown.contains(&format!(" {want}/24 ")) {
+                return Ok(ifname);
+            }
+            if deadline.expired() {
+                return Err(ClusterLabError::NoAddress {
+                    node: self.node.name().to_string(),
+                    nic: nic.label(),
+                    ifname,
+                    want,
+                    waited: deadline.total(),
+                    shown: shown.trim().to_string(),
+                });
+            }
+            // poll interval for the DHCP lease; the deadline bounds the wait
+            std::thread::sleep(Duration::from_millis(500).min(deadline.remaining()));
+        }
     }
 
     /// Pulls (`up` false) or plugs back one of its NICs' cable: QMP `set_link`, the node's

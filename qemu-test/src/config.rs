@@ -374,12 +374,8 @@ pub fn qemu_args(
                 format!("user,id=net{i},hostfwd=tcp:127.0.0.1:{api_port}-:443")
             }
             NicSpec::User => format!("user,id=net{i}"),
-            // vnet_hdr=off: the host kernel hands QEMU every frame with its checksums filled
-            // in. With the virtio header, a UDP packet sent from the lab namespace (the lab's
-            // dnsmasq) reaches the guest with only a partial checksum, which the guest's
-            // kernel accepts but dhcpcd's raw socket drops: every DHCP offer would be lost.
             NicSpec::Tap(ifname) => {
-                format!("tap,id=net{i},ifname={ifname},script=no,downscript=no,vnet_hdr=off")
+                format!("tap,id=net{i},ifname={ifname},script=no,downscript=no")
             }
         };
         push(&[
@@ -495,12 +491,6 @@ mod tests {
         assert!(a.contains("id=nic1"));
         assert!(a.contains("-smp 2 -m 2048"));
         assert!(!a.contains("-kernel"));
-        let tap = NodeConfig::new("n1", BootMode::DirectKernel).nic(NicSpec::Tap("t0".into()));
-        let a = qemu_args(&tap, 1, &paths(0), 1234, Accel::Tcg).join(" ");
-        assert!(
-            a.contains("-netdev tap,id=net1,ifname=t0,script=no,downscript=no,vnet_hdr=off "),
-            "{a}"
-        );
     }
 
     #[test]

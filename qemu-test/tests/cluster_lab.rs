@@ -1,8 +1,9 @@
 //! Scenario cluster_lab: the cluster lab itself (no cluster is formed). Two nodes on the
 //! lab's cluster bridge get their known addresses from the lab's DHCP server with the
 //! factory network config, node1 pings node2's cluster address over the bridge, still does
-//! with the cluster link its route used pulled, and each node shows its three data disks in
-//! the API and its watchdog device.
+//! with the cluster link its route used pulled, not with node2 cut off (its bridge ports
+//! down) or powered off, again once it is healed or relaunched; each node shows its three
+//! data disks in the API and its watchdog device.
 
 mod common;
 
@@ -30,28 +31,13 @@ fn cluster_lab() -> Result<()> {
     // factory default).
     for node in cluster.nodes() {
         for nic in [LabNic::ClusterA, LabNic::ClusterB, LabNic::Replication] {
-            let want = nic.address(node.index()).context("planned address")?;
-            let name = node.nic_name(nic, Deadline::secs(30))?;
-            let d = Deadline::secs(120);
-            loop {
-                let shown = node.shell_check(
-                    &format!("ip -4 -o addr show dev {name}"),
-                    Deadline::secs(30),
-                )?;
-                if shown.contains(&format!(" {want}/24 ")) {
-                    println!("{} {} ({name}): {want}", node.name(), nic.label());
-                    break;
-                }
-                ensure!(
-                    !d.expired(),
-                    "{} {} ({name}) has no {want}/24 after {:?}: {shown}",
-                    node.name(),
-                    nic.label(),
-                    d.total()
-                );
-                // poll interval for the DHCP lease; the deadline bounds the wait
-                std::thread::sleep(std::time::Duration::from_millis(500).min(d.remaining()));
-            }
+            let ifname = node.wait_address(nic, Deadline::secs(120))?;
+            println!(
+                "{} {} ({ifname}): {}",
+                node.name(),
+                nic.label(),
+                nic.address(node.index()).context("planned address")?
+            );
         }
     }
     println!("leases: {:?}", cluster.leases());
@@ -92,6 +78,34 @@ fn cluster_lab() -> Result<()> {
         "with {dev} pulled the route should use {other}: {route}"
     );
     node1.set_link(pulled, true, Deadline::secs(10))?;
+
+    // node2 cut off (its bridge ports down in the lab namespace): unreachable on both
+    // networks; healed: reachable again.
+    let replication = cluster.node(2)?.replication_address();
+    cluster.cut_off(2)?;
+    for ip in [target, replication] {
+        ensure!(
+            !cluster.node(1)?.ping_once(ip, Deadline::secs(30))?,
+            "node1 still reaches node2's {ip} with node2 cut off"
+        );
+    }
+    cluster.heal(2)?;
+    let took = cluster
+        .node(1)?
+        .wait_ping(replication, Deadline::secs(60))?;
+    println!("node2 healed: node1 reaches its {replication} again after {took:?}");
+
+    // node2 powered off (QMP quit) and relaunched on the same disks: it gets its addresses
+    // again and node1 reaches it.
+    cluster.power_off(2, Deadline::secs(30))?;
+    ensure!(
+        !cluster.node(1)?.ping_once(target, Deadline::secs(30))?,
+        "node1 still reaches {target} with node2 off"
+    );
+    cluster.relaunch(2, Deadline::secs(60))?;
+    common::check_node_up(cluster.node(2)?, Deadline::secs(400))?;
+    let took = cluster.node(1)?.wait_ping(target, Deadline::secs(120))?;
+    println!("node2 relaunched: node1 reaches {target} again ({took:?} after node2 was up)");
 
     for node in cluster.nodes() {
         let disks = node.api()?.expect("GET", "/api/v1/disks", None)?;
