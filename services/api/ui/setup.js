@@ -407,7 +407,7 @@ export function renderSetup(root, { status, health, onDone }) {
     });
     return stepForm({
       title: 'Cluster',
-      intro: 'A cluster shares users and settings between nodes and moves VMs when a node fails. Standalone is the default.',
+      intro: 'A cluster shares users and settings between nodes and moves VMs when a node fails. Standalone is the default. A cluster is created or joined once setup finishes.',
       fields: [modes, createFields, joinFields, addressField],
       action: 'Continue',
       back: 'network',

@@ -171,6 +171,17 @@ async fn task(
     crate::tasks::show(s, &id.to_string(), true, output).await
 }
 
+/// The first line of stdin, trimmed (a token piped in rather than typed on the command line).
+fn first_line_of_stdin() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("cannot read the join token from stdin")?;
+    let token = line.trim().to_string();
+    anyhow::ensure!(!token.is_empty(), "no join token on stdin");
+    Ok(token)
+}
+
 /// Run a `cluster` command.
 pub async fn run(s: &Session, cmd: ClusterCmd, output: Output) -> anyhow::Result<()> {
     match cmd {
@@ -221,6 +232,11 @@ pub async fn run(s: &Session, cmd: ClusterCmd, output: Output) -> anyhow::Result
             address,
             witness,
         } => {
+            let token = if token == "-" {
+                first_line_of_stdin()?
+            } else {
+                token
+            };
             let body = json!({ "token": token, "address": address, "witness": witness });
             let doing = "cannot join the cluster";
             let path = "/api/v1/cluster/join";

@@ -34,7 +34,8 @@ pub enum ClusterCommand {
     },
     /// Join the cluster a token names (run on the new node).
     Join {
-        /// The join token, made on a member with `cairnctl cluster token`.
+        /// The join token, made on a member with `cairnctl cluster token`; `-` reads it from
+        /// the first line of stdin (kept out of the shell history).
         token: String,
         /// This node's address on the cluster network (one of its own addresses).
         #[arg(long, value_name = "IP")]
