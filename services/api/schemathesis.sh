@@ -11,9 +11,10 @@
 # token given with -H is valid on purpose, and `positive_data_acceptance`: values the schema
 # allows can still be refused with 422 and a `field` (an unresolvable host name, a time zone
 # not in the tz database), by design. In the signed-in run the domain routes (disks, pools,
-# SMART, network, VMs, the cluster) are left out too: a developer's cairnd is not a booted node and does not
-# manage the host's disks or network (they answer 503 `unavailable`); the unclaimed run still
-# checks them all against their spec fragments.
+# SMART, network, VMs, the cluster) are left out too: a developer's cairnd is not a booted node
+# and does not manage the host's disks or network (they answer 503 `unavailable`), nor should
+# the fuzzer make it a cluster; the unclaimed run still checks them all against their spec
+# fragments.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if [ -z "${1:-}" ]; then

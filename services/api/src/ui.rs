@@ -60,6 +60,7 @@ pub const ASSETS: &[Asset] = &[
     asset!("vms.js", JS),
     asset!("smart.js", JS),
     asset!("network.js", JS),
+    asset!("cluster.js", JS),
     asset!("account.js", JS),
     asset!("style.css", CSS),
     asset!("icon.svg", "image/svg+xml"),

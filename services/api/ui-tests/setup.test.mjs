@@ -310,12 +310,28 @@ step('the time step offers the node\'s zones and names the bad NTP server', asyn
   await heading('Management network').waitFor();
   await shot('setup-network');
   await submit();
+  await heading('Cluster').waitFor();
+});
+
+step('the cluster step offers standalone (the default), create or join, and checks the name', async () => {
+  const standalone = page.getByRole('radio', { name: /Stay standalone/ });
+  assert.ok(await standalone.isChecked(), 'standalone is the default');
+  await page.getByRole('radio', { name: /Join a cluster/ }).waitFor();
+  await page.getByRole('radio', { name: /Create a cluster/ }).check();
+  await page.getByLabel('Cluster name').fill('Prod!');
+  await submit();
+  assert.match(await fieldError('name'), /lowercase letters, digits and -/);
+  await shot('setup-cluster-invalid');
+  await standalone.check();
+  assert.ok(await page.getByLabel('Cluster name').isHidden());
+  await shot('setup-cluster');
+  await submit();
   await heading('Review and finish').waitFor();
 });
 
 step('review shows every answer and finishing lands on the dashboard, signed in', async () => {
   const review = await page.locator('dl.review').textContent();
-  for (const want of ['nas-01', 'Europe/Berlin', 'pool.ntp.org, 192.0.2.10', 'Set (user admin)']) {
+  for (const want of ['nas-01', 'Europe/Berlin', 'pool.ntp.org, 192.0.2.10', 'Set (user admin)', 'Stay standalone']) {
     assert.ok(review.includes(want), `review lacks ${want}: ${review}`);
   }
   await shot('setup-review');
@@ -346,6 +362,12 @@ step('every section answers; the domains still to come say so', async () => {
     await page.getByText(text).waitFor();
     await shot(`dashboard-${nav.toLowerCase().replace(/[^a-z]+/g, '-')}`);
   }
+  // Setup chose standalone: the Cluster page says so (or, where cairnd does not start the
+  // cluster domain, that its service is not running).
+  await page.getByRole('navigation', { name: 'Sections' }).getByRole('link', { name: 'Cluster' }).click();
+  await heading('Cluster').waitFor();
+  await page.getByText(/is standalone|cluster service is not running/).first().waitFor();
+  await shot('dashboard-cluster');
 });
 
 step('tasks show live progress from the event stream', async () => {

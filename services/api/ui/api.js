@@ -6,9 +6,9 @@ let onSignedOut = null;
 let onStarting = null;
 
 /** The domains as health names them (the keys) and as sentences name them. */
-export const DOMAIN_LABELS = { storage: 'Storage', smart: 'SMART', network: 'Network', vms: 'VMs' };
+export const DOMAIN_LABELS = { storage: 'Storage', smart: 'SMART', network: 'Network', vms: 'VMs', cluster: 'Cluster' };
 /** A 503 `starting` message's service name ("the VM service is…") to health's domain key. */
-const DOMAIN_KEYS = { storage: 'storage', SMART: 'smart', smart: 'smart', network: 'network', VM: 'vms', vms: 'vms' };
+const DOMAIN_KEYS = { storage: 'storage', SMART: 'smart', smart: 'smart', network: 'network', VM: 'vms', vms: 'vms', cluster: 'cluster' };
 
 /** An error answer of the API: `{code, message, field}`, its status and Retry-After. */
 export class ApiError extends Error {

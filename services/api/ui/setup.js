@@ -1,4 +1,5 @@
-// The first-boot wizard: setup code → admin password → hostname → time → network → review → done.
+// The first-boot wizard: setup code → admin password → hostname → time → network → cluster →
+// review → done.
 // Each answer is saved on the node as it is given, so a reload resumes where it stopped.
 
 import { api, setCsrf, setupToken } from './api.js';
@@ -11,8 +12,32 @@ const STEPS = [
   { id: 'hostname', title: 'Node name' },
   { id: 'time', title: 'Time' },
   { id: 'network', title: 'Network' },
+  { id: 'cluster', title: 'Cluster' },
   { id: 'review', title: 'Review' },
 ];
+
+/** The cluster choice, kept for this tab until setup finishes (the node needs it only then). */
+const CLUSTER_KEY = 'cairn.setup-cluster';
+/** Where a cluster request that failed right after setup is told to the Cluster page. */
+export const CLUSTER_ERROR_KEY = 'cairn.cluster-error';
+const clusterChoice = {
+  get: () => {
+    try {
+      return JSON.parse(sessionStorage.getItem(CLUSTER_KEY)) || { mode: 'standalone' };
+    } catch {
+      return { mode: 'standalone' };
+    }
+  },
+  set: (c) => sessionStorage.setItem(CLUSTER_KEY, JSON.stringify(c)),
+  clear: () => sessionStorage.removeItem(CLUSTER_KEY),
+};
+
+/** One line for the review: standalone, or the cluster to create or join. */
+function clusterSummary(c) {
+  if (c.mode === 'create') return `Create cluster ${c.name} at ${c.address}`;
+  if (c.mode === 'join') return `Join a cluster at ${c.address}${c.witness ? ' as a witness' : ''}`;
+  return 'Stay standalone';
+}
 
 const MIN_PASSWORD = 12;
 
@@ -84,7 +109,7 @@ export function renderSetup(root, { status, health, onDone }) {
       'aria-current': i === index ? 'step' : null,
     }, h('span', { class: 'dot' }, i < index ? '✓' : String(i + 1)), h('span', { class: 'label' }, s.title))));
     counter.textContent = `Step ${index + 1} of ${STEPS.length} · ${STEPS[index].title}`;
-    const render = { code, password, hostname, time, network, review }[wiz.step];
+    const render = { code, password, hostname, time, network, cluster, review }[wiz.step];
     replace(card, render());
     document.title = `${STEPS[index].title} · Cairn setup`;
     const first = card.querySelector('input, select, textarea, button.primary');
@@ -321,7 +346,7 @@ export function renderSetup(root, { status, health, onDone }) {
       back: 'time',
       onSubmit: async () => {
         if (!available) {
-          go('review');
+          go('cluster');
           return;
         }
         const body = { interface: iface.value || null, mode: mode.value };
@@ -332,6 +357,86 @@ export function renderSetup(root, { status, health, onDone }) {
         }
         const res = await api('PUT', '/api/v1/setup/network', { body, setup: true });
         saved(res);
+        go('cluster');
+      },
+    });
+  }
+
+  /** Stay standalone (the default), create a cluster, or join one: done once setup finishes. */
+  function cluster() {
+    const kept = clusterChoice.get();
+    const radio = (value, label, hint) => h('label', { class: 'check' },
+      h('input', { type: 'radio', name: 'cluster-mode', value, checked: kept.mode === value }),
+      h('span', {}, h('strong', {}, label), h('span', { class: 'hint' }, ` ${hint}`)));
+    const modes = h('fieldset', { class: 'field', 'data-field': 'mode' },
+      h('legend', {}, 'This node'),
+      radio('standalone', 'Stay standalone', 'The quickest: the node’s settings are its own. You can create or join a cluster later.'),
+      radio('create', 'Create a cluster', 'This node becomes the first member; others join it with a token.'),
+      radio('join', 'Join a cluster', 'Paste a token made on a member.'));
+    const name = h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false', autocapitalize: 'none', maxlength: 63, value: kept.name || '' });
+    const address = h('select', {}, h('option', { value: '' }, 'Loading…'));
+    const token = h('textarea', { rows: 3, spellcheck: 'false', autocapitalize: 'none', class: 'mono' });
+    token.value = kept.token || '';
+    const witness = h('input', { type: 'checkbox', checked: !!kept.witness });
+    const createFields = h('div', { class: 'cluster-fields' },
+      field('name', 'Cluster name', name, 'Lowercase letters, digits and -, starting with a letter.'));
+    const joinFields = h('div', { class: 'cluster-fields' },
+      field('token', 'Join token', token, 'Made on a member: Cluster → Add a node.'),
+      h('div', { class: 'field', 'data-field': 'witness' },
+        h('label', { class: 'check' }, witness, ' Join as a witness (an etcd vote only)'),
+        h('p', { class: 'field-error', role: 'alert', hidden: true })));
+    const addressField = field('address', 'Cluster address', address, 'The address other nodes reach this one at.');
+    const mode = () => modes.querySelector('input:checked')?.value || 'standalone';
+    const sync = () => {
+      createFields.hidden = mode() !== 'create';
+      joinFields.hidden = mode() !== 'join';
+      addressField.hidden = mode() === 'standalone';
+    };
+    modes.addEventListener('change', sync);
+    sync();
+    api('GET', '/api/v1/setup/network', { setup: true }).then((r) => {
+      const list = [...new Set(r.links.flatMap((l) => l.addresses).map((a) => a.split('/')[0]))];
+      if (!list.length) throw new Error('none');
+      replace(address, list.map((a) => h('option', { value: a, selected: a === kept.address }, a)));
+    }).catch(() => {
+      const input = h('input', { type: 'text', spellcheck: 'false', autocapitalize: 'none', class: 'mono', placeholder: '10.0.0.11', value: kept.address || '' });
+      input.id = address.id;
+      input.name = address.name;
+      input.setAttribute('aria-describedby', address.getAttribute('aria-describedby'));
+      address.replaceWith(input);
+    });
+    return stepForm({
+      title: 'Cluster',
+      intro: 'A cluster shares users and settings between nodes and moves VMs when a node fails. Standalone is the default. A cluster is created or joined once setup finishes.',
+      fields: [modes, createFields, joinFields, addressField],
+      action: 'Continue',
+      back: 'network',
+      onSubmit: async (form) => {
+        const m = mode();
+        const addr = (form.querySelector('[data-field="address"] select, [data-field="address"] input')?.value || '').trim();
+        if (m === 'standalone') {
+          clusterChoice.set({ mode: 'standalone' });
+        } else if (m === 'create') {
+          if (!/^[a-z][a-z0-9-]{0,62}$/.test(name.value.trim())) {
+            showError(form, { field: 'name', message: 'use 1 to 63 lowercase letters, digits and -, starting with a letter' });
+            return;
+          }
+          if (!addr) {
+            showError(form, { field: 'address', message: 'give this node’s address on the cluster network' });
+            return;
+          }
+          clusterChoice.set({ mode: 'create', name: name.value.trim(), address: addr });
+        } else {
+          if (!token.value.trim()) {
+            showError(form, { field: 'token', message: 'paste the join token made on a member' });
+            return;
+          }
+          if (!addr) {
+            showError(form, { field: 'address', message: 'give this node’s address on the cluster network' });
+            return;
+          }
+          clusterChoice.set({ mode: 'join', token: token.value.trim(), address: addr, witness: witness.checked });
+        }
         go('review');
       },
     });
@@ -349,17 +454,33 @@ export function renderSetup(root, { status, health, onDone }) {
       row('hostname', 'Node name', p.hostname, 'hostname'),
       row('timezone', 'Time zone', p.timezone, 'time'),
       row('ntp', 'NTP servers', p.ntp_servers ? (p.ntp_servers.length ? p.ntp_servers.join(', ') : 'none') : null, 'time'),
-      row('network', 'Management network', networkSummary(p.network), 'network'));
+      row('network', 'Management network', networkSummary(p.network), 'network'),
+      row('cluster', 'Cluster', clusterSummary(clusterChoice.get()), 'cluster'));
     return stepForm({
       title: 'Review and finish',
       intro: 'Finishing applies these settings, retires the setup code and signs you in as admin.',
       fields: [dl],
       action: 'Finish setup',
-      back: 'network',
+      back: 'cluster',
       onSubmit: async () => {
         const res = await api('POST', '/api/v1/setup/complete', { setup: true });
         setupToken.clear();
         setCsrf(res.csrf_token);
+        // Creating or joining a cluster needs the admin signed in: it starts now, and the
+        // Cluster page shows its progress (or why it was refused).
+        const c = clusterChoice.get();
+        clusterChoice.clear();
+        if (c.mode === 'create' || c.mode === 'join') {
+          const [path, body] = c.mode === 'create'
+            ? ['/api/v1/cluster', { name: c.name, address: c.address }]
+            : ['/api/v1/cluster/join', { token: c.token, address: c.address, witness: !!c.witness }];
+          try {
+            await api('POST', path, { body, signedIn: true });
+          } catch (err) {
+            sessionStorage.setItem(CLUSTER_ERROR_KEY, err.message);
+          }
+          window.location.hash = '#/cluster';
+        }
         onDone();
       },
     });

@@ -9,6 +9,7 @@ import { renderTasks } from './tasks.js';
 import { renderStorage } from './storage.js';
 import { renderVms } from './vms.js';
 import { renderNetwork } from './network.js';
+import { renderCluster } from './cluster.js';
 import { renderAccount } from './account.js';
 
 /** The sections, in navigation order. */
@@ -17,6 +18,7 @@ export const SECTIONS = [
   { id: 'storage', title: 'Disks & pools', render: renderStorage },
   { id: 'network', title: 'Network', render: renderNetwork },
   { id: 'vms', title: 'VMs', render: renderVms },
+  { id: 'cluster', title: 'Cluster', render: renderCluster },
   { id: 'alerts', title: 'Alerts', render: renderAlerts },
   { id: 'tasks', title: 'Tasks', render: renderTasks },
   { id: 'account', title: 'Account', render: renderAccount },

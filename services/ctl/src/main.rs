@@ -2,6 +2,7 @@
 
 mod alerts;
 mod cli;
+mod cluster;
 mod config;
 mod conn;
 mod login;
@@ -104,6 +105,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Network(a) => rt.block_on(async {
             let s = session::Session::open(target, &cfg_dir).await?;
             network::run(&s, network::command(a), output).await
+        }),
+        Command::Cluster(a) => rt.block_on(async {
+            let s = session::Session::open(target, &cfg_dir).await?;
+            cluster::run(&s, cluster::command(a), output).await
         }),
         Command::Forget => rt.block_on(forget(target, &cfg_dir)),
     }

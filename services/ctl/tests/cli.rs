@@ -363,3 +363,75 @@ fn task_wait_follows_progress_live() {
     assert!(text(&out.stderr)
         .contains("cannot get task 999: no resource at /api/v1/tasks/999 (not_found)"));
 }
+
+struct NoNames;
+
+impl cairn_cluster::service::LocalNames for NoNames {
+    fn names(&self) -> cairn_cluster::types::NameInventory {
+        Default::default()
+    }
+}
+
+#[test]
+fn cluster_status_and_refused_requests_name_the_field() {
+    let n = node();
+    let cfg = tempfile::tempdir().unwrap();
+    let node_arg = n.addr.to_string();
+    let out = cairnctl(
+        cfg.path(),
+        &["--node", &node_arg, "login"],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = cairnctl(cfg.path(), &["cluster", "status"], "");
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("the cluster service is not running on this node"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let paths = cairn_cluster::service::ClusterPaths {
+        dir: dir.path().join("cluster"),
+        etcd_data: dir.path().join("etcd"),
+    };
+    let service = cairn_cluster::ClusterService::open(paths, "vault", Arc::new(NoNames)).unwrap();
+    n.api.domains.cluster.set_ready(Arc::new(service));
+    let out = cairnctl(cfg.path(), &["cluster"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("vault is standalone"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = cairnctl(cfg.path(), &["-o", "json", "cluster", "status"], "");
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["mode"], "standalone");
+
+    let out = cairnctl(cfg.path(), &["cluster", "token", "--ttl", "5s"], "");
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("cannot make a join token: ttl_s: a join token lives 60 to 86400 seconds (5 given) (invalid)"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = cairnctl(
+        cfg.path(),
+        &[
+            "cluster",
+            "create",
+            "--name",
+            "Prod",
+            "--address",
+            "127.0.0.1",
+        ],
+        "",
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("cannot create the cluster: name:"),
+        "{}",
+        text(&out.stderr)
+    );
+}

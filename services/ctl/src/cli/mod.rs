@@ -2,6 +2,7 @@
 //! positionals, and the errors for what clap cannot check itself. `build.rs` includes this
 //! module to write the man page and shell completions, so it uses only clap and std.
 
+pub mod cluster;
 pub mod network;
 pub mod shares;
 pub mod smart;
@@ -70,6 +71,8 @@ pub enum Command {
     /// Virtual machines: list, create, start, shutdown, off, reboot, clone, snapshot,
     /// restore, autostart, delete, console.
     Vms(vms::VmsArgs),
+    /// Cluster: status, create, a join token, join, leave, remove a dead node.
+    Cluster(cluster::ClusterArgs),
 }
 
 /// `cairnctl login`.
