@@ -73,12 +73,6 @@ pub async fn accept(
         Role::Client
     };
 
-    if !records::spend_token(client, &secret_hash).await? {
-        return Err(ClusterError::TokenRefused(
-            "it was spent or expired a moment ago: make a new one".into(),
-        ));
-    }
-
     let mut initial_cluster: Vec<String> = Vec::new();
     let mut admin = client.clone();
     let members = etcd::member_list(&mut admin)
@@ -89,16 +83,33 @@ pub async fn accept(
             initial_cluster.push(format!("{}={url}", m.name));
         }
     }
+    let mut learner = None;
     if role != Role::Client {
         let peer = records::peer_url(req.address);
-        // etcd takes one learner at a time: a second join waits (the joining node retries).
-        etcd::add_learner(&mut admin, &peer).await.map_err(|e| {
+        // etcd takes one learner at a time, and no member change until every member has been
+        // connected for a few seconds: the token stays unspent and the joining node retries.
+        learner = Some(etcd::add_learner(&mut admin, &peer).await.map_err(|e| {
             ClusterError::Conflict(format!(
                 "etcd did not take the new member yet ({}); the join is retried",
                 cairn_base::error_chain::error_chain(&e)
             ))
-        })?;
+        })?);
         initial_cluster.push(format!("{}={peer}", req.node_name));
+    }
+    // Spent only now, exactly once; a join that lost the race takes its learner back.
+    if !records::spend_token(client, &secret_hash).await? {
+        if let Some(id) = learner {
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+            if let Err(e) = etcd::remove_member(&mut admin, id, deadline).await {
+                tracing::warn!(
+                    "cluster: the learner of a refused join stays in etcd: {}",
+                    cairn_base::error_chain::error_chain(&e)
+                );
+            }
+        }
+        return Err(ClusterError::TokenRefused(
+            "it was spent or expired a moment ago: make a new one".into(),
+        ));
     }
     let etcd_endpoints = nodes
         .iter()

@@ -67,7 +67,12 @@ pub async fn post_join(
         .unwrap_or_else(|| format!("HTTP {}", resp.status));
     Err(match resp.status.as_u16() {
         409 => ClusterError::Conflict(message),
-        403 => ClusterError::TokenRefused(message),
+        403 => ClusterError::TokenRefused(
+            message
+                .strip_prefix("join token refused: ")
+                .unwrap_or(&message)
+                .to_string(),
+        ),
         422 => ClusterError::Invalid {
             field: "join request",
             reason: message,
