@@ -1,14 +1,18 @@
 //! Scenario cluster_form (issue 16): three lab nodes form a cluster on the lab's cluster
-//! bridge. node1 creates it through the API, node2 joins with a token through the API and
-//! node3 with `cairnctl cluster join`; all three end up etcd voters (checked with `etcdctl
-//! member list` on a node, with its client certificate), every node's page shows the same
-//! three online nodes with quorum, a spent token is refused, and etcd's own histograms
-//! (WAL fsync on STATE, peer round trip) are printed for the timing decision (0026).
+//! bridge, each over an active-backup bond of its two cluster NICs (set through the network
+//! API). node1 creates the cluster through the API, node2 joins with a token through the API
+//! and node3 with `cairnctl cluster join`; all three end up etcd voters (checked with
+//! `etcdctl member list` on a node, with its client certificate), every node shows the same
+//! three online nodes with quorum, a spent token is refused, a pulled cluster-bond link
+//! changes no membership (checked every second for longer than the lease TTL), and etcd's own
+//! histograms (WAL fsync on STATE, peer round trip) are printed for the timing decision
+//! (0026).
 
 mod common;
 
 use anyhow::{ensure, Context, Result};
-use cairn_lab::{ClusterOptions, Deadline, Lab, LabCluster};
+use cairn_lab::{ClusterOptions, Deadline, Lab, LabCluster, LabNic};
+use common::cairnctl::Cairnctl;
 use serde_json::{json, Value};
 
 /// etcdctl on a node, as the node (its certificate from the cluster CA).
@@ -19,12 +23,22 @@ const ETCDCTL: &str = "ETCDCTL_API=3 etcdctl --endpoints https://127.0.0.1:2379 
 fn status(cluster: &mut LabCluster, i: usize) -> Result<Value> {
     let node = cluster.node(i)?;
     let r = node.api()?.get("/api/v1/cluster")?;
-    ensure!(r.status == 200, "GET /api/v1/cluster on node{i}: {} {}", r.status, r.body);
+    ensure!(
+        r.status == 200,
+        "GET /api/v1/cluster on node{i}: {} {}",
+        r.status,
+        r.body
+    );
     Ok(r.json())
 }
 
 /// Wait until node `i` shows `want` nodes, all online, with quorum.
-fn wait_members(cluster: &mut LabCluster, i: usize, want: usize, deadline: Deadline) -> Result<Value> {
+fn wait_members(
+    cluster: &mut LabCluster,
+    i: usize,
+    want: usize,
+    deadline: Deadline,
+) -> Result<Value> {
     loop {
         let st = status(cluster, i)?;
         let nodes = st["nodes"].as_array().cloned().unwrap_or_default();
@@ -51,7 +65,11 @@ fn histogram(metrics: &str, name: &str) -> Option<(f64, f64, f64)> {
         let value: f64 = line.rsplit(' ').next()?.parse().ok()?;
         if line.starts_with(&format!("{name}_bucket")) {
             let le = line.split("le=\"").nth(1)?.split('"').next()?;
-            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
             buckets.push((le, value));
         } else if line.starts_with(&format!("{name}_sum")) {
             sum += value;
@@ -105,13 +123,73 @@ fn cluster_form() -> Result<()> {
         }
     }
 
+    // Each node's two cluster NICs become an active-backup bond holding its cluster address
+    // (the management NIC keeps DHCP, the replication NIC too).
+    for i in 1..=3 {
+        let node = cluster.node(i)?;
+        let mgmt_mac = node.nic_mac(LabNic::Management);
+        let api = node.api()?.clone();
+        let links = api.get("/api/v1/network/status")?.json()["links"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mgmt = links
+            .iter()
+            .find(|l| {
+                l["mac"]
+                    .as_str()
+                    .is_some_and(|m| m.eq_ignore_ascii_case(&mgmt_mac))
+            })
+            .and_then(|l| l["name"].as_str())
+            .with_context(|| format!("node{i}: no link with the management MAC {mgmt_mac}"))?
+            .to_string();
+        let spec = json!({
+            "links": [
+                {"name": mgmt, "dhcp": true, "management": true},
+                {"name": "clu-a", "mac": node.nic_mac(LabNic::ClusterA)},
+                {"name": "clu-b", "mac": node.nic_mac(LabNic::ClusterB)},
+                {"name": "repl", "mac": node.nic_mac(LabNic::Replication), "dhcp": true}
+            ],
+            "bonds": [{"name": "bond0", "mode": "active-backup", "members": ["clu-a", "clu-b"],
+                       "miimon": 100, "primary": "clu-a",
+                       "addresses": [format!("{}/24", addr[i - 1])]}]
+        });
+        let r = api.put("/api/v1/network", &json!({ "spec": spec }))?;
+        ensure!(
+            r.status == 200,
+            "node{i} PUT /network: {} {}",
+            r.status,
+            r.body
+        );
+        let c = api.post("/api/v1/network/confirm", &json!({}))?;
+        ensure!(c.status == 200, "node{i} confirm: {} {}", c.status, c.body);
+    }
+    for i in 1..=3 {
+        let target = addr[i % 3].parse()?;
+        let took = cluster.node(i)?.wait_ping(target, Deadline::secs(90))?;
+        println!("node{i} reaches {target} over its bond ({took:?})");
+    }
+
     // Standalone first.
     let st = status(&mut cluster, 1)?;
-    ensure!(st["mode"] == "standalone", "node1 is not standalone before create: {st}");
+    ensure!(
+        st["mode"] == "standalone",
+        "node1 is not standalone before create: {st}"
+    );
     // Bad input changes nothing and names the field.
     let api1 = cluster.node(1)?.api()?.clone();
-    api1.expect_invalid("POST", "/api/v1/cluster", &json!({"name": "Lab!", "address": addr[0]}), "name")?;
-    api1.expect_invalid("POST", "/api/v1/cluster", &json!({"name": "lab", "address": "10.77.0.99"}), "address")?;
+    api1.expect_invalid(
+        "POST",
+        "/api/v1/cluster",
+        &json!({"name": "Lab!", "address": addr[0]}),
+        "name",
+    )?;
+    api1.expect_invalid(
+        "POST",
+        "/api/v1/cluster",
+        &json!({"name": "lab", "address": "10.77.0.99"}),
+        "address",
+    )?;
 
     // node1 creates the cluster through the API.
     let created = api1.run_task(
@@ -126,29 +204,83 @@ fn cluster_form() -> Result<()> {
     println!("node1 status after create: {st}");
 
     // node2 joins with a token through the API.
-    for (i, how) in [(2usize, "api"), (3, "api")] {
-        let t = api1.expect("POST", "/api/v1/cluster/tokens", Some(&json!({"ttl_s": 600})))?;
-        let token = t["token"].as_str().context("token")?.to_string();
-        let started = std::time::Instant::now();
-        let api = cluster.node(i)?.api()?.clone();
-        let joined = api.run_task(
-            "POST",
-            "/api/v1/cluster/join",
-            &json!({"token": token, "address": addr[i - 1]}),
-            Deadline::secs(400),
-        )?;
-        println!(
-            "node{i} joined ({how}) in {:.1} s: {}",
-            started.elapsed().as_secs_f64(),
-            joined["message"]
-        );
-        // The token is spent: a second use is refused.
-        if i == 2 {
-            let r = api1.get("/api/v1/cluster")?;
-            ensure!(r.status == 200, "{}", r.body);
-        }
-    }
+    let t = api1.expect(
+        "POST",
+        "/api/v1/cluster/tokens",
+        Some(&json!({"ttl_s": 600})),
+    )?;
+    let token2 = t["token"].as_str().context("token")?.to_string();
+    let started = std::time::Instant::now();
+    let api2 = cluster.node(2)?.api()?.clone();
+    let joined = api2.run_task(
+        "POST",
+        "/api/v1/cluster/join",
+        &json!({"token": token2, "address": addr[1]}),
+        Deadline::secs(400),
+    )?;
+    println!(
+        "node2 joined (API) in {:.1} s, token → voter: {}",
+        started.elapsed().as_secs_f64(),
+        joined["message"]
+    );
 
+    // node3: the spent token is refused (nothing changes), then it joins with cairnctl.
+    let api3 = cluster.node(3)?.api()?.clone();
+    let r = api3.post(
+        "/api/v1/cluster/join",
+        &json!({"token": token2, "address": addr[2]}),
+    )?;
+    ensure!(
+        r.status == 202,
+        "join with the spent token did not start: {} {}",
+        r.status,
+        r.body
+    );
+    let id = r.json()["id"].as_u64().context("task id")?;
+    let d = Deadline::secs(120);
+    let failed = loop {
+        let t = api3.expect("GET", &format!("/api/v1/tasks/{id}"), None)?;
+        if t["state"] == "failed" {
+            break t;
+        }
+        ensure!(t["state"] != "succeeded", "a spent token joined: {t}");
+        ensure!(!d.expired(), "the join with a spent token did not end: {t}");
+        // poll interval of the task; the deadline bounds the wait
+        std::thread::sleep(std::time::Duration::from_millis(500).min(d.remaining()));
+    };
+    let msg = failed["message"].as_str().unwrap_or_default().to_string();
+    ensure!(
+        msg.contains("token refused"),
+        "spent token: unexpected failure: {failed}"
+    );
+    println!("a spent token is refused: {msg}");
+    ensure!(
+        status(&mut cluster, 3)?["mode"] == "standalone",
+        "node3 changed after a refused join"
+    );
+
+    let token3 = api1.expect("POST", "/api/v1/cluster/tokens", Some(&json!({})))?["token"]
+        .as_str()
+        .context("token")?
+        .to_string();
+    let started = std::time::Instant::now();
+    let ctl = {
+        let node3 = cluster.node(3)?;
+        let api = node3.api()?.clone();
+        Cairnctl::logged_in(node3, &api, "node3")?
+    };
+    ctl.ok(&["cluster", "join", &token3, "--address", &addr[2]])?;
+    println!(
+        "node3 joined (cairnctl) in {:.1} s, token → voter",
+        started.elapsed().as_secs_f64()
+    );
+
+    // node3 joined through cairnctl; its status through cairnctl too.
+    let shown = ctl.json(&["cluster", "status"])?;
+    ensure!(
+        shown["mode"] == "member",
+        "cairnctl cluster status on node3: {shown}"
+    );
     let st = wait_members(&mut cluster, 1, 3, Deadline::secs(120))?;
     println!("node1 status: {st}");
     for i in 2..=3 {
@@ -156,15 +288,50 @@ fn cluster_form() -> Result<()> {
     }
     // Three voters, none a learner, as etcd itself says.
     let node3 = cluster.node(3)?;
-    let members = node3.shell_check(&format!("{ETCDCTL} member list -w json"), Deadline::secs(60))?;
+    let members = node3.shell_check(
+        &format!("{ETCDCTL} member list -w json"),
+        Deadline::secs(60),
+    )?;
     let members: Value = serde_json::from_str(&members).context("etcdctl member list JSON")?;
     let list = members["members"].as_array().cloned().unwrap_or_default();
-    ensure!(list.len() == 3, "etcd lists {} members: {members}", list.len());
+    ensure!(
+        list.len() == 3,
+        "etcd lists {} members: {members}",
+        list.len()
+    );
     ensure!(
         list.iter().all(|m| m["isLearner"] != true),
         "a learner is left: {members}"
     );
-    println!("etcd members: {}", list.iter().map(|m| m["name"].to_string()).collect::<Vec<_>>().join(", "));
+    println!(
+        "etcd members: {}",
+        list.iter()
+            .map(|m| m["name"].to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    // A pulled cluster-bond link changes no membership: every node keeps seeing three online
+    // nodes, checked every second for longer than the lease TTL (10 s).
+    cluster.pull_link(1, LabNic::ClusterA, Deadline::secs(30))?;
+    let watch = std::time::Instant::now();
+    while watch.elapsed() < std::time::Duration::from_secs(20) {
+        for i in 1..=3 {
+            let st = status(&mut cluster, i)?;
+            let nodes = st["nodes"].as_array().cloned().unwrap_or_default();
+            ensure!(
+                st["quorum"]["has_quorum"] == true
+                    && nodes.len() == 3
+                    && nodes.iter().all(|n| n["liveness"] == "online"),
+                "node{i}, {:.1} s after node1's cluster link was pulled: {st}",
+                watch.elapsed().as_secs_f64()
+            );
+        }
+        // one round of checks per second
+        std::thread::sleep(std::time::Duration::from_millis(1000));
+    }
+    cluster.plug_link(1, LabNic::ClusterA, Deadline::secs(30))?;
+    println!("node1's cluster link pulled for 20 s: membership unchanged on every node");
 
     // etcd's own measurements under this lab's load, for the timing decision (0026).
     for i in 1..=3 {

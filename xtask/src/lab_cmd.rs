@@ -15,9 +15,7 @@ use crate::timing::Phases;
 /// What the image step leaves in build/out that the lab boots.
 pub const LAB_ARTIFACTS: [&str; 3] = ["cairn.img", "vmlinuz", "initrd"];
 
-/// Scenario test binaries (`qemu-test/tests/NAME.rs`) that only `--full` runs: the later
-/// multi-node scenarios go here. Empty today: the CI set is every scenario.
-pub const FULL_ONLY_SCENARIOS: &[&str] = &[];
+pub use crate::test_cmd::FULL_ONLY_SCENARIOS;
 
 /// The document whose boot block `--full` regenerates (relative to the repository root).
 pub const BENCH_DOC: &str = "docs/benchmarks.md";
@@ -42,14 +40,7 @@ pub fn parse(rest: &[String]) -> Result<LabOptions> {
     }
 }
 
-/// A nextest filterset naming these test binaries.
-fn binaries(names: &[&str]) -> String {
-    names
-        .iter()
-        .map(|n| format!("binary(={n})"))
-        .collect::<Vec<_>>()
-        .join(" | ")
-}
+use crate::test_cmd::binaries;
 
 /// The commands `cargo xtask lab` runs after the image step, in order: (phase, command).
 /// `full_only` is [`FULL_ONLY_SCENARIOS`] (a parameter so the filters are tested).
@@ -176,19 +167,20 @@ mod tests {
         let c = commands(Path::new("/repo"), false, FULL_ONLY_SCENARIOS);
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].0, SCENARIOS_PHASE);
-        assert_eq!(
-            c[0].1.args,
-            LAB_PHASE
-                .1
-                .iter()
-                .map(std::ffi::OsString::from)
-                .collect::<Vec<_>>()
-        );
+        let filter = format!("not ({})", binaries(FULL_ONLY_SCENARIOS));
+        let want: Vec<std::ffi::OsString> = LAB_PHASE
+            .1
+            .iter()
+            .copied()
+            .chain(["-E", filter.as_str()])
+            .map(std::ffi::OsString::from)
+            .collect();
+        assert_eq!(c[0].1.args, want);
     }
 
     #[test]
     fn full_adds_the_bench_with_the_doc() {
-        let c = lines(&commands(Path::new("/repo"), true, FULL_ONLY_SCENARIOS));
+        let c = lines(&commands(Path::new("/repo"), true, &[]));
         assert_eq!(c.len(), 2, "{c:?}");
         assert!(
             c[1].starts_with(BENCH_PHASE)
@@ -238,9 +230,10 @@ mod tests {
         let mut r = RecordingRunner::default();
         run(&mut r, &paths, LabOptions { full: true }).unwrap();
         let l = r.lines();
-        assert_eq!(l.len(), 2, "{l:?}");
+        assert_eq!(l.len(), 3, "{l:?}");
         assert!(l[0].contains("nextest run -p cairn-lab --run-ignored only"));
-        assert!(l[1].contains("-- bench --update-doc"), "{l:?}");
+        assert!(l[1].contains("-E binary(=cluster_lab)"), "{l:?}");
+        assert!(l[2].contains("-- bench --update-doc"), "{l:?}");
 
         let mut r = RecordingRunner::default();
         run(&mut r, &paths, LabOptions { full: false }).unwrap();
@@ -256,7 +249,7 @@ mod tests {
         };
         let err = run(&mut r, &paths, LabOptions { full: true }).unwrap_err();
         assert!(err.to_string().contains("nextest"), "{err}");
-        assert_eq!(r.calls.len(), 2, "the bench ran after the failure");
+        assert_eq!(r.calls.len(), 3, "the bench ran after the failures");
         let mut r = RecordingRunner {
             fail: Some(cargo()),
             ..Default::default()
