@@ -196,6 +196,9 @@ mod tests {
         fn names(&self) -> NameInventory {
             NameInventory::default()
         }
+        fn addresses(&self) -> Vec<std::net::IpAddr> {
+            vec!["10.77.0.11".parse().unwrap()]
+        }
     }
 
     /// A claimed node whose cluster slot is `slot` (`None`: a ready service).

@@ -370,6 +370,9 @@ impl cairn_cluster::service::LocalNames for NoNames {
     fn names(&self) -> cairn_cluster::types::NameInventory {
         Default::default()
     }
+    fn addresses(&self) -> Vec<std::net::IpAddr> {
+        vec!["10.77.0.11".parse().unwrap()]
+    }
 }
 
 #[test]
