@@ -11,7 +11,7 @@
 use crate::cluster::api_error;
 use crate::conn::{Limits, Tracker};
 use crate::error::ApiError;
-use crate::exchange::{head_over_limits, read_body, MAX_BODY};
+use crate::exchange::read_limited;
 use crate::request::{parse_json, require_json_type};
 use crate::response::{build, full, json, Body};
 use crate::server::{serve, ConnInfo, Served, ShutdownSummary};
@@ -296,30 +296,7 @@ async fn respond(
     limits: &Limits,
     close: &mut bool,
 ) -> Result<Response<Body>, ApiError> {
-    if let Some(e) = head_over_limits(&req) {
-        *close = true;
-        return Err(e);
-    }
-    if hyper::body::Body::size_hint(req.body()).lower() > MAX_BODY as u64 {
-        *close = true;
-        return Err(ApiError::too_large(MAX_BODY));
-    }
-    let (parts, body) = req.into_parts();
-    let body = match tokio::time::timeout(limits.body, read_body(body)).await {
-        Ok(Ok(b)) => b,
-        Ok(Err(e)) => {
-            *close = true;
-            return Err(e);
-        }
-        Err(_) => {
-            *close = true;
-            return Err(ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "request_timeout",
-                format!("the request body did not arrive within {:?}", limits.body),
-            ));
-        }
-    };
+    let (parts, body) = read_limited(req, limits, close).await?;
     let route = route(&parts.method, parts.uri.path())?;
     if route.needs_member && member_certificate(info).is_none() {
         return Err(ApiError::new(
@@ -582,7 +559,7 @@ mod tests {
                 .unwrap();
             assert_eq!(r.status.as_u16(), status, "{p}");
         }
-        let big = "x".repeat(MAX_BODY + 1);
+        let big = "x".repeat(crate::exchange::MAX_BODY + 1);
         let r = send_with(
             port.addr,
             ClientRequest::new(Method::POST, JOIN_PATH).json(&json!({ "secret": big })),

@@ -120,13 +120,17 @@ pub fn head_over_limits<B>(req: &Request<B>) -> Option<ApiError> {
     None
 }
 
-async fn respond<B>(
-    state: &ApiState,
-    peer: SocketAddr,
+/// The head checks and the whole body of a request, with the API's limits: 414/431 for the
+/// head, 413 for a declared or actual body over [`MAX_BODY`], 408 when the body does not
+/// arrive within the body deadline; every refusal here also closes the connection
+/// (`close`). The body is read before any other refusal: answering with unread bytes in the
+/// socket makes the kernel reset the connection, and the client loses the answer. Shared by
+/// the main API and the cluster port.
+pub async fn read_limited<B>(
     req: Request<B>,
     limits: &Limits,
     close: &mut bool,
-) -> Result<Response<Body>, ApiError>
+) -> Result<(hyper::http::request::Parts, Bytes), ApiError>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -140,28 +144,39 @@ where
         *close = true;
         return Err(ApiError::too_large(MAX_BODY));
     }
-    // The body is read (at most MAX_BODY, within the body deadline) before any other
-    // refusal: answering with unread bytes in the socket makes the kernel reset the
-    // connection, and the client loses the answer.
     let (parts, body) = req.into_parts();
-    let body = match tokio::time::timeout(limits.body, read_body(body)).await {
-        Ok(Ok(b)) => b,
+    match tokio::time::timeout(limits.body, read_body(body)).await {
+        Ok(Ok(b)) => Ok((parts, b)),
         Ok(Err(e)) => {
             *close = true;
-            return Err(e);
+            Err(e)
         }
         Err(_) => {
             *close = true;
-            return Err(ApiError::new(
+            Err(ApiError::new(
                 StatusCode::REQUEST_TIMEOUT,
                 "request_timeout",
                 format!(
                     "the request body did not arrive within {:?}; send it whole, at once",
                     limits.body
                 ),
-            ));
+            ))
         }
-    };
+    }
+}
+
+async fn respond<B>(
+    state: &ApiState,
+    peer: SocketAddr,
+    req: Request<B>,
+    limits: &Limits,
+    close: &mut bool,
+) -> Result<Response<Body>, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (parts, body) = read_limited(req, limits, close).await?;
     let req = Request::from_parts(parts, ());
     // Until setup completes, only public and setup routes answer; anything else, known or
     // not, is `not_claimed` (a wrong method on a known path is still a plain 405, and a
