@@ -347,17 +347,8 @@ pub fn probe(
         .stderr(stderr)
         // Its own process group, killed as a whole when the probe ends.
         .process_group(0);
-    // SAFETY: the closure runs in the forked child before exec and only calls prctl(2),
-    // which is async-signal-safe; it touches no memory of the parent.
-    unsafe {
-        // The probe dies with the thread that started it (a harness killed by a timeout).
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    // The probe dies with the thread that started it (a harness killed by a timeout).
+    crate::child::die_with_parent(&mut command);
     let mut child = match command.spawn() {
         Ok(c) => c,
         Err(e) => {

@@ -195,17 +195,9 @@ impl DhcpServer {
             .stdout(out)
             .stderr(err)
             .process_group(0);
-        // SAFETY: the closure runs in the forked child before exec and only calls prctl(2),
-        // which is async-signal-safe. `ip netns exec` execs dnsmasq in the same process, so
-        // dnsmasq dies with the harness thread that started it.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        // `ip netns exec` execs dnsmasq in the same process, so dnsmasq dies with the harness
+        // thread that started it.
+        crate::child::die_with_parent(&mut cmd);
         let child = cmd.spawn().map_err(|source| DhcpError::Spawn { source })?;
         let mut server = DhcpServer {
             child: Some(child),

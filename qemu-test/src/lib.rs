@@ -4,6 +4,7 @@ pub mod accel;
 pub mod api_session;
 pub mod artifacts;
 pub mod bench;
+pub mod child;
 pub mod cluster_lab;
 pub mod config;
 pub mod deadline;

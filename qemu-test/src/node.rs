@@ -239,19 +239,8 @@ impl Node {
             .stderr(log2)
             // Its own process group: a Ctrl-C meant for the harness must not kill QEMU.
             .process_group(0);
-        // SAFETY: the closure runs in the forked child before exec and only calls prctl(2),
-        // which is async-signal-safe; it touches no memory of the parent.
-        unsafe {
-            // QEMU dies with the thread that started it, so a harness killed by a test
-            // timeout (or a crash) leaves no guest running. Nodes are driven from the thread
-            // that launched them.
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        // QEMU dies with the thread that started it: no guest outlives a killed harness.
+        crate::child::die_with_parent(&mut cmd);
         let child = cmd.spawn().map_err(|source| LabError::Spawn {
             program: QEMU.into(),
             source,
