@@ -70,14 +70,23 @@ fn wait_state(api: &ApiSession, want: &str, d: Deadline) -> Result<Instant> {
 /// event is logged once, as a state change (`VM ev: running -> shut_off (libvirt event
 /// Stopped)`) or, when a poll saw the change first, as `VM ev: libvirt event Stopped (state
 /// already shut_off)`.
+///
+/// The node counts them itself: the whole journal over the lab's serial shell took longer
+/// than the shell's deadline on a busy CI host; only the number crosses it.
 fn events_logged(node: &mut Node, event: &str) -> Result<usize> {
-    let out = node.shell_run("journalctl --no-pager -o cat -t cairnd", Deadline::secs(30))?;
-    let needle = format!("libvirt event {event}");
-    Ok(out
-        .output
+    let cmd = format!(
+        "journalctl --no-pager -o cat -t cairnd | grep -F 'VM {VM}: ' \
+         | grep -cF 'libvirt event {event}' || true"
+    );
+    let out = node.shell_run(&cmd, Deadline::secs(60))?;
+    let count = out.output.trim();
+    count
         .lines()
-        .filter(|l| l.contains(&format!("VM {VM}: ")) && l.contains(&needle))
-        .count())
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .parse()
+        .with_context(|| format!("counting libvirt events {event} in cairnd's journal: {count:?}"))
 }
 
 /// Wait until cairnd's journal shows at least `times` libvirt `event`s of VM `VM`: the event
