@@ -5,6 +5,7 @@ pub mod accept;
 pub mod action;
 pub mod ca;
 pub mod create;
+pub mod crl;
 pub mod ctx;
 pub mod error;
 pub mod etcd;
