@@ -13,7 +13,7 @@ use rcgen::{
     CertificateRevocationListParams, KeyIdMethod, RevocationReason, RevokedCertParams, SerialNumber,
 };
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use x509_parser::prelude::FromDer;
+use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::revocation_list::CertificateRevocationList;
 
 /// How long a CRL is declared valid (`nextUpdate`); etcd does not check it, other readers may.
@@ -108,6 +108,17 @@ pub fn crl_serials(crl_pem: &str) -> Result<Vec<String>, CaError> {
         .collect())
 }
 
+/// The serial (lowercase hex, no leading zeros, as `/cairn/revoked/` keys it) of a
+/// certificate given as DER (a TLS peer's leaf).
+pub fn serial_of_der(der: &[u8]) -> Result<String, CaError> {
+    let (_, cert) = X509Certificate::from_der(der).map_err(|e| CaError::Parse {
+        what: "the peer certificate",
+        expected: "CERTIFICATE",
+        reason: e.to_string(),
+    })?;
+    Ok(cert.serial.to_str_radix(16).to_lowercase())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,7 +139,9 @@ mod tests {
         )
         .unwrap();
         assert!(pem.starts_with("-----BEGIN X509 CRL-----"), "{pem}");
-        assert_eq!(crl_serials(&pem).unwrap(), vec![serial]);
+        assert_eq!(crl_serials(&pem).unwrap(), vec![serial.clone()]);
+        let der = crate::ca::pem_der(&cert, "c", "CERTIFICATE").unwrap();
+        assert_eq!(serial_of_der(&der).unwrap(), serial);
     }
 
     #[test]
