@@ -169,6 +169,13 @@ impl ClusterService {
         quorum::gate(&view)
     }
 
+    /// Check a leave or remove before its task starts: a member that reaches a quorum (so
+    /// a minority answers 503 at once rather than with a failed task).
+    pub fn check_change(&self) -> Result<(), ClusterError> {
+        let state = self.member()?;
+        self.require_quorum(&state)
+    }
+
     /// Whether this node is a member, now and on every change (create, join, leave).
     pub fn membership(&self) -> tokio::sync::watch::Receiver<bool> {
         self.member_tx.subscribe()
