@@ -291,10 +291,7 @@ fn cluster_faults() -> Result<()> {
         "node{dead} was shown offline only after {offline_after:?}"
     );
     let new_leader = leader(&mut cluster, survivors[0])?;
-    ensure!(
-        new_leader != dead,
-        "etcd still names node{dead} its leader"
-    );
+    ensure!(new_leader != dead, "etcd still names node{dead} its leader");
     let took = issue_token(&mut cluster, survivors[0], Deadline::secs(30))?;
     println!(
         "new leader node{new_leader}; quorum back on both survivors {:.1} s after the power-off; a token issued in {:.1} s",
@@ -353,7 +350,10 @@ fn cluster_faults() -> Result<()> {
     println!("node{cut} refuses a token in {took:?}: 503 {msg}");
     // The other cluster changes too: remove and leave.
     for (method, path) in [
-        ("DELETE", format!("/api/v1/cluster/nodes/{}", name_of(majority[0]))),
+        (
+            "DELETE",
+            format!("/api/v1/cluster/nodes/{}", name_of(majority[0])),
+        ),
         ("POST", "/api/v1/cluster/leave".to_string()),
     ] {
         let t = Instant::now();
