@@ -361,6 +361,24 @@ mod tests {
     }
 
     #[test]
+    fn the_revocation_list_is_named_for_clients_and_peers_when_given() {
+        let mut c = conf();
+        assert!(!c.to_yaml().unwrap().contains("CRLFile"));
+        c.crl_file = Some("/var/lib/cairn/cluster/crl.pem".into());
+        let y = c.to_yaml().unwrap();
+        assert!(
+            y.contains("ClientTLSInfo:\n  CRLFile: \"/var/lib/cairn/cluster/crl.pem\"\n"),
+            "{y}"
+        );
+        assert!(
+            y.contains("PeerTLSInfo:\n  CRLFile: \"/var/lib/cairn/cluster/crl.pem\"\n"),
+            "{y}"
+        );
+        c.crl_file = Some("crl.pem".into());
+        assert_eq!(c.validate().unwrap_err().field, "crl_file");
+    }
+
+    #[test]
     fn yaml_has_every_key() {
         let y = conf().to_yaml().unwrap();
         for want in [

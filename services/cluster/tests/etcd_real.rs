@@ -981,3 +981,55 @@ fn percentiles(v: &mut [Duration]) -> String {
         v[v.len() - 1]
     )
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_minority_is_told_within_the_probe_timeout_naming_whom_it_reaches() {
+    use cairn_cluster::quorum::{decide, gate, probe, Voter, PROBE_TIMEOUT};
+    if !have_etcd() {
+        return;
+    }
+    let c = TestCluster::start(3).await;
+    let voters: Vec<Voter> = c
+        .procs
+        .iter()
+        .map(|p| Voter {
+            name: p.name.clone(),
+            endpoint: p.endpoint(),
+        })
+        .collect();
+    let view = decide(&probe(&voters, &c.tls).await);
+    assert!(view.has_quorum, "{view:?}");
+    assert_eq!(view.reachable.len(), 3, "{view:?}");
+
+    // Freeze node2 and node3: node1 is a minority of one.
+    c.signal(1, Signal::SIGSTOP);
+    c.signal(2, Signal::SIGSTOP);
+    let t = Instant::now();
+    let view = decide(&probe(&voters, &c.tls).await);
+    let took = t.elapsed();
+    assert!(
+        took < PROBE_TIMEOUT + Duration::from_secs(1),
+        "the probe took {took:?}"
+    );
+    assert!(!view.has_quorum, "{view:?}");
+    assert_eq!(view.reachable, ["node1"], "{view:?}");
+    let e = gate(&view).unwrap_err().to_string();
+    assert!(e.contains("[\"node1\"]") && e.contains("node3"), "{e}");
+    eprintln!("minority told in {took:?}: {e}");
+
+    // Thawed, quorum comes back.
+    c.signal(1, Signal::SIGCONT);
+    c.signal(2, Signal::SIGCONT);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let view = decide(&probe(&voters, &c.tls).await);
+        if view.has_quorum {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no quorum 20 s after the thaw: {view:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
