@@ -1043,17 +1043,14 @@ async fn a_dead_leaders_liveness_key_goes_within_ttl_plus_the_election() {
         return;
     }
     let mut c = TestCluster::start(3).await;
-    let ttl = Duration::from_secs(5);
+    const TTL_S: i64 = 5;
+    let ttl = Duration::from_secs(TTL_S.unsigned_abs());
     let leader = c.leader_index(0).await;
     let survivor = (0..3).find(|i| *i != leader).unwrap();
     let key = "/cairn/alive/dead-leader";
     {
         let mut cl = c.client(leader).await;
-        let lease = cl
-            .lease_grant(ttl.as_secs() as i64, None)
-            .await
-            .expect("grant")
-            .id();
+        let lease = cl.lease_grant(TTL_S, None).await.expect("grant").id();
         cl.put(
             key,
             "up",
