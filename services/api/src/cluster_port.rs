@@ -45,6 +45,10 @@ pub trait ClusterPeer: Send + Sync + 'static {
     fn node_tls(&self) -> Option<(String, String)>;
     /// Accept a join (the member side); blocking.
     fn accept_join(&self, req: JoinRequest) -> Result<JoinGrant, ClusterError>;
+    /// Whether the certificate with this serial (lowercase hex) is revoked (a removed node).
+    fn is_revoked(&self, _serial: &str) -> bool {
+        false
+    }
 }
 
 impl ClusterPeer for ClusterService {
@@ -56,6 +60,9 @@ impl ClusterPeer for ClusterService {
     }
     fn accept_join(&self, req: JoinRequest) -> Result<JoinGrant, ClusterError> {
         ClusterService::accept_join(self, req)
+    }
+    fn is_revoked(&self, serial: &str) -> bool {
+        ClusterService::is_revoked(self, serial)
     }
 }
 
@@ -140,8 +147,8 @@ pub const ROUTES: &[ClusterRoute] = &[
 ];
 
 /// The member certificate a caller presented (leaf), if any. rustls accepted it only if it
-/// chains to the cluster CA; the hook for issue 17 (forwarded calls need a member, and will
-/// check here that its serial is not under `/cairn/revoked/`).
+/// chains to the cluster CA; every request refuses it when its serial is revoked
+/// (`/cairn/revoked/`, see `refuse_revoked`); the hook for issue 17's forwarded calls.
 pub fn member_certificate(info: &ConnInfo) -> Option<&CertificateDer<'static>> {
     info.client_certs.as_ref().and_then(|c| c.first())
 }
@@ -297,6 +304,7 @@ async fn respond(
     close: &mut bool,
 ) -> Result<Response<Body>, ApiError> {
     let (parts, body) = read_limited(req, limits, close).await?;
+    refuse_revoked(peer.as_ref(), info)?;
     let route = route(&parts.method, parts.uri.path())?;
     if route.needs_member && member_certificate(info).is_none() {
         return Err(ApiError::new(
@@ -321,6 +329,31 @@ async fn respond(
         }
         _ => Err(ApiError::not_found(parts.uri.path())),
     }
+}
+
+/// 403 `revoked` when the caller presents a certificate the cluster revoked (a removed
+/// node coming back with its old certificate), whatever it asks for.
+fn refuse_revoked(peer: &dyn ClusterPeer, info: &ConnInfo) -> Result<(), ApiError> {
+    let Some(cert) = member_certificate(info) else {
+        return Ok(());
+    };
+    let serial = cairn_cluster::crl::serial_of_der(cert.as_ref()).map_err(|e| {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "bad_certificate",
+            format!("the client certificate cannot be read: {e}"),
+        )
+    })?;
+    if peer.is_revoked(&serial) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "revoked",
+            format!(
+                "the client certificate {serial} is revoked: its node was removed from the cluster"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// 503 `not_a_member`: this node serves the cluster port but is no longer a member.
@@ -415,6 +448,7 @@ mod tests {
         ca: String,
         tls: (String, String),
         joins: Mutex<Vec<JoinRequest>>,
+        revoked: Mutex<Vec<String>>,
     }
 
     impl ClusterPeer for Member {
@@ -423,6 +457,9 @@ mod tests {
         }
         fn node_tls(&self) -> Option<(String, String)> {
             Some(self.tls.clone())
+        }
+        fn is_revoked(&self, serial: &str) -> bool {
+            self.revoked.lock().unwrap().iter().any(|s| s == serial)
         }
         fn accept_join(&self, req: JoinRequest) -> Result<JoinGrant, ClusterError> {
             if req.secret != "s3cret" {
@@ -478,6 +515,7 @@ mod tests {
             ca: pki.ca_pem.clone(),
             tls: pki.node("a"),
             joins: Mutex::new(Vec::new()),
+            revoked: Mutex::new(Vec::new()),
         });
         let port = start(m.clone(), "127.0.0.1:0".parse().unwrap(), T)
             .await
@@ -594,6 +632,39 @@ mod tests {
         let tls = MemberTls::new(&pki.ca_pem, Some((&cert, &key))).unwrap();
         let r = send_with(port.addr, ClientRequest::new(Method::GET, CA_PATH), &tls, T).await;
         assert!(r.is_err() || r.unwrap().status != 200);
+        port.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_revoked_member_certificate_is_refused_and_a_good_one_accepted() {
+        let pki = Pki::new();
+        let (port, m) = member(&pki).await;
+        let (good_cert, good_key) = pki.node("b");
+        let (old_cert, old_key) = pki.node("c");
+        let serial = cairn_cluster::ca::cert_info(&old_cert).unwrap().serial_hex;
+        m.revoked.lock().unwrap().push(serial.clone());
+        let tls = MemberTls::new(&pki.ca_pem, Some((&old_cert, &old_key))).unwrap();
+        for (method, path) in [(Method::GET, CA_PATH), (Method::POST, JOIN_PATH)] {
+            let r = send_with(port.addr, ClientRequest::new(method, path), &tls, T)
+                .await
+                .unwrap();
+            assert_eq!(r.status, 403, "{path}");
+            let body = r.json();
+            assert_eq!(body["code"], "revoked", "{body}");
+            let msg = body["message"].as_str().unwrap_or_default().to_string();
+            assert!(msg.contains(&serial), "{msg}");
+        }
+        let tls = MemberTls::new(&pki.ca_pem, Some((&good_cert, &good_key))).unwrap();
+        let r = send_with(port.addr, ClientRequest::new(Method::GET, CA_PATH), &tls, T)
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200);
+        // Without a certificate (a joining node) nothing changes.
+        let tls = MemberTls::new(&pki.ca_pem, None).unwrap();
+        let r = send_with(port.addr, ClientRequest::new(Method::GET, CA_PATH), &tls, T)
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200);
         port.stop().await;
     }
 

@@ -20,7 +20,7 @@ impl ClusterTask {
         match &self {
             ClusterTask::Create(req) => service.check_create(req)?,
             ClusterTask::Join(req) => service.check_join(req)?,
-            ClusterTask::Leave | ClusterTask::Remove { .. } => {}
+            ClusterTask::Leave | ClusterTask::Remove { .. } => service.check_change()?,
         }
         Ok(self)
     }

@@ -326,7 +326,10 @@ fn node_sans(name: &str, ips: &[IpAddr]) -> Result<Vec<SanType>, CaError> {
     Ok(sans)
 }
 
-fn load_ca(ca_cert_pem: &str, ca_key_pem: &str) -> Result<(rcgen::Certificate, KeyPair), CaError> {
+pub(crate) fn load_ca(
+    ca_cert_pem: &str,
+    ca_key_pem: &str,
+) -> Result<(rcgen::Certificate, KeyPair), CaError> {
     let key = KeyPair::from_pem(ca_key_pem).map_err(|e| CaError::Parse {
         what: "the CA key",
         expected: "PRIVATE KEY",
@@ -392,7 +395,11 @@ fn parse_der<'a>(der: &'a [u8], what: &'static str) -> Result<X509Certificate<'a
         })
 }
 
-fn pem_der(text: &str, what: &'static str, label: &'static str) -> Result<Vec<u8>, CaError> {
+pub(crate) fn pem_der(
+    text: &str,
+    what: &'static str,
+    label: &'static str,
+) -> Result<Vec<u8>, CaError> {
     let (_, pem) =
         x509_parser::pem::parse_x509_pem(text.as_bytes()).map_err(|e| CaError::Parse {
             what,
@@ -425,7 +432,7 @@ fn random_serial() -> Result<SerialNumber, CaError> {
     Ok(SerialNumber::from_slice(&b))
 }
 
-fn to_offset(t: SystemTime) -> Result<OffsetDateTime, CaError> {
+pub(crate) fn to_offset(t: SystemTime) -> Result<OffsetDateTime, CaError> {
     let secs = t
         .duration_since(UNIX_EPOCH)
         .map_err(|_| CaError::Time("before 1970".to_string()))?
@@ -441,7 +448,7 @@ fn from_epoch(secs: i64) -> SystemTime {
     }
 }
 
-fn gen(what: &'static str) -> impl Fn(rcgen::Error) -> CaError {
+pub(crate) fn gen(what: &'static str) -> impl Fn(rcgen::Error) -> CaError {
     move |source| CaError::Generate { what, source }
 }
 

@@ -82,6 +82,10 @@ pub async fn join(
         conf.heartbeat_ms = grant.etcd_heartbeat_ms;
         conf.election_ms = grant.etcd_election_ms;
         conf.listen_any = ctx.listen_any;
+        // The revocation list exists before etcd starts (empty here; the liveness tick
+        // rewrites it from /cairn/revoked/).
+        crate::crl::write_crl(files, &[], SystemTime::now())?;
+        conf.crl_file = Some(files.crl());
         let yaml = conf.to_yaml().map_err(ClusterError::EtcdConf)?;
         files
             .write(&files.etcd_conf(), yaml.as_bytes(), 0o600)

@@ -75,6 +75,10 @@ impl LocalFiles {
     pub fn etcd_conf(&self) -> PathBuf {
         self.dir.join("etcd.yaml")
     }
+    /// The revocation list etcd checks client and peer certificates against (PEM).
+    pub fn crl(&self) -> PathBuf {
+        self.dir.join("crl.pem")
+    }
 
     /// The state, `None` when standalone.
     pub fn load(&self) -> Result<Option<LocalState>, LocalError> {
@@ -122,6 +126,7 @@ impl LocalFiles {
         for path in [
             self.state(),
             self.etcd_conf(),
+            self.crl(),
             self.node_cert(),
             self.node_key(),
             self.ca_cert(),

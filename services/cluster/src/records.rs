@@ -276,6 +276,31 @@ pub async fn is_revoked(client: &Client, serial: &str) -> Result<bool, ClusterEr
     Ok(!resp.kvs().is_empty())
 }
 
+/// The serials of every revoked certificate (the keys under `/cairn/revoked/`), sorted.
+pub async fn revoked_serials(client: &Client) -> Result<Vec<String>, ClusterError> {
+    let resp = client
+        .kv_client()
+        .get(
+            REVOKED_PREFIX,
+            Some(GetOptions::new().with_prefix().with_keys_only()),
+        )
+        .await
+        .map_err(etcd_err("read the revocation list"))?;
+    let mut serials: Vec<String> = resp
+        .kvs()
+        .iter()
+        .filter_map(|kv| {
+            String::from_utf8_lossy(kv.key())
+                .strip_prefix(REVOKED_PREFIX)
+                .map(str::to_string)
+        })
+        .filter(|s| !s.is_empty())
+        .collect();
+    serials.sort();
+    serials.dedup();
+    Ok(serials)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 use crate::ctx::{Ctx, EtcdTiming, ETCD_TIMING};
 use crate::error::ClusterError;
 use crate::local::{LocalFiles, LocalState};
+use crate::monitor::Monitor;
 use crate::records::{self, TokenRecord};
 use crate::status::Observed;
 use crate::token::JoinToken;
@@ -10,8 +11,8 @@ use crate::types::{
     ClusterMode, ClusterStatus, CreateCluster, JoinCluster, JoinGrant, JoinRequest, Role,
     TokenRequest, TokenView, CLUSTER_PORT, DEFAULT_TOKEN_TTL_S, TOKEN_TTL_RANGE_S,
 };
-use crate::{accept, create, etcd, etcd_wait, join, lease, status, validate};
-use cairn_core::alert::Progress;
+use crate::{accept, create, etcd, etcd_wait, join, lease, monitor, quorum, status, validate};
+use cairn_core::alert::{AlertSink, Progress};
 use cairn_core::command::{CommandRunner, SystemRunner};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -48,6 +49,9 @@ pub struct ClusterService {
     keeper_start: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Whether this node is a member (cairnd starts the cluster port when it becomes one).
     member_tx: tokio::sync::watch::Sender<bool>,
+    /// Quorum, alert and revocations, refreshed by the watch loop while a member.
+    monitor: Arc<Monitor>,
+    monitor_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// How long a member removal may wait for etcd to call the cluster healthy.
@@ -118,6 +122,8 @@ impl ClusterService {
             busy: AtomicBool::new(false),
             keeper: Arc::new(Mutex::new(None)),
             keeper_start: Mutex::new(None),
+            monitor: Arc::new(Monitor::default()),
+            monitor_task: Mutex::new(None),
         };
         if let Some(state) = state {
             service.start_liveness(&state);
@@ -140,6 +146,34 @@ impl ClusterService {
             // The runtime shut down under us: only at exit.
             Err(_) => std::process::abort(),
         }
+    }
+
+    /// Where the quorum alert (`cluster-quorum`) is raised and cleared.
+    pub fn set_alerts(&self, sink: Arc<dyn AlertSink>) {
+        self.monitor.set_alerts(sink);
+    }
+
+    /// Whether the certificate with this serial (lowercase hex) is revoked, as of the last
+    /// tick of the watch loop (the cluster port refuses it).
+    pub fn is_revoked(&self, serial: &str) -> bool {
+        self.monitor.is_revoked(serial)
+    }
+
+    /// Refuse a cluster-wide change unless this node reaches a quorum of voters: 503
+    /// naming the members it reaches, within [`quorum::PROBE_TIMEOUT`].
+    fn require_quorum(&self, state: &LocalState) -> Result<(), ClusterError> {
+        let tls = etcd_wait::client_tls(&self.ctx.files)?;
+        let monitor = self.monitor.clone();
+        let state = state.clone();
+        let view = self.block(async move { monitor.check(&state, &tls).await });
+        quorum::gate(&view)
+    }
+
+    /// Check a leave or remove before its task starts: a member that reaches a quorum (so
+    /// a minority answers 503 at once rather than with a failed task).
+    pub fn check_change(&self) -> Result<(), ClusterError> {
+        let state = self.member()?;
+        self.require_quorum(&state)
     }
 
     /// Whether this node is a member, now and on every change (create, join, leave).
@@ -192,6 +226,24 @@ impl ClusterService {
             )],
             request_timeout: STATUS_TIMEOUT,
         };
+        let monitor = self.monitor.clone();
+        let ctx = self.ctx.clone();
+        let watched = state.clone();
+        let tick_tls = cfg.tls.clone();
+        let watch = self.rt.spawn(async move {
+            loop {
+                monitor.tick(&ctx, &watched, &tick_tls).await;
+                tokio::time::sleep(monitor::TICK).await;
+            }
+        });
+        if let Some(old) = self
+            .monitor_task
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(watch)
+        {
+            old.abort();
+        }
         let slot = self.keeper.clone();
         // etcd may not serve yet (a boot, a cluster without quorum): keep trying.
         let task = self.rt.spawn(async move {
@@ -227,6 +279,15 @@ impl ClusterService {
 
     /// Stop the liveness lease (revoked: a graceful leave).
     fn stop_liveness(&self) {
+        if let Some(t) = self
+            .monitor_task
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            t.abort();
+        }
+        self.monitor.reset();
         if let Some(t) = self
             .keeper_start
             .lock()
@@ -266,8 +327,18 @@ impl ClusterService {
         };
         let tls = etcd_wait::client_tls(&self.ctx.files);
         let endpoints = state.etcd_endpoints.clone();
+        let monitor = self.monitor.clone();
+        let probed = state.clone();
         let (observed, reachable) = match tls {
-            Ok(tls) => self.block(async move { observe(endpoints, tls).await }),
+            Ok(tls) => self.block(async move {
+                // The voters are probed in parallel (a cut-off node answers within the
+                // probe's timeout); the records are read only with a quorum.
+                let view = monitor.check(&probed, &tls).await;
+                if !view.has_quorum {
+                    return (None, view.reachable);
+                }
+                observe(endpoints, tls, view.reachable).await
+            }),
             Err(_) => (None, Vec::new()),
         };
         status::assemble(
@@ -337,6 +408,7 @@ impl ClusterService {
             });
         }
         let state = self.member()?;
+        self.require_quorum(&state)?;
         let client = self.etcd_client(&state)?;
         let members = {
             let client = client.clone();
@@ -433,6 +505,7 @@ impl ClusterService {
     /// Accept a join (the member side of `POST /cluster/v1/join`).
     pub fn accept_join(&self, req: JoinRequest) -> Result<JoinGrant, ClusterError> {
         let state = self.member()?;
+        self.require_quorum(&state)?;
         let client = self.etcd_client(&state)?;
         let ctx = self.ctx.clone();
         self.block(async move { accept::accept(&ctx, &state, &client, &req).await })
@@ -441,6 +514,7 @@ impl ClusterService {
     /// Leave the cluster gracefully (refused while this node holds replicas of HA VMs).
     pub fn leave(&self, progress: &dyn Progress) -> Result<String, ClusterError> {
         let state = self.member()?;
+        self.require_quorum(&state)?;
         let client = self.etcd_client(&state)?;
         progress.progress(10, "leaving etcd");
         let name = state.node_name.clone();
@@ -512,11 +586,12 @@ impl ClusterService {
                 reason: "this node cannot remove itself: use leave".into(),
             });
         }
+        self.require_quorum(&state)?;
         let client = self.etcd_client(&state)?;
         progress.progress(10, &format!("removing {node}"));
         let node = node.to_string();
         let done = node.clone();
-        self.block(async move {
+        let serial = self.block(async move {
             let nodes = records::nodes(&client).await?;
             let Some(rec) = nodes.into_iter().find(|n| n.name == node) else {
                 return Err(ClusterError::Invalid {
@@ -544,24 +619,22 @@ impl ClusterService {
                 },
             )
             .await?;
-            records::delete_node(&client, &node).await
+            records::delete_node(&client, &node).await?;
+            Ok(rec.cert_serial)
         })?;
+        self.monitor.note_revoked(&serial);
         Ok(format!(
             "{done} removed: its etcd member is gone and its certificate revoked"
         ))
     }
 }
 
-/// Read nodes, liveness and members; probe each voter's etcd for the reachable list.
-async fn observe(endpoints: Vec<String>, tls: etcd::EtcdTls) -> (Option<Observed>, Vec<String>) {
-    let mut reachable = Vec::new();
-    for e in &endpoints {
-        if let Ok(mut c) = etcd::connect(std::slice::from_ref(e), &tls, STATUS_TIMEOUT).await {
-            if c.status().await.is_ok() {
-                reachable.push(e.trim_start_matches("https://").to_string());
-            }
-        }
-    }
+/// Read nodes, liveness and members; `reachable` names the voters the probe reached.
+async fn observe(
+    endpoints: Vec<String>,
+    tls: etcd::EtcdTls,
+    reachable: Vec<String>,
+) -> (Option<Observed>, Vec<String>) {
     let Ok(client) = etcd::connect(&endpoints, &tls, STATUS_TIMEOUT).await else {
         return (None, reachable);
     };
@@ -582,20 +655,7 @@ async fn observe(endpoints: Vec<String>, tls: etcd::EtcdTls) -> (Option<Observed
         })
     };
     match tokio::time::timeout(STATUS_TIMEOUT, read).await {
-        Ok(Ok(o)) => {
-            // Name the reachable voters rather than their endpoints.
-            let names = o
-                .nodes
-                .iter()
-                .filter(|n| {
-                    reachable
-                        .iter()
-                        .any(|r| r.starts_with(&n.address.to_string()))
-                })
-                .map(|n| n.name.clone())
-                .collect();
-            (Some(o), names)
-        }
+        Ok(Ok(o)) => (Some(o), reachable),
         _ => (None, reachable),
     }
 }

@@ -981,3 +981,116 @@ fn percentiles(v: &mut [Duration]) -> String {
         v[v.len() - 1]
     )
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_minority_is_told_within_the_probe_timeout_naming_whom_it_reaches() {
+    use cairn_cluster::quorum::{decide, gate, probe, Voter, PROBE_TIMEOUT};
+    if !have_etcd() {
+        return;
+    }
+    let c = TestCluster::start(3).await;
+    let voters: Vec<Voter> = c
+        .procs
+        .iter()
+        .map(|p| Voter {
+            name: p.name.clone(),
+            endpoint: p.endpoint(),
+        })
+        .collect();
+    let view = decide(&probe(&voters, &c.tls).await);
+    assert!(view.has_quorum, "{view:?}");
+    assert_eq!(view.reachable.len(), 3, "{view:?}");
+
+    // Freeze node2 and node3: node1 is a minority of one.
+    c.signal(1, Signal::SIGSTOP);
+    c.signal(2, Signal::SIGSTOP);
+    let t = Instant::now();
+    let view = decide(&probe(&voters, &c.tls).await);
+    let took = t.elapsed();
+    assert!(
+        took < PROBE_TIMEOUT + Duration::from_secs(1),
+        "the probe took {took:?}"
+    );
+    assert!(!view.has_quorum, "{view:?}");
+    assert_eq!(view.reachable, ["node1"], "{view:?}");
+    let e = gate(&view).unwrap_err().to_string();
+    assert!(e.contains("[\"node1\"]") && e.contains("node3"), "{e}");
+    eprintln!("minority told in {took:?}: {e}");
+
+    // Thawed, quorum comes back.
+    c.signal(1, Signal::SIGCONT);
+    c.signal(2, Signal::SIGCONT);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let view = decide(&probe(&voters, &c.tls).await);
+        if view.has_quorum {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no quorum 20 s after the thaw: {view:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// "Node power-off → shown offline" when the node was the leader: its liveness key is on a
+/// lease nobody keeps alive any more, and etcd's new leader extends every lease by the
+/// election timeout when it takes over (lessor Promote). Measures when the key is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_leaders_liveness_key_goes_within_ttl_plus_the_election() {
+    if !have_etcd() {
+        return;
+    }
+    let mut c = TestCluster::start(3).await;
+    const TTL_S: i64 = 5;
+    let ttl = Duration::from_secs(TTL_S.unsigned_abs());
+    let leader = c.leader_index(0).await;
+    let survivor = (0..3).find(|i| *i != leader).unwrap();
+    let key = "/cairn/alive/dead-leader";
+    {
+        let mut cl = c.client(leader).await;
+        let lease = cl.lease_grant(TTL_S, None).await.expect("grant").id();
+        cl.put(
+            key,
+            "up",
+            Some(etcd_client::PutOptions::new().with_lease(lease)),
+        )
+        .await
+        .expect("put");
+    }
+    // The node's keeper dies with it: the lease is at its full TTL now.
+    c.procs[leader].kill();
+    let killed = Instant::now();
+    let ep = c.procs[survivor].endpoint();
+    let gone = wait_for(
+        "the dead leader's key to expire",
+        Duration::from_secs(30),
+        || {
+            let ep = ep.clone();
+            let tls = c.tls.clone();
+            async move {
+                let mut cl = etcd::connect(&[ep], &tls, CLIENT_TIMEOUT)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                match etcd::get(&mut cl, key).await {
+                    Ok(None) => Ok(killed.elapsed()),
+                    Ok(Some(_)) => Err("still there".to_string()),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+        },
+    )
+    .await;
+    eprintln!(
+        "leader killed → its liveness key gone: {:.1} s (TTL {} s, election timeout {} ms)",
+        gone.as_secs_f64(),
+        ttl.as_secs(),
+        ELECTION_MS
+    );
+    assert!(gone >= ttl, "the key went before its TTL: {gone:?}");
+    assert!(
+        gone <= ttl + Duration::from_millis(5 * ELECTION_MS),
+        "the key outlived TTL + 5 election timeouts: {gone:?}"
+    );
+}

@@ -77,6 +77,8 @@ pub fn start(shared: &Shared, cfg: &Config) -> anyhow::Result<Start<ClusterServi
         names,
     )
     .context("cannot open the cluster state")?;
+    // The quorum alert (`cluster-quorum`) goes where the other domains' alerts go.
+    service.set_alerts(Arc::new(shared.alerts.clone()));
     let service = Arc::new(service);
     match tokio::runtime::Handle::try_current() {
         Ok(rt) => {
