@@ -3,7 +3,7 @@
 
 use crate::error::ClusterError;
 use crate::etcd::{self, EtcdTls};
-use serde::{Deserialize, Serialize};
+pub use crate::types::SnapshotInfo;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -13,18 +13,6 @@ pub const SNAPSHOT_EVERY: Duration = Duration::from_secs(6 * 3600);
 pub const KEEP: usize = 5;
 /// How often the loop looks whether a snapshot is due (time, or the member list changed).
 pub const TICK: Duration = Duration::from_secs(60);
-
-/// One snapshot file as the cluster status lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SnapshotInfo {
-    /// The file name inside the snapshot directory (`etcd-<time>-r<revision>.db`).
-    pub file: String,
-    /// When it was taken, seconds since the epoch.
-    pub taken_at: u64,
-    pub size: u64,
-    /// etcd's revision just before the snapshot (it holds at least this one).
-    pub revision: i64,
-}
 
 /// The snapshot directory under the cluster directory.
 pub fn dir_of(cluster_dir: &Path) -> PathBuf {
@@ -65,7 +53,7 @@ pub fn list(dir: &Path) -> Vec<SnapshotInfo> {
             })
         })
         .collect();
-    out.sort_by(|a, b| (b.taken_at, b.revision).cmp(&(a.taken_at, a.revision)));
+    out.sort_by_key(|s| std::cmp::Reverse((s.taken_at, s.revision)));
     out
 }
 
@@ -224,7 +212,11 @@ mod tests {
     fn listed_newest_first_and_pruned_to_keep() {
         let d = tempfile::tempdir().unwrap();
         for (t, r) in [(100, 5), (300, 9), (200, 7), (400, 11)] {
-            std::fs::write(d.path().join(file_name(t, r)), vec![0u8; t as usize]).unwrap();
+            std::fs::write(
+                d.path().join(file_name(t, r)),
+                vec![0u8; usize::try_from(t).unwrap()],
+            )
+            .unwrap();
         }
         std::fs::write(d.path().join("etcd-000000000500-r12.tmp"), b"x").unwrap();
         std::fs::write(d.path().join("notes.txt"), b"x").unwrap();

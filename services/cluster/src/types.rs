@@ -117,10 +117,22 @@ pub struct ClusterStatus {
     pub failover: Option<FailoverView>,
     /// This node's etcd snapshots on STATE, newest first (voters and witnesses).
     #[serde(default)]
-    pub snapshots: Vec<crate::snapshot::SnapshotInfo>,
+    pub snapshots: Vec<SnapshotInfo>,
     /// Per VM bridge, which nodes have it.
     #[serde(default)]
     pub bridges: Vec<crate::networks::BridgeView>,
+}
+
+/// One snapshot file as the cluster status lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotInfo {
+    /// The file name inside the snapshot directory (`etcd-<time>-r<revision>.db`).
+    pub file: String,
+    /// When it was taken, seconds since the epoch.
+    pub taken_at: u64,
+    pub size: u64,
+    /// etcd's revision just before the snapshot (it holds at least this one).
+    pub revision: i64,
 }
 
 /// `POST /api/v1/cluster/recover`: quorum is lost for good; make this node a new cluster of
