@@ -691,3 +691,42 @@ fn build_runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::NameInventory;
+
+    struct NoNames;
+
+    impl LocalNames for NoNames {
+        fn names(&self) -> NameInventory {
+            NameInventory::default()
+        }
+        fn addresses(&self) -> Vec<std::net::IpAddr> {
+            Vec::new()
+        }
+    }
+
+    #[test]
+    fn a_standalone_node_makes_no_runtime_until_a_call_needs_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = ClusterService::open(
+            ClusterPaths {
+                dir: dir.path().join("cluster"),
+                etcd_data: dir.path().join("etcd"),
+            },
+            "node1",
+            Arc::new(NoNames),
+        )
+        .unwrap();
+        assert_eq!(s.status().mode, ClusterMode::Standalone);
+        assert!(s.check_recover(&RecoverCluster::default()).is_err());
+        assert!(
+            s.rt.get().is_none(),
+            "a runtime was made for a standalone node"
+        );
+        assert_eq!(s.block(async { 1 + 1 }), 2);
+        assert!(s.rt.get().is_some());
+    }
+}
