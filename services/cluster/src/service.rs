@@ -197,6 +197,7 @@ impl ClusterService {
         let cfg = lease::LeaseConfig {
             endpoints: state.etcd_endpoints.clone(),
             tls,
+            tls_files: Some(self.ctx.files.clone()),
             ttl: Duration::from_secs(self.ctx.timing.lease_ttl_s),
             keys: vec![(
                 format!("{}{}", records::ALIVE_PREFIX, state.node_name),

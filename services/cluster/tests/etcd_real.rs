@@ -304,6 +304,7 @@ fn lease_config(endpoints: Vec<String>, tls: &EtcdTls, key: &str) -> LeaseConfig
     LeaseConfig {
         endpoints,
         tls: tls.clone(),
+        tls_files: None,
         ttl: Duration::from_secs(min_lease_ttl_s(ELECTION_MS)),
         keys: vec![(key.to_string(), b"up".to_vec())],
         request_timeout: Duration::from_millis(500),
