@@ -1,4 +1,5 @@
-//! The cluster (backed by cairn-cluster): status, create, join tokens, join, leave, remove a node.
+//! The cluster (backed by cairn-cluster): status, create, join tokens, join, leave, remove a
+//! node, recover from a lost quorum.
 
 use crate::error::ApiError;
 use crate::executor::{self, Domain};
@@ -6,7 +7,9 @@ use crate::request::Ctx;
 use crate::response::{json, Body};
 use crate::routes::{Access, Route};
 use cairn_cluster::action::ClusterTask;
-use cairn_cluster::types::{CreateCluster, JoinCluster, TokenRequest, TOKEN_TTL_RANGE_S};
+use cairn_cluster::types::{
+    CreateCluster, JoinCluster, RecoverCluster, TokenRequest, TOKEN_TTL_RANGE_S,
+};
 use cairn_cluster::{ClusterError, ClusterService};
 use hyper::{Response, StatusCode};
 use std::sync::Arc;
@@ -20,6 +23,7 @@ pub enum ClusterOp {
     Join,
     Leave,
     RemoveNode,
+    Recover,
 }
 
 impl ClusterOp {
@@ -51,6 +55,11 @@ pub const ROUTES: &[Route<ClusterOp>] = &[
     Route {
         path: "/api/v1/cluster/leave",
         methods: &[("POST", Leave)],
+        allowed: &["POST"],
+    },
+    Route {
+        path: "/api/v1/cluster/recover",
+        methods: &[("POST", Recover)],
         allowed: &["POST"],
     },
     Route {
@@ -176,6 +185,10 @@ pub async fn handle(ctx: &Ctx<'_>, op: ClusterOp) -> Result<Response<Body>, ApiE
             let node = ctx.param().to_string();
             check_then_run(ctx, cluster, ClusterTask::Remove { node }).await
         }
+        Recover => {
+            let req: RecoverCluster = ctx.json()?;
+            check_then_run(ctx, cluster, ClusterTask::Recover(req)).await
+        }
     }
 }
 
@@ -279,6 +292,33 @@ mod tests {
                 r.json()
             );
         }
+        assert!(api.state.tasks.list().is_empty(), "no task started");
+    }
+
+    #[tokio::test]
+    async fn recover_is_refused_on_a_standalone_node_and_names_a_bad_field() {
+        let (api, _dir) = start(None).await;
+        let r = api
+            .call(Method::POST, "/api/v1/cluster/recover", Some(json!({})))
+            .await;
+        assert_eq!(r.status, 409, "{:?}", r.json());
+        assert!(
+            r.json()["message"]
+                .as_str()
+                .unwrap()
+                .contains("not in a cluster"),
+            "{:?}",
+            r.json()
+        );
+        let r = api
+            .call(
+                Method::POST,
+                "/api/v1/cluster/recover",
+                Some(json!({"snapshot": 5})),
+            )
+            .await;
+        assert_eq!(r.status, 400);
+        assert_eq!(r.json()["field"], "snapshot");
         assert!(api.state.tasks.list().is_empty(), "no task started");
     }
 

@@ -1,5 +1,6 @@
 //! The cluster port (9443): a small second HTTPS listener on a member's cluster address,
-//! served with the node certificate: `GET /cluster/v1/ca` and `POST /cluster/v1/join`.
+//! served with the node certificate (reread per handshake, so a renewal needs no restart):
+//! `GET /cluster/v1/ca`, `POST /cluster/v1/join` and a member's `POST /cluster/v1/renew`.
 //!
 //! It runs on the same accept loop, connection caps and deadlines as the main API
 //! ([`crate::server::serve`], [`crate::conn`]) and the same head and body limits
@@ -35,6 +36,8 @@ use tokio_rustls::TlsAcceptor;
 pub const CA_PATH: &str = "/cluster/v1/ca";
 /// `POST`: a join request (JSON [`JoinRequest`]) answered with a [`JoinGrant`].
 pub const JOIN_PATH: &str = "/cluster/v1/join";
+/// `POST` (members only): `{"csr_pem"}` of the caller's renewal, answered with `{"cert_pem"}`.
+pub const RENEW_PATH: &str = cairn_client::cluster::RENEW_PATH;
 
 /// What the cluster port needs of the cluster domain ([`ClusterService`] in the daemon; a
 /// double in tests).
@@ -48,6 +51,15 @@ pub trait ClusterPeer: Send + Sync + 'static {
     /// Whether the certificate with this serial (lowercase hex) is revoked (a removed node).
     fn is_revoked(&self, _serial: &str) -> bool {
         false
+    }
+
+    /// Sign a member's renewal CSR; `caller_pem` is the certificate it presented (verified by
+    /// TLS against the cluster CA). Blocking.
+    fn sign_renewal(&self, caller_pem: &str, csr_pem: &str) -> Result<String, ClusterError> {
+        let _ = (caller_pem, csr_pem);
+        Err(ClusterError::Conflict(
+            "this node does not sign renewals".into(),
+        ))
     }
 }
 
@@ -63,6 +75,10 @@ impl ClusterPeer for ClusterService {
     }
     fn is_revoked(&self, serial: &str) -> bool {
         ClusterService::is_revoked(self, serial)
+    }
+
+    fn sign_renewal(&self, caller_pem: &str, csr_pem: &str) -> Result<String, ClusterError> {
+        ClusterService::sign_renewal(self, caller_pem, csr_pem)
     }
 }
 
@@ -122,6 +138,40 @@ pub fn config_of(peer: &dyn ClusterPeer) -> Result<Option<Arc<ServerConfig>>, Cl
     server_config(cert.as_bytes(), key.as_bytes(), ca.as_bytes()).map(Some)
 }
 
+/// [`server_config`] with the node certificate and key asked of `peer` at every handshake
+/// ([`crate::cluster_cert::ReloadingCert`]): a renewed certificate is served from the next
+/// connection on. `None` while the node is not a member.
+pub fn reloading_config_of(
+    peer: Arc<dyn ClusterPeer>,
+) -> Result<Option<Arc<ServerConfig>>, ClusterPortError> {
+    let Some(ca) = peer.ca_pem() else {
+        return Ok(None);
+    };
+    let source = peer.clone();
+    let Some(resolver) =
+        crate::cluster_cert::ReloadingCert::new(Box::new(move || source.node_tls()))
+    else {
+        return Ok(None);
+    };
+    let mut roots = RootCertStore::empty();
+    for c in certs_from_pem(ca.as_bytes())? {
+        roots
+            .add(c)
+            .map_err(|e| ClusterPortError::ClientVerifier(e.to_string()))?;
+    }
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| ClusterPortError::ClientVerifier(e.to_string()))?;
+    let mut cfg = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(TlsError::Versions)?
+        .with_client_cert_verifier(verifier)
+        .with_cert_resolver(Arc::new(resolver));
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Some(Arc::new(cfg)))
+}
+
 /// One route of the cluster port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClusterRoute {
@@ -143,6 +193,11 @@ pub const ROUTES: &[ClusterRoute] = &[
         method: "POST",
         path: JOIN_PATH,
         needs_member: false,
+    },
+    ClusterRoute {
+        method: "POST",
+        path: RENEW_PATH,
+        needs_member: true,
     },
 ];
 
@@ -239,7 +294,7 @@ pub async fn start(
     bind: SocketAddr,
     grace: Duration,
 ) -> Result<Option<RunningPort>, ClusterPortError> {
-    let Some(tls) = config_of(peer.as_ref())? else {
+    let Some(tls) = reloading_config_of(peer.clone())? else {
         return Ok(None);
     };
     let listener = TcpListener::bind(bind)
@@ -327,6 +382,22 @@ async fn respond(
                 .map_err(|e| api_error(&e))?;
             Ok(json(StatusCode::OK, &grant))
         }
+        RENEW_PATH => {
+            require_json_type(&parts.headers)?;
+            let req: RenewRequest = parse_json(&body)?;
+            let caller = member_certificate(info)
+                .map(|der| der_to_pem(der.as_ref()))
+                .ok_or_else(not_a_member)?;
+            let cert_pem =
+                tokio::task::spawn_blocking(move || peer.sign_renewal(&caller, &req.csr_pem))
+                    .await
+                    .map_err(|e| ApiError::internal(format!("the renewal did not finish: {e}")))?
+                    .map_err(|e| api_error(&e))?;
+            Ok(json(
+                StatusCode::OK,
+                &serde_json::json!({ "cert_pem": cert_pem }),
+            ))
+        }
         _ => Err(ApiError::not_found(parts.uri.path())),
     }
 }
@@ -354,6 +425,26 @@ fn refuse_revoked(peer: &dyn ClusterPeer, info: &ConnInfo) -> Result<(), ApiErro
         ));
     }
     Ok(())
+}
+
+/// `POST /cluster/v1/renew`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RenewRequest {
+    csr_pem: String,
+}
+
+/// A certificate's DER as PEM.
+fn der_to_pem(der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(chunk));
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
 }
 
 /// 503 `not_a_member`: this node serves the cluster port but is no longer a member.
@@ -446,9 +537,11 @@ mod tests {
     /// A member that records the joins it is asked for and grants them.
     struct Member {
         ca: String,
-        tls: (String, String),
+        tls: Mutex<(String, String)>,
         joins: Mutex<Vec<JoinRequest>>,
         revoked: Mutex<Vec<String>>,
+        /// The caller certificates renewals were signed for.
+        renewals: Mutex<Vec<String>>,
     }
 
     impl ClusterPeer for Member {
@@ -456,7 +549,11 @@ mod tests {
             Some(self.ca.clone())
         }
         fn node_tls(&self) -> Option<(String, String)> {
-            Some(self.tls.clone())
+            Some(self.tls.lock().unwrap().clone())
+        }
+        fn sign_renewal(&self, caller_pem: &str, csr_pem: &str) -> Result<String, ClusterError> {
+            self.renewals.lock().unwrap().push(caller_pem.to_string());
+            Ok(format!("SIGNED {csr_pem}"))
         }
         fn is_revoked(&self, serial: &str) -> bool {
             self.revoked.lock().unwrap().iter().any(|s| s == serial)
@@ -513,9 +610,10 @@ mod tests {
     async fn member(pki: &Pki) -> (RunningPort, Arc<Member>) {
         let m = Arc::new(Member {
             ca: pki.ca_pem.clone(),
-            tls: pki.node("a"),
+            tls: Mutex::new(pki.node("a")),
             joins: Mutex::new(Vec::new()),
             revoked: Mutex::new(Vec::new()),
+            renewals: Mutex::new(Vec::new()),
         });
         let port = start(m.clone(), "127.0.0.1:0".parse().unwrap(), T)
             .await
@@ -668,6 +766,64 @@ mod tests {
         port.stop().await;
     }
 
+    #[tokio::test]
+    async fn a_renewal_needs_a_member_certificate_and_a_renewed_one_is_served_without_restart() {
+        let pki = Pki::new();
+        let (port, m) = member(&pki).await;
+        let body = json!({ "csr_pem": "CSR" });
+        // No client certificate: refused before the service is asked.
+        let anon = MemberTls::new(&pki.ca_pem, None).unwrap();
+        let r = send_with(
+            port.addr,
+            ClientRequest::new(Method::POST, RENEW_PATH).json(&body),
+            &anon,
+            T,
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status, 403);
+        assert_eq!(r.json()["code"], "not_a_member");
+        assert!(m.renewals.lock().unwrap().is_empty());
+        // A member: its certificate is handed to the service.
+        let (cert, key) = pki.node("b");
+        let tls = MemberTls::new(&pki.ca_pem, Some((&cert, &key))).unwrap();
+        let r = send_with(
+            port.addr,
+            ClientRequest::new(Method::POST, RENEW_PATH).json(&body),
+            &tls,
+            T,
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status, 200, "{:?}", r.json());
+        assert_eq!(r.json()["cert_pem"], "SIGNED CSR");
+        let seen = m.renewals.lock().unwrap()[0].clone();
+        assert_eq!(
+            certs_from_pem(seen.as_bytes()).unwrap(),
+            certs_from_pem(cert.as_bytes()).unwrap()[..1]
+        );
+        let first = r.peer;
+        // The node's certificate is renewed under the running port: the next connection
+        // is served the new one.
+        let renewed = pki.node("a");
+        let want = crate::tls::leaf_fingerprint(renewed.0.as_bytes()).unwrap();
+        *m.tls.lock().unwrap() = renewed;
+        // A fresh client (no TLS session to resume, which would skip the certificate).
+        let fresh = MemberTls::new(&pki.ca_pem, None).unwrap();
+        let r = send_with(
+            port.addr,
+            ClientRequest::new(Method::GET, CA_PATH),
+            &fresh,
+            T,
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status, 200);
+        assert_ne!(r.peer, first);
+        assert_eq!(r.peer, want);
+        port.stop().await;
+    }
+
     #[test]
     fn routes_and_the_member_hook() {
         assert_eq!(route(&Method::GET, CA_PATH).unwrap().path, CA_PATH);
@@ -678,7 +834,14 @@ mod tests {
             Some(&["POST"][..])
         );
         assert_eq!(route(&Method::GET, "/").unwrap_err().code, "not_found");
-        assert!(ROUTES.iter().all(|r| !r.needs_member));
+        assert_eq!(
+            ROUTES
+                .iter()
+                .filter(|r| r.needs_member)
+                .map(|r| r.path)
+                .collect::<Vec<_>>(),
+            vec![RENEW_PATH]
+        );
         let info = ConnInfo {
             peer: "127.0.0.1:1".parse().unwrap(),
             client_certs: None,

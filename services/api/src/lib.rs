@@ -6,6 +6,7 @@ pub mod auth;
 pub mod channels;
 pub mod clock;
 pub mod cluster;
+pub mod cluster_cert;
 pub mod cluster_port;
 pub mod conn;
 pub mod dispatch;

@@ -82,7 +82,7 @@ pub async fn handle(ctx: &Ctx<'_>, op: NetworkOp) -> Result<Response<Body>, ApiE
         Put => {
             let req: PutRequest = ctx.json()?;
             NetAction::TryApply {
-                spec: req.spec,
+                spec: Box::new(req.spec),
                 timeout: req.timeout_s.map(Duration::from_secs),
             }
         }

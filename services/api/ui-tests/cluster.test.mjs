@@ -25,6 +25,11 @@ const MEMBER = {
     { name: 'nas-02', address: '10.0.0.12', role: 'voter', liveness: 'online', last_seen_s_ago: 2, etcd_member: { id: 'a2', learner: false }, bridges: [] },
     { name: 'nas-03', address: '10.0.0.13', role: 'voter', liveness: 'offline', last_seen_s_ago: 312, etcd_member: { id: 'a3', learner: true }, bridges: [] },
   ],
+  bridges: [
+    { bridge: 'br-dmz', nodes: ['nas-01'], missing_on: ['nas-02', 'nas-03'] },
+    { bridge: 'br0', nodes: ['nas-01', 'nas-02', 'nas-03'], missing_on: [] },
+  ],
+  snapshots: [{ file: 'etcd-001763870000-r42.db', taken_at: 1763870000, size: 40960, revision: 42 }],
 };
 
 let status = STANDALONE;
@@ -112,6 +117,11 @@ test('a member shows quorum, the failover line and its nodes', async () => {
   assert.match(await offline.textContent(), /Learner/);
   assert.equal(await page.locator('tr[data-node="nas-02"] button', { hasText: 'Remove' }).count(), 0, 'only offline nodes');
   assert.match(await page.locator('tr[data-node="nas-01"]').textContent(), /this node/);
+  const bridges = page.locator('table.bridges tbody tr');
+  assert.equal(await bridges.count(), 2);
+  assert.match(await bridges.nth(0).textContent(), /br-dmz\s*nas-01\s*nas-02, nas-03/);
+  assert.match(await bridges.nth(1).textContent(), /br0.*nas-01, nas-02, nas-03.*—/);
+  assert.match(await page.locator('table.snapshots').textContent(), /40 KiB\s*42\s*etcd-001763870000-r42\.db/);
   await shot('member');
 });
 

@@ -1,5 +1,6 @@
 // Cluster: standalone → create a cluster or join one; member → the cluster, quorum, failover,
-// the nodes with their liveness, a join token for a new node, leave, remove an offline node.
+// the nodes with their liveness, per VM bridge which nodes have it, this node's etcd snapshots,
+// a join token for a new node, leave, remove an offline node.
 
 import { api, get } from './api.js';
 import { badge, emptyState, h } from './dom.js';
@@ -29,6 +30,32 @@ export function addressInput(addresses) {
     return h('input', { type: 'text', spellcheck: 'false', autocapitalize: 'none', class: 'mono', placeholder: '10.0.0.11' });
   }
   return h('select', {}, addresses.map((a) => h('option', { value: a }, a)));
+}
+
+/** Per VM bridge, the nodes that have it (a VM only runs where all its bridges are). */
+function bridgesCard(bridges) {
+  if (bridges.length === 0) return null;
+  return h('section', { class: 'card', 'aria-labelledby': 'bridges-h' }, h('h2', { id: 'bridges-h' }, 'VM bridges'),
+    h('p', { class: 'muted small' }, 'A VM can only run on a node that has every bridge it uses.'),
+    h('div', { class: 'table-wrap' }, h('table', { class: 'data-table bridges' },
+      h('thead', {}, h('tr', {}, ['Bridge', 'On', 'Missing on'].map((t) => h('th', {}, t)))),
+      h('tbody', {}, bridges.map((b) => h('tr', {},
+        h('td', {}, b.bridge),
+        h('td', {}, b.nodes.join(', ')),
+        h('td', {}, b.missing_on.length ? badge('warning', b.missing_on.join(', ')) : '—')))))));
+}
+
+/** This node's etcd snapshots on STATE (what a recovery restores from). */
+function snapshotsCard(snapshots) {
+  if (snapshots.length === 0) return null;
+  return h('section', { class: 'card', 'aria-labelledby': 'snapshots-h' }, h('h2', { id: 'snapshots-h' }, 'etcd snapshots on this node'),
+    h('div', { class: 'table-wrap' }, h('table', { class: 'data-table snapshots' },
+      h('thead', {}, h('tr', {}, ['Taken', 'Size', 'Revision', 'File'].map((t) => h('th', {}, t)))),
+      h('tbody', {}, snapshots.map((sn) => h('tr', {},
+        h('td', {}, exact(sn.taken_at)),
+        h('td', {}, `${Math.max(1, Math.round(sn.size / 1024))} KiB`),
+        h('td', {}, String(sn.revision)),
+        h('td', { class: 'mono small' }, sn.file)))))));
 }
 
 /** The failover line: automatic, or why not. */
@@ -246,7 +273,9 @@ export async function renderCluster(main) {
           : h('div', { class: 'table-wrap' }, h('table', { class: 'data-table' },
             h('thead', {}, h('tr', {}, ['Name', 'Address', 'Role', 'Liveness', 'etcd'].map((t) => h('th', {}, t)),
               h('th', {}, h('span', { class: 'visually-hidden' }, 'Actions')))),
-            h('tbody', {}, status.nodes.map(nodeRow))))));
+            h('tbody', {}, status.nodes.map(nodeRow))))),
+      bridgesCard(status.bridges || []),
+      snapshotsCard(status.snapshots || []));
   }
 
   await load();

@@ -21,6 +21,9 @@ use tokio_rustls::TlsConnector;
 pub const CA_PATH: &str = "/cluster/v1/ca";
 /// `POST`: a join request, answered with the grant.
 pub const JOIN_PATH: &str = "/cluster/v1/join";
+/// `POST`: a member's certificate renewal (`{"csr_pem"}`, mutual TLS with its current member
+/// certificate), answered with `{"cert_pem"}`.
+pub const RENEW_PATH: &str = "/cluster/v1/renew";
 
 /// The certificates of a PEM text (none is an error).
 fn certs(pem: &str, what: &str) -> Result<Vec<CertificateDer<'static>>, ClientError> {
@@ -163,6 +166,25 @@ pub async fn post_join(
         addr,
         ClientRequest::new(Method::POST, JOIN_PATH).json(request),
         &tls,
+        timeout,
+    )
+    .await
+}
+
+/// `POST` this node's renewal CSR to the member at `addr`, trusting exactly the cluster CA and
+/// presenting the node's current certificate (`tls` made with an identity). The answer as it
+/// came: 200 with `{"cert_pem"}`, or the member's error.
+pub async fn post_renew(
+    addr: SocketAddr,
+    tls: &MemberTls,
+    csr_pem: &str,
+    timeout: Duration,
+) -> Result<ClientResponse, ClientError> {
+    send_with(
+        addr,
+        ClientRequest::new(Method::POST, RENEW_PATH)
+            .json(&serde_json::json!({ "csr_pem": csr_pem })),
+        tls,
         timeout,
     )
     .await

@@ -164,6 +164,8 @@ mod tests {
                 users: users.iter().map(|s| s.to_string()).collect(),
             },
             cert_serial: String::new(),
+            previous_serials: Vec::new(),
+            networks: Default::default(),
         }
     }
 

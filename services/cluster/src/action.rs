@@ -1,8 +1,8 @@
-//! Typed cluster actions the API starts as tasks: create, join, leave, remove.
+//! Typed cluster actions the API starts as tasks: create, join, leave, remove, recover.
 
 use crate::error::ClusterError;
 use crate::service::ClusterService;
-use crate::types::{CreateCluster, JoinCluster};
+use crate::types::{CreateCluster, JoinCluster, RecoverCluster};
 use cairn_core::alert::{Progress, TaskAction};
 
 /// A checked cluster action.
@@ -11,7 +11,11 @@ pub enum ClusterTask {
     Create(CreateCluster),
     Join(JoinCluster),
     Leave,
-    Remove { node: String },
+    Remove {
+        node: String,
+    },
+    /// Quorum lost for good: a new cluster of one from a snapshot.
+    Recover(RecoverCluster),
 }
 
 impl ClusterTask {
@@ -20,6 +24,7 @@ impl ClusterTask {
         match &self {
             ClusterTask::Create(req) => service.check_create(req)?,
             ClusterTask::Join(req) => service.check_join(req)?,
+            ClusterTask::Recover(req) => service.check_recover(req)?,
             ClusterTask::Leave | ClusterTask::Remove { .. } => service.check_change()?,
         }
         Ok(self)
@@ -36,6 +41,7 @@ impl TaskAction for ClusterTask {
             ClusterTask::Join(_) => "cluster.join",
             ClusterTask::Leave => "cluster.leave",
             ClusterTask::Remove { .. } => "cluster.remove",
+            ClusterTask::Recover(_) => "cluster.recover",
         }
     }
 
@@ -45,6 +51,7 @@ impl TaskAction for ClusterTask {
             ClusterTask::Join(_) => "joining the cluster".to_string(),
             ClusterTask::Leave => "leaving the cluster".to_string(),
             ClusterTask::Remove { node } => format!("removing node {node}"),
+            ClusterTask::Recover(_) => "recovering the cluster on this node".to_string(),
         }
     }
 
@@ -58,6 +65,7 @@ impl TaskAction for ClusterTask {
             ClusterTask::Join(req) => service.join(req, progress),
             ClusterTask::Leave => service.leave(progress),
             ClusterTask::Remove { node } => service.remove(&node, progress),
+            ClusterTask::Recover(req) => service.recover(req, progress),
         }
     }
 }

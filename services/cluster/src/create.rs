@@ -103,6 +103,8 @@ pub async fn create(
             cert_serial: ca::cert_info(&node_cert_pem)
                 .map_err(ClusterError::Certificates)?
                 .serial_hex,
+            previous_serials: Vec::new(),
+            networks: ctx.names.networks(),
         },
     )
     .await?;

@@ -14,6 +14,10 @@ pub trait LocalNames: Send + Sync {
     fn names(&self) -> NameInventory;
     /// Its own IP addresses (the cluster address must be one of them).
     fn addresses(&self) -> Vec<IpAddr>;
+    /// Its bridges and network roles, published in its node record (none by default).
+    fn networks(&self) -> crate::networks::NodeNetworks {
+        crate::networks::NodeNetworks::default()
+    }
 }
 
 /// etcd's timing for every member of the cluster (decision 0026).

@@ -141,6 +141,8 @@ pub async fn join(
             cert_serial: ca::cert_info(&grant.node_cert_pem)
                 .map_err(ClusterError::Certificates)?
                 .serial_hex,
+            previous_serials: Vec::new(),
+            networks: ctx.names.networks(),
         },
     )
     .await?;

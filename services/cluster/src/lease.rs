@@ -20,6 +20,10 @@ pub struct LeaseConfig {
     /// etcd client endpoints (`https://ip:port`): voters only.
     pub endpoints: Vec<String>,
     pub tls: EtcdTls,
+    /// Where to reread the identity at each (re)connect (the node's cluster directory: a
+    /// renewed certificate is used from the next reconnect on); `tls` when absent or
+    /// unreadable.
+    pub tls_files: Option<crate::local::LocalFiles>,
     /// The lease TTL, whole seconds, at least [`crate::etcd_conf::min_lease_ttl_s`] of the
     /// cluster's election timeout (etcd raises a shorter one silently).
     pub ttl: Duration,
@@ -27,6 +31,29 @@ pub struct LeaseConfig {
     pub keys: Vec<(String, Vec<u8>)>,
     /// Bound for connecting and for each request.
     pub request_timeout: Duration,
+}
+
+impl LeaseConfig {
+    /// The client identity for a new connection: reread from [`LeaseConfig::tls_files`] when
+    /// set and readable, else [`LeaseConfig::tls`].
+    pub fn identity(&self) -> EtcdTls {
+        let Some(files) = &self.tls_files else {
+            return self.tls.clone();
+        };
+        let read = |p: std::path::PathBuf| files.read(&p).ok();
+        match (
+            read(files.ca_cert()),
+            read(files.node_cert()),
+            read(files.node_key()),
+        ) {
+            (Some(ca_pem), Some(cert_pem), Some(key_pem)) => EtcdTls {
+                ca_pem,
+                cert_pem,
+                key_pem,
+            },
+            _ => self.tls.clone(),
+        }
+    }
 }
 
 /// The lease as the keeper last knew it.
@@ -128,7 +155,7 @@ impl Drop for LeaseKeeper {
 /// Grant a lease and put every key on it in one txn; returns the id and when the grant was
 /// sent.
 async fn grant_and_put(cfg: &LeaseConfig, ttl_s: i64) -> Result<(i64, Instant), EtcdError> {
-    let mut c = connect(&cfg.endpoints, &cfg.tls, cfg.request_timeout).await?;
+    let mut c = connect(&cfg.endpoints, &cfg.identity(), cfg.request_timeout).await?;
     let sent = Instant::now();
     let grant = c
         .lease_grant(ttl_s, None)
@@ -186,7 +213,7 @@ async fn run(
                 drop(stream);
                 if revoke {
                     let id = tx.borrow().lease_id;
-                    let mut c = connect(&cfg.endpoints, &cfg.tls, cfg.request_timeout).await?;
+                    let mut c = connect(&cfg.endpoints, &cfg.identity(), cfg.request_timeout).await?;
                     c.lease_revoke(id).await.map_err(|source| EtcdError::Call {
                         op: format!("lease revoke {id:x}"),
                         source,
@@ -287,7 +314,7 @@ async fn open_stream(
     id: i64,
     answer_within: Duration,
 ) -> Result<Stream, Outcome> {
-    let mut client = connect_unbounded(&cfg.endpoints, &cfg.tls, cfg.request_timeout)
+    let mut client = connect_unbounded(&cfg.endpoints, &cfg.identity(), cfg.request_timeout)
         .await
         .map_err(|e| Outcome::Failed(e.to_string()))?;
     match timeout(answer_within, client.lease_keep_alive(id)).await {
@@ -309,6 +336,39 @@ async fn open_stream(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_identity_is_reread_from_the_files_when_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = crate::local::LocalFiles {
+            dir: dir.path().to_path_buf(),
+        };
+        let started = EtcdTls {
+            ca_pem: "CA".into(),
+            cert_pem: "OLD".into(),
+            key_pem: "OLDKEY".into(),
+        };
+        let mut cfg = LeaseConfig {
+            endpoints: vec![],
+            tls: started,
+            tls_files: Some(files.clone()),
+            ttl: Duration::from_secs(3),
+            keys: vec![],
+            request_timeout: Duration::from_secs(1),
+        };
+        // Nothing on disk: what it started with.
+        assert_eq!(cfg.identity().cert_pem, "OLD");
+        files.write(&files.ca_cert(), b"CA", 0o644).unwrap();
+        files.write(&files.node_key(), b"NEWKEY", 0o600).unwrap();
+        files.write(&files.node_cert(), b"NEW", 0o644).unwrap();
+        let id = cfg.identity();
+        assert_eq!(
+            (id.cert_pem.as_str(), id.key_pem.as_str()),
+            ("NEW", "NEWKEY")
+        );
+        cfg.tls_files = None;
+        assert_eq!(cfg.identity().cert_pem, "OLD");
+    }
 
     #[test]
     fn held_until_our_own_deadline() {

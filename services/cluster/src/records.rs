@@ -32,6 +32,13 @@ pub struct NodeRecord {
     pub names: NameInventory,
     /// Its certificate's serial (hex), revoked when it is removed.
     pub cert_serial: String,
+    /// Serials of its earlier certificates (renewed, still valid until they expire): revoked
+    /// with the current one.
+    #[serde(default)]
+    pub previous_serials: Vec<String>,
+    /// Its bridges and network roles (issue 16 item 8).
+    #[serde(default)]
+    pub networks: crate::networks::NodeNetworks,
 }
 
 /// A join token as the cluster keeps it (the secret itself is never stored).

@@ -5,13 +5,13 @@ use crate::error::ClusterError;
 use crate::local::{LocalFiles, LocalState};
 use crate::monitor::Monitor;
 use crate::records::{self, TokenRecord};
-use crate::status::Observed;
 use crate::token::JoinToken;
 use crate::types::{
-    ClusterMode, ClusterStatus, CreateCluster, JoinCluster, JoinGrant, JoinRequest, Role,
-    TokenRequest, TokenView, CLUSTER_PORT, DEFAULT_TOKEN_TTL_S, TOKEN_TTL_RANGE_S,
+    ClusterMode, ClusterStatus, CreateCluster, JoinCluster, JoinGrant, JoinRequest, RecoverCluster,
+    Role, TokenRequest, TokenView, CLUSTER_PORT, DEFAULT_TOKEN_TTL_S, TOKEN_TTL_RANGE_S,
 };
 use crate::{accept, create, etcd, etcd_wait, join, lease, monitor, quorum, status, validate};
+use crate::{networks, probe, recover, renewal, snapshot, upkeep};
 use cairn_core::alert::{AlertSink, Progress};
 use cairn_core::command::{CommandRunner, SystemRunner};
 use std::future::Future;
@@ -39,8 +39,9 @@ const STATUS_TIMEOUT: Duration = Duration::from_secs(3);
 /// The cluster domain.
 pub struct ClusterService {
     ctx: Arc<Ctx>,
-    /// The runtime the etcd client runs on (its own: callers may be sync or async).
-    rt: tokio::runtime::Runtime,
+    /// The runtime the etcd client runs on (its own: callers may be sync or async), made at
+    /// the first call that needs it (a standalone node may never).
+    rt: std::sync::OnceLock<tokio::runtime::Runtime>,
     state: Mutex<Option<LocalState>>,
     /// A create or join is running (a second one is refused).
     busy: AtomicBool,
@@ -52,6 +53,8 @@ pub struct ClusterService {
     /// Quorum, alert and revocations, refreshed by the watch loop while a member.
     monitor: Arc<Monitor>,
     monitor_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Certificate renewal, snapshots and network records while a member.
+    upkeep: Mutex<Option<upkeep::Upkeep>>,
 }
 
 /// How long a member removal may wait for etcd to call the cluster healthy.
@@ -98,13 +101,6 @@ impl ClusterService {
     ) -> Result<Self, ClusterError> {
         let files = LocalFiles { dir: paths.dir };
         let state = files.load().map_err(ClusterError::Files)?;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .max_blocking_threads(2)
-            .thread_name("cairn-cluster")
-            .enable_all()
-            .build()
-            .map_err(ClusterError::Runtime)?;
         let service = ClusterService {
             ctx: Arc::new(Ctx {
                 files,
@@ -116,7 +112,7 @@ impl ClusterService {
                 local_etcd,
                 listen_any,
             }),
-            rt,
+            rt: std::sync::OnceLock::new(),
             member_tx: tokio::sync::watch::Sender::new(state.is_some()),
             state: Mutex::new(state.clone()),
             busy: AtomicBool::new(false),
@@ -124,11 +120,27 @@ impl ClusterService {
             keeper_start: Mutex::new(None),
             monitor: Arc::new(Monitor::default()),
             monitor_task: Mutex::new(None),
+            upkeep: Mutex::new(None),
         };
         if let Some(state) = state {
             service.start_liveness(&state);
         }
         Ok(service)
+    }
+
+    /// The service's runtime, made on first use.
+    fn rt(&self) -> &tokio::runtime::Runtime {
+        self.rt.get_or_init(|| match build_runtime() {
+            Ok(rt) => rt,
+            Err(e) => {
+                // Without a runtime no cluster call can run; there is nothing to fall back on.
+                tracing::error!(
+                    "cluster: {}",
+                    cairn_base::error_chain::error_chain(&ClusterError::Runtime(e))
+                );
+                std::process::abort()
+            }
+        })
     }
 
     /// Run `fut` on the service's runtime and wait for it (from sync or async callers).
@@ -138,7 +150,7 @@ impl ClusterService {
         F::Output: Send + 'static,
     {
         let (tx, rx) = mpsc::channel();
-        self.rt.spawn(async move {
+        self.rt().spawn(async move {
             let _ = tx.send(fut.await);
         });
         match rx.recv() {
@@ -219,6 +231,7 @@ impl ClusterService {
         let cfg = lease::LeaseConfig {
             endpoints: state.etcd_endpoints.clone(),
             tls,
+            tls_files: Some(self.ctx.files.clone()),
             ttl: Duration::from_secs(self.ctx.timing.lease_ttl_s),
             keys: vec![(
                 format!("{}{}", records::ALIVE_PREFIX, state.node_name),
@@ -230,7 +243,7 @@ impl ClusterService {
         let ctx = self.ctx.clone();
         let watched = state.clone();
         let tick_tls = cfg.tls.clone();
-        let watch = self.rt.spawn(async move {
+        let watch = self.rt().spawn(async move {
             loop {
                 monitor.tick(&ctx, &watched, &tick_tls).await;
                 tokio::time::sleep(monitor::TICK).await;
@@ -246,7 +259,7 @@ impl ClusterService {
         }
         let slot = self.keeper.clone();
         // etcd may not serve yet (a boot, a cluster without quorum): keep trying.
-        let task = self.rt.spawn(async move {
+        let task = self.rt().spawn(async move {
             let mut logged = false;
             loop {
                 match lease::LeaseKeeper::start(cfg.clone()).await {
@@ -267,6 +280,8 @@ impl ClusterService {
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
         });
+        *self.upkeep.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(upkeep::start(self.rt().handle(), self.ctx.clone(), state));
         if let Some(old) = self
             .keeper_start
             .lock()
@@ -279,6 +294,7 @@ impl ClusterService {
 
     /// Stop the liveness lease (revoked: a graceful leave).
     fn stop_liveness(&self) {
+        self.upkeep.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(t) = self
             .monitor_task
             .lock()
@@ -323,6 +339,8 @@ impl ClusterService {
                 quorum: None,
                 nodes: Vec::new(),
                 failover: None,
+                snapshots: Vec::new(),
+                bridges: Vec::new(),
             };
         };
         let tls = etcd_wait::client_tls(&self.ctx.files);
@@ -337,16 +355,25 @@ impl ClusterService {
                 if !view.has_quorum {
                     return (None, view.reachable);
                 }
-                observe(endpoints, tls, view.reachable).await
+                (
+                    probe::read_records(&endpoints, &tls, STATUS_TIMEOUT).await,
+                    view.reachable,
+                )
             }),
             Err(_) => (None, Vec::new()),
         };
-        status::assemble(
+        let mut out = status::assemble(
             &state,
             observed.as_ref(),
             &reachable,
             self.ctx.timing.lease_ttl_s,
-        )
+        );
+        if let Some(o) = &observed {
+            out.bridges =
+                networks::bridge_table(o.nodes.iter().map(|n| (n.name.as_str(), &n.networks)));
+        }
+        out.snapshots = snapshot::list(&snapshot::dir_of(&self.ctx.files.dir));
+        out
     }
 
     /// Check a create request (name, address is one of ours, not already a member).
@@ -382,7 +409,7 @@ impl ClusterService {
         self.check_create(&req)?;
         let state = self.exclusive(|| {
             let ctx = self.ctx.clone();
-            let handle = self.rt.handle().clone();
+            let handle = self.rt().handle().clone();
             // The progress sink is not 'static: drive the future from this thread.
             handle.block_on(async move { create::create(&ctx, &req, now_s(), progress).await })
         })?;
@@ -469,7 +496,7 @@ impl ClusterService {
         self.check_join(&req)?;
         let state = self.exclusive(|| {
             let ctx = self.ctx.clone();
-            let handle = self.rt.handle().clone();
+            let handle = self.rt().handle().clone();
             handle.block_on(async move { join::join(&ctx, &req, now_s(), progress).await })
         })?;
         self.start_liveness(&state);
@@ -591,7 +618,7 @@ impl ClusterService {
         progress.progress(10, &format!("removing {node}"));
         let node = node.to_string();
         let done = node.clone();
-        let serial = self.block(async move {
+        let serials = self.block(async move {
             let nodes = records::nodes(&client).await?;
             let Some(rec) = nodes.into_iter().find(|n| n.name == node) else {
                 return Err(ClusterError::Invalid {
@@ -610,52 +637,179 @@ impl ClusterService {
                     .await
                     .map_err(ClusterError::EtcdOp)?;
             }
-            records::revoke(
-                &client,
-                &rec.cert_serial,
-                &records::RevokedRecord {
-                    node: node.clone(),
-                    at: now_s(),
-                },
-            )
-            .await?;
+            for serial in std::iter::once(&rec.cert_serial).chain(&rec.previous_serials) {
+                records::revoke(
+                    &client,
+                    serial,
+                    &records::RevokedRecord {
+                        node: node.clone(),
+                        at: now_s(),
+                    },
+                )
+                .await?;
+            }
             records::delete_node(&client, &node).await?;
-            Ok(rec.cert_serial)
+            Ok(std::iter::once(rec.cert_serial)
+                .chain(rec.previous_serials)
+                .collect::<Vec<_>>())
         })?;
-        self.monitor.note_revoked(&serial);
+        for serial in &serials {
+            self.monitor.note_revoked(serial);
+        }
         Ok(format!(
             "{done} removed: its etcd member is gone and its certificate revoked"
         ))
     }
 }
 
-/// Read nodes, liveness and members; `reachable` names the voters the probe reached.
-async fn observe(
-    endpoints: Vec<String>,
-    tls: etcd::EtcdTls,
-    reachable: Vec<String>,
-) -> (Option<Observed>, Vec<String>) {
-    let Ok(client) = etcd::connect(&endpoints, &tls, STATUS_TIMEOUT).await else {
-        return (None, reachable);
-    };
-    let read = async {
-        let nodes = records::nodes(&client).await?;
-        let alive = records::alive(&client).await?;
-        let mut admin = client.clone();
-        let members = etcd::member_list(&mut admin)
-            .await
-            .map_err(ClusterError::EtcdOp)?
-            .into_iter()
-            .map(|m| (m.name, format!("{:x}", m.id), m.is_learner))
-            .collect();
-        Ok::<Observed, ClusterError>(Observed {
-            nodes,
-            alive,
-            members,
-        })
-    };
-    match tokio::time::timeout(STATUS_TIMEOUT, read).await {
-        Ok(Ok(o)) => (Some(o), reachable),
-        _ => (None, reachable),
+impl ClusterService {
+    /// Check a recovery request: a member that runs an etcd member, the snapshot it names
+    /// exists, and this node has **no** quorum (otherwise remove the dead nodes instead).
+    pub fn check_recover(&self, req: &RecoverCluster) -> Result<(), ClusterError> {
+        let state = self.member()?;
+        if state.role == Role::Client {
+            return Err(ClusterError::Conflict(
+                "this node runs no etcd member and has no etcd data: recover on a surviving voter"
+                    .into(),
+            ));
+        }
+        if let Some(w) = &req.snapshot {
+            let sdir = snapshot::dir_of(&self.ctx.files.dir);
+            recover::pick_source(&sdir, &snapshot::list(&sdir), Some(w), &self.ctx.etcd_data)?;
+        }
+        if self.busy.load(Ordering::SeqCst) {
+            return Err(ClusterError::Conflict(
+                "a cluster create, join or recovery is already running".into(),
+            ));
+        }
+        let status = self.status();
+        if let Some(q) = status.quorum.filter(|q| q.has_quorum) {
+            return Err(ClusterError::Conflict(format!(
+                "this node has quorum (it reaches {} of the voters {}): recovery is only for a \
+                 cluster that lost quorum for good; remove dead nodes instead",
+                q.reachable.join(", "),
+                q.voters.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// Quorum lost for good: make this node a new one-member cluster from a snapshot (a new
+    /// cluster id, the CA kept, the lost members and their nodes dropped). A task.
+    pub fn recover(
+        &self,
+        req: RecoverCluster,
+        progress: &dyn Progress,
+    ) -> Result<String, ClusterError> {
+        self.check_recover(&req)?;
+        let state = self.member()?;
+        let (new_state, dropped) = self.exclusive(|| {
+            // The old lease cannot be revoked without quorum: let it go.
+            self.upkeep.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(t) = self
+                .keeper_start
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+            {
+                t.abort();
+            }
+            drop(self.keeper.lock().unwrap_or_else(|e| e.into_inner()).take());
+            let ctx = self.ctx.clone();
+            let handle = self.rt().handle().clone();
+            let wanted = req.snapshot.clone();
+            handle.block_on(async move {
+                recover::run(&ctx, &state, wanted.as_deref(), now_s(), progress).await
+            })
+        })?;
+        self.start_liveness(&new_state);
+        let msg = format!(
+            "cluster {} recovered on {} as a new cluster of one (id {}); dropped: {}; add nodes \
+             with a join token",
+            new_state.cluster.name,
+            new_state.node_name,
+            new_state.cluster.id,
+            if dropped.is_empty() {
+                "none".to_string()
+            } else {
+                dropped.join(", ")
+            }
+        );
+        self.set_state(Some(new_state));
+        Ok(msg)
+    }
+
+    /// The member side of `POST /cluster/v1/renew`: sign the CSR of the member whose
+    /// certificate (PEM, verified by TLS) is `caller_pem`, unless it was revoked.
+    pub fn sign_renewal(&self, caller_pem: &str, csr_pem: &str) -> Result<String, ClusterError> {
+        let state = self.member()?;
+        let files = &self.ctx.files;
+        let ca_cert = files.read(&files.ca_cert()).map_err(ClusterError::Files)?;
+        let ca_key = files.read(&files.ca_key()).map_err(|_| {
+            ClusterError::Conflict("this node holds no CA key: ask another member".into())
+        })?;
+        let serial = crate::ca::cert_info(caller_pem)
+            .map_err(ClusterError::Certificates)?
+            .serial_hex;
+        let client = self.etcd_client(&state)?;
+        if self.block(async move { records::is_revoked(&client, &serial).await })? {
+            return Err(ClusterError::TokenRefused(
+                "this member certificate was revoked".into(),
+            ));
+        }
+        renewal::sign_for_member(&ca_cert, &ca_key, caller_pem, csr_pem, SystemTime::now()).map_err(
+            |e| ClusterError::Invalid {
+                field: "csr_pem",
+                reason: cairn_base::error_chain::error_chain(&e),
+            },
+        )
+    }
+}
+
+fn build_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(2)
+        .thread_name("cairn-cluster")
+        .enable_all()
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::NameInventory;
+
+    struct NoNames;
+
+    impl LocalNames for NoNames {
+        fn names(&self) -> NameInventory {
+            NameInventory::default()
+        }
+        fn addresses(&self) -> Vec<std::net::IpAddr> {
+            Vec::new()
+        }
+    }
+
+    #[test]
+    fn a_standalone_node_makes_no_runtime_until_a_call_needs_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = ClusterService::open(
+            ClusterPaths {
+                dir: dir.path().join("cluster"),
+                etcd_data: dir.path().join("etcd"),
+            },
+            "node1",
+            Arc::new(NoNames),
+        )
+        .unwrap();
+        assert_eq!(s.status().mode, ClusterMode::Standalone);
+        assert!(s.check_recover(&RecoverCluster::default()).is_err());
+        assert!(
+            s.rt.get().is_none(),
+            "a runtime was made for a standalone node"
+        );
+        assert_eq!(s.block(async { 1 + 1 }), 2);
+        assert!(s.rt.get().is_some());
     }
 }

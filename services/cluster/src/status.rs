@@ -47,7 +47,7 @@ pub fn assemble(
                             learner: *learner,
                         },
                     ),
-                    bridges: Vec::new(),
+                    bridges: n.networks.bridges.clone(),
                 }
             })
             .collect(),
@@ -80,5 +80,7 @@ pub fn assemble(
         }),
         nodes,
         failover: Some(failover),
+        snapshots: Vec::new(),
+        bridges: Vec::new(),
     }
 }

@@ -115,6 +115,35 @@ pub struct ClusterStatus {
     pub quorum: Option<QuorumView>,
     pub nodes: Vec<NodeView>,
     pub failover: Option<FailoverView>,
+    /// This node's etcd snapshots on STATE, newest first (voters and witnesses).
+    #[serde(default)]
+    pub snapshots: Vec<SnapshotInfo>,
+    /// Per VM bridge, which nodes have it.
+    #[serde(default)]
+    pub bridges: Vec<crate::networks::BridgeView>,
+}
+
+/// One snapshot file as the cluster status lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotInfo {
+    /// The file name inside the snapshot directory (`etcd-<time>-r<revision>.db`).
+    pub file: String,
+    /// When it was taken, seconds since the epoch.
+    pub taken_at: u64,
+    pub size: u64,
+    /// etcd's revision just before the snapshot (it holds at least this one).
+    pub revision: i64,
+}
+
+/// `POST /api/v1/cluster/recover`: quorum is lost for good; make this node a new cluster of
+/// one from a snapshot (refused while it has quorum).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoverCluster {
+    /// A snapshot file name from the status' `snapshots`; absent: the newest (or, with none,
+    /// etcd's live data).
+    #[serde(default)]
+    pub snapshot: Option<String>,
 }
 
 /// `POST /api/v1/cluster`: make this node the first member of a new cluster.

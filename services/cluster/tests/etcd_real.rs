@@ -304,6 +304,7 @@ fn lease_config(endpoints: Vec<String>, tls: &EtcdTls, key: &str) -> LeaseConfig
     LeaseConfig {
         endpoints,
         tls: tls.clone(),
+        tls_files: None,
         ttl: Duration::from_secs(min_lease_ttl_s(ELECTION_MS)),
         keys: vec![(key.to_string(), b"up".to_vec())],
         request_timeout: Duration::from_millis(500),
@@ -980,6 +981,262 @@ fn percentiles(v: &mut [Duration]) -> String {
         at(0.99),
         v[v.len() - 1]
     )
+}
+
+/// The fingerprint (`sha256:` + hex) of the certificate the etcd at `endpoint` serves to a
+/// new connection, seen through a real HTTPS request (`GET /health`) with `identity`.
+async fn served_certificate(endpoint: &str, ca_pem: &str, identity: (&str, &str)) -> String {
+    let addr: std::net::SocketAddr = endpoint
+        .trim_start_matches("https://")
+        .parse()
+        .expect("endpoint address");
+    let tls = cairn_client::cluster::MemberTls::new(ca_pem, Some(identity)).expect("member tls");
+    let r = cairn_client::cluster::send_with(
+        addr,
+        cairn_client::ClientRequest::new(hyper::Method::GET, "/health"),
+        &tls,
+        CLIENT_TIMEOUT,
+    )
+    .await
+    .expect("GET /health");
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let hex: String = r.peer.0.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewed_certificate_files_are_picked_up_by_a_running_etcd() {
+    use cairn_cluster::local::LocalFiles;
+    use cairn_cluster::renewal;
+    if !have_etcd() {
+        return;
+    }
+    let c = TestCluster::start(1).await;
+    let p = &c.procs[0];
+    // The member's directory holds node.pem, node.key and ca.pem, the layout of
+    // /var/lib/cairn/cluster; give it the CA key so it renews by itself.
+    let files = LocalFiles { dir: p.dir.clone() };
+    std::fs::write(files.ca_key(), &c.ca.key_pem).unwrap();
+    let before_pem = files.read(&files.node_cert()).unwrap();
+    let before = served_certificate(
+        &p.endpoint(),
+        &c.ca.cert_pem,
+        (&c.tls.cert_pem, &c.tls.key_pem),
+    )
+    .await;
+    assert_eq!(before, ca::fingerprint(&before_pem).unwrap());
+    let pid = p.pid();
+
+    let r = renewal::renew_with_own_ca(&files, SystemTime::now()).expect("renewal");
+    assert_ne!(r.old_serial, r.new_serial);
+    let after_pem = files.read(&files.node_cert()).unwrap();
+    let want = ca::fingerprint(&after_pem).unwrap();
+
+    // A new connection gets the new certificate (etcd loads the pair per handshake), from the
+    // same process: no restart.
+    let mut got = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        got = served_certificate(
+            &p.endpoint(),
+            &c.ca.cert_pem,
+            (&c.tls.cert_pem, &c.tls.key_pem),
+        )
+        .await;
+        if got == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        got, want,
+        "etcd still serves the old certificate (serial {}) after the files were replaced",
+        r.old_serial
+    );
+    assert_eq!(ca::cert_info(&after_pem).unwrap().serial_hex, r.new_serial);
+    assert_eq!(p.pid(), pid);
+    // The renewed pair also works as a client identity against the running member.
+    let renewed = EtcdTls {
+        ca_pem: c.ca.cert_pem.clone(),
+        cert_pem: after_pem,
+        key_pem: files.read(&files.node_key()).unwrap(),
+    };
+    let mut cl = etcd::connect(&[p.endpoint()], &renewed, CLIENT_TIMEOUT)
+        .await
+        .expect("connect with the renewed identity");
+    cl.put("/cairn/renewed", "1", None).await.expect("write");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quorum_lost_for_good_is_recovered_from_the_survivors_snapshot() {
+    use cairn_cluster::records::{self, NodeRecord};
+    use cairn_cluster::types::{ClusterInfo, NameInventory, Role};
+    use cairn_cluster::{recover, snapshot};
+    if !have_etcd() {
+        return;
+    }
+    let mut c = TestCluster::start(3).await;
+    let all: Vec<String> = c.procs.iter().map(|p| p.endpoint()).collect();
+    let cl = c.client_of(&all).await;
+    let cluster = ClusterInfo {
+        name: "lab".into(),
+        id: "0123456789abcdef".into(),
+        ca_fingerprint: ca::fingerprint(&c.ca.cert_pem).unwrap(),
+        created_at: 1,
+    };
+    records::put_cluster(&cl, &cluster).await.unwrap();
+    for (i, p) in c.procs.iter().enumerate() {
+        records::put_node(
+            &cl,
+            &NodeRecord {
+                name: p.name.clone(),
+                address: LOCAL,
+                role: Role::Voter,
+                joined_at: 1,
+                names: NameInventory::default(),
+                cert_serial: format!("5e{i}"),
+                previous_serials: Vec::new(),
+                networks: Default::default(),
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let mut kv = cl.kv_client();
+    for i in 0..10 {
+        kv.put(format!("/cairn/vms/vm{i}"), format!("spec {i}"), None)
+            .await
+            .unwrap();
+    }
+    let old_cluster_id = kv
+        .get("/cairn/cluster", None)
+        .await
+        .unwrap()
+        .header()
+        .map(|h| h.cluster_id())
+        .unwrap();
+
+    // The scheduled snapshot on the survivor (node1), kept in its snapshot directory.
+    let sdir = snapshot::dir_of(&c.procs[0].dir);
+    let taken = snapshot::take(&c.procs[0].endpoint(), &c.tls, &sdir, 1_000, snapshot::KEEP)
+        .await
+        .expect("snapshot");
+    assert!(taken.size > 0 && taken.revision > 0, "{taken:?}");
+    assert_eq!(snapshot::list(&sdir), vec![taken.clone()]);
+
+    // Two of three voters destroyed: no quorum on the survivor.
+    c.procs[1].kill();
+    c.procs[2].kill();
+    let mut solo = etcd::connect(
+        &[c.procs[0].endpoint()],
+        &c.tls,
+        Duration::from_millis(1500),
+    )
+    .await
+    .unwrap();
+    assert!(
+        solo.put("/cairn/minority", "1", None).await.is_err(),
+        "a write without quorum succeeded"
+    );
+
+    // Recover: etcd stopped, the snapshot restored with a new identity into its data dir.
+    let (client_port, peer_port, dir) = {
+        let p = &c.procs[0];
+        (p.client_port, p.peer_port, p.dir.clone())
+    };
+    c.procs[0].kill();
+    let data = dir.join("data");
+    let source = recover::pick_source(&sdir, &snapshot::list(&sdir), None, &data).unwrap();
+    assert_eq!(source, recover::Source::Snapshot(sdir.join(&taken.file)));
+    let new_id = records::new_cluster_id();
+    let peer = format!("https://127.0.0.1:{peer_port}");
+    recover::restore(
+        &cairn_core::command::SystemRunner,
+        &source,
+        "node1",
+        &peer,
+        &new_id,
+        &data,
+        2_000,
+    )
+    .expect("restore");
+    assert!(
+        dir.join("data.lost-2000").is_dir(),
+        "the old data is kept aside"
+    );
+    let n = c.spawn(
+        "node1",
+        client_port,
+        peer_port,
+        &[format!("node1={peer}")],
+        InitialState::New,
+        &new_id,
+        Some(data),
+    );
+    c.wait_ready(n).await;
+    let r = c.client(n).await;
+    let recovered = ClusterInfo {
+        id: new_id.clone(),
+        ..cluster.clone()
+    };
+    let mut dropped = recover::rewrite_records(&r, &recovered, "node1", 2_000)
+        .await
+        .expect("records");
+    dropped.sort();
+    assert_eq!(dropped, vec!["node2".to_string(), "node3".to_string()]);
+
+    // The data is there, one member, a new cluster id, the lost nodes gone and revoked.
+    let mut rc = r.clone();
+    assert_eq!(
+        etcd::get(&mut rc, "/cairn/vms/vm7")
+            .await
+            .unwrap()
+            .unwrap()
+            .value,
+        b"spec 7"
+    );
+    let members = etcd::member_list(&mut rc).await.unwrap();
+    assert_eq!(members.len(), 1);
+    assert_eq!(members[0].name, "node1");
+    let resp = rc.member_list().await.unwrap();
+    assert_ne!(resp.header().unwrap().cluster_id(), old_cluster_id);
+    assert_eq!(records::get_cluster(&r).await.unwrap().unwrap().id, new_id);
+    let names: Vec<String> = records::nodes(&r)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| n.name)
+        .collect();
+    assert_eq!(names, vec!["node1".to_string()]);
+    assert!(records::is_revoked(&r, "5e1").await.unwrap());
+    assert!(records::is_revoked(&r, "5e2").await.unwrap());
+    assert!(!records::is_revoked(&r, "5e0").await.unwrap());
+    rc.put("/cairn/after-recovery", "1", None)
+        .await
+        .expect("writable");
+
+    // New members can join again: a learner added, started, promoted.
+    let (c4, p4) = (free_port(), free_port());
+    let peer4 = format!("https://127.0.0.1:{p4}");
+    let id4 = etcd::add_learner(&mut rc, &peer4)
+        .await
+        .expect("add learner");
+    let m = c.spawn(
+        "node4",
+        c4,
+        p4,
+        &[format!("node1={peer}"), format!("node4={peer4}")],
+        InitialState::Existing,
+        &new_id,
+        None,
+    );
+    etcd::promote_learner_with_retry(&mut rc, id4, Instant::now() + Duration::from_secs(30))
+        .await
+        .expect("promote");
+    c.wait_ready(m).await;
+    let members = etcd::member_list(&mut rc).await.unwrap();
+    assert_eq!(members.len(), 2);
+    assert!(members.iter().all(|m| !m.is_learner), "{members:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,4 +1,4 @@
-//! `cairnctl cluster`: status, create, a join token, join, leave, remove a node; the
+//! `cairnctl cluster`: status, create, a join token, join, leave, remove a node, recover; the
 //! changes run as tasks followed with a progress bar.
 
 use crate::cli::cluster::{ClusterArgs, ClusterCommand};
@@ -30,6 +30,9 @@ pub enum ClusterCmd {
     Remove {
         node: String,
     },
+    Recover {
+        snapshot: Option<String>,
+    },
 }
 
 /// The command a command line asks for.
@@ -49,6 +52,7 @@ pub fn command(args: ClusterArgs) -> ClusterCmd {
         },
         Some(ClusterCommand::Leave) => ClusterCmd::Leave,
         Some(ClusterCommand::Remove { node }) => ClusterCmd::Remove { node },
+        Some(ClusterCommand::Recover { snapshot }) => ClusterCmd::Recover { snapshot },
     }
 }
 
@@ -120,6 +124,46 @@ pub fn status_text(v: &Value) -> String {
             seen,
             etcd
         ));
+    }
+    if let Some(bridges) = v["bridges"].as_array().filter(|b| !b.is_empty()) {
+        out.push_str("bridges:\n");
+        for b in bridges {
+            let names = |x: &Value| {
+                x.as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default()
+            };
+            let missing = names(&b["missing_on"]);
+            out.push_str(&format!(
+                "  {:<16} on {}{}\n",
+                s(&b["bridge"]),
+                names(&b["nodes"]),
+                if missing.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (missing on {missing})")
+                }
+            ));
+        }
+    }
+    if let Some(snaps) = v["snapshots"].as_array().filter(|b| !b.is_empty()) {
+        out.push_str("etcd snapshots on this node (newest first):\n");
+        for sn in snaps {
+            out.push_str(&format!(
+                "  {}  {}  {} bytes  revision {}\n",
+                s(&sn["file"]),
+                sn["taken_at"]
+                    .as_u64()
+                    .map_or_else(|| "-".to_string(), cairn_core::civil::format_utc),
+                sn["size"].as_u64().unwrap_or(0),
+                sn["revision"].as_i64().unwrap_or(0)
+            ));
+        }
     }
     out
 }
@@ -252,6 +296,15 @@ pub async fn run(s: &Session, cmd: ClusterCmd, output: Output) -> anyhow::Result
             let path = format!("/api/v1/cluster/nodes/{node}");
             task(s, Method::DELETE, &path, None, &doing, output).await
         }
+        ClusterCmd::Recover { snapshot } => {
+            let body = match snapshot {
+                Some(f) => json!({ "snapshot": f }),
+                None => json!({}),
+            };
+            let doing = "cannot recover the cluster";
+            let path = "/api/v1/cluster/recover";
+            task(s, Method::POST, path, Some(&body), doing, output).await
+        }
     }
 }
 
@@ -319,6 +372,16 @@ mod tests {
             }
         );
         assert!(p(&["remove"]).is_err());
+        assert_eq!(
+            p(&["recover"]).unwrap(),
+            ClusterCmd::Recover { snapshot: None }
+        );
+        assert_eq!(
+            p(&["recover", "--snapshot", "etcd-000000000001-r5.db"]).unwrap(),
+            ClusterCmd::Recover {
+                snapshot: Some("etcd-000000000001-r5.db".into())
+            }
+        );
         assert!(p(&["frob"]).is_err());
     }
 

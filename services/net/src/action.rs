@@ -17,7 +17,8 @@ pub enum NetAction {
     /// Apply a spec in try mode; it is rolled back unless confirmed within `timeout`
     /// (`None`: the node's setting).
     TryApply {
-        spec: NetworkSpec,
+        /// Boxed: a spec is hundreds of bytes, the other variants none.
+        spec: Box<NetworkSpec>,
         timeout: Option<Duration>,
     },
     /// Keep the change applied in try mode.
@@ -48,7 +49,7 @@ impl NetAction {
             NetAction::View => NetOutcome::View(Box::new(network.view()?)),
             NetAction::Status => NetOutcome::Status(Box::new(network.status()?)),
             NetAction::TryApply { spec, timeout } => {
-                NetOutcome::Pending(Box::new(network.try_apply(spec, timeout)?))
+                NetOutcome::Pending(Box::new(network.try_apply(*spec, timeout)?))
             }
             NetAction::Confirm => NetOutcome::Confirmed {
                 spec: Box::new(network.confirm()?),

@@ -20,6 +20,29 @@ pub struct NetworkSpec {
     pub routes: Vec<RouteSpec>,
     #[serde(default)]
     pub dns: DnsSpec,
+    /// Which interfaces carry the cluster and the replication network (issue 16 item 8).
+    #[serde(default, skip_serializing_if = "NetworkRoles::is_empty")]
+    pub roles: NetworkRoles,
+}
+
+/// The cluster's networks on this node, each an interface of the spec (by name) that has an
+/// address (static or DHCP).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkRoles {
+    /// The interface that carries the cluster network (etcd, the cluster port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// The interface that carries the replication network (disk replication, migration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<String>,
+}
+
+impl NetworkRoles {
+    /// Neither role is named.
+    pub fn is_empty(&self) -> bool {
+        self.cluster.is_none() && self.replication.is_none()
+    }
 }
 
 /// Layer-3 settings shared by every kind of interface.

@@ -380,6 +380,38 @@ pub fn validate(spec: &NetworkSpec, observed: &Observed) -> Result<(), FieldErro
              as \"management\": true, or the node would be unreachable",
         );
     }
+    // Network roles: an interface of the spec that has an address.
+    for (field, name) in [
+        ("roles.cluster", &spec.roles.cluster),
+        ("roles.replication", &spec.roles.replication),
+    ] {
+        let Some(name) = name else { continue };
+        let Some(i) = ifaces.iter().find(|i| i.name == name.as_str()) else {
+            let known: Vec<&str> = ifaces.iter().map(|i| i.name).collect();
+            return err(
+                field,
+                format!(
+                    "{} is not an interface of this spec (it has {})",
+                    quoted(name),
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            );
+        };
+        if !i.ip.dhcp && i.ip.addresses.is_empty() {
+            return err(
+                field,
+                format!(
+                    "{} has no address: give it a static address or DHCP ({})",
+                    quoted(name),
+                    i.field()
+                ),
+            );
+        }
+    }
     // No cycles (a bridge port that is a VLAN on the same bridge, …).
     crate::plan::order(spec).map_err(|name| FieldError {
         field: format!(
@@ -555,6 +587,23 @@ mod tests {
         let mut v = base();
         v["dns"] = json!({"search": ["bad domain"]});
         assert_eq!(field_of(v), "dns.search[0]");
+    }
+
+    #[test]
+    fn network_roles_name_an_interface_with_an_address() {
+        let mut v = base();
+        v["roles"] = serde_json::json!({"cluster": "bond0", "replication": "br20"});
+        validate(&spec(v.clone()), &node()).unwrap();
+        v["roles"] = serde_json::json!({"replication": "nope"});
+        let e = validate(&spec(v.clone()), &node()).unwrap_err();
+        assert_eq!(e.field, "roles.replication");
+        assert!(e.reason.contains("not an interface"), "{e}");
+        v["roles"] = serde_json::json!({"cluster": "ens6"});
+        let e = validate(&spec(v.clone()), &node()).unwrap_err();
+        assert_eq!(e.field, "roles.cluster");
+        assert!(e.reason.contains("has no address"), "{e}");
+        v["roles"] = serde_json::json!({"cluster": "ens3", "witness": "ens3"});
+        assert!(serde_json::from_value::<NetworkSpec>(v).is_err());
     }
 
     #[test]

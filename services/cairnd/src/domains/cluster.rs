@@ -7,6 +7,7 @@ use crate::cli::Config;
 use anyhow::Context;
 use cairn_api::cluster_port::{self, ClusterPeer, RunningPort};
 use cairn_api::domains::Slot;
+use cairn_cluster::networks::NodeNetworks;
 use cairn_cluster::service::{ClusterPaths, LocalNames};
 use cairn_cluster::types::NameInventory;
 use cairn_cluster::types::CLUSTER_PORT;
@@ -28,6 +29,7 @@ const ETCD_DATA: &str = "/var/lib/cairn/etcd";
 struct SlotNames {
     storage: Slot<Storage>,
     vms: Slot<Vms>,
+    network: Slot<cairn_net::Network>,
 }
 
 impl LocalNames for SlotNames {
@@ -55,6 +57,26 @@ impl LocalNames for SlotNames {
     fn addresses(&self) -> Vec<IpAddr> {
         SystemAddresses.addresses().unwrap_or_default()
     }
+
+    /// The bridges and network roles of the confirmed network spec (published in the node
+    /// record; nothing while the network domain is not up).
+    fn networks(&self) -> NodeNetworks {
+        let Some(spec) = self
+            .network
+            .get()
+            .and_then(|n| n.view().ok())
+            .map(|v| v.spec)
+        else {
+            return NodeNetworks::default();
+        };
+        let mut bridges: Vec<String> = spec.bridges.iter().map(|b| b.name.clone()).collect();
+        bridges.sort();
+        NodeNetworks {
+            bridges,
+            cluster_interface: spec.roles.cluster,
+            replication_interface: spec.roles.replication,
+        }
+    }
 }
 
 /// Open the cluster state; a member's lease loop starts with it.
@@ -67,6 +89,7 @@ pub fn start(shared: &Shared, cfg: &Config) -> anyhow::Result<Start<ClusterServi
     let names = Arc::new(SlotNames {
         storage: shared.domains.storage.clone(),
         vms: shared.domains.vms.clone(),
+        network: shared.domains.network.clone(),
     });
     let service = ClusterService::open(
         ClusterPaths {

@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand};
 use std::net::IpAddr;
 
-/// `cairnctl cluster [status|create|token|join|leave|remove]`.
+/// `cairnctl cluster [status|create|token|join|leave|remove|recover]`.
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct ClusterArgs {
     /// Without one: the cluster's status.
@@ -51,6 +51,15 @@ pub enum ClusterCommand {
     Remove {
         /// The node's name.
         node: String,
+    },
+    /// Quorum lost for good (most voters destroyed): on the survivor, make a new cluster of
+    /// one from an etcd snapshot (a new cluster id; the CA kept; the lost nodes dropped).
+    /// Refused while this node has quorum.
+    Recover {
+        /// The snapshot file to restore (as `cairnctl cluster status` lists them); default:
+        /// the newest.
+        #[arg(long, value_name = "FILE")]
+        snapshot: Option<String>,
     },
 }
 
