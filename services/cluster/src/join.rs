@@ -126,14 +126,6 @@ pub async fn join(
         endpoints.push(records::client_url(req.address));
     }
 
-    if grant.role == Role::Witness {
-        // Before the state: a node that is a member as a witness always has the marker, so
-        // its next boot starts neither libvirtd nor storage, SMART or VM domains.
-        files
-            .write(&files.witness(), b"witness\n", 0o644)
-            .map_err(ClusterError::Files)?;
-    }
-
     progress.progress(90, "recording the node");
     let client = etcd::connect(&endpoints, &tls, Duration::from_secs(10))
         .await
@@ -161,7 +153,22 @@ pub async fn join(
         etcd_heartbeat_ms: grant.etcd_heartbeat_ms,
         etcd_election_ms: grant.etcd_election_ms,
     };
-    files.save(&state).map_err(ClusterError::Files)?;
+    let witness = grant.role == Role::Witness;
+    if witness {
+        // Just before the state: a node that is a member as a witness always has the
+        // marker, so its next boot starts neither libvirtd nor storage, SMART or VM domains.
+        files
+            .write(&files.witness(), b"witness\n", 0o644)
+            .map_err(ClusterError::Files)?;
+    }
+    if let Err(e) = files.save(&state) {
+        if witness {
+            // Not a member after all: a standalone node with the marker would start without
+            // its storage and VMs.
+            let _ = std::fs::remove_file(files.witness());
+        }
+        return Err(ClusterError::Files(e));
+    }
     progress.progress(100, "joined");
     Ok(state)
 }
