@@ -139,7 +139,16 @@ fn cluster_witness() -> Result<()> {
         st["failover"]["automatic"] == true,
         "with a witness, failover must be automatic: {st}"
     );
-    let w = node_named(&st, "node3").context("node3 in the status")?;
+    // The cluster knows a node by the name cairnd started with (its own status says it).
+    let name_of = |cluster: &mut LabCluster, i: usize| -> Result<String> {
+        Ok(status(cluster, i)?["this_node"]
+            .as_str()
+            .with_context(|| format!("node{i}'s status has no this_node"))?
+            .to_string())
+    };
+    let witness_name = name_of(&mut cluster, WITNESS)?;
+    let node2_name = name_of(&mut cluster, 2)?;
+    let w = node_named(&st, &witness_name).context("the witness in the status")?;
     ensure!(
         w["role"] == "witness" && w["etcd_member"]["learner"] == false,
         "node3 is not a voting witness: {st}"
@@ -237,7 +246,7 @@ fn cluster_witness() -> Result<()> {
         );
         writes += 1;
         if offline_after.is_none()
-            && node_named(&st, "node2").is_some_and(|n| n["liveness"] == "offline")
+            && node_named(&st, &node2_name).is_some_and(|n| n["liveness"] == "offline")
         {
             offline_after = Some(off.elapsed());
         }

@@ -127,7 +127,8 @@ step('finishing starts the join; the Cluster page follows it to membership', asy
   await heading('Cluster').waitFor();
   await shot('cluster-joining');
   await page.getByRole('heading', { name: `Cluster ${CLUSTER}`, level: 2 }).waitFor({ timeout: JOIN_MS });
-  const row = page.locator('tr', { hasText: HOSTNAME });
+  // The node's own row (the cluster knows it by the name cairnd started with).
+  const row = page.locator('tr', { hasText: '(this node)' });
   await row.first().waitFor({ timeout: STEP_MS });
   assert.match(await row.first().textContent(), /Voter/);
   await shot('cluster-member');
