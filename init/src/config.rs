@@ -101,6 +101,9 @@ pub struct ServiceConfig {
     /// Start at boot only if this absolute path exists then (e.g. etcd once the node is in a
     /// cluster). An explicit `cairn-init svc start` starts the service anyway.
     pub condition_path_exists: Option<PathBuf>,
+    /// Start at boot only if this absolute path does NOT exist then (e.g. libvirtd, not on a
+    /// witness node). An explicit `cairn-init svc start` starts the service anyway.
+    pub condition_path_absent: Option<PathBuf>,
     pub readiness: Readiness,
     pub restart: Restart,
     /// The open-files limit (soft and hard `RLIMIT_NOFILE`) set in the child before exec;
@@ -125,6 +128,7 @@ impl ServiceConfig {
             stdio: Stdio::Journal,
             condition_kernel_cmdline: None,
             condition_path_exists: None,
+            condition_path_absent: None,
             readiness: Readiness {
                 kind: ReadinessKind::Started,
                 timeout_s: DEFAULT_READY_TIMEOUT_S,
@@ -152,6 +156,11 @@ impl ServiceConfig {
                     "condition_path_exists: {} does not exist",
                     path.display()
                 ));
+            }
+        }
+        if let Some(path) = &self.condition_path_absent {
+            if path.exists() {
+                return Some(format!("condition_path_absent: {} exists", path.display()));
             }
         }
         None
@@ -208,6 +217,7 @@ struct RawService {
     stdio: Option<String>,
     condition_kernel_cmdline: Option<String>,
     condition_path_exists: Option<String>,
+    condition_path_absent: Option<String>,
     readiness: Option<RawReadiness>,
     restart: Option<RawRestart>,
     limit_nofile: Option<toml::Value>,
@@ -384,17 +394,13 @@ pub fn parse_service(file: &Path, text: &str) -> Result<ServiceConfig, ConfigErr
             ));
         }
     }
-    let condition_path_exists = match &raw.condition_path_exists {
-        None => None,
-        Some(p) if p.starts_with('/') => Some(PathBuf::from(p)),
-        Some(p) => {
-            return Err(invalid(
-                "condition_path_exists",
-                "condition_path_exists",
-                format!("{p:?} is not an absolute path"),
-            ))
-        }
+    let absolute = |key: &str, value: &Option<String>| match value {
+        None => Ok(None),
+        Some(p) if p.starts_with('/') => Ok(Some(PathBuf::from(p))),
+        Some(p) => Err(invalid(key, key, format!("{p:?} is not an absolute path"))),
     };
+    let condition_path_exists = absolute("condition_path_exists", &raw.condition_path_exists)?;
+    let condition_path_absent = absolute("condition_path_absent", &raw.condition_path_absent)?;
     let limit_nofile = match raw.limit_nofile {
         None => None,
         Some(toml::Value::Integer(n)) => match u64::try_from(n) {
@@ -433,6 +439,7 @@ pub fn parse_service(file: &Path, text: &str) -> Result<ServiceConfig, ConfigErr
         stdio,
         condition_kernel_cmdline: raw.condition_kernel_cmdline,
         condition_path_exists,
+        condition_path_absent,
         readiness,
         restart,
         limit_nofile,
@@ -690,6 +697,31 @@ start_limit_interval_s = 20
         assert_eq!(s.restart.backoff_max_ms, 800);
         assert!(s.condition_met("quiet cairn.lab=1"));
         assert!(!s.condition_met("quiet cairn.lab=10"));
+    }
+
+    #[test]
+    fn condition_path_absent_starts_only_without_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("witness");
+        let s = parse(&format!(
+            "exec = \"/bin/true\"\ncondition_path_absent = \"{}\"\n",
+            marker.display()
+        ))
+        .unwrap();
+        assert!(s.condition_met(""));
+        std::fs::write(&marker, "witness\n").unwrap();
+        assert_eq!(
+            s.unmet_condition(""),
+            Some(format!(
+                "condition_path_absent: {} exists",
+                marker.display()
+            ))
+        );
+        let err = parse("exec = \"/bin/true\"\ncondition_path_absent = \"run/x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("condition_path_absent"), "{err}");
+        assert!(err.contains("not an absolute path"), "{err}");
     }
 
     #[test]

@@ -317,6 +317,26 @@ impl Node {
         self.claim_now(deadline)
     }
 
+    /// Sign in as `admin` with `password` on a node set up another way (the setup wizard in
+    /// a browser) and create an API token, as [`Node::claim`] ends.
+    pub fn sign_in(&mut self, password: &str, deadline: Deadline) -> Result<ApiSession, LabError> {
+        let fp = self.wait_setup(deadline)?.fingerprint;
+        let addr = self.api_addr();
+        let path = "/api/v1/auth/login";
+        let body = json!({ "username": "admin", "password": password });
+        let done = setup_call(addr, fp, "POST", path, vec![], &body)?;
+        let cookie = done
+            .header("set-cookie")
+            .and_then(|c| c.split(';').next())
+            .map(str::to_string);
+        let login = check(addr, "POST", path, done)?;
+        let cookie = cookie.ok_or_else(|| LabError::HttpResponse {
+            addr,
+            detail: "sign-in without a session cookie".into(),
+        })?;
+        session_token(addr, fp, cookie, &login)
+    }
+
     /// [`Node::claim`] without waiting for the domains (the caller has waited its own way,
     /// like the bench, which reports a failed domain instead of stopping).
     pub fn claim_now(&mut self, deadline: Deadline) -> Result<ApiSession, LabError> {
@@ -374,29 +394,41 @@ impl Node {
             .and_then(|c| c.split(';').next())
             .map(str::to_string);
         let login = ok("POST", path, done)?;
-        let csrf = login["csrf_token"].as_str().unwrap_or_default().to_string();
         let cookie = cookie.ok_or_else(|| LabError::HttpResponse {
             addr,
             detail: "setup completed without a session cookie".into(),
         })?;
-        let path = "/api/v1/auth/tokens";
-        let headers = vec![
-            ("Cookie".to_string(), cookie),
-            ("X-CSRF-Token".to_string(), csrf),
-        ];
-        let body = json!({ "name": "cairn-lab" });
-        let created = ok(
-            "POST",
-            path,
-            setup_call(addr, fp, "POST", path, headers, &body)?,
-        )?;
-        let token = created["token"]
-            .as_str()
-            .ok_or_else(|| LabError::HttpResponse {
-                addr,
-                detail: format!("token answer without a token: {created}"),
-            })?
-            .to_string();
-        Ok(ApiSession::new(addr, fp, token))
+        session_token(addr, fp, cookie, &login)
     }
+}
+
+/// With a signed-in session (its cookie and the sign-in answer's CSRF token), create an API
+/// token named `cairn-lab` and return a session using it.
+fn session_token(
+    addr: SocketAddr,
+    fp: Fingerprint,
+    cookie: String,
+    login: &Value,
+) -> Result<ApiSession, LabError> {
+    let csrf = login["csrf_token"].as_str().unwrap_or_default().to_string();
+    let path = "/api/v1/auth/tokens";
+    let headers = vec![
+        ("Cookie".to_string(), cookie),
+        ("X-CSRF-Token".to_string(), csrf),
+    ];
+    let body = json!({ "name": "cairn-lab" });
+    let created = check(
+        addr,
+        "POST",
+        path,
+        setup_call(addr, fp, "POST", path, headers, &body)?,
+    )?;
+    let token = created["token"]
+        .as_str()
+        .ok_or_else(|| LabError::HttpResponse {
+            addr,
+            detail: format!("token answer without a token: {created}"),
+        })?
+        .to_string();
+    Ok(ApiSession::new(addr, fp, token))
 }

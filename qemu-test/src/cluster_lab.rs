@@ -209,6 +209,38 @@ pub struct ClusterOptions {
     pub data_disk_mib: u64,
     /// Extra kernel command-line words for every node.
     pub cmdline: Vec<String>,
+    /// Nodes sized apart from `cpus` and `memory_mib` (e.g. a witness: 1 vCPU, 512 MiB).
+    pub node_sizes: Vec<NodeSize>,
+}
+
+/// One node's vCPUs and memory, apart from the lab's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeSize {
+    /// The node (1-based, as in `node3`).
+    pub index: usize,
+    pub cpus: u8,
+    pub memory_mib: u32,
+}
+
+impl ClusterOptions {
+    /// Node `index` gets `cpus` vCPUs and `memory_mib` MiB instead of the lab's default.
+    pub fn node_size(mut self, index: usize, cpus: u8, memory_mib: u32) -> ClusterOptions {
+        self.node_sizes.retain(|s| s.index != index);
+        self.node_sizes.push(NodeSize {
+            index,
+            cpus,
+            memory_mib,
+        });
+        self
+    }
+
+    /// The vCPUs and memory of node `index`.
+    pub fn size_of(&self, index: usize) -> (u8, u32) {
+        self.node_sizes
+            .iter()
+            .find(|s| s.index == index)
+            .map_or((self.cpus, self.memory_mib), |s| (s.cpus, s.memory_mib))
+    }
 }
 
 impl Default for ClusterOptions {
@@ -222,6 +254,7 @@ impl Default for ClusterOptions {
             first_api_port: None,
             data_disk_mib: DATA_DISK_MIB,
             cmdline: Vec::new(),
+            node_sizes: Vec::new(),
         }
     }
 }
@@ -229,8 +262,9 @@ impl Default for ClusterOptions {
 /// The node configuration of cluster-lab node `index` (1-based) with its taps, in
 /// [`LabNic::ALL`] order after the management NIC.
 pub fn node_config(index: usize, opts: &ClusterOptions, taps: &[String]) -> NodeConfig {
+    let (cpus, memory_mib) = opts.size_of(index);
     let mut cfg = NodeConfig::new(&format!("node{index}"), opts.mode.clone())
-        .size(opts.cpus, opts.memory_mib)
+        .size(cpus, memory_mib)
         .disk(Bus::Virtio, opts.data_disk_mib)
         .disk(Bus::Ahci, opts.data_disk_mib)
         .disk(Bus::Nvme, opts.data_disk_mib)
@@ -709,6 +743,20 @@ impl LabCluster {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_node_can_be_sized_apart() {
+        let opts = ClusterOptions::default().node_size(3, 1, 512);
+        let taps: Vec<String> = (0..5).map(|i| format!("tap{i}")).collect();
+        let witness = node_config(3, &opts, &taps);
+        assert_eq!((witness.cpus, witness.memory_mib), (1, 512));
+        let full = node_config(1, &opts, &taps);
+        assert_eq!((full.cpus, full.memory_mib), (1, 1024));
+        // Sizing a node again replaces its size.
+        let opts = opts.node_size(3, 2, 768);
+        assert_eq!(opts.size_of(3), (2, 768));
+        assert_eq!(opts.node_sizes.len(), 1);
+    }
 
     #[test]
     fn the_address_plan_tells_nodes_and_networks_apart() {

@@ -1,60 +1,28 @@
 //! Scenario cluster_form (issue 16): three lab nodes form a cluster on the lab's cluster
-//! bridge, each over an active-backup bond of its two cluster NICs (set through the network
-//! API). node1 creates the cluster through the API, node2 joins with a token through the API
-//! and node3 with `cairnctl cluster join`; all three end up etcd voters (checked with
-//! `etcdctl member list` on a node, with its client certificate), every node shows the same
-//! three online nodes with quorum, a spent token is refused, a pulled cluster-bond link
-//! changes no membership (checked every second for longer than the lease TTL), and etcd's own
-//! histograms (WAL fsync on STATE, peer round trip) are printed for the timing decision
-//! (0026).
+//! bridge. node1 and node2 are claimed through the API and put their two cluster NICs in an
+//! active-backup bond (network API); node3 is left unclaimed. node1 creates the cluster
+//! through the API; node3 joins **through the setup wizard in Chromium** (Playwright: the
+//! wizard's Cluster step, "Join a cluster", a token made on node1; screenshots kept in the
+//! scenario's results dir, `node3/ui`); node2 first has that spent token refused, then joins
+//! with `cairnctl cluster join`. All three end up etcd voters (checked with `etcdctl member
+//! list` on a node, with its client certificate), every node shows the same three online
+//! nodes with quorum, a pulled cluster-bond link changes no membership (checked every second
+//! for longer than the lease TTL), and etcd's own histograms (WAL fsync on STATE, peer round
+//! trip) are printed for the timing decision (0026).
 
 mod common;
 
 use anyhow::{ensure, Context, Result};
-use cairn_lab::{ClusterOptions, Deadline, Lab, LabCluster, LabNic};
+use cairn_lab::{ClusterOptions, Deadline, Lab, LabCluster, LabNic, LAB_PASSWORD};
+use common::browser::{run_browser, screenshots};
 use common::cairnctl::Cairnctl;
+use common::cluster_status::{status, wait_members};
 use serde_json::{json, Value};
 
 /// etcdctl on a node, as the node (its certificate from the cluster CA).
 const ETCDCTL: &str = "ETCDCTL_API=3 etcdctl --endpoints https://127.0.0.1:2379 \
     --cacert /var/lib/cairn/cluster/ca.pem --cert /var/lib/cairn/cluster/node.pem \
     --key /var/lib/cairn/cluster/node.key";
-
-fn status(cluster: &mut LabCluster, i: usize) -> Result<Value> {
-    let node = cluster.node(i)?;
-    let r = node.api()?.get("/api/v1/cluster")?;
-    ensure!(
-        r.status == 200,
-        "GET /api/v1/cluster on node{i}: {} {}",
-        r.status,
-        r.body
-    );
-    Ok(r.json())
-}
-
-/// Wait until node `i` shows `want` nodes, all online, with quorum.
-fn wait_members(
-    cluster: &mut LabCluster,
-    i: usize,
-    want: usize,
-    deadline: Deadline,
-) -> Result<Value> {
-    loop {
-        let st = status(cluster, i)?;
-        let nodes = st["nodes"].as_array().cloned().unwrap_or_default();
-        let online = nodes.iter().filter(|n| n["liveness"] == "online").count();
-        if st["quorum"]["has_quorum"] == true && nodes.len() == want && online == want {
-            return Ok(st);
-        }
-        ensure!(
-            !deadline.expired(),
-            "node{i} does not show {want} online nodes with quorum after {:?}: {st}",
-            deadline.total()
-        );
-        // poll interval of the status; the deadline bounds the wait
-        std::thread::sleep(std::time::Duration::from_millis(1000).min(deadline.remaining()));
-    }
-}
 
 /// Mean, count and the upper bound of the bucket holding the p99 of a Prometheus histogram
 /// from etcd's /metrics text, summed over its series (one per peer for round trips).
@@ -113,7 +81,10 @@ fn cluster_form() -> Result<()> {
         common::check_node_up(node, Deadline::secs(500))
             .with_context(|| format!("{} coming up", node.name()))?;
     }
-    cluster.claim_all(Deadline::secs(300))?;
+    // node1 and node2 are claimed through the API; node3 stays unclaimed for the wizard.
+    for i in 1..=2 {
+        cluster.node(i)?.claim(Deadline::secs(300))?;
+    }
     let addr: Vec<String> = (1..=3)
         .map(|i| cluster.node(i).map(|n| n.cluster_address().to_string()))
         .collect::<Result<_, _>>()?;
@@ -132,9 +103,10 @@ fn cluster_form() -> Result<()> {
         }
     }
 
-    // Each node's two cluster NICs become an active-backup bond holding its cluster address
-    // (the management NIC keeps DHCP, the replication NIC too).
-    for i in 1..=3 {
+    // The two claimed nodes' cluster NICs become an active-backup bond holding the cluster
+    // address (the management NIC keeps DHCP, the replication NIC too); node3, set up by the
+    // wizard, keeps DHCP on every NIC (the factory default), its cluster address on NIC a.
+    for i in 1..=2 {
         let node = cluster.node(i)?;
         let mgmt_mac = node.nic_mac(LabNic::Management);
         let api = node.api()?.clone();
@@ -212,32 +184,57 @@ fn cluster_form() -> Result<()> {
     ensure!(st["cluster"]["name"] == "lab", "cluster name: {st}");
     println!("node1 status after create: {st}");
 
-    // node2 joins with a token through the API.
+    // node3 joins through the setup wizard in Chromium, with a token made on node1.
     let t = api1.expect(
         "POST",
         "/api/v1/cluster/tokens",
         Some(&json!({"ttl_s": 600})),
     )?;
-    let token2 = t["token"].as_str().context("token")?.to_string();
+    let token3 = t["token"].as_str().context("token")?.to_string();
     let started = std::time::Instant::now();
-    let api2 = cluster.node(2)?.api()?.clone();
-    let joined = api2.run_task(
-        "POST",
-        "/api/v1/cluster/join",
-        &json!({"token": token2, "address": addr[1]}),
-        Deadline::secs(400),
-    )?;
+    {
+        let node3 = cluster.node(3)?;
+        let setup = node3.wait_setup(Deadline::secs(60))?;
+        let url = format!("https://{}", node3.api_addr());
+        let mgmt_mac = node3.nic_mac(LabNic::Management);
+        let results = node3.dir().join("ui");
+        run_browser(
+            "lab-cluster-join.test.mjs",
+            &url,
+            &[
+                ("CAIRN_SETUP_CODE", setup.code.as_str()),
+                ("CAIRN_PASSWORD", LAB_PASSWORD),
+                ("CAIRN_HOSTNAME", "node3"),
+                ("CAIRN_TOKEN", token3.as_str()),
+                ("CAIRN_CLUSTER_ADDRESS", addr[2].as_str()),
+                ("CAIRN_CLUSTER", "lab"),
+                ("CAIRN_MGMT_MAC", mgmt_mac.as_str()),
+            ],
+            &results,
+            Deadline::secs(600),
+        )
+        .context("node3: the setup wizard's Join a cluster in Chromium")?;
+        let shots = screenshots(&results)?;
+        ensure!(
+            shots >= 8,
+            "expected a screenshot per wizard step and of the join in {}, found {shots}",
+            results.display()
+        );
+        println!("node3's wizard screenshots: {}", results.display());
+        let api3 = node3.sign_in(LAB_PASSWORD, Deadline::secs(60))?;
+        node3.set_api(api3);
+    }
     println!(
-        "node2 joined (API) in {:.1} s, token → voter: {}",
-        started.elapsed().as_secs_f64(),
-        joined["message"]
+        "node3 joined (setup wizard in Chromium) in {:.1} s, token → voter",
+        started.elapsed().as_secs_f64()
     );
+    wait_members(&mut cluster, 1, 2, Deadline::secs(120))?;
 
-    // node3: the spent token is refused (nothing changes), then it joins with cairnctl.
-    let api3 = cluster.node(3)?.api()?.clone();
-    let r = api3.post(
+    // node2: the spent token is refused (nothing changes), then it joins with cairnctl.
+    let api2 = cluster.node(2)?.api()?.clone();
+    let r = api2.post(
         "/api/v1/cluster/join",
-        &json!({"token": token2, "address": addr[2]}),
+        &json!({"token": token3, "address": addr[1]}),
     )?;
     ensure!(
         r.status == 202,
@@ -248,7 +245,7 @@ fn cluster_form() -> Result<()> {
     let id = r.json()["id"].as_u64().context("task id")?;
     let d = Deadline::secs(120);
     let failed = loop {
-        let t = api3.expect("GET", &format!("/api/v1/tasks/{id}"), None)?;
+        let t = api2.expect("GET", &format!("/api/v1/tasks/{id}"), None)?;
         if t["state"] == "failed" {
             break t;
         }
@@ -264,31 +261,31 @@ fn cluster_form() -> Result<()> {
     );
     println!("a spent token is refused: {msg}");
     ensure!(
-        status(&mut cluster, 3)?["mode"] == "standalone",
-        "node3 changed after a refused join"
+        status(&mut cluster, 2)?["mode"] == "standalone",
+        "node2 changed after a refused join"
     );
 
-    let token3 = api1.expect("POST", "/api/v1/cluster/tokens", Some(&json!({})))?["token"]
+    let token2 = api1.expect("POST", "/api/v1/cluster/tokens", Some(&json!({})))?["token"]
         .as_str()
         .context("token")?
         .to_string();
     let started = std::time::Instant::now();
     let ctl = {
-        let node3 = cluster.node(3)?;
-        let api = node3.api()?.clone();
-        Cairnctl::logged_in(node3, &api, "node3")?
+        let node2 = cluster.node(2)?;
+        let api = node2.api()?.clone();
+        Cairnctl::logged_in(node2, &api, "node2")?
     };
-    ctl.ok(&["cluster", "join", &token3, "--address", &addr[2]])?;
+    ctl.ok(&["cluster", "join", &token2, "--address", &addr[1]])?;
     println!(
-        "node3 joined (cairnctl) in {:.1} s, token → voter",
+        "node2 joined (cairnctl) in {:.1} s, token → voter",
         started.elapsed().as_secs_f64()
     );
 
-    // node3 joined through cairnctl; its status through cairnctl too.
+    // node2 joined through cairnctl; its status through cairnctl too.
     let shown = ctl.json(&["cluster", "status"])?;
     ensure!(
         shown["mode"] == "member",
-        "cairnctl cluster status on node3: {shown}"
+        "cairnctl cluster status on node2: {shown}"
     );
     let st = wait_members(&mut cluster, 1, 3, Deadline::secs(120))?;
     println!("node1 status: {st}");

@@ -6,71 +6,17 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use cairn_lab::{BootMode, Bus, Deadline, Lab, Node, NodeConfig, LAB_PASSWORD};
+use common::browser::run_browser;
 
 /// The NTP server the wizard enters: QEMU's user-network host address (it maps to the
 /// host's loopback, so nothing leaves this machine).
 const NTP: &str = "10.0.2.2";
 const ZONE: &str = "Europe/Berlin";
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("qemu-test lives in the repository")
-        .to_path_buf()
-}
-
-/// Run the Playwright lab test `test` (a file in services/api/ui-tests) against the node at
-/// `url` with `env`; screenshots go to `results`.
-fn run_browser(
-    test: &str,
-    url: &str,
-    env: &[(&str, &str)],
-    results: &Path,
-    deadline: Deadline,
-) -> Result<()> {
-    let script = repo_root().join("services/api/ui-tests/run.sh");
-    let log_path = results.join("playwright.log");
-    std::fs::create_dir_all(results)?;
-    let log = std::fs::File::create(&log_path)?;
-    let mut child = Command::new(&script)
-        .env("CAIRN_URL", url)
-        .env("CAIRN_LAB_TEST", test)
-        .envs(env.iter().copied())
-        .env("UI_RESULTS", results)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("starting {}", script.display()))?;
-    loop {
-        if let Some(status) = child.try_wait()? {
-            let out = std::fs::read_to_string(&log_path).unwrap_or_default();
-            ensure!(
-                status.success(),
-                "the browser test failed ({status}); log {}:\n{out}",
-                log_path.display()
-            );
-            println!("{out}");
-            return Ok(());
-        }
-        if deadline.expired() {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!(
-                "the browser test did not finish within {:?} (log {})",
-                deadline.total(),
-                log_path.display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 /// Poll `cmd` in the lab shell until its output satisfies `ok` (chronyd restarts and
 /// resolves asynchronously after setup).

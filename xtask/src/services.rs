@@ -20,6 +20,7 @@ const TOP_KEYS: &[&str] = &[
     "stdio",
     "condition_kernel_cmdline",
     "condition_path_exists",
+    "condition_path_absent",
     "readiness",
     "restart",
 ];

@@ -2,7 +2,11 @@
 
 // Each scenario binary uses a part of these helpers.
 #[allow(dead_code)]
+pub mod browser;
+#[allow(dead_code)]
 pub mod cairnctl;
+#[allow(dead_code)]
+pub mod cluster_status;
 #[allow(dead_code)]
 pub mod guest;
 #[allow(dead_code)]

@@ -20,12 +20,16 @@ pub struct Health {
     pub boot: BootStatus,
     /// No domain is still starting.
     pub ready: bool,
-    /// Each domain's start: `starting` | `ready` | `failed` | `absent`.
+    /// Each domain's start: `starting` | `ready` | `failed` | `absent`. On a witness,
+    /// storage, SMART and VMs are `absent` with the reason `not on a witness`.
     pub domains: DomainsHealth,
+    /// This node is a cluster witness: etcd, the API and the cluster domain only.
+    pub witness: bool,
 }
 
 /// Gather the health document from the node facts and the domains' slots.
 pub fn health(node: &dyn NodeInfo, domains: &Domains) -> Health {
+    let witness = domains.cluster.get().is_some_and(|c| c.is_witness());
     let domains = domains.health();
     Health {
         status: "ok",
@@ -35,6 +39,7 @@ pub fn health(node: &dyn NodeInfo, domains: &Domains) -> Health {
         boot: node.boot(),
         ready: domains.ready(),
         domains,
+        witness,
     }
 }
 
@@ -126,7 +131,8 @@ pub(crate) mod tests {
                     "network": {"state": "failed", "took_ms": 0, "reason": "cannot open netlink: permission denied"},
                     "vms": {"state": "absent", "reason": "libvirtd is not installed on this node"},
                     "cluster": {"state": "starting"}
-                }
+                },
+                "witness": false
             })
         );
         domains.smart.set_absent("no disks");

@@ -149,3 +149,25 @@ test('remove asks for the offline node\'s name, then runs as a task', async () =
   assert.ok(calls.includes('DELETE /api/v1/cluster/nodes/nas-03'), calls.join('\n'));
   await shot('remove');
 });
+
+test('on a witness the page says so, and a witness makes failover automatic', async () => {
+  status = {
+    ...MEMBER,
+    this_node: 'wit-01',
+    quorum: { has_quorum: true, reachable: ['nas-01', 'nas-02', 'wit-01'], voters: ['nas-01', 'nas-02', 'wit-01'] },
+    failover: { automatic: true, reason: null },
+    nodes: [
+      MEMBER.nodes[0],
+      MEMBER.nodes[1],
+      { name: 'wit-01', address: '10.0.0.19', role: 'witness', liveness: 'online', last_seen_s_ago: 1, etcd_member: { id: 'a9', learner: false }, bridges: [] },
+    ],
+  };
+  await page.goto(`${ORIGIN}/`);
+  await page.locator('[data-role="witness"]').waitFor();
+  const text = await page.locator('.main').textContent();
+  assert.match(text, /This node is the cluster's witness/);
+  assert.match(text, /Automatic failover/);
+  assert.doesNotMatch(text, /No automatic failover/);
+  assert.match(await page.locator('tr[data-node="wit-01"]').textContent(), /Witness/);
+  await shot('witness');
+});

@@ -22,9 +22,10 @@ const domains = {
   vms: { state: 'starting' },
 };
 const ready = () => Object.values(domains).every((d) => d.state !== 'starting');
+let witness = false;
 const health = () => ({
   status: 'ok', version: '0.1.0', hostname: 'cairn-test', uptime_s: 12, boot: BOOT,
-  ready: ready(), domains,
+  ready: ready(), domains, witness,
 });
 
 const api = new ScriptedApi(({ method, path }) => {
@@ -32,6 +33,10 @@ const api = new ScriptedApi(({ method, path }) => {
   if (path === '/api/v1/health') return json(200, health());
   if (path === '/api/v1/alerts') return json(200, { active: [], recent: [] });
   if (path === '/api/v1/tasks') return json(200, { tasks: [] });
+  if (path === '/api/v1/cluster') {
+    return json(200, { mode: 'standalone', this_node: 'cairn-test', cluster: null, quorum: null, nodes: [], failover: null });
+  }
+  if (path === '/api/v1/network/status') return json(200, { links: [], routes: [] });
   if (path === '/api/v1/disks' || path === '/api/v1/pools') {
     if (domains.storage.state === 'starting') {
       return {
@@ -116,4 +121,29 @@ test('with every domain ready or absent the strip is empty and takes no space', 
   assert.match(await vms.textContent(), /^Not on this nodeVMslibvirtd is not installed on this node$/);
   assert.match(await page.locator('[data-domain="storage"]').textContent(), /Running.*started in 4\.1 s/);
   await shot('nodes');
+});
+
+test('a witness hides Disks & pools and VMs, and says why they are absent', async () => {
+  witness = true;
+  for (const d of ['storage', 'smart', 'vms']) domains[d] = { state: 'absent', reason: 'not on a witness' };
+  await page.evaluate(async () => {
+    const { renderShell } = await import('/ui/shell.js');
+    const { api } = await import('/ui/api.js');
+    window.shell.stop();
+    window.location.hash = '#/storage';
+    const health = await api('GET', '/api/v1/health');
+    window.shell = renderShell(document.body, { health, me: { user: 'admin', csrf_token: 't' }, onSignedOut() {} });
+  });
+  // A hidden section's address opens the Cluster page instead.
+  await page.getByRole('heading', { name: 'Cluster', level: 1 }).waitFor();
+  const nav = page.getByRole('navigation', { name: 'Sections' });
+  assert.equal(await nav.getByRole('link', { name: 'Disks & pools' }).isVisible(), false);
+  assert.equal(await nav.getByRole('link', { name: 'VMs' }).isVisible(), false);
+  assert.equal(await nav.getByRole('link', { name: 'Cluster' }).isVisible(), true);
+  assert.equal(await page.locator('.topbar [data-role="witness"]').isVisible(), true);
+  await page.evaluate(() => { window.location.hash = '#/nodes'; });
+  const vms = page.locator('[data-domain="vms"]');
+  await vms.waitFor();
+  assert.equal(await vms.textContent(), 'Not on a witnessVMs');
+  await shot('witness');
 });

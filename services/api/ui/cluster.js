@@ -58,6 +58,14 @@ function snapshotsCard(snapshots) {
         h('td', { class: 'mono small' }, sn.file)))))));
 }
 
+/** This node's part, when it is a witness: what it runs and what it does not. */
+function thisRole(status) {
+  const me = (status.nodes || []).find((n) => n.name === status.this_node);
+  if (!me || me.role !== 'witness') return null;
+  return h('p', { class: 'this-role', 'data-role': 'witness' }, badge('info', 'Witness'),
+    ' This node is the cluster\'s witness: it runs an etcd vote, this page and the cluster only (no storage, no VMs).');
+}
+
 /** The failover line: automatic, or why not. */
 function failoverLine(f) {
   if (!f) return null;
@@ -264,6 +272,7 @@ export async function renderCluster(main) {
         h('h2', { id: 'cluster-h' }, `Cluster ${c.name}`),
         quorum,
         failoverLine(status.failover),
+        thisRole(status),
         h('p', { class: 'muted small' }, `CA ${c.ca_fingerprint || ''}`),
         h('div', { class: 'actions' }, add, leave)),
       tokenBox,

@@ -19,10 +19,13 @@ function bootRows(boot) {
 function domainRows(domains) {
   const tone = { ready: 'ok', starting: 'info', failed: 'critical', absent: 'neutral' };
   const word = { ready: 'Running', starting: 'Starting', failed: 'Failed', absent: 'Not on this node' };
+  // A witness runs no storage, SMART or VMs: said as such, not as a failure.
+  const witnessLess = (d) => d.state === 'absent' && d.reason === 'not on a witness';
   return Object.entries(domains || {}).map(([k, d]) => h('li', { class: 'list-row', 'data-domain': k },
-    badge(tone[d.state] || 'neutral', word[d.state] || d.state),
+    badge(tone[d.state] || 'neutral', witnessLess(d) ? 'Not on a witness' : (word[d.state] || d.state)),
     h('span', { class: 'grow' }, DOMAIN_LABELS[k] || k),
-    d.reason ? h('span', { class: 'muted' }, d.reason)
+    witnessLess(d) ? null
+      : d.reason ? h('span', { class: 'muted' }, d.reason)
       : (typeof d.took_ms === 'number' ? h('span', { class: 'muted' }, `started in ${(d.took_ms / 1000).toFixed(1)} s`) : null)));
 }
 

@@ -24,10 +24,15 @@ export const SECTIONS = [
   { id: 'account', title: 'Account', render: renderAccount },
 ];
 
-/** The section named by the URL's hash (`#/tasks`), or the first. */
-export function currentSection() {
+/** The sections a cluster witness hides: it runs no storage and no VMs. */
+export const NOT_ON_A_WITNESS = ['storage', 'vms'];
+
+/** The section named by the URL's hash (`#/tasks`), or the first; on a witness, a section
+ * it hides is the Cluster page instead. */
+export function currentSection(witness = false) {
   const id = window.location.hash.replace(/^#\/?/, '');
-  return SECTIONS.find((s) => s.id === id) || SECTIONS[0];
+  const s = SECTIONS.find((x) => x.id === id) || SECTIONS[0];
+  return witness && NOT_ON_A_WITNESS.includes(s.id) ? SECTIONS.find((x) => x.id === 'cluster') : s;
 }
 
 /** Build the shell in `root` and show the current section; `onSignedOut` after sign-out. */
@@ -35,11 +40,16 @@ export function renderShell(root, { health, me, onSignedOut }) {
   const healthBadge = h('span', { class: 'health' });
   const live = h('span', { class: 'live', title: 'Live updates' });
   const hostname = h('span', { class: 'host' }, health ? health.hostname : '');
+  // "Witness" beside the name on a cluster witness (etcd, the API and the cluster only).
+  const roleBadge = h('span', { class: 'role', 'data-role': 'witness', hidden: true,
+    title: 'A cluster witness: an etcd vote, no storage and no VMs' }, badge('info', 'Witness'));
+  const navItems = {};
   const counts = {};
   const nav = h('nav', { class: 'nav', 'aria-label': 'Sections' },
     h('ul', {}, SECTIONS.map((s) => {
       counts[s.id] = h('span', { class: 'count', hidden: true });
-      return h('li', {}, h('a', { href: `#/${s.id}`, 'data-section': s.id }, h('span', {}, s.title), counts[s.id]));
+      navItems[s.id] = h('li', {}, h('a', { href: `#/${s.id}`, 'data-section': s.id }, h('span', {}, s.title), counts[s.id]));
+      return navItems[s.id];
     })));
   const signOut = h('button', { type: 'button', class: 'secondary small', onclick: doSignOut }, 'Sign out');
   const main = h('main', { class: 'main', id: 'main', tabindex: '-1' });
@@ -50,7 +60,7 @@ export function renderShell(root, { health, me, onSignedOut }) {
       h('a', { class: 'brand', href: '#/nodes' },
         h('img', { src: '/ui/icon.svg', alt: '', width: 28, height: 28 }),
         h('span', { class: 'brand-name' }, 'Cairn')),
-      h('div', { class: 'node' }, hostname, healthBadge),
+      h('div', { class: 'node' }, hostname, roleBadge, healthBadge),
       h('div', { class: 'user' }, live, h('a', { class: 'who', href: '#/account', title: 'Account: password and API tokens' }, me.user), signOut)),
     strip, nav, main));
 
@@ -58,7 +68,7 @@ export function renderShell(root, { health, me, onSignedOut }) {
   let stopped = false;
   async function show() {
     if (stopped) return;
-    const s = currentSection();
+    const s = currentSection(isWitness());
     if (cleanup) cleanup();
     cleanup = null;
     nav.querySelectorAll('a').forEach((a) => {
@@ -82,6 +92,20 @@ export function renderShell(root, { health, me, onSignedOut }) {
   // healthy. It follows /api/v1/health (every 30 s) and the active alerts (live).
   let lastHealth = health;
   let active = [];
+  let shownWitness = false;
+  function isWitness() {
+    return !!(lastHealth && lastHealth.witness);
+  }
+  // A witness hides the sections it has nothing for; shown again if it stops being one.
+  function drawRole() {
+    const w = isWitness();
+    roleBadge.hidden = !w;
+    NOT_ON_A_WITNESS.forEach((id) => { navItems[id].hidden = w; });
+    const changed = w !== shownWitness;
+    shownWitness = w;
+    return changed;
+  }
+  drawRole();
   function drawHealth() {
     if (!lastHealth) {
       replace(healthBadge, badge('critical', 'Unreachable'));
@@ -140,6 +164,7 @@ export function renderShell(root, { health, me, onSignedOut }) {
   }
   function afterHealth() {
     drawHealth();
+    if (drawRole() && NOT_ON_A_WITNESS.includes(currentSection().id)) show();
     drawStrip();
     const done = [...waiting].filter((k) => !stillStarting(k));
     done.forEach((k) => waiting.delete(k));

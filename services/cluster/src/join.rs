@@ -6,7 +6,7 @@ use crate::error::ClusterError;
 use crate::local::LocalState;
 use crate::records::{self, NodeRecord};
 use crate::token::JoinToken;
-use crate::types::{JoinCluster, JoinGrant, JoinRequest, Role};
+use crate::types::{JoinCluster, JoinGrant, JoinRequest, NameInventory, Role};
 use crate::{ca, etcd, etcd_conf, etcd_wait, peer};
 use cairn_core::alert::Progress;
 use std::net::{IpAddr, Ipv4Addr};
@@ -29,6 +29,10 @@ pub async fn join(
             field: "token",
             reason: cairn_base::error_chain::error_chain(&e),
         })?;
+
+    if req.witness {
+        witness_fits(&ctx.names.names())?;
+    }
 
     progress.progress(5, "checking the cluster's certificate authority");
     // Nothing secret is sent until a member has shown the CA the token names.
@@ -155,9 +159,47 @@ pub async fn join(
         etcd_heartbeat_ms: grant.etcd_heartbeat_ms,
         etcd_election_ms: grant.etcd_election_ms,
     };
-    files.save(&state).map_err(ClusterError::Files)?;
+    let witness = grant.role == Role::Witness;
+    if witness {
+        // Just before the state: a node that is a member as a witness always has the
+        // marker, so its next boot starts neither libvirtd nor storage, SMART or VM domains.
+        files
+            .write(&files.witness(), b"witness\n", 0o644)
+            .map_err(ClusterError::Files)?;
+    }
+    if let Err(e) = files.save(&state) {
+        if witness {
+            // Not a member after all: a standalone node with the marker would start without
+            // its storage and VMs.
+            let _ = std::fs::remove_file(files.witness());
+        }
+        return Err(ClusterError::Files(e));
+    }
     progress.progress(100, "joined");
     Ok(state)
+}
+
+/// A witness runs no storage and no VMs: a node that already has pools or VMs cannot become
+/// one (they would be left unmanaged). Refused before anything is sent, naming them.
+pub fn witness_fits(names: &NameInventory) -> Result<(), ClusterError> {
+    let mut held = Vec::new();
+    if !names.pools.is_empty() {
+        held.push(format!("pools {}", names.pools.join(", ")));
+    }
+    if !names.vms.is_empty() {
+        held.push(format!("VMs {}", names.vms.join(", ")));
+    }
+    if held.is_empty() {
+        return Ok(());
+    }
+    Err(ClusterError::Invalid {
+        field: "witness",
+        reason: format!(
+            "a witness runs no storage and no VMs, and this node has {}: join it as a full \
+             node, or use a node without pools and VMs as the witness",
+            held.join(" and ")
+        ),
+    })
 }
 
 /// Post the join; while etcd has another learner (a join before ours), wait and retry.
@@ -195,4 +237,28 @@ fn check_grant(grant: &JoinGrant, ca_pem: &str, fingerprint: &str) -> Result<(),
     }
     ca::verify_signed_by(&grant.node_cert_pem, &grant.ca_cert_pem)
         .map_err(ClusterError::Certificates)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_witness_must_hold_no_pools_or_vms() {
+        assert!(witness_fits(&NameInventory::default()).is_ok());
+        let names = NameInventory {
+            pools: vec!["tank".into()],
+            vms: vec!["web".into(), "db".into()],
+            users: vec!["admin".into()],
+        };
+        let err = witness_fits(&names).unwrap_err().to_string();
+        assert!(err.contains("witness"), "{err}");
+        assert!(err.contains("pools tank and VMs web, db"), "{err}");
+        // Users alone are no obstacle: the cluster's accounts replace them.
+        let users = NameInventory {
+            users: vec!["admin".into()],
+            ..Default::default()
+        };
+        assert!(witness_fits(&users).is_ok());
+    }
 }

@@ -5,6 +5,9 @@ use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+/// The witness marker's file name in the cluster directory.
+pub const WITNESS_MARKER: &str = "witness";
+
 /// What this node remembers of its cluster (absent file: standalone).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocalState {
@@ -80,6 +83,18 @@ impl LocalFiles {
         self.dir.join("crl.pem")
     }
 
+    /// The witness marker: present while this node is a witness. cairn-init starts neither
+    /// libvirtd nor virtlogd at boot while it exists (`condition_path_absent`), and cairnd
+    /// starts only its API and the cluster domain.
+    pub fn witness(&self) -> PathBuf {
+        self.dir.join(WITNESS_MARKER)
+    }
+
+    /// Whether this node is set up as a witness (the marker exists).
+    pub fn is_witness(&self) -> bool {
+        self.witness().exists()
+    }
+
     /// The state, `None` when standalone.
     pub fn load(&self) -> Result<Option<LocalState>, LocalError> {
         let path = self.state();
@@ -125,6 +140,7 @@ impl LocalFiles {
     pub fn clear(&self) -> Result<(), LocalError> {
         for path in [
             self.state(),
+            self.witness(),
             self.etcd_conf(),
             self.crl(),
             self.node_cert(),
@@ -174,6 +190,21 @@ mod tests {
         assert_eq!(files.load().unwrap(), Some(sample()));
         files.clear().unwrap();
         assert_eq!(files.load().unwrap(), None);
+    }
+
+    #[test]
+    fn the_witness_marker_is_written_and_cleared_with_the_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = LocalFiles {
+            dir: dir.path().join("cluster"),
+        };
+        assert!(!files.is_witness());
+        files.write(&files.witness(), b"witness\n", 0o644).unwrap();
+        files.save(&sample()).unwrap();
+        assert!(files.is_witness());
+        assert_eq!(files.witness(), dir.path().join("cluster/witness"));
+        files.clear().unwrap();
+        assert!(!files.is_witness());
     }
 
     #[test]

@@ -24,3 +24,16 @@ pub fn stop_etcd(runner: &dyn CommandRunner) -> Result<(), CommandError> {
     )
     .map(|_| ())
 }
+
+/// The services a witness does not run (rootfs/overlay/etc/cairn/services/*.toml carry
+/// `condition_path_absent` on the witness marker), in stop order (libvirtd needs virtlogd).
+pub const NOT_ON_A_WITNESS: &[&str] = &["libvirtd", "virtlogd"];
+
+/// Stop the services a witness does not run (after a witness join; at the next boot
+/// cairn-init does not start them).
+pub fn stop_witness_excluded(runner: &dyn CommandRunner) -> Result<(), CommandError> {
+    for name in NOT_ON_A_WITNESS {
+        run_ok(runner, &Invocation::new(CAIRN_INIT, ["svc", "stop", name]))?;
+    }
+    Ok(())
+}

@@ -188,6 +188,12 @@ impl ClusterService {
         self.require_quorum(&state)
     }
 
+    /// Whether this node is a witness (its marker on STATE, written at a witness join): it
+    /// runs etcd, the API and this domain only.
+    pub fn is_witness(&self) -> bool {
+        self.ctx.files.is_witness()
+    }
+
     /// Whether this node is a member, now and on every change (create, join, leave).
     pub fn membership(&self) -> tokio::sync::watch::Receiver<bool> {
         self.member_tx.subscribe()
@@ -482,6 +488,9 @@ impl ClusterService {
         })?;
         validate::cluster_address("address", req.address, &self.ctx.names.addresses())?;
         validate::node_name("node name", &self.ctx.node_name)?;
+        if req.witness {
+            join::witness_fits(&self.ctx.names.names())?;
+        }
         self.standalone()?;
         if self.busy.load(Ordering::SeqCst) {
             return Err(ClusterError::Conflict(

@@ -106,6 +106,11 @@ pub fn start(shared: &Shared, cfg: &Config) -> anyhow::Result<Start<ClusterServi
     match tokio::runtime::Handle::try_current() {
         Ok(rt) => {
             rt.spawn(cluster_port(service.clone()));
+            rt.spawn(become_witness(
+                service.clone(),
+                shared.domains.clone(),
+                cfg.on_appliance(),
+            ));
         }
         Err(_) => tracing::warn!("cluster: no runtime, so no cluster port"),
     }
@@ -142,5 +147,45 @@ async fn cluster_port(service: Arc<ClusterService>) {
         if member.changed().await.is_err() {
             return;
         }
+    }
+}
+
+/// When a join makes this node a witness while its domains run: storage, SMART and VMs
+/// become absent ("not on a witness") and libvirtd and virtlogd are stopped (at the next boot
+/// neither starts: the marker). Ends once done, or when the node is already a witness.
+async fn become_witness(
+    service: Arc<ClusterService>,
+    domains: cairn_api::domains::Domains,
+    on_appliance: bool,
+) {
+    if service.is_witness() {
+        return; // a witness at boot: the domains never started
+    }
+    let mut member = service.membership();
+    loop {
+        if member.changed().await.is_err() {
+            return;
+        }
+        let is_member = *member.borrow_and_update();
+        if is_member && service.is_witness() {
+            break;
+        }
+    }
+    super::set_witness(&domains);
+    tracing::info!("this node joined as a witness: storage, SMART and VMs no longer run here");
+    if !on_appliance {
+        return;
+    }
+    let stopped = tokio::task::spawn_blocking(|| {
+        cairn_cluster::process::stop_witness_excluded(&cairn_core::command::SystemRunner)
+    })
+    .await;
+    match stopped {
+        Ok(Ok(())) => tracing::info!("witness: libvirtd and virtlogd stopped"),
+        Ok(Err(e)) => tracing::warn!(
+            "witness: cannot stop libvirtd and virtlogd: {}",
+            cairn_core::boot::error_chain(&e)
+        ),
+        Err(e) => tracing::warn!("witness: stopping libvirtd and virtlogd did not finish: {e}"),
     }
 }

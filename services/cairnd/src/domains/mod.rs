@@ -17,18 +17,46 @@ use std::thread::JoinHandle;
 /// under a slow CPU) never delays another; returns at once. The API already serves: a
 /// request to a domain still starting answers 503 `starting`. A domain that cannot start is
 /// logged and marked failed (its routes answer 503 with the reason); the others still come up.
+///
+/// On a witness (its marker on STATE, see [`is_witness`]) only the network and cluster
+/// domains start: storage, SMART and VMs are absent, "not on a witness".
 pub fn start(shared: &Shared, cfg: &Config) {
     let d = &shared.domains;
-    let (s, c) = (shared.clone(), cfg.clone());
-    spawn("storage", d.storage.clone(), move || storage::start(&s, &c));
-    let (s, c) = (shared.clone(), cfg.clone());
-    spawn("smart", d.smart.clone(), move || smart::start(&s, &c));
+    if is_witness(cfg) {
+        tracing::info!("this node is a cluster witness: no storage, SMART or VM domains");
+        set_witness(d);
+    } else {
+        let (s, c) = (shared.clone(), cfg.clone());
+        spawn("storage", d.storage.clone(), move || storage::start(&s, &c));
+        let (s, c) = (shared.clone(), cfg.clone());
+        spawn("smart", d.smart.clone(), move || smart::start(&s, &c));
+        let (s, c) = (shared.clone(), cfg.clone());
+        spawn("vms", d.vms.clone(), move || vms::start(&s, &c));
+    }
+    // The network runs on a witness too: it configures the cluster address.
     let (s, c) = (shared.clone(), cfg.clone());
     spawn("network", d.network.clone(), move || network::start(&s, &c));
     let (s, c) = (shared.clone(), cfg.clone());
-    spawn("vms", d.vms.clone(), move || vms::start(&s, &c));
-    let (s, c) = (shared.clone(), cfg.clone());
     spawn("cluster", d.cluster.clone(), move || cluster::start(&s, &c));
+}
+
+/// Why a witness has no storage, SMART or VM domain (health shows it as the reason).
+pub const NOT_ON_A_WITNESS: &str = "not on a witness";
+
+/// Whether this node is a cluster witness: the marker the witness join writes on STATE.
+pub fn is_witness(cfg: &Config) -> bool {
+    cfg.state_dir
+        .join("cluster")
+        .join(cairn_cluster::local::WITNESS_MARKER)
+        .exists()
+}
+
+/// Mark the domains a witness does not run absent, "not on a witness" (at boot, and when a
+/// join made this node a witness while they ran: from then on their routes answer so).
+pub fn set_witness(d: &cairn_api::domains::Domains) {
+    d.storage.set_absent(NOT_ON_A_WITNESS);
+    d.smart.set_absent(NOT_ON_A_WITNESS);
+    d.vms.set_absent(NOT_ON_A_WITNESS);
 }
 
 /// Run one domain's start on a thread of its own (inside the async runtime, when there is
@@ -173,6 +201,29 @@ mod tests {
         .join()
         .unwrap();
         assert_eq!(absent.health().state, "absent");
+    }
+
+    #[test]
+    fn a_witness_runs_the_network_and_cluster_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let Ok(crate::cli::Command::Run(cfg)) = crate::cli::parse(&[]) else {
+            panic!("no flags: run with the defaults");
+        };
+        let mut cfg = *cfg;
+        cfg.state_dir = dir.path().to_path_buf();
+        let cfg = &cfg;
+        assert!(!is_witness(cfg));
+        std::fs::create_dir_all(dir.path().join("cluster")).unwrap();
+        std::fs::write(dir.path().join("cluster/witness"), "witness\n").unwrap();
+        assert!(is_witness(cfg));
+        let d = cairn_api::domains::Domains::starting();
+        set_witness(&d);
+        let h = d.health();
+        for dh in [&h.storage, &h.smart, &h.vms] {
+            assert_eq!(dh.state, "absent");
+            assert_eq!(dh.reason.as_deref(), Some(NOT_ON_A_WITNESS));
+        }
+        assert_eq!(h.network.state, "starting");
     }
 
     #[test]
