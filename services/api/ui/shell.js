@@ -11,6 +11,7 @@ import { renderVms } from './vms.js';
 import { renderNetwork } from './network.js';
 import { renderCluster } from './cluster.js';
 import { renderAccount } from './account.js';
+import { pendingBar, remember } from './netpending.js';
 
 /** The sections, in navigation order. */
 export const SECTIONS = [
@@ -26,7 +27,7 @@ export const SECTIONS = [
 
 /** The section named by the URL's hash (`#/tasks`), or the first. */
 export function currentSection() {
-  const id = window.location.hash.replace(/^#\/?/, '');
+  const id = window.location.hash.replace(/^#\/?/, '').replace(/\?.*$/, '');
   return SECTIONS.find((s) => s.id === id) || SECTIONS[0];
 }
 
@@ -45,6 +46,8 @@ export function renderShell(root, { health, me, onSignedOut }) {
   const main = h('main', { class: 'main', id: 'main', tabindex: '-1' });
   // The domains still starting and those that failed (from health); empty when all run.
   const strip = h('div', { class: 'domains-strip', role: 'status', 'aria-live': 'polite' });
+  // A network change in try mode: its countdown, Confirm and Roll back now on every page.
+  const netBar = pendingBar({ onChange: () => { if (currentSection().id === 'network') show(); } });
   replace(root, h('div', { class: 'shell' },
     h('header', { class: 'topbar' },
       h('a', { class: 'brand', href: '#/nodes' },
@@ -52,7 +55,7 @@ export function renderShell(root, { health, me, onSignedOut }) {
         h('span', { class: 'brand-name' }, 'Cairn')),
       h('div', { class: 'node' }, hostname, healthBadge),
       h('div', { class: 'user' }, live, h('a', { class: 'who', href: '#/account', title: 'Account: password and API tokens' }, me.user), signOut)),
-    strip, nav, main));
+    strip, netBar.el, nav, main));
 
   let cleanup = null;
   let stopped = false;
@@ -195,6 +198,7 @@ export function renderShell(root, { health, me, onSignedOut }) {
 
   function stop() {
     stopped = true;
+    netBar.stop();
     if (cleanup) cleanup();
     timers.forEach(clearInterval);
     if (poll) clearTimeout(poll);
@@ -214,6 +218,14 @@ export function renderShell(root, { health, me, onSignedOut }) {
     }
     stop();
     onSignedOut('You are signed out.');
+  }
+
+  // A change left in try mode (from another tab or browser) shows its countdown here too.
+  const net = domainsOf(health).network;
+  if (net && net.state === 'ready') {
+    get('/api/v1/network').then((v) => {
+      if (v && v.pending) remember({ deadline_unix_ms: v.pending.deadline_unix_ms, applied_unix_ms: Date.now() });
+    }).catch(() => {});
   }
 
   connect();
