@@ -10,7 +10,11 @@ const KEY = 'cairn.net-pending';
 const POLL_MS = 3000;
 const listeners = new Set();
 
-/** What this tab knows of the pending change: `{deadline_unix_ms, to?, from?}` or null. */
+/**
+ * What this tab knows of the pending change, or null: `deadline_unix_ms` (on this computer's
+ * clock), `rollback_before` (the node's last rollback when it was applied), and when it moves
+ * the management address `to` (the new origin) and `from` (the old one).
+ */
 export function known() {
   try {
     return JSON.parse(sessionStorage.getItem(KEY) || 'null');
@@ -94,11 +98,12 @@ export function pendingBar({ onChange = () => {} } = {}) {
       return;
     }
     if (view.pending) {
-      remember({ ...p, deadline_unix_ms: view.pending.deadline_unix_ms });
+      remember({ ...p, deadline_unix_ms: Date.now() + 1000 * view.pending.remaining_s });
       return;
     }
     const rb = view.last_rollback;
-    rolledBack = rb && rb.at_unix_ms >= (p.applied_unix_ms || 0)
+    // A rollback other than the one known when the change was applied is this change's.
+    rolledBack = rb && rb.at_unix_ms !== (p.rollback_before || 0)
       ? `The change was not confirmed and was rolled back by itself (${rb.reason}).`
       : null;
     remember(null);

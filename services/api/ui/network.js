@@ -240,8 +240,9 @@ export async function renderNetwork(main) {
     if (view.pending) {
       // Followed here from the old address (`#/network?from=…`): remember where to return.
       const from = new URLSearchParams(window.location.hash.split('?')[1] || '').get('from');
-      const k = known() || { applied_unix_ms: Date.now() - 1000 * (view.pending.timeout_s - view.pending.remaining_s) };
-      remember({ ...k, ...(from && !k.from ? { from } : {}), deadline_unix_ms: view.pending.deadline_unix_ms });
+      // The deadline on this computer's clock (the node's may differ).
+      const k = known() || { rollback_before: view.last_rollback ? view.last_rollback.at_unix_ms : 0 };
+      remember({ ...k, ...(from && !k.from ? { from } : {}), deadline_unix_ms: Date.now() + 1000 * view.pending.remaining_s });
     }
     drawAll();
   }
@@ -593,7 +594,8 @@ export async function renderNetwork(main) {
       try {
         const res = await busy(applyBtn, 'Applying…', () => api('PUT', '/api/v1/network', { body, signedIn: true }));
         remember({
-          deadline_unix_ms: res.deadline_unix_ms, applied_unix_ms: Date.now(),
+          deadline_unix_ms: Date.now() + 1000 * res.remaining_s,
+          rollback_before: view.last_rollback ? view.last_rollback.at_unix_ms : 0,
           ...(to ? { to, from: window.location.origin } : {}),
         });
       } catch (e) {

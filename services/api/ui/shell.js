@@ -11,7 +11,7 @@ import { renderVms } from './vms.js';
 import { renderNetwork } from './network.js';
 import { renderCluster } from './cluster.js';
 import { renderAccount } from './account.js';
-import { pendingBar, remember } from './netpending.js';
+import { known, pendingBar, remember } from './netpending.js';
 
 /** The sections, in navigation order. */
 export const SECTIONS = [
@@ -224,7 +224,9 @@ export function renderShell(root, { health, me, onSignedOut }) {
   const net = domainsOf(health).network;
   if (net && net.state === 'ready') {
     get('/api/v1/network').then((v) => {
-      if (v && v.pending) remember({ deadline_unix_ms: v.pending.deadline_unix_ms, applied_unix_ms: Date.now() });
+      if (v && v.pending && !known()) {
+        remember({ deadline_unix_ms: Date.now() + 1000 * v.pending.remaining_s, rollback_before: v.last_rollback ? v.last_rollback.at_unix_ms : 0 });
+      }
     }).catch(() => {});
   }
 
