@@ -70,7 +70,7 @@ if (PHASE === 'build') {
   step('signing in opens the Network page with the NICs drawn', async () => {
     await signIn(`${BASE}/#/network`);
     for (const n of [NIC_A, NIC_B, NIC_C]) await node(n).waitFor();
-    assert.match(await page.locator('.topology-svg .mgmt').first().textContent(), /mgmt/);
+    assert.match(await page.locator('.topology-svg .topo-node.mgmt').first().textContent(), /mgmt/);
   });
 
   step('a bond of two NICs through its form', async () => {

@@ -14,6 +14,8 @@ const IFACE_KINDS = ['links', 'bonds', 'vlans', 'bridges'];
 const MODES = ['active-backup', '802.3ad', 'balance-alb'];
 const LACP = ['slow', 'fast'];
 const HASH = ['layer2', 'layer2+3', 'layer3+4'];
+/** How long the apply of a change that moves the page's address may take to answer. */
+const MOVE_ANSWER_MS = 20000;
 
 const clone = (v) => JSON.parse(JSON.stringify(v));
 const list = (s) => String(s || '').split(/[\s,]+/).map((x) => x.trim()).filter(Boolean);
@@ -591,13 +593,23 @@ export async function renderNetwork(main) {
       clearErrors(form);
       const body = { spec: draft };
       if (timeout.value.trim()) body.timeout_s = Number(timeout.value.trim());
+      const started = Date.now();
+      const seconds = body.timeout_s || view.try_timeout_s;
+      const follow = {
+        rollback_before: view.last_rollback ? view.last_rollback.at_unix_ms : 0,
+        ...(to ? { to, from: window.location.origin } : {}),
+      };
       try {
-        const res = await busy(applyBtn, 'Applying…', () => api('PUT', '/api/v1/network', { body, signedIn: true }));
-        remember({
-          deadline_unix_ms: Date.now() + 1000 * res.remaining_s,
-          rollback_before: view.last_rollback ? view.last_rollback.at_unix_ms : 0,
-          ...(to ? { to, from: window.location.origin } : {}),
-        });
+        const put = api('PUT', '/api/v1/network', { body, signedIn: true });
+        // The answer to a change that moves the address this page uses may never come back
+        // (the old address is gone once it is applied): after a while, or when the
+        // connection breaks, the change is taken as applied and the page follows the node.
+        const res = await busy(applyBtn, 'Applying…', () => (to ? Promise.race([put.catch((e) => {
+          if (e.status === 0) return { lost: true };
+          throw e;
+        }), new Promise((r) => { setTimeout(() => r({ lost: true }), MOVE_ANSWER_MS); })]) : put));
+        const left = res.lost ? seconds - Math.ceil((Date.now() - started) / 1000) : res.remaining_s;
+        remember({ deadline_unix_ms: Date.now() + 1000 * left, ...follow });
       } catch (e) {
         const f = parseField(e.field);
         if (e.field === 'timeout_s') fieldError(form, 'timeout_s', sentence(e.message));
