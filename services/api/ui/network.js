@@ -224,9 +224,12 @@ export async function renderNetwork(main) {
     try {
       [view, status] = await Promise.all([get('/api/v1/network'), get('/api/v1/network/status')]);
     } catch (err) {
-      picture.replaceChildren(h('p', { class: 'form-error' }, err.message));
+      // Nothing to edit without the node's view (the domain is down or starting).
+      if (!draft) addBar.hidden = true;
+      picture.replaceChildren(h('p', { class: 'form-error' }, sentence(err.message)));
       return;
     }
+    addBar.hidden = false;
     try {
       const v = await get('/api/v1/vms');
       vms = Array.isArray(v) ? v : (v && v.vms) || [];
