@@ -183,8 +183,11 @@ if (PHASE === 'move') {
     await move.waitFor();
     assert.match(await move.textContent(), new RegExp(`The node will be at https://${NEW_ADDR.replace(/\./g, '\\.')}`));
     await shot('lab-move-pending');
-    await applyTry(300);
-    // The page goes to the new address by itself; sign in there.
+    // The page goes to the new address by itself (as soon as it answers: the countdown bar
+    // may show only for a moment); sign in there.
+    const pending = page.locator('.pending-changes');
+    await pending.locator('input[name=timeout_s]').fill('300');
+    await pending.getByRole('button', { name: 'Apply in try mode' }).click();
     await page.waitForURL(new RegExp(`^https://${NEW_ADDR.replace(/\./g, '\\.')}/`), { timeout: APPLY_MS });
     await heading('Sign in').waitFor();
     await page.getByLabel('Password').fill(PASSWORD);
