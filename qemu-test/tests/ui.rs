@@ -2,7 +2,11 @@
 //! node, after which the node runs chronyd with the NTP servers chosen there and shows the
 //! zone (ui_setup_wizard); and the Disks & pools page of a node with data disks: disks with
 //! serial and SMART verdict, a pool created through the form with its capacity shown first
-//! and its task followed to the end, a share created (ui_storage).
+//! and its task followed to the end, a share created (ui_storage); and the Network page of a
+//! node with four NICs (ui_network): bond → VLAN → bridge built through the forms, applied in
+//! try mode and confirmed, the node's links checked against a spec written here; a change
+//! left unconfirmed rolls back by itself; the management address moved through the page and
+//! confirmed from the new address.
 
 mod common;
 
@@ -10,8 +14,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
-use cairn_lab::{BootMode, Bus, Deadline, Lab, Node, NodeConfig, LAB_PASSWORD};
-use common::browser::run_browser;
+use cairn_lab::labnet::{LabNet, LabNetError};
+use cairn_lab::{
+    ApiSession, BootMode, Bus, Deadline, Lab, NicSpec, Node, NodeConfig, LAB_PASSWORD,
+};
+use common::browser::{run_browser, run_browser_in};
+use serde_json::{json, Value};
 
 /// The NTP server the wizard enters: QEMU's user-network host address (it maps to the
 /// host's loopback, so nothing leaves this machine).
@@ -218,6 +226,266 @@ fn ui_storage() -> Result<()> {
             && a[0]["size_bytes"] == 256u64 << 20
             && a[0]["mounted"] == true),
         "shares of tank after the browser test: {shares}"
+    );
+    node.finish();
+    Ok(())
+}
+
+/// ui_network's lab network: the lab host and the node's static management addresses (the
+/// first set through the page, the second the one it moves to).
+const NET_PEER: &str = "10.30.0.1/24";
+const NET_MGMT: &str = "10.30.0.2";
+const NET_MOVED: &str = "10.30.0.3";
+
+/// `ip -j` on the node, parsed.
+fn ip_json(node: &mut Node, args: &str) -> Result<Vec<Value>> {
+    let out = node.shell_check(&format!("ip -j {args}"), Deadline::secs(30))?;
+    serde_json::from_str(out.trim()).with_context(|| format!("ip -j {args}: {out}"))
+}
+
+/// The link named `name` in `ip -j -d link` output.
+fn ip_link<'a>(links: &'a [Value], name: &str) -> Result<&'a Value> {
+    links
+        .iter()
+        .find(|l| l["ifname"] == name)
+        .with_context(|| format!("no link {name} on the node"))
+}
+
+/// The IPv4 addresses (CIDR) of `name` in `ip -j addr` output.
+fn ip_addrs(addrs: &[Value], name: &str) -> Vec<String> {
+    addrs
+        .iter()
+        .filter(|a| a["ifname"] == name)
+        .flat_map(|a| a["addr_info"].as_array().cloned().unwrap_or_default())
+        .filter(|i| i["family"] == "inet")
+        .map(|i| format!("{}/{}", i["local"].as_str().unwrap_or(""), i["prefixlen"]))
+        .collect()
+}
+
+/// The confirmed spec, the pending change and the last rollback.
+fn network_view(api: &ApiSession) -> Result<Value> {
+    Ok(api.expect("GET", "/api/v1/network", None)?)
+}
+
+#[test]
+#[ignore = "QEMU lab: needs a built image (cargo xtask image); run by ./dev test"]
+fn ui_network() -> Result<()> {
+    let Some(lab) = Lab::for_test("ui_network") else {
+        return Ok(());
+    };
+    if !Path::new("/usr/bin/chromium").exists() {
+        println!(
+            "SKIP lab scenario ui_network: no /usr/bin/chromium (services/api/ui-tests/run.sh installs it)"
+        );
+        return Ok(());
+    }
+    let mut net = match LabNet::new(1) {
+        Ok(n) => n,
+        Err(LabNetError::NotRoot) => {
+            println!("SKIP lab scenario ui_network: lab networks need root");
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let peer = net.peer(0, NET_PEER)?;
+    // Four NICs: the management NIC (user network, DHCP, the API forward) and three on the
+    // lab network.
+    let mut cfg = NodeConfig::new("uinet1", BootMode::DirectKernel);
+    for _ in 0..3 {
+        cfg = cfg.nic(NicSpec::Tap(net.tap(0)));
+    }
+    let mut node = lab.start(cfg)?;
+    net.attach(Deadline::secs(60))?;
+    let api = node.claim(Deadline::secs(300))?;
+    let status = api.expect("GET", "/api/v1/network/status", None)?;
+    let links = status["links"].as_array().cloned().unwrap_or_default();
+    let by_mac = |mac: &str| -> Result<String> {
+        links
+            .iter()
+            .find(|l| {
+                l["mac"]
+                    .as_str()
+                    .is_some_and(|m| m.eq_ignore_ascii_case(mac))
+            })
+            .and_then(|l| l["name"].as_str().map(String::from))
+            .with_context(|| format!("no link with MAC {mac} in {links:?}"))
+    };
+    let mgmt = by_mac(&node.mac(0))?;
+    let lan: Vec<String> = (1..=3)
+        .map(|i| by_mac(&node.mac(i)))
+        .collect::<Result<_>>()?;
+    println!("ui_network: management {mgmt}, lab NICs {lan:?}");
+    let url = format!("https://{}", node.api_addr());
+    let results = node.dir().join("ui");
+    let nics = lan.join(",");
+    let env = |phase: &'static str| {
+        vec![
+            ("CAIRN_PASSWORD", LAB_PASSWORD.to_string()),
+            ("CAIRN_NET_PHASE", phase.to_string()),
+            ("CAIRN_NICS", nics.clone()),
+            ("CAIRN_NEW_ADDR", NET_MOVED.to_string()),
+        ]
+    };
+    let browse = |netns: Option<&str>, url: &str, phase: &'static str| -> Result<()> {
+        let e = env(phase);
+        let e: Vec<(&str, &str)> = e.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let started = std::time::Instant::now();
+        run_browser_in(
+            netns,
+            "lab-network.test.mjs",
+            url,
+            &e,
+            &results,
+            Deadline::secs(420),
+        )
+        .with_context(|| format!("the Network page in Chromium, phase {phase}"))?;
+        println!("ui_network: phase {phase} took {:?}", started.elapsed());
+        Ok(())
+    };
+
+    // (1) Bond → VLAN → bridge with an address, and a static management address on the third
+    // lab NIC, through the forms only; applied in try mode and confirmed.
+    browse(None, &url, "build")?;
+    let ip = |a: &str| json!([a]);
+    let expected = json!({
+        "links": [
+            {"name": mgmt, "dhcp": true, "addresses": [], "management": true},
+            {"name": lan[0], "dhcp": false, "addresses": [], "management": false},
+            {"name": lan[1], "dhcp": false, "addresses": [], "management": false},
+            {"name": lan[2], "dhcp": false, "addresses": ip(&format!("{NET_MGMT}/24")), "management": true}
+        ],
+        "bonds": [{"name": "bond0", "mode": "active-backup", "members": [lan[0], lan[1]],
+                   "miimon": 100, "primary": lan[0], "dhcp": false, "addresses": [], "management": false}],
+        "bridges": [{"name": "br20", "ports": ["bond0.20"], "stp": false,
+                     "dhcp": false, "addresses": ["10.20.0.2/24"], "management": false}],
+        "vlans": [{"name": "bond0.20", "parent": "bond0", "id": 20,
+                   "dhcp": false, "addresses": [], "management": false}],
+        "routes": [],
+        "dns": {"servers": [], "search": []}
+    });
+    let view = network_view(&api)?;
+    ensure!(
+        view["pending"].is_null() && view["configured"] == true,
+        "after the page confirmed: {view}"
+    );
+    ensure!(
+        view["spec"] == expected,
+        "the confirmed spec differs from the one the page was to build:\n  got      {}\n  expected {expected}",
+        view["spec"]
+    );
+    let links = ip_json(&mut node, "-d link")?;
+    let kind = |l: &Value| {
+        l["linkinfo"]["info_kind"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    let bond = ip_link(&links, "bond0")?;
+    ensure!(kind(bond) == "bond", "bond0: {bond}");
+    ensure!(
+        bond["linkinfo"]["info_data"]["mode"] == "active-backup",
+        "bond0 mode: {bond}"
+    );
+    for m in &lan[..2] {
+        let l = ip_link(&links, m)?;
+        ensure!(l["master"] == "bond0", "{m} is not in bond0: {l}");
+    }
+    let vlan = ip_link(&links, "bond0.20")?;
+    ensure!(
+        kind(vlan) == "vlan"
+            && vlan["linkinfo"]["info_data"]["id"] == 20
+            && vlan["link"] == "bond0",
+        "bond0.20: {vlan}"
+    );
+    ensure!(
+        vlan["master"] == "br20",
+        "bond0.20 is not a port of br20: {vlan}"
+    );
+    let br = ip_link(&links, "br20")?;
+    ensure!(kind(br) == "bridge", "br20: {br}");
+    for name in ["bond0", "bond0.20", "br20"] {
+        let l = ip_link(&links, name)?;
+        let up = l["flags"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|x| x == "UP"));
+        ensure!(up, "{name} is not up: {l}");
+    }
+    let addrs = ip_json(&mut node, "addr")?;
+    ensure!(
+        ip_addrs(&addrs, "br20") == ["10.20.0.2/24"],
+        "br20 addresses: {:?}",
+        ip_addrs(&addrs, "br20")
+    );
+    ensure!(
+        ip_addrs(&addrs, &lan[2]) == [format!("{NET_MGMT}/24")],
+        "{} addresses: {:?}",
+        lan[2],
+        ip_addrs(&addrs, &lan[2])
+    );
+    for m in &lan[..2] {
+        ensure!(
+            ip_addrs(&addrs, m).is_empty(),
+            "bond member {m} keeps addresses {:?}",
+            ip_addrs(&addrs, m)
+        );
+    }
+
+    // (2) A change left unconfirmed: rolled back by itself, and the page says so.
+    browse(None, &url, "rollback")?;
+    let view = network_view(&api)?;
+    ensure!(
+        view["pending"].is_null() && view["last_rollback"].is_object(),
+        "after the unconfirmed change: {view}"
+    );
+    ensure!(
+        view["spec"] == expected,
+        "the rollback changed the confirmed spec: {view}"
+    );
+    let addrs = ip_json(&mut node, "addr")?;
+    ensure!(
+        ip_addrs(&addrs, "br20") == ["10.20.0.2/24"],
+        "br20 after the rollback: {:?}",
+        ip_addrs(&addrs, "br20")
+    );
+
+    // (3) The management address moved through the page, from a browser on the lab network
+    // (the address it uses is the one that moves), confirmed from the new address.
+    browse(
+        Some(peer.netns.as_str()),
+        &format!("https://{NET_MGMT}"),
+        "move",
+    )?;
+    let view = network_view(&api)?;
+    ensure!(
+        view["pending"].is_null(),
+        "the move is still pending: {view}"
+    );
+    let moved = view["spec"]["links"]
+        .as_array()
+        .and_then(|ls| ls.iter().find(|l| l["name"] == lan[2].as_str()))
+        .cloned()
+        .unwrap_or_default();
+    ensure!(
+        moved["addresses"] == json!([format!("{NET_MOVED}/24")]) && moved["management"] == true,
+        "{} in the confirmed spec after the move: {moved}",
+        lan[2]
+    );
+    let addrs = ip_json(&mut node, "addr")?;
+    ensure!(
+        ip_addrs(&addrs, &lan[2]) == [format!("{NET_MOVED}/24")],
+        "{} after the move: {:?}",
+        lan[2],
+        ip_addrs(&addrs, &lan[2])
+    );
+
+    let shots = std::fs::read_dir(&results)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "png"))
+        .count();
+    ensure!(
+        shots >= 18,
+        "expected desktop and phone screenshots of every step in {}, found {shots}",
+        results.display()
     );
     node.finish();
     Ok(())

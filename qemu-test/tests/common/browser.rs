@@ -23,11 +23,38 @@ pub fn run_browser(
     results: &Path,
     deadline: Deadline,
 ) -> Result<()> {
+    run_browser_in(None, test, url, env, results, deadline)
+}
+
+/// [`run_browser`], inside the network namespace `netns` when given (a lab host's: the
+/// browser then reaches the node on a lab network, not through the management NIC's
+/// forward). The log is `playwright[-<CAIRN_NET_PHASE>].log`.
+pub fn run_browser_in(
+    netns: Option<&str>,
+    test: &str,
+    url: &str,
+    env: &[(&str, &str)],
+    results: &Path,
+    deadline: Deadline,
+) -> Result<()> {
     let script = repo_root().join("services/api/ui-tests/run.sh");
-    let log_path = results.join("playwright.log");
+    let phase = env
+        .iter()
+        .find(|(k, _)| *k == "CAIRN_NET_PHASE")
+        .map(|(_, v)| format!("-{v}"))
+        .unwrap_or_default();
+    let log_path = results.join(format!("playwright{phase}.log"));
     std::fs::create_dir_all(results)?;
     let log = std::fs::File::create(&log_path)?;
-    let mut child = Command::new(&script)
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(&script);
+            c
+        }
+        None => Command::new(&script),
+    };
+    let mut child = cmd
         .env("CAIRN_URL", url)
         .env("CAIRN_LAB_TEST", test)
         .envs(env.iter().copied())
@@ -57,7 +84,8 @@ pub fn run_browser(
                 log_path.display()
             );
         }
-        std::thread::sleep(Duration::from_millis(200));
+        // poll interval of the child's exit; the deadline bounds the wait
+        std::thread::sleep(Duration::from_millis(200).min(deadline.remaining()));
     }
 }
 

@@ -19,6 +19,7 @@ pub enum NetworkOp {
     Get,
     Status,
     Put,
+    Plan,
     Confirm,
     Rollback,
 }
@@ -43,6 +44,11 @@ pub const ROUTES: &[Route<NetworkOp>] = &[
         path: "/api/v1/network/status",
         methods: &[("GET", Status)],
         allowed: &["GET"],
+    },
+    Route {
+        path: "/api/v1/network/plan",
+        methods: &[("POST", Plan)],
+        allowed: &["POST"],
     },
     Route {
         path: "/api/v1/network/confirm",
@@ -73,6 +79,13 @@ struct PutRequest {
     timeout_s: Option<u64>,
 }
 
+/// `POST /api/v1/network/plan`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlanRequest {
+    spec: NetworkSpec,
+}
+
 /// Run one operation: the request becomes a [`NetAction`], run off the async threads.
 pub async fn handle(ctx: &Ctx<'_>, op: NetworkOp) -> Result<Response<Body>, ApiError> {
     let net = NETWORK.service(ctx)?;
@@ -85,6 +98,10 @@ pub async fn handle(ctx: &Ctx<'_>, op: NetworkOp) -> Result<Response<Body>, ApiE
                 spec: Box::new(req.spec),
                 timeout: req.timeout_s.map(Duration::from_secs),
             }
+        }
+        Plan => {
+            let req: PlanRequest = ctx.json()?;
+            NetAction::Plan { spec: req.spec }
         }
         Confirm => NetAction::Confirm,
         Rollback => NetAction::Rollback,

@@ -11,6 +11,7 @@ import { renderVms } from './vms.js';
 import { renderNetwork } from './network.js';
 import { renderCluster } from './cluster.js';
 import { renderAccount } from './account.js';
+import { known, pendingBar, remember } from './netpending.js';
 
 /** The sections, in navigation order. */
 export const SECTIONS = [
@@ -27,10 +28,10 @@ export const SECTIONS = [
 /** The sections a cluster witness hides: it runs no storage and no VMs. */
 export const NOT_ON_A_WITNESS = ['storage', 'vms'];
 
-/** The section named by the URL's hash (`#/tasks`), or the first; on a witness, a section
- * it hides is the Cluster page instead. */
+/** The section named by the URL's hash (`#/tasks`, a query after it ignored), or the first;
+ * on a witness, a section it hides is the Cluster page instead. */
 export function currentSection(witness = false) {
-  const id = window.location.hash.replace(/^#\/?/, '');
+  const id = window.location.hash.replace(/^#\/?/, '').replace(/\?.*$/, '');
   const s = SECTIONS.find((x) => x.id === id) || SECTIONS[0];
   return witness && NOT_ON_A_WITNESS.includes(s.id) ? SECTIONS.find((x) => x.id === 'cluster') : s;
 }
@@ -55,6 +56,8 @@ export function renderShell(root, { health, me, onSignedOut }) {
   const main = h('main', { class: 'main', id: 'main', tabindex: '-1' });
   // The domains still starting and those that failed (from health); empty when all run.
   const strip = h('div', { class: 'domains-strip', role: 'status', 'aria-live': 'polite' });
+  // A network change in try mode: its countdown, Confirm and Roll back now on every page.
+  const netBar = pendingBar({ onChange: () => { if (currentSection().id === 'network') show(); } });
   replace(root, h('div', { class: 'shell' },
     h('header', { class: 'topbar' },
       h('a', { class: 'brand', href: '#/nodes' },
@@ -62,7 +65,7 @@ export function renderShell(root, { health, me, onSignedOut }) {
         h('span', { class: 'brand-name' }, 'Cairn')),
       h('div', { class: 'node' }, hostname, roleBadge, healthBadge),
       h('div', { class: 'user' }, live, h('a', { class: 'who', href: '#/account', title: 'Account: password and API tokens' }, me.user), signOut)),
-    strip, nav, main));
+    strip, netBar.el, nav, main));
 
   let cleanup = null;
   let stopped = false;
@@ -220,6 +223,7 @@ export function renderShell(root, { health, me, onSignedOut }) {
 
   function stop() {
     stopped = true;
+    netBar.stop();
     if (cleanup) cleanup();
     timers.forEach(clearInterval);
     if (poll) clearTimeout(poll);
@@ -239,6 +243,16 @@ export function renderShell(root, { health, me, onSignedOut }) {
     }
     stop();
     onSignedOut('You are signed out.');
+  }
+
+  // A change left in try mode (from another tab or browser) shows its countdown here too.
+  const net = domainsOf(health).network;
+  if (net && net.state === 'ready') {
+    get('/api/v1/network').then((v) => {
+      if (v && v.pending && !known()) {
+        remember({ deadline_unix_ms: Date.now() + 1000 * v.pending.remaining_s, rollback_before: v.last_rollback ? v.last_rollback.at_unix_ms : 0 });
+      }
+    }).catch(() => {});
   }
 
   connect();

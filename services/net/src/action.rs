@@ -1,7 +1,9 @@
 //! Typed network actions: what a caller may ask of the network service, each run by one call
 //! whose answer serializes as the API shows it.
 
-use crate::service::{ApplyReport, NetError, Network, NetworkStatus, NetworkView, PendingView};
+use crate::service::{
+    ApplyReport, NetError, Network, NetworkStatus, NetworkView, PendingView, PlanPreview,
+};
 use crate::spec::NetworkSpec;
 use serde::Serialize;
 use std::sync::Arc;
@@ -14,6 +16,8 @@ pub enum NetAction {
     View,
     /// The links, addresses and routes the kernel has now.
     Status,
+    /// What applying a spec would create, change and remove; nothing is changed.
+    Plan { spec: NetworkSpec },
     /// Apply a spec in try mode; it is rolled back unless confirmed within `timeout`
     /// (`None`: the node's setting).
     TryApply {
@@ -35,6 +39,7 @@ pub enum NetOutcome {
     View(Box<NetworkView>),
     Status(Box<NetworkStatus>),
     Pending(Box<PendingView>),
+    Plan(Box<PlanPreview>),
     /// The spec that is now confirmed, as `{"spec": …}`.
     Confirmed {
         spec: Box<NetworkSpec>,
@@ -48,6 +53,7 @@ impl NetAction {
         Ok(match self {
             NetAction::View => NetOutcome::View(Box::new(network.view()?)),
             NetAction::Status => NetOutcome::Status(Box::new(network.status()?)),
+            NetAction::Plan { spec } => NetOutcome::Plan(Box::new(network.preview(&spec)?)),
             NetAction::TryApply { spec, timeout } => {
                 NetOutcome::Pending(Box::new(network.try_apply(*spec, timeout)?))
             }

@@ -133,6 +133,79 @@ pub struct PendingView {
     pub apply: ApplyReport,
 }
 
+/// One operation of a [`PlanPreview`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedOp {
+    /// The operation as an `ip`-like line.
+    pub op: String,
+    /// `create`, `change` or `remove`.
+    pub change: &'static str,
+    /// The link it acts on (kernel name); `None` for routes.
+    pub link: Option<String>,
+}
+
+/// What applying a spec would do, computed without changing anything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanPreview {
+    /// The operations, in the order an apply runs them.
+    pub ops: Vec<PlannedOp>,
+    /// Links the apply creates.
+    pub created: Vec<String>,
+    /// Links it changes (including links deleted and created again with another kind).
+    pub changed: Vec<String>,
+    /// Links it deletes.
+    pub removed: Vec<String>,
+    /// Whether it adds or deletes routes.
+    pub routes_changed: bool,
+}
+
+impl PlanPreview {
+    fn of(ops: &[plan::Op]) -> PlanPreview {
+        let mut p = PlanPreview {
+            ops: ops
+                .iter()
+                .map(|o| PlannedOp {
+                    op: o.to_string(),
+                    change: o.change(),
+                    link: o.link().map(str::to_string),
+                })
+                .collect(),
+            created: vec![],
+            changed: vec![],
+            removed: vec![],
+            routes_changed: false,
+        };
+        let push = |v: &mut Vec<String>, n: &str| {
+            if !v.iter().any(|x| x == n) {
+                v.push(n.to_string());
+            }
+        };
+        for o in ops {
+            match (o.link(), o) {
+                (None, _) => p.routes_changed = true,
+                (Some(n), plan::Op::DeleteLink { .. }) => push(&mut p.removed, n),
+                (Some(n), plan::Op::CreateBond { .. })
+                | (Some(n), plan::Op::CreateBridge { .. })
+                | (Some(n), plan::Op::CreateVlan { .. }) => {
+                    // Deleted and created again (kind or VLAN id changed): a change.
+                    if let Some(i) = p.removed.iter().position(|x| x == n) {
+                        p.removed.remove(i);
+                        push(&mut p.changed, n);
+                    } else {
+                        push(&mut p.created, n);
+                    }
+                }
+                (Some(n), _) => {
+                    if !p.created.iter().any(|x| x == n) && !p.removed.iter().any(|x| x == n) {
+                        push(&mut p.changed, n);
+                    }
+                }
+            }
+        }
+        p
+    }
+}
+
 /// The last automatic rollback.
 #[derive(Debug, Clone, Serialize)]
 pub struct RollbackRecord {
@@ -382,6 +455,15 @@ impl Network {
     pub fn validate(&self, spec: &NetworkSpec) -> Result<(), NetError> {
         let obs = self.sys.observe().map_err(NetError::Observe)?;
         validate(spec, &obs).map_err(NetError::Invalid)
+    }
+
+    /// Validate `spec` and plan it against the links as they are now, changing nothing: what
+    /// an apply would create, change and remove.
+    pub fn preview(&self, spec: &NetworkSpec) -> Result<PlanPreview, NetError> {
+        let obs = self.sys.observe().map_err(NetError::Observe)?;
+        validate(spec, &obs).map_err(NetError::Invalid)?;
+        let ops = plan::plan(spec, &obs).map_err(NetError::Plan)?;
+        Ok(PlanPreview::of(&ops))
     }
 
     /// Observe, plan and apply `spec`, then dhcpcd and resolv.conf.
@@ -821,6 +903,54 @@ mod tests {
                       {"name": "ens4", "addresses": ["10.9.0.2/24"]}]
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn preview_says_what_an_apply_would_create_change_and_remove_without_applying() {
+        let (net, sys, _, _dir) = setup(Duration::from_secs(60));
+        let bond: NetworkSpec = serde_json::from_value(json!({
+            "links": [{"name": "ens3", "dhcp": true, "management": true},
+                      {"name": "ens4"}, {"name": "ens5"}],
+            "bonds": [{"name": "bond0", "mode": "active-backup", "members": ["ens4", "ens5"],
+                       "addresses": ["10.9.0.2/24"]}],
+            "routes": [{"destination": "10.99.0.0/16", "gateway": "10.9.0.1"}]
+        }))
+        .unwrap();
+        let p = net.preview(&bond).unwrap();
+        assert!(
+            sys.applied.lock().unwrap().is_empty(),
+            "a preview applies nothing"
+        );
+        assert_eq!(p.created, vec!["bond0".to_string()]);
+        assert!(p.changed.contains(&"ens4".to_string()), "{p:?}");
+        assert!(p.removed.is_empty());
+        assert!(p.routes_changed);
+        assert!(p
+            .ops
+            .iter()
+            .any(|o| o.change == "create" && o.op.starts_with("create bond bond0")));
+        // A bridge Cairn made, which the spec no longer names: removed.
+        sys.observed.lock().unwrap().links.push(ObservedLink {
+            index: 9,
+            name: "br9".into(),
+            kind: Some("bridge".into()),
+            alias: Some(crate::observed::OWNED_ALIAS.into()),
+            mtu: 1500,
+            ..Default::default()
+        });
+        let p = net.preview(&spec_static()).unwrap();
+        assert_eq!(p.removed, vec!["br9".to_string()], "{p:?}");
+        // An invalid spec is refused with its field, as an apply would be.
+        let bad: NetworkSpec = serde_json::from_value(json!({
+            "links": [{"name": "ens3", "dhcp": true, "management": true},
+                      {"name": "ens4", "addresses": ["10.9.0.2/24"]}],
+            "routes": [{"destination": "10.99.0.0/16", "gateway": "192.0.2.1", "interface": "ens4"}]
+        }))
+        .unwrap();
+        match net.preview(&bad) {
+            Err(NetError::Invalid(f)) => assert!(f.field.starts_with("routes[0]"), "{f:?}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

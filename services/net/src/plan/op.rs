@@ -149,6 +149,39 @@ fn up_text(up: bool) -> &'static str {
 }
 
 impl Op {
+    /// The link (kernel name) this op acts on; `None` for routes.
+    pub fn link(&self) -> Option<&str> {
+        match self {
+            Op::DeleteLink { name }
+            | Op::CreateBond { name, .. }
+            | Op::SetBondOptions { name, .. }
+            | Op::CreateBridge { name, .. }
+            | Op::SetStp { name, .. }
+            | Op::CreateVlan { name, .. }
+            | Op::SetDown { name }
+            | Op::SetMaster { name, .. }
+            | Op::SetMtu { name, .. }
+            | Op::SetUp { name }
+            | Op::AddAddress { name, .. }
+            | Op::DelAddress { name, .. } => Some(name),
+            Op::SetPrimary { bond, .. } => Some(bond),
+            Op::AddRoute { .. } | Op::DelRoute { .. } => None,
+        }
+    }
+
+    /// What the op does to what it names: `create`, `change` or `remove`.
+    pub fn change(&self) -> &'static str {
+        match self {
+            Op::CreateBond { .. }
+            | Op::CreateBridge { .. }
+            | Op::CreateVlan { .. }
+            | Op::AddAddress { .. }
+            | Op::AddRoute { .. } => "create",
+            Op::DeleteLink { .. } | Op::DelAddress { .. } | Op::DelRoute { .. } => "remove",
+            _ => "change",
+        }
+    }
+
     /// The link this op creates, if it creates one.
     fn created(&self) -> Option<&str> {
         match self {
