@@ -40,6 +40,11 @@ function invalid(spec) {
       }
     }
   }
+  // As services/net does for a role naming an interface it cannot use (here: a scripted
+  // refusal of ens6, to see the error land under its field).
+  if (spec.roles && spec.roles.replication === 'ens6') {
+    return { field: 'spec.roles.replication', message: '"ens6" has no address of its own on this node' };
+  }
   const subnets = ['links', 'bonds', 'vlans', 'bridges'].flatMap((k) => (spec[k] || []).flatMap((it) => it.addresses || []));
   const inSubnet = (ip, cidr) => {
     const [net, bits] = cidr.split('/');
@@ -245,6 +250,25 @@ test('a change left unconfirmed rolls back by itself and the page says so', asyn
   assert.match(await info.textContent(), /rolled back by itself \(the change was not confirmed within 5 s\)/);
   assert.deepEqual(state.spec.bridges[0].addresses, ['10.20.0.2/24']);
   await shot('rolled-back');
+});
+
+test('cluster and replication networks: chosen from interfaces with an address, errors under their field', async () => {
+  const form = page.locator('form.net-roles');
+  const options = await form.locator('select[name=cluster] option').evaluateAll((os) => os.map((o) => o.value));
+  // ens4 and ens5 are bond members without an address, bond0 and bond0.20 have none either.
+  assert.deepEqual(options.sort(), ['', 'br20', 'ens3', 'ens6']);
+  await form.locator('select[name=cluster]').selectOption('br20');
+  await form.locator('select[name=replication]').selectOption('ens6');
+  await form.locator('button[type=submit]').click();
+  const err = form.locator('[data-field="replication"] .field-error');
+  await err.waitFor({ state: 'visible' });
+  assert.equal(await err.textContent(), '"ens6" has no address of its own on this node.');
+  await form.locator('select[name=replication]').selectOption('ens3');
+  await form.locator('button[type=submit]').click();
+  await page.locator('.topology-svg [data-node="br20"]', { hasText: 'cluster' }).waitFor();
+  const last = calls.filter((c) => c.startsWith('POST /api/v1/network/plan')).at(-1);
+  assert.deepEqual(JSON.parse(last.slice(last.indexOf('{'))).spec.roles, { cluster: 'br20', replication: 'ens3' });
+  await shot('roles');
 });
 
 test('the JSON stays under Advanced', async () => {

@@ -14,6 +14,11 @@ const IFACE_KINDS = ['links', 'bonds', 'vlans', 'bridges'];
 const MODES = ['active-backup', '802.3ad', 'balance-alb'];
 const LACP = ['slow', 'fast'];
 const HASH = ['layer2', 'layer2+3', 'layer3+4'];
+/** The network roles a node names in its spec (`roles.cluster`, `roles.replication`). */
+const ROLES = [
+  ['cluster', 'Cluster network', 'etcd and the nodes\' cluster port: every member must reach every other on it.'],
+  ['replication', 'Replication network', 'Replicated VM disks and live migration between nodes.'],
+];
 /** How long the apply of a change that moves the page's address may take to answer. */
 const MOVE_ANSWER_MS = 20000;
 
@@ -92,6 +97,9 @@ function removeIface(spec, name) {
   (spec.bridges || []).forEach((b) => { b.ports = (b.ports || []).filter((p) => p !== name); });
   spec.vlans = (spec.vlans || []).filter((v) => v.parent !== name);
   spec.routes = (spec.routes || []).filter((r) => r.interface !== name);
+  if (spec.roles) {
+    ROLES.forEach(([role]) => { if (spec.roles[role] === name) delete spec.roles[role]; });
+  }
 }
 
 /** What removing `name` does, said before it happens; `blocked` when it cannot be done. */
@@ -108,6 +116,9 @@ export function removalConsequences(spec, name) {
   usersOf(spec, name).filter((u) => u.how !== 'VLAN parent').forEach((u) => {
     lines.push(u.how === 'route' ? `The ${u.name} is removed too.` : `It leaves ${u.name} (was a ${u.how}).`);
   });
+  ROLES.forEach(([role, label]) => {
+    if (spec.roles && spec.roles[role] === name) lines.push(`${name} carries the ${label.toLowerCase()}: the node has none until another interface takes that role.`);
+  });
   if (x && x.kind === 'bonds' && (x.it.members || []).length) lines.push(`Its members ${x.it.members.join(', ')} become free links.`);
   if (x && x.kind === 'links') lines.push(`${name} is no longer configured by Cairn (it keeps no address).`);
   return { lines, blocked };
@@ -118,8 +129,8 @@ export function parseField(apiField) {
   const f = String(apiField || '').replace(/^spec\./, '');
   let m = /^(links|bonds|vlans|bridges|routes)\[(\d+)\](?:\.([a-z_]+))?/.exec(f);
   if (m) return { kind: m[1], i: Number(m[2]), field: m[3] || 'name', path: f };
-  m = /^dns\.([a-z_]+)/.exec(f);
-  if (m) return { kind: 'dns', i: 0, field: m[1], path: f };
+  m = /^(dns|roles)\.([a-z_]+)/.exec(f);
+  if (m) return { kind: m[1], i: 0, field: m[2], path: f };
   return { kind: null, i: 0, field: null, path: f };
 }
 
@@ -194,6 +205,7 @@ export async function renderNetwork(main) {
   const statusBox = h('div', {});
   const routesBox = h('div', {});
   const dnsBox = h('div', {});
+  const rolesBox = h('div', {});
   const advanced = h('div', {});
   const addBar = h('div', { class: 'net-add' },
     ['links', 'bonds', 'vlans', 'bridges'].map((k) => h('button', { type: 'button', class: 'secondary small', onclick: () => openForm(k, null) }, `Add ${KINDS[k].toLowerCase()}`)),
@@ -206,6 +218,7 @@ export async function renderNetwork(main) {
     pendingBox,
     h('section', { class: 'card' }, h('h2', {}, 'Routes'), routesBox),
     h('section', { class: 'card' }, h('h2', {}, 'DNS'), dnsBox),
+    h('section', { class: 'card' }, h('h2', {}, 'Cluster and replication networks'), rolesBox),
     h('section', { class: 'card' }, h('h2', {}, 'Links as the node sees them'), statusBox),
     advanced);
 
@@ -257,6 +270,7 @@ export async function renderNetwork(main) {
     drawPending();
     drawRoutes();
     drawDns();
+    drawRoles();
     drawStatus();
     drawAdvanced();
   }
@@ -319,7 +333,8 @@ export async function renderNetwork(main) {
       const isMgmt = mgmt.has(it.name) && it.kind !== 'vm';
       const label = it.kind === 'vm' ? `VM ${it.name}` : `${KINDS[it.kind]} ${it.name}`;
       const state = it.kind === 'vm' ? '' : carrier === 'up' ? 'carrier' : carrier === 'down' ? 'no carrier' : 'not created yet';
-      const sub = it.kind === 'vm' ? 'VM' : `${state}${isMgmt ? ' · mgmt' : ''}`;
+      const roles = ROLES.filter(([role]) => spec.roles && spec.roles[role] === it.name).map(([role]) => ` · ${role}`).join('');
+      const sub = it.kind === 'vm' ? 'VM' : `${state}${isMgmt ? ' · mgmt' : ''}${roles}`;
       const g = s('g', {
         class: `topo-node ${it.kind} carrier-${carrier}${isMgmt ? ' mgmt' : ''}${open && draft[open.kind]?.[open.i]?.name === it.name ? ' selected' : ''}`,
         'data-node': it.name, 'data-kind': it.kind, tabindex: it.kind === 'vm' ? null : 0, role: it.kind === 'vm' ? 'img' : 'button',
@@ -549,7 +564,7 @@ export async function renderNetwork(main) {
       return true;
     } catch (err) {
       const f = parseField(err.field);
-      const mine = f.kind === kind && (kind === 'dns' || f.i === index);
+      const mine = f.kind === kind && (kind === 'dns' || kind === 'roles' || f.i === index);
       const local = mine ? f.field : null;
       const slot = local && form.querySelector(`[data-field="${local}"]`) ? errorSlot(form, local) : form.querySelector('.form-error');
       const where = mine || !f.path ? '' : `${f.path}: `;
@@ -664,6 +679,27 @@ export async function renderNetwork(main) {
     err,
     h('div', { class: 'actions' }, h('span', {}), h('button', { type: 'submit', class: 'secondary' }, 'Save DNS')));
     dnsBox.replaceChildren(form);
+  }
+
+  function drawRoles() {
+    const roles = draft.roles || {};
+    // Only an interface with an address can carry a role (the node's validation says the same).
+    const names = interfaces(draft).filter((x) => x.it.dhcp || (x.it.addresses || []).length).map((x) => x.it.name);
+    const selects = ROLES.map(([role]) => select([['', 'None'], ...names.map((n) => [n, n])], roles[role] || '', { name: role }));
+    const err = h('p', { class: 'form-error', role: 'alert', hidden: true });
+    const form = h('form', { class: 'net-roles', novalidate: true, onsubmit: async (ev) => {
+      ev.preventDefault();
+      await commit((s) => {
+        const next = {};
+        ROLES.forEach(([role], i) => { if (selects[i].value) next[role] = selects[i].value; });
+        if (Object.keys(next).length) s.roles = next; else delete s.roles;
+      }, form, 'roles', 0);
+    } },
+    h('p', { class: 'muted small' }, 'Which interface carries each of the node\'s cluster networks. Only interfaces with an address are offered.'),
+    h('div', { class: 'field-row' }, ROLES.map(([role, label, hint], i) => field(role, label, selects[i], hint))),
+    err,
+    h('div', { class: 'actions' }, h('span', {}), h('button', { type: 'submit', class: 'secondary' }, 'Save network roles')));
+    rolesBox.replaceChildren(form);
   }
 
   function drawStatus() {
