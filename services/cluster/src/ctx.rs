@@ -18,6 +18,11 @@ pub trait LocalNames: Send + Sync {
     fn networks(&self) -> crate::networks::NodeNetworks {
         crate::networks::NodeNetworks::default()
     }
+    /// Its name now: the hostname, which the setup wizard may have set after cairnd started
+    /// (None: the name given when the cluster state was opened). A create or join takes it.
+    fn node_name(&self) -> Option<String> {
+        None
+    }
 }
 
 /// etcd's timing for every member of the cluster (decision 0026).
@@ -40,6 +45,7 @@ pub const ETCD_TIMING: EtcdTiming = EtcdTiming {
 pub const ETCD_START_WAIT: Duration = Duration::from_secs(120);
 
 /// The node and its means.
+#[derive(Clone)]
 pub struct Ctx {
     pub files: LocalFiles,
     /// etcd's data directory.

@@ -340,7 +340,7 @@ impl ClusterService {
                 } else {
                     ClusterMode::Standalone
                 },
-                this_node: self.ctx.node_name.clone(),
+                this_node: self.ctx_now().node_name.clone(),
                 cluster: None,
                 quorum: None,
                 nodes: Vec::new(),
@@ -406,6 +406,19 @@ impl ClusterService {
         out
     }
 
+    /// The context with this node's name as it is now: a standalone node takes its current
+    /// hostname (set by the setup wizard, perhaps after cairnd started) when it creates or
+    /// joins; a member keeps the name it has in the cluster (`state.node_name`).
+    fn ctx_now(&self) -> Arc<Ctx> {
+        match self.ctx.names.node_name() {
+            Some(name) if !name.is_empty() && name != self.ctx.node_name => Arc::new(Ctx {
+                node_name: name,
+                ..(*self.ctx).clone()
+            }),
+            _ => self.ctx.clone(),
+        }
+    }
+
     /// Create the cluster: CA, node certificate, a one-member etcd, the cluster record.
     pub fn create(
         &self,
@@ -414,7 +427,7 @@ impl ClusterService {
     ) -> Result<String, ClusterError> {
         self.check_create(&req)?;
         let state = self.exclusive(|| {
-            let ctx = self.ctx.clone();
+            let ctx = self.ctx_now();
             let handle = self.rt().handle().clone();
             // The progress sink is not 'static: drive the future from this thread.
             handle.block_on(async move { create::create(&ctx, &req, now_s(), progress).await })
@@ -487,7 +500,7 @@ impl ClusterService {
             reason: cairn_base::error_chain::error_chain(&e),
         })?;
         validate::cluster_address("address", req.address, &self.ctx.names.addresses())?;
-        validate::node_name("node name", &self.ctx.node_name)?;
+        validate::node_name("node name", &self.ctx_now().node_name)?;
         if req.witness {
             join::witness_fits(&self.ctx.names.names())?;
         }
@@ -504,7 +517,7 @@ impl ClusterService {
     pub fn join(&self, req: JoinCluster, progress: &dyn Progress) -> Result<String, ClusterError> {
         self.check_join(&req)?;
         let state = self.exclusive(|| {
-            let ctx = self.ctx.clone();
+            let ctx = self.ctx_now();
             let handle = self.rt().handle().clone();
             handle.block_on(async move { join::join(&ctx, &req, now_s(), progress).await })
         })?;
@@ -798,6 +811,48 @@ mod tests {
         fn addresses(&self) -> Vec<std::net::IpAddr> {
             Vec::new()
         }
+    }
+
+    /// A node renamed by the setup wizard after cairnd started.
+    struct Renamed;
+
+    impl LocalNames for Renamed {
+        fn names(&self) -> NameInventory {
+            NameInventory::default()
+        }
+        fn addresses(&self) -> Vec<std::net::IpAddr> {
+            Vec::new()
+        }
+        fn node_name(&self) -> Option<String> {
+            Some("node3".into())
+        }
+    }
+
+    #[test]
+    fn a_standalone_node_goes_by_its_current_hostname() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = ClusterService::open(
+            ClusterPaths {
+                dir: dir.path().join("cluster"),
+                etcd_data: dir.path().join("etcd"),
+            },
+            "cairn-dd7529",
+            Arc::new(Renamed),
+        )
+        .unwrap();
+        assert_eq!(s.status().this_node, "node3");
+        assert_eq!(s.ctx_now().node_name, "node3");
+        // Without a current name the one given at open stands.
+        let s = ClusterService::open(
+            ClusterPaths {
+                dir: dir.path().join("cluster2"),
+                etcd_data: dir.path().join("etcd2"),
+            },
+            "cairn-dd7529",
+            Arc::new(NoNames),
+        )
+        .unwrap();
+        assert_eq!(s.status().this_node, "cairn-dd7529");
     }
 
     #[test]

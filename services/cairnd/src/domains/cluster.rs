@@ -58,6 +58,10 @@ impl LocalNames for SlotNames {
         SystemAddresses.addresses().unwrap_or_default()
     }
 
+    fn node_name(&self) -> Option<String> {
+        Some(crate::node::hostname())
+    }
+
     /// The bridges and network roles of the confirmed network spec (published in the node
     /// record; nothing while the network domain is not up).
     fn networks(&self) -> NodeNetworks {
@@ -171,7 +175,7 @@ async fn become_witness(
             break;
         }
     }
-    super::set_witness(&domains);
+    super::witness::set_witness(&domains);
     tracing::info!("this node joined as a witness: storage, SMART and VMs no longer run here");
     if !on_appliance {
         return;

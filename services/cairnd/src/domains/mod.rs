@@ -6,12 +6,14 @@ mod shared;
 mod smart;
 mod storage;
 mod vms;
+mod witness;
 
 use crate::cli::Config;
 use cairn_api::domains::Slot;
 pub use shared::{Shared, Start};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::thread::JoinHandle;
+use witness::{is_witness, set_witness};
 
 /// Start every domain, each on a thread of its own so one slow start (storage's inventory
 /// under a slow CPU) never delays another; returns at once. The API already serves: a
@@ -38,25 +40,6 @@ pub fn start(shared: &Shared, cfg: &Config) {
     spawn("network", d.network.clone(), move || network::start(&s, &c));
     let (s, c) = (shared.clone(), cfg.clone());
     spawn("cluster", d.cluster.clone(), move || cluster::start(&s, &c));
-}
-
-/// Why a witness has no storage, SMART or VM domain (health shows it as the reason).
-pub const NOT_ON_A_WITNESS: &str = "not on a witness";
-
-/// Whether this node is a cluster witness: the marker the witness join writes on STATE.
-pub fn is_witness(cfg: &Config) -> bool {
-    cfg.state_dir
-        .join("cluster")
-        .join(cairn_cluster::local::WITNESS_MARKER)
-        .exists()
-}
-
-/// Mark the domains a witness does not run absent, "not on a witness" (at boot, and when a
-/// join made this node a witness while they ran: from then on their routes answer so).
-pub fn set_witness(d: &cairn_api::domains::Domains) {
-    d.storage.set_absent(NOT_ON_A_WITNESS);
-    d.smart.set_absent(NOT_ON_A_WITNESS);
-    d.vms.set_absent(NOT_ON_A_WITNESS);
 }
 
 /// Run one domain's start on a thread of its own (inside the async runtime, when there is
@@ -121,6 +104,7 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
     use std::time::Instant;
+    use witness::NOT_ON_A_WITNESS;
 
     const DEADLINE: Duration = Duration::from_secs(10);
 
