@@ -12,42 +12,16 @@
 mod common;
 
 use anyhow::{bail, ensure, Context, Result};
-use cairn_lab::{ClusterOptions, Deadline, Lab, LabCluster};
+use cairn_lab::{Deadline, Lab, LabCluster};
+use common::cluster_status::{names, start_formed, status, ETCDCTL};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-/// etcdctl on a node, as the node (its certificate from the cluster CA).
-const ETCDCTL: &str = "ETCDCTL_API=3 etcdctl --endpoints https://127.0.0.1:2379 \
-    --cacert /var/lib/cairn/cluster/ca.pem --cert /var/lib/cairn/cluster/node.pem \
-    --key /var/lib/cairn/cluster/node.key";
 /// The node lease TTL (cairn-cluster's ETCD_TIMING).
 const LEASE_TTL_S: u64 = 10;
 /// A leader election after the leader's loss may leave the majority without quorum this long.
 const ELECTION_WINDOW: Duration = Duration::from_secs(15);
-
-fn status(cluster: &mut LabCluster, i: usize) -> Result<Value> {
-    let node = cluster.node(i)?;
-    let r = node.api()?.get("/api/v1/cluster")?;
-    ensure!(
-        r.status == 200,
-        "GET /api/v1/cluster on node{i}: {} {}",
-        r.status,
-        r.body
-    );
-    Ok(r.json())
-}
-
-fn names(st: &Value) -> Vec<String> {
-    st["nodes"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|n| n["name"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 fn liveness(st: &Value, name: &str) -> Option<String> {
     st["nodes"]
@@ -189,55 +163,7 @@ fn cluster_faults() -> Result<()> {
         eprintln!("SKIP lab scenario cluster_faults: {why}");
         return Ok(());
     }
-    let mut cluster = LabCluster::start(&lab, 3, &ClusterOptions::default())?;
-    for node in cluster.nodes() {
-        common::check_node_up(node, Deadline::secs(500))
-            .with_context(|| format!("{} coming up", node.name()))?;
-    }
-    cluster.claim_all(Deadline::secs(300))?;
-    let addr: Vec<String> = (1..=3)
-        .map(|i| cluster.node(i).map(|n| n.cluster_address().to_string()))
-        .collect::<Result<_, _>>()?;
-    for i in 1..=3 {
-        let want = addr[i - 1].clone();
-        let node = cluster.node(i)?;
-        let d = Deadline::secs(120);
-        loop {
-            let a = node.shell_check("ip -4 -o addr", Deadline::secs(30))?;
-            if a.contains(&format!(" {want}/")) {
-                break;
-            }
-            ensure!(!d.expired(), "node{i} has no cluster address {want}: {a}");
-            // poll interval for the DHCP lease; the deadline bounds the wait
-            std::thread::sleep(Duration::from_millis(500).min(d.remaining()));
-        }
-    }
-
-    // Form the cluster: create on node1, node2 and node3 join with tokens (API).
-    let api1 = cluster.node(1)?.api()?.clone();
-    api1.run_task(
-        "POST",
-        "/api/v1/cluster",
-        &json!({"name": "lab", "address": addr[0]}),
-        Deadline::secs(240),
-    )?;
-    for i in 2..=3 {
-        let token = api1.expect(
-            "POST",
-            "/api/v1/cluster/tokens",
-            Some(&json!({"ttl_s": 600})),
-        )?["token"]
-            .as_str()
-            .context("token")?
-            .to_string();
-        let api = cluster.node(i)?.api()?.clone();
-        api.run_task(
-            "POST",
-            "/api/v1/cluster/join",
-            &json!({"token": token, "address": addr[i - 1]}),
-            Deadline::secs(400),
-        )?;
-    }
+    let (mut cluster, _) = start_formed(&lab, 3)?;
     let joined: BTreeSet<String> = names(&status(&mut cluster, 1)?).into_iter().collect();
     ensure!(joined.len() == 3, "node1 lists {joined:?} after the joins");
     wait_all_online(&mut cluster, &[1, 2, 3], 3, &joined, Deadline::secs(180))?;
