@@ -386,6 +386,8 @@ impl ClusterService {
     pub fn check_create(&self, req: &CreateCluster) -> Result<(), ClusterError> {
         validate::node_name("name", &req.name)?;
         validate::cluster_address("address", req.address, &self.ctx.names.addresses())?;
+        // This node's hostname becomes its name in the cluster (and in its certificate).
+        validate::node_name("node name", &self.ctx_now().node_name)?;
         self.standalone()?;
         if self.busy.load(Ordering::SeqCst) {
             return Err(ClusterError::Conflict(
