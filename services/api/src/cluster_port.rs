@@ -109,24 +109,31 @@ pub fn server_config(
 ) -> Result<Arc<ServerConfig>, ClusterPortError> {
     let certs = certs_from_pem(cert_pem)?;
     let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(TlsError::KeyPem)?;
+    let mut cfg = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(TlsError::Versions)?
+        .with_client_cert_verifier(client_verifier(ca_pem)?)
+        .with_single_cert(certs, key)
+        .map_err(TlsError::CertKey)?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// Client certificates from the cluster CA are verified; a client without one (a joining
+/// node) is let in, and the routes decide what it may do.
+fn client_verifier(
+    ca_pem: &[u8],
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, ClusterPortError> {
     let mut roots = RootCertStore::empty();
     for ca in certs_from_pem(ca_pem)? {
         roots
             .add(ca)
             .map_err(|e| ClusterPortError::ClientVerifier(e.to_string()))?;
     }
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
         .allow_unauthenticated()
         .build()
-        .map_err(|e| ClusterPortError::ClientVerifier(e.to_string()))?;
-    let mut cfg = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(TlsError::Versions)?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(certs, key)
-        .map_err(TlsError::CertKey)?;
-    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(cfg))
+        .map_err(|e| ClusterPortError::ClientVerifier(e.to_string()))
 }
 
 /// The server configuration from the peer's own node certificate and CA; `None` while the
@@ -153,20 +160,10 @@ pub fn reloading_config_of(
     else {
         return Ok(None);
     };
-    let mut roots = RootCertStore::empty();
-    for c in certs_from_pem(ca.as_bytes())? {
-        roots
-            .add(c)
-            .map_err(|e| ClusterPortError::ClientVerifier(e.to_string()))?;
-    }
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
-        .allow_unauthenticated()
-        .build()
-        .map_err(|e| ClusterPortError::ClientVerifier(e.to_string()))?;
     let mut cfg = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(TlsError::Versions)?
-        .with_client_cert_verifier(verifier)
+        .with_client_cert_verifier(client_verifier(ca.as_bytes())?)
         .with_cert_resolver(Arc::new(resolver));
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Some(Arc::new(cfg)))
