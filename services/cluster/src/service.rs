@@ -830,45 +830,39 @@ mod tests {
         }
     }
 
+    /// A standalone service in `dir/sub`, started under `name`.
+    fn open_in(
+        dir: &tempfile::TempDir,
+        sub: &str,
+        name: &str,
+        names: Arc<dyn LocalNames>,
+    ) -> ClusterService {
+        ClusterService::open(
+            ClusterPaths {
+                dir: dir.path().join(sub).join("cluster"),
+                etcd_data: dir.path().join(sub).join("etcd"),
+            },
+            name,
+            names,
+        )
+        .unwrap()
+    }
+
     #[test]
     fn a_standalone_node_goes_by_its_current_hostname() {
         let dir = tempfile::tempdir().unwrap();
-        let s = ClusterService::open(
-            ClusterPaths {
-                dir: dir.path().join("cluster"),
-                etcd_data: dir.path().join("etcd"),
-            },
-            "cairn-dd7529",
-            Arc::new(Renamed),
-        )
-        .unwrap();
+        let s = open_in(&dir, "a", "cairn-dd7529", Arc::new(Renamed));
         assert_eq!(s.status().this_node, "node3");
         assert_eq!(s.ctx_now().node_name, "node3");
         // Without a current name the one given at open stands.
-        let s = ClusterService::open(
-            ClusterPaths {
-                dir: dir.path().join("cluster2"),
-                etcd_data: dir.path().join("etcd2"),
-            },
-            "cairn-dd7529",
-            Arc::new(NoNames),
-        )
-        .unwrap();
+        let s = open_in(&dir, "b", "cairn-dd7529", Arc::new(NoNames));
         assert_eq!(s.status().this_node, "cairn-dd7529");
     }
 
     #[test]
     fn a_standalone_node_makes_no_runtime_until_a_call_needs_one() {
         let dir = tempfile::tempdir().unwrap();
-        let s = ClusterService::open(
-            ClusterPaths {
-                dir: dir.path().join("cluster"),
-                etcd_data: dir.path().join("etcd"),
-            },
-            "node1",
-            Arc::new(NoNames),
-        )
-        .unwrap();
+        let s = open_in(&dir, "a", "node1", Arc::new(NoNames));
         assert_eq!(s.status().mode, ClusterMode::Standalone);
         assert!(s.check_recover(&RecoverCluster::default()).is_err());
         assert!(
