@@ -116,6 +116,16 @@ pub async fn connect_unbounded(
     connect_with(&live, tls, connect_timeout, None).await
 }
 
+/// A client of one member (lazy: the first request connects), every request bounded by
+/// `timeout`; for long-lived use ([`crate::pool::EtcdPool`]).
+pub async fn connect_one(
+    endpoint: &str,
+    tls: &EtcdTls,
+    timeout: Duration,
+) -> Result<Client, EtcdError> {
+    connect_with(&[endpoint.to_string()], tls, timeout, Some(timeout)).await
+}
+
 /// The endpoints that answer `status` with a leader within `timeout` (all of them when only
 /// one is given). None answering is an error naming each endpoint's failure.
 pub async fn live_endpoints(

@@ -18,6 +18,7 @@ pub mod membership;
 pub mod monitor;
 pub mod networks;
 pub mod peer;
+pub mod pool;
 pub mod probe;
 pub mod process;
 pub mod quorum;

@@ -6,10 +6,13 @@ use crate::ctx::Ctx;
 use crate::error::ClusterError;
 use crate::etcd::{self, EtcdTls};
 use crate::local::LocalState;
-use crate::quorum::{self, AlertChange, AlertState, Voter};
+use crate::pool::EtcdPool;
+use crate::quorum::{self, AlertChange, AlertState, Probe, Voter};
 use crate::records;
+use crate::status::Observed;
 use crate::types::QuorumView;
 use cairn_core::alert::{AlertLevel, AlertSink};
+use etcd_client::Client;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -27,6 +30,11 @@ pub struct Monitor {
     written: Mutex<Option<Vec<String>>>,
     alerts: Mutex<Option<Arc<dyn AlertSink>>>,
     alert: Mutex<AlertState>,
+    /// Long-lived clients of the voters (probes, reads).
+    pool: Arc<EtcdPool>,
+    /// The endpoints of the voters that answered the last probe with a leader, this node's
+    /// first: where reads go.
+    led: Mutex<Vec<String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -52,7 +60,38 @@ impl Monitor {
     /// Probe the voters now and decide.
     pub async fn check(&self, state: &LocalState, tls: &EtcdTls) -> QuorumView {
         let voters = self.voters(state);
-        quorum::decide(&quorum::probe(&voters, tls).await)
+        let answers = quorum::probe(&self.pool, &voters, tls).await;
+        let mut led: Vec<String> = voters
+            .iter()
+            .zip(&answers)
+            .filter(|(_, (_, p))| matches!(p, Probe::Leader(_)))
+            .map(|(v, _)| v.endpoint.clone())
+            .collect();
+        let own = voters.iter().find(|v| v.name == state.node_name);
+        if let Some(own) = own {
+            led.sort_by_key(|e| *e != own.endpoint);
+        }
+        *lock(&self.led) = led;
+        quorum::decide(&answers)
+    }
+
+    /// A client for reads: the pool's client of a voter that answered the last probe with a
+    /// leader (this node's own first), or None when none did.
+    pub async fn read_client(&self, tls: &EtcdTls, timeout: Duration) -> Option<(String, Client)> {
+        let ep = lock(&self.led).first().cloned()?;
+        let c = self.pool.client(&ep, tls, timeout).await.ok()?;
+        Some((ep, c))
+    }
+
+    /// Read the status's records through [`Self::read_client`] within `deadline`; a failed
+    /// read drops that client.
+    pub async fn read_records(&self, tls: &EtcdTls, deadline: Duration) -> Option<Observed> {
+        let (ep, client) = self.read_client(tls, deadline).await?;
+        let observed = crate::probe::read_records(&client, deadline).await;
+        if observed.is_none() {
+            self.pool.forget(&ep);
+        }
+        observed
     }
 
     /// Whether a certificate serial (lowercase hex) is revoked as far as this node knows.
@@ -70,6 +109,8 @@ impl Monitor {
         lock(&self.voters).clear();
         lock(&self.revoked).clear();
         *lock(&self.written) = None;
+        lock(&self.led).clear();
+        self.pool.clear();
         let was = std::mem::take(&mut *lock(&self.alert));
         if was.raised() {
             if let Some(a) = lock(&self.alerts).clone() {
@@ -112,16 +153,14 @@ impl Monitor {
         state: &LocalState,
         tls: &EtcdTls,
     ) -> Result<(), ClusterError> {
-        let endpoints: Vec<String> = self.voters(state).into_iter().map(|v| v.endpoint).collect();
-        let mut client = etcd::connect(&endpoints, tls, quorum::PROBE_TIMEOUT)
-            .await
-            .map_err(ClusterError::EtcdOp)?;
-        let members = etcd::member_list(&mut client)
-            .await
-            .map_err(ClusterError::EtcdOp)?;
-        let voters = quorum::voters_of(&members, &state.etcd_endpoints);
-        *lock(&self.voters) = voters;
-        let serials = records::revoked_serials(&client).await?;
+        let Some((ep, mut client)) = self.read_client(tls, quorum::PROBE_TIMEOUT).await else {
+            return Ok(());
+        };
+        let read = self.read_lists(&mut client, state).await;
+        if read.is_err() {
+            self.pool.forget(&ep);
+        }
+        let serials = read?;
         *lock(&self.revoked) = serials.iter().cloned().collect();
         let stale = lock(&self.written).as_ref() != Some(&serials);
         if stale {
@@ -133,5 +172,18 @@ impl Monitor {
             *lock(&self.written) = Some(serials);
         }
         Ok(())
+    }
+
+    /// Read the member list (the voters are refreshed from it) and the revoked serials.
+    async fn read_lists(
+        &self,
+        client: &mut Client,
+        state: &LocalState,
+    ) -> Result<Vec<String>, ClusterError> {
+        let members = etcd::member_list(client)
+            .await
+            .map_err(ClusterError::EtcdOp)?;
+        *lock(&self.voters) = quorum::voters_of(&members, &state.etcd_endpoints);
+        records::revoked_serials(client).await
     }
 }

@@ -2,27 +2,21 @@
 //! whole read within one deadline (a dead voter does not make the Cluster page wait).
 
 use crate::error::ClusterError;
-use crate::etcd::{self, EtcdTls};
+use crate::etcd;
 use crate::records;
 use crate::status::Observed;
+use etcd_client::Client;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// Read nodes, liveness and members (in parallel), all within `deadline`: `None` when the
-/// records could not be read in time. Which voters answer is the quorum probe's part
-/// (`monitor::Monitor::check`), run first.
-pub async fn read_records(
-    endpoints: &[String],
-    tls: &EtcdTls,
-    deadline: Duration,
-) -> Option<Observed> {
+/// Read nodes, liveness and members (in parallel) with `client`, all within `deadline`:
+/// `None` when the records could not be read in time. Which voters answer is the quorum
+/// probe's part (`monitor::Monitor::check`), run first; it also picks the client.
+pub async fn read_records(client: &Client, deadline: Duration) -> Option<Observed> {
     let until = Instant::now() + deadline;
     let read = async {
-        let client = etcd::connect(endpoints, tls, deadline)
-            .await
-            .map_err(ClusterError::EtcdOp)?;
         let (nodes, alive, members) =
-            tokio::join!(records::nodes(&client), records::alive(&client), async {
+            tokio::join!(records::nodes(client), records::alive(client), async {
                 let mut admin = client.clone();
                 etcd::member_list(&mut admin)
                     .await
@@ -46,6 +40,7 @@ pub async fn read_records(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::etcd::EtcdTls;
     use std::time::SystemTime;
 
     fn tls() -> EtcdTls {
@@ -61,31 +56,27 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn three_silent_endpoints_cost_one_deadline() {
-        // Listeners that accept and never speak TLS: a voter that hangs.
-        let mut listeners = Vec::new();
-        let mut endpoints = Vec::new();
-        for _ in 0..3 {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            endpoints.push(format!("https://{}", l.local_addr().unwrap()));
-            listeners.push(tokio::spawn(async move {
-                let mut held = Vec::new();
-                while let Ok((s, _)) = l.accept().await {
-                    held.push(s);
-                }
-            }));
-        }
+    async fn a_silent_member_costs_one_deadline() {
+        // A listener that accepts and never speaks TLS: a voter that hangs.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ep = format!("https://{}", l.local_addr().unwrap());
+        let listener = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = l.accept().await {
+                held.push(s);
+            }
+        });
         let deadline = Duration::from_millis(800);
+        let client = etcd::connect_one(&ep, &tls(), deadline).await.unwrap();
         let start = Instant::now();
-        let observed = read_records(&endpoints, &tls(), deadline).await;
+        // Three reads run in parallel; the whole read is bounded by one deadline.
+        let observed = read_records(&client, deadline).await;
         let took = start.elapsed();
         assert!(observed.is_none());
         assert!(
             took < deadline * 2,
-            "took {took:?} for three silent voters with a {deadline:?} deadline"
+            "took {took:?} for a silent member with a {deadline:?} deadline"
         );
-        for l in listeners {
-            l.abort();
-        }
+        listener.abort();
     }
 }

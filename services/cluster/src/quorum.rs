@@ -4,7 +4,9 @@
 use crate::error::ClusterError;
 use crate::etcd::{self, EtcdTls};
 use crate::membership;
+use crate::pool::EtcdPool;
 use crate::types::QuorumView;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The alert key raised while this node reaches no quorum of voters.
@@ -118,15 +120,18 @@ fn list(names: &[String]) -> String {
     }
 }
 
-/// Probe every voter's etcd in parallel, each within [`PROBE_TIMEOUT`].
-pub async fn probe(voters: &[Voter], tls: &EtcdTls) -> Vec<(String, Probe)> {
+/// Probe every voter's etcd in parallel, each within [`PROBE_TIMEOUT`], with the pool's
+/// long-lived clients (a voter that does not answer loses its client: the next probe
+/// connects afresh).
+pub async fn probe(pool: &Arc<EtcdPool>, voters: &[Voter], tls: &EtcdTls) -> Vec<(String, Probe)> {
     let mut set = tokio::task::JoinSet::new();
     for (i, v) in voters.iter().enumerate() {
         let ep = v.endpoint.clone();
         let tls = tls.clone();
+        let pool = pool.clone();
         set.spawn(async move {
             let r = tokio::time::timeout(PROBE_TIMEOUT, async {
-                let mut c = etcd::connect(std::slice::from_ref(&ep), &tls, PROBE_TIMEOUT).await?;
+                let mut c = pool.client(&ep, &tls, PROBE_TIMEOUT).await?;
                 etcd::status(&mut c).await
             })
             .await;
@@ -137,6 +142,9 @@ pub async fn probe(voters: &[Voter], tls: &EtcdTls) -> Vec<(String, Probe)> {
                 Ok(Err(e)) if e.to_string().contains("no leader") => Probe::NoLeader,
                 _ => Probe::Unreachable,
             };
+            if p == Probe::Unreachable {
+                pool.forget(&ep);
+            }
             (i, p)
         });
     }

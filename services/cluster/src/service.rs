@@ -11,7 +11,7 @@ use crate::types::{
     Role, TokenRequest, TokenView, CLUSTER_PORT, DEFAULT_TOKEN_TTL_S, TOKEN_TTL_RANGE_S,
 };
 use crate::{accept, create, etcd, etcd_wait, join, lease, monitor, quorum, status, validate};
-use crate::{networks, probe, recover, renewal, snapshot, upkeep};
+use crate::{networks, recover, renewal, snapshot, upkeep};
 use cairn_core::alert::{AlertSink, Progress};
 use cairn_core::command::{CommandRunner, SystemRunner};
 use std::future::Future;
@@ -350,7 +350,6 @@ impl ClusterService {
             };
         };
         let tls = etcd_wait::client_tls(&self.ctx.files);
-        let endpoints = state.etcd_endpoints.clone();
         let monitor = self.monitor.clone();
         let probed = state.clone();
         let (observed, reachable) = match tls {
@@ -362,7 +361,7 @@ impl ClusterService {
                     return (None, view.reachable);
                 }
                 (
-                    probe::read_records(&endpoints, &tls, STATUS_TIMEOUT).await,
+                    monitor.read_records(&tls, STATUS_TIMEOUT).await,
                     view.reachable,
                 )
             }),

@@ -1254,15 +1254,18 @@ async fn a_minority_is_told_within_the_probe_timeout_naming_whom_it_reaches() {
             endpoint: p.endpoint(),
         })
         .collect();
-    let view = decide(&probe(&voters, &c.tls).await);
+    let pool = std::sync::Arc::new(cairn_cluster::pool::EtcdPool::default());
+    let view = decide(&probe(&pool, &voters, &c.tls).await);
     assert!(view.has_quorum, "{view:?}");
     assert_eq!(view.reachable.len(), 3, "{view:?}");
+    // The pool keeps one client per voter: the next probe reuses them.
+    assert_eq!(pool.len(), 3);
 
     // Freeze node2 and node3: node1 is a minority of one.
     c.signal(1, Signal::SIGSTOP);
     c.signal(2, Signal::SIGSTOP);
     let t = Instant::now();
-    let view = decide(&probe(&voters, &c.tls).await);
+    let view = decide(&probe(&pool, &voters, &c.tls).await);
     let took = t.elapsed();
     assert!(
         took < PROBE_TIMEOUT + Duration::from_secs(1),
@@ -1270,6 +1273,7 @@ async fn a_minority_is_told_within_the_probe_timeout_naming_whom_it_reaches() {
     );
     assert!(!view.has_quorum, "{view:?}");
     assert_eq!(view.reachable, ["node1"], "{view:?}");
+    assert_eq!(pool.len(), 1, "the frozen voters' clients are dropped");
     let e = gate(&view).unwrap_err().to_string();
     assert!(e.contains("[\"node1\"]") && e.contains("node3"), "{e}");
     eprintln!("minority told in {took:?}: {e}");
@@ -1279,7 +1283,7 @@ async fn a_minority_is_told_within_the_probe_timeout_naming_whom_it_reaches() {
     c.signal(2, Signal::SIGCONT);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let view = decide(&probe(&voters, &c.tls).await);
+        let view = decide(&probe(&pool, &voters, &c.tls).await);
         if view.has_quorum {
             break;
         }
