@@ -269,6 +269,9 @@ impl EtcdMemberConf {
         line("initial-cluster-token", q(&self.cluster_token));
         line("heartbeat-interval", self.heartbeat_ms.to_string());
         line("election-timeout", self.election_ms.to_string());
+        // A member cut off (or just slow) asks before it campaigns, so when it returns it
+        // does not depose a healthy leader with its higher term (raft's PreVote).
+        line("pre-vote", "true".to_string());
         line("snapshot-count", self.snapshot_count.to_string());
         line("quota-backend-bytes", self.quota_bytes.to_string());
         if self.auto_compaction_hours > 0 {
@@ -393,6 +396,7 @@ mod tests {
             "initial-cluster-token: \"c-1234\"\n",
             "heartbeat-interval: 100\n",
             "election-timeout: 1000\n",
+            "pre-vote: true\n",
             "logger: \"zap\"\n",
             "log-outputs: [\"stderr\"]\n",
             "client-transport-security:\n  cert-file: \"/var/lib/cairn/cluster/node.pem\"\n  key-file: \"/var/lib/cairn/cluster/node.key\"\n  trusted-ca-file: \"/var/lib/cairn/cluster/ca.pem\"\n  client-cert-auth: true\n",
