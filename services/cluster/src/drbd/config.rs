@@ -1,4 +1,4 @@
-//! The `/etc/drbd.d/<name>.res` file for a resource record (DRBD 8.4 syntax, decision 0027).
+//! The `<name>.res` file (in /var/lib/cairn/drbd, included by /etc/drbd.conf) for a resource record (DRBD 8.4 syntax, decision 0027).
 
 use super::names::Index;
 use super::record::{ResourceRecord, Side};
@@ -8,8 +8,8 @@ use std::net::IpAddr;
 
 /// The fence-peer handler drbdadm runs (cairnd's subcommand).
 pub const FENCE_PEER_HANDLER: &str = "/usr/sbin/cairnd drbd-fence-peer";
-/// Where the resource files go.
-pub const DRBD_D: &str = "/etc/drbd.d";
+/// Where the resource files go (on STATE: the root is read-only; /etc/drbd.conf includes them).
+pub const DRBD_D: &str = "/var/lib/cairn/drbd";
 
 /// Network timing, in DRBD's units (tenths of seconds for `timeout` and `ping-timeout`,
 /// seconds for `ping-int` and `connect-int`). Provisional until measured (decision 0027).
@@ -302,6 +302,9 @@ mod tests {
 
     #[test]
     fn the_file_is_named_after_the_resource() {
-        assert_eq!(res_path("cairn3"), PathBuf::from("/etc/drbd.d/cairn3.res"));
+        assert_eq!(
+            res_path("cairn3"),
+            PathBuf::from("/var/lib/cairn/drbd/cairn3.res")
+        );
     }
 }

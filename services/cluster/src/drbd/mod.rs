@@ -2,6 +2,7 @@
 //! configuration, the "who is current" table, the fence-peer answers and `/proc/drbd`.
 
 pub mod alloc;
+pub mod apply;
 pub mod config;
 pub mod current;
 pub mod fence;
