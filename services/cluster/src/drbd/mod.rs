@@ -6,6 +6,7 @@ pub mod apply;
 pub mod config;
 pub mod current;
 pub mod fence;
+pub mod handler;
 pub mod names;
 pub mod proc_status;
 pub mod record;
