@@ -28,6 +28,10 @@ fn main() -> ExitCode {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
     }
+    // drbdadm's fence-peer handler (decision 0027): not the daemon; its exit code is the answer.
+    if std::env::args().nth(1).as_deref() == Some(cairn_cluster::drbd::handler::SUBCOMMAND) {
+        return fence_peer();
+    }
     match daemon::run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -37,4 +41,18 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `cairnd drbd-fence-peer`: ask etcd whether the peer may be outdated; the answer goes to
+/// stderr (drbdadm logs it) and is the exit code DRBD reads.
+fn fence_peer() -> ExitCode {
+    let answer = cairn_cluster::drbd::handler::run(
+        std::path::Path::new("/var/lib/cairn/cluster"),
+        std::path::Path::new("/proc/drbd"),
+    );
+    eprintln!(
+        "cairnd drbd-fence-peer: {answer:?} (exit {})",
+        answer.exit_code()
+    );
+    ExitCode::from(answer.exit_code())
 }

@@ -7,6 +7,7 @@ pub mod ca;
 pub mod create;
 pub mod crl;
 pub mod ctx;
+pub mod drbd;
 pub mod error;
 pub mod etcd;
 pub mod etcd_conf;
