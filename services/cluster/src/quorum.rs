@@ -14,6 +14,9 @@ pub const ALERT_KEY: &str = "cluster-quorum";
 /// How long one voter's probe may take (connect + `status`): a request without quorum fails
 /// within this, not after etcd's own timeouts.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the slower voters may still answer once a majority did (they count as
+/// unreachable after it).
+pub const PROBE_GRACE: Duration = Duration::from_millis(300);
 /// Consecutive probes without quorum before the alert is raised (one may fall into a leader
 /// election of the majority).
 pub const RAISE_AFTER: u32 = 2;
@@ -152,9 +155,31 @@ pub async fn probe(pool: &Arc<EtcdPool>, voters: &[Voter], tls: &EtcdTls) -> Vec
         .iter()
         .map(|v| (v.name.clone(), Probe::Unreachable))
         .collect();
-    while let Some(r) = set.join_next().await {
+    let mut answered = vec![false; voters.len()];
+    // Once a majority answered with a leader the outcome is known: the others get
+    // [`PROBE_GRACE`] more, so one dead voter does not make every probe take the full timeout.
+    let mut grace_until: Option<tokio::time::Instant> = None;
+    loop {
+        let next = match grace_until {
+            Some(t) => match tokio::time::timeout_at(t, set.join_next()).await {
+                Ok(n) => n,
+                Err(_) => break,
+            },
+            None => set.join_next().await,
+        };
+        let Some(r) = next else { break };
         if let Ok((i, p)) = r {
             out[i].1 = p;
+            answered[i] = true;
+            if grace_until.is_none() && decide(&out).has_quorum {
+                grace_until = Some(tokio::time::Instant::now() + PROBE_GRACE);
+            }
+        }
+    }
+    set.abort_all();
+    for (v, done) in voters.iter().zip(&answered) {
+        if !done {
+            pool.forget(&v.endpoint);
         }
     }
     out

@@ -1261,9 +1261,21 @@ async fn a_minority_is_told_within_the_probe_timeout_naming_whom_it_reaches() {
     // The pool keeps one client per voter: the next probe reuses them.
     assert_eq!(pool.len(), 3);
 
-    // Freeze node2 and node3: node1 is a minority of one.
-    c.signal(1, Signal::SIGSTOP);
+    // Freeze node3: the majority answers, and the probe does not wait out node3's timeout.
     c.signal(2, Signal::SIGSTOP);
+    let t = Instant::now();
+    let view = decide(&probe(&pool, &voters, &c.tls).await);
+    let took = t.elapsed();
+    assert!(view.has_quorum, "{view:?}");
+    assert_eq!(view.reachable, ["node1", "node2"], "{view:?}");
+    assert!(
+        took < PROBE_TIMEOUT / 2,
+        "a probe with one frozen voter took {took:?}"
+    );
+    eprintln!("one frozen voter of three: quorum told in {took:?}");
+
+    // Freeze node2 too: node1 is a minority of one.
+    c.signal(1, Signal::SIGSTOP);
     let t = Instant::now();
     let view = decide(&probe(&pool, &voters, &c.tls).await);
     let took = t.elapsed();
