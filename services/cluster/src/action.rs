@@ -25,7 +25,8 @@ impl ClusterTask {
             ClusterTask::Create(req) => service.check_create(req)?,
             ClusterTask::Join(req) => service.check_join(req)?,
             ClusterTask::Recover(req) => service.check_recover(req)?,
-            ClusterTask::Leave | ClusterTask::Remove { .. } => service.check_change()?,
+            ClusterTask::Leave => service.check_leave()?,
+            ClusterTask::Remove { .. } => service.check_change()?,
         }
         Ok(self)
     }

@@ -188,6 +188,24 @@ impl ClusterService {
         self.require_quorum(&state)
     }
 
+    /// Check a graceful leave: [`Self::check_change`], and refused while this node holds a
+    /// side of a replicated disk (its VM would lose its second copy), naming the VMs.
+    pub fn check_leave(&self) -> Result<(), ClusterError> {
+        self.check_change()?;
+        let state = self.member()?;
+        let client = self.etcd_client(&state)?;
+        let resources = self.block(async move { crate::drbd::alloc::list(&client).await })?;
+        let vms = replicated_vms_on(&resources, &state.node_name);
+        if vms.is_empty() {
+            return Ok(());
+        }
+        Err(ClusterError::Conflict(format!(
+            "this node holds replicated disks of the VMs {}: turn their replication off or move \
+             the replicas to another node first",
+            vms.join(", ")
+        )))
+    }
+
     /// Whether this node is a witness (its marker on STATE, written at a witness join): it
     /// runs etcd, the API and this domain only.
     pub fn is_witness(&self) -> bool {
@@ -798,6 +816,18 @@ fn build_runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
+/// The VMs (sorted, once each) with a replicated disk that has a side on `node`.
+fn replicated_vms_on(resources: &[crate::drbd::record::ResourceRecord], node: &str) -> Vec<String> {
+    let mut vms: Vec<String> = resources
+        .iter()
+        .filter(|r| r.side(node).is_some())
+        .map(|r| r.vm.clone())
+        .collect();
+    vms.sort();
+    vms.dedup();
+    vms
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -870,5 +900,22 @@ mod tests {
         );
         assert_eq!(s.block(async { 1 + 1 }), 2);
         assert!(s.rt.get().is_some());
+    }
+
+    #[test]
+    fn leave_names_the_vms_whose_disks_this_node_replicates() {
+        let web = crate::drbd::record::tests::sample();
+        let mut web1 = web.clone();
+        web1.name = "cairn4".into();
+        web1.vm_disk = "disk1".into();
+        let mut db = web.clone();
+        db.name = "cairn5".into();
+        db.vm = "db".into();
+        db.sides[1].node = "node3".into();
+        let all = [web, web1, db];
+        assert_eq!(replicated_vms_on(&all, "node1"), ["db", "web"]);
+        assert_eq!(replicated_vms_on(&all, "node2"), ["web"]);
+        assert_eq!(replicated_vms_on(&all, "node3"), ["db"]);
+        assert!(replicated_vms_on(&all, "node4").is_empty());
     }
 }
