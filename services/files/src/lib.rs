@@ -6,6 +6,8 @@ pub mod accounts;
 pub mod error;
 pub mod names;
 pub mod passdb;
+pub mod shadow;
+pub mod smb;
 pub mod store;
 pub mod unix;
 pub mod users;
