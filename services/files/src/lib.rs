@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod error;
 pub mod names;
+pub mod nfs;
 pub mod passdb;
 pub mod shadow;
 pub mod smb;
