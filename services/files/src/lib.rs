@@ -10,6 +10,7 @@ pub mod passdb;
 pub mod shadow;
 pub mod smb;
 pub mod store;
+pub mod supervise;
 pub mod unix;
 pub mod users;
 
