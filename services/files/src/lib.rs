@@ -7,6 +7,7 @@ pub mod error;
 pub mod names;
 pub mod nfs;
 pub mod passdb;
+pub mod service;
 pub mod shadow;
 pub mod smb;
 pub mod store;
