@@ -3,6 +3,7 @@
 //! for the shares' snapshots (decision 0028, docs/files.md).
 
 pub mod accounts;
+pub mod connections;
 pub mod error;
 pub mod names;
 pub mod nfs;

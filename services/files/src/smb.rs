@@ -230,6 +230,9 @@ pub fn generate(
             vfs.extend(["fruit", "streams_xattr"]);
         }
         line(&mut out, "vfs objects", &vfs.join(" "));
+        // The share is its filesystem's root; said outright, so `.snapshots` is found
+        // there whatever Samba's mount-point guess would be.
+        line(&mut out, "shadow:mountpoint", &s.path.display().to_string());
         line(&mut out, "shadow:snapdir", SNAPDIR);
         line(&mut out, "shadow:format", GMT_FORMAT);
         line(&mut out, "shadow:localtime", "no");
