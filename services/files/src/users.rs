@@ -163,6 +163,35 @@ impl FileUsers {
         unix::write(&self.unix_dir, &self.store.load()?)
     }
 
+    /// Bring Samba's database in line with the record (at start-up, after a restore):
+    /// entries of users the record does not know are removed, each disabled user is
+    /// disabled in Samba again. Returns the record's users Samba does not have: they need a
+    /// new password before they can sign in (the record holds none to restore).
+    pub fn reconcile(&self) -> Result<Vec<String>, FilesError> {
+        let _held = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let accounts = self.store.load()?;
+        unix::write(&self.unix_dir, &accounts)?;
+        let out = run_ok(&*self.runner, &passdb::list())
+            .map_err(|e| FilesError::command("list Samba's users", e))?;
+        let in_samba = passdb::parse_list(&out.stdout_text());
+        for name in in_samba.iter().filter(|n| !accounts.users.contains_key(*n)) {
+            run_ok(&*self.runner, &passdb::delete(name))
+                .map_err(|e| FilesError::command(format!("remove {name} from Samba"), e))?;
+        }
+        for u in accounts.users.values().filter(|u| !u.enabled) {
+            if in_samba.contains(&u.name) {
+                run_ok(&*self.runner, &passdb::set_enabled(&u.name, false))
+                    .map_err(|e| FilesError::command(format!("disable {} in Samba", u.name), e))?;
+            }
+        }
+        Ok(accounts
+            .users
+            .keys()
+            .filter(|n| !in_samba.contains(n))
+            .cloned()
+            .collect())
+    }
+
     /// Check `edit` on a copy, write the Unix files, run `samba` (undone by `undo_samba` if
     /// the record cannot be saved), then save; the Unix files go back on any failure.
     fn change(
@@ -275,6 +304,31 @@ mod tests {
         );
         // The ID was not spent either.
         assert_eq!(users.create_user(&alice()).unwrap().uid, 20000);
+    }
+
+    #[test]
+    fn reconcile_drops_strangers_redisables_and_names_the_missing() {
+        let (_dir, runner, users) = setup();
+        for name in ["alice", "bob", "carol"] {
+            users
+                .create_user(&NewUser {
+                    name: name.into(),
+                    ..alice()
+                })
+                .unwrap();
+        }
+        users.set_enabled("bob", false).unwrap();
+        runner.expect(
+            "pdbedit",
+            &["-L"],
+            CommandOutput::ok("alice:20000:\nbob:20001:\nmallory:20099:\n"),
+        );
+        let before = runner.command_lines().len();
+        assert_eq!(users.reconcile().unwrap(), ["carol"]);
+        assert_eq!(
+            runner.command_lines()[before..],
+            ["pdbedit -L", "pdbedit -x -u mallory", "smbpasswd -d bob"]
+        );
     }
 
     #[test]
