@@ -21,6 +21,9 @@ pub const SYMLINKS: &[(&str, &str)] = &[
     // until setup the link dangles and glibc reads that as UTC.
     ("etc/localtime", "/var/lib/cairn/localtime"),
     ("usr/sbin/init", "cairn-init"),
+    // File services (docs/files.md): cairnd generates both on STATE.
+    ("etc/samba/smb.conf", "/var/lib/cairn/files/smb.conf"),
+    ("etc/exports", "/var/lib/cairn/files/exports"),
 ];
 
 /// Where the libvirt helper is installed (cairnd starts it from there: `cairn_vm::remote`).
@@ -61,6 +64,9 @@ pub fn kernel_version(root: &Path) -> Result<String> {
 /// Replaces whatever is at `link` by a symlink to `target`.
 fn force_symlink(root: &Path, link: &str, target: &str) -> Result<()> {
     let path = root.join(link);
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
     if let Ok(meta) = fs::symlink_metadata(&path) {
         if meta.is_dir() {
             bail!("{} is a directory, expected a file or link", path.display());

@@ -120,7 +120,24 @@ impl Storage {
             });
         }
         self.take_snapshot(pool, share, snap)?;
+        self.sync_previous_versions(pool, share);
         self.find_snapshot(pool, share, snap)
+    }
+
+    /// Make the share's `@GMT-` links (Windows "Previous Versions" through Samba's
+    /// shadow_copy2, decision 0028) match its snapshots. A failure is logged, not returned:
+    /// the snapshot itself was taken or deleted.
+    fn sync_previous_versions(&self, pool: &str, share: &str) {
+        let dir = self.share_mountpoint(pool, share).join(SNAPSHOT_DIR);
+        match cairn_files::shadow::sync(&dir) {
+            Ok(r) if r.added.is_empty() && r.removed.is_empty() => {}
+            Ok(r) => {
+                tracing::info!(%pool, %share, added = ?r.added, removed = ?r.removed, "previous-version links updated")
+            }
+            Err(e) => {
+                tracing::warn!(%pool, %share, error = %e, cause = ?std::error::Error::source(&e).map(ToString::to_string), "cannot update the previous-version links")
+            }
+        }
     }
 
     /// Delete snapshot `snap` of share `share`.
@@ -131,6 +148,7 @@ impl Storage {
             &btrfs::subvolume_delete(&PathBuf::from(&s.path)),
         )
         .map_err(|e| DataError::command(format!("delete snapshot {snap} of share {share}"), e))?;
+        self.sync_previous_versions(pool, share);
         Ok(())
     }
 
@@ -279,6 +297,9 @@ impl Storage {
                 DataError::command(format!("prune snapshot {snap} of share {}", rec.name), e)
             })?;
             run.pruned.push(format!("{}@{snap}", rec.name));
+        }
+        if !plan.create.is_empty() || !plan.prune.is_empty() {
+            self.sync_previous_versions(&rec.pool, &rec.name);
         }
         Ok(())
     }
