@@ -5,7 +5,7 @@ use crate::request::Ctx;
 use crate::response::{json, no_content, Body};
 use crate::routes::{Access, Route};
 use crate::state::ApiState;
-use cairn_vm::images::{ImageError, Library, UploadStatus, Writer};
+use cairn_vm::images::{ImageError, Library, UploadStatus, Writer, LIBRARY_SHARE};
 use cairn_vm::Vms;
 use http_body_util::BodyExt;
 use hyper::body::Bytes;
@@ -122,6 +122,57 @@ fn upload_response(status: StatusCode, up: &UploadStatus) -> Response<Body> {
     r
 }
 
+/// The size of a library share made on the first upload: the pool's whole thin pool (thin,
+/// so it takes only what its images use), at least the smallest share.
+fn library_size(thin_pool_bytes: u64) -> u64 {
+    thin_pool_bytes.max(cairn_storage::share::MIN_SHARE_BYTES)
+}
+
+/// Make the library of `pool` when it has none: its share `images`, created through the
+/// same storage call as `POST /pools/{pool}/shares` (names, thin LV, btrfs, snapshots). An
+/// unknown pool answers 404; a pool that cannot hold the share, 409 `no_library`.
+async fn ensure_library(ctx: &Ctx<'_>, lib: &Arc<Library>, pool: &str) -> Result<(), ApiError> {
+    if lib.has_library(pool) {
+        return Ok(());
+    }
+    let no_library = |reason: String| {
+        ApiError::conflict(
+            "no_library",
+            format!("pool {pool} cannot hold an image library: {reason}"),
+        )
+        .with_field("pool")
+    };
+    let storage = crate::shares::SHARES.service(ctx)?;
+    let p = pool.to_string();
+    let made = tokio::task::spawn_blocking(move || {
+        if let Ok(share) = storage.share(&p, LIBRARY_SHARE) {
+            return Err(Err(format!(
+                "its share `{LIBRARY_SHARE}` exists but {} is not mounted (mounted: {})",
+                share.mountpoint, share.mounted
+            )));
+        }
+        let size = storage.capacity(&p).map_err(Ok)?.size_bytes;
+        match storage.create_share(&p, LIBRARY_SHARE, library_size(size)) {
+            Ok(_) | Err(cairn_storage::DataError::Exists { .. }) => Ok(()),
+            Err(e) => Err(Ok(e)),
+        }
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("the image library creation did not finish: {e}")))?;
+    match made {
+        Ok(()) if lib.has_library(pool) => {
+            tracing::info!(pool, "image library created (share {LIBRARY_SHARE})");
+            Ok(())
+        }
+        Ok(()) => Err(no_library(format!(
+            "its share `{LIBRARY_SHARE}` was made but is not mounted"
+        ))),
+        Err(Ok(e)) if e.is_not_found() => Err(crate::shares::api_error(e)),
+        Err(Ok(e)) => Err(no_library(cairn_core::boot::error_chain(&e))),
+        Err(Err(reason)) => Err(no_library(reason)),
+    }
+}
+
 /// Run one (non-streamed) operation.
 pub async fn handle(ctx: &Ctx<'_>, op: ImagesOp) -> Result<Response<Body>, ApiError> {
     let lib = vms(ctx.state)?.images().clone();
@@ -137,6 +188,7 @@ pub async fn handle(ctx: &Ctx<'_>, op: ImagesOp) -> Result<Response<Body>, ApiEr
         }
         ImagesOp::StartUpload => {
             let req: StartReq = ctx.json()?;
+            ensure_library(ctx, &lib, &pool).await?;
             let up = blocking(move || {
                 lib.start(&pool, &req.name, req.size_bytes, req.sha256.as_deref())
             })
@@ -397,6 +449,13 @@ mod tests {
     fn channel_body() -> (tokio::sync::mpsc::Sender<Item>, ChannelBody) {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         (tx, ChannelBody(rx))
+    }
+
+    #[test]
+    fn a_library_made_on_the_first_upload_spans_the_thin_pool() {
+        let min = cairn_storage::share::MIN_SHARE_BYTES;
+        assert_eq!(library_size(10 << 30), 10 << 30);
+        assert_eq!(library_size(1 << 20), min);
     }
 
     #[test]

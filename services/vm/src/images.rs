@@ -21,7 +21,7 @@ pub enum ImageError {
     #[error("{field}: {reason}")]
     Invalid { field: String, reason: String },
     #[error(
-        "pool {pool} has no image library: create a share named `{LIBRARY_SHARE}` on it first"
+        "pool {pool} has no image library (its share `{LIBRARY_SHARE}`): start an upload to make it"
     )]
     NoLibrary { pool: String },
     #[error("no image named {name} on pool {pool}")]
@@ -262,6 +262,11 @@ impl Library {
             busy: Mutex::new(HashSet::new()),
             hashes: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Whether `pool` has its library directory (its share `images` is there and mounted).
+    pub fn has_library(&self, pool: &str) -> bool {
+        (self.dir)(pool).is_dir()
     }
 
     /// The library directory of `pool`; it must exist (the share is there and mounted).
