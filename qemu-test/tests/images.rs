@@ -217,7 +217,7 @@ fn images() -> Result<()> {
         &json!({"name": "guest", "vcpus": 1, "memory_mib": 32, "machine": "pc",
                 "boot": ["disk", "cdrom"],
                 "disks": [{"source": "new", "pool": POOL, "size_bytes": 1u64 << 30, "bus": "ide"},
-                          {"source": "iso", "pool": POOL, "share": "images", "file": IMAGE}]}),
+                          {"source": "iso", "pool": POOL, "share": "images", "file": IMAGE, "bus": "sata"}]}),
         Deadline::secs(120),
     )?;
     api.expect(
