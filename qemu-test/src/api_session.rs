@@ -74,6 +74,27 @@ impl ApiSession {
         )
     }
 
+    /// `PUT path` with raw `body` bytes (`application/octet-stream`: an image upload).
+    pub fn put_bytes(&self, path: &str, body: Vec<u8>) -> Result<HttpResponse, LabError> {
+        let req = HttpRequest {
+            method: "PUT",
+            path,
+            headers: vec![(
+                "Authorization".to_string(),
+                format!("Bearer {}", self.token),
+            )],
+            body: None,
+        };
+        https::request_bytes(
+            self.addr,
+            &req,
+            body,
+            "application/octet-stream",
+            Trust::Pinned(self.fingerprint),
+            Deadline::after(CALL_TIMEOUT),
+        )
+    }
+
     /// `GET path`.
     pub fn get(&self, path: &str) -> Result<HttpResponse, LabError> {
         self.call("GET", path, None)

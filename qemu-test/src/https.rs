@@ -81,6 +81,38 @@ pub fn request(
         sent.body = Some(body.clone().into_bytes());
         sent = sent.header("content-type", "application/json");
     }
+    send(addr, sent, trust, deadline)
+}
+
+/// Send `req` with a raw body of `content_type` (an upload's bytes) instead of JSON.
+pub fn request_bytes(
+    addr: SocketAddr,
+    req: &HttpRequest<'_>,
+    body: Vec<u8>,
+    content_type: &str,
+    trust: Trust,
+    deadline: Deadline,
+) -> Result<HttpResponse, LabError> {
+    let method = Method::from_bytes(req.method.as_bytes()).map_err(|_| LabError::HttpMethod {
+        method: req.method.to_string(),
+    })?;
+    let mut sent = ClientRequest::new(method, req.path)
+        .header("accept", "application/json")
+        .header("content-type", content_type);
+    for (k, v) in &req.headers {
+        sent = sent.header(k, v);
+    }
+    sent.body = Some(body);
+    send(addr, sent, trust, deadline)
+}
+
+/// Send one built request within `deadline` and read its answer.
+fn send(
+    addr: SocketAddr,
+    sent: ClientRequest,
+    trust: Trust,
+    deadline: Deadline,
+) -> Result<HttpResponse, LabError> {
     let timeout = deadline.remaining_at_least(Duration::from_millis(10));
     let r = blocking::send(addr, sent, trust, timeout)
         .map_err(|source| LabError::Https { addr, source })?;

@@ -26,6 +26,8 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a request body (at most [`crate::exchange::MAX_BODY`], 64 KiB) may take in all: a
 /// client that stalls is answered 408 and, over HTTP/1.1, disconnected. 30 s is 2 KiB/s.
+/// An image upload's streamed body (`images::write_upload`) has no overall deadline: this is
+/// the longest it may go without a byte.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// A connection with no request in progress for this long is closed (HTTP/2: GOAWAY). An
 /// open event stream is a request in progress. A browser keeps one HTTP/2 connection to the

@@ -49,6 +49,7 @@ pub async fn dispatch(ctx: &Ctx<'_>, op: Op) -> Result<Response<Body>, ApiError>
         Op::Network(o) => crate::network::handle(ctx, o).await,
         Op::SetupNetwork(o) => crate::setup_network::handle(ctx, o).await,
         Op::Vms(o) => crate::vms::handle(ctx, o).await,
+        Op::Images(o) => crate::images::handle(ctx, o).await,
         Op::Cluster(o) => crate::cluster::handle(ctx, o).await,
     }
 }

@@ -176,6 +176,16 @@ where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    // An image upload streams its body to disk: routed (and refused) before it is read.
+    if let Ok(r) = route(req.method(), req.uri().path()) {
+        if r.op == crate::router::Op::Images(crate::images::ImagesOp::WriteUpload) {
+            if let Some(e) = head_over_limits(&req) {
+                *close = true;
+                return Err(e);
+            }
+            return crate::images::write_upload(state, req, r.params, limits.body, close).await;
+        }
+    }
     let (parts, body) = read_limited(req, limits, close).await?;
     let req = Request::from_parts(parts, ());
     // Until setup completes, only public and setup routes answer; anything else, known or

@@ -17,6 +17,7 @@ pub mod exchange;
 pub mod executor;
 pub mod health;
 pub mod identity;
+pub mod images;
 pub mod network;
 pub mod network_error;
 pub mod openapi;

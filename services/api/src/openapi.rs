@@ -15,6 +15,7 @@ pub const FRAGMENTS: &[(&str, &str)] = &[
     ("smart", include_str!("../openapi/smart.json")),
     ("network", include_str!("../openapi/network.json")),
     ("vms", include_str!("../openapi/vms.json")),
+    ("images", include_str!("../openapi/images.json")),
     ("cluster", include_str!("../openapi/cluster.json")),
 ];
 

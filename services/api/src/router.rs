@@ -52,6 +52,8 @@ pub enum Op {
     SetupNetwork(crate::setup_network::SetupNetworkOp),
     /// Virtual machines (`vms` module).
     Vms(crate::vms::VmOp),
+    /// The pools' image libraries (`images` module).
+    Images(crate::images::ImagesOp),
     /// The cluster: status, create, tokens, join, leave, remove (`cluster` module).
     Cluster(crate::cluster::ClusterOp),
 }
@@ -66,6 +68,7 @@ impl Op {
             Op::Network(o) => o.access(),
             Op::SetupNetwork(o) => o.access(),
             Op::Vms(o) => o.access(),
+            Op::Images(o) => o.access(),
             Op::Cluster(o) => o.access(),
             Op::GetHealth | Op::GetOpenApi | Op::ListTimezones | Op::UiIndex | Op::UiAsset => {
                 Access::Public
@@ -114,6 +117,7 @@ pub fn all_routes() -> impl Iterator<Item = &'static Route<Op>> {
                 .map(|r| lift(r, Op::SetupNetwork)),
         );
         all.extend(crate::vms::ROUTES.iter().map(|r| lift(r, Op::Vms)));
+        all.extend(crate::images::ROUTES.iter().map(|r| lift(r, Op::Images)));
         all.extend(crate::cluster::ROUTES.iter().map(|r| lift(r, Op::Cluster)));
         all
     });

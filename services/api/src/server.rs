@@ -459,6 +459,44 @@ mod tests {
         s.call(req).await
     }
 
+    /// An image upload's body is not read before its route, caller and domain are checked:
+    /// a body well over the JSON limit gets 401 without a session and 503 (the VM domain
+    /// is not running here) with one, never 413.
+    #[tokio::test]
+    async fn an_upload_is_routed_before_its_body_is_read() {
+        let s = start().await;
+        let path = "/api/v1/pools/tank/images/uploads/0a1b?offset=0";
+        let big = vec![0u8; 4 * crate::exchange::MAX_BODY];
+        let put = |extra: Option<(&str, &str)>| {
+            let mut r = ClientRequest::new(Method::PUT, path)
+                .header("content-type", "application/octet-stream");
+            if let Some((k, v)) = extra {
+                r = r.header(k, v);
+            }
+            ClientRequest {
+                body: Some(big.clone()),
+                ..r
+            }
+        };
+        assert_eq!(s.call(put(None)).await.status, 403, "not claimed yet");
+        let done = set_up(&s).await;
+        let cookie = session_cookie(&done);
+        let csrf = done.json()["csrf_token"].as_str().unwrap().to_string();
+        assert_eq!(s.call(put(None)).await.status, 401);
+        let r = s.call(put(Some(("cookie", &cookie)))).await;
+        assert_eq!(
+            r.status,
+            403,
+            "a session needs its CSRF token: {:?}",
+            r.json()
+        );
+        let mut req = put(Some(("cookie", &cookie)));
+        req = req.header("x-csrf-token", &csrf);
+        let r = s.call(req).await;
+        assert_eq!(r.status, 503, "{:?}", r.json());
+        assert!(r.json()["message"].as_str().unwrap().contains("VM"));
+    }
+
     #[tokio::test]
     async fn health_over_https() {
         let s = start().await;

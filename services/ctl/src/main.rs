@@ -5,6 +5,7 @@ mod cli;
 mod cluster;
 mod config;
 mod conn;
+mod images;
 mod login;
 mod network;
 mod session;
@@ -101,6 +102,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Vms(a) => rt.block_on(async {
             let s = session::Session::open(target, &cfg_dir).await?;
             vms::run(&s, vms::command(a), output).await
+        }),
+        Command::Images(a) => rt.block_on(async {
+            let s = session::Session::open(target, &cfg_dir).await?;
+            images::run(&s, a.command, output).await
         }),
         Command::Network(a) => rt.block_on(async {
             let s = session::Session::open(target, &cfg_dir).await?;

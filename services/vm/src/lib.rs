@@ -10,6 +10,7 @@ pub mod host;
 pub mod hv_types;
 pub mod hypervisor;
 pub mod ids;
+pub mod images;
 #[cfg(feature = "libvirt")]
 pub mod libvirt;
 pub mod monitor;

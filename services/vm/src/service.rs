@@ -102,6 +102,8 @@ pub struct Vms {
     change: Mutex<()>,
     /// Live statistics (a lock of their own: sampling never blocks the states).
     stats: Mutex<StatsCache>,
+    /// The pools' image libraries (their shares `images`).
+    images: Arc<crate::images::Library>,
 }
 
 /// Wraps a volume failure of operation `op`.
@@ -119,7 +121,12 @@ impl Vms {
     ) -> Result<Vms, VmError> {
         let store = Store::open(&cfg.state_dir)?;
         let records = store.load()?;
+        let vols = volumes.clone();
+        let images = crate::images::Library::new(Box::new(move |pool| {
+            vols.share_path(pool, crate::images::LIBRARY_SHARE)
+        }));
         Ok(Vms {
+            images,
             cfg,
             hv,
             volumes,
@@ -133,6 +140,25 @@ impl Vms {
             change: Mutex::new(()),
             stats: Mutex::new(StatsCache::default()),
         })
+    }
+
+    /// The pools' image libraries.
+    pub fn images(&self) -> &Arc<crate::images::Library> {
+        &self.images
+    }
+
+    /// The first VM (by name) whose CD-ROM is image `name` of `pool`'s library.
+    pub fn image_user(&self, pool: &str, name: &str) -> Option<String> {
+        let volume = format!("{}/{name}", crate::images::LIBRARY_SHARE);
+        self.lock()
+            .records
+            .values()
+            .find(|r| {
+                r.disks
+                    .iter()
+                    .any(|d| d.kind == DiskKind::Cdrom && d.pool == pool && d.volume == volume)
+            })
+            .map(|r| r.name.clone())
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {

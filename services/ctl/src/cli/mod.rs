@@ -3,6 +3,7 @@
 //! module to write the man page and shell completions, so it uses only clap and std.
 
 pub mod cluster;
+pub mod images;
 pub mod network;
 pub mod shares;
 pub mod smart;
@@ -71,6 +72,8 @@ pub enum Command {
     /// Virtual machines: list, create, start, shutdown, off, reboot, clone, snapshot,
     /// restore, autostart, delete, console.
     Vms(vms::VmsArgs),
+    /// The image library of a pool: list, upload (resumable, with progress), delete.
+    Images(images::ImagesArgs),
     /// Cluster: status, create, a join token, join, leave, remove a dead node.
     Cluster(cluster::ClusterArgs),
 }
@@ -345,6 +348,10 @@ mod tests {
             "network apply n.json --confirm --timeout 30",
             "network confirm",
             "network rollback",
+            "images list --pool tank",
+            "images upload a.iso --pool tank",
+            "images upload a.iso --pool tank --name b.iso",
+            "images delete a.iso --pool tank",
             "vms",
             "-o json vms",
             "vms show guest",
