@@ -123,6 +123,18 @@ fn images() -> Result<()> {
         !shares(&api)?.iter().any(|s| s == "images"),
         "a new pool already has a share images"
     );
+    // Its library lists empty before the first upload, and listing makes nothing.
+    let r = api.get(&format!("/api/v1/pools/{POOL}/images"))?;
+    ensure!(
+        r.status == 200 && r.json()["images"] == json!([]) && r.json()["uploads"] == json!([]),
+        "the library of a new pool: {} {}",
+        r.status,
+        r.body
+    );
+    ensure!(
+        !shares(&api)?.iter().any(|s| s == "images"),
+        "listing the library made a share images"
+    );
 
     // The file on the host and its SHA-256.
     let data = image_bytes(&boot.base);

@@ -179,6 +179,22 @@ pub async fn handle(ctx: &Ctx<'_>, op: ImagesOp) -> Result<Response<Body>, ApiEr
     let pool = ctx.param_at(0).to_string();
     match op {
         ImagesOp::List => {
+            if !lib.has_library(&pool) {
+                // Nothing uploaded yet: an empty library (nothing is made); an unknown pool
+                // is 404.
+                let storage = crate::shares::SHARES.service(ctx)?;
+                let p = pool.clone();
+                tokio::task::spawn_blocking(move || storage.capacity(&p))
+                    .await
+                    .map_err(|e| {
+                        ApiError::internal(format!("the pool lookup did not finish: {e}"))
+                    })?
+                    .map_err(crate::shares::api_error)?;
+                return Ok(json(
+                    StatusCode::OK,
+                    &serde_json::json!({"images": [], "uploads": []}),
+                ));
+            }
             let (images, uploads) =
                 blocking(move || Ok((lib.list(&pool)?, lib.uploads(&pool)?))).await?;
             Ok(json(

@@ -36,8 +36,8 @@ pub struct EtcdTiming {
 
 /// The timing new clusters get (measured in the lab under TCG, decision 0026).
 pub const ETCD_TIMING: EtcdTiming = EtcdTiming {
-    heartbeat_ms: 250,
-    election_ms: 1500,
+    heartbeat_ms: 200,
+    election_ms: 1000,
     lease_ttl_s: 10,
 };
 
