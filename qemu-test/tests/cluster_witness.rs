@@ -5,7 +5,10 @@
 //! SMART and VMs "not on a witness" in health, libvirtd and virtlogd not started by
 //! cairn-init; cairnd's and etcd's memory (RSS) are printed. Then one full node is powered
 //! off (QMP `quit`): from then to the end, checked every second, the survivor keeps quorum
-//! and a cluster write (a join token, kept in etcd) succeeds.
+//! and a cluster write (a join token, kept in etcd) succeeds. Targets: node1 has a VM bridge
+//! node2 lacks; `GET /api/v1/vms/{vm}/targets` refuses node2 for a VM on it (naming the
+//! bridge), accepts it for a VM without NICs until it is powered off, and always refuses the
+//! witness; the cluster status's bridge table says node2 lacks the bridge.
 
 mod common;
 
@@ -20,6 +23,8 @@ use std::time::{Duration, Instant};
 const WITNESS: usize = 3;
 const WITNESS_CPUS: u8 = 1;
 const WITNESS_MIB: u32 = 512;
+/// The VM bridge only node1 has.
+const VM_BRIDGE: &str = "br-vm";
 /// How long the survivor is watched after the power-off: more than the lease TTL (10 s)
 /// plus 5 s, so the dead node is shown offline meanwhile.
 const WATCH: Duration = Duration::from_secs(25);
@@ -74,8 +79,25 @@ fn cluster_witness() -> Result<()> {
         started.elapsed().as_secs_f64()
     );
 
-    // Two full nodes: node1 creates, node2 joins (API).
+    // node1 gets a VM bridge (`br-vm`, no port) that node2 lacks: a VM on it may not be
+    // moved or restarted on node2 (issue 16, "Networks").
     let api1 = cluster.node(1)?.api()?.clone();
+    let mut spec = api1.expect("GET", "/api/v1/network", None)?["spec"].clone();
+    match spec["bridges"].as_array_mut() {
+        Some(b) => b.push(json!({"name": VM_BRIDGE})),
+        None => spec["bridges"] = json!([{"name": VM_BRIDGE}]),
+    }
+    let r = api1.put("/api/v1/network", &json!({ "spec": spec }))?;
+    ensure!(
+        r.status == 200,
+        "node1 PUT /network: {} {}",
+        r.status,
+        r.body
+    );
+    let c = api1.post("/api/v1/network/confirm", &json!({}))?;
+    ensure!(c.status == 200, "node1 confirm: {} {}", c.status, c.body);
+
+    // Two full nodes: node1 creates, node2 joins (API).
     api1.run_task(
         "POST",
         "/api/v1/cluster",
@@ -222,6 +244,72 @@ fn cluster_witness() -> Result<()> {
         "cairnd and etcd take more than half of the witness's {WITNESS_MIB} MiB"
     );
 
+    // Targets: which other node could take a VM of node1. `web` uses br-vm, which node2
+    // lacks; `plain` has no NIC. The witness takes no VM. The Cluster page's bridge table
+    // says the same (node records republish networks every NETWORKS_TICK).
+    for (vm, nics) in [
+        ("web", json!([{"bridge": VM_BRIDGE}])),
+        ("plain", json!([])),
+    ] {
+        api1.run_task(
+            "POST",
+            "/api/v1/vms",
+            &json!({"name": vm, "vcpus": 1, "memory_mib": 64, "nics": nics}),
+            Deadline::secs(120),
+        )
+        .with_context(|| format!("creating VM {vm} on node1"))?;
+    }
+    let st = api1.wait_for(
+        "/api/v1/cluster",
+        &format!("node1's {VM_BRIDGE} in the cluster's bridge table"),
+        Deadline::secs(90),
+        |v| {
+            v["bridges"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|b| b["bridge"] == VM_BRIDGE))
+        },
+    )?;
+    let row = st["bridges"]
+        .as_array()
+        .and_then(|a| a.iter().find(|b| b["bridge"] == VM_BRIDGE))
+        .cloned()
+        .unwrap_or_default();
+    ensure!(
+        row["missing_on"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|n| n == node2_name.as_str())),
+        "the bridge table must say node2 lacks {VM_BRIDGE}: {row}"
+    );
+    let target = |vm: &str, node: &str| -> Result<serde_json::Value> {
+        let t = api1.expect("GET", &format!("/api/v1/vms/{vm}/targets"), None)?;
+        t["targets"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["node"] == node).cloned())
+            .with_context(|| format!("no target {node} for {vm}: {t}"))
+    };
+    let web2 = target("web", &node2_name)?;
+    ensure!(
+        web2["eligible"] == false
+            && web2["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains(&format!("has no bridge {VM_BRIDGE}"))),
+        "node2 must be refused for web, naming {VM_BRIDGE}: {web2}"
+    );
+    let plain2 = target("plain", &node2_name)?;
+    ensure!(plain2["eligible"] == true, "node2 can take plain: {plain2}");
+    let web3 = target("web", &witness_name)?;
+    ensure!(
+        web3["eligible"] == false
+            && web3["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("witness")),
+        "the witness must be refused: {web3}"
+    );
+    println!(
+        "targets of web: node2 refused ({}), witness refused",
+        web2["reason"]
+    );
+
     // Power off a full node: node1 and the witness keep the quorum. Checked every second
     // from the power-off to the end: quorum, and a cluster write (a join token in etcd).
     cluster.power_off(2, Deadline::secs(60))?;
@@ -255,6 +343,14 @@ fn cluster_witness() -> Result<()> {
     }
     let offline_after =
         offline_after.context("node2 was not shown offline within 25 s of its power-off")?;
+    let plain2 = target("plain", &node2_name)?;
+    ensure!(
+        plain2["eligible"] == false
+            && plain2["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("offline")),
+        "node2, powered off, must be refused as a target: {plain2}"
+    );
     println!(
         "node2 powered off: node1 kept quorum and wrote {writes} times in {} s; node2 shown \
          offline after {:.1} s",

@@ -27,6 +27,9 @@ pub fn node_config(name: &str) -> NodeConfig {
         .data_disk_cache("none")
         .disk(Bus::Virtio, DISK_MIB) // 0: pool
         .disk(Bus::Virtio, DISK_MIB) // 1: pool
+        // The storage loop (scheduled snapshots, capacity alerts) every 5 s, not every
+        // minute: the scenarios wait seconds for a run (schedule_loop::TICK_OPTION).
+        .cmdline(&["cairn.storage.tick_s=5"])
 }
 
 /// Every disk's (serial, id), sorted by serial.

@@ -36,6 +36,7 @@ pub enum VmOp {
     WriteImage,
     Console,
     ConsoleStream,
+    Targets,
 }
 
 impl VmOp {
@@ -115,6 +116,11 @@ pub const ROUTES: &[Route<VmOp>] = &[
     Route {
         path: "/api/v1/vms/{vm}/console/stream",
         methods: &[("GET", VmOp::ConsoleStream)],
+        allowed: &["GET"],
+    },
+    Route {
+        path: "/api/v1/vms/{vm}/targets",
+        methods: &[("GET", VmOp::Targets)],
         allowed: &["GET"],
     },
 ];
@@ -411,6 +417,23 @@ pub async fn handle(ctx: &Ctx<'_>, op: VmOp) -> Result<Response<Body>, ApiError>
             ))
         }
         VmOp::ConsoleStream => console::stream(&VMS, vms, name).await,
+        VmOp::Targets => {
+            // The VM's bridges, then the cluster's view of every other node.
+            let vm = VMS.blocking(vms, move |v| v.get(&name)).await?;
+            let mut bridges: Vec<String> =
+                vm.record.nics.iter().map(|n| n.bridge.clone()).collect();
+            bridges.sort();
+            bridges.dedup();
+            let cluster = crate::cluster::CLUSTER.service(ctx)?;
+            let wanted = bridges.clone();
+            let targets = crate::cluster::CLUSTER
+                .blocking(cluster, move |c| c.targets(&wanted))
+                .await?;
+            Ok(json(
+                StatusCode::OK,
+                &serde_json::json!({"vm": vm.record.name, "bridges": bridges, "targets": targets}),
+            ))
+        }
     }
 }
 

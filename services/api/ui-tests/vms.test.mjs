@@ -60,6 +60,13 @@ const api = new ScriptedApi(({ method, path: p, b }) => {
     return json(202, api.task(30, 'vm.create', `creating VM ${b.name}`));
   }
   if (p === '/api/v1/vms/db/start') return json(202, api.task(31, 'vm.start', 'starting VM db'));
+  if (p === '/api/v1/vms/web/targets') {
+    return json(200, { vm: 'web', bridges: ['br0'], targets: [
+      { node: 'node2', eligible: true },
+      { node: 'node3', eligible: false, reason: 'node3 has no bridge br0, which the VM uses: add it to node3\'s network or pick another node' },
+      { node: 'w', eligible: false, reason: 'w is a witness: it runs no VMs' }] });
+  }
+  if (p === '/api/v1/vms/db/targets') return json(200, { vm: 'db', bridges: ['br0'], targets: [] });
   if (p === '/api/v1/vms/web/console/stream') return { status: 200, contentType: 'text/event-stream', body: CONSOLE };
   const t = p.match(/^\/api\/v1\/tasks\/(\d+)$/);
   if (t && api.tasks[t[1]]) return json(200, api.tasks[t[1]]);
@@ -214,4 +221,20 @@ test('the console shows the VM\'s serial output live and closes', async () => {
   await shot('console');
   await card('web').locator('[data-action="Close console"]').click();
   assert.equal(await page.locator('pre.console').count(), 0);
+});
+
+test('other nodes: which nodes could take the VM, and why the others could not', async () => {
+  await card('web').locator('[data-action="Other nodes"]').click();
+  const list = card('web').locator('[data-targets="web"]');
+  await list.waitFor();
+  assert.match(await list.textContent(), /Other nodes for web \(it uses br0\)/);
+  assert.equal(await list.locator('[data-target="node2"]').getAttribute('data-eligible'), 'true');
+  assert.match(await list.locator('[data-target="node2"]').textContent(), /node2 — can take this VM/);
+  assert.match(await list.locator('[data-target="node3"]').textContent(), /node3 has no bridge br0, which the VM uses/);
+  assert.equal(await list.locator('[data-target="w"]').getAttribute('data-eligible'), 'false');
+  await shot('targets');
+  // A standalone node: no other node, said in words.
+  await card('db').locator('[data-action="Other nodes"]').click();
+  await card('db').locator('[data-targets="db"]').waitFor();
+  assert.match(await card('db').locator('[data-targets="db"]').textContent(), /not in a cluster with other nodes/);
 });

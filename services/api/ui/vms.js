@@ -301,6 +301,23 @@ export async function renderVms(main) {
       line.replaceChildren(h('div', { class: 'console-head' },
         h('p', { class: 'muted small' }, `Serial console of ${vm.name} (live)`), closeBtn), pre);
     }));
+    buttons.push(btn('Other nodes', async () => {
+      // Which other nodes of the cluster could take this VM (failover, migration,
+      // replica), and the reason for each one that could not.
+      line.replaceChildren(h('p', { class: 'loading' }, 'Asking the cluster…'));
+      try {
+        const t = await get(`${base}/targets`);
+        const rows = t.targets.map((n) => h('li', { 'data-target': n.node, 'data-eligible': String(n.eligible) },
+          h('strong', {}, n.node), ' — ', n.eligible ? 'can take this VM' : n.reason));
+        line.replaceChildren(h('div', { class: 'stack', 'data-targets': vm.name },
+          h('p', { class: 'muted small' }, t.targets.length
+            ? `Other nodes for ${vm.name}${t.bridges.length ? ` (it uses ${t.bridges.join(', ')})` : ''}:`
+            : 'This node is not in a cluster with other nodes: no other node could take this VM.'),
+          t.targets.length ? h('ul', { class: 'plain' }, ...rows) : null));
+      } catch (err) {
+        line.replaceChildren(h('p', { class: 'form-error' }, sentence(err.message)));
+      }
+    }));
     if (!running) {
       buttons.push(btn('Delete', () => {
         const input = h('input', { type: 'text' });

@@ -4,6 +4,7 @@ use crate::ctx::{Ctx, EtcdTiming, ETCD_TIMING};
 use crate::error::ClusterError;
 use crate::local::{LocalFiles, LocalState};
 use crate::monitor::Monitor;
+use crate::networks::{self, TargetView};
 use crate::records::{self, TokenRecord};
 use crate::token::JoinToken;
 use crate::types::{
@@ -11,7 +12,7 @@ use crate::types::{
     Role, TokenRequest, TokenView, CLUSTER_PORT, DEFAULT_TOKEN_TTL_S, TOKEN_TTL_RANGE_S,
 };
 use crate::{accept, create, etcd, etcd_wait, join, lease, monitor, quorum, status, validate};
-use crate::{networks, recover, renewal, snapshot, upkeep};
+use crate::{recover, renewal, snapshot, upkeep};
 use cairn_core::alert::{AlertSink, Progress};
 use cairn_core::command::{CommandRunner, SystemRunner};
 use std::future::Future;
@@ -204,6 +205,24 @@ impl ClusterService {
              the replicas to another node first",
             vms.join(", ")
         )))
+    }
+
+    /// Every other node as a target for a VM of this node using `vm_bridges`
+    /// (`GET /api/v1/vms/{vm}/targets`): empty on a standalone node; 503 without quorum (the
+    /// records could not be read, so no node can be vouched for).
+    pub fn targets(&self, vm_bridges: &[String]) -> Result<Vec<TargetView>, ClusterError> {
+        let status = self.status();
+        if status.mode != ClusterMode::Member {
+            return Ok(Vec::new());
+        }
+        if let Some(q) = &status.quorum {
+            quorum::gate(q)?;
+        }
+        Ok(networks::targets(
+            &status.this_node,
+            &status.nodes,
+            vm_bridges,
+        ))
     }
 
     /// Whether this node is a witness (its marker on STATE, written at a witness join): it

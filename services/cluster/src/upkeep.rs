@@ -212,8 +212,13 @@ async fn publish_networks(
             rec.networks = networks.clone();
             records::put_node(&client, &rec).await?;
         }
+        return Ok(());
     }
-    Ok(())
+    // No record yet (a join still under way): not published, so the next tick tries again.
+    Err(ClusterError::Conflict(format!(
+        "no node record of {} yet",
+        state.node_name
+    )))
 }
 
 #[cfg(test)]

@@ -63,8 +63,14 @@ pub fn start(shared: &Shared, cfg: &Config) -> anyhow::Result<Start<Storage>> {
         Arc::new(shared.alerts.clone()),
         SystemPaths::system(),
     )?);
-    // Scheduled snapshots, capacity alerts and scheduled scrubs (every minute).
-    cairn_storage::schedule_loop::spawn_schedules(storage.clone(), shared.tasks.clone());
+    // Scheduled snapshots, capacity alerts and scheduled scrubs (every minute, or the
+    // kernel command line's `cairn.storage.tick_s=`).
+    let cmdline = std::fs::read_to_string(&cfg.boot.cmdline).unwrap_or_default();
+    let (tick, warning) = cairn_storage::schedule_loop::tick_from_cmdline(&cmdline);
+    if let Some(w) = warning {
+        tracing::warn!("storage: {w}");
+    }
+    cairn_storage::schedule_loop::spawn_schedules(storage.clone(), shared.tasks.clone(), tick);
     let service = storage.clone();
     tokio::spawn(async move {
         let s = storage.clone();
