@@ -141,7 +141,7 @@ function drawProgress(panel, { name, pool, offset, size, first, t0 }) {
   const pct = size > 0 ? Math.floor((offset * 100) / size) : 100;
   const secs = (performance.now() - t0) / 1000;
   const rate = secs > 0 ? (offset - first) / secs : 0;
-  const left = rate > 0 ? ` · about ${duration(Math.ceil((size - offset) / rate))} left` : '';
+  const left = rate > 0 && offset < size ? ` · about ${duration(Math.ceil((size - offset) / rate))} left` : '';
   replace(panel.querySelector('.upload-state'),
     h('p', { class: 'task-msg' }, `Uploading ${name} to pool ${pool}`),
     h('div', { class: 'task-progress' },
