@@ -1,4 +1,4 @@
-//! Scenario images: a pool's image library on a real node: its share made by the first upload, an upload interrupted then resumed by `cairnctl images upload` (SHA-256 the node reports = the host's, MB/s printed), listed, attached as a VM's CD-ROM, its delete refused while the VM uses it and allowed after.
+//! Scenario images: a pool's image library on a real node: its share made by the first upload, an upload interrupted then resumed by `cairnctl images upload` (SHA-256 the node reports = the host's, MB/s printed), listed, attached as a VM's CD-ROM, its delete refused while the VM uses it and allowed after; then the same through the Images page and the VM wizard in Chromium.
 
 mod common;
 
@@ -266,6 +266,48 @@ fn images() -> Result<()> {
     ensure!(
         list["images"].as_array().is_some_and(Vec::is_empty),
         "the image is still listed: {list}"
+    );
+
+    // The same through the page in Chromium (services/api/ui-tests/lab-images.test.mjs): the
+    // file uploaded from the host, the node's SHA-256 equal to the host's, the image offered
+    // by the VM wizard as an installer and on the VM it creates, its delete refused while that
+    // VM has it, then allowed; screenshots in <results>/images1/ui.
+    let url = format!("https://{}", node.api_addr());
+    let results = node.dir().join("ui");
+    let file_arg = file.display().to_string();
+    let started = Instant::now();
+    common::browser::run_browser(
+        "lab-images.test.mjs",
+        &url,
+        &[
+            ("CAIRN_PASSWORD", cairn_lab::LAB_PASSWORD),
+            ("CAIRN_POOL", POOL),
+            ("CAIRN_IMAGE_FILE", file_arg.as_str()),
+            ("CAIRN_IMAGE_SHA256", sha.as_str()),
+        ],
+        &results,
+        Deadline::secs(600),
+    )
+    .context("driving the Images page in Chromium")?;
+    println!(
+        "images: the page uploaded, offered and deleted the image in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    let shots = common::browser::screenshots(&results)?;
+    ensure!(
+        shots >= 10,
+        "expected desktop and phone screenshots of the page's steps in {}, found {shots}",
+        results.display()
+    );
+    let vms = api.expect("GET", "/api/v1/vms", None)?;
+    ensure!(
+        vms["vms"].as_array().is_some_and(Vec::is_empty),
+        "the page's VM is still there: {vms}"
+    );
+    let list = ctl.json(&["images", "list", "--pool", POOL])?;
+    ensure!(
+        list["images"].as_array().is_some_and(Vec::is_empty),
+        "the page's image is still listed: {list}"
     );
     std::fs::remove_file(&file).ok();
     node.finish();

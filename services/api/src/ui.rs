@@ -60,6 +60,7 @@ pub const ASSETS: &[Asset] = &[
     asset!("storage.js", JS),
     asset!("shares.js", JS),
     asset!("vms.js", JS),
+    asset!("images.js", JS),
     asset!("smart.js", JS),
     asset!("network.js", JS),
     asset!("netpending.js", JS),

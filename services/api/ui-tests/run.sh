@@ -44,4 +44,4 @@ if [ -z "${CAIRND:-}" ]; then
     (cd "$repo" && cargo build -p cairnd)
 fi
 
-exec node --test setup.test.mjs shares.test.mjs network.test.mjs storage.test.mjs vms.test.mjs cluster.test.mjs starting.test.mjs
+exec node --test setup.test.mjs shares.test.mjs network.test.mjs storage.test.mjs vms.test.mjs images.test.mjs cluster.test.mjs starting.test.mjs

@@ -27,9 +27,11 @@ export const json = (status, v) => ({ status, body: v === undefined ? '' : JSON.
 export const style = (loc, prop) => loc.evaluate((el, p) => getComputedStyle(el)[p], prop);
 
 /**
- * The API the page talks to. `handler({ method, path, body, b }, api)` answers a request
- * (`body` the raw text, `b` it parsed, `{}` without one) with `json(…)` (or `{ status,
- * contentType, body }` for another type) or returns nothing for a 404. With `events` the
+ * The API the page talks to. `handler({ method, path, body, b, query, raw }, api)` answers a
+ * request (`body` the raw text, `b` it parsed, `{}` without one; `query` the URL's
+ * URLSearchParams; an application/octet-stream body comes as the Buffer `raw` instead) with
+ * `json(…)` (or `{ status, contentType, body }` for another type, or `{ abort: 'failed' }`
+ * to break the connection; or a promise of one of these) or returns nothing for a 404. With `events` the
  * event stream delivers what `progress`/`send` queued (`retry: 100`, so EventSource
  * reconnects at once and picks up the next ones); without, it answers 204 (no events).
  */
@@ -44,11 +46,13 @@ export class ScriptedApi {
     this.events = events ? [] : null;
   }
 
-  answer(method, url, body) {
-    const p = new URL(url).pathname;
-    this.calls.push(`${method} ${p}${body ? ` ${body}` : ''}`);
-    const b = body ? JSON.parse(body) : {};
-    return this.handler({ method, path: p, body, b }, this)
+  answer(method, url, body, raw = null) {
+    const u = new URL(url);
+    const p = u.pathname;
+    if (raw) this.calls.push(`${method} ${p}${u.search} <${raw.length} bytes>`);
+    else this.calls.push(`${method} ${p}${body ? ` ${body}` : ''}`);
+    const b = body && !raw ? JSON.parse(body) : {};
+    return this.handler({ method, path: p, body: raw ? null : body, b, query: u.searchParams, raw }, this)
       || json(404, { code: 'not_found', message: `no resource at ${p}` });
   }
 
@@ -97,7 +101,12 @@ export async function openScripted(api, { script, stylesheet = false, viewport }
       const body = `retry: 100\n\n${api.events.splice(0).join('')}`;
       return route.fulfill({ status: 200, contentType: 'text/event-stream', body });
     }
-    const a = api.answer(req.method(), req.url(), req.postData());
+    const binary = (req.headers()['content-type'] || '').startsWith('application/octet-stream');
+    // A handler may answer later (a promise): the page may have given up on it by then.
+    const a = await (binary
+      ? api.answer(req.method(), req.url(), null, req.postDataBuffer() || Buffer.alloc(0))
+      : api.answer(req.method(), req.url(), req.postData()));
+    if (a.abort) return route.abort(a.abort).catch(() => {});
     return route.fulfill({ status: a.status, contentType: a.contentType || 'application/json', body: a.body });
   });
   return { browser, page };

@@ -123,7 +123,7 @@ test('with every domain ready or absent the strip is empty and takes no space', 
   await shot('nodes');
 });
 
-test('a witness hides Disks & pools and VMs, and says why they are absent', async () => {
+test('a witness hides Disks & pools, VMs and Images, and says why they are absent', async () => {
   witness = true;
   for (const d of ['storage', 'smart', 'vms']) domains[d] = { state: 'absent', reason: 'not on a witness' };
   await page.evaluate(async () => {
@@ -139,6 +139,7 @@ test('a witness hides Disks & pools and VMs, and says why they are absent', asyn
   const nav = page.getByRole('navigation', { name: 'Sections' });
   assert.equal(await nav.getByRole('link', { name: 'Disks & pools' }).isVisible(), false);
   assert.equal(await nav.getByRole('link', { name: 'VMs' }).isVisible(), false);
+  assert.equal(await nav.getByRole('link', { name: 'Images' }).isVisible(), false);
   assert.equal(await nav.getByRole('link', { name: 'Cluster' }).isVisible(), true);
   assert.equal(await page.locator('.topbar [data-role="witness"]').isVisible(), true);
   await page.evaluate(() => { window.location.hash = '#/nodes'; });

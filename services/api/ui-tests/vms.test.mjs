@@ -3,7 +3,8 @@
 // checks the list with states, live statistics (CPU %, memory, pool space) and resource use,
 // the create wizard (a missing name caught
 // before leaving the step; the node's 422 sent back to the step and field it names; the VM
-// created as a task), an action followed through its task progress across the page's
+// created as a task; an installer from the chosen pool's image library sent as a SATA CD-ROM
+// booted first), an action followed through its task progress across the page's
 // periodic reloads, and the live serial console. Keeps desktop and 360 px phone screenshots.
 //
 // Run: cd services/api/ui-tests && node --test vms.test.mjs   (CHROMIUM overrides the browser,
@@ -52,6 +53,11 @@ const CONSOLE = 'retry: 600000\n\nevent: console\ndata: cairn-guest: boot\ndata:
 const api = new ScriptedApi(({ method, path: p, b }) => {
   if (p === '/api/v1/vms' && method === 'GET') return json(200, { vms: state.vms, resources: resources() });
   if (p === '/api/v1/pools') return json(200, { pools: [{ name: 'tank' }, { name: 'fast' }] });
+  if (p === '/api/v1/pools/tank/images') return json(200, { images: [], uploads: [] });
+  if (p === '/api/v1/pools/fast/images') {
+    return json(200, { images: [{ name: 'debian-12.iso', size_bytes: 630 * 1048576, format: 'iso' }],
+      uploads: [{ id: '0a1', name: 'half.iso', size_bytes: 4096, sha256: null, pool: 'fast', offset: 512 }] });
+  }
   if (p === '/api/v1/vms' && method === 'POST') {
     state.creates.push(b);
     if (b.disks[0].size_bytes > 4 * GiB) {
@@ -138,7 +144,7 @@ test('the create wizard checks each step and sends the node\'s 422 back to the f
   await page.getByRole('button', { name: 'New VM' }).click();
   const form = wizard();
   await form.waitFor();
-  assert.equal((await form.locator('.step-count').textContent()).trim(), 'Step 1 of 4 · Machine');
+  assert.equal((await form.locator('.step-count').textContent()).trim(), 'Step 1 of 5 · Machine');
   // Next without a name: the error is under Name and the wizard stays on the step.
   await form.getByRole('button', { name: 'Next' }).click();
   const nameField = form.locator('[data-field="name"]');
@@ -148,26 +154,32 @@ test('the create wizard checks each step and sends the node\'s 422 back to the f
   await form.getByLabel('Name').fill('web2');
   await form.getByLabel('vCPUs').fill('2');
   await form.getByRole('button', { name: 'Next' }).click();
-  assert.equal((await form.locator('.step-count').textContent()).trim(), 'Step 2 of 4 · Disk');
+  assert.equal((await form.locator('.step-count').textContent()).trim(), 'Step 2 of 5 · Disk');
   // The pools come from the node.
   assert.deepEqual(await form.getByLabel('Pool').locator('option').allTextContents(), ['tank', 'fast']);
   await form.getByLabel('Disk size (GiB)').fill('500');
   await form.getByRole('button', { name: 'Next' }).click();
+  // Pool tank's library is empty: no installer, said in words.
+  assert.equal((await form.locator('.step-count').textContent()).trim(), 'Step 3 of 5 · Installer');
+  await page.waitForFunction(() => /library is empty/.test(document.querySelector('[data-library-note]')?.textContent || ''));
+  assert.deepEqual(await form.getByLabel('Boot an installer from the image library').locator('option').allTextContents(), ['None: boot from the new disk']);
+  await form.getByRole('button', { name: 'Next' }).click();
   await form.getByLabel('Bridge for a NIC').fill('br0');
   await form.getByRole('button', { name: 'Next' }).click();
-  assert.equal((await form.locator('.step-count').textContent()).trim(), 'Step 4 of 4 · Review');
+  assert.equal((await form.locator('.step-count').textContent()).trim(), 'Step 5 of 5 · Review');
   const review = await form.locator('dl.review').textContent();
-  assert.match(review, /web2.*2 vCPU · 512 MiB · q35.*500 GiB on pool tank \(virtio\).*a NIC on br0/s);
+  assert.match(review, /web2.*2 vCPU · 512 MiB · q35.*500 GiB on pool tank \(virtio\).*Installer\s*none.*a NIC on br0/s);
   await form.getByRole('button', { name: 'Create VM' }).click();
   // The node refuses the size: back on the disk step, the message under the size field.
   const sizeField = form.locator('[data-field="disks[0].size_bytes"]');
   await sizeField.locator('.field-error').waitFor({ state: 'visible' });
-  assert.equal((await form.locator('.step-count').textContent()).trim(), 'Step 2 of 4 · Disk');
+  assert.equal((await form.locator('.step-count').textContent()).trim(), 'Step 2 of 5 · Disk');
   assert.match(await sizeField.locator('.field-error').textContent(), /Larger than pool tank can hold/i);
   assert.equal(await sizeField.locator('input').getAttribute('aria-invalid'), 'true');
   assert.equal(await page.evaluate(() => document.activeElement?.name), 'disks[0].size_bytes');
   await shot('wizard-error');
   await form.getByLabel('Disk size (GiB)').fill('2');
+  await form.getByRole('button', { name: 'Next' }).click();
   await form.getByRole('button', { name: 'Next' }).click();
   await form.getByRole('button', { name: 'Next' }).click();
   await form.getByRole('button', { name: 'Create VM' }).click();
@@ -183,6 +195,41 @@ test('the create wizard checks each step and sends the node\'s 422 back to the f
   progress(30, 100, 'succeeded', 'VM web2 created');
   await line.locator('.pct', { hasText: '100 %' }).waitFor();
   await card('web2').waitFor();
+});
+
+test('the wizard offers the chosen pool\'s library images and sends the installer as a CD-ROM booted first', async () => {
+  await page.getByRole('button', { name: 'New VM' }).click();
+  const form = wizard();
+  await form.waitFor();
+  await form.getByLabel('Name').fill('inst');
+  await form.getByRole('button', { name: 'Next' }).click();
+  await form.getByLabel('Pool').selectOption('fast');
+  await form.getByLabel('Disk size (GiB)').fill('3');
+  await form.getByRole('button', { name: 'Next' }).click();
+  const iso = form.getByLabel('Boot an installer from the image library');
+  // The images of pool fast (not its unfinished upload).
+  await form.locator('option[value="debian-12.iso"]').waitFor({ state: 'attached' });
+  assert.deepEqual(await iso.locator('option').allTextContents(), ['None: boot from the new disk', 'debian-12.iso (630.0 MiB)']);
+  assert.match(await form.locator('[data-library-note]').textContent(), /pool fast's library/);
+  await iso.selectOption('debian-12.iso');
+  await shot('wizard-installer');
+  await form.getByRole('button', { name: 'Next' }).click();
+  await form.getByRole('button', { name: 'Next' }).click();
+  assert.match(await form.locator('dl.review').textContent(), /Installer\s*debian-12\.iso as a CD-ROM \(sata\), booted first/);
+  const n = state.creates.length;
+  await form.getByRole('button', { name: 'Create VM' }).click();
+  // Created: the wizard gives way to the task's line.
+  await form.waitFor({ state: 'detached' });
+  assert.equal(state.creates.length, n + 1);
+  const sent = state.creates.at(-1);
+  assert.deepEqual(sent, {
+    name: 'inst', vcpus: 1, memory_mib: 512, machine: 'q35', autostart: false,
+    disks: [
+      { source: 'new', pool: 'fast', size_bytes: 3 * GiB, bus: 'virtio' },
+      { source: 'iso', pool: 'fast', share: 'images', file: 'debian-12.iso', bus: 'sata' }],
+    nics: [],
+    boot: ['cdrom', 'disk'],
+  });
 });
 
 test('an action runs as a task whose progress stays on the VM across the page\'s reloads', async () => {

@@ -47,12 +47,15 @@ export const setupToken = {
 };
 
 /**
- * Call the API. `body` is sent as JSON; `setup` adds the setup token; `signedIn` marks
- * requests whose 401 means the session ended.
+ * Call the API. `body` is sent as JSON; `bytes` (a Blob) raw as application/octet-stream;
+ * `signal` aborts the request (it then throws code `aborted`); `setup` adds the setup token;
+ * `signedIn` marks requests whose 401 means the session ended; `withStatus` resolves with
+ * `{ status, data }` instead of the data.
  */
-export async function api(method, path, { body, setup = false, signedIn = false } = {}) {
+export async function api(method, path, { body, bytes, signal, setup = false, signedIn = false, withStatus = false } = {}) {
   const headers = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (bytes !== undefined) headers['Content-Type'] = 'application/octet-stream';
   if (method !== 'GET' && csrfToken) headers['X-CSRF-Token'] = csrfToken;
   if (setup && setupToken.get()) headers['X-Setup-Token'] = setupToken.get();
   let resp;
@@ -60,17 +63,19 @@ export async function api(method, path, { body, setup = false, signedIn = false 
     resp = await fetch(path, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: bytes !== undefined ? bytes : body === undefined ? undefined : JSON.stringify(body),
+      signal,
       credentials: 'same-origin',
       cache: 'no-store',
     });
-  } catch {
+  } catch (e) {
+    if (e && e.name === 'AbortError') throw new ApiError(0, { code: 'aborted', message: 'The request was cancelled.' });
     throw new ApiError(0, {
       code: 'network',
       message: 'Cannot reach the node. Check that it is running and that this computer can reach it.',
     });
   }
-  if (resp.status === 204) return null;
+  if (resp.status === 204) return withStatus ? { status: 204, data: null } : null;
   let data = null;
   try {
     data = await resp.json();
@@ -96,8 +101,14 @@ export async function api(method, path, { body, setup = false, signedIn = false 
     }
     throw err;
   }
-  return data;
+  return withStatus ? { status: resp.status, data } : data;
 }
+
+/**
+ * PUT the raw bytes `blob` (a File.slice) to `path` for an upload; `signal` aborts it.
+ * Resolves with `{ status, data }` (an image upload's 200 and 201 differ).
+ */
+export const putBytes = (path, blob, signal) => api('PUT', path, { bytes: blob, signal, signedIn: true, withStatus: true });
 
 /** GET for a signed-in page. */
 export const get = (path) => api('GET', path, { signedIn: true });

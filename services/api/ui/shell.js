@@ -8,6 +8,7 @@ import { renderAlerts } from './alerts.js';
 import { renderTasks } from './tasks.js';
 import { renderStorage } from './storage.js';
 import { renderVms } from './vms.js';
+import { renderImages } from './images.js';
 import { renderNetwork } from './network.js';
 import { renderCluster } from './cluster.js';
 import { renderAccount } from './account.js';
@@ -19,14 +20,15 @@ export const SECTIONS = [
   { id: 'storage', title: 'Disks & pools', render: renderStorage },
   { id: 'network', title: 'Network', render: renderNetwork },
   { id: 'vms', title: 'VMs', render: renderVms },
+  { id: 'images', title: 'Images', render: renderImages },
   { id: 'cluster', title: 'Cluster', render: renderCluster },
   { id: 'alerts', title: 'Alerts', render: renderAlerts },
   { id: 'tasks', title: 'Tasks', render: renderTasks },
   { id: 'account', title: 'Account', render: renderAccount },
 ];
 
-/** The sections a cluster witness hides: it runs no storage and no VMs. */
-export const NOT_ON_A_WITNESS = ['storage', 'vms'];
+/** The sections a cluster witness hides: it runs no storage, no VMs and so no images. */
+export const NOT_ON_A_WITNESS = ['storage', 'vms', 'images'];
 
 /** The section named by the URL's hash (`#/tasks`, a query after it ignored), or the first;
  * on a witness, a section it hides is the Cluster page instead. */

@@ -1,6 +1,6 @@
 // VMs: the list with state badges, live statistics (CPU, memory, pool space) and resource
-// bars, a create wizard, actions with progress (tasks), and a live serial console
-// (server-sent events).
+// bars, a create wizard (with an optional installer from the pool's image library), actions
+// with progress (tasks), and a live serial console (server-sent events).
 
 import { api, get } from './api.js';
 import { badge, emptyState, h, progressBar, replace } from './dom.js';
@@ -8,6 +8,7 @@ import { clearErrors, field, formError, sentence, showError } from './form.js';
 import { bytes } from './format.js';
 import { on } from './events.js';
 import { taskLine } from './tasks.js';
+import { LIBRARY_SHARE, listImages } from './images.js';
 
 const STATE = {
   running: ['ok', 'Running'],
@@ -67,13 +68,15 @@ function meter(label, used, total, unit) {
 const WIZARD = [
   { id: 'machine', title: 'Machine', fields: ['name', 'vcpus', 'memory_mib', 'machine', 'autostart'] },
   { id: 'disk', title: 'Disk', fields: ['disks[0].pool', 'disks[0].size_bytes', 'disks[0].bus'] },
+  { id: 'installer', title: 'Installer', fields: ['disks[1].file', 'disks[1].pool', 'disks[1].share', 'disks[1].bus', 'boot'] },
   { id: 'network', title: 'Network', fields: ['nics[0].bridge'] },
   { id: 'review', title: 'Review', fields: [] },
 ];
 
 /**
  * The create wizard: machine (name, vCPUs, memory, type, autostart) → one new thin disk on a
- * pool → an optional NIC on a bridge → review and create. Fields carry the API's names
+ * pool → optionally an installer from that pool's image library (a CD-ROM, SATA on q35 and
+ * IDE on pc, booted first) → an optional NIC on a bridge → review and create. Fields carry the API's names
  * (`disks[0].size_bytes`), so a 422 from the node goes back to the step and field it names;
  * required fields are checked before leaving a step. `pools` are the node's pool names.
  */
@@ -89,6 +92,9 @@ function createWizard(pools, onDone) {
   const size = h('input', { type: 'number', min: 1, step: 'any', value: 10 });
   const bus = h('select', {}, ['virtio', 'sata', 'ide'].map((b) => h('option', { value: b }, b)));
   const bridge = h('input', { type: 'text', placeholder: 'none', autocomplete: 'off' });
+  const NO_ISO = 'None: boot from the new disk';
+  const iso = h('select', {}, h('option', { value: '' }, NO_ISO));
+  const isoNote = h('p', { class: 'muted small', 'data-library-note': true });
   const sections = {
     machine: [
       field('name', 'Name', name, 'Lowercase letters, digits and -, starting with a letter.'),
@@ -100,6 +106,7 @@ function createWizard(pools, onDone) {
       field('disks[0].pool', 'Pool', pool, pools.length ? null : 'No pool is listed: create one under Disks & pools.'),
       field('disks[0].size_bytes', 'Disk size (GiB)', size, 'Thin: uses pool space only when the guest writes.'),
       field('disks[0].bus', 'Disk bus', bus)],
+    installer: [field('disks[1].file', 'Boot an installer from the image library', iso), isoNote],
     network: [field('nics[0].bridge', 'Bridge for a NIC', bridge, 'Leave empty for no network.')],
     review: [h('dl', { class: 'review' })],
   };
@@ -116,15 +123,46 @@ function createWizard(pools, onDone) {
     h('div', { class: 'actions' }, back, next));
   let at = 0;
 
-  const spec = () => ({
-    name: name.value.trim(),
-    vcpus: Number(vcpus.value),
-    memory_mib: Number(memory.value),
-    machine: machine.value,
-    autostart: autostart.checked,
-    disks: [{ source: 'new', pool: pool.value.trim(), size_bytes: Math.round(Number(size.value) * GIB / 512) * 512, bus: bus.value }],
-    nics: bridge.value.trim() ? [{ bridge: bridge.value.trim() }] : [],
-  });
+  const spec = () => {
+    const s = {
+      name: name.value.trim(),
+      vcpus: Number(vcpus.value),
+      memory_mib: Number(memory.value),
+      machine: machine.value,
+      autostart: autostart.checked,
+      disks: [{ source: 'new', pool: pool.value.trim(), size_bytes: Math.round(Number(size.value) * GIB / 512) * 512, bus: bus.value }],
+      nics: bridge.value.trim() ? [{ bridge: bridge.value.trim() }] : [],
+    };
+    if (iso.value) {
+      // A CD-ROM needs SATA or IDE (IDE only on pc); it boots first, then the disk.
+      s.disks.push({ source: 'iso', pool: s.disks[0].pool, share: LIBRARY_SHARE, file: iso.value, bus: s.machine === 'pc' ? 'ide' : 'sata' });
+      s.boot = ['cdrom', 'disk'];
+    }
+    return s;
+  };
+
+  /** Offer the images of the pool chosen on the disk step (reloaded when it changed). */
+  let isoPool = null;
+  async function loadImages() {
+    const p = pool.value.trim();
+    if (p === isoPool) return;
+    isoPool = p;
+    const keep = iso.value;
+    replace(iso, h('option', { value: '' }, NO_ISO));
+    isoNote.textContent = `Loading the image library of pool ${p}…`;
+    try {
+      const lib = await listImages(p);
+      if (isoPool !== p) return;
+      lib.images.forEach((img) => iso.append(h('option', { value: img.name }, `${img.name} (${bytes(img.size_bytes)})`)));
+      if (lib.images.some((img) => img.name === keep)) iso.value = keep;
+      replace(isoNote, lib.images.length
+        ? `The images of pool ${p}'s library: the one chosen is attached as a CD-ROM and boots first.`
+        : [`Pool ${p}'s image library is empty: upload an installer on the `, h('a', { href: '#/images' }, 'Images'), ' page, or go on without one.']);
+    } catch (err) {
+      isoPool = null;
+      isoNote.textContent = sentence(err.message);
+    }
+  }
 
   function go(i) {
     at = i;
@@ -144,8 +182,10 @@ function createWizard(pools, onDone) {
         row('Name', v.name, 0),
         row('Machine', `${v.vcpus} vCPU · ${v.memory_mib} MiB · ${v.machine}${v.autostart ? ' · autostart' : ''}`, 0),
         row('Disk', `${size.value} GiB on pool ${v.disks[0].pool} (${v.disks[0].bus})`, 1),
-        row('Network', v.nics.length ? `a NIC on ${v.nics[0].bridge}` : 'none', 2));
+        row('Installer', v.disks[1] ? `${v.disks[1].file} as a CD-ROM (${v.disks[1].bus}), booted first` : 'none', 2),
+        row('Network', v.nics.length ? `a NIC on ${v.nics[0].bridge}` : 'none', 3));
     }
+    if (WIZARD[i].id === 'installer') loadImages();
     steps[i].querySelector('input, select')?.focus();
   }
 

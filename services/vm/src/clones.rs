@@ -49,7 +49,7 @@ fn clone_spec(
             .iter()
             .enumerate()
             .map(|(i, d)| spec::DiskSpec {
-                bus: d.bus,
+                bus: Some(d.bus),
                 source: match d.kind {
                     DiskKind::Disk => DiskSource::Clone {
                         vm: src.name.clone(),

@@ -396,7 +396,7 @@ impl Vms {
                     made.push((pool.clone(), vol.clone()));
                     Disk {
                         kind: DiskKind::Disk,
-                        bus: d.bus,
+                        bus: d.bus_on(spec.machine),
                         pool: pool.clone(),
                         volume: vol,
                         path: path.to_string_lossy().into_owned(),
@@ -431,7 +431,7 @@ impl Vms {
                     made.push((sd.pool.clone(), vol.clone()));
                     Disk {
                         kind: DiskKind::Disk,
-                        bus: d.bus,
+                        bus: d.bus_on(spec.machine),
                         pool: sd.pool.clone(),
                         volume: vol,
                         path: path.to_string_lossy().into_owned(),
@@ -449,7 +449,7 @@ impl Vms {
                     }
                     Disk {
                         kind: DiskKind::Cdrom,
-                        bus: d.bus,
+                        bus: d.bus_on(spec.machine),
                         pool: pool.clone(),
                         volume: format!("{share}/{file}"),
                         path: path.to_string_lossy().into_owned(),

@@ -103,8 +103,22 @@ pub enum DiskBus {
 pub struct DiskSpec {
     #[serde(flatten)]
     pub source: DiskSource,
-    #[serde(default)]
-    pub bus: DiskBus,
+    /// Absent: [`DiskSpec::bus_on`] picks one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bus: Option<DiskBus>,
+}
+
+impl DiskSpec {
+    /// The bus this disk is attached to on `machine`: the one asked for, else virtio for a
+    /// disk and, for a CD-ROM (which virtio cannot be), SATA on q35 and IDE on pc.
+    pub fn bus_on(&self, machine: Machine) -> DiskBus {
+        match (self.bus, &self.source, machine) {
+            (Some(bus), _, _) => bus,
+            (None, DiskSource::Iso { .. }, Machine::Q35) => DiskBus::Sata,
+            (None, DiskSource::Iso { .. }, Machine::Pc) => DiskBus::Ide,
+            (None, _, _) => DiskBus::Virtio,
+        }
+    }
 }
 
 /// Where a disk's content comes from.
@@ -327,7 +341,7 @@ pub fn validate(spec: &VmSpec, facts: &NodeFacts) -> Result<(), Invalid> {
         return Err(invalid("disks", format!("at most {MAX_DISKS} disks")));
     }
     for (i, d) in spec.disks.iter().enumerate() {
-        if d.bus == DiskBus::Ide && spec.machine != Machine::Pc {
+        if d.bus_on(spec.machine) == DiskBus::Ide && spec.machine != Machine::Pc {
             return Err(invalid(
                 format!("disks[{i}].bus"),
                 "IDE needs machine \"pc\" (q35 has no IDE controller)",
@@ -368,7 +382,7 @@ pub fn validate(spec: &VmSpec, facts: &NodeFacts) -> Result<(), Invalid> {
                 }
                 check_name_len(&format!("disks[{i}].share"), share, 48)?;
                 check_file(&format!("disks[{i}].file"), file)?;
-                if d.bus == DiskBus::Virtio {
+                if d.bus_on(spec.machine) == DiskBus::Virtio {
                     return Err(invalid(
                         format!("disks[{i}].bus"),
                         "a CD-ROM needs bus \"sata\" or \"ide\"",
@@ -492,7 +506,7 @@ mod tests {
         s.cpu_model = Some("Pentium9".into());
         assert_eq!(field(&s), "cpu_model");
         let mut s = spec();
-        s.disks[0].bus = DiskBus::Ide;
+        s.disks[0].bus = Some(DiskBus::Ide);
         assert_eq!(field(&s), "disks[0].bus");
         s.machine = Machine::Pc;
         validate(&s, &facts()).unwrap();
@@ -503,7 +517,7 @@ mod tests {
                 disk: 0,
                 snapshot: None,
             },
-            bus: DiskBus::Virtio,
+            bus: Some(DiskBus::Virtio),
         });
         assert_eq!(field(&s), "disks[1].vm");
         let mut s = spec();
@@ -520,9 +534,36 @@ mod tests {
                 share: "isos".into(),
                 file: "../etc/passwd".into(),
             },
-            bus: DiskBus::Sata,
+            bus: Some(DiskBus::Sata),
         });
         assert_eq!(field(&s), "disks[1].file");
+    }
+
+    #[test]
+    fn a_cdrom_without_a_bus_gets_sata_on_q35_and_ide_on_pc() {
+        let iso: DiskSpec = serde_json::from_value(serde_json::json!(
+            {"source": "iso", "pool": "tank", "share": "isos", "file": "debian.iso"}
+        ))
+        .unwrap();
+        assert_eq!(iso.bus, None);
+        assert_eq!(iso.bus_on(Machine::Q35), DiskBus::Sata);
+        assert_eq!(iso.bus_on(Machine::Pc), DiskBus::Ide);
+        let disk: DiskSpec = serde_json::from_value(serde_json::json!(
+            {"source": "new", "pool": "tank", "size_bytes": 1048576}
+        ))
+        .unwrap();
+        assert_eq!(disk.bus_on(Machine::Q35), DiskBus::Virtio);
+        let asked = DiskSpec {
+            bus: Some(DiskBus::Ide),
+            ..iso.clone()
+        };
+        assert_eq!(asked.bus_on(Machine::Q35), DiskBus::Ide);
+        // The spec without a bus validates: the CD-ROM is not refused as virtio.
+        let mut s = spec();
+        s.disks.push(iso);
+        validate(&s, &facts()).unwrap();
+        s.machine = Machine::Pc;
+        validate(&s, &facts()).unwrap();
     }
 
     #[test]
