@@ -12,10 +12,13 @@ mkdir -p "$dir"
 build() { # OUT [NASM_ARGS...]
     out=$1
     shift
-    nasm -f bin -w+all "$@" -o "$out.tmp" "$here/guest.asm"
-    size=$(stat -c %s "$out.tmp")
-    [ "$size" -eq 512 ] || { echo "build.sh: $out is $size bytes, expected 512" >&2; exit 1; }
-    mv "$out.tmp" "$out"
+    # A temporary file of this run's own ($$): two scenarios running side by side build the
+    # guest at the same time, and a shared name let one move the other's file away.
+    tmp="$out.tmp.$$"
+    nasm -f bin -w+all "$@" -o "$tmp" "$here/guest.asm"
+    size=$(stat -c %s "$tmp")
+    [ "$size" -eq 512 ] || { rm -f "$tmp"; echo "build.sh: $out is $size bytes, expected 512" >&2; exit 1; }
+    mv -f "$tmp" "$out"
     echo "$out"
 }
 build "$dir/cairn-guest.img"

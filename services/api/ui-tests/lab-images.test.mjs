@@ -106,9 +106,10 @@ step('the VM deleted with its disk, the image is deleted and the library is empt
   const card = page.locator('[data-vm="inst"]');
   await card.waitFor();
   await card.locator('[data-action="Delete"]').click();
-  await card.getByLabel('Type inst to delete this VM').fill('inst');
-  await card.getByLabel('Delete its disks and snapshots too').check();
-  await card.getByRole('button', { name: 'Delete', exact: true }).click();
+  const form = card.locator('form');
+  await form.getByLabel('Type inst to delete this VM').fill('inst');
+  await form.getByLabel('Delete its disks and snapshots too').check();
+  await form.getByRole('button', { name: 'Delete', exact: true }).click();
   await card.waitFor({ state: 'detached' });
   await page.goto(`${BASE}/#/images`);
   await heading('Images').waitFor();
