@@ -19,6 +19,7 @@ pub mod membership;
 pub mod monitor;
 pub mod networks;
 pub mod peer;
+pub mod placement;
 pub mod pool;
 pub mod probe;
 pub mod process;

@@ -4,7 +4,8 @@ use crate::ctx::{Ctx, EtcdTiming, ETCD_TIMING};
 use crate::error::ClusterError;
 use crate::local::{LocalFiles, LocalState};
 use crate::monitor::Monitor;
-use crate::networks::{self, TargetView};
+use crate::networks;
+use crate::placement::{self, TargetView};
 use crate::records::{self, TokenRecord};
 use crate::token::JoinToken;
 use crate::types::{
@@ -218,7 +219,7 @@ impl ClusterService {
         if let Some(q) = &status.quorum {
             quorum::gate(q)?;
         }
-        Ok(networks::targets(
+        Ok(placement::targets(
             &status.this_node,
             &status.nodes,
             vm_bridges,
