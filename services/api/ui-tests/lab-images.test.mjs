@@ -89,7 +89,9 @@ step('the VM wizard offers the image as an installer; the VM it creates has it a
   assert.deepEqual(vm.boot, ['cdrom', 'disk']);
 });
 
-step('the image in use is not deleted: the page names the VM', async () => {
+/** On the Images page, Delete on the image's row and Delete in its confirmation; returns the
+ * confirmation form (the node's refusal shows there). */
+async function deleteImage() {
   await page.goto(`${BASE}/#/images`);
   await heading('Images').waitFor();
   const row = page.locator(`[data-image="${NAME}"]`);
@@ -97,6 +99,11 @@ step('the image in use is not deleted: the page names the VM', async () => {
   await row.getByRole('button', { name: `Delete ${NAME}` }).click();
   const confirm = page.locator(`form[data-confirm="${NAME}"]`);
   await confirm.getByRole('button', { name: 'Delete', exact: true }).click();
+  return confirm;
+}
+
+step('the image in use is not deleted: the page names the VM', async () => {
+  const confirm = await deleteImage();
   await confirm.locator('.form-error', { hasText: 'inst' }).waitFor({ state: 'visible' });
   await shot('lab-delete-in-use');
 });
@@ -111,14 +118,7 @@ step('the VM deleted with its disk, the image is deleted and the library is empt
   await form.getByLabel('Delete its disks and snapshots too').check();
   await form.getByRole('button', { name: 'Delete', exact: true }).click();
   await card.waitFor({ state: 'detached' });
-  await page.goto(`${BASE}/#/images`);
-  await heading('Images').waitFor();
-  const row = page.locator(`[data-image="${NAME}"]`);
-  await row.waitFor();
-  await row.getByRole('button', { name: `Delete ${NAME}` }).click();
-  const confirm = page.locator(`form[data-confirm="${NAME}"]`);
-  await confirm.waitFor();
-  await confirm.getByRole('button', { name: 'Delete', exact: true }).click();
+  await deleteImage();
   await page.getByText(`No images on pool ${POOL} yet`).waitFor();
   const lib = await apiGet(`/api/v1/pools/${POOL}/images`);
   assert.deepEqual(lib.images, [], `the node still lists images: ${JSON.stringify(lib)}`);
