@@ -99,7 +99,9 @@ pub fn api_error(e: &ClusterError) -> ApiError {
         | ClusterError::DataDir { .. }
         | ClusterError::Service { .. }
         | ClusterError::Record { .. }
-        | ClusterError::Runtime(_) => ApiError::internal(cairn_core::boot::error_chain(e)),
+        | ClusterError::Runtime(_)
+        | ClusterError::DrbdSide { .. }
+        | ClusterError::Drbd { .. } => ApiError::internal(cairn_core::boot::error_chain(e)),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Virtual machines: spec, lifecycle, console, clones and snapshots (backed by cairn-vm).
 
 mod console;
+mod replication;
 
 use crate::error::ApiError;
 use crate::executor::{self, Domain};
@@ -37,6 +38,8 @@ pub enum VmOp {
     Console,
     ConsoleStream,
     Targets,
+    Replication,
+    Replicate,
 }
 
 impl VmOp {
@@ -123,6 +126,11 @@ pub const ROUTES: &[Route<VmOp>] = &[
         methods: &[("GET", VmOp::Targets)],
         allowed: &["GET"],
     },
+    Route {
+        path: "/api/v1/vms/{vm}/replication",
+        methods: &[("GET", VmOp::Replication), ("POST", VmOp::Replicate)],
+        allowed: &["GET", "POST"],
+    },
 ];
 
 /// The API error for a VM service error.
@@ -135,6 +143,7 @@ pub fn api_error(e: VmError) -> ApiError {
         }
         VmError::WrongState { .. } => ApiError::conflict("wrong_state", detail),
         VmError::NoMemory { .. } => ApiError::conflict("insufficient_memory", detail),
+        VmError::Replica { .. } => ApiError::conflict("replica_unavailable", detail),
         VmError::Hypervisor(HvError::Connect { .. }) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "libvirt_unavailable",
@@ -417,6 +426,11 @@ pub async fn handle(ctx: &Ctx<'_>, op: VmOp) -> Result<Response<Body>, ApiError>
             ))
         }
         VmOp::ConsoleStream => console::stream(&VMS, vms, name).await,
+        VmOp::Replication => replication::get(ctx, &VMS, vms, name).await,
+        VmOp::Replicate => {
+            let body: replication::ReplicateBody = optional_json(ctx)?;
+            replication::post(ctx, &VMS, vms, name, body).await
+        }
         VmOp::Targets => {
             // The VM's bridges, then the cluster's view of every other node.
             let vm = VMS.blocking(vms, move |v| v.get(&name)).await?;

@@ -27,6 +27,23 @@ impl AddressSource for SystemAddresses {
     }
 }
 
+/// The usable addresses of interface `name` (IPv4 first).
+pub fn of_interface(name: &str) -> Vec<IpAddr> {
+    let Ok(all) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for ifa in all.filter(|i| i.interface_name == name) {
+        let Some(addr) = ifa.address else { continue };
+        if let Some(v4) = addr.as_sockaddr_in() {
+            out.push(IpAddr::V4(v4.ip()));
+        } else if let Some(v6) = addr.as_sockaddr_in6() {
+            out.push(IpAddr::V6(v6.ip()));
+        }
+    }
+    usable(out)
+}
+
 /// Whether a user could reach the node at this address from another machine.
 pub fn is_usable(ip: &IpAddr) -> bool {
     match ip {

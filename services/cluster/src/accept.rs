@@ -166,6 +166,7 @@ mod tests {
             cert_serial: String::new(),
             previous_serials: Vec::new(),
             networks: Default::default(),
+            pools: Vec::new(),
         }
     }
 

@@ -105,6 +105,7 @@ pub async fn create(
                 .serial_hex,
             previous_serials: Vec::new(),
             networks: ctx.names.networks(),
+            pools: ctx.names.pools(),
         },
     )
     .await?;

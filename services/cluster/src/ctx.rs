@@ -18,6 +18,10 @@ pub trait LocalNames: Send + Sync {
     fn networks(&self) -> crate::networks::NodeNetworks {
         crate::networks::NodeNetworks::default()
     }
+    /// Its pools and their free space, published in its node record (none by default).
+    fn pools(&self) -> Vec<crate::records::PoolSpace> {
+        Vec::new()
+    }
     /// Its name now: the hostname, which the setup wizard may have set after cairnd started
     /// (None: the name given when the cluster state was opened). A create or join takes it.
     fn node_name(&self) -> Option<String> {

@@ -77,6 +77,20 @@ pub enum ClusterError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// This node's side of a replicated disk could not be brought up.
+    #[error("replicated disk {resource}")]
+    DrbdSide {
+        resource: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A DRBD command on this node failed.
+    #[error("replicated disk {resource}")]
+    Drbd {
+        resource: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The cluster client's runtime could not be started.
     #[error("cannot start the cluster client's runtime")]
     Runtime(#[source] std::io::Error),

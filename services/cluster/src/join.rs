@@ -147,6 +147,7 @@ pub async fn join(
                 .serial_hex,
             previous_serials: Vec::new(),
             networks: ctx.names.networks(),
+            pools: ctx.names.pools(),
         },
     )
     .await?;

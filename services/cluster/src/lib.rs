@@ -27,6 +27,7 @@ pub mod quorum;
 pub mod records;
 pub mod recover;
 pub mod renewal;
+pub mod replicate;
 pub mod service;
 pub mod snapshot;
 pub mod status;

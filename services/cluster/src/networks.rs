@@ -17,6 +17,10 @@ pub struct NodeNetworks {
     /// The interface that carries the replication network, if named.
     #[serde(default)]
     pub replication_interface: Option<String>,
+    /// That interface's address (DRBD's peers connect to it; without one, the cluster
+    /// address carries replication too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_address: Option<std::net::IpAddr>,
 }
 
 /// One VM bridge and the nodes that have it.

@@ -40,7 +40,7 @@ const STATUS_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The cluster domain.
 pub struct ClusterService {
-    ctx: Arc<Ctx>,
+    pub(crate) ctx: Arc<Ctx>,
     /// The runtime the etcd client runs on (its own: callers may be sync or async), made at
     /// the first call that needs it (a standalone node may never).
     rt: std::sync::OnceLock<tokio::runtime::Runtime>,
@@ -146,7 +146,7 @@ impl ClusterService {
     }
 
     /// Run `fut` on the service's runtime and wait for it (from sync or async callers).
-    fn block<F>(&self, fut: F) -> F::Output
+    pub(crate) fn block<F>(&self, fut: F) -> F::Output
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
@@ -247,7 +247,7 @@ impl ClusterService {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    fn member(&self) -> Result<LocalState, ClusterError> {
+    pub(crate) fn member(&self) -> Result<LocalState, ClusterError> {
         self.current().ok_or_else(|| {
             ClusterError::Conflict("this node is not in a cluster: create or join one".into())
         })
@@ -362,7 +362,10 @@ impl ClusterService {
         }
     }
 
-    fn etcd_client(&self, state: &LocalState) -> Result<etcd_client::Client, ClusterError> {
+    pub(crate) fn etcd_client(
+        &self,
+        state: &LocalState,
+    ) -> Result<etcd_client::Client, ClusterError> {
         let tls = etcd_wait::client_tls(&self.ctx.files)?;
         let endpoints = state.etcd_endpoints.clone();
         self.block(async move { etcd::connect(&endpoints, &tls, STATUS_TIMEOUT).await })

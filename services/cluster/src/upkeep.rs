@@ -1,11 +1,13 @@
 //! A member's background upkeep, started with its membership and stopped with it: certificate
-//! renewal, scheduled etcd snapshots (nodes that run an etcd member) and republishing the
-//! node's networks in its node record when they change.
+//! renewal, scheduled etcd snapshots (nodes that run an etcd member), republishing the
+//! node's networks and pools in its node record when they change, and the replicated disks'
+//! controller (`drbd::controller`).
 
 use crate::ctx::Ctx;
 use crate::error::ClusterError;
 use crate::local::LocalState;
 use crate::networks::NodeNetworks;
+use crate::records::PoolSpace;
 use crate::renewal::{self, Next, RenewalError, Renewed};
 use crate::types::{Role, CLUSTER_PORT};
 use crate::{etcd, etcd_wait, records, snapshot};
@@ -13,8 +15,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// How often the node's networks are compared with what its record says.
-pub const NETWORKS_TICK: Duration = Duration::from_secs(60);
+/// How often the node's networks and pools are compared with what its record says (only a
+/// change is written).
+pub const NETWORKS_TICK: Duration = Duration::from_secs(10);
 /// The deadline of one request to a member's cluster port or to etcd in the upkeep.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -57,7 +60,10 @@ pub fn start(rt: &tokio::runtime::Handle, ctx: Arc<Ctx>, state: &LocalState) -> 
             ),
         }
     }
-    tasks.push(rt.spawn(networks_loop(ctx, state.clone())));
+    tasks.push(rt.spawn(networks_loop(ctx.clone(), state.clone())));
+    if !ctx.files.is_witness() {
+        tasks.push(rt.spawn(crate::drbd::controller::run_loop(ctx, state.clone())));
+    }
     Upkeep { tasks }
 }
 
@@ -176,11 +182,11 @@ async fn record_serial(ctx: &Ctx, state: &LocalState, r: &Renewed) -> Result<(),
     Ok(())
 }
 
-/// Republish the node's networks when they differ from its record.
+/// Republish the node's networks and pools when they differ from its record.
 async fn networks_loop(ctx: Arc<Ctx>, state: LocalState) {
-    let mut published: Option<NodeNetworks> = None;
+    let mut published: Option<(NodeNetworks, Vec<PoolSpace>)> = None;
     loop {
-        let now = ctx.names.networks();
+        let now = (ctx.names.networks(), ctx.names.pools());
         if published.as_ref() != Some(&now) {
             match publish_networks(&ctx, &state, &now).await {
                 Ok(()) => published = Some(now),
@@ -197,7 +203,7 @@ async fn networks_loop(ctx: Arc<Ctx>, state: LocalState) {
 async fn publish_networks(
     ctx: &Ctx,
     state: &LocalState,
-    networks: &NodeNetworks,
+    (networks, pools): &(NodeNetworks, Vec<PoolSpace>),
 ) -> Result<(), ClusterError> {
     let tls = etcd_wait::client_tls(&ctx.files)?;
     let client = etcd::connect(&state.etcd_endpoints, &tls, REQUEST_TIMEOUT)
@@ -208,8 +214,9 @@ async fn publish_networks(
         .into_iter()
         .find(|n| n.name == state.node_name)
     {
-        if rec.networks != *networks {
+        if rec.networks != *networks || rec.pools != *pools {
             rec.networks = networks.clone();
+            rec.pools = pools.clone();
             records::put_node(&client, &rec).await?;
         }
         return Ok(());

@@ -1097,6 +1097,7 @@ async fn quorum_lost_for_good_is_recovered_from_the_survivors_snapshot() {
                 cert_serial: format!("5e{i}"),
                 previous_serials: Vec::new(),
                 networks: Default::default(),
+                pools: Vec::new(),
             },
         )
         .await

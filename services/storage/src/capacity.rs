@@ -65,6 +65,27 @@ pub struct ShareUse {
 }
 
 impl Storage {
+    /// The free space of `pool`'s thin pool (`lvs` only: no share is touched).
+    pub fn thin_free_bytes(&self, pool: &str) -> Result<u64, DataError> {
+        self.pool_usable(pool)?;
+        let rows = lvm::list_lvs(self.runner(), pool)?;
+        let thin = rows
+            .iter()
+            .find(|r| r.name == names::THIN_POOL_LV)
+            .ok_or_else(|| DataError::Parse {
+                tool: "lvs".into(),
+                reason: format!(
+                    "no thin pool `{}` in {}",
+                    names::THIN_POOL_LV,
+                    names::vg_name(pool)
+                ),
+            })?;
+        // data_percent is lvs's 0–100 with two decimals: the product fits u64 and is ≥ 0.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let used = (thin.size_bytes as f64 * thin.data_percent.clamp(0.0, 100.0) / 100.0) as u64;
+        Ok(thin.size_bytes.saturating_sub(used))
+    }
+
     /// Read the thin pool's and every mounted share's usage of `pool`.
     pub fn capacity(&self, pool: &str) -> Result<Capacity, DataError> {
         self.pool_usable(pool)?;

@@ -216,6 +216,7 @@ impl Vms {
                                         .unwrap_or_default(),
                                 }),
                                 volume: vol,
+                                replication: None,
                             }
                         }
                         DiskKind::Cdrom => d.clone(),

@@ -41,6 +41,13 @@ pub enum VmError {
         #[source]
         source: HvError,
     },
+    #[error("VM {vm}: replicated disk {disk} ({resource}) cannot be used here: {reason}")]
+    Replica {
+        vm: String,
+        disk: String,
+        resource: String,
+        reason: String,
+    },
     #[error("hypervisor")]
     Hypervisor(#[from] HvError),
     #[error("VM store")]

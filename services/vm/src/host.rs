@@ -14,6 +14,10 @@ pub trait Host: Send + Sync {
     fn is_file(&self, path: &Path) -> bool;
     /// Whether a path (a disk's block device) exists.
     fn exists(&self, path: &Path) -> bool;
+    /// Make this node Primary for replicated disk `resource` (`drbdadm primary`), so QEMU
+    /// can open `/dev/drbd<i>`; DRBD refuses while the other copy is Primary. The error is
+    /// the reason.
+    fn promote(&self, resource: &str) -> Result<(), String>;
 }
 
 /// The kernel command-line option that forces the accelerator: `cairn.vm.accel=tcg|kvm`
@@ -68,6 +72,16 @@ impl Host for SysHost {
 
     fn exists(&self, path: &Path) -> bool {
         path.exists()
+    }
+
+    fn promote(&self, resource: &str) -> Result<(), String> {
+        use cairn_core::command::{run_ok, Invocation, SystemRunner};
+        run_ok(
+            &SystemRunner,
+            &Invocation::new("drbdadm", ["primary", resource]),
+        )
+        .map(|_| ())
+        .map_err(|e| cairn_core::boot::error_chain(&e))
     }
 }
 

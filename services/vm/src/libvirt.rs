@@ -294,6 +294,7 @@ mod tests {
                 volume: format!("{name}-disk0"),
                 path: format!("/dev/cairn-tank/vol-{name}-disk0"),
                 origin: None,
+                replication: None,
             }],
             nics: vec![],
             boot: vec![BootDevice::Disk],

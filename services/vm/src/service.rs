@@ -8,8 +8,8 @@ use crate::error::VmError;
 use crate::host::Host;
 use crate::hypervisor::{Hypervisor, RunState};
 use crate::spec::{
-    self, BootDevice, Disk, DiskKind, DiskSource, Nic, NodeFacts, VmRecord, VmSpec,
-    DEFAULT_CPU_MODEL,
+    self, BootDevice, Disk, DiskKind, DiskReplication, DiskSource, Nic, NodeFacts, VmRecord,
+    VmSpec, DEFAULT_CPU_MODEL,
 };
 use crate::stats::{self, StatsCache, VmStats};
 use crate::store::Store;
@@ -17,7 +17,7 @@ use crate::volumes::{disk_volume, snapshot_volume, VolumeError, Volumes};
 use crate::xml::{domain_xml, Accelerator};
 use cairn_core::alert::Progress;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -100,6 +100,9 @@ pub struct Vms {
     inner: Mutex<Inner>,
     /// Serializes changes (create, clone, delete…) so names and volumes cannot race.
     change: Mutex<()>,
+    /// VMs whose replication is being turned on: they may not start meanwhile (their disk
+    /// is being put under DRBD).
+    replicating: Mutex<BTreeSet<String>>,
     /// Live statistics (a lock of their own: sampling never blocks the states).
     stats: Mutex<StatsCache>,
     /// The pools' image libraries (their shares `images`).
@@ -138,6 +141,7 @@ impl Vms {
                 connected: false,
             }),
             change: Mutex::new(()),
+            replicating: Mutex::new(BTreeSet::new()),
             stats: Mutex::new(StatsCache::default()),
         })
     }
@@ -401,6 +405,7 @@ impl Vms {
                         volume: vol,
                         path: path.to_string_lossy().into_owned(),
                         origin: None,
+                        replication: None,
                     }
                 }
                 DiskSource::Clone { vm, disk, snapshot } => {
@@ -436,6 +441,7 @@ impl Vms {
                         volume: vol,
                         path: path.to_string_lossy().into_owned(),
                         origin: Some(source_vol),
+                        replication: None,
                     }
                 }
                 DiskSource::Iso { pool, share, file } => {
@@ -454,6 +460,7 @@ impl Vms {
                         volume: format!("{share}/{file}"),
                         path: path.to_string_lossy().into_owned(),
                         origin: None,
+                        replication: None,
                     }
                 }
             };
@@ -481,6 +488,13 @@ impl Vms {
     /// Start a VM, if the node has the memory for it.
     pub fn start(&self, name: &str) -> Result<(), VmError> {
         let r = self.record(name)?;
+        if self.is_replicating(name) {
+            return Err(VmError::WrongState {
+                vm: name.into(),
+                state: "shut off".into(),
+                need: "replication is being turned on for it: start it when that task ends",
+            });
+        }
         let state = self.state_now(name)?;
         if state.is_active() {
             return Err(VmError::WrongState {
@@ -498,6 +512,7 @@ impl Vms {
             });
         }
         self.activate_disks(&r)?;
+        self.promote_disks(&r)?;
         // Redefine from our record so libvirt's definition cannot drift from it.
         self.hv.define(&self.xml(&r))?;
         self.hv.start(name)?;
@@ -505,9 +520,130 @@ impl Vms {
         Ok(())
     }
 
+    /// Make this node Primary for the VM's replicated disks (DRBD refuses while the other
+    /// copy is Primary: the VM then does not start here).
+    fn promote_disks(&self, r: &VmRecord) -> Result<(), VmError> {
+        for (i, d) in r.disks.iter().enumerate() {
+            if let Some(rep) = &d.replication {
+                self.host
+                    .promote(&rep.resource)
+                    .map_err(|reason| VmError::Replica {
+                        vm: r.name.clone(),
+                        disk: format!("disk{i}"),
+                        resource: rep.resource.clone(),
+                        reason,
+                    })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn is_replicating(&self, name: &str) -> bool {
+        self.replicating
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(name)
+    }
+
+    /// Let VM `name` start again after a replication attempt (done or failed).
+    pub fn end_replicating(&self, name: &str) {
+        self.replicating
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+    }
+
+    /// The disks to replicate of shut-off VM `name` (each thin-volume disk not yet
+    /// replicated, as `disk<i>` and its device); the VM may not start until
+    /// [`Self::end_replicating`]. Refused while another replication of it runs.
+    pub fn begin_replicating(&self, name: &str) -> Result<Vec<(String, String)>, VmError> {
+        let _g = self.lock_change();
+        let disks = self.disks_to_replicate(name)?;
+        if !self
+            .replicating
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string())
+        {
+            return Err(VmError::WrongState {
+                vm: name.into(),
+                state: "shut off".into(),
+                need: "replication is already being turned on for it",
+            });
+        }
+        Ok(disks)
+    }
+
+    /// The disks to replicate of shut-off VM `name`: each thin-volume disk not yet
+    /// replicated, as (name `disk<i>`, device).
+    pub fn disks_to_replicate(&self, name: &str) -> Result<Vec<(String, String)>, VmError> {
+        let r = self.record(name)?;
+        let state = self.state_now(name)?;
+        if state.is_active() {
+            return Err(VmError::WrongState {
+                vm: name.into(),
+                state: state_name(state),
+                need: "shut it down to turn replication on",
+            });
+        }
+        let disks: Vec<(String, String)> = r
+            .disks
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.kind == DiskKind::Disk && d.replication.is_none())
+            .map(|(i, d)| (format!("disk{i}"), d.path.clone()))
+            .collect();
+        if disks.is_empty() {
+            return Err(VmError::Invalid(crate::spec::invalid(
+                "disks",
+                format!("VM {name} has no disk that is not replicated already"),
+            )));
+        }
+        Ok(disks)
+    }
+
+    /// Record that disks of shut-off VM `name` are replicated: each `(disk<i>, device,
+    /// replication)` switches the disk to the DRBD device.
+    pub fn set_replicated(
+        &self,
+        name: &str,
+        disks: &[(String, String, DiskReplication)],
+    ) -> Result<VmStatus, VmError> {
+        let _g = self.lock_change();
+        self.require_off(
+            name,
+            "it must stay shut down while replication is turned on",
+        )?;
+        self.end_replicating(name);
+        let mut inner = self.lock();
+        let mut next = inner.records.clone();
+        let rec = next
+            .get_mut(name)
+            .ok_or_else(|| VmError::NotFound(name.to_string()))?;
+        for (disk, device, rep) in disks {
+            let i: usize = disk
+                .strip_prefix("disk")
+                .and_then(|n| n.parse().ok())
+                .filter(|i| *i < rec.disks.len())
+                .ok_or_else(|| {
+                    VmError::Invalid(crate::spec::invalid("disks", format!("no disk {disk}")))
+                })?;
+            rec.disks[i].path = device.clone();
+            rec.disks[i].replication = Some(rep.clone());
+        }
+        self.store.save(&next)?;
+        inner.records = next;
+        drop(inner);
+        self.get(name)
+    }
+
     /// Activate the disk volumes whose block devices are missing (clones after a reboot).
     fn activate_disks(&self, r: &VmRecord) -> Result<(), VmError> {
-        for d in r.disks.iter().filter(|d| d.kind == DiskKind::Disk) {
+        for d in r
+            .disks
+            .iter()
+            .filter(|d| d.kind == DiskKind::Disk && d.replication.is_none())
+        {
             if !self.host.exists(Path::new(&d.path)) {
                 self.volumes
                     .activate(&d.pool, &d.volume)
@@ -723,6 +859,13 @@ impl Vms {
         let _g = self.lock_change();
         let r = self.record(name)?;
         self.require_off(name, "shut it down first")?;
+        if r.disks.iter().any(|d| d.replication.is_some()) {
+            return Err(VmError::WrongState {
+                vm: name.into(),
+                state: "replicated".into(),
+                need: "its disks have a copy on another node: turn replication off first",
+            });
+        }
         match self.hv.undefine(name) {
             Ok(()) | Err(crate::hypervisor::HvError::NotDefined(_)) => {}
             Err(e) => return Err(e.into()),
@@ -1135,6 +1278,13 @@ pub(crate) mod double {
         fn is_file(&self, p: &Path) -> bool {
             p.ends_with("debian.iso")
         }
+        fn promote(&self, resource: &str) -> Result<(), String> {
+            // cairn99's other copy is Primary (as DRBD would answer).
+            match resource {
+                "cairn99" => Err("State change failed: (-1) Multiple primaries not allowed".into()),
+                _ => Ok(()),
+            }
+        }
     }
 
     pub(crate) struct Fixture {
@@ -1222,6 +1372,81 @@ mod tests {
             "{e:?}"
         );
         assert_eq!(f.vols.calls.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_replicated_disk_switches_to_drbd_and_is_promoted_at_start() {
+        let f = fixture(false);
+        f.vms.create(&spec("g"), &NoProgress).unwrap();
+        assert_eq!(
+            f.vms.disks_to_replicate("g").unwrap(),
+            [(
+                "disk0".to_string(),
+                "/dev/cairn-tank/vol-g-disk0".to_string()
+            )]
+        );
+        let rep = DiskReplication {
+            resource: "cairn0".into(),
+            replica: "node2".into(),
+        };
+        // While replication is being turned on the VM does not start, and a second attempt
+        // is refused.
+        f.vms.begin_replicating("g").unwrap();
+        assert!(f.vms.begin_replicating("g").is_err());
+        let e = f.vms.start("g").unwrap_err();
+        assert!(e.to_string().contains("being turned on"), "{e}");
+        let bad = f
+            .vms
+            .set_replicated("g", &[("disk7".into(), "/dev/drbd0".into(), rep.clone())])
+            .unwrap_err();
+        assert!(
+            matches!(bad, VmError::Invalid(ref i) if i.field == "disks"),
+            "{bad:?}"
+        );
+        let vm = f
+            .vms
+            .set_replicated("g", &[("disk0".into(), "/dev/drbd0".into(), rep.clone())])
+            .unwrap();
+        assert_eq!(vm.record.disks[0].path, "/dev/drbd0");
+        assert_eq!(vm.record.disks[0].replication, Some(rep));
+        assert!(
+            f.vms.disks_to_replicate("g").is_err(),
+            "nothing left to replicate"
+        );
+        assert!(f.vms.start("g").is_ok() && f.vms.force_off("g").is_ok());
+        // Kept across a restart of the service.
+        let again = Vms::open(
+            f.vms.cfg.clone(),
+            f.hv.clone(),
+            f.vols.clone(),
+            Arc::new(FakeHost::default()),
+        )
+        .unwrap();
+        assert_eq!(again.get("g").unwrap().record.disks[0].path, "/dev/drbd0");
+        f.vms.start("g").unwrap();
+        let xml = f.hv.domains.lock().unwrap()["g"].0.clone();
+        assert!(xml.contains("<source dev='/dev/drbd0'/>"), "{xml}");
+        // Deleting a replicated VM is refused until replication is off.
+        f.vms.force_off("g").unwrap();
+        let e = f.vms.delete("g", true).unwrap_err();
+        assert!(e.to_string().contains("turn replication off first"), "{e}");
+    }
+
+    #[test]
+    fn a_disk_whose_other_copy_is_primary_does_not_start() {
+        let f = fixture(false);
+        f.vms.create(&spec("g"), &NoProgress).unwrap();
+        let rep = DiskReplication {
+            resource: "cairn99".into(),
+            replica: "node2".into(),
+        };
+        f.vms
+            .set_replicated("g", &[("disk0".into(), "/dev/drbd99".into(), rep)])
+            .unwrap();
+        let e = f.vms.start("g").unwrap_err();
+        assert!(matches!(e, VmError::Replica { .. }), "{e:?}");
+        assert!(e.to_string().contains("Multiple primaries"), "{e}");
+        assert_eq!(f.vms.get("g").unwrap().state, RunState::ShutOff);
     }
 
     #[test]

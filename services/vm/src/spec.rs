@@ -174,6 +174,17 @@ pub struct Disk {
     /// The volume this disk was cloned from, if any.
     #[serde(default)]
     pub origin: Option<String>,
+    /// Replicated with DRBD (issue 18): `path` is then `/dev/drbd<i>` on the thin volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<DiskReplication>,
+}
+
+/// A replicated disk's resource and the node holding its other copy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskReplication {
+    /// `cairn<i>`.
+    pub resource: String,
+    pub replica: String,
 }
 
 /// A NIC as stored, with its MAC fixed for the VM's life.

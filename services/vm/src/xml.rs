@@ -178,6 +178,7 @@ mod tests {
                     volume: "web-disk0".into(),
                     path: "/dev/cairn-tank/vol-web-disk0".into(),
                     origin: None,
+                    replication: None,
                 },
                 Disk {
                     kind: DiskKind::Cdrom,
@@ -186,6 +187,7 @@ mod tests {
                     volume: "isos/debian.iso".into(),
                     path: "/var/lib/cairn/shares/tank/isos/debian.iso".into(),
                     origin: None,
+                    replication: None,
                 },
             ],
             nics: vec![Nic {

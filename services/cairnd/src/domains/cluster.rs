@@ -8,6 +8,7 @@ use anyhow::Context;
 use cairn_api::cluster_port::{self, ClusterPeer, RunningPort};
 use cairn_api::domains::Slot;
 use cairn_cluster::networks::NodeNetworks;
+use cairn_cluster::records::{PoolSpace, POOL_SPACE_STEP};
 use cairn_cluster::service::{ClusterPaths, LocalNames};
 use cairn_cluster::types::NameInventory;
 use cairn_cluster::types::CLUSTER_PORT;
@@ -75,11 +76,40 @@ impl LocalNames for SlotNames {
         };
         let mut bridges: Vec<String> = spec.bridges.iter().map(|b| b.name.clone()).collect();
         bridges.sort();
+        let replication_address = spec
+            .roles
+            .replication
+            .as_deref()
+            .and_then(|i| crate::addrs::of_interface(i).into_iter().next());
         NodeNetworks {
             bridges,
             cluster_interface: spec.roles.cluster,
             replication_interface: spec.roles.replication,
+            replication_address,
         }
+    }
+
+    /// Each usable pool's thin pool free space (a pool whose usage cannot be read is left
+    /// out: no replica is placed on it).
+    fn pools(&self) -> Vec<PoolSpace> {
+        let Some(storage) = self.storage.get() else {
+            return Vec::new();
+        };
+        let Ok(pools) = storage.pools() else {
+            return Vec::new();
+        };
+        pools
+            .into_iter()
+            .filter_map(|p| {
+                let free = storage.thin_free_bytes(&p.name).ok()?;
+                Some(PoolSpace {
+                    name: p.name,
+                    volume_group: p.volume_group,
+                    thin_pool: cairn_storage::names::THIN_POOL_LV.to_string(),
+                    free_bytes: free / POOL_SPACE_STEP * POOL_SPACE_STEP,
+                })
+            })
+            .collect()
     }
 }
 

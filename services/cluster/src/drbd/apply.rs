@@ -1,7 +1,6 @@
-//! Bringing a resource up on this node (decision 0027 "Apply on a node"): the metadata thin
-//! LV, `drbdadm create-md`, the `.res` file written atomically, `drbdadm up`, the initial
-//! `primary --force` on the node that holds the data, and its status, all through a
-//! [`CommandRunner`] (a recording double in tests).
+//! The DRBD commands of one node (decision 0027 "Apply on a node"): thin LVs, the `.res`
+//! file written atomically, `create-md`, `up`, `adjust`, roles, `outdate`, and a minor's
+//! status from `/proc/drbd`, all through a [`CommandRunner`] (a recording double in tests).
 
 use super::config::{self, Settings};
 use super::proc_status::{self, Device, ProcError};
@@ -16,12 +15,6 @@ pub enum ApplyError {
     /// The record cannot make a resource file (names the field).
     #[error("resource record")]
     Record(#[source] ClusterError),
-    /// This node holds no side of the resource.
-    #[error("{node} holds no side of resource {resource}")]
-    NotASide { node: String, resource: String },
-    /// A device path is not `/dev/<vg>/<lv>`.
-    #[error("{field}: {path:?} is not /dev/<vg>/<lv>")]
-    DevicePath { field: &'static str, path: String },
     /// A program failed.
     #[error("cannot {what}")]
     Command {
@@ -60,20 +53,6 @@ pub struct Node<'a> {
     pub settings: Settings,
 }
 
-/// `/dev/<vg>/<lv>` → (vg, lv).
-fn vg_lv(field: &'static str, path: &str) -> Result<(String, String), ApplyError> {
-    let bad = || ApplyError::DevicePath {
-        field,
-        path: path.to_string(),
-    };
-    let rest = path.strip_prefix("/dev/").ok_or_else(bad)?;
-    let (vg, lv) = rest.split_once('/').ok_or_else(bad)?;
-    if vg.is_empty() || lv.is_empty() || lv.contains('/') {
-        return Err(bad());
-    }
-    Ok((vg.to_string(), lv.to_string()))
-}
-
 impl<'a> Node<'a> {
     /// The node of a booted appliance.
     pub fn system(runner: &'a dyn CommandRunner) -> Node<'a> {
@@ -106,20 +85,17 @@ impl<'a> Node<'a> {
         )
     }
 
-    /// Create this side's metadata LV: a thin LV of [`super::names::metadata_bytes`] in
-    /// `thin_pool` (`<vg>/<thin pool lv>`) of the metadata device's VG.
-    pub fn create_meta_lv(
+    /// `lvcreate` of thin LV `vg/lv` of `bytes` in the VG's thin pool `thin_pool`.
+    pub fn create_thin(
         &self,
-        rec: &ResourceRecord,
-        me: &str,
-        thin_pool_lv: &str,
-        extent_bytes: u64,
+        what: &str,
+        vg: &str,
+        thin_pool: &str,
+        lv: &str,
+        bytes: u64,
     ) -> Result<(), ApplyError> {
-        let side = self.side(rec, me)?;
-        let (vg, lv) = vg_lv("sides.meta_disk", &side.meta_disk)?;
-        let bytes = super::names::metadata_bytes(rec.size_bytes, extent_bytes);
         self.run(
-            format!("create the DRBD metadata volume {vg}/{lv}"),
+            what.to_string(),
             Invocation::new(
                 "lvcreate",
                 [
@@ -127,23 +103,12 @@ impl<'a> Node<'a> {
                     "-V".to_string(),
                     format!("{bytes}b"),
                     "-T".to_string(),
-                    format!("{vg}/{thin_pool_lv}"),
+                    format!("{vg}/{thin_pool}"),
                     "-n".to_string(),
-                    lv,
+                    lv.to_string(),
                 ],
             ),
         )
-    }
-
-    fn side<'r>(
-        &self,
-        rec: &'r ResourceRecord,
-        me: &str,
-    ) -> Result<&'r super::record::Side, ApplyError> {
-        rec.side(me).ok_or_else(|| ApplyError::NotASide {
-            node: me.to_string(),
-            resource: rec.name.clone(),
-        })
     }
 
     /// Write `<drbd_d>/<name>.res` (temp + rename, 0600: it holds the secret).
@@ -163,40 +128,47 @@ impl<'a> Node<'a> {
         Ok(path)
     }
 
-    /// Everything from nothing to a connected (or connecting) resource on this node:
-    /// module, metadata LV, `.res`, `create-md`, `up`; then, when this node is the
-    /// record's primary and `initial` is set, `primary --force` (it holds the data; the
-    /// peer becomes SyncTarget).
-    pub fn bring_up(
-        &self,
-        rec: &ResourceRecord,
-        me: &str,
-        thin_pool_lv: &str,
-        extent_bytes: u64,
-        initial: bool,
-    ) -> Result<(), ApplyError> {
-        self.side(rec, me)?;
-        // Render first: a bad record changes nothing on the node.
-        config::render(rec, &self.settings).map_err(ApplyError::Record)?;
-        self.load_module()?;
-        self.create_meta_lv(rec, me, thin_pool_lv, extent_bytes)?;
-        self.write_res(rec)?;
-        // External metadata: create-md writes only the metadata LV; `--force` answers its
-        // questions (there is no data to lose on a fresh metadata LV).
+    /// External metadata: `create-md` writes only the metadata LV; `--force` answers its
+    /// questions (callers run it on new metadata only, [`super::side::plan`]).
+    pub fn create_md(&self, name: &str) -> Result<(), ApplyError> {
         self.drbdadm(
             "create the DRBD metadata of",
-            &rec.name,
+            name,
             &["--", "--force", "create-md"],
-        )?;
-        self.drbdadm("bring up", &rec.name, &["up"])?;
-        if initial && rec.primary == me {
+        )
+    }
+
+    /// Attach, configure and connect (`drbdadm up`).
+    pub fn up(&self, name: &str) -> Result<(), ApplyError> {
+        self.drbdadm("bring up", name, &["up"])
+    }
+
+    /// Apply a changed `.res` file to a configured resource.
+    pub fn adjust(&self, name: &str) -> Result<(), ApplyError> {
+        self.drbdadm("adjust", name, &["adjust"])
+    }
+
+    /// Take the resource down (disconnect, detach, unconfigure).
+    pub fn down(&self, name: &str) -> Result<(), ApplyError> {
+        self.drbdadm("take down", name, &["down"])
+    }
+
+    /// Become Primary; `force` only for the initial sync from the node that holds the data.
+    pub fn primary(&self, name: &str, force: bool) -> Result<(), ApplyError> {
+        if force {
             self.drbdadm(
                 "make this node primary (initial sync source) for",
-                &rec.name,
+                name,
                 &["primary", "--force"],
-            )?;
+            )
+        } else {
+            self.drbdadm("make this node primary for", name, &["primary"])
         }
-        Ok(())
+    }
+
+    /// Become Secondary (refused by DRBD while the device is open).
+    pub fn secondary(&self, name: &str) -> Result<(), ApplyError> {
+        self.drbdadm("make this node secondary for", name, &["secondary"])
     }
 
     /// Mark this side Outdated (the replica, when etcd records the peer writing alone).
@@ -251,80 +223,29 @@ mod tests {
     }
 
     #[test]
-    fn primary_brings_up_and_forces_the_initial_sync() {
-        let dir = tempfile::tempdir().unwrap();
-        let r = RecordingRunner::new();
-        node(&r, dir.path())
-            .bring_up(&sample(), "node1", "thinpool", 4 << 20, true)
-            .unwrap();
-        assert_eq!(
-            r.command_lines(),
-            [
-                "modprobe drbd",
-                "lvcreate -y -V 4194304b -T pool1/thinpool -n vm-web-disk0_drbdmd",
-                "drbdadm -- --force create-md cairn3",
-                "drbdadm up cairn3",
-                "drbdadm primary --force cairn3",
-            ]
-        );
-        let res = dir.path().join("cairn3.res");
-        let text = std::fs::read_to_string(&res).unwrap();
-        assert_eq!(text, config::render(&sample(), &config::SETTINGS).unwrap());
-        let mode = std::fs::metadata(&res).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-    }
-
-    #[test]
-    fn replica_comes_up_without_promotion() {
+    fn the_res_file_is_written_atomically_and_private() {
         let dir = tempfile::tempdir().unwrap();
         let r = RecordingRunner::new();
         let mut n = node(&r, dir.path());
         n.drbd_d = dir.path().join("var/lib/cairn/drbd");
-        n.bring_up(&sample(), "node2", "thinpool", 4 << 20, true)
-            .unwrap();
-        let lines = r.command_lines();
-        assert_eq!(
-            lines[1],
-            "lvcreate -y -V 4194304b -T pool2/thinpool -n vm-web-disk0_drbdmd"
-        );
-        assert_eq!(lines.last().unwrap(), "drbdadm up cairn3");
-        assert!(!lines.iter().any(|l| l.contains("primary")));
-        assert!(dir.path().join("var/lib/cairn/drbd/cairn3.res").is_file());
-    }
-
-    #[test]
-    fn a_bad_record_or_a_stranger_changes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let r = RecordingRunner::new();
+        let res = n.write_res(&sample()).unwrap();
+        let text = std::fs::read_to_string(&res).unwrap();
+        assert_eq!(text, config::render(&sample(), &config::SETTINGS).unwrap());
+        let mode = std::fs::metadata(&res).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
         let mut bad = sample();
         bad.secret = "x".into();
-        let n = node(&r, dir.path());
         assert!(matches!(
-            n.bring_up(&bad, "node1", "thinpool", 4 << 20, true),
+            n.write_res(&bad),
             Err(ApplyError::Record(ClusterError::Invalid {
                 field: "secret",
                 ..
             }))
         ));
-        assert!(matches!(
-            n.bring_up(&sample(), "node3", "thinpool", 4 << 20, true),
-            Err(ApplyError::NotASide { .. })
-        ));
-        let mut odd = sample();
-        odd.sides[0].meta_disk = "/dev/mapper-thing".into();
-        assert!(matches!(
-            n.create_meta_lv(&odd, "node1", "thinpool", 4 << 20),
-            Err(ApplyError::DevicePath {
-                field: "sides.meta_disk",
-                ..
-            })
-        ));
-        assert!(r.command_lines().is_empty());
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]
-    fn a_failing_step_stops_and_names_what_it_was_doing() {
+    fn a_failing_step_names_what_it_was_doing() {
         let dir = tempfile::tempdir().unwrap();
         let r = RecordingRunner::new();
         r.expect(
@@ -332,11 +253,32 @@ mod tests {
             &["up"],
             CommandOutput::failed(10, "cairn3: Failure: (114) Lower device is already claimed"),
         );
-        let e = node(&r, dir.path())
-            .bring_up(&sample(), "node1", "thinpool", 4 << 20, true)
-            .unwrap_err();
+        let e = node(&r, dir.path()).up("cairn3").unwrap_err();
         assert_eq!(e.to_string(), "cannot bring up cairn3");
-        assert!(!r.command_lines().iter().any(|l| l.contains("primary")));
+    }
+
+    #[test]
+    fn roles_and_lifecycle_commands() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = RecordingRunner::new();
+        let n = node(&r, dir.path());
+        n.primary("cairn3", true).unwrap();
+        n.primary("cairn3", false).unwrap();
+        n.secondary("cairn3").unwrap();
+        n.adjust("cairn3").unwrap();
+        n.down("cairn3").unwrap();
+        n.create_thin("x", "vg", "thin", "lv", 4096).unwrap();
+        assert_eq!(
+            r.command_lines(),
+            [
+                "drbdadm primary --force cairn3",
+                "drbdadm primary cairn3",
+                "drbdadm secondary cairn3",
+                "drbdadm adjust cairn3",
+                "drbdadm down cairn3",
+                "lvcreate -y -V 4096b -T vg/thin -n lv",
+            ]
+        );
     }
 
     #[test]

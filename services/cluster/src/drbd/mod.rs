@@ -4,9 +4,12 @@
 pub mod alloc;
 pub mod apply;
 pub mod config;
+pub mod controller;
 pub mod current;
+pub mod enable;
 pub mod fence;
 pub mod handler;
 pub mod names;
 pub mod proc_status;
 pub mod record;
+pub mod side;

@@ -1,0 +1,160 @@
+//! A VM's replicated disks (issue 18): `GET /api/v1/vms/{vm}/replication` (each disk's DRBD
+//! state on this node, read without etcd) and `POST` (turn replication on: a task).
+
+use crate::cluster::CLUSTER;
+use crate::error::ApiError;
+use crate::executor::{Domain, TaskText};
+use crate::request::Ctx;
+use crate::response::{json, Body};
+use cairn_cluster::drbd::enable::{DiskToReplicate, ReplicateRequest};
+use cairn_cluster::error::ClusterError;
+use cairn_vm::error::VmError;
+use cairn_vm::spec::DiskReplication;
+use cairn_vm::Vms;
+use hyper::{Response, StatusCode};
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// The VM domain as the API reaches it.
+type VmDomain = Domain<Vms, VmError>;
+
+/// The body of `POST /api/v1/vms/{vm}/replication` (empty: the replica node is chosen).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicateBody {
+    /// The node to hold the other copy.
+    #[serde(default)]
+    pub replica: Option<String>,
+}
+
+/// Each disk of `vm` and its replication: `{vm, disks: [{disk, replicated, …state}]}`.
+pub async fn get(
+    ctx: &Ctx<'_>,
+    domain: &VmDomain,
+    vms: Arc<Vms>,
+    name: String,
+) -> Result<Response<Body>, ApiError> {
+    let vm = domain.blocking(vms, move |v| v.get(&name)).await?;
+    let replicated: Vec<(String, String, String)> = vm
+        .record
+        .disks
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| {
+            d.replication
+                .as_ref()
+                .map(|r| (format!("disk{i}"), r.resource.clone(), r.replica.clone()))
+        })
+        .collect();
+    let states = if replicated.is_empty() {
+        Vec::new()
+    } else {
+        let cluster = CLUSTER.service(ctx)?;
+        CLUSTER
+            .blocking(cluster, move |c| Ok(c.disk_states(&replicated)))
+            .await?
+    };
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({"vm": vm.record.name, "disks": states}),
+    ))
+}
+
+/// Check, then turn replication on as a task (202).
+pub async fn post(
+    ctx: &Ctx<'_>,
+    domain: &VmDomain,
+    vms: Arc<Vms>,
+    name: String,
+    body: ReplicateBody,
+) -> Result<Response<Body>, ApiError> {
+    if let Some(r) = &body.replica {
+        if r.is_empty() {
+            return Err(ApiError::invalid("replica", "a node name, or leave it out"));
+        }
+    }
+    let cluster = CLUSTER.service(ctx)?;
+    let vm_name = name.clone();
+    let v2 = vms.clone();
+    let (disks, bridges) = domain
+        .blocking(vms.clone(), move |v| {
+            let vm = v.get(&vm_name)?;
+            let disks = v.disks_to_replicate(&vm_name)?;
+            let mut bridges: Vec<String> =
+                vm.record.nics.iter().map(|n| n.bridge.clone()).collect();
+            bridges.sort();
+            bridges.dedup();
+            Ok((disks, bridges))
+        })
+        .await?;
+    let vm_name = name.clone();
+    let req = CLUSTER
+        .blocking(cluster.clone(), move |c| {
+            let mut list = Vec::new();
+            for (disk, device) in disks {
+                let size_bytes = c.device_size(&device)?;
+                list.push(DiskToReplicate {
+                    disk,
+                    device,
+                    size_bytes,
+                });
+            }
+            let req = ReplicateRequest {
+                vm: vm_name,
+                bridges,
+                disks: list,
+                replica: body.replica,
+            };
+            c.check_replicate(&req)?;
+            Ok(req)
+        })
+        .await?;
+    // Held from here: the VM may not start while its disks go under DRBD.
+    let vm_name = name.clone();
+    domain
+        .blocking(vms, move |v| v.begin_replicating(&vm_name).map(|_| ()))
+        .await?;
+    let message = format!("turn replication on for VM {name}");
+    Ok(CLUSTER.task(
+        ctx,
+        cluster,
+        TaskText {
+            kind: "vm.replicate",
+            message: &message,
+        },
+        move |c, progress| {
+            let result = c.replicate(&req, progress).and_then(|done| {
+                let disks: Vec<(String, String, DiskReplication)> = done
+                    .iter()
+                    .map(|d| {
+                        (
+                            d.disk.clone(),
+                            d.device.clone(),
+                            DiskReplication {
+                                resource: d.resource.clone(),
+                                replica: d.replica.clone(),
+                            },
+                        )
+                    })
+                    .collect();
+                v2.set_replicated(&req.vm, &disks).map_err(|e| {
+                    ClusterError::Conflict(format!(
+                        "the disks are replicated but the VM's record was not updated: {}",
+                        cairn_core::boot::error_chain(&e)
+                    ))
+                })?;
+                Ok(format!(
+                    "VM {}: {} replicated on {}",
+                    req.vm,
+                    done.iter()
+                        .map(|d| format!("{} ({})", d.disk, d.resource))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    done.first().map(|d| d.replica.as_str()).unwrap_or("?")
+                ))
+            });
+            v2.end_replicating(&req.vm);
+            result
+        },
+    ))
+}

@@ -1,0 +1,244 @@
+//! The replicated disks' controller of a member (decision 0027): every [`TICK`], each resource
+//! record in etcd that names this node is made real here ([`super::side::ensure`]: the
+//! replica's disk, metadata, `.res`, `up`), and a resource this node has a `.res` file of but
+//! etcd no longer records is taken down and its file removed. Nothing happens while etcd
+//! cannot be read (a node cut off changes nothing it cannot check).
+
+use super::apply::Node;
+use super::record::ResourceRecord;
+use super::side::{self, Step};
+use crate::ctx::Ctx;
+use crate::error::ClusterError;
+use crate::local::LocalState;
+use crate::records::PoolSpace;
+use crate::{etcd, etcd_wait};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the records are compared with the node.
+pub const TICK: Duration = Duration::from_secs(3);
+/// The LVM extent (a VG's default), which metadata LV sizes are rounded to.
+pub const EXTENT_BYTES: u64 = 4 << 20;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What one pass decided for this node.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Pass {
+    /// Records that name this node (to be ensured).
+    pub mine: Vec<ResourceRecord>,
+    /// Resources with a `.res` file here but no record: to be taken down.
+    pub stale: Vec<String>,
+}
+
+/// Split the records and the local `.res` names into this node's work (pure).
+pub fn pass(records: &[ResourceRecord], me: &str, local_files: &BTreeSet<String>) -> Pass {
+    let mine: Vec<ResourceRecord> = records
+        .iter()
+        .filter(|r| r.side(me).is_some())
+        .cloned()
+        .collect();
+    let known: BTreeSet<&str> = mine.iter().map(|r| r.name.as_str()).collect();
+    let stale = local_files
+        .iter()
+        .filter(|n| !known.contains(n.as_str()))
+        .cloned()
+        .collect();
+    Pass { mine, stale }
+}
+
+/// The thin pool of the volume group of device `/dev/<vg>/<lv>` among this node's pools.
+pub fn thin_pool_of(pools: &[PoolSpace], device: &str) -> Option<String> {
+    let (vg, _) = side::vg_lv("disk", device).ok()?;
+    pools
+        .iter()
+        .find(|p| p.volume_group == vg)
+        .map(|p| p.thin_pool.clone())
+}
+
+/// The resource names of the `.res` files in `dir`.
+pub fn local_resources(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()
+                        .and_then(|n| n.strip_suffix(".res"))
+                        .filter(|n| super::names::Index::from_name(n).is_some())
+                        .map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Run the controller until the task is dropped (the node leaves the cluster).
+pub async fn run_loop(ctx: Arc<Ctx>, state: LocalState) {
+    let mut client: Option<etcd_client::Client> = None;
+    // The last error per resource, logged once per change.
+    let mut last: BTreeMap<String, String> = BTreeMap::new();
+    loop {
+        tokio::time::sleep(TICK).await;
+        if client.is_none() {
+            client = connect(&ctx, &state).await.ok();
+        }
+        let Some(c) = &client else { continue };
+        let records = match super::alloc::list(c).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(
+                    "drbd: records not read: {}",
+                    cairn_base::error_chain::error_chain(&e)
+                );
+                client = None;
+                continue;
+            }
+        };
+        let ctx2 = ctx.clone();
+        let me = state.node_name.clone();
+        let outcome = tokio::task::spawn_blocking(move || reconcile(&ctx2, &me, &records)).await;
+        let Ok(outcome) = outcome else { continue };
+        for (name, result) in outcome {
+            match result {
+                Ok(steps) if !steps.is_empty() => {
+                    tracing::info!("drbd: {name}: {}", describe(&steps));
+                    last.remove(&name);
+                }
+                Ok(_) => {
+                    last.remove(&name);
+                }
+                Err(e) => {
+                    if last.get(&name) != Some(&e) {
+                        tracing::warn!("drbd: {name}: {e}");
+                        last.insert(name, e);
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn connect(ctx: &Ctx, state: &LocalState) -> Result<etcd_client::Client, ClusterError> {
+    let tls = etcd_wait::client_tls(&ctx.files)?;
+    etcd::connect(&state.etcd_endpoints, &tls, REQUEST_TIMEOUT)
+        .await
+        .map_err(ClusterError::EtcdOp)
+}
+
+fn describe(steps: &[Step]) -> String {
+    steps
+        .iter()
+        .map(|s| match s {
+            Step::LoadModule => "module loaded".to_string(),
+            Step::CreateBacking { vg, lv, .. } => format!("replica disk {vg}/{lv} created"),
+            Step::CreateMeta { vg, lv, .. } => format!("metadata volume {vg}/{lv} created"),
+            Step::WriteRes => "resource file written".to_string(),
+            Step::CreateMd => "metadata initialised".to_string(),
+            Step::Up => "up".to_string(),
+            Step::Adjust => "adjusted".to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One pass on this node: each of its records ensured, each stale resource taken down.
+/// Returns per resource the steps run or the error (as text, for the log).
+pub fn reconcile(
+    ctx: &Ctx,
+    me: &str,
+    records: &[ResourceRecord],
+) -> Vec<(String, Result<Vec<Step>, String>)> {
+    let node = Node::system(ctx.runner.as_ref());
+    let work = pass(records, me, &local_resources(&node.drbd_d));
+    let pools = ctx.names.pools();
+    let mut out = Vec::new();
+    for rec in &work.mine {
+        let device = rec.side(me).map(|s| s.disk.clone()).unwrap_or_default();
+        let result = match thin_pool_of(&pools, &device) {
+            None => Err(format!(
+                "no pool of this node holds {device} (its volume group is not one of this \
+                 node's pools)"
+            )),
+            Some(thin) => side::ensure(&node, rec, me, &thin, EXTENT_BYTES)
+                .map_err(|e| cairn_base::error_chain::error_chain(&e)),
+        };
+        out.push((rec.name.clone(), result));
+    }
+    for name in &work.stale {
+        let result = take_down(&node, name)
+            .map(|()| Vec::new())
+            .map_err(|e| cairn_base::error_chain::error_chain(&e));
+        if result.is_ok() {
+            tracing::info!("drbd: {name}: no record in etcd: taken down, file removed");
+        }
+        out.push((name.clone(), result));
+    }
+    out
+}
+
+/// `drbdadm down` (a no-op for an unconfigured resource) and the file removed.
+fn take_down(node: &Node<'_>, name: &str) -> Result<(), super::apply::ApplyError> {
+    node.down(name)?;
+    let path = node.drbd_d.join(format!("{name}.res"));
+    std::fs::remove_file(&path).map_err(|e| super::apply::ApplyError::Write {
+        path: path.clone(),
+        source: cairn_core::AtomicWriteError::Write(path, e),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drbd::record::tests::sample;
+
+    #[test]
+    fn a_pass_takes_this_nodes_records_and_finds_stale_files() {
+        let mut other = sample();
+        other.name = "cairn4".into();
+        other.index = 4;
+        other.sides[0].node = "node7".into();
+        other.sides[1].node = "node8".into();
+        let files: BTreeSet<String> = ["cairn3".into(), "cairn9".into()].into();
+        let p = pass(&[sample(), other], "node2", &files);
+        assert_eq!(p.mine, [sample()]);
+        assert_eq!(p.stale, ["cairn9"]);
+        let p = pass(&[], "node2", &files);
+        assert!(p.mine.is_empty());
+        assert_eq!(p.stale, ["cairn3", "cairn9"]);
+    }
+
+    #[test]
+    fn the_thin_pool_is_found_by_volume_group() {
+        let pools = [PoolSpace {
+            name: "tank".into(),
+            volume_group: "cairn-tank".into(),
+            thin_pool: "thin".into(),
+            free_bytes: 1 << 30,
+        }];
+        assert_eq!(
+            thin_pool_of(&pools, "/dev/cairn-tank/vol-web-disk0").as_deref(),
+            Some("thin")
+        );
+        assert_eq!(thin_pool_of(&pools, "/dev/cairn-other/vol-x"), None);
+        assert_eq!(thin_pool_of(&pools, "nonsense"), None);
+    }
+
+    #[test]
+    fn only_our_resource_files_are_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in [
+            "cairn0.res",
+            "cairn12.res",
+            "other.res",
+            "cairn1.res.tmp",
+            "x",
+        ] {
+            std::fs::write(dir.path().join(f), "").unwrap();
+        }
+        let names: Vec<String> = local_resources(dir.path()).into_iter().collect();
+        assert_eq!(names, ["cairn0", "cairn12"]);
+        assert!(local_resources(&dir.path().join("missing")).is_empty());
+    }
+}

@@ -1,0 +1,388 @@
+//! The cluster service's replicated-disk operations (issue 18): turning replication on for a
+//! VM's disks ([`ClusterService::replicate`]) and each disk's state from `/proc/drbd`
+//! ([`ClusterService::disk_states`], no etcd needed: a cut-off node still tells).
+
+use crate::drbd::apply::Node;
+use crate::drbd::controller::{thin_pool_of, EXTENT_BYTES};
+use crate::drbd::enable::{
+    choose_replica, record_for, replication_address, room_needed, sync_permille, ReplicateRequest,
+    ReplicatedDisk,
+};
+use crate::drbd::names::Index;
+use crate::drbd::proc_status::{self, Device};
+use crate::drbd::record::{new_secret, ResourceRecord};
+use crate::drbd::{alloc, side};
+use crate::error::ClusterError;
+use crate::records;
+use crate::service::ClusterService;
+use cairn_core::alert::Progress;
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+
+/// How long the replica's controller may take to bring its side up and connect.
+pub const CONNECT_WAIT: Duration = Duration::from_secs(120);
+/// The initial sync's deadline: this, plus the data at the lowest resync rate.
+pub const SYNC_WAIT_BASE: Duration = Duration::from_secs(120);
+/// How often `/proc/drbd` is read while waiting.
+const POLL: Duration = Duration::from_millis(500);
+
+/// One replicated disk's state on this node (`GET /api/v1/vms/{vm}/replication`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiskState {
+    pub disk: String,
+    pub resource: String,
+    pub replica: String,
+    /// Absent: the resource is not up on this node.
+    pub role: Option<String>,
+    pub peer_role: Option<String>,
+    /// `Connected`, `SyncSource`, `WFConnection`, `StandAlone`, …
+    pub connection: Option<String>,
+    /// `UpToDate`, `Inconsistent`, `Outdated`, `DUnknown`, …
+    pub disk_state: Option<String>,
+    pub peer_disk_state: Option<String>,
+    /// While a sync runs.
+    pub sync_percent: Option<f64>,
+    pub out_of_sync_bytes: u64,
+    pub io_frozen: bool,
+    /// Both copies are UpToDate and connected.
+    pub healthy: bool,
+}
+
+/// A disk's state from its `/proc/drbd` entry.
+pub fn disk_state(disk: &str, resource: &str, replica: &str, dev: Option<&Device>) -> DiskState {
+    DiskState {
+        disk: disk.to_string(),
+        resource: resource.to_string(),
+        replica: replica.to_string(),
+        role: dev.map(|d| d.role.clone()),
+        peer_role: dev.map(|d| d.peer_role.clone()),
+        connection: dev.map(|d| d.connection.clone()),
+        disk_state: dev.map(|d| d.disk.clone()),
+        peer_disk_state: dev.map(|d| d.peer_disk.clone()),
+        sync_percent: dev
+            .and_then(|d| d.sync.as_ref())
+            .map(|s| f64::from(s.permille) / 10.0),
+        out_of_sync_bytes: dev.map_or(0, |d| d.out_of_sync_kib * 1024),
+        io_frozen: dev.is_some_and(|d| d.io_frozen),
+        healthy: dev.is_some_and(|d| {
+            d.connection == "Connected" && d.disk == "UpToDate" && d.peer_disk == "UpToDate"
+        }),
+    }
+}
+
+fn drbd_err(resource: &str) -> impl FnOnce(crate::drbd::apply::ApplyError) -> ClusterError + '_ {
+    move |source| ClusterError::Drbd {
+        resource: resource.to_string(),
+        source: Box::new(source),
+    }
+}
+
+impl ClusterService {
+    /// The size in bytes of block device `device` (`blockdev --getsize64`).
+    pub fn device_size(&self, device: &str) -> Result<u64, ClusterError> {
+        let out = cairn_core::command::run_ok(
+            self.ctx.runner.as_ref(),
+            &cairn_core::command::Invocation::new("blockdev", ["--getsize64", device]),
+        )
+        .map_err(|source| ClusterError::Service {
+            what: "read the size of a disk (blockdev)",
+            source,
+        })?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.trim().parse().map_err(|_| ClusterError::Invalid {
+            field: "disks",
+            reason: format!("blockdev printed no size for {device}: {text:?}"),
+        })
+    }
+
+    /// Check a replication request before its task starts: a member with quorum, a
+    /// replica node that can take the VM (422 naming the reason otherwise).
+    pub fn check_replicate(&self, req: &ReplicateRequest) -> Result<(), ClusterError> {
+        let state = self.member()?;
+        let targets = self.targets(&req.bridges)?;
+        let client = self.etcd_client(&state)?;
+        let nodes = self.block(async move { records::nodes(&client).await })?;
+        choose_replica(
+            &targets,
+            &nodes,
+            req.replica.as_deref(),
+            room_needed(&req.disks, EXTENT_BYTES),
+        )
+        .map(|_| ())
+        .map_err(|reason| ClusterError::Invalid {
+            field: "replica",
+            reason,
+        })
+    }
+
+    /// The state of each `(disk, resource, replica)` on this node, from `/proc/drbd`.
+    pub fn disk_states(&self, disks: &[(String, String, String)]) -> Vec<DiskState> {
+        let node = Node::system(self.ctx.runner.as_ref());
+        let parsed = std::fs::read_to_string(&node.proc_drbd)
+            .ok()
+            .and_then(|t| proc_status::parse(&t).ok());
+        disks
+            .iter()
+            .map(|(disk, resource, replica)| {
+                let dev = Index::from_name(resource)
+                    .and_then(|i| parsed.as_ref().and_then(|p| p.device(i.minor())));
+                disk_state(disk, resource, replica, dev)
+            })
+            .collect()
+    }
+
+    /// Turn replication on for a shut-off VM's disks: choose the replica, allocate one
+    /// resource per disk in etcd, bring this node's sides up, wait for the replica's
+    /// controller to connect, sync from here (progress), record the sync, and leave the
+    /// resources Secondary (the VM's start promotes them). A failure takes down what this
+    /// call made and deletes its records (the replica's controller then takes its side down).
+    pub fn replicate(
+        &self,
+        req: &ReplicateRequest,
+        progress: &dyn Progress,
+    ) -> Result<Vec<ReplicatedDisk>, ClusterError> {
+        let state = self.member()?;
+        let me = state.node_name.clone();
+        let targets = self.targets(&req.bridges)?;
+        let client = self.etcd_client(&state)?;
+        let c = client.clone();
+        let nodes = self.block(async move { records::nodes(&c).await })?;
+        let mine = nodes
+            .iter()
+            .find(|n| n.name == me)
+            .ok_or_else(|| ClusterError::Conflict(format!("no node record of {me}")))?;
+        let my_address = replication_address(mine);
+        let my_pools = mine.pools.clone();
+        let need = room_needed(&req.disks, EXTENT_BYTES);
+        let place =
+            choose_replica(&targets, &nodes, req.replica.as_deref(), need).map_err(|reason| {
+                ClusterError::Invalid {
+                    field: "replica",
+                    reason,
+                }
+            })?;
+        progress.progress(
+            2,
+            &format!(
+                "replicas on {} (pool {}, {})",
+                place.node, place.pool.name, place.address
+            ),
+        );
+        let mut made: Vec<ResourceRecord> = Vec::new();
+        let result = self.replicate_disks(
+            req, &me, my_address, &my_pools, &place, &client, &mut made, progress,
+        );
+        if result.is_err() {
+            self.undo(&client, &made);
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn replicate_disks(
+        &self,
+        req: &ReplicateRequest,
+        me: &str,
+        my_address: std::net::IpAddr,
+        my_pools: &[crate::records::PoolSpace],
+        place: &crate::drbd::enable::Placement,
+        client: &etcd_client::Client,
+        made: &mut Vec<ResourceRecord>,
+        progress: &dyn Progress,
+    ) -> Result<Vec<ReplicatedDisk>, ClusterError> {
+        let node = Node::system(self.ctx.runner.as_ref());
+        for d in &req.disks {
+            let secret = new_secret().map_err(|e| {
+                ClusterError::Conflict(format!("no randomness for the shared secret: {e}"))
+            })?;
+            let rec = record_for(&req.vm, d, (me, my_address), place, secret);
+            let c = client.clone();
+            let rec = self.block(async move { alloc::allocate(&c, |_| rec.clone()).await })?;
+            made.push(rec.clone());
+            let thin = thin_pool_of(my_pools, &d.device).ok_or_else(|| ClusterError::Invalid {
+                field: "disks",
+                reason: format!("{} is not on one of this node's pools", d.device),
+            })?;
+            side::ensure(&node, &rec, me, &thin, EXTENT_BYTES).map_err(|source| {
+                ClusterError::DrbdSide {
+                    resource: rec.name.clone(),
+                    source: Box::new(source),
+                }
+            })?;
+            progress.progress(
+                5,
+                &format!(
+                    "{} ({}) up here; waiting for {} to bring up its side",
+                    rec.name, d.disk, place.node
+                ),
+            );
+        }
+        // The replica's controller makes its side within a few ticks; then both connect.
+        for rec in made.iter() {
+            self.wait_device(&node, rec, CONNECT_WAIT, "to connect to its replica", |d| {
+                d.connection == "Connected"
+            })?;
+        }
+        for rec in made.iter() {
+            node.primary(&rec.name, true).map_err(drbd_err(&rec.name))?;
+        }
+        let total: u64 = made.iter().map(|r| r.size_bytes).sum();
+        // The slowest the controller goes (c-min-rate 4 MiB/s) bounds the sync.
+        let wait = SYNC_WAIT_BASE + Duration::from_secs(total / (4 << 20));
+        let start = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&node.proc_drbd).unwrap_or_default();
+            let parsed = proc_status::parse(&text).ok();
+            let mut done = Vec::new();
+            let mut all = true;
+            for rec in made.iter() {
+                let dev = parsed.as_ref().and_then(|p| p.device(rec.index));
+                let synced = dev.is_some_and(|d| d.disk == "UpToDate" && d.peer_disk == "UpToDate");
+                all &= synced;
+                let pm = match dev.and_then(|d| d.sync.as_ref()) {
+                    _ if synced => 1000,
+                    Some(s) => s.permille,
+                    None => 0,
+                };
+                done.push((rec.size_bytes, pm));
+            }
+            let pm = sync_permille(&done);
+            let elapsed = start.elapsed().as_secs_f64().max(0.1);
+            let rate = (total as f64 * f64::from(pm) / 1000.0) / elapsed;
+            let left = if rate > 0.0 {
+                format!(
+                    ", {:.0} s left",
+                    (total as f64 * f64::from(1000 - pm) / 1000.0) / rate
+                )
+            } else {
+                String::new()
+            };
+            progress.progress(
+                (10 + pm * 85 / 1000).min(95) as u8,
+                &format!(
+                    "initial sync to {}: {:.1} % of {} MiB at {:.1} MiB/s{left}",
+                    place.node,
+                    f64::from(pm) / 10.0,
+                    total >> 20,
+                    rate / f64::from(1u32 << 20)
+                ),
+            );
+            if all {
+                break;
+            }
+            if start.elapsed() > wait {
+                return Err(ClusterError::Timeout {
+                    what: format!("the initial sync to {}", place.node),
+                    waited: wait,
+                });
+            }
+            std::thread::sleep(POLL);
+        }
+        let mut out = Vec::new();
+        for rec in made.iter() {
+            let name = rec.name.clone();
+            let c = client.clone();
+            self.block(async move {
+                let (mut r, rev) = alloc::get(&c, &name).await?.ok_or_else(|| {
+                    ClusterError::Conflict(format!("the record of {name} disappeared"))
+                })?;
+                r.initial_sync_done = true;
+                if alloc::update_guarded(&c, &r, rev).await? {
+                    Ok(())
+                } else {
+                    Err(ClusterError::Conflict(format!(
+                        "the record of {name} changed while it was being marked synced"
+                    )))
+                }
+            })?;
+            node.secondary(&rec.name).map_err(drbd_err(&rec.name))?;
+            let i = rec.index().map(Index::device).unwrap_or_default();
+            out.push(ReplicatedDisk {
+                disk: rec.vm_disk.clone(),
+                resource: rec.name.clone(),
+                device: i,
+                replica: place.node.clone(),
+            });
+        }
+        progress.progress(100, &format!("replicated on {}", place.node));
+        Ok(out)
+    }
+
+    /// Wait until `rec`'s device satisfies `ok`, reading `/proc/drbd`.
+    fn wait_device(
+        &self,
+        node: &Node<'_>,
+        rec: &ResourceRecord,
+        within: Duration,
+        what: &str,
+        ok: impl Fn(&Device) -> bool,
+    ) -> Result<(), ClusterError> {
+        let start = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&node.proc_drbd).unwrap_or_default();
+            if proc_status::parse(&text)
+                .ok()
+                .and_then(|p| p.device(rec.index).cloned())
+                .is_some_and(|d| ok(&d))
+            {
+                return Ok(());
+            }
+            if start.elapsed() > within {
+                return Err(ClusterError::Timeout {
+                    what: format!("{} {what}", rec.name),
+                    waited: within,
+                });
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Undo a failed [`Self::replicate`]: this node's sides down, their files and metadata
+    /// volumes removed, the records deleted (best effort: each failure is logged).
+    fn undo(&self, client: &etcd_client::Client, made: &[ResourceRecord]) {
+        let node = Node::system(self.ctx.runner.as_ref());
+        let me = self.ctx.node_name.clone();
+        for rec in made {
+            let _ = node.down(&rec.name);
+            let _ = std::fs::remove_file(node.drbd_d.join(format!("{}.res", rec.name)));
+            if let Some(s) = rec.side(&me) {
+                let meta = s.meta_disk.trim_start_matches("/dev/").to_string();
+                let _ = cairn_core::command::run_ok(
+                    self.ctx.runner.as_ref(),
+                    &cairn_core::command::Invocation::new("lvremove", ["-y".to_string(), meta]),
+                );
+            }
+            let c = client.clone();
+            let name = rec.name.clone();
+            if let Err(e) = self.block(async move { alloc::delete(&c, &name).await }) {
+                tracing::warn!(
+                    "drbd: the record of {} is left after a failed replication: {}",
+                    rec.name,
+                    cairn_base::error_chain::error_chain(&e)
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_disk_state_reads_its_proc_entry() {
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/drbd/proc-syncing.txt"),
+        )
+        .unwrap();
+        let p = proc_status::parse(&text).unwrap();
+        let s = disk_state("disk0", "cairn0", "node2", p.device(0));
+        assert_eq!(s.connection.as_deref(), Some("SyncSource"));
+        assert_eq!(s.sync_percent, Some(34.5));
+        assert_eq!(s.out_of_sync_bytes, 172032 * 1024);
+        assert!(!s.healthy);
+        let none = disk_state("disk0", "cairn7", "node2", p.device(7));
+        assert_eq!(none.role, None);
+        assert!(!none.healthy);
+    }
+}
