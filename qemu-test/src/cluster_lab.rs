@@ -691,6 +691,22 @@ impl LabCluster {
         self.set_ports(index, false)
     }
 
+    /// Takes node `index`'s bridge port of one NIC down (`up` false) or up again in the lab
+    /// namespace: that one link is cut as behind a dead switch port, the NIC keeps its
+    /// carrier (and its DHCP address), the other networks stay.
+    pub fn set_port(&mut self, index: usize, nic: LabNic, up: bool) -> Result<(), ClusterLabError> {
+        let tap = self
+            .node(index)?
+            .tap(nic)
+            .ok_or_else(|| ClusterLabError::NotPlanned {
+                node: format!("node{index}"),
+                nic: nic.label(),
+            })?
+            .to_string();
+        self.net.set_tap_up(&tap, up)?;
+        Ok(())
+    }
+
     /// Undoes [`LabCluster::cut_off`].
     pub fn heal(&mut self, index: usize) -> Result<(), ClusterLabError> {
         self.set_ports(index, true)

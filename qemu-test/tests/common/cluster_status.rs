@@ -67,9 +67,18 @@ pub fn names(st: &Value) -> Vec<String> {
 /// a cluster through the API: node1 creates it, every other node joins with a token made on
 /// node1. Returns the cluster and each node's cluster address (index 0 is node1's).
 pub fn start_formed(lab: &cairn_lab::Lab, n: usize) -> Result<(LabCluster, Vec<String>)> {
+    start_formed_with(lab, n, &cairn_lab::ClusterOptions::default())
+}
+
+/// [`start_formed`] with the nodes made as `opts` says.
+pub fn start_formed_with(
+    lab: &cairn_lab::Lab,
+    n: usize,
+    opts: &cairn_lab::ClusterOptions,
+) -> Result<(LabCluster, Vec<String>)> {
     use anyhow::Context;
     use serde_json::json;
-    let mut cluster = LabCluster::start(lab, n, &cairn_lab::ClusterOptions::default())?;
+    let mut cluster = LabCluster::start(lab, n, opts)?;
     for node in cluster.nodes() {
         super::check_node_up(node, Deadline::secs(500))
             .with_context(|| format!("{} coming up", node.name()))?;

@@ -47,6 +47,11 @@ impl Monitor {
         *lock(&self.alerts) = Some(sink);
     }
 
+    /// Where alerts go, once cairnd said (the DRBD controller's alerts go there too).
+    pub fn alerts(&self) -> Option<Arc<dyn AlertSink>> {
+        lock(&self.alerts).clone()
+    }
+
     /// The voters to probe: the last member list read, or the node's own endpoints.
     pub fn voters(&self, state: &LocalState) -> Vec<Voter> {
         let v = lock(&self.voters).clone();

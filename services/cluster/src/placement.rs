@@ -70,6 +70,8 @@ mod tests {
             last_seen_s_ago: Some(1),
             etcd_member: None,
             bridges: v(bridges),
+            replication_address: None,
+            pools: Vec::new(),
         }
     }
 

@@ -168,6 +168,7 @@ impl ClusterService {
                 place.node, place.pool.name, place.address
             ),
         );
+        let _held = crate::drbd::enable::InProgress::new(&req.vm);
         let mut made: Vec<ResourceRecord> = Vec::new();
         let result = self.replicate_disks(
             req, &me, my_address, &my_pools, &place, &client, &mut made, progress,
@@ -195,9 +196,15 @@ impl ClusterService {
             let secret = new_secret().map_err(|e| {
                 ClusterError::Conflict(format!("no randomness for the shared secret: {e}"))
             })?;
-            let rec = record_for(&req.vm, d, (me, my_address), place, secret);
+            let (vm, d2, place2) = (req.vm.clone(), d.clone(), place.clone());
+            let me2 = me.to_string();
             let c = client.clone();
-            let rec = self.block(async move { alloc::allocate(&c, |_| rec.clone()).await })?;
+            let rec = self.block(async move {
+                alloc::allocate(&c, |i| {
+                    record_for(&vm, &d2, (&me2, my_address), &place2, secret.clone(), i)
+                })
+                .await
+            })?;
             made.push(rec.clone());
             let thin = thin_pool_of(my_pools, &d.device).ok_or_else(|| ClusterError::Invalid {
                 field: "disks",

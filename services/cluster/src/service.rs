@@ -324,8 +324,12 @@ impl ClusterService {
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
         });
-        *self.upkeep.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some(upkeep::start(self.rt().handle(), self.ctx.clone(), state));
+        *self.upkeep.lock().unwrap_or_else(|e| e.into_inner()) = Some(upkeep::start(
+            self.rt().handle(),
+            self.ctx.clone(),
+            state,
+            self.monitor.clone(),
+        ));
         if let Some(old) = self
             .keeper_start
             .lock()

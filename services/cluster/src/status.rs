@@ -48,6 +48,8 @@ pub fn assemble(
                         },
                     ),
                     bridges: n.networks.bridges.clone(),
+                    replication_address: n.networks.replication_address,
+                    pools: n.pools.clone(),
                 }
             })
             .collect(),

@@ -79,6 +79,12 @@ pub struct NodeView {
     pub etcd_member: Option<EtcdMemberView>,
     /// The bridges it has (VMs may only run where their bridges are).
     pub bridges: Vec<String>,
+    /// Its address on the replication network (absent: replication uses its cluster
+    /// address), and its pools with their free space (where replicas can go).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_address: Option<IpAddr>,
+    #[serde(default)]
+    pub pools: Vec<crate::records::PoolSpace>,
 }
 
 /// An etcd member as listed by the cluster.

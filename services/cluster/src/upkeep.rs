@@ -42,7 +42,12 @@ impl Drop for Upkeep {
 }
 
 /// Start the upkeep of a member on `rt`.
-pub fn start(rt: &tokio::runtime::Handle, ctx: Arc<Ctx>, state: &LocalState) -> Upkeep {
+pub fn start(
+    rt: &tokio::runtime::Handle,
+    ctx: Arc<Ctx>,
+    state: &LocalState,
+    monitor: Arc<crate::monitor::Monitor>,
+) -> Upkeep {
     let mut tasks = vec![rt.spawn(renewal_loop(ctx.clone(), state.clone()))];
     if state.role != Role::Client {
         match etcd_wait::client_tls(&ctx.files) {
@@ -62,7 +67,11 @@ pub fn start(rt: &tokio::runtime::Handle, ctx: Arc<Ctx>, state: &LocalState) -> 
     }
     tasks.push(rt.spawn(networks_loop(ctx.clone(), state.clone())));
     if !ctx.files.is_witness() {
-        tasks.push(rt.spawn(crate::drbd::controller::run_loop(ctx, state.clone())));
+        tasks.push(rt.spawn(crate::drbd::controller::run_loop(
+            ctx,
+            state.clone(),
+            monitor,
+        )));
     }
     Upkeep { tasks }
 }

@@ -171,6 +171,11 @@ impl<'a> Node<'a> {
         self.drbdadm("make this node secondary for", name, &["secondary"])
     }
 
+    /// Resume I/O frozen by fencing (`drbdadm resume-io`), once etcd or the peer allows it.
+    pub fn resume_io(&self, name: &str) -> Result<(), ApplyError> {
+        self.drbdadm("resume the frozen I/O of", name, &["resume-io"])
+    }
+
     /// Mark this side Outdated (the replica, when etcd records the peer writing alone).
     pub fn outdate(&self, name: &str) -> Result<(), ApplyError> {
         self.drbdadm("outdate", name, &["outdate"])

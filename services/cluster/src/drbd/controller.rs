@@ -5,13 +5,17 @@
 //! cannot be read (a node cut off changes nothing it cannot check).
 
 use super::apply::Node;
+use super::fence;
+use super::follow::{self, Action, AlertChange};
 use super::record::ResourceRecord;
 use super::side::{self, Step};
 use crate::ctx::Ctx;
 use crate::error::ClusterError;
 use crate::local::LocalState;
+use crate::monitor::Monitor;
 use crate::records::PoolSpace;
 use crate::{etcd, etcd_wait};
+use cairn_core::alert::AlertSink;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -34,12 +38,17 @@ pub struct Pass {
 
 /// Split the records and the local `.res` names into this node's work (pure).
 pub fn pass(records: &[ResourceRecord], me: &str, local_files: &BTreeSet<String>) -> Pass {
-    let mine: Vec<ResourceRecord> = records
+    let known: BTreeSet<&str> = records
         .iter()
         .filter(|r| r.side(me).is_some())
+        .map(|r| r.name.as_str())
+        .collect();
+    // A replication being turned on here is the task's to bring up.
+    let mine: Vec<ResourceRecord> = records
+        .iter()
+        .filter(|r| r.side(me).is_some() && !super::enable::in_progress(&r.vm))
         .cloned()
         .collect();
-    let known: BTreeSet<&str> = mine.iter().map(|r| r.name.as_str()).collect();
     let stale = local_files
         .iter()
         .filter(|n| !known.contains(n.as_str()))
@@ -75,7 +84,7 @@ pub fn local_resources(dir: &Path) -> BTreeSet<String> {
 }
 
 /// Run the controller until the task is dropped (the node leaves the cluster).
-pub async fn run_loop(ctx: Arc<Ctx>, state: LocalState) {
+pub async fn run_loop(ctx: Arc<Ctx>, state: LocalState, monitor: Arc<Monitor>) {
     let mut client: Option<etcd_client::Client> = None;
     // The last error per resource, logged once per change.
     let mut last: BTreeMap<String, String> = BTreeMap::new();
@@ -98,8 +107,19 @@ pub async fn run_loop(ctx: Arc<Ctx>, state: LocalState) {
         };
         let ctx2 = ctx.clone();
         let me = state.node_name.clone();
-        let outcome = tokio::task::spawn_blocking(move || reconcile(&ctx2, &me, &records)).await;
+        let recs = records.clone();
+        let outcome = tokio::task::spawn_blocking(move || reconcile(&ctx2, &me, &recs)).await;
         let Ok(outcome) = outcome else { continue };
+        follow_up(&ctx, c, &state.node_name, &records, monitor.alerts()).await;
+        if let Some(sink) = monitor.alerts() {
+            // A resource taken down for want of a record has no alert any more.
+            for (name, _) in outcome
+                .iter()
+                .filter(|(n, r)| r.is_ok() && !records.iter().any(|rec| &rec.name == n))
+            {
+                sink.clear(&follow::alert_key(name), &format!("{name}: removed"));
+            }
+        }
         for (name, result) in outcome {
             match result {
                 Ok(steps) if !steps.is_empty() => {
@@ -118,6 +138,111 @@ pub async fn run_loop(ctx: Arc<Ctx>, state: LocalState) {
             }
         }
     }
+}
+
+/// After the sides are up: each of this node's resources' follow-up actions
+/// ([`follow::actions`]) and alert ([`follow::alert`]).
+async fn follow_up(
+    ctx: &Arc<Ctx>,
+    client: &etcd_client::Client,
+    me: &str,
+    records: &[ResourceRecord],
+    alerts: Option<Arc<dyn AlertSink>>,
+) {
+    let proc = std::fs::read_to_string(Node::system(ctx.runner.as_ref()).proc_drbd)
+        .ok()
+        .and_then(|t| super::proc_status::parse(&t).ok());
+    for rec in records
+        .iter()
+        .filter(|r| r.side(me).is_some() && !super::enable::in_progress(&r.vm))
+    {
+        let dev = proc.as_ref().and_then(|p| p.device(rec.index));
+        for action in follow::actions(rec, me, dev) {
+            if let Err(e) = follow_action(ctx, client, me, rec, &action).await {
+                tracing::warn!(
+                    "drbd: {}: {action:?}: {}",
+                    rec.name,
+                    cairn_base::error_chain::error_chain(&e)
+                );
+            }
+        }
+        if let (Some(sink), Some(change)) = (&alerts, follow::alert(rec, me, dev)) {
+            let key = follow::alert_key(&rec.name);
+            match change {
+                AlertChange::Raise(level, msg) => {
+                    sink.raise(&key, level, &msg);
+                }
+                AlertChange::Clear(msg) => {
+                    sink.clear(&key, &msg);
+                }
+            }
+        }
+    }
+}
+
+/// Run one follow-up action.
+async fn follow_action(
+    ctx: &Arc<Ctx>,
+    client: &etcd_client::Client,
+    me: &str,
+    rec: &ResourceRecord,
+    action: &Action,
+) -> Result<(), ClusterError> {
+    let name = rec.name.clone();
+    let blocking = |what: fn(&Node<'_>, &str) -> Result<(), super::apply::ApplyError>| {
+        let ctx = ctx.clone();
+        let name = name.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                what(&Node::system(ctx.runner.as_ref()), &name).map_err(|e| ClusterError::Drbd {
+                    resource: name.clone(),
+                    source: Box::new(e),
+                })
+            })
+            .await
+            .unwrap_or_else(|e| Err(ClusterError::Conflict(format!("DRBD command: {e}"))))
+        }
+    };
+    match action {
+        Action::Outdate => {
+            blocking(|n, r| n.outdate(r)).await?;
+            tracing::info!(
+                "drbd: {name}: outdated this copy (etcd records {} writing alone)",
+                rec.lone_writer.as_ref().map_or("?", |l| l.node.as_str())
+            );
+        }
+        Action::ResumeIo => {
+            blocking(|n, r| n.resume_io(r)).await?;
+            tracing::info!("drbd: {name}: the peer is back: frozen I/O resumed");
+        }
+        Action::RetryFence => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let answer = fence::handle(client, me, &name, fence::Role::Primary, now).await;
+            if matches!(
+                answer,
+                fence::Answer::PeerOutdated | fence::Answer::PeerDown | fence::Answer::PeerFenced
+            ) {
+                blocking(|n, r| n.resume_io(r)).await?;
+                tracing::info!("drbd: {name}: etcd lets this node write alone ({answer:?}): frozen I/O resumed");
+            }
+        }
+        Action::ClearLoneWriter => {
+            if let Some((mut r, rev)) = super::alloc::get(client, &name).await? {
+                if r.lone_writer.as_ref().is_some_and(|l| l.node == me) {
+                    r.lone_writer = None;
+                    if super::alloc::update_guarded(client, &r, rev).await? {
+                        tracing::info!(
+                            "drbd: {name}: both copies current again: lone-writer mark cleared"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn connect(ctx: &Ctx, state: &LocalState) -> Result<etcd_client::Client, ClusterError> {

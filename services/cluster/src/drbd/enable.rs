@@ -154,23 +154,56 @@ pub fn choose_replica(
     })
 }
 
-/// The record of one disk (name and index are set by the allocation).
+/// VMs whose replication is being turned on by this process: the controller leaves their
+/// records to the task (which brings this node's side up itself).
+static IN_PROGRESS: std::sync::Mutex<std::collections::BTreeSet<String>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// Whether VM `vm`'s replication is being turned on here.
+pub fn in_progress(vm: &str) -> bool {
+    IN_PROGRESS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(vm)
+}
+
+/// Marks VM `vm` in progress until dropped.
+pub struct InProgress(String);
+
+impl InProgress {
+    pub fn new(vm: &str) -> InProgress {
+        IN_PROGRESS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(vm.to_string());
+        InProgress(vm.to_string())
+    }
+}
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        IN_PROGRESS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.0);
+    }
+}
+
+/// The record of one disk for index `i`. The replica's LVs are named after the resource
+/// (`drbd-cairn<i>`, `drbd-cairn<i>_drbdmd`): no name of the replica node's own volumes can
+/// be taken by mistake.
 pub fn record_for(
     vm: &str,
     disk: &DiskToReplicate,
     me: (&str, IpAddr),
     replica: &Placement,
     secret: String,
+    i: super::names::Index,
 ) -> ResourceRecord {
-    let lv = disk
-        .device
-        .rsplit('/')
-        .next()
-        .unwrap_or(disk.device.as_str())
-        .to_string();
+    let lv = format!("drbd-{}", i.name());
     ResourceRecord {
-        name: String::new(),
-        index: 0,
+        name: i.name(),
+        index: i.get(),
         vm: vm.to_string(),
         vm_disk: disk.disk.clone(),
         size_bytes: disk.size_bytes,
@@ -332,10 +365,12 @@ mod tests {
             ("node1", "10.78.0.11".parse().unwrap()),
             &p,
             "s".into(),
+            crate::drbd::names::Index::new(4).unwrap(),
         );
+        assert_eq!((r.name.as_str(), r.index), ("cairn4", 4));
         assert_eq!(r.sides[0].meta_disk, "/dev/cairn-tank/vol-web-disk0_drbdmd");
-        assert_eq!(r.sides[1].disk, "/dev/cairn-big/vol-web-disk0");
-        assert_eq!(r.sides[1].meta_disk, "/dev/cairn-big/vol-web-disk0_drbdmd");
+        assert_eq!(r.sides[1].disk, "/dev/cairn-big/drbd-cairn4");
+        assert_eq!(r.sides[1].meta_disk, "/dev/cairn-big/drbd-cairn4_drbdmd");
         assert_eq!(r.primary, "node1");
         assert!(!r.initial_sync_done);
         assert_eq!(room_needed(&[d], 4 << 20), (256 << 20) + (4 << 20));

@@ -8,6 +8,7 @@ pub mod controller;
 pub mod current;
 pub mod enable;
 pub mod fence;
+pub mod follow;
 pub mod handler;
 pub mod names;
 pub mod proc_status;

@@ -125,8 +125,10 @@ pub fn plan(
     if !facts.res_current {
         steps.push(Step::WriteRes);
     }
-    // New metadata (or a new backing disk under old metadata, whose bitmap would lie).
-    if !facts.meta || !facts.backing {
+    // New metadata (or a new backing disk under old metadata, whose bitmap would lie, or a
+    // replica that never finished its initial sync: whatever it held is not this disk).
+    let fresh_replica = !rec.initial_sync_done && rec.primary != me;
+    if !facts.meta || !facts.backing || fresh_replica {
         steps.push(Step::CreateMd);
     }
     steps.push(Step::Up);
@@ -280,9 +282,22 @@ mod tests {
             res_current: true,
             configured: false,
         };
+        let mut synced = sample();
+        synced.initial_sync_done = true;
         assert_eq!(
-            plan(&sample(), "node2", rebooted, MIB4).unwrap(),
+            plan(&synced, "node2", rebooted, MIB4).unwrap(),
             [Step::LoadModule, Step::Up]
+        );
+        assert_eq!(
+            plan(&synced, "node1", rebooted, MIB4).unwrap(),
+            [Step::LoadModule, Step::Up]
+        );
+        // A replica that never finished its initial sync gets fresh metadata.
+        let mut never = sample();
+        never.initial_sync_done = false;
+        assert_eq!(
+            plan(&never, "node2", rebooted, MIB4).unwrap(),
+            [Step::LoadModule, Step::CreateMd, Step::Up]
         );
     }
 

@@ -1,0 +1,442 @@
+//! Scenario replication (issue 18): two nodes form a cluster, each with a pool and its
+//! replication network named in its network spec (10.78.0.1i). On node1 a VM runs the lab's
+//! test guest (it flushes sequence numbers to its 256 MiB disk), is forced off, and
+//! replication is turned on through the API: the task syncs the disk to node2, the VM's disk
+//! becomes `/dev/drbd<i>`, the resource file connects the replication addresses, and the
+//! guest, started again, continues after its last flushed number. The write latency of the
+//! replicated disk against a thin LV of the same pool is printed (BENCH). Then node2's
+//! replication port is cut (bridge port down in the lab namespace): the VM keeps flushing on
+//! node1, the fence-peer handler lets node1 write alone (etcd records it), node2 outdates its
+//! copy, an alert names the disk; with the port back the copies resync only the changed
+//! blocks (reported) and the alert clears. Checked at every poll from the replication on:
+//! node2 is never Primary, and the guest's flushed numbers never go back or skip.
+
+mod common;
+
+use anyhow::{bail, ensure, Context, Result};
+use cairn_lab::{Accel, ClusterOptions, Deadline, Lab, LabCluster, LabNic};
+use common::guest::{base64, build_images, console, flushed_since_boot, wait_beats};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+const POOL: &str = "tank";
+const VM: &str = "web";
+const DISK_BYTES: u64 = 256 << 20;
+
+/// The invariants, checked at every poll once the disk is replicated.
+struct Watch {
+    /// The highest flushed number seen so far and how many polls saw the guest.
+    last_flushed: u64,
+    checks: u64,
+}
+
+impl Watch {
+    /// node2 is never Primary; the guest's flushed numbers (since its last boot) are
+    /// consecutive and never below what was seen before.
+    fn check(&mut self, cluster: &mut LabCluster) -> Result<()> {
+        let proc2 = cluster
+            .node(2)?
+            .node()
+            .shell_check("cat /proc/drbd", Deadline::secs(30))?;
+        ensure!(
+            !proc2.contains("ro:Primary/"),
+            "node2 became Primary while node1 runs the VM:\n{proc2}"
+        );
+        let api = cluster.node(1)?.api()?.clone();
+        let text = console(&api, VM)?;
+        let flushed = flushed_since_boot(&text);
+        for w in flushed.windows(2) {
+            ensure!(
+                w[1] == w[0] + 1,
+                "the guest's flushed numbers skip or go back: {} then {}",
+                w[0],
+                w[1]
+            );
+        }
+        if let Some(&last) = flushed.last() {
+            ensure!(
+                last >= self.last_flushed,
+                "the guest's last flushed number went back from {} to {last}",
+                self.last_flushed
+            );
+            self.last_flushed = last;
+        }
+        self.checks += 1;
+        Ok(())
+    }
+}
+
+/// The VM's replicated disk 0 as node `i`'s API reports it.
+fn disk0(cluster: &mut LabCluster, i: usize) -> Result<Value> {
+    let r =
+        cluster
+            .node(i)?
+            .api()?
+            .expect("GET", &format!("/api/v1/vms/{VM}/replication"), None)?;
+    r["disks"]
+        .as_array()
+        .and_then(|d| d.first())
+        .cloned()
+        .with_context(|| format!("no replicated disk in {r}"))
+}
+
+/// node1's active alert with `key`, if any.
+fn alert(cluster: &mut LabCluster, key: &str) -> Result<Option<Value>> {
+    let r = cluster.node(1)?.api()?.get("/api/v1/alerts")?;
+    ensure!(r.status == 200, "GET /api/v1/alerts: {}", r.body);
+    Ok(r.json()["active"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["key"] == key)
+        .cloned())
+}
+
+/// Poll until `done` says so (checking the invariants each time), or fail naming `what`.
+fn wait_for(
+    cluster: &mut LabCluster,
+    watch: &mut Watch,
+    what: &str,
+    deadline: Deadline,
+    mut done: impl FnMut(&mut LabCluster, &Watch) -> Result<bool>,
+) -> Result<Duration> {
+    let t0 = Instant::now();
+    loop {
+        watch.check(cluster)?;
+        if done(cluster, watch)? {
+            println!("{what}: {:.1} s", t0.elapsed().as_secs_f64());
+            return Ok(t0.elapsed());
+        }
+        if deadline.expired() {
+            bail!("{what}: not within {:?}", deadline.total());
+        }
+        // poll interval; the deadline bounds the wait
+        std::thread::sleep(Duration::from_millis(1000).min(deadline.remaining()));
+    }
+}
+
+/// Name the replication NIC as the replication role in node `i`'s network spec (try, then
+/// confirm).
+fn name_replication_network(cluster: &mut LabCluster, i: usize) -> Result<()> {
+    let node = cluster.node(i)?;
+    let ifname = node.wait_address(LabNic::Replication, Deadline::secs(120))?;
+    let api = node.api()?.clone();
+    let mut spec = api.expect("GET", "/api/v1/network", None)?["spec"].clone();
+    spec["roles"] = json!({"replication": ifname});
+    let r = api.put("/api/v1/network", &json!({ "spec": spec }))?;
+    ensure!(
+        r.status == 200,
+        "node{i} PUT /network with roles.replication={ifname}: {} {}",
+        r.status,
+        r.body
+    );
+    let c = api.post("/api/v1/network/confirm", &json!({}))?;
+    ensure!(c.status == 200, "node{i} confirm: {} {}", c.status, c.body);
+    Ok(())
+}
+
+/// Microseconds per 4 KiB synchronous direct write of `count` writes to `dev` at 4 KiB block
+/// `seek`, on node1.
+fn write_latency_us(cluster: &mut LabCluster, dev: &str, seek: u64, count: u64) -> Result<u64> {
+    let out = cluster.node(1)?.node().shell_check(
+        &format!(
+            "s=$(date +%s%N); dd if=/dev/zero of={dev} bs=4k count={count} seek={seek} \
+             oflag=direct,dsync 2>/dev/null && e=$(date +%s%N) && echo $(( (e - s) / 1000 / {count} ))"
+        ),
+        Deadline::secs(300),
+    )?;
+    out.trim()
+        .parse()
+        .with_context(|| format!("dd on {dev} printed {out:?}"))
+}
+
+#[test]
+#[ignore = "QEMU lab: needs a built image (cargo xtask image); run by ./dev test"]
+fn replication() -> Result<()> {
+    let Some(lab) = Lab::for_test("replication") else {
+        return Ok(());
+    };
+    if let Some(why) = LabCluster::unavailable() {
+        eprintln!("SKIP lab scenario replication: {why}");
+        return Ok(());
+    }
+    let started = Instant::now();
+    let guest = build_images(&common::guest::default_dir())?;
+    let mut opts = ClusterOptions::default().node_size(1, 2, 1536);
+    if lab.accel()?.accel == Accel::Tcg {
+        opts.cmdline.push("cairn.vm.accel=tcg".into());
+    }
+    let (mut cluster, _) = common::cluster_status::start_formed_with(&lab, 2, &opts)?;
+    for i in 1..=2 {
+        let serial = cluster.node(i)?.disk_serials()[0].clone();
+        let api = cluster.node(i)?.api()?.clone();
+        common::pool::create_single_pool(&api, POOL, &serial, Deadline::secs(300))?;
+        name_replication_network(&mut cluster, i)?;
+    }
+    // Each node record publishes its replication address and pools (NETWORKS_TICK, 10 s).
+    let api1 = cluster.node(1)?.api()?.clone();
+    let d = Deadline::secs(120);
+    loop {
+        let st = api1.expect("GET", "/api/v1/cluster", None)?;
+        let ready = st["nodes"].as_array().is_some_and(|nodes| {
+            nodes.len() == 2
+                && nodes.iter().all(|n| {
+                    n["replication_address"].is_string()
+                        && n["pools"].as_array().is_some_and(|p| !p.is_empty())
+                })
+        });
+        if ready {
+            break;
+        }
+        ensure!(
+            !d.expired(),
+            "the node records never showed replication addresses and pools: {st}"
+        );
+        // poll interval for the next record publication; the deadline bounds the wait
+        std::thread::sleep(Duration::from_millis(1000).min(d.remaining()));
+    }
+    println!(
+        "two nodes formed, pools and replication networks named: {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // The VM on node1: the test guest on a 256 MiB thin disk (IDE), run, then forced off
+    // (its flushed numbers are on the disk).
+    api1.run_task(
+        "POST",
+        "/api/v1/vms",
+        &json!({"name": VM, "vcpus": 1, "memory_mib": 32, "machine": "pc",
+                "disks": [{"source": "new", "pool": POOL, "size_bytes": DISK_BYTES, "bus": "ide"}]}),
+        Deadline::secs(120),
+    )?;
+    api1.expect(
+        "PUT",
+        &format!("/api/v1/vms/{VM}/disks/0/image"),
+        Some(&json!({"data_base64": base64(&guest.base)})),
+    )?;
+    api1.run_task(
+        "POST",
+        &format!("/api/v1/vms/{VM}/start"),
+        &json!({}),
+        Deadline::secs(120),
+    )?;
+    let text = wait_beats(&api1, VM, 1, 4, Deadline::secs(180))?;
+    api1.expect("POST", &format!("/api/v1/vms/{VM}/off"), Some(&json!({})))?;
+    let before = *flushed_since_boot(&text)
+        .last()
+        .context("the guest flushed nothing before replication")?;
+
+    // Refusals change nothing: a node that is not in the cluster.
+    let bad = api1.post(
+        &format!("/api/v1/vms/{VM}/replication"),
+        &json!({"replica": "node9"}),
+    )?;
+    ensure!(
+        bad.status == 422 && bad.body.contains("replica"),
+        "replica node9: {} {}",
+        bad.status,
+        bad.body
+    );
+
+    // Replication on: the task syncs the whole disk to node2.
+    let t = Instant::now();
+    let task = api1.run_task(
+        "POST",
+        &format!("/api/v1/vms/{VM}/replication"),
+        &json!({}),
+        Deadline::secs(400),
+    )?;
+    let turn_on_s = t.elapsed().as_secs_f64();
+    println!(
+        "replication on in {turn_on_s:.1} s: {} (progress {})",
+        task["message"], task["progress_seen"]
+    );
+    let vm = api1.expect("GET", &format!("/api/v1/vms/{VM}"), None)?;
+    let rep = &vm["disks"][0]["replication"];
+    let resource = rep["resource"]
+        .as_str()
+        .with_context(|| format!("disk 0 has no replication: {vm}"))?
+        .to_string();
+    ensure!(rep["replica"] == "node2", "replica: {rep}");
+    let minor: u32 = resource.trim_start_matches("cairn").parse()?;
+    ensure!(
+        vm["disks"][0]["path"] == format!("/dev/drbd{minor}"),
+        "disk 0 path: {}",
+        vm["disks"][0]["path"]
+    );
+    let s = disk0(&mut cluster, 1)?;
+    ensure!(s["healthy"] == true, "after the initial sync: {s}");
+    let res_file = cluster.node(1)?.node().shell_check(
+        &format!("grep -E 'address|protocol|fencing' /var/lib/cairn/drbd/{resource}.res"),
+        Deadline::secs(30),
+    )?;
+    for want in [
+        "10.78.0.11:",
+        "10.78.0.12:",
+        "protocol C",
+        "resource-and-stonith",
+    ] {
+        ensure!(
+            res_file.contains(want),
+            "{resource}.res lacks {want}:\n{res_file}"
+        );
+    }
+    let proc2 = cluster
+        .node(2)?
+        .node()
+        .shell_check("cat /proc/drbd", Deadline::secs(30))?;
+    ensure!(
+        proc2.contains("ro:Secondary/Secondary ds:UpToDate/UpToDate"),
+        "node2 after the sync:\n{proc2}"
+    );
+
+    // BENCH: 4 KiB synchronous writes on the replicated device (peer UpToDate) against a
+    // thin LV of the same pool, same run, at the disk's far end (the guest uses the start).
+    let node1 = cluster.node(1)?.node();
+    node1.shell_check(
+        &format!(
+            "drbdadm primary {resource} && lvcreate -y -V 64m -T cairn-{POOL}/thin -n bench-plain >/dev/null"
+        ),
+        Deadline::secs(60),
+    )?;
+    let far = (DISK_BYTES >> 12) - 2048;
+    let mut repl = Vec::new();
+    let mut plain = Vec::new();
+    for _ in 0..2 {
+        repl.push(write_latency_us(
+            &mut cluster,
+            &format!("/dev/drbd{minor}"),
+            far,
+            300,
+        )?);
+        plain.push(write_latency_us(
+            &mut cluster,
+            &format!("/dev/cairn-{POOL}/bench-plain"),
+            0,
+            300,
+        )?);
+    }
+    cluster.node(1)?.node().shell_check(
+        &format!("drbdadm secondary {resource} && lvremove -y cairn-{POOL}/bench-plain >/dev/null"),
+        Deadline::secs(60),
+    )?;
+    let (r, p) = (
+        repl.iter().min().copied().unwrap_or(0),
+        plain.iter().min().copied().unwrap_or(1),
+    );
+    println!(
+        "BENCH replication write_latency_us replicated={repl:?} plain={plain:?} ratio_best={:.2} (target <= 1.3)",
+        r as f64 / p.max(1) as f64
+    );
+
+    // The guest again, now on /dev/drbd<i>: it continues after its last flushed number.
+    let mut watch = Watch {
+        last_flushed: before,
+        checks: 0,
+    };
+    api1.run_task(
+        "POST",
+        &format!("/api/v1/vms/{VM}/start"),
+        &json!({}),
+        Deadline::secs(120),
+    )?;
+    let text = wait_beats(&api1, VM, 2, 3, Deadline::secs(180))?;
+    let first = *flushed_since_boot(&text)
+        .first()
+        .context("the guest flushed nothing on the replicated disk")?;
+    ensure!(
+        first == before + 1,
+        "the guest lost its flushed numbers: {before} before replication, {first} first after"
+    );
+    println!("guest continues on the replicated disk: {before} then {first}");
+    let s = disk0(&mut cluster, 1)?;
+    ensure!(
+        s["role"] == "Primary" && s["healthy"] == true,
+        "VM running: {s}"
+    );
+    watch.check(&mut cluster)?;
+
+    // The replication link cut on node2's side: node1 keeps writing alone (etcd says so),
+    // node2's copy is outdated, an alert names the disk.
+    cluster.set_port(2, LabNic::Replication, false)?;
+    let cut = Instant::now();
+    let key = format!("drbd/{resource}");
+    let mut oos = 0;
+    wait_for(
+        &mut cluster,
+        &mut watch,
+        "link cut: node1 writes alone with node2's copy outdated, alert raised",
+        Deadline::secs(120),
+        |c, _| {
+            let s = disk0(c, 1)?;
+            let p2 = c
+                .node(2)?
+                .node()
+                .shell_check("cat /proc/drbd", Deadline::secs(30))?;
+            oos = s["out_of_sync_bytes"].as_u64().unwrap_or(0);
+            Ok(s["connection"] != "Connected"
+                && s["peer_disk_state"] == "Outdated"
+                && s["io_frozen"] == false
+                && p2.contains("ds:Outdated/")
+                && alert(c, &key)?.is_some())
+        },
+    )?;
+    println!("alert: {}", alert(&mut cluster, &key)?.unwrap_or_default());
+    // The VM keeps flushing on node1 while apart.
+    let apart_from = watch.last_flushed;
+    wait_for(
+        &mut cluster,
+        &mut watch,
+        "the guest flushes 10 more numbers with the link cut",
+        Deadline::secs(120),
+        |_, w| Ok(w.last_flushed >= apart_from + 10),
+    )?;
+    let s = disk0(&mut cluster, 1)?;
+    oos = s["out_of_sync_bytes"].as_u64().unwrap_or(oos);
+    println!(
+        "apart for {:.0} s: guest flushed {apart_from} → {}; out of sync {oos} bytes",
+        cut.elapsed().as_secs_f64(),
+        watch.last_flushed
+    );
+
+    // The link back: only the changed blocks are resynced, both copies current, alert cleared.
+    cluster.set_port(2, LabNic::Replication, true)?;
+    wait_for(
+        &mut cluster,
+        &mut watch,
+        "link back: both copies UpToDate and the alert cleared",
+        Deadline::secs(180),
+        |c, _| Ok(disk0(c, 1)?["healthy"] == true && alert(c, &key)?.is_none()),
+    )?;
+    let log = cluster.node(1)?.node().shell_check(
+        &format!("dmesg | grep 'drbd{minor}: Began resync as SyncSource' | tail -1"),
+        Deadline::secs(30),
+    )?;
+    let kb: u64 = log
+        .split("will sync ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("no resync line in dmesg: {log:?}"))?;
+    ensure!(
+        kb * 1024 < DISK_BYTES / 4,
+        "the resync sent {kb} KiB: not only the changed blocks of a {} MiB disk",
+        DISK_BYTES >> 20
+    );
+    println!(
+        "BENCH replication resync_kib={kb} out_of_sync_before_kib={} disk_kib={} ({:.2} % of the disk)",
+        oos / 1024,
+        DISK_BYTES / 1024,
+        kb as f64 * 1024.0 * 100.0 / DISK_BYTES as f64
+    );
+    watch.check(&mut cluster)?;
+    println!(
+        "invariants checked {} times; last flushed {}; scenario {:.0} s",
+        watch.checks,
+        watch.last_flushed,
+        started.elapsed().as_secs_f64()
+    );
+    api1.expect("POST", &format!("/api/v1/vms/{VM}/off"), Some(&json!({})))?;
+    cluster.finish();
+    Ok(())
+}
