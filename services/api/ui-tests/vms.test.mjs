@@ -5,7 +5,11 @@
 // before leaving the step; the node's 422 sent back to the step and field it names; the VM
 // created as a task; an installer from the chosen pool's image library sent as a SATA CD-ROM
 // booted first), an action followed through its task progress across the page's
-// periodic reloads, and the live serial console. Keeps desktop and 360 px phone screenshots.
+// periodic reloads, the live serial console, and replicated disks: Replicate… disabled with
+// its reason (a running VM, a standalone node), the dialog's replica choice (eligible and
+// ineligible nodes, the node's 422 under the field, `{replica}` or `{}` for Automatic), the
+// initial sync's progress, and each disk's state with its status words, re-read while shown.
+// Keeps desktop and 360 px phone screenshots.
 //
 // Run: cd services/api/ui-tests && node --test vms.test.mjs   (CHROMIUM overrides the browser,
 // UI_RESULTS the screenshot folder; default <repo>/build/ui-results)
@@ -33,7 +37,22 @@ const state = {
   vms: [vm('web', 'running', { vcpus: 2, memory_mib: 1024, autostart: true, stats: stats(12.5, 300 * 1048576), disk_allocated_bytes: 2.5 * GiB }),
     vm('db', 'shut_off', { stats: null, disk_allocated_bytes: null })],
   creates: [],
+  cluster: { mode: 'member', this_node: 'node1', cluster: { name: 'prod' }, quorum: null, nodes: [], failover: null },
+  // GET /api/v1/vms/app/replication's disks.
+  replication: [],
 };
+
+/** A replicated disk's state as GET …/replication gives it (healthy unless `extra` says). */
+const replicaState = (disk, resource, extra = {}) => ({
+  disk, resource, replica: 'node2', role: 'Secondary', peer_role: 'Secondary', connection: 'Connected',
+  disk_state: 'UpToDate', peer_disk_state: 'UpToDate', sync_percent: null, out_of_sync_bytes: 0,
+  io_frozen: false, healthy: true, ...extra,
+});
+
+const TARGETS = [
+  { node: 'node2', eligible: true },
+  { node: 'node3', eligible: false, reason: 'node3 has no bridge br0, which the VM uses: add it to node3\'s network or pick another node' },
+  { node: 'w', eligible: false, reason: 'w is a witness: it runs no VMs' }];
 
 function resources() {
   const running = state.vms.filter((v) => v.state === 'running');
@@ -66,11 +85,15 @@ const api = new ScriptedApi(({ method, path: p, b }) => {
     return json(202, api.task(30, 'vm.create', `creating VM ${b.name}`));
   }
   if (p === '/api/v1/vms/db/start') return json(202, api.task(31, 'vm.start', 'starting VM db'));
-  if (p === '/api/v1/vms/web/targets') {
-    return json(200, { vm: 'web', bridges: ['br0'], targets: [
-      { node: 'node2', eligible: true },
-      { node: 'node3', eligible: false, reason: 'node3 has no bridge br0, which the VM uses: add it to node3\'s network or pick another node' },
-      { node: 'w', eligible: false, reason: 'w is a witness: it runs no VMs' }] });
+  if (p === '/api/v1/vms/web/targets') return json(200, { vm: 'web', bridges: ['br0'], targets: TARGETS });
+  if (p === '/api/v1/vms/app/targets') return json(200, { vm: 'app', bridges: ['br0'], targets: TARGETS });
+  if (p === '/api/v1/cluster') return json(200, state.cluster);
+  if (p === '/api/v1/vms/app/replication' && method === 'GET') return json(200, { vm: 'app', disks: state.replication });
+  if (p === '/api/v1/vms/app/replication' && method === 'POST') {
+    if (b.replica === 'node2') {
+      return json(422, { code: 'invalid', field: 'replica', message: 'node2 has 1.0 GiB free on its pools; the disks of app need 12.0 GiB' });
+    }
+    return json(202, api.task(40, 'vm.replicate', 'turn replication on for VM app'));
   }
   if (p === '/api/v1/vms/db/targets') return json(200, { vm: 'db', bridges: ['br0'], targets: [] });
   if (p === '/api/v1/vms/web/console/stream') return { status: 200, contentType: 'text/event-stream', body: CONSOLE };
@@ -284,4 +307,156 @@ test('other nodes: which nodes could take the VM, and why the others could not',
   await card('db').locator('[data-action="Other nodes"]').click();
   await card('db').locator('[data-targets="db"]').waitFor();
   assert.match(await card('db').locator('[data-targets="db"]').textContent(), /not in a cluster with other nodes/);
+});
+
+/** Wait until `cond()` holds, checking every 50 ms, at most `ms` (then fail naming `what`). */
+async function until(cond, ms, what) {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
+    await new Promise((r) => { setTimeout(r, 50); });
+  }
+}
+
+const listLoads = () => calls.filter((c) => c === 'GET /api/v1/vms').length;
+const replicationReads = () => calls.filter((c) => c === 'GET /api/v1/vms/app/replication').length;
+/** The status words of `disk` in the open replication table. */
+const statusOf = (disk) => card('app').locator(`[data-replication="app"] tr[data-disk="${disk}"] [data-status]`);
+
+test('replication: Replicate… is disabled with the reason while the VM runs', async () => {
+  const b = card('web').locator('[data-action="Replicate…"]');
+  await b.waitFor();
+  assert.ok(await b.isDisabled());
+  assert.equal((await card('web').locator('[data-replicate-why="web"]').textContent()).trim(), 'Shut the VM down to turn replication on.');
+  assert.equal(await b.getAttribute('aria-describedby'), 'replicate-why-web');
+  // A shut-off VM on a member may.
+  assert.ok(await card('web2').locator('[data-action="Replicate…"]').isEnabled());
+  assert.equal(await card('web2').locator('[data-replicate-why]').count(), 0);
+});
+
+test('the Replicate dialog offers the eligible nodes, shows why the others cannot, and follows the initial sync', async () => {
+  const disk = (i) => ({ kind: 'disk', pool: 'tank', volume: `app-disk${i}`, path: `/dev/tank/app-disk${i}`, bus: 'virtio', origin: null });
+  state.vms.push(vm('app', 'shut_off', { disks: [disk(0), disk(1), disk(2)], stats: null, disk_allocated_bytes: null }));
+  await card('app').waitFor();
+  await card('app').locator('[data-action="Replicate…"]').click();
+  const form = card('app').locator('form[data-form="replicate"]');
+  await form.waitFor();
+  const choice = (node) => form.locator(`[data-replica="${node}"]`);
+  // Automatic is the default; node2 can hold the copies; node3 and the witness cannot, with why.
+  assert.ok(await choice('automatic').locator('input').isChecked());
+  assert.match(await choice('automatic').textContent(), /^Automatic: the node with the most free space$/);
+  assert.ok(await choice('node2').locator('input').isEnabled());
+  assert.match(await choice('node2').textContent(), /node2: can hold the copies/);
+  assert.ok(await choice('node3').locator('input').isDisabled());
+  assert.match(await choice('node3').textContent(), /node3 has no bridge br0, which the VM uses/);
+  assert.ok(await choice('w').locator('input').isDisabled());
+  assert.match(await choice('w').textContent(), /w is a witness: it runs no VMs/);
+  const text = await form.textContent();
+  assert.match(text, /Each of its 3 disks \(tank\/app-disk0, tank\/app-disk1, tank\/app-disk2\) gets a synchronous copy on the chosen node/);
+  assert.match(text, /app must stay shut down until the copies are set up, and the initial sync copies each whole disk/);
+  await shot('replicate-dialog');
+
+  // node2 is refused by the node (not enough room): the reason under Replica node.
+  await choice('node2').locator('input').check();
+  await form.getByRole('button', { name: 'Replicate' }).click();
+  const error = form.locator('[data-field="replica"] .field-error');
+  await error.waitFor({ state: 'visible' });
+  assert.equal((await error.textContent()).trim(), 'Node2 has 1.0 GiB free on its pools; the disks of app need 12.0 GiB.');
+  assert.ok(calls.includes('POST /api/v1/vms/app/replication {"replica":"node2"}'));
+
+  // Automatic sends no replica; the task's progress replaces the dialog.
+  await choice('automatic').locator('input').check();
+  await form.getByRole('button', { name: 'Replicate' }).click();
+  const line = card('app').locator('.task-inline[data-task="40"]');
+  await line.waitFor();
+  assert.equal(calls.filter((c) => c.startsWith('POST /api/v1/vms/app/replication')).at(-1), 'POST /api/v1/vms/app/replication {}');
+  progress(40, 34, 'running', 'initial sync to node2: 34.5 % of 256 MiB at 30.0 MiB/s, 5 s left');
+  await line.locator('.pct', { hasText: '34 %' }).waitFor();
+  assert.match(await line.textContent(), /Initial sync to node2: 34\.5 % of 256 MiB at 30\.0 MiB\/s, 5 s left\./);
+  // While it runs, Replicate… says why it cannot be used again (after the next reload).
+  await card('app').locator('[data-replicate-why="app"]').waitFor();
+  assert.match(await card('app').locator('[data-replicate-why="app"]').textContent(), /Replication is being turned on/);
+  assert.ok(await card('app').locator('[data-action="Replicate…"]').isDisabled());
+  await shot('replicate-progress');
+
+  // Done: the disks are replicated; their state opens under the task's last line.
+  const app = state.vms.find((v) => v.name === 'app');
+  app.disks.forEach((d, i) => Object.assign(d, { path: `/dev/drbd${i}`, replication: { resource: `cairn${i}`, replica: 'node2' } }));
+  state.replication = [
+    replicaState('disk0', 'cairn0'),
+    replicaState('disk1', 'cairn1', { connection: 'SyncSource', peer_disk_state: 'Inconsistent', sync_percent: 34.5, out_of_sync_bytes: 168 * 1048576, healthy: false }),
+    replicaState('disk2', 'cairn2', { connection: 'WFConnection', peer_role: 'Unknown', peer_disk_state: 'DUnknown', out_of_sync_bytes: 3 * 1048576, healthy: false }),
+  ];
+  progress(40, 100, 'succeeded', 'VM app: disk0 (cairn0), disk1 (cairn1), disk2 (cairn2) replicated on node2');
+  await card('app').locator('[data-replication="app"] table').waitFor();
+  assert.match(await line.textContent(), /VM app: disk0 \(cairn0\), disk1 \(cairn1\), disk2 \(cairn2\) replicated on node2.*100 %/s);
+});
+
+test('each replicated disk\'s state: status words, re-read while shown, no more once closed', async () => {
+  const view = card('app').locator('[data-replication="app"]');
+  assert.equal((await statusOf('disk0').textContent()).trim(), 'Both copies up to date');
+  assert.equal((await statusOf('disk1').textContent()).trim(), 'Syncing 34 %');
+  assert.equal((await statusOf('disk2').textContent()).trim(), 'Other copy not connected — only this copy is current');
+  const cells = async (disk) => (await view.locator(`tr[data-disk="${disk}"] td`).allTextContents()).map((t) => t.trim());
+  assert.deepEqual(await cells('disk1'), ['disk1 cairn1', 'Syncing 34 %', 'node2', 'Secondary', 'SyncSource', 'UpToDate', 'Inconsistent', '34.5 %', '168.0 MiB']);
+  assert.deepEqual(await cells('disk2'), ['disk2 cairn2', 'Other copy not connected — only this copy is current', 'node2', 'Secondary', 'WFConnection', 'UpToDate', 'DUnknown', '—', '3.0 MiB']);
+  assert.equal((await cells('disk0'))[8], '0 B');
+  assert.equal(await statusOf('disk0').getAttribute('data-status'), 'ok');
+  assert.equal(await statusOf('disk2').getAttribute('data-status'), 'warning');
+  // The list marks each replicated disk; Replication replaces Replicate….
+  const badges = card('app').locator('[data-disks] [data-replicated]');
+  await page.waitForFunction(() => document.querySelectorAll('[data-vm="app"] [data-disks] [data-replicated]').length === 3, null, { timeout: 10000 });
+  assert.deepEqual((await badges.allTextContents()).map((t) => t.trim()), ['replicated on node2', 'replicated on node2', 'replicated on node2']);
+  assert.match(await badges.first().getAttribute('title'), /DRBD resource cairn0 \(\/dev\/drbd0\)/);
+  assert.equal(await card('app').locator('[data-action="Replicate…"]').count(), 0);
+  assert.ok(await card('app').locator('[data-action="Replication"]').isVisible());
+  await shot('replication');
+
+  // Re-read while shown (and kept across the list's reloads): the sync ends, the
+  // disconnected copy's I/O freezes.
+  state.replication[1] = replicaState('disk1', 'cairn1');
+  state.replication[2] = replicaState('disk2', 'cairn2', { role: 'Primary', connection: 'WFConnection', peer_role: 'Unknown', peer_disk_state: 'DUnknown', io_frozen: true, healthy: false });
+  await page.waitForFunction(() => document.querySelector('[data-replication="app"] tr[data-disk="disk2"] [data-status]')?.textContent === 'I/O frozen: waiting for the cluster', null, { timeout: 10000 });
+  assert.equal((await statusOf('disk1').textContent()).trim(), 'Both copies up to date');
+  assert.equal(await statusOf('disk2').getAttribute('data-status'), 'critical');
+  // A resource that is not up on this node.
+  state.replication[0] = replicaState('disk0', 'cairn0', { role: null, peer_role: null, connection: null, disk_state: null, peer_disk_state: null, healthy: false });
+  await page.waitForFunction(() => document.querySelector('[data-replication="app"] tr[data-disk="disk0"] [data-status]')?.textContent === 'Not up on this node', null, { timeout: 10000 });
+  assert.deepEqual((await cells('disk0')).slice(3, 7), ['—', '—', '—', '—']);
+
+  // Closed: no more reads, while the list goes on reloading.
+  await card('app').locator('[data-action="Close replication"]').click();
+  assert.equal(await view.count(), 0);
+  // (A read already on its way when Close was clicked is done by the next reload.)
+  let loads = listLoads();
+  await until(() => listLoads() > loads, 10000, 'a reload of the list');
+  let reads = replicationReads();
+  loads = listLoads();
+  await until(() => listLoads() >= loads + 2, 10000, 'two more reloads of the list');
+  assert.equal(replicationReads(), reads, 'the replication state was read after Close');
+
+  // Opened again, then replaced by another action of the VM: that stops it too.
+  await card('app').locator('[data-action="Replication"]').click();
+  await view.locator('table').waitFor();
+  await card('app').locator('[data-action="Other nodes"]').click();
+  await card('app').locator('[data-targets="app"]').waitFor();
+  loads = listLoads();
+  await until(() => listLoads() > loads, 10000, 'a reload of the list');
+  reads = replicationReads();
+  loads = listLoads();
+  await until(() => listLoads() >= loads + 2, 10000, 'two reloads of the list');
+  assert.equal(replicationReads(), reads, 'the replication state was read after another action replaced it');
+});
+
+test('on a standalone node Replicate… says a cluster is needed', async () => {
+  state.cluster = { mode: 'standalone', this_node: 'node1', cluster: null, quorum: null, nodes: [], failover: null };
+  await page.goto(`${ORIGIN}/`);
+  await card('web2').waitFor();
+  for (const name of ['web2', 'web']) {
+    assert.ok(await card(name).locator('[data-action="Replicate…"]').isDisabled(), name);
+    assert.equal((await card(name).locator(`[data-replicate-why="${name}"]`).textContent()).trim(),
+      'This node is not in a cluster: create or join one on the Cluster page to replicate disks.');
+  }
+  // Replicated disks keep their state view.
+  assert.ok(await card('app').locator('[data-action="Replication"]').isEnabled());
 });

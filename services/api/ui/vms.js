@@ -1,6 +1,8 @@
 // VMs: the list with state badges, live statistics (CPU, memory, pool space) and resource
 // bars, a create wizard (with an optional installer from the pool's image library), actions
-// with progress (tasks), and a live serial console (server-sent events).
+// with progress (tasks), a live serial console (server-sent events), and replicated disks
+// (issue 18): turning replication on (the replica node chosen, the initial sync followed as a
+// task) and each replicated disk's DRBD state, re-read while it is shown.
 
 import { api, get } from './api.js';
 import { badge, emptyState, h, progressBar, replace } from './dom.js';
@@ -21,6 +23,61 @@ const STATE = {
 };
 
 const GIB = 1024 * 1024 * 1024;
+
+/** How often an open replication view re-reads the disks' state. */
+const REPLICATION_POLL_MS = 3000;
+/** How long the cluster's status (member or not) is reused before it is read again. */
+const CLUSTER_TTL_MS = 10000;
+/** DRBD connection states of a sync (or one about to start) in either direction. */
+const SYNCING = /^(SyncSource|SyncTarget|PausedSync[ST]|StartingSync[ST]|WFBitMap[ST]|WFSyncUUID)$/;
+
+/**
+ * What a replicated disk's state means, as [tone, status words]: not up here, I/O frozen,
+ * a sync running, both copies current, the other copy away (only this copy current, or not
+ * even this one), or one copy behind.
+ */
+export function replicationStatus(d) {
+  if (d.role == null) return ['warning', 'Not up on this node'];
+  if (d.io_frozen) return ['critical', 'I/O frozen: waiting for the cluster'];
+  if (d.sync_percent != null || SYNCING.test(d.connection || '')) {
+    return ['info', d.sync_percent == null ? 'Syncing' : `Syncing ${Math.floor(d.sync_percent)} %`];
+  }
+  if (d.healthy) return ['ok', 'Both copies up to date'];
+  if (d.connection !== 'Connected') {
+    return d.disk_state === 'UpToDate'
+      ? ['warning', 'Other copy not connected — only this copy is current']
+      : ['critical', 'Other copy not connected — this copy is not current either'];
+  }
+  if (d.disk_state === 'Diskless') return ['critical', 'This copy has no disk'];
+  if (d.disk_state !== 'UpToDate') return ['warning', `This copy is not up to date (${d.disk_state})`];
+  return ['warning', `The other copy is not up to date (${d.peer_disk_state || 'unknown'})`];
+}
+
+/**
+ * Each replicated disk of VM `vm` with its state on this node, as a table (its box scrolls
+ * sideways on a narrow screen, so it takes the keyboard's focus).
+ */
+function replicationTable(vm, disks) {
+  const dash = (v) => (v == null ? '—' : v);
+  const head = ['Disk', 'Status', 'Replica node', 'Role here', 'Connection', 'This copy', 'Other copy', 'Sync', 'Out of sync'];
+  const row = (d) => {
+    const [tone, words] = replicationStatus(d);
+    return h('tr', { 'data-disk': d.disk, 'data-healthy': String(d.healthy), class: tone === 'critical' || tone === 'warning' ? `row-${tone}` : null },
+      h('td', {}, d.disk, h('span', { class: 'muted small mono', title: `DRBD resource ${d.resource}` }, ` ${d.resource}`)),
+      h('td', { 'data-status': tone }, badge(tone, words)),
+      h('td', { class: 'mono' }, d.replica),
+      h('td', {}, dash(d.role)),
+      h('td', {}, dash(d.connection)),
+      h('td', {}, dash(d.disk_state)),
+      h('td', {}, dash(d.peer_disk_state)),
+      h('td', { class: 'num' }, d.sync_percent == null ? '—' : `${d.sync_percent.toFixed(1)} %`),
+      h('td', { class: 'num', title: `${d.out_of_sync_bytes} bytes` }, bytes(d.out_of_sync_bytes)));
+  };
+  return h('div', { class: 'table-wrap', tabindex: 0, role: 'region', 'aria-label': `State of the replicated disks of ${vm}` },
+    h('table', { class: 'data-table replication' },
+      h('thead', {}, h('tr', {}, head.map((t) => h('th', { scope: 'col' }, t)))),
+      h('tbody', {}, disks.map(row))));
+}
 
 /**
  * A VM's live use (the node samples running VMs every 2 s): CPU in percent of its vCPUs, the
@@ -276,6 +333,29 @@ export async function renderVms(main) {
     return lines.get(name);
   };
 
+  // Whether this node is a cluster member (replication needs one): read with the list, at
+  // most every CLUSTER_TTL_MS. `{ mode }`, or `{ error }` when the cluster cannot be asked.
+  let cluster = null;
+  let clusterAt = 0;
+  async function clusterStatus() {
+    if (cluster && Date.now() - clusterAt < CLUSTER_TTL_MS) return cluster;
+    try {
+      cluster = { mode: (await get('/api/v1/cluster')).mode };
+    } catch (err) {
+      cluster = { error: sentence(err.message) };
+    }
+    clusterAt = Date.now();
+    return cluster;
+  }
+  // The VMs whose replication is being turned on (their task runs in their line).
+  const replicating = new Set();
+  // The open replication views, by VM: each re-reads its VM's state until closed.
+  const views = new Map();
+  const closeView = (name) => {
+    views.get(name)?.stop();
+    views.delete(name);
+  };
+
   newButton.addEventListener('click', async () => {
     let pools = [];
     try {
@@ -301,7 +381,135 @@ export async function renderVms(main) {
     }
   }
 
-  function vmCard(vm) {
+  /**
+   * The state of `vm`'s replicated disks in its line (after `keep`, e.g. the task that turned
+   * replication on), re-read every REPLICATION_POLL_MS while it is shown: Close, another
+   * action in the line, the VM gone or the page left stop it.
+   */
+  function openReplication(vm, line, keep = []) {
+    closeView(vm);
+    const state = h('div', { 'aria-live': 'polite' }, h('p', { class: 'loading' }, 'Reading the state of the copies…'));
+    const close = h('button', { type: 'button', class: 'link small', 'data-action': 'Close replication' }, 'Close');
+    const view = h('section', { class: 'vm-replication', 'data-replication': vm, 'aria-label': `Replicated disks of ${vm}` },
+      h('div', { class: 'console-head' },
+        h('p', { class: 'muted small' }, `Replicated disks of ${vm}: their state on this node, read again every ${REPLICATION_POLL_MS / 1000} s`),
+        close),
+      state);
+    let timer = null;
+    let stopped = false;
+    const stop = () => {
+      stopped = true;
+      clearTimeout(timer);
+    };
+    const read = async () => {
+      // Replaced by another action, or the page was left: stop without being told.
+      if (stopped || !view.isConnected) {
+        if (views.get(vm)?.view === view) closeView(vm);
+        return;
+      }
+      try {
+        const r = await get(`/api/v1/vms/${encodeURIComponent(vm)}/replication`);
+        if (stopped) return;
+        replace(state, r.disks.length ? replicationTable(vm, r.disks)
+          : h('p', { class: 'muted' }, `No disk of ${vm} is replicated.`));
+      } catch (err) {
+        if (stopped) return;
+        replace(state, h('p', { class: 'form-error' }, sentence(err.message)));
+      }
+      timer = setTimeout(read, REPLICATION_POLL_MS);
+    };
+    close.addEventListener('click', () => {
+      closeView(vm);
+      line.replaceChildren();
+    });
+    views.set(vm, { stop, view });
+    line.replaceChildren(...keep, view);
+    read();
+  }
+
+  /**
+   * The Replicate… dialog of shut-off VM `vm` in its line: the replica node (automatic, or an
+   * eligible node of /targets; the others shown disabled with the reason), what happens, then
+   * POST and the task's progress; once done, the disks' state.
+   */
+  async function openReplicate(vm, line) {
+    const base = `/api/v1/vms/${encodeURIComponent(vm.name)}`;
+    closeView(vm.name);
+    line.replaceChildren(h('p', { class: 'loading' }, 'Asking the cluster which nodes can hold the copies…'));
+    let t;
+    try {
+      t = await get(`${base}/targets`);
+    } catch (err) {
+      line.replaceChildren(h('p', { class: 'form-error' }, sentence(err.message)));
+      return;
+    }
+    const eligible = t.targets.filter((n) => n.eligible);
+    const choice = (value, label, note, disabled) => h('label', { class: 'check', 'data-replica': value || 'automatic' },
+      h('input', { type: 'radio', name: 'replica', value, checked: !value && !disabled, disabled }),
+      h('span', {}, h('strong', {}, label), note ? h('span', { class: 'hint' }, ` ${note}`) : null));
+    const nodes = h('fieldset', { class: 'field', 'data-field': 'replica' },
+      h('legend', {}, 'Replica node'),
+      choice('', 'Automatic:', 'the node with the most free space', !eligible.length),
+      t.targets.map((n) => choice(n.node, `${n.node}:`, n.eligible ? 'can hold the copies' : n.reason, !n.eligible)),
+      h('p', { class: 'field-error', role: 'alert', hidden: true }));
+    const disks = vm.disks.filter((d) => d.kind !== 'cdrom');
+    const submit = h('button', { type: 'submit', class: 'primary small', disabled: !eligible.length }, 'Replicate');
+    const cancel = h('button', { type: 'button', class: 'secondary small' }, 'Cancel');
+    const none = t.targets.length
+      ? 'No other node can hold the copies now: the reason is given for each.'
+      : 'This cluster has no other node: add one on the Cluster page first.';
+    const form = h('form', { class: 'card mini-form', 'data-form': 'replicate', novalidate: true },
+      h('h3', {}, `Replicate the disks of ${vm.name}`),
+      h('p', {}, `Each of its ${disks.length === 1 ? 'disk' : `${disks.length} disks`} (${disks.map((d) => `${d.pool}/${d.volume}`).join(', ')}) `
+        + 'gets a synchronous copy on the chosen node: a write is done only once both copies have it. '
+        + `${vm.name} must stay shut down until the copies are set up, and the initial sync copies each whole disk over the replication network.`),
+      nodes,
+      eligible.length ? null : h('p', { class: 'notice', 'data-no-replica': true }, none),
+      formError(),
+      h('div', { class: 'actions' }, submit, cancel));
+    cancel.addEventListener('click', () => line.replaceChildren());
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      clearErrors(form);
+      const replica = nodes.querySelector('input:checked')?.value || '';
+      submit.disabled = true;
+      try {
+        const task = await api('POST', `${base}/replication`, { body: replica ? { replica } : {}, signedIn: true });
+        replicating.add(vm.name);
+        // Called once the task ended (a microtask later: it may have ended already).
+        const finished = (done) => {
+          replicating.delete(vm.name);
+          // Turned on: the disks' state right under the task's last line.
+          if (done.state === 'succeeded' && progress.isConnected) openReplication(vm.name, line, [progress]);
+          load();
+        };
+        const progress = taskLine(task, (done) => Promise.resolve().then(() => finished(done)));
+        line.replaceChildren(progress);
+        load();
+      } catch (err) {
+        submit.disabled = false;
+        showError(form, err);
+      }
+    });
+    line.replaceChildren(form);
+    (nodes.querySelector('input:checked') || cancel).focus();
+  }
+
+  /**
+   * Why `vm`'s replication cannot be turned on now (null: it can): a task turning it on runs,
+   * the node is not a cluster member, the VM runs, or it has no disk.
+   */
+  function cannotReplicate(vm, cl) {
+    if (replicating.has(vm.name)) return 'Replication is being turned on: the progress is shown below.';
+    if (cl.error) return cl.error;
+    if (cl.mode === 'standalone') return 'This node is not in a cluster: create or join one on the Cluster page to replicate disks.';
+    if (cl.mode !== 'member') return 'This node is still joining its cluster: replication can be turned on once it is a member.';
+    if (!['shut_off', 'crashed'].includes(vm.state)) return 'Shut the VM down to turn replication on.';
+    if (!vm.disks.some((d) => d.kind !== 'cdrom')) return 'This VM has no disk to replicate (CD-ROMs are not).';
+    return null;
+  }
+
+  function vmCard(vm, cl) {
     const line = lineOf(vm.name);
     const base = `/api/v1/vms/${encodeURIComponent(vm.name)}`;
     const running = vm.state === 'running' || vm.state === 'paused' || vm.state === 'shutting_down';
@@ -358,6 +566,21 @@ export async function renderVms(main) {
         line.replaceChildren(h('p', { class: 'form-error' }, sentence(err.message)));
       }
     }));
+    // Replicated disks: their state (re-read while shown); else Replicate… or why not.
+    const replicated = vm.disks.filter((d) => d.replication);
+    let whyNot = null;
+    if (replicated.length) {
+      buttons.push(btn('Replication', () => openReplication(vm.name, line)));
+    } else {
+      const reason = cannotReplicate(vm, cl);
+      const b = btn('Replicate…', () => openReplicate(vm, line));
+      if (reason) {
+        b.disabled = true;
+        b.setAttribute('aria-describedby', `replicate-why-${vm.name}`);
+        whyNot = h('p', { class: 'muted small', id: `replicate-why-${vm.name}`, 'data-replicate-why': vm.name }, reason);
+      }
+      buttons.push(b);
+    }
     if (!running) {
       buttons.push(btn('Delete', () => {
         const input = h('input', { type: 'text' });
@@ -377,22 +600,32 @@ export async function renderVms(main) {
         line.replaceChildren(f);
       }));
     }
-    const disks = vm.disks.map((d) => `${d.kind === 'cdrom' ? 'CD-ROM' : 'disk'} ${d.pool}/${d.volume}${d.origin ? ` (clone of ${d.origin})` : ''}`).join(', ');
+    const disks = [];
+    vm.disks.forEach((d, i) => {
+      if (i) disks.push(', ');
+      disks.push(`${d.kind === 'cdrom' ? 'CD-ROM' : 'disk'} ${d.pool}/${d.volume}${d.origin ? ` (clone of ${d.origin})` : ''}`);
+      if (d.replication) {
+        disks.push(' ', h('span', { 'data-replicated': `disk${i}`, title: `DRBD resource ${d.replication.resource} (${d.path})` },
+          badge('info', `replicated on ${d.replication.replica}`)));
+      }
+    });
     return h('section', { class: 'card', 'data-vm': vm.name, 'data-state': vm.state },
       h('div', { class: 'task-head' }, h('p', { class: 'row-title' }, vm.name), stateBadge(vm.state)),
       h('p', { class: 'muted small' },
         `${vm.vcpus} vCPU · ${vm.memory_mib} MiB · ${vm.cpu_model} · ${vm.machine}${vm.autostart ? ' · autostart' : ''}`),
       usage(vm),
-      h('p', { class: 'muted small' }, disks || 'no disks'),
+      h('p', { class: 'muted small', 'data-disks': true }, disks.length ? disks : 'no disks'),
       vm.nics.length ? h('p', { class: 'muted small' }, vm.nics.map((n) => `${n.bridge} ${n.mac}`).join(', ')) : null,
       h('div', { class: 'row-actions vm-actions' }, ...buttons),
+      whyNot,
       line);
   }
 
   async function load() {
     let res;
+    let cl;
     try {
-      res = await get('/api/v1/vms');
+      [res, cl] = await Promise.all([get('/api/v1/vms'), clusterStatus()]);
     } catch (err) {
       body.replaceChildren(h('p', { class: 'form-error' }, sentence(err.message)));
       return;
@@ -410,9 +643,14 @@ export async function renderVms(main) {
       closeConsole = null;
       openConsole = null;
     }
-    for (const name of [...lines.keys()]) if (!res.vms.some((v) => v.name === name)) lines.delete(name);
+    for (const name of [...lines.keys()]) {
+      if (!res.vms.some((v) => v.name === name)) {
+        lines.delete(name);
+        closeView(name);
+      }
+    }
     body.replaceChildren(node, ...(res.vms.length
-      ? res.vms.map(vmCard)
+      ? res.vms.map((v) => vmCard(v, cl))
       : [emptyState('No VMs yet', 'Create a VM with a new thin disk on a pool, or clone one.')]));
   }
 
@@ -423,5 +661,6 @@ export async function renderVms(main) {
     clearInterval(timer);
     off();
     if (closeConsole) closeConsole();
+    for (const name of [...views.keys()]) closeView(name);
   };
 }

@@ -1,5 +1,6 @@
 //! `cairnctl vms …`: list, create, start, shut down, power off, reboot, clone, snapshot,
-//! delete VMs, and follow a VM's serial console.
+//! delete VMs, follow a VM's serial console, turn replication on for a VM's disks and show
+//! their replication state.
 
 use crate::cli::vms::{CreateArgs, VmRef, VmsArgs, VmsCommand};
 use crate::cli::Output;
@@ -52,6 +53,13 @@ pub enum VmCmd {
         delete_disks: bool,
     },
     Console(String),
+    /// Turn replication on; `to`: the replica node (else the node chooses).
+    Replicate {
+        name: String,
+        to: Option<String>,
+    },
+    /// The replicated disks' state.
+    Replication(String),
 }
 
 /// The command a command line asks for.
@@ -65,6 +73,8 @@ pub fn command(args: VmsArgs) -> VmCmd {
         VmsCommand::Start(VmRef { name }) => VmCmd::Start(name),
         VmsCommand::Off(VmRef { name }) => VmCmd::Off(name),
         VmsCommand::Console(VmRef { name }) => VmCmd::Console(name),
+        VmsCommand::Replicate { name, to } => VmCmd::Replicate { name, to },
+        VmsCommand::Replication(VmRef { name }) => VmCmd::Replication(name),
         VmsCommand::Shutdown { name, timeout } => VmCmd::Shutdown {
             name,
             timeout_s: timeout,
@@ -254,8 +264,24 @@ pub fn show_text(v: &Value) -> String {
             v["state"].as_str().unwrap_or("not running")
         )
     };
+    let replicated: String = v["disks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter(|(_, d)| d["replication"].is_object())
+        .map(|(i, d)| {
+            let r = &d["replication"];
+            format!(
+                "disk{i}: replicated on {} ({}, {})\n",
+                r["replica"].as_str().unwrap_or("?"),
+                r["resource"].as_str().unwrap_or("?"),
+                d["path"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
     format!(
-        "{live}pool space of its disks: {}\n{}\n",
+        "{live}pool space of its disks: {}\n{replicated}{}\n",
         allocated_text(v),
         serde_json::to_string_pretty(v).unwrap_or_default()
     )
@@ -285,6 +311,118 @@ pub fn list_text(v: &Value) -> String {
         n("memory_mib"),
         n("memory_free_mib"),
     ));
+    out
+}
+
+/// The body of `POST …/replication`: the replica node when one is named.
+pub fn replicate_body(to: Option<&str>) -> Value {
+    match to {
+        Some(node) => json!({"replica": node}),
+        None => json!({}),
+    }
+}
+
+/// DRBD connection states of a sync (or one about to start), in either direction.
+fn syncing(connection: &str) -> bool {
+    matches!(
+        connection,
+        "SyncSource"
+            | "SyncTarget"
+            | "PausedSyncS"
+            | "PausedSyncT"
+            | "StartingSyncS"
+            | "StartingSyncT"
+            | "WFBitMapS"
+            | "WFBitMapT"
+            | "WFSyncUUID"
+    )
+}
+
+/// What a replicated disk's state means, in the web page's words: not up here, I/O frozen,
+/// a sync running, both copies current, the other copy away (only this copy current, or not
+/// even this one), or one copy behind.
+pub fn replication_status(d: &Value) -> String {
+    let text = |k: &str| d[k].as_str();
+    if text("role").is_none() {
+        return "not up on this node".into();
+    }
+    if d["io_frozen"] == true {
+        return "I/O frozen: waiting for the cluster".into();
+    }
+    let connection = text("connection").unwrap_or("");
+    if let Some(p) = d["sync_percent"].as_f64() {
+        return format!("syncing {} %", p.floor());
+    }
+    if syncing(connection) {
+        return "syncing".into();
+    }
+    if d["healthy"] == true {
+        return "both copies up to date".into();
+    }
+    let here = text("disk_state").unwrap_or("unknown");
+    if connection != "Connected" {
+        return if here == "UpToDate" {
+            "other copy not connected: only this copy is current".into()
+        } else {
+            "other copy not connected: this copy is not current either".into()
+        };
+    }
+    match here {
+        "Diskless" => "this copy has no disk".into(),
+        "UpToDate" => format!(
+            "the other copy is not up to date ({})",
+            text("peer_disk_state").unwrap_or("unknown")
+        ),
+        other => format!("this copy is not up to date ({other})"),
+    }
+}
+
+/// `vms replication NAME` as text: one line per replicated disk with its state on this node.
+pub fn replication_text(v: &Value) -> String {
+    let vm = v["vm"].as_str().unwrap_or("?");
+    let disks = v["disks"].as_array().cloned().unwrap_or_default();
+    if disks.is_empty() {
+        return format!(
+            "no disk of VM {vm} is replicated (turn replication on with: cairnctl vms replicate {vm})\n"
+        );
+    }
+    let row = |c: [&str; 10]| {
+        format!(
+            "{:<6}  {:<9}  {:<12}  {:<9}  {:<12}  {:<12}  {:<12}  {:>6}  {:>11}  {}\n",
+            c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9]
+        )
+    };
+    let mut out = row([
+        "DISK",
+        "RESOURCE",
+        "REPLICA",
+        "ROLE",
+        "CONNECTION",
+        "THIS COPY",
+        "OTHER COPY",
+        "SYNC",
+        "OUT OF SYNC",
+        "STATUS",
+    ]);
+    for d in &disks {
+        let s = |k: &str| d[k].as_str().unwrap_or("-");
+        let sync = d["sync_percent"]
+            .as_f64()
+            .map_or_else(|| "-".into(), |p| format!("{p:.1}%"));
+        let oos = human(d["out_of_sync_bytes"].as_u64().unwrap_or(0));
+        out.push_str(&row([
+            s("disk"),
+            s("resource"),
+            s("replica"),
+            s("role"),
+            s("connection"),
+            s("disk_state"),
+            s("peer_disk_state"),
+            &sync,
+            &oos,
+            &replication_status(d),
+        ]));
+    }
     out
 }
 
@@ -442,6 +580,25 @@ pub async fn run(s: &Session, cmd: VmCmd, output: Output) -> anyhow::Result<()> 
             }
         }
         VmCmd::Console(n) => console(s, &n, output).await?,
+        VmCmd::Replicate { name, to } => {
+            task(
+                s,
+                &format!("{}/replication", vm(&name)),
+                &replicate_body(to.as_deref()),
+                &format!("cannot turn replication on for VM {name}"),
+                output,
+            )
+            .await?;
+        }
+        VmCmd::Replication(n) => {
+            let v = s
+                .get_json(
+                    &format!("{}/replication", vm(&n)),
+                    &format!("cannot get the replication of VM {n}"),
+                )
+                .await?;
+            print(output, &v, replication_text);
+        }
     }
     Ok(())
 }
@@ -586,6 +743,170 @@ mod tests {
             .to_string()
             .contains("--vcpus"));
         assert!(p(&["explode", "a"]).is_err());
+    }
+
+    #[test]
+    fn replicate_and_replication_verbs() {
+        assert_eq!(
+            p(&["replicate", "web"]).unwrap(),
+            VmCmd::Replicate {
+                name: "web".into(),
+                to: None
+            }
+        );
+        assert_eq!(
+            p(&["replicate", "web", "--to", "node2"]).unwrap(),
+            VmCmd::Replicate {
+                name: "web".into(),
+                to: Some("node2".into())
+            }
+        );
+        assert_eq!(
+            p(&["replication", "web"]).unwrap(),
+            VmCmd::Replication("web".into())
+        );
+        let e = p(&["replicate", "web", "--to", ""])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--to"), "{e}");
+        assert!(p(&["replicate"]).is_err());
+        assert!(p(&["replication"]).is_err());
+        assert!(p(&["replication", "web", "--to", "node2"]).is_err());
+        // Automatic sends no replica.
+        assert_eq!(replicate_body(None), json!({}));
+        assert_eq!(replicate_body(Some("node2")), json!({"replica": "node2"}));
+    }
+
+    /// A replicated disk's state as the API gives it: healthy unless `extra` says.
+    fn disk(name: &str, extra: Value) -> Value {
+        let mut d = json!({"disk": name, "resource": "cairn0", "replica": "node2",
+            "role": "Secondary", "peer_role": "Secondary", "connection": "Connected",
+            "disk_state": "UpToDate", "peer_disk_state": "UpToDate", "sync_percent": null,
+            "out_of_sync_bytes": 0, "io_frozen": false, "healthy": true});
+        for (k, v) in extra.as_object().unwrap() {
+            d[k] = v.clone();
+        }
+        d
+    }
+
+    #[test]
+    fn replication_status_words() {
+        let cases = [
+            (json!({}), "both copies up to date"),
+            (
+                json!({"connection": "SyncSource", "peer_disk_state": "Inconsistent",
+                    "sync_percent": 34.5, "healthy": false}),
+                "syncing 34 %",
+            ),
+            (
+                json!({"connection": "SyncTarget", "disk_state": "Inconsistent", "healthy": false}),
+                "syncing",
+            ),
+            (
+                json!({"connection": "WFConnection", "peer_disk_state": "DUnknown", "healthy": false}),
+                "other copy not connected: only this copy is current",
+            ),
+            (
+                json!({"connection": "StandAlone", "disk_state": "Outdated",
+                    "peer_disk_state": "DUnknown", "healthy": false}),
+                "other copy not connected: this copy is not current either",
+            ),
+            (
+                json!({"role": "Primary", "connection": "WFConnection", "io_frozen": true,
+                    "healthy": false}),
+                "I/O frozen: waiting for the cluster",
+            ),
+            (
+                json!({"role": null, "connection": null, "disk_state": null, "healthy": false}),
+                "not up on this node",
+            ),
+            (
+                json!({"peer_disk_state": "Outdated", "healthy": false}),
+                "the other copy is not up to date (Outdated)",
+            ),
+            (
+                json!({"disk_state": "Diskless", "healthy": false}),
+                "this copy has no disk",
+            ),
+        ];
+        for (extra, want) in cases {
+            assert_eq!(
+                replication_status(&disk("disk0", extra.clone())),
+                want,
+                "{extra}"
+            );
+        }
+    }
+
+    #[test]
+    fn replication_text_is_a_table_or_says_none() {
+        let t = replication_text(&json!({"vm": "web", "disks": []}));
+        assert_eq!(
+            t,
+            "no disk of VM web is replicated (turn replication on with: cairnctl vms replicate web)\n"
+        );
+        let t = replication_text(&json!({"vm": "web", "disks": [
+            disk("disk0", json!({})),
+            disk("disk1", json!({"resource": "cairn1", "connection": "SyncSource",
+                "peer_disk_state": "Inconsistent", "sync_percent": 34.5,
+                "out_of_sync_bytes": 168u64 << 20, "healthy": false})),
+            disk("disk2", json!({"resource": "cairn2", "role": null, "peer_role": null,
+                "connection": null, "disk_state": null, "peer_disk_state": null, "healthy": false})),
+        ]}));
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 4, "{t}");
+        assert!(
+            lines[0].starts_with("DISK    RESOURCE   REPLICA") && lines[0].ends_with("STATUS"),
+            "{t}"
+        );
+        let cols = |l: &str| l.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+        assert_eq!(
+            cols(lines[1]),
+            [
+                "disk0",
+                "cairn0",
+                "node2",
+                "Secondary",
+                "Connected",
+                "UpToDate",
+                "UpToDate",
+                "-",
+                "0",
+                "B",
+                "both",
+                "copies",
+                "up",
+                "to",
+                "date"
+            ],
+            "{t}"
+        );
+        assert!(
+            lines[2].contains("SyncSource")
+                && lines[2].contains("34.5%")
+                && lines[2].contains("168.0 MiB")
+                && lines[2].ends_with("syncing 34 %"),
+            "{t}"
+        );
+        assert_eq!(
+            cols(lines[3])[..8],
+            ["disk2", "cairn2", "node2", "-", "-", "-", "-", "-"],
+            "{t}"
+        );
+        assert!(lines[3].ends_with("not up on this node"), "{t}");
+    }
+
+    #[test]
+    fn show_names_the_replicated_disks() {
+        let v = json!({"name": "web", "state": "shut_off", "stats": null, "disks": [
+            {"kind": "disk", "path": "/dev/drbd3", "replication": {"resource": "cairn3", "replica": "node2"}},
+            {"kind": "cdrom", "path": "/x.iso"}]});
+        let s = show_text(&v);
+        assert!(
+            s.contains("\ndisk0: replicated on node2 (cairn3, /dev/drbd3)\n{"),
+            "{s}"
+        );
+        assert!(!s.contains("disk1: replicated"), "{s}");
     }
 
     #[test]

@@ -5,8 +5,11 @@ use cairn_api::tls::{leaf_fingerprint, server_config};
 use cairn_api::{ApiState, NodeInfo, Server};
 use cairn_client::{self as client, ClientRequest, Fingerprint};
 use cairn_core::boot::BootStatus;
+use cairn_vm::hypervisor::{DomainSample, HvError, NodeCapacity};
+use cairn_vm::{HvEvent, RunState, VolumeError, VolumeUse};
 use hyper::Method;
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -437,4 +440,231 @@ fn cluster_status_and_refused_requests_name_the_field() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// A hypervisor whose only running domain is `web`; every other call succeeds doing nothing.
+struct FixedHv;
+
+impl cairn_vm::Hypervisor for FixedHv {
+    fn capacity(&self) -> Result<NodeCapacity, HvError> {
+        Ok(NodeCapacity {
+            cpus: 4,
+            memory_mib: 8192,
+        })
+    }
+    fn define(&self, _: &str) -> Result<(), HvError> {
+        Ok(())
+    }
+    fn undefine(&self, _: &str) -> Result<(), HvError> {
+        Ok(())
+    }
+    fn start(&self, _: &str) -> Result<(), HvError> {
+        Ok(())
+    }
+    fn shutdown(&self, _: &str) -> Result<(), HvError> {
+        Ok(())
+    }
+    fn destroy(&self, _: &str) -> Result<(), HvError> {
+        Ok(())
+    }
+    fn reboot(&self, _: &str) -> Result<(), HvError> {
+        Ok(())
+    }
+    fn reset(&self, _: &str) -> Result<(), HvError> {
+        Ok(())
+    }
+    fn sample(&self, _: &str, _: &[String]) -> Result<Option<DomainSample>, HvError> {
+        Ok(None)
+    }
+    fn states(&self) -> Result<BTreeMap<String, RunState>, HvError> {
+        Ok([("web".to_string(), RunState::Running)].into())
+    }
+    fn subscribe(&self, _: std::sync::mpsc::Sender<HvEvent>) -> Result<(), HvError> {
+        Ok(())
+    }
+}
+
+/// Volumes that are never asked for (the VMs' records are written before the service opens).
+struct NoVolumes;
+
+impl cairn_vm::Volumes for NoVolumes {
+    fn pools(&self) -> Result<Vec<String>, VolumeError> {
+        Ok(vec!["tank".into()])
+    }
+    fn create(&self, _: &str, _: &str, _: u64) -> Result<PathBuf, VolumeError> {
+        Err(VolumeError("not in this test".into()))
+    }
+    fn clone_volume(&self, _: &str, _: &str, _: &str) -> Result<PathBuf, VolumeError> {
+        Err(VolumeError("not in this test".into()))
+    }
+    fn clone_many(&self, _: &str, _: &[(String, String)]) -> Result<Vec<PathBuf>, VolumeError> {
+        Err(VolumeError("not in this test".into()))
+    }
+    fn path(&self, pool: &str, name: &str) -> PathBuf {
+        PathBuf::from(format!("/dev/{pool}/{name}"))
+    }
+    fn snapshot(&self, _: &str, _: &str, _: &str) -> Result<(), VolumeError> {
+        Err(VolumeError("not in this test".into()))
+    }
+    fn activate(&self, _: &str, _: &str) -> Result<(), VolumeError> {
+        Ok(())
+    }
+    fn delete(&self, _: &str, _: &str) -> Result<(), VolumeError> {
+        Err(VolumeError("not in this test".into()))
+    }
+    fn usage(&self, _: &str) -> Result<Vec<VolumeUse>, VolumeError> {
+        Ok(vec![])
+    }
+    fn share_path(&self, pool: &str, share: &str) -> PathBuf {
+        PathBuf::from(format!("/srv/{pool}/{share}"))
+    }
+}
+
+/// The node of these tests: no bridges, TCG, nothing to promote.
+struct NoHost;
+
+impl cairn_vm::host::Host for NoHost {
+    fn bridges(&self) -> std::collections::BTreeSet<String> {
+        Default::default()
+    }
+    fn accelerator(&self) -> cairn_vm::Accelerator {
+        cairn_vm::Accelerator::Tcg
+    }
+    fn is_file(&self, _: &Path) -> bool {
+        false
+    }
+    fn exists(&self, _: &Path) -> bool {
+        true
+    }
+    fn promote(&self, _: &str) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// A VM record as the VM service stores it: one virtio disk on pool tank, replicated when
+/// `replication` is given (`[resource, replica]`).
+fn vm_record(name: &str, replication: Option<[&str; 2]>) -> serde_json::Value {
+    let mut disk = json!({"kind": "disk", "bus": "virtio", "pool": "tank",
+        "volume": format!("{name}-disk0"), "path": format!("/dev/tank/{name}-disk0"), "origin": null});
+    if let Some([resource, replica]) = replication {
+        disk["path"] = json!("/dev/drbd977");
+        disk["replication"] = json!({"resource": resource, "replica": replica});
+    }
+    json!({"name": name, "uuid": format!("uuid-{name}"), "vcpus": 1, "memory_mib": 64,
+        "disks": [disk], "nics": [], "boot": ["disk"], "cpu_model": "qemu64", "machine": "q35",
+        "autostart": false})
+}
+
+#[test]
+fn vms_replication_shows_each_disk_and_replicate_is_refused_with_the_reason() {
+    let n = node();
+    let cfg = tempfile::tempdir().unwrap();
+    let node_arg = n.addr.to_string();
+    let out = cairnctl(
+        cfg.path(),
+        &["--node", &node_arg, "login"],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // Three VMs: web runs, db is off, ha has a replicated disk (a resource not up here: the
+    // test machine has no such DRBD device).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("vms")).unwrap();
+    let records = json!({"vms": {
+        "web": vm_record("web", None),
+        "db": vm_record("db", None),
+        "ha": vm_record("ha", Some(["cairn977", "node2"])),
+    }});
+    std::fs::write(dir.path().join("vms/vms.json"), records.to_string()).unwrap();
+    let vms = cairn_vm::Vms::open(
+        cairn_vm::VmsConfig {
+            state_dir: dir.path().to_path_buf(),
+            console_dir: dir.path().join("console"),
+            emulator: "/usr/bin/qemu-system-x86_64".into(),
+        },
+        Arc::new(FixedHv),
+        Arc::new(NoVolumes),
+        Arc::new(NoHost),
+    )
+    .unwrap();
+    n.api.domains.vms.set_ready(Arc::new(vms));
+    let paths = cairn_cluster::service::ClusterPaths {
+        dir: dir.path().join("cluster"),
+        etcd_data: dir.path().join("etcd"),
+    };
+    let cluster = cairn_cluster::ClusterService::open(paths, "vault", Arc::new(NoNames)).unwrap();
+    n.api.domains.cluster.set_ready(Arc::new(cluster));
+
+    // Nothing replicated: said, with how to turn it on.
+    let out = cairnctl(cfg.path(), &["vms", "replication", "db"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "no disk of VM db is replicated (turn replication on with: cairnctl vms replicate db)\n"
+    );
+
+    // A replicated disk: one line with its state on this node.
+    let out = cairnctl(cfg.path(), &["vms", "replication", "ha"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let t = text(&out.stdout);
+    let lines: Vec<&str> = t.lines().collect();
+    assert_eq!(lines.len(), 2, "{t}");
+    assert!(
+        lines[0].starts_with("DISK") && lines[0].ends_with("STATUS"),
+        "{t}"
+    );
+    let cols: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(cols[..3], ["disk0", "cairn977", "node2"], "{t}");
+    assert!(lines[1].ends_with("not up on this node"), "{t}");
+
+    // The global JSON output is the API's answer.
+    let out = cairnctl(cfg.path(), &["vms", "replication", "ha", "-o", "json"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["vm"], "ha");
+    assert_eq!(j["disks"][0]["resource"], "cairn977");
+    assert_eq!(j["disks"][0]["role"], serde_json::Value::Null);
+    assert_eq!(j["disks"][0]["healthy"], false);
+
+    // vms show names the replicated disk.
+    let out = cairnctl(cfg.path(), &["vms", "show", "ha"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("disk0: replicated on node2 (cairn977, /dev/drbd977)\n"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // Refused while the VM runs, with the node's reason; an unknown VM is named.
+    let out = cairnctl(
+        cfg.path(),
+        &["vms", "replicate", "web", "--to", "node2"],
+        "",
+    );
+    assert!(!out.status.success());
+    let e = text(&out.stderr);
+    assert!(
+        e.contains("cannot turn replication on for VM web:")
+            && e.contains("shut it down to turn replication on"),
+        "{e}"
+    );
+    let out = cairnctl(cfg.path(), &["vms", "replicate", "nope"], "");
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("cannot turn replication on for VM nope:"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = cairnctl(cfg.path(), &["vms", "replication", "nope"], "");
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("cannot get the replication of VM nope:"),
+        "{}",
+        text(&out.stderr)
+    );
+    // An empty --to is caught before asking the node.
+    let out = cairnctl(cfg.path(), &["vms", "replicate", "db", "--to", ""], "");
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("--to"), "{}", text(&out.stderr));
 }

@@ -70,7 +70,7 @@ pub enum Command {
     /// Network: config, link status, apply a spec in try mode (countdown), confirm, rollback.
     Network(network::NetworkArgs),
     /// Virtual machines: list, create, start, shutdown, off, reboot, clone, snapshot,
-    /// restore, autostart, delete, console.
+    /// restore, autostart, delete, console, replicate and the replication state.
     Vms(vms::VmsArgs),
     /// The image library of a pool: list, upload (resumable, with progress), delete.
     Images(images::ImagesArgs),
@@ -367,6 +367,10 @@ mod tests {
             "vms autostart guest on",
             "vms delete r1 --yes --delete-disks",
             "vms console guest",
+            "vms replicate guest",
+            "vms replicate guest --to node2",
+            "vms replication guest",
+            "-o json vms replication guest",
         ] {
             let words = line.split_whitespace();
             if let Err(e) = p(&words.collect::<Vec<_>>()) {

@@ -86,6 +86,21 @@ pub enum VmsCommand {
     },
     /// Follow the serial console (Ctrl-C ends).
     Console(VmRef),
+    /// Turn replication on for a shut-off VM's disks, following the initial sync.
+    ///
+    /// Each disk gets a synchronous copy (DRBD) on another node of the cluster: a write is
+    /// done once both copies have it. The VM must stay shut down until the initial sync,
+    /// which copies each whole disk, is done.
+    Replicate {
+        /// The VM.
+        name: String,
+        /// The node to hold the copies (the API's replica field; default: the eligible node
+        /// with the most free space).
+        #[arg(long, value_name = "NODE", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+        to: Option<String>,
+    },
+    /// Each replicated disk of a VM and its state on this node (DRBD).
+    Replication(VmRef),
 }
 
 /// A VM, by name.
