@@ -8,7 +8,9 @@
 //! replication port is cut (bridge port down in the lab namespace): the VM keeps flushing on
 //! node1, the fence-peer handler lets node1 write alone (etcd records it), node2 outdates its
 //! copy, an alert names the disk; with the port back the copies resync only the changed
-//! blocks (reported) and the alert clears. Checked at every poll from the replication on:
+//! blocks (reported) and the alert clears. Last, replication is turned off keeping node1's
+//! copy: node2's copy and the record go, and the guest continues on its thin volume.
+//! Checked at every poll from the replication on:
 //! node2 is never Primary, and the guest's flushed numbers never go back or skip.
 
 mod common;
@@ -431,12 +433,96 @@ fn replication() -> Result<()> {
     );
     watch.check(&mut cluster)?;
     println!(
-        "invariants checked {} times; last flushed {}; scenario {:.0} s",
-        watch.checks,
-        watch.last_flushed,
-        started.elapsed().as_secs_f64()
+        "invariants checked {} times; last flushed {}",
+        watch.checks, watch.last_flushed
+    );
+
+    // Replication off, keeping node1's copy: refused while the VM runs and for node2's copy;
+    // then node2's copy and the record go, the VM opens its thin volume again and the guest
+    // continues after its last flushed number.
+    let path = format!("/api/v1/vms/{VM}/replication");
+    let running = api1.delete(&path, &json!({"keep": "node1"}))?;
+    ensure!(
+        running.status == 409,
+        "turn off while running: {} {}",
+        running.status,
+        running.body
     );
     api1.expect("POST", &format!("/api/v1/vms/{VM}/off"), Some(&json!({})))?;
+    let last = flushed_since_boot(&console(&api1, VM)?)
+        .last()
+        .copied()
+        .context("no flushed number before turning replication off")?;
+    let other = api1.delete(&path, &json!({"keep": "node2"}))?;
+    ensure!(
+        other.status == 422 && other.body.contains("keep"),
+        "keep node2: {} {}",
+        other.status,
+        other.body
+    );
+    let t = Instant::now();
+    let task = api1.run_task(
+        "DELETE",
+        &path,
+        &json!({"keep": "node1"}),
+        Deadline::secs(180),
+    )?;
+    println!(
+        "replication off in {:.1} s: {}",
+        t.elapsed().as_secs_f64(),
+        task["message"]
+    );
+    let vm = api1.expect("GET", &format!("/api/v1/vms/{VM}"), None)?;
+    ensure!(
+        vm["disks"][0]["replication"].is_null()
+            && vm["disks"][0]["path"] == format!("/dev/cairn-{POOL}/vol-{VM}-disk0"),
+        "disk 0 after replication off: {}",
+        vm["disks"][0]
+    );
+    let r = api1.expect("GET", &path, None)?;
+    ensure!(r["disks"].as_array().is_some_and(Vec::is_empty), "{r}");
+    let d = Deadline::secs(60);
+    loop {
+        let lvs2 = cluster.node(2)?.node().shell_check(
+            "lvs --noheadings -o lv_name 2>/dev/null; cat /proc/drbd",
+            Deadline::secs(30),
+        )?;
+        if !lvs2.contains(&format!("drbd-{resource}")) && !lvs2.contains(&format!(" {minor}: cs:"))
+        {
+            break;
+        }
+        ensure!(
+            !d.expired(),
+            "node2 kept its copy after replication off:\n{lvs2}"
+        );
+        // poll interval for node2's controller (3 s tick); the deadline bounds the wait
+        std::thread::sleep(Duration::from_millis(1000).min(d.remaining()));
+    }
+    let proc1 = cluster
+        .node(1)?
+        .node()
+        .shell_check("cat /proc/drbd; ls /var/lib/cairn/drbd", Deadline::secs(30))?;
+    ensure!(
+        !proc1.contains(&format!(" {minor}: cs:")) && !proc1.contains(&format!("{resource}.res")),
+        "node1 still has {resource} up:\n{proc1}"
+    );
+    api1.run_task(
+        "POST",
+        &format!("/api/v1/vms/{VM}/start"),
+        &json!({}),
+        Deadline::secs(120),
+    )?;
+    let text = wait_beats(&api1, VM, 3, 2, Deadline::secs(180))?;
+    let first = *flushed_since_boot(&text)
+        .first()
+        .context("the guest flushed nothing after replication off")?;
+    ensure!(
+        first == last + 1,
+        "replication off lost the guest's numbers: {last} then {first}"
+    );
+    println!("guest continues on its thin volume: {last} then {first}");
+    api1.expect("POST", &format!("/api/v1/vms/{VM}/off"), Some(&json!({})))?;
+    println!("scenario {:.0} s", started.elapsed().as_secs_f64());
     cluster.finish();
     Ok(())
 }

@@ -40,6 +40,7 @@ pub enum VmOp {
     Targets,
     Replication,
     Replicate,
+    Unreplicate,
 }
 
 impl VmOp {
@@ -128,8 +129,12 @@ pub const ROUTES: &[Route<VmOp>] = &[
     },
     Route {
         path: "/api/v1/vms/{vm}/replication",
-        methods: &[("GET", VmOp::Replication), ("POST", VmOp::Replicate)],
-        allowed: &["GET", "POST"],
+        methods: &[
+            ("GET", VmOp::Replication),
+            ("POST", VmOp::Replicate),
+            ("DELETE", VmOp::Unreplicate),
+        ],
+        allowed: &["GET", "POST", "DELETE"],
     },
 ];
 
@@ -430,6 +435,10 @@ pub async fn handle(ctx: &Ctx<'_>, op: VmOp) -> Result<Response<Body>, ApiError>
         VmOp::Replicate => {
             let body: replication::ReplicateBody = optional_json(ctx)?;
             replication::post(ctx, &VMS, vms, name, body).await
+        }
+        VmOp::Unreplicate => {
+            let body: replication::UnreplicateBody = ctx.json()?;
+            replication::delete(ctx, &VMS, vms, name, body).await
         }
         VmOp::Targets => {
             // The VM's bridges, then the cluster's view of every other node.

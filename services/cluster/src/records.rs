@@ -44,21 +44,7 @@ pub struct NodeRecord {
     pub pools: Vec<PoolSpace>,
 }
 
-/// One pool of a node as its record publishes it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PoolSpace {
-    pub name: String,
-    /// Its LVM volume group (`/dev/<vg>/…`).
-    pub volume_group: String,
-    /// The thin pool LV in that group (`lvcreate -T <vg>/<thin_pool>`).
-    pub thin_pool: String,
-    /// Free space of its thin pool, rounded down to [`POOL_SPACE_STEP`] (so the record changes
-    /// only when the free space moves by a step).
-    pub free_bytes: u64,
-}
-
-/// The rounding of [`PoolSpace::free_bytes`].
-pub const POOL_SPACE_STEP: u64 = 64 << 20;
+pub use crate::types::{PoolSpace, POOL_SPACE_STEP};
 
 /// A join token as the cluster keeps it (the secret itself is never stored).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

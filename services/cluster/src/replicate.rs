@@ -315,6 +315,163 @@ impl ClusterService {
         Ok(out)
     }
 
+    /// Turn replication off for VM `vm`'s disks, keeping node `keep`'s copy (checked: a
+    /// member with quorum; `keep` is this node, which holds every disk's current data). Marks
+    /// each record retired and returns each disk's name and the thin LV it opens again.
+    pub fn begin_unreplicate(
+        &self,
+        vm: &str,
+        keep: &str,
+    ) -> Result<Vec<(String, String)>, ClusterError> {
+        let state = self.member()?;
+        self.check_change()?;
+        let me = state.node_name.clone();
+        let client = self.etcd_client(&state)?;
+        let c = client.clone();
+        let vm_name = vm.to_string();
+        let mine: Vec<ResourceRecord> = self
+            .block(async move { alloc::list(&c).await })?
+            .into_iter()
+            .filter(|r| r.vm == vm_name)
+            .collect();
+        let Some(first) = mine.first() else {
+            return Err(ClusterError::Conflict(format!(
+                "the cluster records no replicated disk of VM {vm}"
+            )));
+        };
+        let holders = first
+            .sides
+            .iter()
+            .map(|s| s.node.as_str())
+            .collect::<Vec<_>>()
+            .join(" and ");
+        if first.side(keep).is_none() {
+            return Err(ClusterError::Invalid {
+                field: "keep",
+                reason: format!("{keep} holds no copy of VM {vm}'s disks (they are on {holders})"),
+            });
+        }
+        if keep != me {
+            return Err(ClusterError::Invalid {
+                field: "keep",
+                reason: format!(
+                    "keeping {keep}'s copy means moving VM {vm} to {keep}, which Cairn cannot do                      yet: keep this node's copy ({me})"
+                ),
+            });
+        }
+        let proc = std::fs::read_to_string(Node::system(self.ctx.runner.as_ref()).proc_drbd)
+            .ok()
+            .and_then(|t| proc_status::parse(&t).ok());
+        for r in &mine {
+            if r.primary != me {
+                return Err(ClusterError::Invalid {
+                    field: "keep",
+                    reason: format!(
+                        "the cluster records {}'s copy of {} as the current one, not {me}'s",
+                        r.primary, r.vm_disk
+                    ),
+                });
+            }
+            if let Some(d) = proc.as_ref().and_then(|p| p.device(r.index)) {
+                if d.disk != "UpToDate" {
+                    return Err(ClusterError::Invalid {
+                        field: "keep",
+                        reason: format!(
+                            "this node's copy of {} is {}: keeping it would lose data; wait                              for the resync",
+                            r.vm_disk, d.disk
+                        ),
+                    });
+                }
+            }
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let mut out = Vec::new();
+        for r in &mine {
+            let (name, keep, c) = (r.name.clone(), keep.to_string(), client.clone());
+            self.block(async move {
+                let (mut rec, rev) = alloc::get(&c, &name).await?.ok_or_else(|| {
+                    ClusterError::Conflict(format!("the record of {name} disappeared"))
+                })?;
+                if rec.retire.is_none() {
+                    rec.retire = Some(crate::drbd::record::Retire { keep, since: now });
+                    if !alloc::update_guarded(&c, &rec, rev).await? {
+                        return Err(ClusterError::Conflict(format!(
+                            "the record of {name} changed meanwhile: retry"
+                        )));
+                    }
+                }
+                Ok(())
+            })?;
+            let disk = r.side(&me).map(|s| s.disk.clone()).unwrap_or_default();
+            out.push((r.vm_disk.clone(), disk));
+        }
+        Ok(out)
+    }
+
+    /// After [`Self::begin_unreplicate`] and the VM's disks switched back: this node's side
+    /// of each disk taken down (metadata LV removed), then the other node's controller removes
+    /// its copy and the record (waited for up to [`CONNECT_WAIT`]; a node that is away does it
+    /// when it is back). Returns the task's closing message.
+    pub fn finish_unreplicate(
+        &self,
+        vm: &str,
+        progress: &dyn Progress,
+    ) -> Result<String, ClusterError> {
+        let state = self.member()?;
+        let me = state.node_name.clone();
+        let client = self.etcd_client(&state)?;
+        let node = Node::system(self.ctx.runner.as_ref());
+        let list = |client: &etcd_client::Client| {
+            let (c, vm) = (client.clone(), vm.to_string());
+            self.block(async move {
+                Ok::<_, ClusterError>(
+                    alloc::list(&c)
+                        .await?
+                        .into_iter()
+                        .filter(|r| r.vm == vm && r.retire.is_some())
+                        .collect::<Vec<_>>(),
+                )
+            })
+        };
+        let retired = list(&client)?;
+        for rec in &retired {
+            let steps = crate::drbd::retire::facts(&node, rec, &me)
+                .and_then(|f| crate::drbd::retire::plan(rec, &me, f))
+                .map_err(|source| ClusterError::DrbdSide {
+                    resource: rec.name.clone(),
+                    source: Box::new(source),
+                })?
+                .unwrap_or_default();
+            crate::drbd::retire::apply_local(&node, rec, &steps).map_err(drbd_err(&rec.name))?;
+        }
+        let peer = retired
+            .first()
+            .and_then(|r| r.peer_of(&me))
+            .map_or_else(|| "the other node".to_string(), |s| s.node.clone());
+        progress.progress(
+            60,
+            &format!("this node's side is down; {peer} removes its copy"),
+        );
+        let start = Instant::now();
+        loop {
+            if list(&client)?.is_empty() {
+                return Ok(format!(
+                    "replication of VM {vm} is off: this node's copy kept, {peer}'s removed"
+                ));
+            }
+            if start.elapsed() > CONNECT_WAIT {
+                return Ok(format!(
+                    "replication of VM {vm} is off: this node's copy kept; {peer} did not remove                      its copy within {} s and will when it is back",
+                    CONNECT_WAIT.as_secs()
+                ));
+            }
+            std::thread::sleep(POLL * 2);
+        }
+    }
+
     /// Wait until `rec`'s device satisfies `ok`, reading `/proc/drbd`.
     fn wait_device(
         &self,

@@ -84,7 +84,7 @@ pub struct NodeView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication_address: Option<IpAddr>,
     #[serde(default)]
-    pub pools: Vec<crate::records::PoolSpace>,
+    pub pools: Vec<PoolSpace>,
 }
 
 /// An etcd member as listed by the cluster.
@@ -235,3 +235,19 @@ pub struct JoinGrant {
     pub etcd_heartbeat_ms: u64,
     pub etcd_election_ms: u64,
 }
+
+/// One pool of a node as its record publishes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolSpace {
+    pub name: String,
+    /// Its LVM volume group (`/dev/<vg>/…`).
+    pub volume_group: String,
+    /// The thin pool LV in that group (`lvcreate -T <vg>/<thin_pool>`).
+    pub thin_pool: String,
+    /// Free space of its thin pool, rounded down to [`POOL_SPACE_STEP`] (so the record changes
+    /// only when the free space moves by a step).
+    pub free_bytes: u64,
+}
+
+/// The rounding of [`PoolSpace::free_bytes`].
+pub const POOL_SPACE_STEP: u64 = 64 << 20;

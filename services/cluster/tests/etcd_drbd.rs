@@ -135,6 +135,7 @@ fn record(vm: &str, primary: &str) -> ResourceRecord {
         initial_sync_done: true,
         lone_writer: None,
         fenced: vec![],
+        retire: None,
     }
 }
 

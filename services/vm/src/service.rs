@@ -574,6 +574,67 @@ impl Vms {
         Ok(disks)
     }
 
+    /// Hold shut-off VM `name` (it may not start) while its replication is turned off; it
+    /// must have replicated disks. Refused while another replication change of it runs.
+    pub fn begin_unreplicating(&self, name: &str) -> Result<(), VmError> {
+        let _g = self.lock_change();
+        let r = self.record(name)?;
+        self.require_off(name, "shut it down to turn replication off")?;
+        if !r.disks.iter().any(|d| d.replication.is_some()) {
+            return Err(VmError::Invalid(crate::spec::invalid(
+                "vm",
+                format!("VM {name} has no replicated disk"),
+            )));
+        }
+        if !self
+            .replicating
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string())
+        {
+            return Err(VmError::WrongState {
+                vm: name.into(),
+                state: "shut off".into(),
+                need: "its replication is already being changed",
+            });
+        }
+        Ok(())
+    }
+
+    /// Record that replication is off for disks of shut-off VM `name`: each `(disk<i>,
+    /// device)` opens its thin LV again.
+    pub fn set_unreplicated(
+        &self,
+        name: &str,
+        disks: &[(String, String)],
+    ) -> Result<VmStatus, VmError> {
+        let _g = self.lock_change();
+        self.require_off(
+            name,
+            "it must stay shut down while replication is turned off",
+        )?;
+        let mut inner = self.lock();
+        let mut next = inner.records.clone();
+        let rec = next
+            .get_mut(name)
+            .ok_or_else(|| VmError::NotFound(name.to_string()))?;
+        for (disk, device) in disks {
+            let i: usize = disk
+                .strip_prefix("disk")
+                .and_then(|n| n.parse().ok())
+                .filter(|i| *i < rec.disks.len())
+                .ok_or_else(|| {
+                    VmError::Invalid(crate::spec::invalid("disks", format!("no disk {disk}")))
+                })?;
+            rec.disks[i].path = device.clone();
+            rec.disks[i].replication = None;
+        }
+        self.store.save(&next)?;
+        inner.records = next;
+        drop(inner);
+        self.get(name)
+    }
+
     /// The disks to replicate of shut-off VM `name`: each thin-volume disk not yet
     /// replicated, as (name `disk<i>`, device).
     pub fn disks_to_replicate(&self, name: &str) -> Result<Vec<(String, String)>, VmError> {
@@ -1430,6 +1491,24 @@ mod tests {
         f.vms.force_off("g").unwrap();
         let e = f.vms.delete("g", true).unwrap_err();
         assert!(e.to_string().contains("turn replication off first"), "{e}");
+        // Off again: held meanwhile, the disk back on its thin volume, then deletable.
+        f.vms.begin_unreplicating("g").unwrap();
+        assert!(f.vms.start("g").is_err());
+        let vm = f
+            .vms
+            .set_unreplicated(
+                "g",
+                &[("disk0".into(), "/dev/cairn-tank/vol-g-disk0".into())],
+            )
+            .unwrap();
+        f.vms.end_replicating("g");
+        assert_eq!(vm.record.disks[0].path, "/dev/cairn-tank/vol-g-disk0");
+        assert_eq!(vm.record.disks[0].replication, None);
+        assert!(
+            f.vms.begin_unreplicating("g").is_err(),
+            "nothing replicated now"
+        );
+        f.vms.delete("g", true).unwrap();
     }
 
     #[test]

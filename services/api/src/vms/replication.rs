@@ -27,6 +27,79 @@ pub struct ReplicateBody {
     pub replica: Option<String>,
 }
 
+/// The body of `DELETE /api/v1/vms/{vm}/replication`: whose copy stays.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnreplicateBody {
+    /// The node whose copy is kept (this node, for now).
+    pub keep: String,
+}
+
+/// Check, then turn replication off as a task (202), keeping `body.keep`'s copy.
+pub async fn delete(
+    ctx: &Ctx<'_>,
+    domain: &VmDomain,
+    vms: Arc<Vms>,
+    name: String,
+    body: UnreplicateBody,
+) -> Result<Response<Body>, ApiError> {
+    if body.keep.is_empty() {
+        return Err(ApiError::invalid(
+            "keep",
+            "the node whose copy stays (this node)",
+        ));
+    }
+    let cluster = CLUSTER.service(ctx)?;
+    let vm_name = name.clone();
+    domain
+        .blocking(vms.clone(), move |v| v.begin_unreplicating(&vm_name))
+        .await?;
+    // Held until the task ends: this node's controller leaves the records to it.
+    let held = cairn_cluster::drbd::enable::InProgress::new(&name);
+    let (vm_name, keep) = (name.clone(), body.keep.clone());
+    let begun = CLUSTER
+        .blocking(cluster.clone(), move |c| {
+            c.begin_unreplicate(&vm_name, &keep)
+        })
+        .await;
+    let disks = match begun {
+        Ok(d) => d,
+        Err(e) => {
+            vms.end_replicating(&name);
+            return Err(e);
+        }
+    };
+    let message = format!(
+        "turn replication off for VM {name}, keeping {}'s copy",
+        body.keep
+    );
+    Ok(CLUSTER.task(
+        ctx,
+        cluster,
+        TaskText {
+            kind: "vm.unreplicate",
+            message: &message,
+        },
+        move |c, progress| {
+            let _held = held;
+            let result = vms
+                .set_unreplicated(&name, &disks)
+                .map_err(|e| {
+                    ClusterError::Conflict(format!(
+                        "the VM's record was not switched back to its volumes: {}",
+                        cairn_core::boot::error_chain(&e)
+                    ))
+                })
+                .and_then(|_| {
+                    progress.progress(30, "the VM opens its volumes again");
+                    c.finish_unreplicate(&name, progress)
+                });
+            vms.end_replicating(&name);
+            result
+        },
+    ))
+}
+
 /// Each disk of `vm` and its replication: `{vm, disks: [{disk, replicated, …state}]}`.
 pub async fn get(
     ctx: &Ctx<'_>,
@@ -74,6 +147,10 @@ pub async fn post(
         }
     }
     let cluster = CLUSTER.service(ctx)?;
+    // A standalone node or one without quorum is told so before anything is read.
+    CLUSTER
+        .blocking(cluster.clone(), |c| c.check_change())
+        .await?;
     let vm_name = name.clone();
     let v2 = vms.clone();
     let (disks, bridges) = domain

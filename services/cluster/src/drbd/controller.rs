@@ -32,6 +32,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Pass {
     /// Records that name this node (to be ensured).
     pub mine: Vec<ResourceRecord>,
+    /// Records that name this node and are being retired (replication turned off).
+    pub retired: Vec<ResourceRecord>,
     /// Resources with a `.res` file here but no record: to be taken down.
     pub stale: Vec<String>,
 }
@@ -46,7 +48,16 @@ pub fn pass(records: &[ResourceRecord], me: &str, local_files: &BTreeSet<String>
     // A replication being turned on here is the task's to bring up.
     let mine: Vec<ResourceRecord> = records
         .iter()
-        .filter(|r| r.side(me).is_some() && !super::enable::in_progress(&r.vm))
+        .filter(|r| {
+            r.side(me).is_some() && r.retire.is_none() && !super::enable::in_progress(&r.vm)
+        })
+        .cloned()
+        .collect();
+    let retired: Vec<ResourceRecord> = records
+        .iter()
+        .filter(|r| {
+            r.side(me).is_some() && r.retire.is_some() && !super::enable::in_progress(&r.vm)
+        })
         .cloned()
         .collect();
     let stale = local_files
@@ -54,7 +65,11 @@ pub fn pass(records: &[ResourceRecord], me: &str, local_files: &BTreeSet<String>
         .filter(|n| !known.contains(n.as_str()))
         .cloned()
         .collect();
-    Pass { mine, stale }
+    Pass {
+        mine,
+        retired,
+        stale,
+    }
 }
 
 /// The thin pool of the volume group of device `/dev/<vg>/<lv>` among this node's pools.
@@ -109,7 +124,22 @@ pub async fn run_loop(ctx: Arc<Ctx>, state: LocalState, monitor: Arc<Monitor>) {
         let me = state.node_name.clone();
         let recs = records.clone();
         let outcome = tokio::task::spawn_blocking(move || reconcile(&ctx2, &me, &recs)).await;
-        let Ok(outcome) = outcome else { continue };
+        let Ok(Reconciled {
+            out: outcome,
+            delete,
+        }) = outcome
+        else {
+            continue;
+        };
+        for name in delete {
+            match super::alloc::delete(c, &name).await {
+                Ok(()) => tracing::info!("drbd: {name}: copy removed here, record deleted"),
+                Err(e) => tracing::warn!(
+                    "drbd: {name}: record not deleted: {}",
+                    cairn_base::error_chain::error_chain(&e)
+                ),
+            }
+        }
         follow_up(&ctx, c, &state.node_name, &records, monitor.alerts()).await;
         if let Some(sink) = monitor.alerts() {
             // A resource taken down for want of a record has no alert any more.
@@ -156,6 +186,15 @@ async fn follow_up(
         .iter()
         .filter(|r| r.side(me).is_some() && !super::enable::in_progress(&r.vm))
     {
+        if rec.retire.is_some() {
+            if let Some(sink) = &alerts {
+                sink.clear(
+                    &follow::alert_key(&rec.name),
+                    &format!("{}: replication turned off", rec.name),
+                );
+            }
+            continue;
+        }
         let dev = proc.as_ref().and_then(|p| p.device(rec.index));
         for action in follow::actions(rec, me, dev) {
             if let Err(e) = follow_action(ctx, client, me, rec, &action).await {
@@ -270,11 +309,7 @@ fn describe(steps: &[Step]) -> String {
 
 /// One pass on this node: each of its records ensured, each stale resource taken down.
 /// Returns per resource the steps run or the error (as text, for the log).
-pub fn reconcile(
-    ctx: &Ctx,
-    me: &str,
-    records: &[ResourceRecord],
-) -> Vec<(String, Result<Vec<Step>, String>)> {
+pub fn reconcile(ctx: &Ctx, me: &str, records: &[ResourceRecord]) -> Reconciled {
     let node = Node::system(ctx.runner.as_ref());
     let work = pass(records, me, &local_resources(&node.drbd_d));
     let pools = ctx.names.pools();
@@ -300,7 +335,42 @@ pub fn reconcile(
         }
         out.push((name.clone(), result));
     }
-    out
+    let mut delete = Vec::new();
+    for rec in &work.retired {
+        let result = super::retire::facts(&node, rec, me)
+            .and_then(|f| super::retire::plan(rec, me, f))
+            .map_err(|e| cairn_base::error_chain::error_chain(&e))
+            .and_then(|steps| {
+                let steps = steps.unwrap_or_default();
+                super::retire::apply_local(&node, rec, &steps)
+                    .map(|del| (steps, del))
+                    .map_err(|e| cairn_base::error_chain::error_chain(&e))
+            });
+        match result {
+            Ok((steps, del)) => {
+                if !steps.is_empty() {
+                    tracing::info!(
+                        "drbd: {}: replication turned off ({}'s copy kept): {steps:?}",
+                        rec.name,
+                        rec.retire.as_ref().map_or("?", |r| r.keep.as_str())
+                    );
+                }
+                if del {
+                    delete.push(rec.name.clone());
+                }
+                out.push((rec.name.clone(), Ok(Vec::new())));
+            }
+            Err(e) => out.push((rec.name.clone(), Err(e))),
+        }
+    }
+    Reconciled { out, delete }
+}
+
+/// One pass's outcome: per resource the steps run or the error, and the retired records this
+/// node is to delete.
+pub struct Reconciled {
+    pub out: Vec<(String, Result<Vec<Step>, String>)>,
+    pub delete: Vec<String>,
 }
 
 /// `drbdadm down` (a no-op for an unconfigured resource) and the file removed.
@@ -325,13 +395,20 @@ mod tests {
         other.index = 4;
         other.sides[0].node = "node7".into();
         other.sides[1].node = "node8".into();
-        let files: BTreeSet<String> = ["cairn3".into(), "cairn9".into()].into();
-        let p = pass(&[sample(), other], "node2", &files);
+        let mut retired = sample();
+        retired.name = "cairn5".into();
+        retired.retire = Some(crate::drbd::record::Retire {
+            keep: "node1".into(),
+            since: 1,
+        });
+        let files: BTreeSet<String> = ["cairn3".into(), "cairn5".into(), "cairn9".into()].into();
+        let p = pass(&[sample(), other, retired.clone()], "node2", &files);
         assert_eq!(p.mine, [sample()]);
+        assert_eq!(p.retired, [retired]);
         assert_eq!(p.stale, ["cairn9"]);
         let p = pass(&[], "node2", &files);
         assert!(p.mine.is_empty());
-        assert_eq!(p.stale, ["cairn3", "cairn9"]);
+        assert_eq!(p.stale, ["cairn3", "cairn5", "cairn9"]);
     }
 
     #[test]

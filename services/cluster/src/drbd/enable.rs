@@ -227,6 +227,7 @@ pub fn record_for(
         initial_sync_done: false,
         lone_writer: None,
         fenced: Vec::new(),
+        retire: None,
     }
 }
 

@@ -13,4 +13,5 @@ pub mod handler;
 pub mod names;
 pub mod proc_status;
 pub mod record;
+pub mod retire;
 pub mod side;

@@ -71,6 +71,19 @@ pub struct ResourceRecord {
     /// Nodes the HA manager recorded as fenced (lease TTL + watchdog passed) since.
     #[serde(default)]
     pub fenced: Vec<String>,
+    /// Replication is being turned off, keeping one copy: each side takes the resource
+    /// down; the other side also removes its volumes, then deletes the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retire: Option<Retire>,
+}
+
+/// Replication turned off for a disk: whose copy stays.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retire {
+    /// The node whose copy is kept (the VM's disk is its thin LV again).
+    pub keep: String,
+    /// Seconds since the epoch.
+    pub since: u64,
 }
 
 impl ResourceRecord {
@@ -131,6 +144,7 @@ pub(crate) mod tests {
             initial_sync_done: true,
             lone_writer: None,
             fenced: vec![],
+            retire: None,
         }
     }
 
