@@ -636,7 +636,8 @@ fn vms_replication_shows_each_disk_and_replicate_is_refused_with_the_reason() {
         text(&out.stdout)
     );
 
-    // Refused while the VM runs, with the node's reason; an unknown VM is named.
+    // Refused with the node's reason: this node is standalone, which the node says before it
+    // reads the VM (so even the running web is refused for that); an unknown VM is named.
     let out = cairnctl(
         cfg.path(),
         &["vms", "replicate", "web", "--to", "node2"],
@@ -645,8 +646,9 @@ fn vms_replication_shows_each_disk_and_replicate_is_refused_with_the_reason() {
     assert!(!out.status.success());
     let e = text(&out.stderr);
     assert!(
-        e.contains("cannot turn replication on for VM web:")
-            && e.contains("shut it down to turn replication on"),
+        e.contains(
+            "cannot turn replication on for VM web: this node is not in a cluster: create or join one (conflict)"
+        ),
         "{e}"
     );
     let out = cairnctl(cfg.path(), &["vms", "replicate", "nope"], "");
