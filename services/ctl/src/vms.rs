@@ -1,6 +1,6 @@
 //! `cairnctl vms …`: list, create, start, shut down, power off, reboot, clone, snapshot,
-//! delete VMs, follow a VM's serial console, turn replication on for a VM's disks and show
-//! their replication state.
+//! delete VMs, follow a VM's serial console, turn replication on for a VM's disks, show
+//! their replication state and turn it off again.
 
 use crate::cli::vms::{CreateArgs, VmRef, VmsArgs, VmsCommand};
 use crate::cli::Output;
@@ -60,6 +60,11 @@ pub enum VmCmd {
     },
     /// The replicated disks' state.
     Replication(String),
+    /// Turn replication off, keeping node `keep`'s copy.
+    Unreplicate {
+        name: String,
+        keep: String,
+    },
 }
 
 /// The command a command line asks for.
@@ -75,6 +80,7 @@ pub fn command(args: VmsArgs) -> VmCmd {
         VmsCommand::Console(VmRef { name }) => VmCmd::Console(name),
         VmsCommand::Replicate { name, to } => VmCmd::Replicate { name, to },
         VmsCommand::Replication(VmRef { name }) => VmCmd::Replication(name),
+        VmsCommand::Unreplicate { name, keep } => VmCmd::Unreplicate { name, keep },
         VmsCommand::Shutdown { name, timeout } => VmCmd::Shutdown {
             name,
             timeout_s: timeout,
@@ -174,7 +180,7 @@ async fn call(
     })
 }
 
-/// Start a task-returning call and follow the task with a progress bar.
+/// Start a task-returning POST and follow the task with a progress bar.
 async fn task(
     s: &Session,
     path: &str,
@@ -182,7 +188,19 @@ async fn task(
     doing: &str,
     output: Output,
 ) -> anyhow::Result<()> {
-    let t = call(s, Method::POST, path, Some(body), doing).await?;
+    task_by(s, Method::POST, path, body, doing, output).await
+}
+
+/// Start a task-returning call (`method`) and follow the task with a progress bar.
+async fn task_by(
+    s: &Session,
+    method: Method,
+    path: &str,
+    body: &Value,
+    doing: &str,
+    output: Output,
+) -> anyhow::Result<()> {
+    let t = call(s, method, path, Some(body), doing).await?;
     let id = t["id"]
         .as_u64()
         .with_context(|| format!("{doing}: the answer has no task: {t}"))?;
@@ -320,6 +338,11 @@ pub fn replicate_body(to: Option<&str>) -> Value {
         Some(node) => json!({"replica": node}),
         None => json!({}),
     }
+}
+
+/// The body of `DELETE …/replication`: the node whose copy stays.
+pub fn unreplicate_body(keep: &str) -> Value {
+    json!({"keep": keep})
 }
 
 /// DRBD connection states of a sync (or one about to start), in either direction.
@@ -599,6 +622,17 @@ pub async fn run(s: &Session, cmd: VmCmd, output: Output) -> anyhow::Result<()> 
                 .await?;
             print(output, &v, replication_text);
         }
+        VmCmd::Unreplicate { name, keep } => {
+            task_by(
+                s,
+                Method::DELETE,
+                &format!("{}/replication", vm(&name)),
+                &unreplicate_body(&keep),
+                &format!("cannot turn replication off for VM {name}"),
+                output,
+            )
+            .await?;
+        }
     }
     Ok(())
 }
@@ -775,6 +809,53 @@ mod tests {
         // Automatic sends no replica.
         assert_eq!(replicate_body(None), json!({}));
         assert_eq!(replicate_body(Some("node2")), json!({"replica": "node2"}));
+    }
+
+    #[test]
+    fn unreplicate_needs_the_node_to_keep() {
+        assert_eq!(
+            p(&["unreplicate", "web", "--keep", "node1"]).unwrap(),
+            VmCmd::Unreplicate {
+                name: "web".into(),
+                keep: "node1".into()
+            }
+        );
+        assert_eq!(
+            p(&["unreplicate", "web", "--keep=node1"]).unwrap(),
+            VmCmd::Unreplicate {
+                name: "web".into(),
+                keep: "node1".into()
+            }
+        );
+        // --keep is required: clap names it.
+        let e = p(&["unreplicate", "web"]).unwrap_err().to_string();
+        assert!(e.contains("--keep <NODE>"), "{e}");
+        let e = p(&["unreplicate", "web", "--keep"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--keep <NODE>"), "{e}");
+        assert!(p(&["unreplicate", "--keep", "node1"]).is_err());
+        assert!(p(&["unreplicate", "web", "--to", "node2"]).is_err());
+        assert_eq!(unreplicate_body("node1"), json!({"keep": "node1"}));
+    }
+
+    #[test]
+    fn unreplicate_refusals_name_keep() {
+        // The node's 422 for another node's copy, as cairnctl prints it: the field first.
+        let r = client::ClientResponse {
+            status: hyper::StatusCode::UNPROCESSABLE_ENTITY,
+            headers: hyper::HeaderMap::new(),
+            body: json!({"code": "invalid", "field": "keep", "message":
+                "keeping node2's copy means moving VM web to node2, which Cairn cannot do yet: keep this node's copy (node1)"})
+                .to_string()
+                .into(),
+            peer: client::Fingerprint([0; 32]),
+        };
+        assert_eq!(
+            api_error("cannot turn replication off for VM web", &r).to_string(),
+            "cannot turn replication off for VM web: keep: keeping node2's copy means moving \
+             VM web to node2, which Cairn cannot do yet: keep this node's copy (node1) (invalid)"
+        );
     }
 
     /// A replicated disk's state as the API gives it: healthy unless `extra` says.

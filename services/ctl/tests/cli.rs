@@ -555,8 +555,10 @@ fn vm_record(name: &str, replication: Option<[&str; 2]>) -> serde_json::Value {
         "autostart": false})
 }
 
-#[test]
-fn vms_replication_shows_each_disk_and_replicate_is_refused_with_the_reason() {
+/// A set-up node with cairnctl signed in (its config folder), a VM service over [`FixedHv`]
+/// with `records` (`{name: record}`) and a standalone cluster service (their state in the
+/// third folder).
+fn vm_node(records: serde_json::Value) -> (Node, tempfile::TempDir, tempfile::TempDir) {
     let n = node();
     let cfg = tempfile::tempdir().unwrap();
     let node_arg = n.addr.to_string();
@@ -566,17 +568,13 @@ fn vms_replication_shows_each_disk_and_replicate_is_refused_with_the_reason() {
         &format!("{PASSWORD}\n"),
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
-
-    // Three VMs: web runs, db is off, ha has a replicated disk (a resource not up here: the
-    // test machine has no such DRBD device).
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("vms")).unwrap();
-    let records = json!({"vms": {
-        "web": vm_record("web", None),
-        "db": vm_record("db", None),
-        "ha": vm_record("ha", Some(["cairn977", "node2"])),
-    }});
-    std::fs::write(dir.path().join("vms/vms.json"), records.to_string()).unwrap();
+    std::fs::write(
+        dir.path().join("vms/vms.json"),
+        json!({ "vms": records }).to_string(),
+    )
+    .unwrap();
     let vms = cairn_vm::Vms::open(
         cairn_vm::VmsConfig {
             state_dir: dir.path().to_path_buf(),
@@ -595,6 +593,18 @@ fn vms_replication_shows_each_disk_and_replicate_is_refused_with_the_reason() {
     };
     let cluster = cairn_cluster::ClusterService::open(paths, "vault", Arc::new(NoNames)).unwrap();
     n.api.domains.cluster.set_ready(Arc::new(cluster));
+    (n, cfg, dir)
+}
+
+#[test]
+fn vms_replication_shows_each_disk_and_replicate_is_refused_with_the_reason() {
+    // Three VMs: web runs, db is off, ha has a replicated disk (a resource not up here: the
+    // test machine has no such DRBD device).
+    let (_n, cfg, _dir) = vm_node(json!({
+        "web": vm_record("web", None),
+        "db": vm_record("db", None),
+        "ha": vm_record("ha", Some(["cairn977", "node2"])),
+    }));
 
     // Nothing replicated: said, with how to turn it on.
     let out = cairnctl(cfg.path(), &["vms", "replication", "db"], "");
@@ -669,4 +679,72 @@ fn vms_replication_shows_each_disk_and_replicate_is_refused_with_the_reason() {
     let out = cairnctl(cfg.path(), &["vms", "replicate", "db", "--to", ""], "");
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("--to"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn vms_unreplicate_needs_keep_and_is_refused_with_the_reason() {
+    // web runs with a replicated disk, ha is off with one, db is off without; the cluster
+    // service is standalone.
+    let (_n, cfg, _dir) = vm_node(json!({
+        "web": vm_record("web", Some(["cairn976", "node2"])),
+        "ha": vm_record("ha", Some(["cairn977", "node2"])),
+        "db": vm_record("db", None),
+    }));
+    let refused = |args: &[&str]| {
+        let out = cairnctl(cfg.path(), args, "");
+        assert!(!out.status.success(), "{args:?}: {}", text(&out.stdout));
+        text(&out.stderr)
+    };
+
+    // Without --keep: a usage error naming it, before asking the node.
+    let out = cairnctl(cfg.path(), &["vms", "unreplicate", "ha"], "");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let e = text(&out.stderr);
+    assert!(
+        e.contains("the following required arguments were not provided")
+            && e.contains("--keep <NODE>")
+            && e.contains("Usage: cairnctl vms unreplicate --keep <NODE> <NAME>"),
+        "{e}"
+    );
+
+    // An empty keep: the node's refusal names the field.
+    let e = refused(&["vms", "unreplicate", "ha", "--keep", ""]);
+    assert!(
+        e.contains(
+            "cannot turn replication off for VM ha: keep: the node whose copy stays (this node) (invalid)"
+        ),
+        "{e}"
+    );
+    // Refused while the VM runs, with the node's reason.
+    let e = refused(&["vms", "unreplicate", "web", "--keep", "vault"]);
+    assert!(
+        e.contains("cannot turn replication off for VM web:")
+            && e.contains("shut it down to turn replication off"),
+        "{e}"
+    );
+    // Nothing replicated; an unknown VM.
+    let e = refused(&["vms", "unreplicate", "db", "--keep", "vault"]);
+    assert!(
+        e.contains("cannot turn replication off for VM db:")
+            && e.contains("VM db has no replicated disk"),
+        "{e}"
+    );
+    let e = refused(&["vms", "unreplicate", "nope", "--keep", "vault"]);
+    assert!(
+        e.contains("cannot turn replication off for VM nope: no VM named nope"),
+        "{e}"
+    );
+    // The replication is the cluster's: a node outside one cannot turn it off.
+    let e = refused(&["vms", "unreplicate", "ha", "--keep", "vault"]);
+    assert!(
+        e.contains("cannot turn replication off for VM ha: this node is not in a cluster"),
+        "{e}"
+    );
+    // Refused, ha was not held: the delete is still refused for its replicated disk, saying
+    // to turn replication off first.
+    let e = refused(&["vms", "delete", "ha", "--yes"]);
+    assert!(
+        e.contains("cannot delete VM ha:") && e.contains("turn replication off first"),
+        "{e}"
+    );
 }

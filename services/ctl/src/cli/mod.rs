@@ -70,7 +70,7 @@ pub enum Command {
     /// Network: config, link status, apply a spec in try mode (countdown), confirm, rollback.
     Network(network::NetworkArgs),
     /// Virtual machines: list, create, start, shutdown, off, reboot, clone, snapshot,
-    /// restore, autostart, delete, console, replicate and the replication state.
+    /// restore, autostart, delete, console, replicate, the replication state and unreplicate.
     Vms(vms::VmsArgs),
     /// The image library of a pool: list, upload (resumable, with progress), delete.
     Images(images::ImagesArgs),
@@ -371,6 +371,8 @@ mod tests {
             "vms replicate guest --to node2",
             "vms replication guest",
             "-o json vms replication guest",
+            "vms unreplicate guest --keep node1",
+            "vms unreplicate guest --keep=node1",
         ] {
             let words = line.split_whitespace();
             if let Err(e) = p(&words.collect::<Vec<_>>()) {

@@ -73,7 +73,8 @@ pub enum VmsCommand {
         #[arg(value_name = "on|off", value_parser = values::on_off, action = clap::ArgAction::Set)]
         on: bool,
     },
-    /// Delete a VM (its disks too with --delete-disks).
+    /// Delete a VM (its disks too with --delete-disks); a VM with replicated disks needs
+    /// `vms unreplicate` first.
     Delete {
         /// The VM.
         name: String,
@@ -101,6 +102,18 @@ pub enum VmsCommand {
     },
     /// Each replicated disk of a VM and its state on this node (DRBD).
     Replication(VmRef),
+    /// Turn replication off for a shut-off VM's disks, keeping one copy, following the task.
+    ///
+    /// The kept copy stays the disk's thin volume; the other node's copy is deleted. The VM
+    /// then has no second copy (no failover). Only this node's copy can be kept: keeping the
+    /// other node's would move the VM there, which Cairn cannot do yet.
+    Unreplicate {
+        /// The VM.
+        name: String,
+        /// The node whose copy stays (the API's keep field): this node.
+        #[arg(long, value_name = "NODE", required = true)]
+        keep: String,
+    },
 }
 
 /// A VM, by name.
