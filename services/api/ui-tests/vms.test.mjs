@@ -8,8 +8,11 @@
 // periodic reloads, the live serial console, and replicated disks: Replicate… disabled with
 // its reason (a running VM, a standalone node), the dialog's replica choice (eligible and
 // ineligible nodes, the node's 422 under the field, `{replica}` or `{}` for Automatic), the
-// initial sync's progress, and each disk's state with its status words, re-read while shown.
-// Keeps desktop and 360 px phone screenshots.
+// initial sync's progress, and each disk's state with its status words, re-read while shown;
+// turning replication off: disabled with its reason while the VM runs, a refused delete
+// pointing at it, the dialog's two holders (this node's copy kept, the replica's disabled with
+// its reason), the node's 422 under the field, `{keep}` sent, the task's progress, and the list
+// without the replication once done. Keeps desktop and 360 px phone screenshots.
 //
 // Run: cd services/api/ui-tests && node --test vms.test.mjs   (CHROMIUM overrides the browser,
 // UI_RESULTS the screenshot folder; default <repo>/build/ui-results)
@@ -40,6 +43,8 @@ const state = {
   cluster: { mode: 'member', this_node: 'node1', cluster: { name: 'prod' }, quorum: null, nodes: [], failover: null },
   // GET /api/v1/vms/app/replication's disks.
   replication: [],
+  // The refusal the next DELETE /api/v1/vms/app/replication answers (then a task).
+  unreplicateRefusal: null,
 };
 
 /** A replicated disk's state as GET …/replication gives it (healthy unless `extra` says). */
@@ -94,6 +99,15 @@ const api = new ScriptedApi(({ method, path: p, b }) => {
       return json(422, { code: 'invalid', field: 'replica', message: 'node2 has 1.0 GiB free on its pools; the disks of app need 12.0 GiB' });
     }
     return json(202, api.task(40, 'vm.replicate', 'turn replication on for VM app'));
+  }
+  if (p === '/api/v1/vms/app/replication' && method === 'DELETE') {
+    const refusal = state.unreplicateRefusal;
+    state.unreplicateRefusal = null;
+    if (refusal) return json(refusal.status, refusal.body);
+    return json(202, api.task(41, 'vm.unreplicate', `turn replication off for VM app, keeping ${b.keep}'s copy`));
+  }
+  if (p === '/api/v1/vms/app' && method === 'DELETE') {
+    return json(409, { code: 'wrong_state', message: 'VM app is replicated: its disks have a copy on another node: turn replication off first' });
   }
   if (p === '/api/v1/vms/db/targets') return json(200, { vm: 'db', bridges: ['br0'], targets: [] });
   if (p === '/api/v1/vms/web/console/stream') return { status: 200, contentType: 'text/event-stream', body: CONSOLE };
@@ -459,4 +473,132 @@ test('on a standalone node Replicate… says a cluster is needed', async () => {
   }
   // Replicated disks keep their state view.
   assert.ok(await card('app').locator('[data-action="Replication"]').isEnabled());
+});
+
+/** The open replication view of app, and its Turn replication off… action. */
+const appView = () => card('app').locator('[data-replication="app"]');
+const offButton = () => appView().locator('[data-action="Turn replication off…"]');
+const unreplicateForm = () => card('app').locator('form[data-form="unreplicate"]');
+
+test('Turn replication off… is in the replication view, disabled with the reason while the VM runs', async () => {
+  state.cluster = { mode: 'member', this_node: 'node1', cluster: { name: 'prod' }, quorum: null, nodes: [], failover: null };
+  state.replication = ['disk0', 'disk1', 'disk2'].map((d, i) => replicaState(d, `cairn${i}`, { role: 'Primary' }));
+  const app = state.vms.find((v) => v.name === 'app');
+  app.state = 'running';
+  await page.goto(`${ORIGIN}/`);
+  await card('app').locator('[data-action="Replication"]').click();
+  await appView().locator('table').waitFor();
+  assert.ok(await offButton().isDisabled());
+  const why = card('app').locator('[data-unreplicate-why="app"]');
+  assert.equal((await why.textContent()).trim(), 'Shut the VM down to turn replication off.');
+  assert.ok(await why.isVisible());
+  assert.equal(await offButton().getAttribute('aria-describedby'), 'unreplicate-why-app');
+  await shot('unreplicate-running');
+  // Shut down: the view follows the list's next reload, and the action may be used.
+  app.state = 'shut_off';
+  await page.waitForFunction(() => document.querySelector('[data-replication="app"] [data-action="Turn replication off…"]')?.disabled === false, null, { timeout: 10000 });
+  assert.ok(await why.isHidden());
+  assert.equal(await offButton().getAttribute('aria-describedby'), null);
+});
+
+test('a delete refused because the disks are replicated points at Turn replication off…', async () => {
+  await card('app').locator('[data-action="Delete"]').click();
+  const f = card('app').locator('form.inline-form');
+  await f.getByLabel('Type app to delete this VM').fill('app');
+  await f.getByRole('button', { name: 'Delete' }).click();
+  const banner = f.locator('.form-error');
+  await banner.waitFor({ state: 'visible' });
+  // The node's words, as the page shows every refusal, and the action right under them.
+  assert.equal((await banner.textContent()).trim(), 'VM app is replicated: its disks have a copy on another node: turn replication off first.');
+  const hint = f.locator('[data-delete-hint="app"]');
+  assert.match(await hint.textContent(), /app can be deleted once its replication is off:\s*Turn replication off…/);
+  await shot('delete-replicated');
+  await hint.getByRole('button', { name: 'Turn replication off…' }).click();
+  await unreplicateForm().waitFor();
+  // Cancel goes back to the disks' state, where the action is.
+  await unreplicateForm().getByRole('button', { name: 'Cancel' }).click();
+  await appView().locator('table').waitFor();
+  assert.equal(await unreplicateForm().count(), 0);
+});
+
+test('the Turn replication off dialog keeps this node\'s copy, follows the task and the list loses the replication', async () => {
+  await offButton().click();
+  const form = unreplicateForm();
+  await form.waitFor();
+  // Opening it stops the state view's reads (the dialog took the VM's line).
+  assert.equal(await appView().count(), 0);
+  const holder = (node) => form.locator(`[data-keep="${node}"]`);
+  // This node's copy is the choice; the replica's is shown, disabled, with why.
+  assert.ok(await holder('node1').locator('input').isChecked());
+  assert.ok(await holder('node1').locator('input').isEnabled());
+  assert.equal((await holder('node1').textContent()).trim(), 'node1: keep this node\'s copy: the VM stays here');
+  assert.ok(await holder('node2').locator('input').isDisabled());
+  assert.equal((await holder('node2').textContent()).trim(), 'node2: keeping node2\'s copy would move the VM there: not possible yet');
+  assert.equal(await form.locator('input[name="keep"]').count(), 2);
+  assert.equal((await form.locator('legend').textContent()).trim(), 'Copy to keep');
+  // What happens, plainly.
+  const said = await form.locator('[data-consequence]').textContent();
+  assert.match(said, /^The copy on node2 of each of its 3 replicated disks \(disk0 \(tank\/app-disk0\), disk1 \(tank\/app-disk1\), disk2 \(tank\/app-disk2\)\) is deleted\./);
+  assert.match(said, /From then on, app runs from this node's copy alone: with no second copy, it cannot fail over to another node if node1 fails\./);
+  assert.equal(await page.evaluate(() => document.activeElement?.value), 'node1');
+  await shot('unreplicate-dialog');
+
+  // The node refuses (this node's copy is behind): the reason under Copy to keep.
+  state.unreplicateRefusal = { status: 422, body: { code: 'invalid', field: 'keep', message: 'this node\'s copy of disk0 is Outdated: keeping it would lose data; wait for the resync' } };
+  await form.getByRole('button', { name: 'Turn replication off' }).click();
+  const error = form.locator('[data-field="keep"] .field-error');
+  await error.waitFor({ state: 'visible' });
+  assert.equal((await error.textContent()).trim(), 'This node\'s copy of disk0 is Outdated: keeping it would lose data; wait for the resync.');
+  assert.equal(await holder('node1').locator('input').getAttribute('aria-invalid'), 'true');
+  assert.equal(calls.filter((c) => c.startsWith('DELETE /api/v1/vms/app/replication')).at(-1), 'DELETE /api/v1/vms/app/replication {"keep":"node1"}');
+  await shot('unreplicate-error');
+
+  // A 409 that names no field goes above the buttons.
+  state.unreplicateRefusal = { status: 409, body: { code: 'wrong_state', message: 'VM app is running: shut it down to turn replication off' } };
+  await form.getByRole('button', { name: 'Turn replication off' }).click();
+  const banner = form.locator('.form-error');
+  await banner.waitFor({ state: 'visible' });
+  assert.equal((await banner.textContent()).trim(), 'VM app is running: shut it down to turn replication off.');
+  assert.ok(await error.isHidden());
+
+  // Accepted: the task's progress replaces the dialog.
+  const sent = calls.filter((c) => c.startsWith('DELETE /api/v1/vms/app/replication')).length;
+  await form.getByRole('button', { name: 'Turn replication off' }).click();
+  const line = card('app').locator('.task-inline[data-task="41"]');
+  await line.waitFor();
+  const deletes = calls.filter((c) => c.startsWith('DELETE /api/v1/vms/app/replication'));
+  assert.equal(deletes.length, sent + 1);
+  assert.equal(deletes.at(-1), 'DELETE /api/v1/vms/app/replication {"keep":"node1"}');
+  progress(41, 30, 'running', 'the VM opens its volumes again');
+  await line.locator('.pct', { hasText: '30 %' }).waitFor();
+  assert.match(await line.textContent(), /The VM opens its volumes again\./);
+  // Meanwhile the state view cannot be opened over the progress, said in words.
+  await card('app').locator('[data-replicate-why="app"]').waitFor();
+  assert.equal((await card('app').locator('[data-replicate-why="app"]').textContent()).trim(), 'Replication is being turned off: the progress is shown below.');
+  assert.ok(await card('app').locator('[data-action="Replication"]').isDisabled());
+  progress(41, 60, 'running', 'this node\'s side is down; node2 removes its copy');
+  await line.locator('.pct', { hasText: '60 %' }).waitFor();
+  await shot('unreplicate-progress');
+
+  // Done: the disks open their volumes again; the list drops the badges and the action.
+  const app = state.vms.find((v) => v.name === 'app');
+  app.disks.forEach((d, i) => {
+    d.path = `/dev/tank/app-disk${i}`;
+    delete d.replication;
+  });
+  state.replication = [];
+  progress(41, 100, 'succeeded', 'replication of VM app is off: this node\'s copy kept, node2\'s removed');
+  await line.locator('.pct', { hasText: '100 %' }).waitFor();
+  assert.match(await line.textContent(), /Replication of VM app is off: this node's copy kept, node2's removed\./);
+  await card('app').locator('[data-action="Replicate…"]').waitFor({ timeout: 10000 });
+  assert.equal(await card('app').locator('[data-disks] [data-replicated]').count(), 0);
+  assert.equal(await card('app').locator('[data-action="Replication"]').count(), 0);
+  assert.equal(await appView().count(), 0);
+  assert.equal(await card('app').locator('[data-replicate-why]').count(), 0);
+  assert.ok(await card('app').locator('[data-action="Replicate…"]').isEnabled());
+  // The task's last line stays across the list's reloads.
+  const loads = listLoads();
+  await until(() => listLoads() > loads, 10000, 'a reload of the list');
+  assert.ok(await line.isVisible());
+  await shot('unreplicate-done');
 });

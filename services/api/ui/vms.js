@@ -2,7 +2,8 @@
 // bars, a create wizard (with an optional installer from the pool's image library), actions
 // with progress (tasks), a live serial console (server-sent events), and replicated disks
 // (issue 18): turning replication on (the replica node chosen, the initial sync followed as a
-// task) and each replicated disk's DRBD state, re-read while it is shown.
+// task), each replicated disk's DRBD state, re-read while it is shown, and turning replication
+// off (this node's copy kept, the other node's deleted; a task).
 
 import { api, get } from './api.js';
 import { badge, emptyState, h, progressBar, replace } from './dom.js';
@@ -347,8 +348,11 @@ export async function renderVms(main) {
     clusterAt = Date.now();
     return cluster;
   }
-  // The VMs whose replication is being turned on (their task runs in their line).
+  // The VMs whose replication is being turned on, and off (their task runs in their line).
   const replicating = new Set();
+  const unreplicating = new Set();
+  // Each VM as the list last read it, by name (a replication view follows its VM's state).
+  const latest = new Map();
   // The open replication views, by VM: each re-reads its VM's state until closed.
   const views = new Map();
   const closeView = (name) => {
@@ -390,11 +394,30 @@ export async function renderVms(main) {
     closeView(vm);
     const state = h('div', { 'aria-live': 'polite' }, h('p', { class: 'loading' }, 'Reading the state of the copies…'));
     const close = h('button', { type: 'button', class: 'link small', 'data-action': 'Close replication' }, 'Close');
+    // Turning replication off: disabled with the reason while it cannot be (the VM runs…),
+    // following the VM's state as the list is read again.
+    const off = h('button', { type: 'button', class: 'secondary danger small', 'data-action': 'Turn replication off…' }, 'Turn replication off…');
+    const offWhy = h('p', { class: 'muted small', id: `unreplicate-why-${vm}`, 'data-unreplicate-why': vm, hidden: true });
+    const follow = (v) => {
+      const reason = v ? cannotUnreplicate(v) : 'The VM is being read again.';
+      off.disabled = Boolean(reason);
+      offWhy.textContent = reason || '';
+      offWhy.hidden = !reason;
+      if (reason) off.setAttribute('aria-describedby', offWhy.id);
+      else off.removeAttribute('aria-describedby');
+    };
+    off.addEventListener('click', () => {
+      const v = latest.get(vm);
+      if (v && !cannotUnreplicate(v)) openUnreplicate(v, line);
+    });
+    follow(latest.get(vm));
     const view = h('section', { class: 'vm-replication', 'data-replication': vm, 'aria-label': `Replicated disks of ${vm}` },
       h('div', { class: 'console-head' },
         h('p', { class: 'muted small' }, `Replicated disks of ${vm}: their state on this node, read again every ${REPLICATION_POLL_MS / 1000} s`),
         close),
-      state);
+      state,
+      h('div', { class: 'row-actions vm-actions' }, off),
+      offWhy);
     let timer = null;
     let stopped = false;
     const stop = () => {
@@ -422,9 +445,80 @@ export async function renderVms(main) {
       closeView(vm);
       line.replaceChildren();
     });
-    views.set(vm, { stop, view });
+    views.set(vm, { stop, view, follow });
     line.replaceChildren(...keep, view);
     read();
+  }
+
+  /**
+   * The Turn replication off dialog of shut-off VM `vm` in its line: which copy stays (this
+   * node's, the one that can be kept now; the other holder's disabled with the reason), what
+   * happens, then DELETE {keep} and the task's progress; once it ended, the list is read again
+   * (the badges and the Replication action go).
+   */
+  async function openUnreplicate(vm, line) {
+    const base = `/api/v1/vms/${encodeURIComponent(vm.name)}`;
+    closeView(vm.name);
+    line.replaceChildren(h('p', { class: 'loading' }, 'Asking the cluster which node this is…'));
+    let me;
+    try {
+      me = (await get('/api/v1/cluster')).this_node;
+    } catch (err) {
+      line.replaceChildren(h('p', { class: 'form-error' }, sentence(err.message)));
+      return;
+    }
+    if (!me) {
+      line.replaceChildren(h('p', { class: 'form-error' }, 'This node is not a cluster member: replication can be turned off on a member only.'));
+      return;
+    }
+    const replicated = [];
+    vm.disks.forEach((d, i) => { if (d.replication) replicated.push({ ...d, name: `disk${i}` }); });
+    const others = [...new Set(replicated.map((d) => d.replication.replica))].filter((n) => n !== me);
+    const other = others.join(' and ') || 'the other node';
+    const holder = (node, note, can) => h('label', { class: 'check', 'data-keep': node },
+      h('input', { type: 'radio', name: 'keep', value: node, checked: can, disabled: !can }),
+      h('span', {}, h('strong', {}, `${node}:`), h('span', { class: 'hint' }, ` ${note}`)));
+    const holders = h('fieldset', { class: 'field', 'data-field': 'keep' },
+      h('legend', {}, 'Copy to keep'),
+      holder(me, 'keep this node\'s copy: the VM stays here', true),
+      others.map((n) => holder(n, `keeping ${n}'s copy would move the VM there: not possible yet`, false)),
+      h('p', { class: 'field-error', role: 'alert', hidden: true }));
+    const submit = h('button', { type: 'submit', class: 'primary danger small' }, 'Turn replication off');
+    const cancel = h('button', { type: 'button', class: 'secondary small' }, 'Cancel');
+    const list = replicated.map((d) => `${d.name} (${d.pool}/${d.volume})`).join(', ');
+    const form = h('form', { class: 'card mini-form', 'data-form': 'unreplicate', novalidate: true },
+      h('h3', {}, `Turn replication off for ${vm.name}`),
+      h('p', { 'data-consequence': true }, `The copy on ${other} of ${replicated.length === 1 ? 'its replicated disk' : `each of its ${replicated.length} replicated disks`} `
+        + `(${list}) is deleted. From then on, ${vm.name} runs from this node's copy alone: with no second copy, `
+        + `it cannot fail over to another node if ${me} fails. The VM stays shut down until this is done; `
+        + 'replication can be turned on again later (with a new initial sync).'),
+      holders,
+      formError(),
+      h('div', { class: 'actions' }, submit, cancel));
+    cancel.addEventListener('click', () => openReplication(vm.name, line));
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      clearErrors(form);
+      const keep = holders.querySelector('input:checked')?.value || me;
+      submit.disabled = true;
+      try {
+        const task = await api('DELETE', `${base}/replication`, { body: { keep }, signedIn: true });
+        unreplicating.add(vm.name);
+        // Called once the task ended (a microtask later: it may have ended already).
+        const finished = () => {
+          unreplicating.delete(vm.name);
+          load();
+        };
+        const progress = taskLine(task, () => Promise.resolve().then(finished));
+        line.replaceChildren(progress);
+        load();
+      } catch (err) {
+        submit.disabled = false;
+        showError(form, err);
+      }
+    });
+    line.replaceChildren(form);
+    (holders.querySelector('input:checked') || cancel).focus();
   }
 
   /**
@@ -509,6 +603,17 @@ export async function renderVms(main) {
     return null;
   }
 
+  /**
+   * Why `vm`'s replication cannot be turned off now (null: it can): a task turning it off
+   * runs, the VM runs, or none of its disks is replicated (any more).
+   */
+  function cannotUnreplicate(vm) {
+    if (unreplicating.has(vm.name)) return 'Replication is being turned off: the progress is shown below.';
+    if (!['shut_off', 'crashed'].includes(vm.state)) return 'Shut the VM down to turn replication off.';
+    if (!vm.disks.some((d) => d.replication)) return `No disk of ${vm.name} is replicated.`;
+    return null;
+  }
+
   function vmCard(vm, cl) {
     const line = lineOf(vm.name);
     const base = `/api/v1/vms/${encodeURIComponent(vm.name)}`;
@@ -566,11 +671,19 @@ export async function renderVms(main) {
         line.replaceChildren(h('p', { class: 'form-error' }, sentence(err.message)));
       }
     }));
-    // Replicated disks: their state (re-read while shown); else Replicate… or why not.
+    // Replicated disks: their state (re-read while shown, with Turn replication off…; not
+    // while it is being turned off, whose progress is in the line); else Replicate… or why not.
     const replicated = vm.disks.filter((d) => d.replication);
     let whyNot = null;
     if (replicated.length) {
-      buttons.push(btn('Replication', () => openReplication(vm.name, line)));
+      const b = btn('Replication', () => openReplication(vm.name, line));
+      if (unreplicating.has(vm.name)) {
+        b.disabled = true;
+        b.setAttribute('aria-describedby', `replicate-why-${vm.name}`);
+        whyNot = h('p', { class: 'muted small', id: `replicate-why-${vm.name}`, 'data-replicate-why': vm.name },
+          'Replication is being turned off: the progress is shown below.');
+      }
+      buttons.push(b);
     } else {
       const reason = cannotReplicate(vm, cl);
       const b = btn('Replicate…', () => openReplicate(vm, line));
@@ -581,6 +694,8 @@ export async function renderVms(main) {
       }
       buttons.push(b);
     }
+    // An open replication view follows the VM (Turn replication off… enabled or not).
+    views.get(vm.name)?.follow(vm);
     if (!running) {
       buttons.push(btn('Delete', () => {
         const input = h('input', { type: 'text' });
@@ -595,7 +710,17 @@ export async function renderVms(main) {
           try {
             await api('DELETE', base, { body: { confirm_name: input.value.trim(), delete_disks: disks.checked }, signedIn: true });
             load();
-          } catch (err) { showError(f, err); }
+          } catch (err) {
+            showError(f, err);
+            // Refused because its disks are replicated: the way to turn that off, right here.
+            if (err.code === 'wrong_state' && replicated.length) {
+              const go = h('button', { type: 'button', class: 'secondary danger small', 'data-action': 'Turn replication off…' }, 'Turn replication off…');
+              go.addEventListener('click', () => openUnreplicate(latest.get(vm.name) || vm, line));
+              f.querySelector('[data-delete-hint]')?.remove();
+              f.append(h('p', { class: 'small', 'data-delete-hint': vm.name },
+                `${vm.name} can be deleted once its replication is off: `, go));
+            }
+          }
         });
         line.replaceChildren(f);
       }));
@@ -649,6 +774,8 @@ export async function renderVms(main) {
         closeView(name);
       }
     }
+    latest.clear();
+    for (const v of res.vms) latest.set(v.name, v);
     body.replaceChildren(node, ...(res.vms.length
       ? res.vms.map((v) => vmCard(v, cl))
       : [emptyState('No VMs yet', 'Create a VM with a new thin disk on a pool, or clone one.')]));
