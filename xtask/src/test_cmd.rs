@@ -121,14 +121,15 @@ fn run_phases(runner: &mut dyn Runner, paths: &Paths, phases: &mut Phases) -> Re
 /// `cargo xtask lab --full` runs. CI keeps the single-node scenarios and `cluster_form`;
 /// `cluster_lab` (the lab's own smoke test, 1.5–3.5 min of both cores) is covered by it;
 /// `cluster_witness` (two nodes and a witness, a power-off), `cluster_faults` and
-/// `cluster_replace` (three nodes each, with faults) and `replication` (two nodes, a VM, a
-/// cut replication link) are a full run's.
+/// `cluster_replace` (three nodes each, with faults), `replication` (two nodes, a VM, a cut
+/// replication link, a reboot) and `replication_move` (three nodes) are a full run's.
 pub const FULL_ONLY_SCENARIOS: &[&str] = &[
     "cluster_lab",
     "cluster_witness",
     "cluster_faults",
     "cluster_replace",
     "replication",
+    "replication_move",
 ];
 
 /// A nextest filterset naming these test binaries.

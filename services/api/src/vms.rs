@@ -41,6 +41,7 @@ pub enum VmOp {
     Replication,
     Replicate,
     Unreplicate,
+    MoveReplica,
 }
 
 impl VmOp {
@@ -135,6 +136,11 @@ pub const ROUTES: &[Route<VmOp>] = &[
             ("DELETE", VmOp::Unreplicate),
         ],
         allowed: &["GET", "POST", "DELETE"],
+    },
+    Route {
+        path: "/api/v1/vms/{vm}/replication/move",
+        methods: &[("POST", VmOp::MoveReplica)],
+        allowed: &["POST"],
     },
 ];
 
@@ -435,6 +441,10 @@ pub async fn handle(ctx: &Ctx<'_>, op: VmOp) -> Result<Response<Body>, ApiError>
         VmOp::Replicate => {
             let body: replication::ReplicateBody = optional_json(ctx)?;
             replication::post(ctx, &VMS, vms, name, body).await
+        }
+        VmOp::MoveReplica => {
+            let body: replication::MoveBody = ctx.json()?;
+            replication::move_replica(ctx, &VMS, vms, name, body).await
         }
         VmOp::Unreplicate => {
             let body: replication::UnreplicateBody = ctx.json()?;

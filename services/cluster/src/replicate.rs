@@ -355,7 +355,8 @@ impl ClusterService {
             return Err(ClusterError::Invalid {
                 field: "keep",
                 reason: format!(
-                    "keeping {keep}'s copy means moving VM {vm} to {keep}, which Cairn cannot do                      yet: keep this node's copy ({me})"
+                    "keeping {keep}'s copy means moving VM {vm} to {keep}, which Cairn cannot do \
+                     yet: keep this node's copy ({me})"
                 ),
             });
         }
@@ -377,7 +378,8 @@ impl ClusterService {
                     return Err(ClusterError::Invalid {
                         field: "keep",
                         reason: format!(
-                            "this node's copy of {} is {}: keeping it would lose data; wait                              for the resync",
+                            "this node's copy of {} is {}: keeping it would lose data; wait \
+                     for the resync",
                             r.vm_disk, d.disk
                         ),
                     });
@@ -464,12 +466,269 @@ impl ClusterService {
             }
             if start.elapsed() > CONNECT_WAIT {
                 return Ok(format!(
-                    "replication of VM {vm} is off: this node's copy kept; {peer} did not remove                      its copy within {} s and will when it is back",
+                    "replication of VM {vm} is off: this node's copy kept; {peer} did not remove \
+                     its copy within {} s and will when it is back",
                     CONNECT_WAIT.as_secs()
                 ));
             }
             std::thread::sleep(POLL * 2);
         }
+    }
+
+    /// The records of VM `vm` this node is the current primary of, with their revisions,
+    /// checked for a move to `to`: not retired, this node's copy UpToDate, `to` not a side.
+    fn movable(
+        &self,
+        client: &etcd_client::Client,
+        vm: &str,
+        to: &str,
+    ) -> Result<Vec<ResourceRecord>, ClusterError> {
+        let me = self.ctx.node_name.clone();
+        let (c, name) = (client.clone(), vm.to_string());
+        let recs: Vec<ResourceRecord> = self
+            .block(async move { alloc::list(&c).await })?
+            .into_iter()
+            .filter(|r| r.vm == name)
+            .collect();
+        if recs.is_empty() {
+            return Err(ClusterError::Conflict(format!(
+                "the cluster records no replicated disk of VM {vm}"
+            )));
+        }
+        let proc = std::fs::read_to_string(Node::system(self.ctx.runner.as_ref()).proc_drbd)
+            .ok()
+            .and_then(|t| proc_status::parse(&t).ok());
+        for r in &recs {
+            if r.retire.is_some() {
+                return Err(ClusterError::Conflict(format!(
+                    "replication of {} is being turned off",
+                    r.vm_disk
+                )));
+            }
+            if r.side(to).is_some() {
+                return Err(ClusterError::Invalid {
+                    field: "to",
+                    reason: format!("{to} holds a copy of {} already", r.vm_disk),
+                });
+            }
+            if r.primary != me {
+                return Err(ClusterError::Invalid {
+                    field: "to",
+                    reason: format!(
+                        "the cluster records {}'s copy of {} as the current one: move the                          replica from there",
+                        r.primary, r.vm_disk
+                    ),
+                });
+            }
+            let up_to_date = proc
+                .as_ref()
+                .and_then(|p| p.device(r.index))
+                .is_some_and(|d| d.disk == "UpToDate");
+            if !up_to_date {
+                return Err(ClusterError::Invalid {
+                    field: "to",
+                    reason: format!(
+                        "this node's copy of {} is not UpToDate (or not up): the replica can                          move only from a current copy",
+                        r.vm_disk
+                    ),
+                });
+            }
+        }
+        Ok(recs)
+    }
+
+    /// Check a move of VM `vm`'s replicas to node `to` (422 naming `to` with the reason).
+    pub fn check_move(&self, vm: &str, to: &str, bridges: &[String]) -> Result<(), ClusterError> {
+        let state = self.member()?;
+        let targets = self.targets(bridges)?;
+        let client = self.etcd_client(&state)?;
+        let recs = self.movable(&client, vm, to)?;
+        let c = client.clone();
+        let nodes = self.block(async move { records::nodes(&c).await })?;
+        let need: u64 = recs
+            .iter()
+            .map(|r| r.size_bytes + crate::drbd::names::metadata_bytes(r.size_bytes, EXTENT_BYTES))
+            .sum();
+        choose_replica(&targets, &nodes, Some(to), need)
+            .map(|_| ())
+            .map_err(|reason| ClusterError::Invalid {
+                field: "to",
+                reason,
+            })
+    }
+
+    /// Move VM `vm`'s replicas to node `to` (the VM may run): each record's replica side
+    /// becomes `to`'s (the old one listed as former, so its node removes its copy), this
+    /// node's side adjusts to the new peer, `to`'s controller makes its side, and the full
+    /// sync to it is the task's progress. Meanwhile only this node's copy is current.
+    pub fn move_replica(
+        &self,
+        vm: &str,
+        to: &str,
+        bridges: &[String],
+        progress: &dyn Progress,
+    ) -> Result<String, ClusterError> {
+        let state = self.member()?;
+        let me = state.node_name.clone();
+        let targets = self.targets(bridges)?;
+        let client = self.etcd_client(&state)?;
+        let _held = crate::drbd::enable::InProgress::new(vm);
+        let recs = self.movable(&client, vm, to)?;
+        let c = client.clone();
+        let nodes = self.block(async move { records::nodes(&c).await })?;
+        let mine = nodes
+            .iter()
+            .find(|n| n.name == me)
+            .ok_or_else(|| ClusterError::Conflict(format!("no node record of {me}")))?;
+        let my_pools = mine.pools.clone();
+        let need: u64 = recs
+            .iter()
+            .map(|r| r.size_bytes + crate::drbd::names::metadata_bytes(r.size_bytes, EXTENT_BYTES))
+            .sum();
+        let place = choose_replica(&targets, &nodes, Some(to), need).map_err(|reason| {
+            ClusterError::Invalid {
+                field: "to",
+                reason,
+            }
+        })?;
+        let node = Node::system(self.ctx.runner.as_ref());
+        let mut moved = Vec::new();
+        for r in &recs {
+            let (c, name, me2, place2) =
+                (client.clone(), r.name.clone(), me.clone(), place.clone());
+            let rec = self.block(async move {
+                let (mut rec, rev) = alloc::get(&c, &name).await?.ok_or_else(|| {
+                    ClusterError::Conflict(format!("the record of {name} disappeared"))
+                })?;
+                let i = rec.index().ok_or_else(|| {
+                    ClusterError::Conflict(format!("the record of {name} has no valid index"))
+                })?;
+                let slot = rec
+                    .sides
+                    .iter()
+                    .position(|s| s.node != me2)
+                    .ok_or_else(|| {
+                        ClusterError::Conflict(format!("the record of {name} has no replica side"))
+                    })?;
+                let lv = format!("drbd-{}", i.name());
+                let old = std::mem::replace(
+                    &mut rec.sides[slot],
+                    crate::drbd::record::Side {
+                        node: place2.node.clone(),
+                        address: place2.address,
+                        disk: format!("/dev/{}/{lv}", place2.pool.volume_group),
+                        meta_disk: format!("/dev/{}/{lv}_drbdmd", place2.pool.volume_group),
+                    },
+                );
+                rec.former.retain(|s| s.node != place2.node);
+                rec.former.push(old);
+                rec.initial_sync_done = false;
+                rec.lone_writer = None;
+                if !alloc::update_guarded(&c, &rec, rev).await? {
+                    return Err(ClusterError::Conflict(format!(
+                        "the record of {name} changed meanwhile: retry"
+                    )));
+                }
+                Ok(rec)
+            })?;
+            let thin = thin_pool_of(
+                &my_pools,
+                &rec.side(&me).map(|s| s.disk.clone()).unwrap_or_default(),
+            )
+            .ok_or_else(|| {
+                ClusterError::Conflict(format!("{}: this node's pool is gone", rec.name))
+            })?;
+            side::ensure(&node, &rec, &me, &thin, EXTENT_BYTES).map_err(|source| {
+                ClusterError::DrbdSide {
+                    resource: rec.name.clone(),
+                    source: Box::new(source),
+                }
+            })?;
+            progress.progress(
+                5,
+                &format!(
+                    "{} now points at {to}; waiting for {to} to bring up its side",
+                    rec.name
+                ),
+            );
+            moved.push(rec);
+        }
+        for rec in &moved {
+            self.wait_device(
+                &node,
+                rec,
+                CONNECT_WAIT,
+                &format!("to connect to {to}"),
+                |d| crate::drbd::follow::is_connected(&d.connection),
+            )?;
+        }
+        let total: u64 = moved.iter().map(|r| r.size_bytes).sum();
+        let wait = SYNC_WAIT_BASE + Duration::from_secs(total / (4 << 20));
+        let start = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&node.proc_drbd).unwrap_or_default();
+            let parsed = proc_status::parse(&text).ok();
+            let mut done = Vec::new();
+            let mut all = true;
+            for rec in &moved {
+                let dev = parsed.as_ref().and_then(|p| p.device(rec.index));
+                let synced = dev.is_some_and(|d| {
+                    d.connection == "Connected" && d.disk == "UpToDate" && d.peer_disk == "UpToDate"
+                });
+                all &= synced;
+                let pm = match dev.and_then(|d| d.sync.as_ref()) {
+                    _ if synced => 1000,
+                    Some(s) => s.permille,
+                    None => 0,
+                };
+                done.push((rec.size_bytes, pm));
+            }
+            let pm = sync_permille(&done);
+            progress.progress(
+                (10 + pm * 85 / 1000).min(95) as u8,
+                &format!(
+                    "sync to {to}: {:.1} % of {} MiB; until it ends only this node's copy is current",
+                    f64::from(pm) / 10.0,
+                    total >> 20
+                ),
+            );
+            if all {
+                break;
+            }
+            if start.elapsed() > wait {
+                return Err(ClusterError::Timeout {
+                    what: format!("the sync to {to}"),
+                    waited: wait,
+                });
+            }
+            std::thread::sleep(POLL);
+        }
+        for rec in &moved {
+            let (c, name) = (client.clone(), rec.name.clone());
+            self.block(async move {
+                let (mut r, rev) = alloc::get(&c, &name).await?.ok_or_else(|| {
+                    ClusterError::Conflict(format!("the record of {name} disappeared"))
+                })?;
+                r.initial_sync_done = true;
+                if alloc::update_guarded(&c, &r, rev).await? {
+                    Ok(())
+                } else {
+                    Err(ClusterError::Conflict(format!(
+                        "the record of {name} changed while it was being marked synced"
+                    )))
+                }
+            })?;
+        }
+        let from: Vec<String> = recs
+            .iter()
+            .filter_map(|r| r.peer_of(&me).map(|s| s.node.clone()))
+            .collect();
+        progress.progress(100, &format!("replica moved to {to}"));
+        Ok(format!(
+            "VM {vm}: replica moved from {} to {to}; {} removes its old copy",
+            from.first().map_or("?", String::as_str),
+            from.first().map_or("the old node", String::as_str)
+        ))
     }
 
     /// Wait until `rec`'s device satisfies `ok`, reading `/proc/drbd`.

@@ -136,6 +136,7 @@ fn record(vm: &str, primary: &str) -> ResourceRecord {
         lone_writer: None,
         fenced: vec![],
         retire: None,
+        former: Vec::new(),
     }
 }
 

@@ -574,6 +574,20 @@ impl Vms {
         Ok(disks)
     }
 
+    /// Record that VM `name`'s replicated disks now have their other copy on `node` (a
+    /// replica moved; the VM may run).
+    pub fn set_replica_node(&self, name: &str, node: &str) -> Result<VmStatus, VmError> {
+        let _g = self.lock_change();
+        self.update(name, |r| {
+            for d in r.disks.iter_mut() {
+                if let Some(rep) = d.replication.as_mut() {
+                    rep.replica = node.to_string();
+                }
+            }
+        })?;
+        self.get(name)
+    }
+
     /// Hold shut-off VM `name` (it may not start) while its replication is turned off; it
     /// must have replicated disks. Refused while another replication change of it runs.
     pub fn begin_unreplicating(&self, name: &str) -> Result<(), VmError> {
@@ -1469,7 +1483,7 @@ mod tests {
             .set_replicated("g", &[("disk0".into(), "/dev/drbd0".into(), rep.clone())])
             .unwrap();
         assert_eq!(vm.record.disks[0].path, "/dev/drbd0");
-        assert_eq!(vm.record.disks[0].replication, Some(rep));
+        assert_eq!(vm.record.disks[0].replication, Some(rep.clone()));
         assert!(
             f.vms.disks_to_replicate("g").is_err(),
             "nothing left to replicate"

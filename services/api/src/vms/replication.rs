@@ -100,6 +100,64 @@ pub async fn delete(
     ))
 }
 
+/// The body of `POST /api/v1/vms/{vm}/replication/move`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoveBody {
+    /// The node to hold the other copy from now on.
+    pub to: String,
+}
+
+/// Check, then move the VM's replicas to `body.to` as a task (202). The VM may run.
+pub async fn move_replica(
+    ctx: &Ctx<'_>,
+    domain: &VmDomain,
+    vms: Arc<Vms>,
+    name: String,
+    body: MoveBody,
+) -> Result<Response<Body>, ApiError> {
+    if body.to.is_empty() {
+        return Err(ApiError::invalid(
+            "to",
+            "the node to move the other copy to",
+        ));
+    }
+    let cluster = CLUSTER.service(ctx)?;
+    let vm_name = name.clone();
+    let bridges = domain
+        .blocking(vms.clone(), move |v| {
+            let vm = v.get(&vm_name)?;
+            let mut b: Vec<String> = vm.record.nics.iter().map(|n| n.bridge.clone()).collect();
+            b.sort();
+            b.dedup();
+            Ok(b)
+        })
+        .await?;
+    let (vm_name, to, b2) = (name.clone(), body.to.clone(), bridges.clone());
+    CLUSTER
+        .blocking(cluster.clone(), move |c| c.check_move(&vm_name, &to, &b2))
+        .await?;
+    let message = format!("move VM {name}'s replica to {}", body.to);
+    Ok(CLUSTER.task(
+        ctx,
+        cluster,
+        TaskText {
+            kind: "vm.replica.move",
+            message: &message,
+        },
+        move |c, progress| {
+            let done = c.move_replica(&name, &body.to, &bridges, progress)?;
+            vms.set_replica_node(&name, &body.to).map_err(|e| {
+                ClusterError::Conflict(format!(
+                    "the replica moved but the VM's record was not updated: {}",
+                    cairn_core::boot::error_chain(&e)
+                ))
+            })?;
+            Ok(done)
+        },
+    ))
+}
+
 /// Each disk of `vm` and its replication: `{vm, disks: [{disk, replicated, …state}]}`.
 pub async fn get(
     ctx: &Ctx<'_>,

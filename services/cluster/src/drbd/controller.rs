@@ -34,16 +34,24 @@ pub struct Pass {
     pub mine: Vec<ResourceRecord>,
     /// Records that name this node and are being retired (replication turned off).
     pub retired: Vec<ResourceRecord>,
+    /// Records whose replica moved away from this node (it removes its old copy).
+    pub former: Vec<ResourceRecord>,
     /// Resources with a `.res` file here but no record: to be taken down.
     pub stale: Vec<String>,
 }
 
 /// Split the records and the local `.res` names into this node's work (pure).
 pub fn pass(records: &[ResourceRecord], me: &str, local_files: &BTreeSet<String>) -> Pass {
+    let former_of = |r: &ResourceRecord| r.former.iter().any(|s| s.node == me);
     let known: BTreeSet<&str> = records
         .iter()
-        .filter(|r| r.side(me).is_some())
+        .filter(|r| r.side(me).is_some() || former_of(r))
         .map(|r| r.name.as_str())
+        .collect();
+    let former: Vec<ResourceRecord> = records
+        .iter()
+        .filter(|r| former_of(r) && !super::enable::in_progress(&r.vm))
+        .cloned()
         .collect();
     // A replication being turned on here is the task's to bring up.
     let mine: Vec<ResourceRecord> = records
@@ -68,6 +76,7 @@ pub fn pass(records: &[ResourceRecord], me: &str, local_files: &BTreeSet<String>
     Pass {
         mine,
         retired,
+        former,
         stale,
     }
 }
@@ -103,6 +112,8 @@ pub async fn run_loop(ctx: Arc<Ctx>, state: LocalState, monitor: Arc<Monitor>) {
     let mut client: Option<etcd_client::Client> = None;
     // The last error per resource, logged once per change.
     let mut last: BTreeMap<String, String> = BTreeMap::new();
+    // Since when each resource's I/O has been seen frozen.
+    let mut frozen_since: BTreeMap<String, std::time::Instant> = BTreeMap::new();
     loop {
         tokio::time::sleep(TICK).await;
         if client.is_none() {
@@ -127,10 +138,19 @@ pub async fn run_loop(ctx: Arc<Ctx>, state: LocalState, monitor: Arc<Monitor>) {
         let Ok(Reconciled {
             out: outcome,
             delete,
+            drop_former,
         }) = outcome
         else {
             continue;
         };
+        for name in drop_former {
+            if let Err(e) = drop_from_former(c, &name, &state.node_name).await {
+                tracing::warn!(
+                    "drbd: {name}: not taken off the former sides yet: {}",
+                    cairn_base::error_chain::error_chain(&e)
+                );
+            }
+        }
         for name in delete {
             match super::alloc::delete(c, &name).await {
                 Ok(()) => tracing::info!("drbd: {name}: copy removed here, record deleted"),
@@ -140,7 +160,15 @@ pub async fn run_loop(ctx: Arc<Ctx>, state: LocalState, monitor: Arc<Monitor>) {
                 ),
             }
         }
-        follow_up(&ctx, c, &state.node_name, &records, monitor.alerts()).await;
+        follow_up(
+            &ctx,
+            c,
+            &state.node_name,
+            &records,
+            monitor.alerts(),
+            &mut frozen_since,
+        )
+        .await;
         if let Some(sink) = monitor.alerts() {
             // A resource taken down for want of a record has no alert any more.
             for (name, _) in outcome
@@ -178,6 +206,7 @@ async fn follow_up(
     me: &str,
     records: &[ResourceRecord],
     alerts: Option<Arc<dyn AlertSink>>,
+    frozen_since: &mut BTreeMap<String, std::time::Instant>,
 ) {
     let proc = std::fs::read_to_string(Node::system(ctx.runner.as_ref()).proc_drbd)
         .ok()
@@ -196,7 +225,16 @@ async fn follow_up(
             continue;
         }
         let dev = proc.as_ref().and_then(|p| p.device(rec.index));
-        for action in follow::actions(rec, me, dev) {
+        let frozen_for = if dev.is_some_and(|d| d.io_frozen) {
+            frozen_since
+                .entry(rec.name.clone())
+                .or_insert_with(std::time::Instant::now)
+                .elapsed()
+        } else {
+            frozen_since.remove(&rec.name);
+            Duration::ZERO
+        };
+        for action in follow::actions(rec, me, dev, frozen_for) {
             if let Err(e) = follow_action(ctx, client, me, rec, &action).await {
                 tracing::warn!(
                     "drbd: {}: {action:?}: {}",
@@ -217,6 +255,22 @@ async fn follow_up(
             }
         }
     }
+}
+
+/// Take `me` off record `name`'s former sides (guarded by the record's revision).
+async fn drop_from_former(
+    client: &etcd_client::Client,
+    name: &str,
+    me: &str,
+) -> Result<(), ClusterError> {
+    if let Some((mut r, rev)) = super::alloc::get(client, name).await? {
+        let before = r.former.len();
+        r.former.retain(|s| s.node != me);
+        if r.former.len() != before && super::alloc::update_guarded(client, &r, rev).await? {
+            tracing::info!("drbd: {name}: old copy removed here, taken off the former sides");
+        }
+    }
+    Ok(())
 }
 
 /// Run one follow-up action.
@@ -363,7 +417,38 @@ pub fn reconcile(ctx: &Ctx, me: &str, records: &[ResourceRecord]) -> Reconciled 
             Err(e) => out.push((rec.name.clone(), Err(e))),
         }
     }
-    Reconciled { out, delete }
+    let mut drop_former = Vec::new();
+    for rec in &work.former {
+        let result = super::retire::facts(&node, rec, me)
+            .and_then(|f| super::retire::former_plan(rec, me, f))
+            .map_err(|e| cairn_base::error_chain::error_chain(&e))
+            .and_then(|steps| {
+                let steps = steps.unwrap_or_default();
+                super::retire::apply_local(&node, rec, &steps)
+                    .map(|due| (steps, due))
+                    .map_err(|e| cairn_base::error_chain::error_chain(&e))
+            });
+        match result {
+            Ok((steps, due)) => {
+                if steps.len() > 1 {
+                    tracing::info!(
+                        "drbd: {}: the replica moved away from this node: {steps:?}",
+                        rec.name
+                    );
+                }
+                if due {
+                    drop_former.push(rec.name.clone());
+                }
+                out.push((rec.name.clone(), Ok(Vec::new())));
+            }
+            Err(e) => out.push((rec.name.clone(), Err(e))),
+        }
+    }
+    Reconciled {
+        out,
+        delete,
+        drop_former,
+    }
 }
 
 /// One pass's outcome: per resource the steps run or the error, and the retired records this
@@ -371,6 +456,8 @@ pub fn reconcile(ctx: &Ctx, me: &str, records: &[ResourceRecord]) -> Reconciled 
 pub struct Reconciled {
     pub out: Vec<(String, Result<Vec<Step>, String>)>,
     pub delete: Vec<String>,
+    /// Records to take this node off the former sides of (its old copy is gone).
+    pub drop_former: Vec<String>,
 }
 
 /// `drbdadm down` (a no-op for an unconfigured resource) and the file removed.

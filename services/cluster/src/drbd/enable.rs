@@ -228,6 +228,7 @@ pub fn record_for(
         lone_writer: None,
         fenced: Vec::new(),
         retire: None,
+        former: Vec::new(),
     }
 }
 

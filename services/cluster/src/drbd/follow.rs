@@ -53,14 +53,26 @@ pub fn is_connected(connection: &str) -> bool {
     )
 }
 
-/// The actions for `me`'s side of `rec`, whose device is `dev` (None: not up here).
-pub fn actions(rec: &ResourceRecord, me: &str, dev: Option<&Device>) -> Vec<Action> {
+/// How long I/O must have stayed frozen before the controller steps in: DRBD's own
+/// fence-peer handler may still be running until its deadline, and a `resume-io` beside its
+/// answer makes DRBD rotate the data generation twice (the peer then looks unrelated: a
+/// false split brain, seen in the lab).
+pub const RESUME_AFTER: std::time::Duration = std::time::Duration::from_secs(35);
+
+/// The actions for `me`'s side of `rec`, whose device is `dev` (None: not up here) and has
+/// had its I/O frozen for `frozen_for` (zero when not frozen).
+pub fn actions(
+    rec: &ResourceRecord,
+    me: &str,
+    dev: Option<&Device>,
+    frozen_for: std::time::Duration,
+) -> Vec<Action> {
     let Some(d) = dev else {
         return Vec::new();
     };
     let mut out = Vec::new();
     let connected = is_connected(&d.connection);
-    if d.io_frozen && d.role == "Primary" {
+    if d.io_frozen && d.role == "Primary" && frozen_for >= RESUME_AFTER {
         out.push(if connected {
             Action::ResumeIo
         } else {
@@ -156,6 +168,8 @@ mod tests {
         }
     }
 
+    const ZERO: std::time::Duration = std::time::Duration::ZERO;
+
     fn synced() -> ResourceRecord {
         let r = sample();
         assert!(r.initial_sync_done);
@@ -180,7 +194,7 @@ mod tests {
             ("UpToDate", "DUnknown"),
             false,
         );
-        assert_eq!(actions(&r, "node2", Some(&cut)), [Action::Outdate]);
+        assert_eq!(actions(&r, "node2", Some(&cut), ZERO), [Action::Outdate]);
         // Already outdated, still connected, or a mark of an older generation: nothing.
         let outdated = dev(
             "WFConnection",
@@ -188,16 +202,16 @@ mod tests {
             ("Outdated", "DUnknown"),
             false,
         );
-        assert!(actions(&r, "node2", Some(&outdated)).is_empty());
+        assert!(actions(&r, "node2", Some(&outdated), ZERO).is_empty());
         let up = dev(
             "Connected",
             ("Secondary", "Primary"),
             ("UpToDate", "UpToDate"),
             false,
         );
-        assert!(actions(&r, "node2", Some(&up)).is_empty());
+        assert!(actions(&r, "node2", Some(&up), ZERO).is_empty());
         r.lone_writer = lone("node1", r.generation - 1);
-        assert!(actions(&r, "node2", Some(&cut)).is_empty());
+        assert!(actions(&r, "node2", Some(&cut), ZERO).is_empty());
     }
 
     #[test]
@@ -210,14 +224,17 @@ mod tests {
             ("UpToDate", "Inconsistent"),
             false,
         );
-        assert!(actions(&r, "node1", Some(&syncing)).is_empty());
+        assert!(actions(&r, "node1", Some(&syncing), ZERO).is_empty());
         let up = dev(
             "Connected",
             ("Primary", "Secondary"),
             ("UpToDate", "UpToDate"),
             false,
         );
-        assert_eq!(actions(&r, "node1", Some(&up)), [Action::ClearLoneWriter]);
+        assert_eq!(
+            actions(&r, "node1", Some(&up), ZERO),
+            [Action::ClearLoneWriter]
+        );
     }
 
     #[test]
@@ -229,15 +246,25 @@ mod tests {
             ("UpToDate", "UpToDate"),
             true,
         );
-        assert_eq!(actions(&r, "node1", Some(&back)), [Action::ResumeIo]);
+        assert_eq!(
+            actions(&r, "node1", Some(&back), RESUME_AFTER),
+            [Action::ResumeIo]
+        );
         let cut = dev(
             "WFConnection",
             ("Primary", "Unknown"),
             ("UpToDate", "DUnknown"),
             true,
         );
-        assert_eq!(actions(&r, "node1", Some(&cut)), [Action::RetryFence]);
-        assert!(actions(&r, "node1", None).is_empty());
+        assert_eq!(
+            actions(&r, "node1", Some(&cut), RESUME_AFTER),
+            [Action::RetryFence]
+        );
+        assert!(actions(&r, "node1", None, RESUME_AFTER).is_empty());
+        // While DRBD's own fence-peer handler may still answer, nothing is done.
+        let early = RESUME_AFTER - std::time::Duration::from_secs(1);
+        assert!(actions(&r, "node1", Some(&cut), early).is_empty());
+        assert!(actions(&r, "node1", Some(&back), early).is_empty());
     }
 
     #[test]

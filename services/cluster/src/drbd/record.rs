@@ -75,6 +75,10 @@ pub struct ResourceRecord {
     /// down; the other side also removes its volumes, then deletes the record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retire: Option<Retire>,
+    /// Sides the replica was moved away from: each of those nodes takes its resource down,
+    /// removes its copy and then itself from this list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub former: Vec<Side>,
 }
 
 /// Replication turned off for a disk: whose copy stays.
@@ -145,6 +149,7 @@ pub(crate) mod tests {
             lone_writer: None,
             fenced: vec![],
             retire: None,
+            former: vec![],
         }
     }
 

@@ -29,6 +29,8 @@ pub enum RetireStep {
     },
     /// The record (and its index) deleted: this node was the last to need it.
     DeleteRecord,
+    /// This node taken off the record's former sides (its copy is gone).
+    DropFormer,
 }
 
 /// The steps for `me`'s side of retired `rec` (None when `rec` is not retired or `me` holds
@@ -62,9 +64,45 @@ pub fn plan(
     Ok(Some(steps))
 }
 
-/// Read what this node has of `rec`.
+/// The steps for `me` as a former side of `rec` (the replica moved away from it): its
+/// resource down and its copy removed, then itself off the list. None when `me` is not a
+/// former side, or is a side again (then its copy is the current replica's).
+pub fn former_plan(
+    rec: &ResourceRecord,
+    me: &str,
+    facts: RetireFacts,
+) -> Result<Option<Vec<RetireStep>>, SideError> {
+    let Some(side) = rec.former.iter().find(|s| s.node == me) else {
+        return Ok(None);
+    };
+    if rec.side(me).is_some() {
+        return Ok(Some(vec![RetireStep::DropFormer]));
+    }
+    let (vg, lv) = vg_lv("former.disk", &side.disk)?;
+    let (meta_vg, meta_lv) = vg_lv("former.meta_disk", &side.meta_disk)?;
+    let mut steps = Vec::new();
+    if facts.res_file {
+        steps.extend([RetireStep::Down, RetireStep::RemoveRes]);
+    }
+    if facts.meta {
+        steps.push(RetireStep::RemoveLv {
+            vg: meta_vg,
+            lv: meta_lv,
+        });
+    }
+    if facts.backing {
+        steps.push(RetireStep::RemoveLv { vg, lv });
+    }
+    steps.push(RetireStep::DropFormer);
+    Ok(Some(steps))
+}
+
+/// Read what this node has of `rec` (its side, or its former side).
 pub fn facts(node: &Node<'_>, rec: &ResourceRecord, me: &str) -> Result<RetireFacts, SideError> {
-    let Some(side) = rec.side(me) else {
+    let Some(side) = rec
+        .side(me)
+        .or_else(|| rec.former.iter().find(|s| s.node == me))
+    else {
         return Ok(RetireFacts::default());
     };
     let (vg, lv) = vg_lv("sides.disk", &side.disk)?;
@@ -76,8 +114,9 @@ pub fn facts(node: &Node<'_>, rec: &ResourceRecord, me: &str) -> Result<RetireFa
     })
 }
 
-/// Run the node-local steps (all but [`RetireStep::DeleteRecord`], which needs etcd: the
-/// caller does it). Returns whether the record is to be deleted.
+/// Run the node-local steps (all but [`RetireStep::DeleteRecord`] and
+/// [`RetireStep::DropFormer`], which need etcd: the caller does them). Returns whether one of
+/// those is due.
 pub fn apply_local(
     node: &Node<'_>,
     rec: &ResourceRecord,
@@ -103,7 +142,7 @@ pub fn apply_local(
                 what: format!("remove {vg}/{lv}"),
                 source,
             })?,
-            RetireStep::DeleteRecord => delete = true,
+            RetireStep::DeleteRecord | RetireStep::DropFormer => delete = true,
         }
     }
     Ok(delete)
@@ -176,6 +215,38 @@ mod tests {
         );
         assert_eq!(plan(&sample(), "node1", ALL).unwrap(), None);
         assert_eq!(plan(&retired("node1"), "node3", ALL).unwrap(), None);
+    }
+
+    #[test]
+    fn a_former_side_removes_its_copy_and_then_itself() {
+        let mut r = sample();
+        let old = r.sides[1].clone();
+        r.sides[1].node = "node3".into();
+        r.former = vec![old];
+        assert_eq!(
+            former_plan(&r, "node2", ALL).unwrap().unwrap(),
+            [
+                RetireStep::Down,
+                RetireStep::RemoveRes,
+                RetireStep::RemoveLv {
+                    vg: "pool2".into(),
+                    lv: "vm-web-disk0_drbdmd".into()
+                },
+                RetireStep::RemoveLv {
+                    vg: "pool2".into(),
+                    lv: "vm-web-disk0".into()
+                },
+                RetireStep::DropFormer,
+            ]
+        );
+        assert_eq!(former_plan(&r, "node3", ALL).unwrap(), None);
+        assert_eq!(former_plan(&r, "node1", ALL).unwrap(), None);
+        // Moved back to node2 meanwhile: its copy is the replica's again, only the mark goes.
+        r.sides[1].node = "node2".into();
+        assert_eq!(
+            former_plan(&r, "node2", ALL).unwrap().unwrap(),
+            [RetireStep::DropFormer]
+        );
     }
 
     #[test]
