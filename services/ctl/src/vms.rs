@@ -1,6 +1,6 @@
 //! `cairnctl vms …`: list, create, start, shut down, power off, reboot, clone, snapshot,
 //! delete VMs, follow a VM's serial console, turn replication on for a VM's disks, show
-//! their replication state and turn it off again.
+//! their replication state, move their other copy to another node and turn it off again.
 
 use crate::cli::vms::{CreateArgs, VmRef, VmsArgs, VmsCommand};
 use crate::cli::Output;
@@ -65,6 +65,11 @@ pub enum VmCmd {
         name: String,
         keep: String,
     },
+    /// Move the other copy of the replicated disks to node `to`.
+    MoveReplica {
+        name: String,
+        to: String,
+    },
 }
 
 /// The command a command line asks for.
@@ -81,6 +86,7 @@ pub fn command(args: VmsArgs) -> VmCmd {
         VmsCommand::Replicate { name, to } => VmCmd::Replicate { name, to },
         VmsCommand::Replication(VmRef { name }) => VmCmd::Replication(name),
         VmsCommand::Unreplicate { name, keep } => VmCmd::Unreplicate { name, keep },
+        VmsCommand::MoveReplica { name, to } => VmCmd::MoveReplica { name, to },
         VmsCommand::Shutdown { name, timeout } => VmCmd::Shutdown {
             name,
             timeout_s: timeout,
@@ -343,6 +349,11 @@ pub fn replicate_body(to: Option<&str>) -> Value {
 /// The body of `DELETE …/replication`: the node whose copy stays.
 pub fn unreplicate_body(keep: &str) -> Value {
     json!({"keep": keep})
+}
+
+/// The body of `POST …/replication/move`: the node to hold the other copy.
+pub fn move_replica_body(to: &str) -> Value {
+    json!({"to": to})
 }
 
 /// DRBD connection states of a sync (or one about to start), in either direction.
@@ -633,6 +644,16 @@ pub async fn run(s: &Session, cmd: VmCmd, output: Output) -> anyhow::Result<()> 
             )
             .await?;
         }
+        VmCmd::MoveReplica { name, to } => {
+            task(
+                s,
+                &format!("{}/replication/move", vm(&name)),
+                &move_replica_body(&to),
+                &format!("cannot move the replica of VM {name}"),
+                output,
+            )
+            .await?;
+        }
     }
     Ok(())
 }
@@ -855,6 +876,52 @@ mod tests {
             api_error("cannot turn replication off for VM web", &r).to_string(),
             "cannot turn replication off for VM web: keep: keeping node2's copy means moving \
              VM web to node2, which Cairn cannot do yet: keep this node's copy (node1) (invalid)"
+        );
+    }
+
+    #[test]
+    fn move_replica_needs_the_new_node() {
+        assert_eq!(
+            p(&["move-replica", "web", "--to", "node3"]).unwrap(),
+            VmCmd::MoveReplica {
+                name: "web".into(),
+                to: "node3".into()
+            }
+        );
+        assert_eq!(
+            p(&["move-replica", "web", "--to=node3"]).unwrap(),
+            VmCmd::MoveReplica {
+                name: "web".into(),
+                to: "node3".into()
+            }
+        );
+        // --to is required: clap names it.
+        let e = p(&["move-replica", "web"]).unwrap_err().to_string();
+        assert!(e.contains("--to <NODE>"), "{e}");
+        let e = p(&["move-replica", "web", "--to"]).unwrap_err().to_string();
+        assert!(e.contains("--to <NODE>"), "{e}");
+        assert!(p(&["move-replica", "--to", "node3"]).is_err());
+        assert!(p(&["move-replica", "web", "--keep", "node1"]).is_err());
+        assert!(p(&["move-replica", "web", "node3"]).is_err());
+        assert_eq!(move_replica_body("node3"), json!({"to": "node3"}));
+    }
+
+    #[test]
+    fn move_replica_refusals_name_to() {
+        // The node's 422 for a node holding a copy already, as cairnctl prints it: the field
+        // first.
+        let r = client::ClientResponse {
+            status: hyper::StatusCode::UNPROCESSABLE_ENTITY,
+            headers: hyper::HeaderMap::new(),
+            body: json!({"code": "invalid", "field": "to", "message":
+                "node2 holds a copy of disk0 already"})
+            .to_string()
+            .into(),
+            peer: client::Fingerprint([0; 32]),
+        };
+        assert_eq!(
+            api_error("cannot move the replica of VM web", &r).to_string(),
+            "cannot move the replica of VM web: to: node2 holds a copy of disk0 already (invalid)"
         );
     }
 

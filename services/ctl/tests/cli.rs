@@ -748,3 +748,70 @@ fn vms_unreplicate_needs_keep_and_is_refused_with_the_reason() {
         "{e}"
     );
 }
+
+#[test]
+fn vms_move_replica_needs_to_and_is_refused_with_the_reason() {
+    // web runs with a replicated disk, ha is off with one, db is off without; the cluster
+    // service is standalone.
+    let (_n, cfg, _dir) = vm_node(json!({
+        "web": vm_record("web", Some(["cairn976", "node2"])),
+        "ha": vm_record("ha", Some(["cairn977", "node2"])),
+        "db": vm_record("db", None),
+    }));
+    let refused = |args: &[&str]| {
+        let out = cairnctl(cfg.path(), args, "");
+        assert!(!out.status.success(), "{args:?}: {}", text(&out.stdout));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        text(&out.stderr)
+    };
+
+    // Without --to: a usage error naming it, before asking the node.
+    let out = cairnctl(cfg.path(), &["vms", "move-replica", "ha"], "");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let e = text(&out.stderr);
+    assert!(
+        e.contains("the following required arguments were not provided")
+            && e.contains("--to <NODE>")
+            && e.contains("Usage: cairnctl vms move-replica --to <NODE> <NAME>"),
+        "{e}"
+    );
+
+    // An empty to: the node's refusal names the field.
+    let e = refused(&["vms", "move-replica", "ha", "--to", ""]);
+    assert!(
+        e.contains(
+            "cannot move the replica of VM ha: to: the node to move the other copy to (invalid)"
+        ),
+        "{e}"
+    );
+    // The replication is the cluster's: a node outside one cannot move it, for a running VM
+    // (the move does not need it shut down) as for a shut-off one.
+    for vm in ["web", "ha"] {
+        let e = refused(&["vms", "move-replica", vm, "--to", "node3"]);
+        assert!(
+            e.contains(&format!(
+                "cannot move the replica of VM {vm}: this node is not in a cluster"
+            )),
+            "{e}"
+        );
+    }
+    // An unknown VM is named.
+    let e = refused(&["vms", "move-replica", "nope", "--to", "node3"]);
+    assert!(
+        e.contains("cannot move the replica of VM nope: no VM named nope"),
+        "{e}"
+    );
+    // Nothing moved: the record still names node2.
+    let out = cairnctl(cfg.path(), &["vms", "show", "ha"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("disk0: replicated on node2 (cairn977, /dev/drbd977)\n"),
+        "{}",
+        text(&out.stdout)
+    );
+}

@@ -70,7 +70,8 @@ pub enum Command {
     /// Network: config, link status, apply a spec in try mode (countdown), confirm, rollback.
     Network(network::NetworkArgs),
     /// Virtual machines: list, create, start, shutdown, off, reboot, clone, snapshot,
-    /// restore, autostart, delete, console, replicate, the replication state and unreplicate.
+    /// restore, autostart, delete, console, replicate, the replication state, unreplicate and
+    /// move-replica.
     Vms(vms::VmsArgs),
     /// The image library of a pool: list, upload (resumable, with progress), delete.
     Images(images::ImagesArgs),
@@ -373,6 +374,8 @@ mod tests {
             "-o json vms replication guest",
             "vms unreplicate guest --keep node1",
             "vms unreplicate guest --keep=node1",
+            "vms move-replica guest --to node3",
+            "vms move-replica guest --to=node3",
         ] {
             let words = line.split_whitespace();
             if let Err(e) = p(&words.collect::<Vec<_>>()) {

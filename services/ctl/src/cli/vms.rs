@@ -114,6 +114,18 @@ pub enum VmsCommand {
         #[arg(long, value_name = "NODE", required = true)]
         keep: String,
     },
+    /// Move the other copy of a VM's replicated disks to another node, following the task.
+    ///
+    /// The VM may run. The node now holding the other copy drops it at once and deletes it;
+    /// the new node gets a fresh copy and the whole disk is copied to it. Until that copy
+    /// ends only this node's copy is current: no failover meanwhile.
+    MoveReplica {
+        /// The VM.
+        name: String,
+        /// The node to hold the other copy from now on (the API's to field).
+        #[arg(long, value_name = "NODE", required = true)]
+        to: String,
+    },
 }
 
 /// A VM, by name.
