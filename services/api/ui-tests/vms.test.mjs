@@ -12,7 +12,12 @@
 // turning replication off: disabled with its reason while the VM runs, a refused delete
 // pointing at it, the dialog's two holders (this node's copy kept, the replica's disabled with
 // its reason), the node's 422 under the field, `{keep}` sent, the task's progress, and the list
-// without the replication once done. Keeps desktop and 360 px phone screenshots.
+// without the replication once done; moving the replica of a running VM: Move replica… beside
+// Turn replication off…, the dialog listing the node holding the copy now and the ineligible
+// nodes disabled with their reasons (no node eligible: said, confirm disabled), a choice
+// required, the node's 422 under the field and a 503 above the buttons, `{to}` sent, the
+// task's progress, then the state view and the badges naming the new node. Keeps desktop and
+// 360 px phone screenshots.
 //
 // Run: cd services/api/ui-tests && node --test vms.test.mjs   (CHROMIUM overrides the browser,
 // UI_RESULTS the screenshot folder; default <repo>/build/ui-results)
@@ -45,6 +50,11 @@ const state = {
   replication: [],
   // The refusal the next DELETE /api/v1/vms/app/replication answers (then a task).
   unreplicateRefusal: null,
+  // GET /api/v1/vms/ha/targets's targets and GET /api/v1/vms/ha/replication's disks.
+  haTargets: [],
+  haReplication: [],
+  // The refusal the next POST /api/v1/vms/ha/replication/move answers (then a task).
+  moveRefusal: null,
 };
 
 /** A replicated disk's state as GET …/replication gives it (healthy unless `extra` says). */
@@ -110,6 +120,14 @@ const api = new ScriptedApi(({ method, path: p, b }) => {
     return json(409, { code: 'wrong_state', message: 'VM app is replicated: its disks have a copy on another node: turn replication off first' });
   }
   if (p === '/api/v1/vms/db/targets') return json(200, { vm: 'db', bridges: ['br0'], targets: [] });
+  if (p === '/api/v1/vms/ha/targets') return json(200, { vm: 'ha', bridges: ['br0'], targets: state.haTargets });
+  if (p === '/api/v1/vms/ha/replication' && method === 'GET') return json(200, { vm: 'ha', disks: state.haReplication });
+  if (p === '/api/v1/vms/ha/replication/move' && method === 'POST') {
+    const refusal = state.moveRefusal;
+    state.moveRefusal = null;
+    if (refusal) return json(refusal.status, refusal.body);
+    return json(202, api.task(42, 'vm.replica.move', `move VM ha's replica to ${b.to}`));
+  }
   if (p === '/api/v1/vms/web/console/stream') return { status: 200, contentType: 'text/event-stream', body: CONSOLE };
   const t = p.match(/^\/api\/v1\/tasks\/(\d+)$/);
   if (t && api.tasks[t[1]]) return json(200, api.tasks[t[1]]);
@@ -601,4 +619,186 @@ test('the Turn replication off dialog keeps this node\'s copy, follows the task 
   await until(() => listLoads() > loads, 10000, 'a reload of the list');
   assert.ok(await line.isVisible());
   await shot('unreplicate-done');
+});
+
+/** VM ha (running, two disks replicated on node2), its open replication view and dialog. */
+const haView = () => card('ha').locator('[data-replication="ha"]');
+const moveButton = () => haView().locator('[data-action="Move replica…"]');
+const moveForm = () => card('ha').locator('form[data-form="move-replica"]');
+const moveCalls = () => calls.filter((c) => c.startsWith('POST /api/v1/vms/ha/replication/move'));
+/** The replication of ha's disks on `node`, as the VM's record has it. */
+const haDisk = (i, node) => ({ kind: 'disk', pool: 'tank', volume: `ha-disk${i}`, path: `/dev/drbd${5 + i}`, bus: 'virtio', origin: null,
+  replication: { resource: `cairn${5 + i}`, replica: node } });
+
+test('Move replica… is beside Turn replication off… in the state view, and may be used while the VM runs', async () => {
+  state.haReplication = [0, 1].map((i) => replicaState(`disk${i}`, `cairn${5 + i}`, { role: 'Primary', peer_role: 'Secondary' }));
+  state.vms.push(vm('ha', 'running', { disks: [haDisk(0, 'node2'), haDisk(1, 'node2')], stats: stats(3, 200 * 1048576), disk_allocated_bytes: GiB }));
+  await card('ha').waitFor({ timeout: 10000 });
+  assert.deepEqual((await card('ha').locator('[data-disks] [data-replicated]').allTextContents()).map((t) => t.trim()),
+    ['replicated on node2', 'replicated on node2']);
+  await card('ha').locator('[data-action="Replication"]').click();
+  await haView().locator('table').waitFor();
+  // Both actions in one row, Move replica… first; only turning replication off needs the VM off.
+  assert.deepEqual(await haView().locator('.vm-actions button').evaluateAll((bs) => bs.map((b) => b.dataset.action)),
+    ['Move replica…', 'Turn replication off…']);
+  assert.ok(await moveButton().isEnabled());
+  assert.ok(await card('ha').locator('[data-move-why="ha"]').isHidden());
+  assert.equal(await moveButton().getAttribute('aria-describedby'), null);
+  assert.ok(await haView().locator('[data-action="Turn replication off…"]').isDisabled());
+  assert.equal((await card('ha').locator('[data-unreplicate-why="ha"]').textContent()).trim(), 'Shut the VM down to turn replication off.');
+  await shot('move-replica-view');
+});
+
+test('with no node that can take the copy, the Move replica dialog says so and cannot be confirmed', async () => {
+  state.haTargets = [
+    { node: 'node2', eligible: true },
+    { node: 'w', eligible: false, reason: 'w is a witness: it runs no VMs' }];
+  await moveButton().click();
+  const form = moveForm();
+  await form.waitFor();
+  // Opening it stops the state view's reads (the dialog took the VM's line).
+  assert.equal(await haView().count(), 0);
+  assert.equal((await form.locator('[data-to="node2"]').textContent()).trim(), 'node2: holds the other copy now');
+  assert.ok(await form.locator('[data-to="node2"] input').isDisabled());
+  assert.equal((await form.locator('[data-to="w"]').textContent()).trim(), 'w: w is a witness: it runs no VMs');
+  assert.ok(await form.locator('[data-to="w"] input').isDisabled());
+  assert.equal((await form.locator('[data-no-target]').textContent()).trim(), 'No other node can take the copy now: the reason is given for each.');
+  assert.ok(await form.getByRole('button', { name: 'Move replica' }).isDisabled());
+  await shot('move-replica-none');
+  // Cancel goes back to the disks' state.
+  await form.getByRole('button', { name: 'Cancel' }).click();
+  await haView().locator('table').waitFor();
+  assert.equal(await moveForm().count(), 0);
+  assert.equal(moveCalls().length, 0);
+});
+
+test('the Move replica dialog lists the nodes, posts {to}, follows the task, and the badges name the new node', async () => {
+  state.haTargets = [
+    { node: 'node2', eligible: true },
+    { node: 'node3', eligible: false, reason: 'node3 has no bridge br0, which the VM uses: add it to node3\'s network or pick another node' },
+    { node: 'node4', eligible: true },
+    { node: 'node5', eligible: false, reason: 'node5 is offline (last seen 2 min ago)' },
+    { node: 'node6', eligible: true },
+    { node: 'w', eligible: false, reason: 'w is a witness: it runs no VMs' }];
+  await moveButton().click();
+  const form = moveForm();
+  await form.waitFor();
+  const to = (node) => form.locator(`[data-to="${node}"]`);
+  assert.equal((await form.locator('legend').textContent()).trim(), 'New replica node');
+  assert.deepEqual(await form.locator('input[name="to"]').evaluateAll((is) => is.map((i) => i.value)),
+    ['node2', 'node3', 'node4', 'node5', 'node6', 'w']);
+  // The node holding the copy now and the ineligible ones: disabled, with why.
+  assert.equal((await to('node2').textContent()).trim(), 'node2: holds the other copy now');
+  assert.equal((await to('node3').textContent()).trim(), 'node3: node3 has no bridge br0, which the VM uses: add it to node3\'s network or pick another node');
+  assert.equal((await to('node5').textContent()).trim(), 'node5: node5 is offline (last seen 2 min ago)');
+  for (const n of ['node2', 'node3', 'node5', 'w']) assert.ok(await to(n).locator('input').isDisabled(), n);
+  for (const n of ['node4', 'node6']) {
+    assert.ok(await to(n).locator('input').isEnabled(), n);
+    assert.equal((await to(n).textContent()).trim(), `${n}: can take the copy`);
+  }
+  // Two nodes could: none is chosen for the user; the first one has the focus.
+  assert.equal(await form.locator('input[name="to"]:checked').count(), 0);
+  assert.equal(await page.evaluate(() => document.activeElement?.value), 'node4');
+  assert.equal(await form.locator('[data-no-target]').count(), 0);
+  // What happens, plainly.
+  const said = (await form.locator('[data-consequence]').textContent()).trim();
+  assert.equal(said, 'The other copy of each of its 2 replicated disks (disk0 (tank/ha-disk0), disk1 (tank/ha-disk1)) moves from node2 '
+    + 'to the chosen node: the whole disk is copied there over the replication network. Until that copy ends only this node\'s copy '
+    + 'is current: no failover meanwhile, so if this node fails, ha cannot start on another node. node2\'s copy is not kept as a '
+    + 'fallback: it is deleted as the move starts. ha may keep running.');
+  await shot('move-replica-dialog');
+
+  // Confirmed without a choice: asked for one, nothing sent.
+  await form.getByRole('button', { name: 'Move replica' }).click();
+  const error = form.locator('[data-field="to"] .field-error');
+  await error.waitFor({ state: 'visible' });
+  assert.equal((await error.textContent()).trim(), 'Choose the node to move the copy to.');
+  assert.equal(moveCalls().length, 0);
+  assert.equal(await page.evaluate(() => document.activeElement?.value), 'node4');
+
+  // The node refuses node6 (no room): the reason under New replica node.
+  state.moveRefusal = { status: 422, body: { code: 'invalid', field: 'to', message: 'node6 has 1.0 GiB free on its pools; the disks of ha need 12.0 GiB' } };
+  await to('node6').locator('input').check();
+  await form.getByRole('button', { name: 'Move replica' }).click();
+  await until(() => moveCalls().length === 1, 10000, 'the move to node6 sent');
+  assert.equal(moveCalls()[0], 'POST /api/v1/vms/ha/replication/move {"to":"node6"}');
+  await page.waitForFunction(() => /Node6 has 1\.0 GiB free/.test(document.querySelector('form[data-form="move-replica"] [data-field="to"] .field-error')?.textContent || ''), null, { timeout: 10000 });
+  assert.ok(await error.isVisible());
+  assert.equal((await error.textContent()).trim(), 'Node6 has 1.0 GiB free on its pools; the disks of ha need 12.0 GiB.');
+  assert.equal(await to('node6').locator('input').getAttribute('aria-invalid'), 'true');
+  assert.equal(await to('node2').locator('input').getAttribute('aria-invalid'), null);
+  assert.equal(await page.evaluate(() => document.activeElement?.value), 'node6');
+  await shot('move-replica-error');
+
+  // No quorum (503, no field): above the buttons, the field's error gone.
+  state.moveRefusal = { status: 503, body: { code: 'no_quorum', message: 'no quorum: this node reaches ["node1"] of the voters ["node1", "node2", "node4"]' } };
+  await to('node4').locator('input').check();
+  await form.getByRole('button', { name: 'Move replica' }).click();
+  const banner = form.locator('.form-error');
+  await banner.waitFor({ state: 'visible' });
+  assert.equal((await banner.textContent()).trim(), 'No quorum: this node reaches ["node1"] of the voters ["node1", "node2", "node4"].');
+  assert.ok(await error.isHidden());
+
+  // Accepted: the task's progress replaces the dialog; the VM goes on running.
+  await form.getByRole('button', { name: 'Move replica' }).click();
+  const line = card('ha').locator('.task-inline[data-task="42"]');
+  await line.waitFor();
+  assert.equal(moveCalls().length, 3);
+  assert.equal(moveCalls().at(-1), 'POST /api/v1/vms/ha/replication/move {"to":"node4"}');
+  assert.equal(await moveForm().count(), 0);
+  progress(42, 5, 'running', 'cairn5 now points at node4; waiting for node4 to bring up its side');
+  await line.locator('.pct', { hasText: '5 %' }).waitFor();
+  progress(42, 45, 'running', 'sync to node4: 42.0 % of 256 MiB; until it ends only this node\'s copy is current');
+  await line.locator('.pct', { hasText: '45 %' }).waitFor();
+  assert.match(await line.textContent(), /Sync to node4: 42\.0 % of 256 MiB; until it ends only this node's copy is current\./);
+  // Meanwhile the state view cannot be opened over the progress, said in words (after the
+  // next reload); the badges still name node2 (the VM's record changes at the end).
+  await card('ha').locator('[data-replicate-why="ha"]').waitFor({ timeout: 10000 });
+  assert.equal((await card('ha').locator('[data-replicate-why="ha"]').textContent()).trim(), 'The replica is being moved: the progress is shown below.');
+  assert.ok(await card('ha').locator('[data-action="Replication"]').isDisabled());
+  assert.equal(await card('ha').getAttribute('data-state'), 'running');
+  assert.deepEqual((await card('ha').locator('[data-disks] [data-replicated]').allTextContents()).map((t) => t.trim()),
+    ['replicated on node2', 'replicated on node2']);
+  await shot('move-replica-progress');
+
+  // Done: the record names node4; the disks' state opens under the task's last line and the
+  // list is read again.
+  const ha = state.vms.find((v) => v.name === 'ha');
+  ha.disks = [haDisk(0, 'node4'), haDisk(1, 'node4')];
+  state.haReplication = [0, 1].map((i) => replicaState(`disk${i}`, `cairn${5 + i}`, { replica: 'node4', role: 'Primary', peer_role: 'Secondary' }));
+  progress(42, 100, 'succeeded', 'VM ha: replica moved from node2 to node4; node2 removes its old copy');
+  await line.locator('.pct', { hasText: '100 %' }).waitFor();
+  assert.match(await line.textContent(), /VM ha: replica moved from node2 to node4; node2 removes its old copy\./);
+  await haView().locator('table').waitFor({ timeout: 10000 });
+  assert.ok(await line.isVisible());
+  assert.deepEqual(await haView().locator('tbody tr td:nth-child(3)').allTextContents(), ['node4', 'node4']);
+  await page.waitForFunction(() => [...document.querySelectorAll('[data-vm="ha"] [data-disks] [data-replicated]')]
+    .every((b) => b.textContent.trim() === 'replicated on node4'), null, { timeout: 10000 });
+  assert.equal(await card('ha').locator('[data-disks] [data-replicated]').count(), 2);
+  await card('ha').locator('[data-replicate-why]').waitFor({ state: 'detached', timeout: 10000 });
+  assert.ok(await card('ha').locator('[data-action="Replication"]').isEnabled());
+  assert.ok(await moveButton().isEnabled());
+  await shot('move-replica-done');
+
+  // Opened again, the dialog lists node4 as the holder now.
+  await moveButton().click();
+  await moveForm().waitFor();
+  assert.equal((await moveForm().locator('[data-to="node4"]').textContent()).trim(), 'node4: holds the other copy now');
+  assert.ok(await moveForm().locator('[data-to="node4"] input').isDisabled());
+  assert.ok(await moveForm().locator('[data-to="node2"] input').isEnabled());
+  // Only node2 and node6 could: neither chosen for the user.
+  assert.equal(await moveForm().locator('input[name="to"]:checked').count(), 0);
+  await moveForm().getByRole('button', { name: 'Cancel' }).click();
+  await haView().locator('table').waitFor();
+});
+
+test('on a standalone node Move replica… is disabled with the reason', async () => {
+  state.cluster = { mode: 'standalone', this_node: null, cluster: null, quorum: null, nodes: [], failover: null };
+  await page.goto(`${ORIGIN}/`);
+  await card('ha').locator('[data-action="Replication"]').click();
+  await haView().locator('table').waitFor();
+  assert.ok(await moveButton().isDisabled());
+  const why = card('ha').locator('[data-move-why="ha"]');
+  assert.equal((await why.textContent()).trim(), 'This node is not in a cluster: the replica can be moved only between members of one.');
+  assert.equal(await moveButton().getAttribute('aria-describedby'), 'move-replica-why-ha');
 });

@@ -2,8 +2,9 @@
 // bars, a create wizard (with an optional installer from the pool's image library), actions
 // with progress (tasks), a live serial console (server-sent events), and replicated disks
 // (issue 18): turning replication on (the replica node chosen, the initial sync followed as a
-// task), each replicated disk's DRBD state, re-read while it is shown, and turning replication
-// off (this node's copy kept, the other node's deleted; a task).
+// task), each replicated disk's DRBD state, re-read while it is shown, moving the other copy
+// to another node (the whole disk copied there; a task, the VM may run), and turning
+// replication off (this node's copy kept, the other node's deleted; a task).
 
 import { api, get } from './api.js';
 import { badge, emptyState, h, progressBar, replace } from './dom.js';
@@ -348,9 +349,11 @@ export async function renderVms(main) {
     clusterAt = Date.now();
     return cluster;
   }
-  // The VMs whose replication is being turned on, and off (their task runs in their line).
+  // The VMs whose replication is being turned on, off, and whose replica is being moved
+  // (their task runs in their line).
   const replicating = new Set();
   const unreplicating = new Set();
+  const moving = new Set();
   // Each VM as the list last read it, by name (a replication view follows its VM's state).
   const latest = new Map();
   // The open replication views, by VM: each re-reads its VM's state until closed.
@@ -394,18 +397,28 @@ export async function renderVms(main) {
     closeView(vm);
     const state = h('div', { 'aria-live': 'polite' }, h('p', { class: 'loading' }, 'Reading the state of the copies…'));
     const close = h('button', { type: 'button', class: 'link small', 'data-action': 'Close replication' }, 'Close');
-    // Turning replication off: disabled with the reason while it cannot be (the VM runs…),
-    // following the VM's state as the list is read again.
+    // Moving the replica and turning replication off: each disabled with the reason while it
+    // cannot be (the VM runs, for turning it off…), following the VM's state as the list is
+    // read again.
+    const move = h('button', { type: 'button', class: 'secondary small', 'data-action': 'Move replica…' }, 'Move replica…');
+    const moveWhy = h('p', { class: 'muted small', id: `move-replica-why-${vm}`, 'data-move-why': vm, hidden: true });
     const off = h('button', { type: 'button', class: 'secondary danger small', 'data-action': 'Turn replication off…' }, 'Turn replication off…');
     const offWhy = h('p', { class: 'muted small', id: `unreplicate-why-${vm}`, 'data-unreplicate-why': vm, hidden: true });
-    const follow = (v) => {
-      const reason = v ? cannotUnreplicate(v) : 'The VM is being read again.';
-      off.disabled = Boolean(reason);
-      offWhy.textContent = reason || '';
-      offWhy.hidden = !reason;
-      if (reason) off.setAttribute('aria-describedby', offWhy.id);
-      else off.removeAttribute('aria-describedby');
+    const gate = (button, why, reason) => {
+      button.disabled = Boolean(reason);
+      why.textContent = reason || '';
+      why.hidden = !reason;
+      if (reason) button.setAttribute('aria-describedby', why.id);
+      else button.removeAttribute('aria-describedby');
     };
+    const follow = (v) => {
+      gate(move, moveWhy, v ? cannotMove(v) : 'The VM is being read again.');
+      gate(off, offWhy, v ? cannotUnreplicate(v) : 'The VM is being read again.');
+    };
+    move.addEventListener('click', () => {
+      const v = latest.get(vm);
+      if (v && !cannotMove(v)) openMoveReplica(v, line);
+    });
     off.addEventListener('click', () => {
       const v = latest.get(vm);
       if (v && !cannotUnreplicate(v)) openUnreplicate(v, line);
@@ -416,7 +429,8 @@ export async function renderVms(main) {
         h('p', { class: 'muted small' }, `Replicated disks of ${vm}: their state on this node, read again every ${REPLICATION_POLL_MS / 1000} s`),
         close),
       state,
-      h('div', { class: 'row-actions vm-actions' }, off),
+      h('div', { class: 'row-actions vm-actions' }, move, off),
+      moveWhy,
       offWhy);
     let timer = null;
     let stopped = false;
@@ -522,6 +536,101 @@ export async function renderVms(main) {
   }
 
   /**
+   * The Move replica dialog of VM `vm` (it may run) in its line: the node to hold the other
+   * copy from now on, among /targets (the node holding it now disabled with that said, the
+   * ineligible ones disabled with the node's reason), what happens, then POST {to} and the
+   * task's progress (the whole disk copied to the new node); once it succeeded, the disks'
+   * state under its last line, and the list read again (the badges name the new node).
+   */
+  async function openMoveReplica(vm, line) {
+    const base = `/api/v1/vms/${encodeURIComponent(vm.name)}`;
+    closeView(vm.name);
+    line.replaceChildren(h('p', { class: 'loading' }, 'Asking the cluster which nodes can take the copy…'));
+    let t;
+    try {
+      t = await get(`${base}/targets`);
+    } catch (err) {
+      line.replaceChildren(h('p', { class: 'form-error' }, sentence(err.message)));
+      return;
+    }
+    const replicated = [];
+    vm.disks.forEach((d, i) => { if (d.replication) replicated.push({ ...d, name: `disk${i}` }); });
+    // The node(s) holding the other copy now: listed (first, if /targets leaves one out), never
+    // a choice.
+    const holders = [...new Set(replicated.map((d) => d.replication.replica))];
+    const from = holders.join(' and ') || 'the other node';
+    const listed = [...holders.filter((n) => !t.targets.some((x) => x.node === n)).map((n) => ({ node: n, eligible: false })),
+      ...t.targets];
+    const eligible = listed.filter((n) => n.eligible && !holders.includes(n.node));
+    const choice = (n) => {
+      const now = holders.includes(n.node);
+      const can = n.eligible && !now;
+      const note = now ? 'holds the other copy now' : can ? 'can take the copy' : n.reason;
+      return h('label', { class: 'check', 'data-to': n.node },
+        h('input', { type: 'radio', name: 'to', value: n.node, checked: can && eligible.length === 1, disabled: !can }),
+        h('span', {}, h('strong', {}, `${n.node}:`), note ? h('span', { class: 'hint' }, ` ${note}`) : null));
+    };
+    const nodes = h('fieldset', { class: 'field', 'data-field': 'to' },
+      h('legend', {}, 'New replica node'),
+      listed.map(choice),
+      h('p', { class: 'field-error', role: 'alert', hidden: true }));
+    const submit = h('button', { type: 'submit', class: 'primary small', disabled: !eligible.length }, 'Move replica');
+    const cancel = h('button', { type: 'button', class: 'secondary small' }, 'Cancel');
+    const none = listed.some((n) => !holders.includes(n.node))
+      ? 'No other node can take the copy now: the reason is given for each.'
+      : 'This cluster has no other node to move the copy to: add one on the Cluster page first.';
+    const list = replicated.map((d) => `${d.name} (${d.pool}/${d.volume})`).join(', ');
+    const form = h('form', { class: 'card mini-form', 'data-form': 'move-replica', novalidate: true },
+      h('h3', {}, `Move the replica of ${vm.name}`),
+      h('p', { 'data-consequence': true }, `The other copy of ${replicated.length === 1 ? 'its replicated disk' : `each of its ${replicated.length} replicated disks`} `
+        + `(${list}) moves from ${from} to the chosen node: the whole disk is copied there over the replication network. `
+        + 'Until that copy ends only this node\'s copy is current: no failover meanwhile, so if this node fails, '
+        + `${vm.name} cannot start on another node. ${from}'s copy is not kept as a fallback: it is deleted as the move starts. `
+        + `${vm.name} may keep running.`),
+      nodes,
+      eligible.length ? null : h('p', { class: 'notice', 'data-no-target': true }, none),
+      formError(),
+      h('div', { class: 'actions' }, submit, cancel));
+    // An error about the choice marks the choices that can be made, and focuses one.
+    const markChoices = () => {
+      nodes.querySelectorAll('input').forEach((i) => { if (i.disabled) i.removeAttribute('aria-invalid'); else i.setAttribute('aria-invalid', 'true'); });
+      (nodes.querySelector('input:checked') || nodes.querySelector('input:not(:disabled)'))?.focus();
+    };
+    cancel.addEventListener('click', () => openReplication(vm.name, line));
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      clearErrors(form);
+      const to = nodes.querySelector('input:checked')?.value;
+      if (!to) {
+        showError(form, { field: 'to', message: 'choose the node to move the copy to' });
+        markChoices();
+        return;
+      }
+      submit.disabled = true;
+      try {
+        const task = await api('POST', `${base}/replication/move`, { body: { to }, signedIn: true });
+        moving.add(vm.name);
+        // Called once the task ended (a microtask later: it may have ended already).
+        const finished = (done) => {
+          moving.delete(vm.name);
+          // Moved: the disks' state (syncing to the new node, or done) under the task's last line.
+          if (done.state === 'succeeded' && progress.isConnected) openReplication(vm.name, line, [progress]);
+          load();
+        };
+        const progress = taskLine(task, (done) => Promise.resolve().then(() => finished(done)));
+        line.replaceChildren(progress);
+        load();
+      } catch (err) {
+        submit.disabled = false;
+        showError(form, err);
+        if (err.field === 'to') markChoices();
+      }
+    });
+    line.replaceChildren(form);
+    (nodes.querySelector('input:checked') || nodes.querySelector('input:not(:disabled)') || cancel).focus();
+  }
+
+  /**
    * The Replicate… dialog of shut-off VM `vm` in its line: the replica node (automatic, or an
    * eligible node of /targets; the others shown disabled with the reason), what happens, then
    * POST and the task's progress; once done, the disks' state.
@@ -609,7 +718,22 @@ export async function renderVms(main) {
    */
   function cannotUnreplicate(vm) {
     if (unreplicating.has(vm.name)) return 'Replication is being turned off: the progress is shown below.';
+    if (moving.has(vm.name)) return 'The replica is being moved: wait until that is done.';
     if (!['shut_off', 'crashed'].includes(vm.state)) return 'Shut the VM down to turn replication off.';
+    if (!vm.disks.some((d) => d.replication)) return `No disk of ${vm.name} is replicated.`;
+    return null;
+  }
+
+  /**
+   * Why `vm`'s replica cannot be moved now (null: it can; the VM may run): a move or a
+   * replication being turned off runs, the node is not a cluster member (as last read), or
+   * none of its disks is replicated (any more).
+   */
+  function cannotMove(vm) {
+    if (moving.has(vm.name)) return 'The replica is being moved: the progress is shown below.';
+    if (unreplicating.has(vm.name)) return 'Replication is being turned off: the replica cannot be moved.';
+    if (cluster?.mode === 'standalone') return 'This node is not in a cluster: the replica can be moved only between members of one.';
+    if (cluster?.mode && cluster.mode !== 'member') return 'This node is still joining its cluster: the replica can be moved once it is a member.';
     if (!vm.disks.some((d) => d.replication)) return `No disk of ${vm.name} is replicated.`;
     return null;
   }
@@ -671,17 +795,19 @@ export async function renderVms(main) {
         line.replaceChildren(h('p', { class: 'form-error' }, sentence(err.message)));
       }
     }));
-    // Replicated disks: their state (re-read while shown, with Turn replication off…; not
-    // while it is being turned off, whose progress is in the line); else Replicate… or why not.
+    // Replicated disks: their state (re-read while shown, with Move replica… and Turn
+    // replication off…; not while the replica moves or replication is being turned off, whose
+    // progress is in the line); else Replicate… or why not.
     const replicated = vm.disks.filter((d) => d.replication);
     let whyNot = null;
     if (replicated.length) {
       const b = btn('Replication', () => openReplication(vm.name, line));
-      if (unreplicating.has(vm.name)) {
+      const busy = unreplicating.has(vm.name) ? 'Replication is being turned off: the progress is shown below.'
+        : moving.has(vm.name) ? 'The replica is being moved: the progress is shown below.' : null;
+      if (busy) {
         b.disabled = true;
         b.setAttribute('aria-describedby', `replicate-why-${vm.name}`);
-        whyNot = h('p', { class: 'muted small', id: `replicate-why-${vm.name}`, 'data-replicate-why': vm.name },
-          'Replication is being turned off: the progress is shown below.');
+        whyNot = h('p', { class: 'muted small', id: `replicate-why-${vm.name}`, 'data-replicate-why': vm.name }, busy);
       }
       buttons.push(b);
     } else {
