@@ -483,7 +483,9 @@ impl ClusterService {
         vm: &str,
         to: &str,
     ) -> Result<Vec<ResourceRecord>, ClusterError> {
-        let me = self.ctx.node_name.clone();
+        // The cluster's name of this node (the hostname may have been set after cairnd
+        // started: the state's name is the one the records use).
+        let me = self.member()?.node_name;
         let (c, name) = (client.clone(), vm.to_string());
         let recs: Vec<ResourceRecord> = self
             .block(async move { alloc::list(&c).await })?
@@ -515,7 +517,8 @@ impl ClusterService {
                 return Err(ClusterError::Invalid {
                     field: "to",
                     reason: format!(
-                        "the cluster records {}'s copy of {} as the current one: move the                          replica from there",
+                        "the cluster records {}'s copy of {} as the current one: move the \
+                         replica from there",
                         r.primary, r.vm_disk
                     ),
                 });
@@ -528,13 +531,29 @@ impl ClusterService {
                 return Err(ClusterError::Invalid {
                     field: "to",
                     reason: format!(
-                        "this node's copy of {} is not UpToDate (or not up): the replica can                          move only from a current copy",
+                        "this node's copy of {} is not UpToDate (or not up): the replica can \
+                         move only from a current copy",
                         r.vm_disk
                     ),
                 });
             }
         }
         Ok(recs)
+    }
+
+    /// The node holding the other copy of VM `vm`'s replicated disks, as the cluster's
+    /// records say (after a failed move the VM's own record may lag behind them).
+    pub fn replica_of(&self, vm: &str) -> Result<Option<String>, ClusterError> {
+        let state = self.member()?;
+        let client = self.etcd_client(&state)?;
+        let me = state.node_name.clone();
+        let vm = vm.to_string();
+        let recs = self.block(async move { alloc::list(&client).await })?;
+        Ok(recs
+            .iter()
+            .find(|r| r.vm == vm)
+            .and_then(|r| r.peer_of(&me))
+            .map(|s| s.node.clone()))
     }
 
     /// Check a move of VM `vm`'s replicas to node `to` (422 naming `to` with the reason).
@@ -764,7 +783,10 @@ impl ClusterService {
     /// volumes removed, the records deleted (best effort: each failure is logged).
     fn undo(&self, client: &etcd_client::Client, made: &[ResourceRecord]) {
         let node = Node::system(self.ctx.runner.as_ref());
-        let me = self.ctx.node_name.clone();
+        let me = self
+            .member()
+            .map(|s| s.node_name)
+            .unwrap_or_else(|_| self.ctx.node_name.clone());
         for rec in made {
             let _ = node.down(&rec.name);
             let _ = std::fs::remove_file(node.drbd_d.join(format!("{}.res", rec.name)));

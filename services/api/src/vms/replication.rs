@@ -146,14 +146,22 @@ pub async fn move_replica(
             message: &message,
         },
         move |c, progress| {
-            let done = c.move_replica(&name, &body.to, &bridges, progress)?;
-            vms.set_replica_node(&name, &body.to).map_err(|e| {
-                ClusterError::Conflict(format!(
-                    "the replica moved but the VM's record was not updated: {}",
-                    cairn_core::boot::error_chain(&e)
-                ))
-            })?;
-            Ok(done)
+            let moved = c.move_replica(&name, &body.to, &bridges, progress);
+            // Success or not, the VM's record follows the cluster's (a move that failed
+            // after its records changed has its new replica node already).
+            let now = match &moved {
+                Ok(_) => Some(body.to.clone()),
+                Err(_) => c.replica_of(&name).ok().flatten(),
+            };
+            if let Some(node) = now {
+                vms.set_replica_node(&name, &node).map_err(|e| {
+                    ClusterError::Conflict(format!(
+                        "the VM's record was not updated with its replica node {node}: {}",
+                        cairn_core::boot::error_chain(&e)
+                    ))
+                })?;
+            }
+            moved
         },
     ))
 }
