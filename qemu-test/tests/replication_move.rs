@@ -37,10 +37,15 @@ fn name_replication_network(cluster: &mut LabCluster, i: usize) -> Result<()> {
     Ok(())
 }
 
-/// The MD5 of the first `bytes` of `dev` on node `i`.
+/// The MD5 of the first `bytes` (a whole number of MiB) of `dev` on node `i`, read with
+/// O_DIRECT: DRBD writes a backing device under its page cache, and udev's probe of a new LV
+/// leaves the cache holding what was there before.
 fn md5(cluster: &mut LabCluster, i: usize, dev: &str, bytes: u64) -> Result<String> {
     let out = cluster.node(i)?.node().shell_check(
-        &format!("head -c {bytes} {dev} | md5sum"),
+        &format!(
+            "dd if={dev} bs=1M count={} iflag=direct 2>/dev/null | md5sum",
+            bytes >> 20
+        ),
         Deadline::secs(120),
     )?;
     out.split_whitespace()
