@@ -8,7 +8,8 @@
 //! replication port is cut (bridge port down in the lab namespace): the VM keeps flushing on
 //! node1, the fence-peer handler lets node1 write alone (etcd records it), node2 outdates its
 //! copy, an alert names the disk; with the port back the copies resync only the changed
-//! blocks (reported) and the alert clears. node1 is rebooted: the VM autostarts on its
+//! blocks (reported) and the alert clears. node1 cut off from both bridges cannot reach etcd:
+//! its I/O stays frozen (no write acknowledged) until it is healed. node1 is rebooted: the VM autostarts on its
 //! replicated disk, Primary, both copies current. Last, replication is turned off keeping node1's
 //! copy: node2's copy and the record go, and the guest continues on its thin volume.
 //! Checked at every poll from the replication on:
@@ -475,6 +476,44 @@ fn replication() -> Result<()> {
         kb as f64 * 1024.0 * 100.0 / DISK_BYTES as f64
     );
     watch.check(&mut cluster)?;
+
+    // node1 cut off from both lab bridges (cluster and replication): it reaches neither etcd
+    // nor node2, so the fence-peer handler cannot be told that node1 may write alone and
+    // keeps its I/O frozen: the guest acknowledges no write. Healed, node1 reconnects and
+    // its controller resumes the frozen I/O (after DRBD's handler had its 35 s).
+    cluster.cut_off(1)?;
+    wait_for(
+        &mut cluster,
+        &mut watch,
+        "node1 cut off: its I/O frozen (the handler could not reach etcd)",
+        Deadline::secs(120),
+        |c, _| Ok(disk0(c, 1)?["io_frozen"] == true),
+    )?;
+    watch.check(&mut cluster)?;
+    let frozen_at = watch.last_flushed;
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(15) {
+        watch.check(&mut cluster)?;
+        ensure!(
+            watch.last_flushed == frozen_at,
+            "node1 acknowledged a write ({}) while cut off with I/O frozen at {frozen_at}",
+            watch.last_flushed
+        );
+        // the observation window: nothing may be flushed during these 15 s
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+    println!("cut off: no write acknowledged for 15 s (last flushed {frozen_at})");
+    cluster.heal(1)?;
+    wait_for(
+        &mut cluster,
+        &mut watch,
+        "healed: I/O resumed, both copies UpToDate, the guest flushing again",
+        Deadline::secs(180),
+        |c, w| {
+            let s = disk0(c, 1)?;
+            Ok(s["io_frozen"] == false && s["healthy"] == true && w.last_flushed > frozen_at)
+        },
+    )?;
 
     // node1 rebooted with the VM set to autostart: the VM (forced off at the node stop after
     // the lab's 5 s) comes back on its replicated disk, Primary here, both copies current,
