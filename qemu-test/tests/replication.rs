@@ -119,26 +119,6 @@ fn wait_for(
     }
 }
 
-/// Name the replication NIC as the replication role in node `i`'s network spec (try, then
-/// confirm).
-fn name_replication_network(cluster: &mut LabCluster, i: usize) -> Result<()> {
-    let node = cluster.node(i)?;
-    let ifname = node.wait_address(LabNic::Replication, Deadline::secs(120))?;
-    let api = node.api()?.clone();
-    let mut spec = api.expect("GET", "/api/v1/network", None)?["spec"].clone();
-    spec["roles"] = json!({"replication": ifname});
-    let r = api.put("/api/v1/network", &json!({ "spec": spec }))?;
-    ensure!(
-        r.status == 200,
-        "node{i} PUT /network with roles.replication={ifname}: {} {}",
-        r.status,
-        r.body
-    );
-    let c = api.post("/api/v1/network/confirm", &json!({}))?;
-    ensure!(c.status == 200, "node{i} confirm: {} {}", c.status, c.body);
-    Ok(())
-}
-
 /// Microseconds per 4 KiB synchronous direct write of `count` writes to `dev` at 4 KiB block
 /// `seek`, on node1.
 fn write_latency_us(cluster: &mut LabCluster, dev: &str, seek: u64, count: u64) -> Result<u64> {
@@ -203,35 +183,8 @@ fn replication() -> Result<()> {
     if lab.accel()?.accel == Accel::Tcg {
         opts.cmdline.push("cairn.vm.accel=tcg".into());
     }
-    let (mut cluster, _) = common::cluster_status::start_formed_with(&lab, 2, &opts)?;
-    for i in 1..=2 {
-        let serial = cluster.node(i)?.disk_serials()[0].clone();
-        let api = cluster.node(i)?.api()?.clone();
-        common::pool::create_single_pool(&api, POOL, &serial, Deadline::secs(300))?;
-        name_replication_network(&mut cluster, i)?;
-    }
-    // Each node record publishes its replication address and pools (NETWORKS_TICK, 10 s).
+    let mut cluster = common::replication::start(&lab, 2, &opts, POOL)?;
     let api1 = cluster.node(1)?.api()?.clone();
-    let d = Deadline::secs(120);
-    loop {
-        let st = api1.expect("GET", "/api/v1/cluster", None)?;
-        let ready = st["nodes"].as_array().is_some_and(|nodes| {
-            nodes.len() == 2
-                && nodes.iter().all(|n| {
-                    n["replication_address"].is_string()
-                        && n["pools"].as_array().is_some_and(|p| !p.is_empty())
-                })
-        });
-        if ready {
-            break;
-        }
-        ensure!(
-            !d.expired(),
-            "the node records never showed replication addresses and pools: {st}"
-        );
-        // poll interval for the next record publication; the deadline bounds the wait
-        std::thread::sleep(Duration::from_millis(1000).min(d.remaining()));
-    }
     println!(
         "two nodes formed, pools and replication networks named: {:.0} s",
         started.elapsed().as_secs_f64()

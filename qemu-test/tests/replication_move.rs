@@ -9,7 +9,7 @@
 mod common;
 
 use anyhow::{ensure, Context, Result};
-use cairn_lab::{Accel, ClusterOptions, Deadline, Lab, LabCluster, LabNic};
+use cairn_lab::{Accel, ClusterOptions, Deadline, Lab, LabCluster};
 use common::guest::{base64, build_images, wait_beats};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -17,25 +17,6 @@ use std::time::{Duration, Instant};
 const POOL: &str = "tank";
 const VM: &str = "web";
 const DISK_BYTES: u64 = 128 << 20;
-
-/// Name the replication NIC as the replication role in node `i`'s network spec.
-fn name_replication_network(cluster: &mut LabCluster, i: usize) -> Result<()> {
-    let node = cluster.node(i)?;
-    let ifname = node.wait_address(LabNic::Replication, Deadline::secs(120))?;
-    let api = node.api()?.clone();
-    let mut spec = api.expect("GET", "/api/v1/network", None)?["spec"].clone();
-    spec["roles"] = json!({"replication": ifname});
-    let r = api.put("/api/v1/network", &json!({ "spec": spec }))?;
-    ensure!(
-        r.status == 200,
-        "node{i} PUT /network: {} {}",
-        r.status,
-        r.body
-    );
-    let c = api.post("/api/v1/network/confirm", &json!({}))?;
-    ensure!(c.status == 200, "node{i} confirm: {} {}", c.status, c.body);
-    Ok(())
-}
 
 /// The MD5 of the first `bytes` (a whole number of MiB) of `dev` on node `i`, read with
 /// O_DIRECT: DRBD writes a backing device under its page cache, and udev's probe of a new LV
@@ -70,34 +51,8 @@ fn replication_move() -> Result<()> {
     if lab.accel()?.accel == Accel::Tcg {
         opts.cmdline.push("cairn.vm.accel=tcg".into());
     }
-    let (mut cluster, _) = common::cluster_status::start_formed_with(&lab, 3, &opts)?;
-    for i in 1..=3 {
-        let serial = cluster.node(i)?.disk_serials()[0].clone();
-        let api = cluster.node(i)?.api()?.clone();
-        common::pool::create_single_pool(&api, POOL, &serial, Deadline::secs(300))?;
-        name_replication_network(&mut cluster, i)?;
-    }
+    let mut cluster = common::replication::start(&lab, 3, &opts, POOL)?;
     let api1 = cluster.node(1)?.api()?.clone();
-    let d = Deadline::secs(120);
-    loop {
-        let st = api1.expect("GET", "/api/v1/cluster", None)?;
-        let ready = st["nodes"].as_array().is_some_and(|nodes| {
-            nodes.len() == 3
-                && nodes.iter().all(|n| {
-                    n["replication_address"].is_string()
-                        && n["pools"].as_array().is_some_and(|p| !p.is_empty())
-                })
-        });
-        if ready {
-            break;
-        }
-        ensure!(
-            !d.expired(),
-            "the node records never showed replication addresses and pools: {st}"
-        );
-        // poll interval for the next record publication; the deadline bounds the wait
-        std::thread::sleep(Duration::from_millis(1000).min(d.remaining()));
-    }
     println!(
         "three nodes formed: {:.0} s",
         started.elapsed().as_secs_f64()

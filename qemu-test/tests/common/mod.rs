@@ -12,6 +12,8 @@ pub mod guest;
 #[allow(dead_code)]
 pub mod pool;
 #[allow(dead_code)]
+pub mod replication;
+#[allow(dead_code)]
 pub mod shares;
 
 use anyhow::{bail, ensure, Context, Result};

@@ -233,75 +233,23 @@ impl ClusterService {
         for rec in made.iter() {
             node.primary(&rec.name, true).map_err(drbd_err(&rec.name))?;
         }
-        let total: u64 = made.iter().map(|r| r.size_bytes).sum();
-        // The slowest the controller goes (c-min-rate 4 MiB/s) bounds the sync.
-        let wait = SYNC_WAIT_BASE + Duration::from_secs(total / (4 << 20));
-        let start = Instant::now();
-        loop {
-            let text = std::fs::read_to_string(&node.proc_drbd).unwrap_or_default();
-            let parsed = proc_status::parse(&text).ok();
-            let mut done = Vec::new();
-            let mut all = true;
-            for rec in made.iter() {
-                let dev = parsed.as_ref().and_then(|p| p.device(rec.index));
-                let synced = dev.is_some_and(|d| d.disk == "UpToDate" && d.peer_disk == "UpToDate");
-                all &= synced;
-                let pm = match dev.and_then(|d| d.sync.as_ref()) {
-                    _ if synced => 1000,
-                    Some(s) => s.permille,
-                    None => 0,
-                };
-                done.push((rec.size_bytes, pm));
-            }
-            let pm = sync_permille(&done);
-            let elapsed = start.elapsed().as_secs_f64().max(0.1);
-            let rate = (total as f64 * f64::from(pm) / 1000.0) / elapsed;
-            let left = if rate > 0.0 {
+        let sync_to = place.node.clone();
+        self.wait_synced(
+            &node,
+            made,
+            &format!("the initial sync to {sync_to}"),
+            progress,
+            |pct, total, rate, left| {
                 format!(
-                    ", {:.0} s left",
-                    (total as f64 * f64::from(1000 - pm) / 1000.0) / rate
-                )
-            } else {
-                String::new()
-            };
-            progress.progress(
-                (10 + pm * 85 / 1000).min(95) as u8,
-                &format!(
-                    "initial sync to {}: {:.1} % of {} MiB at {:.1} MiB/s{left}",
-                    place.node,
-                    f64::from(pm) / 10.0,
+                    "initial sync to {sync_to}: {pct:.1} % of {} MiB at {:.1} MiB/s{left}",
                     total >> 20,
                     rate / f64::from(1u32 << 20)
-                ),
-            );
-            if all {
-                break;
-            }
-            if start.elapsed() > wait {
-                return Err(ClusterError::Timeout {
-                    what: format!("the initial sync to {}", place.node),
-                    waited: wait,
-                });
-            }
-            std::thread::sleep(POLL);
-        }
+                )
+            },
+        )?;
         let mut out = Vec::new();
         for rec in made.iter() {
-            let name = rec.name.clone();
-            let c = client.clone();
-            self.block(async move {
-                let (mut r, rev) = alloc::get(&c, &name).await?.ok_or_else(|| {
-                    ClusterError::Conflict(format!("the record of {name} disappeared"))
-                })?;
-                r.initial_sync_done = true;
-                if alloc::update_guarded(&c, &r, rev).await? {
-                    Ok(())
-                } else {
-                    Err(ClusterError::Conflict(format!(
-                        "the record of {name} changed while it was being marked synced"
-                    )))
-                }
-            })?;
+            self.mark_synced(client, &rec.name)?;
             node.secondary(&rec.name).map_err(drbd_err(&rec.name))?;
             let i = rec.index().map(Index::device).unwrap_or_default();
             out.push(ReplicatedDisk {
@@ -681,7 +629,46 @@ impl ClusterService {
                 |d| crate::drbd::follow::is_connected(&d.connection),
             )?;
         }
-        let total: u64 = moved.iter().map(|r| r.size_bytes).sum();
+        self.wait_synced(
+            &node,
+            &moved,
+            &format!("the sync to {to}"),
+            progress,
+            |pct, total, _, _| {
+                format!(
+                    "sync to {to}: {pct:.1} % of {} MiB; until it ends only this node's copy is \
+                     current",
+                    total >> 20
+                )
+            },
+        )?;
+        for rec in &moved {
+            self.mark_synced(&client, &rec.name)?;
+        }
+        let from: Vec<String> = recs
+            .iter()
+            .filter_map(|r| r.peer_of(&me).map(|s| s.node.clone()))
+            .collect();
+        progress.progress(100, &format!("replica moved to {to}"));
+        Ok(format!(
+            "VM {vm}: replica moved from {} to {to}; {} removes its old copy",
+            from.first().map_or("?", String::as_str),
+            from.first().map_or("the old node", String::as_str)
+        ))
+    }
+
+    /// Wait until every one of `recs` is connected with both copies UpToDate, reporting the
+    /// size-weighted progress as `message(percent, total bytes, bytes/s, ", N s left")`; the
+    /// deadline allows the slowest rate the resync controller goes (c-min-rate 4 MiB/s).
+    fn wait_synced(
+        &self,
+        node: &Node<'_>,
+        recs: &[ResourceRecord],
+        what: &str,
+        progress: &dyn Progress,
+        message: impl Fn(f64, u64, f64, &str) -> String,
+    ) -> Result<(), ClusterError> {
+        let total: u64 = recs.iter().map(|r| r.size_bytes).sum();
         let wait = SYNC_WAIT_BASE + Duration::from_secs(total / (4 << 20));
         let start = Instant::now();
         loop {
@@ -689,7 +676,7 @@ impl ClusterService {
             let parsed = proc_status::parse(&text).ok();
             let mut done = Vec::new();
             let mut all = true;
-            for rec in &moved {
+            for rec in recs {
                 let dev = parsed.as_ref().and_then(|p| p.device(rec.index));
                 let synced = dev.is_some_and(|d| {
                     d.connection == "Connected" && d.disk == "UpToDate" && d.peer_disk == "UpToDate"
@@ -703,51 +690,49 @@ impl ClusterService {
                 done.push((rec.size_bytes, pm));
             }
             let pm = sync_permille(&done);
+            let elapsed = start.elapsed().as_secs_f64().max(0.1);
+            let rate = (total as f64 * f64::from(pm) / 1000.0) / elapsed;
+            let left = if rate > 0.0 {
+                format!(
+                    ", {:.0} s left",
+                    (total as f64 * f64::from(1000 - pm) / 1000.0) / rate
+                )
+            } else {
+                String::new()
+            };
             progress.progress(
                 (10 + pm * 85 / 1000).min(95) as u8,
-                &format!(
-                    "sync to {to}: {:.1} % of {} MiB; until it ends only this node's copy is current",
-                    f64::from(pm) / 10.0,
-                    total >> 20
-                ),
+                &message(f64::from(pm) / 10.0, total, rate, &left),
             );
             if all {
-                break;
+                return Ok(());
             }
             if start.elapsed() > wait {
                 return Err(ClusterError::Timeout {
-                    what: format!("the sync to {to}"),
+                    what: what.to_string(),
                     waited: wait,
                 });
             }
             std::thread::sleep(POLL);
         }
-        for rec in &moved {
-            let (c, name) = (client.clone(), rec.name.clone());
-            self.block(async move {
-                let (mut r, rev) = alloc::get(&c, &name).await?.ok_or_else(|| {
-                    ClusterError::Conflict(format!("the record of {name} disappeared"))
-                })?;
-                r.initial_sync_done = true;
-                if alloc::update_guarded(&c, &r, rev).await? {
-                    Ok(())
-                } else {
-                    Err(ClusterError::Conflict(format!(
-                        "the record of {name} changed while it was being marked synced"
-                    )))
-                }
+    }
+
+    /// Record that resource `name`'s copies finished a full sync (guarded update).
+    fn mark_synced(&self, client: &etcd_client::Client, name: &str) -> Result<(), ClusterError> {
+        let (c, name) = (client.clone(), name.to_string());
+        self.block(async move {
+            let (mut r, rev) = alloc::get(&c, &name).await?.ok_or_else(|| {
+                ClusterError::Conflict(format!("the record of {name} disappeared"))
             })?;
-        }
-        let from: Vec<String> = recs
-            .iter()
-            .filter_map(|r| r.peer_of(&me).map(|s| s.node.clone()))
-            .collect();
-        progress.progress(100, &format!("replica moved to {to}"));
-        Ok(format!(
-            "VM {vm}: replica moved from {} to {to}; {} removes its old copy",
-            from.first().map_or("?", String::as_str),
-            from.first().map_or("the old node", String::as_str)
-        ))
+            r.initial_sync_done = true;
+            if alloc::update_guarded(&c, &r, rev).await? {
+                Ok(())
+            } else {
+                Err(ClusterError::Conflict(format!(
+                    "the record of {name} changed while it was being marked synced"
+                )))
+            }
+        })
     }
 
     /// Wait until `rec`'s device satisfies `ok`, reading `/proc/drbd`.

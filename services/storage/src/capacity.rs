@@ -65,13 +65,13 @@ pub struct ShareUse {
 }
 
 impl Storage {
-    /// The free space of `pool`'s thin pool (`lvs` only: no share is touched).
-    pub fn thin_free_bytes(&self, pool: &str) -> Result<u64, DataError> {
+    /// The LVs of usable pool `pool` and the index of its thin pool among them.
+    fn thin_pool_rows(&self, pool: &str) -> Result<(Vec<lvm::LvRow>, usize), DataError> {
         self.pool_usable(pool)?;
         let rows = lvm::list_lvs(self.runner(), pool)?;
-        let thin = rows
+        let i = rows
             .iter()
-            .find(|r| r.name == names::THIN_POOL_LV)
+            .position(|r| r.name == names::THIN_POOL_LV)
             .ok_or_else(|| DataError::Parse {
                 tool: "lvs".into(),
                 reason: format!(
@@ -80,6 +80,13 @@ impl Storage {
                     names::vg_name(pool)
                 ),
             })?;
+        Ok((rows, i))
+    }
+
+    /// The free space of `pool`'s thin pool (`lvs` only: no share is touched).
+    pub fn thin_free_bytes(&self, pool: &str) -> Result<u64, DataError> {
+        let (rows, i) = self.thin_pool_rows(pool)?;
+        let thin = &rows[i];
         // data_percent is lvs's 0–100 with two decimals: the product fits u64 and is ≥ 0.
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let used = (thin.size_bytes as f64 * thin.data_percent.clamp(0.0, 100.0) / 100.0) as u64;
@@ -88,19 +95,8 @@ impl Storage {
 
     /// Read the thin pool's and every mounted share's usage of `pool`.
     pub fn capacity(&self, pool: &str) -> Result<Capacity, DataError> {
-        self.pool_usable(pool)?;
-        let rows = lvm::list_lvs(self.runner(), pool)?;
-        let thin = rows
-            .iter()
-            .find(|r| r.name == names::THIN_POOL_LV)
-            .ok_or_else(|| DataError::Parse {
-                tool: "lvs".into(),
-                reason: format!(
-                    "no thin pool `{}` in {}",
-                    names::THIN_POOL_LV,
-                    names::vg_name(pool)
-                ),
-            })?;
+        let (rows, i) = self.thin_pool_rows(pool)?;
+        let thin = &rows[i];
         let provisioned = rows
             .iter()
             .filter(|r| r.attr.starts_with('V'))

@@ -633,13 +633,7 @@ impl Vms {
             .get_mut(name)
             .ok_or_else(|| VmError::NotFound(name.to_string()))?;
         for (disk, device) in disks {
-            let i: usize = disk
-                .strip_prefix("disk")
-                .and_then(|n| n.parse().ok())
-                .filter(|i| *i < rec.disks.len())
-                .ok_or_else(|| {
-                    VmError::Invalid(crate::spec::invalid("disks", format!("no disk {disk}")))
-                })?;
+            let i = disk_index(disk, rec.disks.len())?;
             rec.disks[i].path = device.clone();
             rec.disks[i].replication = None;
         }
@@ -696,13 +690,7 @@ impl Vms {
             .get_mut(name)
             .ok_or_else(|| VmError::NotFound(name.to_string()))?;
         for (disk, device, rep) in disks {
-            let i: usize = disk
-                .strip_prefix("disk")
-                .and_then(|n| n.parse().ok())
-                .filter(|i| *i < rec.disks.len())
-                .ok_or_else(|| {
-                    VmError::Invalid(crate::spec::invalid("disks", format!("no disk {disk}")))
-                })?;
+            let i = disk_index(disk, rec.disks.len())?;
             rec.disks[i].path = device.clone();
             rec.disks[i].replication = Some(rep.clone());
         }
@@ -1125,6 +1113,14 @@ pub(crate) fn new_record(spec: &VmSpec, disks: Vec<Disk>) -> VmRecord {
         autostart: spec.autostart,
         snapshots: BTreeMap::new(),
     }
+}
+
+/// The index of disk `disk<i>` of a VM with `count` disks (refused naming `disks`).
+fn disk_index(disk: &str, count: usize) -> Result<usize, VmError> {
+    disk.strip_prefix("disk")
+        .and_then(|n| n.parse().ok())
+        .filter(|i| *i < count)
+        .ok_or_else(|| VmError::Invalid(spec::invalid("disks", format!("no disk {disk}"))))
 }
 
 fn write_at_start(path: &Path, image: &[u8]) -> std::io::Result<()> {

@@ -43,25 +43,9 @@ pub fn plan(
     let (Some(retire), Some(side)) = (&rec.retire, rec.side(me)) else {
         return Ok(None);
     };
-    let (vg, lv) = vg_lv("sides.disk", &side.disk)?;
-    let (meta_vg, meta_lv) = vg_lv("sides.meta_disk", &side.meta_disk)?;
-    let mut steps = Vec::new();
-    if facts.res_file {
-        steps.extend([RetireStep::Down, RetireStep::RemoveRes]);
-    }
-    if facts.meta {
-        steps.push(RetireStep::RemoveLv {
-            vg: meta_vg,
-            lv: meta_lv,
-        });
-    }
-    if retire.keep != me {
-        if facts.backing {
-            steps.push(RetireStep::RemoveLv { vg, lv });
-        }
-        steps.push(RetireStep::DeleteRecord);
-    }
-    Ok(Some(steps))
+    let kept = retire.keep == me;
+    let last = (!kept).then_some(RetireStep::DeleteRecord);
+    removal(side, ("sides.disk", "sides.meta_disk"), facts, !kept, last).map(Some)
 }
 
 /// The steps for `me` as a former side of `rec` (the replica moved away from it): its
@@ -78,8 +62,27 @@ pub fn former_plan(
     if rec.side(me).is_some() {
         return Ok(Some(vec![RetireStep::DropFormer]));
     }
-    let (vg, lv) = vg_lv("former.disk", &side.disk)?;
-    let (meta_vg, meta_lv) = vg_lv("former.meta_disk", &side.meta_disk)?;
+    removal(
+        side,
+        ("former.disk", "former.meta_disk"),
+        facts,
+        true,
+        Some(RetireStep::DropFormer),
+    )
+    .map(Some)
+}
+
+/// `side` taken down with its metadata LV, its backing LV too when `remove_copy`, then
+/// `last` (`fields` name the device paths in errors).
+fn removal(
+    side: &super::record::Side,
+    (disk_field, meta_field): (&'static str, &'static str),
+    facts: RetireFacts,
+    remove_copy: bool,
+    last: Option<RetireStep>,
+) -> Result<Vec<RetireStep>, SideError> {
+    let (vg, lv) = vg_lv(disk_field, &side.disk)?;
+    let (meta_vg, meta_lv) = vg_lv(meta_field, &side.meta_disk)?;
     let mut steps = Vec::new();
     if facts.res_file {
         steps.extend([RetireStep::Down, RetireStep::RemoveRes]);
@@ -90,11 +93,11 @@ pub fn former_plan(
             lv: meta_lv,
         });
     }
-    if facts.backing {
+    if remove_copy && facts.backing {
         steps.push(RetireStep::RemoveLv { vg, lv });
     }
-    steps.push(RetireStep::DropFormer);
-    Ok(Some(steps))
+    steps.extend(last);
+    Ok(steps)
 }
 
 /// Read what this node has of `rec` (its side, or its former side).
